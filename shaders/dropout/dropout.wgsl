@@ -1,0 +1,58 @@
+// Inverted dropout with a counter-based RNG: element i is kept iff hash(seed, i) >= p * 2^32.
+// Nothing is stored between forward and backward: backward recomputes the same mask from the
+// same (seed, i), so the mask costs no memory and is identical by construction.
+// x, y, g, gx: (N)
+
+struct Params {
+    n: u32,
+    threshold: u32, // p * 2^32, saturated
+    seed_lo: u32,
+    seed_hi: u32,
+    scale: f32,     // 1 / (1 - p)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+// "lowbias32" integer hash (Chris Wellons): full avalanche on 32 bits. ops::reference::dropout
+// mirrors it bit for bit.
+fn mix32(v: u32) -> u32 {
+    var x = v;
+    x ^= x >> 16u;
+    x *= 0x7feb352du;
+    x ^= x >> 15u;
+    x *= 0x846ca68bu;
+    x ^= x >> 16u;
+    return x;
+}
+
+fn keep(i: u32) -> bool {
+    let h = mix32(i ^ mix32(p.seed_lo ^ mix32(p.seed_hi + 0x9e3779b9u)));
+    return h >= p.threshold;
+}
+
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn dropout_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    if (i < p.n) {
+        y[i] = select(0.0, x[i] * p.scale, keep(i));
+    }
+}
+
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gx: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn dropout_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    if (i < p.n) {
+        gx[i] = select(0.0, g[i] * p.scale, keep(i));
+    }
+}

@@ -1,0 +1,92 @@
+// Elementwise binary ops with broadcasting. OP: 0 add, 1 sub, 2 mul, 3 div.
+// a, b broadcast to out: (N) = prod(shape); strides are 0 on broadcast dims.
+
+override OP: u32;
+
+struct Params {
+    n: u32,
+    rank: u32,
+    _pad0: u32,
+    _pad1: u32,
+    shape: array<vec4<u32>, 2>,
+    sa: array<vec4<u32>, 2>,
+    sb: array<vec4<u32>, 2>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn f(a: f32, b: f32) -> f32 {
+    switch OP {
+        case 0u: { return a + b; }
+        case 1u: { return a - b; }
+        case 2u: { return a * b; }
+        default: { return a / b; }
+    }
+}
+
+// Offsets into a and b of output element i.
+fn offsets(i: u32) -> vec2<u32> {
+    var rem = i;
+    var oa = 0u;
+    var ob = 0u;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        let size = dim8(p.shape, u32(d));
+        let c = rem % size;
+        rem = rem / size;
+        oa += c * dim8(p.sa, u32(d));
+        ob += c * dim8(p.sb, u32(d));
+    }
+    return vec2<u32>(oa, ob);
+}
+
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+// Same shapes: no index arithmetic.
+@compute @workgroup_size(WG1)
+fn binary_same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    if (i < p.n) {
+        out[i] = f(a[i], b[i]);
+    }
+}
+
+@compute @workgroup_size(WG1)
+fn binary_broadcast(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    if (i < p.n) {
+        let o = offsets(i);
+        out[i] = f(a[o.x], b[o.y]);
+    }
+}
+
+// Backward of mul and div in one pass, at the output's shape (the caller sums broadcast dims):
+// mul: ga = g*b, gb = g*a;  div: ga = g/b, gb = -g*a/b^2.
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read> a2: array<f32>;
+@group(0) @binding(3) var<storage, read> b2: array<f32>;
+@group(0) @binding(4) var<storage, read_write> ga: array<f32>;
+@group(0) @binding(5) var<storage, read_write> gb: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn binary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    if (i < p.n) {
+        let o = offsets(i);
+        let av = a2[o.x];
+        let bv = b2[o.y];
+        let gv = g[i];
+        if (OP == 2u) {
+            ga[i] = gv * bv;
+            gb[i] = gv * av;
+        } else {
+            let q = gv / bv;
+            ga[i] = q;
+            gb[i] = -q * av / bv;
+        }
+    }
+}

@@ -1,0 +1,797 @@
+//! The engine: the only module that touches wgpu.
+//!
+//! An [`Engine`] owns one device and queue and everything cached on them: shader modules,
+//! pipelines, a buffer pool and the batch of recorded dispatches. Ops record dispatches; nothing
+//! is submitted until a readback, an upload or an explicit [`Engine::flush`], so a whole training
+//! step becomes one command buffer. All GPU waits go through [`Engine::wait`], which has a
+//! timeout, and wgpu's errors are captured into typed [`Error`]s instead of wgpu's default
+//! handler, which panics.
+
+mod batch;
+pub mod buffers;
+pub mod dispatch;
+pub mod pipeline;
+pub mod shaders;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use batch::Batch;
+use buffers::BufferPool;
+pub use pipeline::Kernel;
+use pipeline::{LayoutKey, PipelineCache};
+
+/// Bytes reserved per dispatch in the uniform ring; every op's parameter struct fits.
+pub const UNIFORM_SLOT: u64 = 256;
+/// Dispatches that fit in one batch before it is submitted on its own.
+const RING_SLOTS: u64 = 8192;
+
+/// How to pick and open a device.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Case-insensitive substring of the adapter name to use; defaults to `$WHET_ADAPTER`.
+    pub adapter: Option<String>,
+    /// Longest a single GPU wait may take before it fails with [`Error::Timeout`].
+    pub timeout: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            adapter: std::env::var("WHET_ADAPTER").ok().filter(|s| !s.is_empty()),
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What kind of adapter we run on: decides kernel variants (see `ops::matmul`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdapterClass {
+    /// A CPU rasteriser such as lavapipe/llvmpipe or WARP: workgroup memory and barriers are
+    /// slow there, register blocking wins.
+    Cpu,
+    /// A real GPU: workgroup-memory tiling wins.
+    Gpu,
+}
+
+/// Counters for tests and benches.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub dispatches: u64,
+    pub submits: u64,
+    pub pipelines_compiled: u64,
+    pub buffers_created: u64,
+    pub bytes_in_use: u64,
+    pub peak_bytes: u64,
+    /// Autodiff nodes recorded since the engine was made.
+    pub nodes_recorded: u64,
+    /// Bytes of tensors saved for backward since the engine was made.
+    pub saved_bytes: u64,
+}
+
+/// A handle to a device; cheap to clone, safe to share between threads.
+#[derive(Clone)]
+pub struct Engine(pub(crate) Arc<EngineInner>);
+
+pub(crate) struct EngineInner {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    pub(crate) limits: wgpu::Limits,
+    class: AdapterClass,
+    timeout: Duration,
+    cache: Mutex<PipelineCache>,
+    pool: Mutex<BufferPool>,
+    staging: Mutex<BufferPool>,
+    batch: Mutex<Batch>,
+    ring: wgpu::Buffer,
+    uniform_align: u64,
+    errors: Arc<Mutex<Vec<String>>>,
+    lost: Arc<Mutex<Option<String>>>,
+    no_grad_depth: AtomicUsize,
+    next_id: AtomicU64,
+    dispatches: AtomicU64,
+    submits: AtomicU64,
+    pub(crate) nodes_recorded: AtomicU64,
+    pub(crate) saved_bytes: AtomicU64,
+    poisoned: AtomicBool,
+}
+
+/// One storage binding of a dispatch.
+pub(crate) struct Binding<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    /// Bytes visible to the shader (> 0, a multiple of 4).
+    pub size: u64,
+    pub read_only: bool,
+}
+
+impl<'a> Binding<'a> {
+    pub fn read(s: &'a Storage, bytes: u64) -> Self {
+        Binding {
+            buffer: s.buffer(),
+            size: bind_size(bytes),
+            read_only: true,
+        }
+    }
+    pub fn write(s: &'a Storage, bytes: u64) -> Self {
+        Binding {
+            buffer: s.buffer(),
+            size: bind_size(bytes),
+            read_only: false,
+        }
+    }
+}
+
+/// Bindings may not be empty: a 0-byte tensor binds 16 bytes of its (>= 256-byte) buffer.
+fn bind_size(bytes: u64) -> u64 {
+    bytes.max(16).div_ceil(16) * 16
+}
+
+/// A device buffer owned by one or more tensors; returns to the pool on drop.
+pub struct Storage {
+    buffer: Option<wgpu::Buffer>,
+    class: u64,
+    engine: Weak<EngineInner>,
+}
+
+impl Storage {
+    pub(crate) fn buffer(&self) -> &wgpu::Buffer {
+        self.buffer
+            .as_ref()
+            .expect("storage buffer present until drop")
+    }
+    /// Capacity in bytes (the size class).
+    pub fn capacity(&self) -> u64 {
+        self.class
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let (Some(buf), Some(engine)) = (self.buffer.take(), self.engine.upgrade()) {
+            if let Ok(mut pool) = engine.pool.lock() {
+                pool.give(self.class, buf);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks is an internal bug; the data stays usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+impl Engine {
+    /// Open the best adapter: discrete > integrated > virtual > CPU, or the one named by
+    /// `options.adapter` / `$WHET_ADAPTER`.
+    pub fn new(options: EngineOptions) -> Result<Engine> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = wgpu::Backends::PRIMARY;
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+        if adapters.is_empty() {
+            return Err(Error::NoAdapter(
+                "no Vulkan, Metal or DX12 adapter found (on Linux without a GPU install Mesa's lavapipe: \
+                 apt-get install mesa-vulkan-drivers libvulkan1)"
+                    .into(),
+            ));
+        }
+        let names: Vec<String> = adapters
+            .iter()
+            .map(|a| format!("{} ({:?})", a.get_info().name, a.get_info().device_type))
+            .collect();
+        if let Some(want) = &options.adapter {
+            let w = want.to_lowercase();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&w));
+            if adapters.is_empty() {
+                return Err(Error::NoAdapter(format!(
+                    "no adapter name contains '{want}'; available: {}",
+                    names.join(", ")
+                )));
+            }
+        }
+        adapters.sort_by_key(|a| rank(a.get_info().device_type));
+        let adapter = adapters.remove(0);
+        Self::from_adapter(adapter, options.timeout)
+    }
+
+    /// Open a device on a chosen adapter, with the adapter's own limits (the defaults cap
+    /// storage bindings at 128 MiB, too small for real embedding tables).
+    pub fn from_adapter(adapter: wgpu::Adapter, timeout: Duration) -> Result<Engine> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("whet"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::DeviceRequest {
+            adapter: info.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            lock(&sink).push(e.to_string());
+        }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            // Dropping the device also reports "lost" with reason Destroyed; that is not a fault.
+            if reason != wgpu::DeviceLostReason::Destroyed {
+                *lock(&lost_sink) = Some(format!("{reason:?}: {msg}"));
+            }
+        });
+        let uniform_align = (limits.min_uniform_buffer_offset_alignment as u64).max(UNIFORM_SLOT);
+        let ring = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("whet uniform ring"),
+            size: uniform_align * RING_SLOTS,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let class = if info.device_type == wgpu::DeviceType::Cpu {
+            AdapterClass::Cpu
+        } else {
+            AdapterClass::Gpu
+        };
+        Ok(Engine(Arc::new(EngineInner {
+            device,
+            queue,
+            info,
+            limits,
+            class,
+            timeout,
+            cache: Mutex::new(PipelineCache::default()),
+            pool: Mutex::new(BufferPool::default()),
+            staging: Mutex::new(BufferPool::default()),
+            batch: Mutex::new(Batch::default()),
+            ring,
+            uniform_align,
+            errors,
+            lost,
+            no_grad_depth: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            dispatches: AtomicU64::new(0),
+            submits: AtomicU64::new(0),
+            nodes_recorded: AtomicU64::new(0),
+            saved_bytes: AtomicU64::new(0),
+            poisoned: AtomicBool::new(false),
+        })))
+    }
+
+    /// The default engine, or `None` (with the reason printed to stderr) when no adapter exists.
+    /// Meant for tests and examples that must still run their CPU parts without a GPU.
+    pub fn try_default() -> Option<Engine> {
+        match Engine::new(EngineOptions::default()) {
+            Ok(e) => Some(e),
+            Err(err) => {
+                eprintln!("whet: NO GPU ADAPTER, GPU checks skipped: {err}");
+                None
+            }
+        }
+    }
+
+    /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
+    pub fn adapter_name(&self) -> &str {
+        &self.0.info.name
+    }
+
+    /// Adapter details as wgpu reports them.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.0.info
+    }
+
+    /// CPU rasteriser or real GPU.
+    pub fn adapter_class(&self) -> AdapterClass {
+        self.0.class
+    }
+
+    /// Limits the device was opened with (the adapter's own).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.0.limits
+    }
+
+    /// Counters since the engine was made.
+    pub fn stats(&self) -> Stats {
+        let pool = lock(&self.0.pool);
+        Stats {
+            dispatches: self.0.dispatches.load(Ordering::Relaxed),
+            submits: self.0.submits.load(Ordering::Relaxed),
+            pipelines_compiled: lock(&self.0.cache).compiled,
+            buffers_created: pool.created,
+            bytes_in_use: pool.in_use,
+            peak_bytes: pool.peak,
+            nodes_recorded: self.0.nodes_recorded.load(Ordering::Relaxed),
+            saved_bytes: self.0.saved_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Reset the peak-memory mark to the current use.
+    pub fn reset_peak(&self) {
+        let mut pool = lock(&self.0.pool);
+        pool.peak = pool.in_use;
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.0.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// While the returned guard lives, ops on this engine record no autodiff nodes.
+    pub fn no_grad(&self) -> NoGradGuard {
+        self.0.no_grad_depth.fetch_add(1, Ordering::SeqCst);
+        NoGradGuard {
+            engine: self.clone(),
+        }
+    }
+
+    /// False inside a [`Engine::no_grad`] scope.
+    pub fn grad_enabled(&self) -> bool {
+        self.0.no_grad_depth.load(Ordering::SeqCst) == 0
+    }
+
+    /// Fails fast once the device is lost or a wgpu error was captured.
+    pub(crate) fn check_health(&self, context: &str) -> Result<()> {
+        if let Some(msg) = lock(&self.0.lost).clone() {
+            return Err(Error::DeviceLost(msg));
+        }
+        let mut errs = lock(&self.0.errors);
+        if !errs.is_empty() {
+            let message = errs.join("; ");
+            errs.clear();
+            self.0.poisoned.store(true, Ordering::Relaxed);
+            return Err(Error::Gpu {
+                context: context.to_string(),
+                message,
+            });
+        }
+        Ok(())
+    }
+
+    /// Allocate a storage buffer of at least `bytes`, from the pool when possible.
+    pub(crate) fn alloc(&self, bytes: u64, what: &str) -> Result<Arc<Storage>> {
+        self.check_fits(bytes, what)?;
+        let class = buffers::size_class(bytes);
+        let parked = lock(&self.0.pool).take(class);
+        if let Some(buffer) = parked {
+            return Ok(Arc::new(Storage {
+                buffer: Some(buffer),
+                class,
+                engine: Arc::downgrade(&self.0),
+            }));
+        }
+        let buffer = self.create_buffer_checked(
+            class,
+            wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            what,
+        )?;
+        lock(&self.0.pool).note_created(class);
+        Ok(Arc::new(Storage {
+            buffer: Some(buffer),
+            class,
+            engine: Arc::downgrade(&self.0),
+        }))
+    }
+
+    /// G1: refuse what can never fit before any GPU call.
+    pub(crate) fn check_fits(&self, bytes: u64, what: &str) -> Result<()> {
+        let l = &self.0.limits;
+        if bytes > l.max_buffer_size {
+            return Err(Error::BufferTooBig {
+                what: what.to_string(),
+                bytes,
+                limit: l.max_buffer_size,
+                limit_name: "buffer (max_buffer_size)",
+            });
+        }
+        let bind = l.max_storage_buffer_binding_size as u64;
+        if bytes > bind {
+            return Err(Error::BufferTooBig {
+                what: what.to_string(),
+                bytes,
+                limit: bind,
+                limit_name: "storage binding (max_storage_buffer_binding_size)",
+            });
+        }
+        Ok(())
+    }
+
+    fn create_buffer_checked(
+        &self,
+        size: u64,
+        usage: wgpu::BufferUsages,
+        what: &str,
+    ) -> Result<wgpu::Buffer> {
+        let scope = self
+            .0
+            .device
+            .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = self.0.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(what),
+            size,
+            usage,
+            mapped_at_creation: false,
+        });
+        if pollster::block_on(scope.pop()).is_some() {
+            // Free what the pool holds and try once more before giving up.
+            lock(&self.0.pool).trim();
+            let scope = self
+                .0
+                .device
+                .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+            let buffer = self.0.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(what),
+                size,
+                usage,
+                mapped_at_creation: false,
+            });
+            if pollster::block_on(scope.pop()).is_some() {
+                return Err(Error::OutOfMemory {
+                    what: what.to_string(),
+                    bytes: size,
+                });
+            }
+            return Ok(buffer);
+        }
+        Ok(buffer)
+    }
+
+    /// Record one dispatch. `uniform` holds the kernel's per-call scalars (binding 0); the
+    /// storage bindings follow as bindings 1..=n in order.
+    pub(crate) fn dispatch(
+        &self,
+        kernel: &Kernel,
+        uniform: &[u8],
+        bindings: &[Binding<'_>],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        debug_assert!(uniform.len() as u64 <= UNIFORM_SLOT);
+        let layout: LayoutKey = bindings.iter().map(|b| b.read_only).collect();
+        let (pipeline, bgl) = self.pipeline(kernel, layout)?;
+        let mut entries = Vec::with_capacity(bindings.len() + 1);
+        entries.push(wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.0.ring,
+                offset: 0,
+                size: std::num::NonZeroU64::new(UNIFORM_SLOT),
+            }),
+        });
+        for (i, b) in bindings.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: b.buffer,
+                    offset: 0,
+                    size: std::num::NonZeroU64::new(b.size),
+                }),
+            });
+        }
+        let bind_group = self.0.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &bgl,
+            entries: &entries,
+        });
+        let full = {
+            let mut batch = lock(&self.0.batch);
+            batch.push(pipeline, bind_group, uniform, groups, self.0.uniform_align);
+            batch.len() as u64 >= RING_SLOTS
+        };
+        self.0.dispatches.fetch_add(1, Ordering::Relaxed);
+        if full {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn pipeline(
+        &self,
+        kernel: &Kernel,
+        layout: LayoutKey,
+    ) -> Result<(Arc<wgpu::ComputePipeline>, Arc<wgpu::BindGroupLayout>)> {
+        let key = kernel.key(layout.clone());
+        let mut cache = lock(&self.0.cache);
+        let (bgl, pl) = match cache.layouts.get(&layout) {
+            Some(l) => l.clone(),
+            None => {
+                let l = self.make_layout(&layout);
+                cache.layouts.insert(layout.clone(), l.clone());
+                l
+            }
+        };
+        if let Some(p) = cache.pipelines.get(&key) {
+            return Ok((p.clone(), bgl));
+        }
+        let module = match cache.modules.get(kernel.file.name) {
+            Some(m) => m.clone(),
+            None => {
+                let m = Arc::new(self.compile_module(kernel.file)?);
+                cache.modules.insert(kernel.file.name, m.clone());
+                m
+            }
+        };
+        let label = key.label();
+        if std::env::var_os("WHET_DUMP_SHADERS").is_some() {
+            eprintln!("whet: compiling pipeline {label}");
+        }
+        let scope = self
+            .0
+            .device
+            .push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = self
+            .0
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&label),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some(kernel.entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &kernel
+                        .constants
+                        .iter()
+                        .map(|(k, v)| (*k, *v))
+                        .collect::<Vec<_>>(),
+                    // Our kernels never read workgroup memory before writing it.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::ShaderCompile {
+                shader: label,
+                message: e.to_string(),
+            });
+        }
+        let pipeline = Arc::new(pipeline);
+        cache.pipelines.insert(key, pipeline.clone());
+        cache.compiled += 1;
+        Ok((pipeline, bgl))
+    }
+
+    fn compile_module(&self, file: &shaders::ShaderFile) -> Result<wgpu::ShaderModule> {
+        // naga first: its message names the line, which wgpu's wrapped error may not.
+        shaders::validate(file, &[]).map_err(|message| Error::ShaderCompile {
+            shader: file.name.to_string(),
+            message,
+        })?;
+        let source = file.full_source();
+        if std::env::var_os("WHET_DUMP_SHADERS").is_some() {
+            eprintln!("whet: ---- {} ----\n{source}", file.name);
+        }
+        let scope = self
+            .0
+            .device
+            .push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .0
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(file.name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::ShaderCompile {
+                shader: file.name.to_string(),
+                message: e.to_string(),
+            });
+        }
+        Ok(module)
+    }
+
+    fn make_layout(
+        &self,
+        layout: &LayoutKey,
+    ) -> (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>) {
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: None,
+            },
+            count: None,
+        }];
+        for (i, ro) in layout.iter().enumerate() {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: i as u32 + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: *ro },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        let bgl = self
+            .0
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: None,
+                entries: &entries,
+            });
+        let pl = self
+            .0
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: None,
+                bind_group_layouts: &[Some(&bgl)],
+                immediate_size: 0,
+            });
+        (Arc::new(bgl), Arc::new(pl))
+    }
+
+    /// Submit everything recorded so far as one command buffer (does not wait).
+    pub fn flush(&self) -> Result<()> {
+        self.submit_batch(None).map(|_| ())
+    }
+
+    /// Submit the batch, optionally followed by one buffer copy; returns the submission.
+    fn submit_batch(
+        &self,
+        copy: Option<(&wgpu::Buffer, &wgpu::Buffer, u64)>,
+    ) -> Result<Option<wgpu::SubmissionIndex>> {
+        self.check_health("before submit")?;
+        let taken = std::mem::take(&mut *lock(&self.0.batch));
+        if taken.is_empty() && copy.is_none() {
+            return Ok(None);
+        }
+        let idx = taken.submit(&self.0.device, &self.0.queue, &self.0.ring, copy);
+        self.0.submits.fetch_add(1, Ordering::Relaxed);
+        self.check_health("submit")?;
+        Ok(Some(idx))
+    }
+
+    /// Block until `idx` (or everything submitted) has finished, at most the engine's timeout.
+    pub(crate) fn wait(&self, idx: Option<wgpu::SubmissionIndex>) -> Result<()> {
+        let r = self.0.device.poll(wgpu::PollType::Wait {
+            submission_index: idx,
+            timeout: Some(self.0.timeout),
+        });
+        match r {
+            Ok(_) => self.check_health("wait"),
+            Err(wgpu::PollError::Timeout) => Err(Error::Timeout(self.0.timeout)),
+            Err(e) => {
+                self.check_health("wait")?;
+                Err(Error::DeviceLost(e.to_string()))
+            }
+        }
+    }
+
+    /// Submit pending work and wait for all of it.
+    pub fn sync(&self) -> Result<()> {
+        let idx = self.submit_batch(None)?;
+        self.wait(idx)
+    }
+
+    /// Write host bytes into a storage buffer. Pending dispatches are submitted first so the
+    /// write cannot overtake them (the buffer may be a pooled one that a pending dispatch still
+    /// reads).
+    pub(crate) fn upload(&self, dst: &Storage, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if !lock(&self.0.batch).is_empty() {
+            self.submit_batch(None)?;
+        }
+        let len = bytes.len() as u64;
+        if len % 4 == 0 {
+            self.0.queue.write_buffer(dst.buffer(), 0, bytes);
+        } else {
+            let mut padded = bytes.to_vec();
+            padded.resize(len.div_ceil(4) as usize * 4, 0);
+            self.0.queue.write_buffer(dst.buffer(), 0, &padded);
+        }
+        Ok(())
+    }
+
+    /// Copy the first `bytes` of a storage buffer back to the host (submits and waits).
+    pub(crate) fn download(&self, src: &Storage, bytes: u64) -> Result<Vec<u8>> {
+        if bytes == 0 {
+            self.flush()?;
+            return Ok(Vec::new());
+        }
+        let size = bytes.div_ceil(4) * 4;
+        let class = buffers::size_class(size);
+        let parked = lock(&self.0.staging).take(class);
+        let staging = match parked {
+            Some(b) => b,
+            None => {
+                let b = self.create_buffer_checked(
+                    class,
+                    wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    "readback staging",
+                )?;
+                lock(&self.0.staging).note_created(class);
+                b
+            }
+        };
+        let result = self.read_staging(src, &staging, size, bytes);
+        lock(&self.0.staging).give(class, staging);
+        result
+    }
+
+    fn read_staging(
+        &self,
+        src: &Storage,
+        staging: &wgpu::Buffer,
+        size: u64,
+        bytes: u64,
+    ) -> Result<Vec<u8>> {
+        let idx = self.submit_batch(Some((src.buffer(), staging, size)))?;
+        let slice = staging.slice(0..size);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait(idx)?;
+        match rx.try_recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(Error::Gpu {
+                    context: "readback map".into(),
+                    message: e.to_string(),
+                })
+            }
+            Err(_) => {
+                // The map callback fires during a poll; one more bounded wait.
+                self.wait(None)?;
+                match rx.try_recv() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        return Err(Error::Gpu {
+                            context: "readback map".into(),
+                            message: e.to_string(),
+                        })
+                    }
+                    Err(_) => return Err(Error::Timeout(self.0.timeout)),
+                }
+            }
+        }
+        let out = slice.get_mapped_range().map_err(|e| Error::Gpu {
+            context: "readback map".into(),
+            message: e.to_string(),
+        })?[..bytes as usize]
+            .to_vec();
+        staging.unmap();
+        Ok(out)
+    }
+}
+
+/// Restores gradient recording when dropped.
+pub struct NoGradGuard {
+    engine: Engine,
+}
+
+impl Drop for NoGradGuard {
+    fn drop(&mut self) {
+        self.engine.0.no_grad_depth.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Engine({} {:?})", self.0.info.name, self.0.info.backend)
+    }
+}

@@ -1,0 +1,260 @@
+//! Registry of every WGSL file: one const per file, and `ALL` for the validation test.
+//!
+//! Each file is compiled as `prelude.wgsl` + the file, so shared helpers (folded 1-D indices,
+//! a NaN-safe tanh, erf) are written once. `specs` lists every (entry point, override
+//! constants) pair the crate dispatches, so `tests/shaders.rs` can validate each specialisation
+//! with naga on a machine without a GPU.
+
+/// One WGSL source file and the specialisations the crate uses.
+#[derive(Debug)]
+pub struct ShaderFile {
+    /// Path under `shaders/` without the extension, e.g. `elementwise/unary`.
+    pub name: &'static str,
+    /// The file's text (without the prelude).
+    pub source: &'static str,
+    /// Every entry point with every set of override constants the crate dispatches.
+    pub specs: &'static [Spec],
+}
+
+/// Specialisations of one entry point: the cartesian product of the listed values of each
+/// pipeline-overridable constant (an empty list means the entry has no overrides).
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub entry: &'static str,
+    pub overrides: &'static [(&'static str, &'static [f64])],
+}
+
+impl Spec {
+    /// Every concrete set of constants this spec stands for.
+    pub fn expand(&self) -> Vec<Vec<(&'static str, f64)>> {
+        let mut out: Vec<Vec<(&'static str, f64)>> = vec![vec![]];
+        for (name, values) in self.overrides {
+            out = out
+                .into_iter()
+                .flat_map(|prefix| {
+                    values.iter().map(move |v| {
+                        let mut p = prefix.clone();
+                        p.push((*name, *v));
+                        p
+                    })
+                })
+                .collect();
+        }
+        out
+    }
+}
+
+const fn plain(entry: &'static str) -> Spec {
+    Spec {
+        entry,
+        overrides: &[],
+    }
+}
+
+/// Shared helpers prepended to every shader.
+pub const PRELUDE: &str = include_str!("../../shaders/common/prelude.wgsl");
+
+impl ShaderFile {
+    /// The text that is compiled: prelude followed by the file.
+    pub fn full_source(&self) -> String {
+        format!("{PRELUDE}\n{}", self.source)
+    }
+}
+
+macro_rules! shader {
+    ($const_name:ident, $path:literal, [$($spec:expr),* $(,)?]) => {
+        #[doc = concat!("`shaders/", $path, ".wgsl`")]
+        pub const $const_name: ShaderFile = ShaderFile {
+            name: $path,
+            source: include_str!(concat!("../../shaders/", $path, ".wgsl")),
+            specs: &[$($spec),*],
+        };
+    };
+}
+
+/// Op codes of `elementwise/unary.wgsl` (see `ops::elementwise::UnaryOp`).
+const UNARY_OPS: &[f64] = &[
+    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+];
+/// Op codes of `elementwise/binary.wgsl`: add, sub, mul, div.
+const BINARY_OPS: &[f64] = &[0.0, 1.0, 2.0, 3.0];
+
+shader!(
+    UNARY,
+    "elementwise/unary",
+    [
+        Spec {
+            entry: "unary_forward",
+            overrides: &[("OP", UNARY_OPS)]
+        },
+        Spec {
+            entry: "unary_backward",
+            overrides: &[("OP", UNARY_OPS)]
+        },
+    ]
+);
+shader!(
+    BINARY,
+    "elementwise/binary",
+    [
+        Spec {
+            entry: "binary_same",
+            overrides: &[("OP", BINARY_OPS)]
+        },
+        Spec {
+            entry: "binary_broadcast",
+            overrides: &[("OP", BINARY_OPS)]
+        },
+        Spec {
+            entry: "binary_backward",
+            overrides: &[("OP", &[2.0, 3.0])]
+        },
+    ]
+);
+shader!(
+    FILL,
+    "elementwise/fill",
+    [plain("fill"), plain("copy"), plain("fill_u32")]
+);
+shader!(
+    MATMUL_BLOCKED,
+    "matmul/matmul_blocked",
+    [plain("matmul_blocked")]
+);
+shader!(MATMUL_TILED, "matmul/matmul_tiled", [plain("matmul_tiled")]);
+shader!(
+    MATMUL_GENERIC,
+    "matmul/matmul_generic",
+    [Spec {
+        entry: "matmul_generic",
+        overrides: &[("TRANS_A", &[0.0, 1.0]), ("TRANS_B", &[0.0, 1.0])]
+    },]
+);
+shader!(
+    REDUCE,
+    "reduce/reduce",
+    [
+        plain("sum_rows"),
+        plain("max_rows"),
+        plain("sum_wide"),
+        plain("max_wide"),
+        plain("expand_backward"),
+        plain("max_backward"),
+    ]
+);
+shader!(
+    SOFTMAX,
+    "softmax/softmax",
+    [
+        Spec {
+            entry: "softmax_forward",
+            overrides: &[("LOG", &[0.0, 1.0])]
+        },
+        Spec {
+            entry: "softmax_backward",
+            overrides: &[("LOG", &[0.0, 1.0])]
+        },
+    ]
+);
+shader!(
+    LAYER_NORM,
+    "norm/layer_norm",
+    [
+        plain("layer_norm_forward"),
+        plain("layer_norm_backward_input"),
+        plain("layer_norm_backward_params"),
+    ]
+);
+shader!(
+    RMS_NORM,
+    "norm/rms_norm",
+    [
+        plain("rms_norm_forward"),
+        plain("rms_norm_backward_input"),
+        plain("rms_norm_backward_weight"),
+    ]
+);
+shader!(
+    EMBEDDING,
+    "embedding/embedding",
+    [plain("embedding_forward"), plain("embedding_backward")]
+);
+shader!(
+    CROSS_ENTROPY,
+    "loss/cross_entropy",
+    [
+        plain("cross_entropy_forward"),
+        plain("cross_entropy_backward")
+    ]
+);
+shader!(
+    MSE,
+    "loss/mse",
+    [plain("mse_forward"), plain("mse_backward")]
+);
+shader!(PERMUTE, "layout/permute", [plain("permute")]);
+shader!(
+    AXIS_COPY,
+    "layout/axis_copy",
+    [plain("axis_read"), plain("axis_write")]
+);
+shader!(
+    DROPOUT,
+    "dropout/dropout",
+    [plain("dropout_forward"), plain("dropout_backward")]
+);
+shader!(ADAMW, "optim/adamw", [plain("adamw_step")]);
+shader!(SGD, "optim/sgd", [plain("sgd_step")]);
+shader!(NONFINITE, "check/nonfinite", [plain("count_nonfinite")]);
+
+/// Every shader file the crate ships.
+pub const ALL: &[&ShaderFile] = &[
+    &UNARY,
+    &BINARY,
+    &FILL,
+    &MATMUL_BLOCKED,
+    &MATMUL_TILED,
+    &MATMUL_GENERIC,
+    &REDUCE,
+    &SOFTMAX,
+    &LAYER_NORM,
+    &RMS_NORM,
+    &EMBEDDING,
+    &CROSS_ENTROPY,
+    &MSE,
+    &PERMUTE,
+    &AXIS_COPY,
+    &DROPOUT,
+    &ADAMW,
+    &SGD,
+    &NONFINITE,
+];
+
+/// Parse and validate one specialisation with naga; the error text is naga's own.
+pub fn validate(file: &ShaderFile, constants: &[(&str, f64)]) -> Result<(), String> {
+    let src = file.full_source();
+    let module = naga::front::wgsl::parse_str(&src).map_err(|e| e.emit_to_string(&src))?;
+    let mut validator = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    );
+    let info = validator
+        .validate(&module)
+        .map_err(|e| e.emit_to_string(&src))?;
+    if constants.is_empty() {
+        return Ok(());
+    }
+    let map: naga::back::PipelineConstants =
+        constants.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let (module, _info) =
+        naga::back::pipeline_constants::process_overrides(&module, &info, None, &map)
+            .map_err(|e| format!("{e}"))?;
+    let mut validator = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    );
+    validator
+        .validate(&module)
+        .map_err(|e| e.emit_to_string(&src))?;
+    Ok(())
+}

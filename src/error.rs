@@ -1,0 +1,140 @@
+//! One error type for the whole crate. Every variant carries what a user needs to act on it:
+//! the op and both shapes for a shape error, the key for a missing weight, naga's message for a
+//! shader that does not compile. Library code returns `Result`; it never panics on user input.
+
+use std::fmt;
+
+/// The crate-wide result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in whet.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No adapter (GPU, integrated or CPU rasteriser) could be found or opened.
+    #[error("no usable GPU adapter: {0}")]
+    NoAdapter(String),
+    /// The device refused to open with the adapter's limits.
+    #[error("could not open device on adapter '{adapter}': {reason}")]
+    DeviceRequest { adapter: String, reason: String },
+    /// The device was lost (driver reset, GPU removed); every later op returns this promptly.
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
+    /// A wgpu validation error that our own checks should have caught first.
+    #[error("GPU validation error in {context}: {message}")]
+    Gpu { context: String, message: String },
+    /// A shader failed naga's parse or validation, or pipeline creation.
+    #[error("shader '{shader}' failed to compile: {message}")]
+    ShaderCompile { shader: String, message: String },
+    /// The device ran out of memory while allocating `bytes`; distinct from `BufferTooBig`.
+    #[error("out of GPU memory allocating {bytes} bytes for {what}")]
+    OutOfMemory { what: String, bytes: u64 },
+    /// A tensor can never fit in one buffer or binding on this adapter.
+    #[error(
+        "{what} needs {bytes} bytes but this adapter allows at most {limit} bytes per {limit_name}"
+    )]
+    BufferTooBig {
+        what: String,
+        bytes: u64,
+        limit: u64,
+        limit_name: &'static str,
+    },
+    /// A GPU wait exceeded the engine's timeout.
+    #[error("GPU work did not finish within {0:?}")]
+    Timeout(std::time::Duration),
+    /// Shapes do not fit the op.
+    #[error("{op}: incompatible shapes {lhs} and {rhs}{}", detail_suffix(.detail))]
+    Shape {
+        op: &'static str,
+        lhs: ShapeFmt,
+        rhs: ShapeFmt,
+        detail: String,
+    },
+    /// An argument is out of range (axis, index, probability, class id...).
+    #[error("{op}: {message}")]
+    InvalidArgument { op: &'static str, message: String },
+    /// Data type does not match what the op accepts.
+    #[error("{op}: expected dtype {expected}, got {got}")]
+    DType {
+        op: &'static str,
+        expected: &'static str,
+        got: &'static str,
+    },
+    /// `backward` was called on a graph whose saved state was already consumed.
+    #[error("backward through '{op}' a second time: the graph was consumed by an earlier backward (record it again)")]
+    GraphConsumed { op: &'static str },
+    /// A gradient was requested from something that is not a scalar or does not require grad.
+    #[error("backward: {0}")]
+    Backward(String),
+    /// The feature is not available on this adapter.
+    #[error("unsupported on this adapter: {0}")]
+    Unsupported(String),
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A data or weight file is malformed.
+    #[error("{path}{}: {message}", line_suffix(.line))]
+    Format {
+        path: String,
+        line: Option<usize>,
+        message: String,
+    },
+}
+
+fn detail_suffix(d: &str) -> String {
+    if d.is_empty() {
+        String::new()
+    } else {
+        format!(" ({d})")
+    }
+}
+
+fn line_suffix(l: &Option<usize>) -> String {
+    l.map(|l| format!(":{l}")).unwrap_or_default()
+}
+
+/// A shape printed the way PyTorch prints it: `[2, 3, 4]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShapeFmt(pub Vec<usize>);
+
+impl fmt::Display for ShapeFmt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl Error {
+    /// Shorthand for a shape error naming the op and both shapes.
+    pub fn shape(
+        op: &'static str,
+        lhs: &[usize],
+        rhs: &[usize],
+        detail: impl Into<String>,
+    ) -> Self {
+        Error::Shape {
+            op,
+            lhs: ShapeFmt(lhs.to_vec()),
+            rhs: ShapeFmt(rhs.to_vec()),
+            detail: detail.into(),
+        }
+    }
+
+    /// Shorthand for an invalid argument.
+    pub fn arg(op: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            op,
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for an I/O error with its path.
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}

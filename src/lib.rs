@@ -1,0 +1,36 @@
+//! # whet
+//!
+//! Fine-tune pretrained models on any GPU. The crate is layered, and the folder tree is the
+//! architecture:
+//!
+//! - [`engine`]: the only module that touches wgpu — adapter choice, pipelines cached by code
+//!   shape, a buffer pool, one submit per batch of dispatches, waits with a timeout.
+//! - [`tensor`]: f32/u32 device tensors, row-major, contiguous, broadcasting shapes.
+//! - [`graph`]: reverse-mode autodiff; frozen inputs record nothing.
+//! - [`ops`]: one file per op family, forward and backward side by side, each dispatching WGSL
+//!   from `shaders/`; `ops::reference` is the plain CPU f64 version of every op.
+//! - [`optim`]: optimizers that update parameters on the device.
+//!
+//! ```no_run
+//! use whet::{Engine, Tensor};
+//! # fn main() -> whet::Result<()> {
+//! let e = Engine::new(Default::default())?;
+//! let w = Tensor::param(&e, &[1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+//! let x = Tensor::from_slice(&e, &[1.0, 1.0], &[1, 2])?;
+//! let loss = x.matmul(&w)?.sum_all()?;
+//! let grads = loss.backward()?;
+//! println!("{:?}", grads.get(&w).unwrap().to_vec()?);
+//! # Ok(()) }
+//! ```
+
+pub mod engine;
+pub mod error;
+pub mod graph;
+pub mod ops;
+pub mod optim;
+pub mod tensor;
+
+pub use engine::{Engine, EngineOptions};
+pub use error::{Error, Result};
+pub use graph::GradStore;
+pub use tensor::{DType, Tensor};

@@ -1,0 +1,280 @@
+//! Tensors: f32 (or u32 index) data on the device, row-major and always contiguous.
+//!
+//! A [`Tensor`] is a cheap handle (`Arc`). Reshape shares storage; every other layout change
+//! (permute, slice, concat) produces a fresh contiguous tensor through a copy kernel, so every
+//! kernel can assume dense row-major input.
+
+pub mod shape;
+
+use std::sync::Arc;
+
+use crate::engine::{Engine, Storage};
+use crate::error::{Error, Result};
+use crate::graph::Node;
+
+/// Element type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    U32,
+}
+
+impl DType {
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::U32 => "u32",
+        }
+    }
+}
+
+/// Identity of a tensor for gradient bookkeeping.
+pub type TensorId = u64;
+
+/// A device tensor. Cloning is cheap and shares data.
+#[derive(Clone)]
+pub struct Tensor(pub(crate) Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub id: TensorId,
+    pub shape: Vec<usize>,
+    pub dtype: DType,
+    pub storage: Arc<Storage>,
+    pub engine: Engine,
+    pub requires_grad: bool,
+    /// The op that produced this tensor, when it was recorded for backward.
+    pub node: Option<Arc<Node>>,
+}
+
+impl Tensor {
+    pub(crate) fn from_storage(
+        engine: &Engine,
+        storage: Arc<Storage>,
+        shape: Vec<usize>,
+        dtype: DType,
+    ) -> Tensor {
+        Tensor(Arc::new(Inner {
+            id: engine.next_id(),
+            shape,
+            dtype,
+            storage,
+            engine: engine.clone(),
+            requires_grad: false,
+            node: None,
+        }))
+    }
+
+    /// An uninitialised f32 tensor (contents are whatever the pooled buffer held).
+    pub(crate) fn empty(engine: &Engine, shape: &[usize]) -> Result<Tensor> {
+        Self::empty_typed(engine, shape, DType::F32)
+    }
+
+    pub(crate) fn empty_typed(engine: &Engine, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let n = checked_numel(shape)?;
+        let storage = engine.alloc(n as u64 * 4, "tensor")?;
+        Ok(Self::from_storage(engine, storage, shape.to_vec(), dtype))
+    }
+
+    /// Upload f32 data with the given shape.
+    pub fn from_slice(engine: &Engine, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        let n = checked_numel(shape)?;
+        if n != data.len() {
+            return Err(Error::arg(
+                "from_slice",
+                format!(
+                    "{} values do not fill shape {:?} ({} elements)",
+                    data.len(),
+                    shape,
+                    n
+                ),
+            ));
+        }
+        let t = Self::empty(engine, shape)?;
+        engine.upload(&t.0.storage, bytemuck::cast_slice(data))?;
+        Ok(t)
+    }
+
+    /// Upload u32 data (token ids, class labels) with the given shape.
+    pub fn from_u32(engine: &Engine, data: &[u32], shape: &[usize]) -> Result<Tensor> {
+        let n = checked_numel(shape)?;
+        if n != data.len() {
+            return Err(Error::arg(
+                "from_u32",
+                format!(
+                    "{} values do not fill shape {:?} ({} elements)",
+                    data.len(),
+                    shape,
+                    n
+                ),
+            ));
+        }
+        let t = Self::empty_typed(engine, shape, DType::U32)?;
+        engine.upload(&t.0.storage, bytemuck::cast_slice(data))?;
+        Ok(t)
+    }
+
+    /// A scalar (shape `[]`).
+    pub fn scalar(engine: &Engine, v: f32) -> Result<Tensor> {
+        Self::from_slice(engine, &[v], &[])
+    }
+
+    /// A tensor filled with `value`, computed on the device (no upload).
+    pub fn full(engine: &Engine, shape: &[usize], value: f32) -> Result<Tensor> {
+        let t = Self::empty(engine, shape)?;
+        crate::ops::fill::fill(&t, value)?;
+        Ok(t)
+    }
+
+    pub fn zeros(engine: &Engine, shape: &[usize]) -> Result<Tensor> {
+        Self::full(engine, shape, 0.0)
+    }
+
+    pub fn ones(engine: &Engine, shape: &[usize]) -> Result<Tensor> {
+        Self::full(engine, shape, 1.0)
+    }
+
+    /// A trainable leaf: gradients are computed for it by `backward`.
+    pub fn param(engine: &Engine, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        Ok(Self::from_slice(engine, data, shape)?.requires_grad_(true))
+    }
+
+    /// The same data as a leaf that does (or does not) require grad. Drops any recorded history.
+    pub fn requires_grad_(self, on: bool) -> Tensor {
+        let inner = &self.0;
+        Tensor(Arc::new(Inner {
+            id: inner.id,
+            shape: inner.shape.clone(),
+            dtype: inner.dtype,
+            storage: inner.storage.clone(),
+            engine: inner.engine.clone(),
+            requires_grad: on,
+            node: None,
+        }))
+    }
+
+    /// The same data, cut from the graph: a new leaf that needs no gradient.
+    pub fn detach(&self) -> Tensor {
+        Self::from_storage(
+            &self.0.engine,
+            self.0.storage.clone(),
+            self.0.shape.clone(),
+            self.0.dtype,
+        )
+    }
+
+    pub fn id(&self) -> TensorId {
+        self.0.id
+    }
+    pub fn shape(&self) -> &[usize] {
+        &self.0.shape
+    }
+    pub fn rank(&self) -> usize {
+        self.0.shape.len()
+    }
+    pub fn numel(&self) -> usize {
+        shape::numel(&self.0.shape)
+    }
+    pub fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+    pub fn engine(&self) -> &Engine {
+        &self.0.engine
+    }
+    pub fn requires_grad(&self) -> bool {
+        self.0.requires_grad
+    }
+    pub(crate) fn node(&self) -> Option<&Arc<Node>> {
+        self.0.node.as_ref()
+    }
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.0.storage
+    }
+    /// Bytes of data (numel * 4).
+    pub fn nbytes(&self) -> u64 {
+        self.numel() as u64 * 4
+    }
+
+    pub(crate) fn expect_f32(&self, op: &'static str) -> Result<()> {
+        if self.0.dtype != DType::F32 {
+            return Err(Error::DType {
+                op,
+                expected: "f32",
+                got: self.0.dtype.name(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Read the data back as f32 (submits pending work and waits).
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        self.expect_f32("to_vec")?;
+        let bytes = self.0.engine.download(&self.0.storage, self.nbytes())?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Read the data back as u32.
+    pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
+        let bytes = self.0.engine.download(&self.0.storage, self.nbytes())?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Read a one-element tensor back.
+    pub fn item(&self) -> Result<f32> {
+        if self.numel() != 1 {
+            return Err(Error::arg(
+                "item",
+                format!("tensor of shape {:?} is not a single value", self.shape()),
+            ));
+        }
+        Ok(self.to_vec()?[0])
+    }
+
+    /// A tensor with `node` attached as its producer.
+    pub(crate) fn with_node(self, node: Arc<Node>) -> Tensor {
+        let inner = &self.0;
+        Tensor(Arc::new(Inner {
+            id: inner.id,
+            shape: inner.shape.clone(),
+            dtype: inner.dtype,
+            storage: inner.storage.clone(),
+            engine: inner.engine.clone(),
+            requires_grad: true,
+            node: Some(node),
+        }))
+    }
+
+    /// Same storage, new shape (no copy, no autodiff: see `ops::layout::reshape`).
+    pub(crate) fn view_as(&self, shape: &[usize]) -> Tensor {
+        Self::from_storage(
+            &self.0.engine,
+            self.0.storage.clone(),
+            shape.to_vec(),
+            self.0.dtype,
+        )
+    }
+}
+
+fn checked_numel(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|n| n.checked_mul(4).is_some())
+        .ok_or_else(|| Error::arg("tensor", format!("shape {shape:?} overflows")))
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Tensor(id={}, shape={:?}, {}{})",
+            self.0.id,
+            self.0.shape,
+            self.0.dtype.name(),
+            if self.0.requires_grad {
+                ", requires_grad"
+            } else {
+                ""
+            }
+        )
+    }
+}
