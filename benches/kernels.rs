@@ -1,1 +1,110 @@
-fn main() {}
+//! Kernel throughput on whatever adapter the engine picks (lavapipe in CI).
+//!
+//! Each sample times record + submit + wait (`iter_custom`), so the figures are device time
+//! plus the fixed cost of one submit, never just the recording. Throughput is reported by
+//! criterion as "elements" = FLOPs (matmul: GFLOP/s) or bytes moved (GB/s).
+//!
+//! `cargo bench --bench kernels`
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use whet::ops::matmul::{matmul_with, MatmulKernel};
+use whet::{Engine, Tensor};
+
+fn engine() -> Engine {
+    Engine::new(Default::default()).expect("kernels bench needs an adapter (lavapipe or a GPU)")
+}
+
+fn rand(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        })
+        .collect()
+}
+
+fn time<F: FnMut()>(e: &Engine, iters: u64, mut f: F) -> Duration {
+    e.sync().unwrap();
+    let t = Instant::now();
+    for _ in 0..iters {
+        f();
+        e.sync().unwrap();
+    }
+    t.elapsed()
+}
+
+fn matmul(c: &mut Criterion) {
+    let e = engine();
+    let mut g = c.benchmark_group("matmul");
+    g.sample_size(10).warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(8));
+    for &(m, k, n) in &[(512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (2048, 384, 1536)] {
+        let a = Tensor::from_slice(&e, &rand(m * k, 1), &[m, k]).unwrap();
+        let b = Tensor::from_slice(&e, &rand(k * n, 2), &[k, n]).unwrap();
+        g.throughput(Throughput::Elements(2 * (m * k * n) as u64));
+        let label = format!("{m}x{k}x{n}");
+        let mut kernels = vec![MatmulKernel::Auto];
+        if std::env::var_os("WHET_BENCH_ALL_KERNELS").is_some() {
+            kernels.extend([MatmulKernel::Blocked, MatmulKernel::Tiled, MatmulKernel::Generic]);
+        }
+        for kern in kernels {
+            if kern == MatmulKernel::Blocked && (k % 4 != 0 || n % 4 != 0) {
+                continue;
+            }
+            g.bench_with_input(BenchmarkId::new(format!("{kern:?}"), &label), &(), |bch, _| {
+                bch.iter_custom(|iters| {
+                    time(&e, iters, || {
+                        matmul_with(&a, &b, false, false, kern).unwrap();
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn elementwise(c: &mut Criterion) {
+    let e = engine();
+    let mut g = c.benchmark_group("bandwidth");
+    g.sample_size(20).measurement_time(Duration::from_secs(5));
+    let n = 1 << 22;
+    let a = Tensor::from_slice(&e, &rand(n, 3), &[n]).unwrap();
+    let b = Tensor::from_slice(&e, &rand(n, 4), &[n]).unwrap();
+    // add reads two arrays and writes one.
+    g.throughput(Throughput::Bytes(3 * 4 * n as u64));
+    g.bench_function("add_4M", |bch| bch.iter_custom(|it| time(&e, it, || drop(a.add(&b).unwrap()))));
+    let rows = 4096;
+    let x = Tensor::from_slice(&e, &rand(rows * 1024, 5), &[rows, 1024]).unwrap();
+    g.throughput(Throughput::Bytes(2 * 4 * (rows * 1024) as u64));
+    g.bench_function("softmax_4096x1024", |bch| {
+        bch.iter_custom(|it| time(&e, it, || drop(x.softmax().unwrap())))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("dispatch");
+    g.sample_size(20).measurement_time(Duration::from_secs(4));
+    let one = Tensor::from_slice(&e, &[1.0], &[1]).unwrap();
+    g.bench_function("one_dispatch_submit_wait", |bch| {
+        bch.iter_custom(|it| time(&e, it, || drop(one.add_scalar(1.0).unwrap())))
+    });
+    // 100 dependent dispatches recorded into one submit: the per-dispatch cost inside a batch.
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("100_dispatches_one_submit", |bch| {
+        bch.iter_custom(|it| {
+            time(&e, it, || {
+                let mut t = one.clone();
+                for _ in 0..100 {
+                    t = t.add_scalar(1.0).unwrap();
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, matmul, elementwise);
+criterion_main!(benches);

@@ -8,11 +8,7 @@ use whet::{Engine, Tensor};
 fn main() -> whet::Result<()> {
     // 1. The engine picks the best adapter (discrete > integrated > CPU); WHET_ADAPTER overrides.
     let engine = Engine::new(Default::default())?;
-    println!(
-        "adapter: {} ({:?})",
-        engine.adapter_name(),
-        engine.adapter_class()
-    );
+    println!("adapter: {} ({:?})", engine.adapter_name(), engine.adapter_class());
 
     // 2. Tensors live on the device. `param` makes a leaf that gets a gradient.
     let w = Tensor::param(&engine, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2])?;

@@ -29,36 +29,20 @@ pub enum Error {
     #[error("out of GPU memory allocating {bytes} bytes for {what}")]
     OutOfMemory { what: String, bytes: u64 },
     /// A tensor can never fit in one buffer or binding on this adapter.
-    #[error(
-        "{what} needs {bytes} bytes but this adapter allows at most {limit} bytes per {limit_name}"
-    )]
-    BufferTooBig {
-        what: String,
-        bytes: u64,
-        limit: u64,
-        limit_name: &'static str,
-    },
+    #[error("{what} needs {bytes} bytes but this adapter allows at most {limit} bytes per {limit_name}")]
+    BufferTooBig { what: String, bytes: u64, limit: u64, limit_name: &'static str },
     /// A GPU wait exceeded the engine's timeout.
     #[error("GPU work did not finish within {0:?}")]
     Timeout(std::time::Duration),
     /// Shapes do not fit the op.
     #[error("{op}: incompatible shapes {lhs} and {rhs}{}", detail_suffix(.detail))]
-    Shape {
-        op: &'static str,
-        lhs: ShapeFmt,
-        rhs: ShapeFmt,
-        detail: String,
-    },
+    Shape { op: &'static str, lhs: ShapeFmt, rhs: ShapeFmt, detail: String },
     /// An argument is out of range (axis, index, probability, class id...).
     #[error("{op}: {message}")]
     InvalidArgument { op: &'static str, message: String },
     /// Data type does not match what the op accepts.
     #[error("{op}: expected dtype {expected}, got {got}")]
-    DType {
-        op: &'static str,
-        expected: &'static str,
-        got: &'static str,
-    },
+    DType { op: &'static str, expected: &'static str, got: &'static str },
     /// `backward` was called on a graph whose saved state was already consumed.
     #[error("backward through '{op}' a second time: the graph was consumed by an earlier backward (record it again)")]
     GraphConsumed { op: &'static str },
@@ -77,11 +61,7 @@ pub enum Error {
     },
     /// A data or weight file is malformed.
     #[error("{path}{}: {message}", line_suffix(.line))]
-    Format {
-        path: String,
-        line: Option<usize>,
-        message: String,
-    },
+    Format { path: String, line: Option<usize>, message: String },
 }
 
 fn detail_suffix(d: &str) -> String {
@@ -108,33 +88,17 @@ impl fmt::Display for ShapeFmt {
 
 impl Error {
     /// Shorthand for a shape error naming the op and both shapes.
-    pub fn shape(
-        op: &'static str,
-        lhs: &[usize],
-        rhs: &[usize],
-        detail: impl Into<String>,
-    ) -> Self {
-        Error::Shape {
-            op,
-            lhs: ShapeFmt(lhs.to_vec()),
-            rhs: ShapeFmt(rhs.to_vec()),
-            detail: detail.into(),
-        }
+    pub fn shape(op: &'static str, lhs: &[usize], rhs: &[usize], detail: impl Into<String>) -> Self {
+        Error::Shape { op, lhs: ShapeFmt(lhs.to_vec()), rhs: ShapeFmt(rhs.to_vec()), detail: detail.into() }
     }
 
     /// Shorthand for an invalid argument.
     pub fn arg(op: &'static str, message: impl Into<String>) -> Self {
-        Error::InvalidArgument {
-            op,
-            message: message.into(),
-        }
+        Error::InvalidArgument { op, message: message.into() }
     }
 
     /// Shorthand for an I/O error with its path.
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.as_ref().display().to_string(),
-            source,
-        }
+        Error::Io { path: path.as_ref().display().to_string(), source }
     }
 }

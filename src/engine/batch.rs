@@ -40,12 +40,7 @@ impl Batch {
         let offset = self.uniforms.len();
         self.uniforms.extend_from_slice(uniform);
         self.uniforms.resize(offset + align as usize, 0);
-        self.items.push(Recorded {
-            pipeline,
-            bind_group,
-            offset: offset as u32,
-            groups,
-        });
+        self.items.push(Recorded { pipeline, bind_group, offset: offset as u32, groups });
     }
 
     /// Encode every dispatch into one compute pass (plus an optional trailing copy) and submit.
@@ -60,14 +55,11 @@ impl Batch {
             // Ordered before this submit's commands and after every earlier submit's.
             queue.write_buffer(ring, 0, &self.uniforms);
         }
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("whet batch"),
-        });
+        let mut encoder =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("whet batch") });
         if !self.items.is_empty() {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: None,
-            });
+            let mut pass = encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
             let mut last: Option<*const wgpu::ComputePipeline> = None;
             for r in &self.items {
                 let p = Arc::as_ptr(&r.pipeline);

@@ -78,20 +78,7 @@ mod tests {
 
     #[test]
     fn size_classes_cover_and_bound_slack() {
-        for b in [
-            0u64,
-            1,
-            255,
-            256,
-            257,
-            383,
-            384,
-            385,
-            1000,
-            4096,
-            4097,
-            1 << 30,
-        ] {
+        for b in [0u64, 1, 255, 256, 257, 383, 384, 385, 1000, 4096, 4097, 1 << 30] {
             let c = size_class(b);
             assert!(c >= b && c >= 256, "{b} -> {c}");
             assert!(c < 2 * b.max(256), "{b} -> {c}");

@@ -97,6 +97,9 @@ pub(crate) struct EngineInner {
     pub(crate) nodes_recorded: AtomicU64,
     pub(crate) saved_bytes: AtomicU64,
     poisoned: AtomicBool,
+    /// The backend contains out-of-bounds accesses itself (Vulkan robustBufferAccess, Metal,
+    /// DX12), so wgpu's injected bounds checks can be skipped.
+    driver_robust: bool,
 }
 
 /// One storage binding of a dispatch.
@@ -109,18 +112,10 @@ pub(crate) struct Binding<'a> {
 
 impl<'a> Binding<'a> {
     pub fn read(s: &'a Storage, bytes: u64) -> Self {
-        Binding {
-            buffer: s.buffer(),
-            size: bind_size(bytes),
-            read_only: true,
-        }
+        Binding { buffer: s.buffer(), size: bind_size(bytes), read_only: true }
     }
     pub fn write(s: &'a Storage, bytes: u64) -> Self {
-        Binding {
-            buffer: s.buffer(),
-            size: bind_size(bytes),
-            read_only: false,
-        }
+        Binding { buffer: s.buffer(), size: bind_size(bytes), read_only: false }
     }
 }
 
@@ -138,9 +133,7 @@ pub struct Storage {
 
 impl Storage {
     pub(crate) fn buffer(&self) -> &wgpu::Buffer {
-        self.buffer
-            .as_ref()
-            .expect("storage buffer present until drop")
+        self.buffer.as_ref().expect("storage buffer present until drop")
     }
     /// Capacity in bytes (the size class).
     pub fn capacity(&self) -> u64 {
@@ -211,6 +204,7 @@ impl Engine {
     /// storage bindings at 128 MiB, too small for real embedding tables).
     pub fn from_adapter(adapter: wgpu::Adapter, timeout: Duration) -> Result<Engine> {
         let info = adapter.get_info();
+        let backend = info.backend;
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("whet"),
@@ -220,10 +214,7 @@ impl Engine {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
-        .map_err(|e| Error::DeviceRequest {
-            adapter: info.name.clone(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| Error::DeviceRequest { adapter: info.name.clone(), reason: e.to_string() })?;
         let errors = Arc::new(Mutex::new(Vec::new()));
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -244,11 +235,8 @@ impl Engine {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let class = if info.device_type == wgpu::DeviceType::Cpu {
-            AdapterClass::Cpu
-        } else {
-            AdapterClass::Gpu
-        };
+        let class =
+            if info.device_type == wgpu::DeviceType::Cpu { AdapterClass::Cpu } else { AdapterClass::Gpu };
         Ok(Engine(Arc::new(EngineInner {
             device,
             queue,
@@ -271,6 +259,10 @@ impl Engine {
             nodes_recorded: AtomicU64::new(0),
             saved_bytes: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
+            driver_robust: matches!(
+                backend,
+                wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12
+            ),
         })))
     }
 
@@ -334,9 +326,7 @@ impl Engine {
     /// While the returned guard lives, ops on this engine record no autodiff nodes.
     pub fn no_grad(&self) -> NoGradGuard {
         self.0.no_grad_depth.fetch_add(1, Ordering::SeqCst);
-        NoGradGuard {
-            engine: self.clone(),
-        }
+        NoGradGuard { engine: self.clone() }
     }
 
     /// False inside a [`Engine::no_grad`] scope.
@@ -354,10 +344,7 @@ impl Engine {
             let message = errs.join("; ");
             errs.clear();
             self.0.poisoned.store(true, Ordering::Relaxed);
-            return Err(Error::Gpu {
-                context: context.to_string(),
-                message,
-            });
+            return Err(Error::Gpu { context: context.to_string(), message });
         }
         Ok(())
     }
@@ -368,25 +355,15 @@ impl Engine {
         let class = buffers::size_class(bytes);
         let parked = lock(&self.0.pool).take(class);
         if let Some(buffer) = parked {
-            return Ok(Arc::new(Storage {
-                buffer: Some(buffer),
-                class,
-                engine: Arc::downgrade(&self.0),
-            }));
+            return Ok(Arc::new(Storage { buffer: Some(buffer), class, engine: Arc::downgrade(&self.0) }));
         }
         let buffer = self.create_buffer_checked(
             class,
-            wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             what,
         )?;
         lock(&self.0.pool).note_created(class);
-        Ok(Arc::new(Storage {
-            buffer: Some(buffer),
-            class,
-            engine: Arc::downgrade(&self.0),
-        }))
+        Ok(Arc::new(Storage { buffer: Some(buffer), class, engine: Arc::downgrade(&self.0) }))
     }
 
     /// G1: refuse what can never fit before any GPU call.
@@ -418,10 +395,7 @@ impl Engine {
         usage: wgpu::BufferUsages,
         what: &str,
     ) -> Result<wgpu::Buffer> {
-        let scope = self
-            .0
-            .device
-            .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let scope = self.0.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let buffer = self.0.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(what),
             size,
@@ -431,10 +405,7 @@ impl Engine {
         if pollster::block_on(scope.pop()).is_some() {
             // Free what the pool holds and try once more before giving up.
             lock(&self.0.pool).trim();
-            let scope = self
-                .0
-                .device
-                .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+            let scope = self.0.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
             let buffer = self.0.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(what),
                 size,
@@ -442,10 +413,7 @@ impl Engine {
                 mapped_at_creation: false,
             });
             if pollster::block_on(scope.pop()).is_some() {
-                return Err(Error::OutOfMemory {
-                    what: what.to_string(),
-                    bytes: size,
-                });
+                return Err(Error::OutOfMemory { what: what.to_string(), bytes: size });
             }
             return Ok(buffer);
         }
@@ -533,34 +501,21 @@ impl Engine {
         if std::env::var_os("WHET_DUMP_SHADERS").is_some() {
             eprintln!("whet: compiling pipeline {label}");
         }
-        let scope = self
-            .0
-            .device
-            .push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = self
-            .0
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&label),
-                layout: Some(&pl),
-                module: &module,
-                entry_point: Some(kernel.entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &kernel
-                        .constants
-                        .iter()
-                        .map(|(k, v)| (*k, *v))
-                        .collect::<Vec<_>>(),
-                    // Our kernels never read workgroup memory before writing it.
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
+        let scope = self.0.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = self.0.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&label),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some(kernel.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &kernel.constants.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
+                // Our kernels never read workgroup memory before writing it.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::ShaderCompile {
-                shader: label,
-                message: e.to_string(),
-            });
+            return Err(Error::ShaderCompile { shader: label, message: e.to_string() });
         }
         let pipeline = Arc::new(pipeline);
         cache.pipelines.insert(key, pipeline.clone());
@@ -570,38 +525,38 @@ impl Engine {
 
     fn compile_module(&self, file: &shaders::ShaderFile) -> Result<wgpu::ShaderModule> {
         // naga first: its message names the line, which wgpu's wrapped error may not.
-        shaders::validate(file, &[]).map_err(|message| Error::ShaderCompile {
-            shader: file.name.to_string(),
-            message,
-        })?;
+        shaders::validate(file, &[])
+            .map_err(|message| Error::ShaderCompile { shader: file.name.to_string(), message })?;
         let source = file.full_source();
         if std::env::var_os("WHET_DUMP_SHADERS").is_some() {
             eprintln!("whet: ---- {} ----\n{source}", file.name);
         }
-        let scope = self
-            .0
-            .device
-            .push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self
-            .0
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(file.name),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
+        let scope = self.0.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        // Our kernels are trusted code: every loop is bounded by a uniform, every index is
+        // clamped or guarded, and every divisor is a dim of a non-empty dispatch (empty ones are
+        // never submitted). wgpu's injected checks (a counter in every loop, a guard on every
+        // integer division, a clamp on every access) cost lavapipe dearly on matmul, so they
+        // are off; out-of-bounds accesses are still contained by the driver's robust buffer
+        // access where the backend has it.
+        let mut checks = wgpu::ShaderRuntimeChecks::unchecked();
+        checks.bounds_checks = !self.0.driver_robust;
+        // SAFETY: see above; the shaders are the crate's own, validated by naga first.
+        let module = unsafe {
+            self.0.device.create_shader_module_trusted(
+                wgpu::ShaderModuleDescriptor {
+                    label: Some(file.name),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                },
+                checks,
+            )
+        };
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::ShaderCompile {
-                shader: file.name.to_string(),
-                message: e.to_string(),
-            });
+            return Err(Error::ShaderCompile { shader: file.name.to_string(), message: e.to_string() });
         }
         Ok(module)
     }
 
-    fn make_layout(
-        &self,
-        layout: &LayoutKey,
-    ) -> (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>) {
+    fn make_layout(&self, layout: &LayoutKey) -> (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>) {
         let mut entries = vec![wgpu::BindGroupLayoutEntry {
             binding: 0,
             visibility: wgpu::ShaderStages::COMPUTE,
@@ -627,18 +582,12 @@ impl Engine {
         let bgl = self
             .0
             .device
-            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: None,
-                entries: &entries,
-            });
-        let pl = self
-            .0
-            .device
-            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: None,
-                bind_group_layouts: &[Some(&bgl)],
-                immediate_size: 0,
-            });
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: None, entries: &entries });
+        let pl = self.0.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: None,
+            bind_group_layouts: &[Some(&bgl)],
+            immediate_size: 0,
+        });
         (Arc::new(bgl), Arc::new(pl))
     }
 
@@ -665,10 +614,8 @@ impl Engine {
 
     /// Block until `idx` (or everything submitted) has finished, at most the engine's timeout.
     pub(crate) fn wait(&self, idx: Option<wgpu::SubmissionIndex>) -> Result<()> {
-        let r = self.0.device.poll(wgpu::PollType::Wait {
-            submission_index: idx,
-            timeout: Some(self.0.timeout),
-        });
+        let r =
+            self.0.device.poll(wgpu::PollType::Wait { submission_index: idx, timeout: Some(self.0.timeout) });
         match r {
             Ok(_) => self.check_health("wait"),
             Err(wgpu::PollError::Timeout) => Err(Error::Timeout(self.0.timeout)),
@@ -732,13 +679,7 @@ impl Engine {
         result
     }
 
-    fn read_staging(
-        &self,
-        src: &Storage,
-        staging: &wgpu::Buffer,
-        size: u64,
-        bytes: u64,
-    ) -> Result<Vec<u8>> {
+    fn read_staging(&self, src: &Storage, staging: &wgpu::Buffer, size: u64, bytes: u64) -> Result<Vec<u8>> {
         let idx = self.submit_batch(Some((src.buffer(), staging, size)))?;
         let slice = staging.slice(0..size);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -748,31 +689,23 @@ impl Engine {
         self.wait(idx)?;
         match rx.try_recv() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(Error::Gpu {
-                    context: "readback map".into(),
-                    message: e.to_string(),
-                })
-            }
+            Ok(Err(e)) => return Err(Error::Gpu { context: "readback map".into(), message: e.to_string() }),
             Err(_) => {
                 // The map callback fires during a poll; one more bounded wait.
                 self.wait(None)?;
                 match rx.try_recv() {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
-                        return Err(Error::Gpu {
-                            context: "readback map".into(),
-                            message: e.to_string(),
-                        })
+                        return Err(Error::Gpu { context: "readback map".into(), message: e.to_string() })
                     }
                     Err(_) => return Err(Error::Timeout(self.0.timeout)),
                 }
             }
         }
-        let out = slice.get_mapped_range().map_err(|e| Error::Gpu {
-            context: "readback map".into(),
-            message: e.to_string(),
-        })?[..bytes as usize]
+        let out = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu { context: "readback map".into(), message: e.to_string() })?
+            [..bytes as usize]
             .to_vec();
         staging.unmap();
         Ok(out)

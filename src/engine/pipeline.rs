@@ -23,11 +23,8 @@ pub struct PipelineKey {
 impl PipelineKey {
     /// The label wgpu shows in validation messages and debuggers.
     pub fn label(&self) -> String {
-        let c: Vec<String> = self
-            .constants
-            .iter()
-            .map(|(k, v)| format!("{k}={}", f64::from_bits(*v)))
-            .collect();
+        let c: Vec<String> =
+            self.constants.iter().map(|(k, v)| format!("{k}={}", f64::from_bits(*v))).collect();
         format!("{}::{}[{}]", self.shader, self.entry, c.join(","))
     }
 }
@@ -53,11 +50,7 @@ pub struct Kernel {
 impl Kernel {
     /// A kernel without override constants.
     pub fn new(file: &'static ShaderFile, entry: &'static str) -> Self {
-        Kernel {
-            file,
-            entry,
-            constants: Vec::new(),
-        }
+        Kernel { file, entry, constants: Vec::new() }
     }
 
     /// Set an override constant (part of the pipeline key).
@@ -70,11 +63,7 @@ impl Kernel {
         PipelineKey {
             shader: self.file.name,
             entry: self.entry,
-            constants: self
-                .constants
-                .iter()
-                .map(|(k, v)| (*k, v.to_bits()))
-                .collect(),
+            constants: self.constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
             layout,
         }
     }

@@ -45,10 +45,7 @@ impl Spec {
 }
 
 const fn plain(entry: &'static str) -> Spec {
-    Spec {
-        entry,
-        overrides: &[],
-    }
+    Spec { entry, overrides: &[] }
 }
 
 /// Shared helpers prepended to every shader.
@@ -73,9 +70,7 @@ macro_rules! shader {
 }
 
 /// Op codes of `elementwise/unary.wgsl` (see `ops::elementwise::UnaryOp`).
-const UNARY_OPS: &[f64] = &[
-    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
-];
+const UNARY_OPS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0];
 /// Op codes of `elementwise/binary.wgsl`: add, sub, mul, div.
 const BINARY_OPS: &[f64] = &[0.0, 1.0, 2.0, 3.0];
 
@@ -83,52 +78,26 @@ shader!(
     UNARY,
     "elementwise/unary",
     [
-        Spec {
-            entry: "unary_forward",
-            overrides: &[("OP", UNARY_OPS)]
-        },
-        Spec {
-            entry: "unary_backward",
-            overrides: &[("OP", UNARY_OPS)]
-        },
+        Spec { entry: "unary_forward", overrides: &[("OP", UNARY_OPS)] },
+        Spec { entry: "unary_backward", overrides: &[("OP", UNARY_OPS)] },
     ]
 );
 shader!(
     BINARY,
     "elementwise/binary",
     [
-        Spec {
-            entry: "binary_same",
-            overrides: &[("OP", BINARY_OPS)]
-        },
-        Spec {
-            entry: "binary_broadcast",
-            overrides: &[("OP", BINARY_OPS)]
-        },
-        Spec {
-            entry: "binary_backward",
-            overrides: &[("OP", &[2.0, 3.0])]
-        },
+        Spec { entry: "binary_same", overrides: &[("OP", BINARY_OPS)] },
+        Spec { entry: "binary_broadcast", overrides: &[("OP", BINARY_OPS)] },
+        Spec { entry: "binary_backward", overrides: &[("OP", &[2.0, 3.0])] },
     ]
 );
-shader!(
-    FILL,
-    "elementwise/fill",
-    [plain("fill"), plain("copy"), plain("fill_u32")]
-);
-shader!(
-    MATMUL_BLOCKED,
-    "matmul/matmul_blocked",
-    [plain("matmul_blocked")]
-);
+shader!(FILL, "elementwise/fill", [plain("fill"), plain("copy"), plain("fill_u32")]);
+shader!(MATMUL_BLOCKED, "matmul/matmul_blocked", [plain("matmul_blocked")]);
 shader!(MATMUL_TILED, "matmul/matmul_tiled", [plain("matmul_tiled")]);
 shader!(
     MATMUL_GENERIC,
     "matmul/matmul_generic",
-    [Spec {
-        entry: "matmul_generic",
-        overrides: &[("TRANS_A", &[0.0, 1.0]), ("TRANS_B", &[0.0, 1.0])]
-    },]
+    [Spec { entry: "matmul_generic", overrides: &[("TRANS_A", &[0.0, 1.0]), ("TRANS_B", &[0.0, 1.0])] },]
 );
 shader!(
     REDUCE,
@@ -146,63 +115,30 @@ shader!(
     SOFTMAX,
     "softmax/softmax",
     [
-        Spec {
-            entry: "softmax_forward",
-            overrides: &[("LOG", &[0.0, 1.0])]
-        },
-        Spec {
-            entry: "softmax_backward",
-            overrides: &[("LOG", &[0.0, 1.0])]
-        },
+        Spec { entry: "softmax_forward", overrides: &[("LOG", &[0.0, 1.0])] },
+        Spec { entry: "softmax_backward", overrides: &[("LOG", &[0.0, 1.0])] },
     ]
 );
 shader!(
     LAYER_NORM,
     "norm/layer_norm",
-    [
-        plain("layer_norm_forward"),
-        plain("layer_norm_backward_input"),
-        plain("layer_norm_backward_params"),
-    ]
+    [plain("layer_norm_forward"), plain("layer_norm_backward_input"), plain("layer_norm_backward_params"),]
 );
 shader!(
     RMS_NORM,
     "norm/rms_norm",
-    [
-        plain("rms_norm_forward"),
-        plain("rms_norm_backward_input"),
-        plain("rms_norm_backward_weight"),
-    ]
+    [plain("rms_norm_forward"), plain("rms_norm_backward_input"), plain("rms_norm_backward_weight"),]
 );
-shader!(
-    EMBEDDING,
-    "embedding/embedding",
-    [plain("embedding_forward"), plain("embedding_backward")]
-);
+shader!(EMBEDDING, "embedding/embedding", [plain("embedding_forward"), plain("embedding_backward")]);
 shader!(
     CROSS_ENTROPY,
     "loss/cross_entropy",
-    [
-        plain("cross_entropy_forward"),
-        plain("cross_entropy_backward")
-    ]
+    [plain("cross_entropy_forward"), plain("cross_entropy_backward")]
 );
-shader!(
-    MSE,
-    "loss/mse",
-    [plain("mse_forward"), plain("mse_backward")]
-);
+shader!(MSE, "loss/mse", [plain("mse_forward"), plain("mse_backward")]);
 shader!(PERMUTE, "layout/permute", [plain("permute")]);
-shader!(
-    AXIS_COPY,
-    "layout/axis_copy",
-    [plain("axis_read"), plain("axis_write")]
-);
-shader!(
-    DROPOUT,
-    "dropout/dropout",
-    [plain("dropout_forward"), plain("dropout_backward")]
-);
+shader!(AXIS_COPY, "layout/axis_copy", [plain("axis_read"), plain("axis_write")]);
+shader!(DROPOUT, "dropout/dropout", [plain("dropout_forward"), plain("dropout_backward")]);
 shader!(ADAMW, "optim/adamw", [plain("adamw_step")]);
 shader!(SGD, "optim/sgd", [plain("sgd_step")]);
 shader!(NONFINITE, "check/nonfinite", [plain("count_nonfinite")]);
@@ -234,27 +170,17 @@ pub const ALL: &[&ShaderFile] = &[
 pub fn validate(file: &ShaderFile, constants: &[(&str, f64)]) -> Result<(), String> {
     let src = file.full_source();
     let module = naga::front::wgsl::parse_str(&src).map_err(|e| e.emit_to_string(&src))?;
-    let mut validator = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    );
-    let info = validator
-        .validate(&module)
-        .map_err(|e| e.emit_to_string(&src))?;
+    let mut validator =
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
+    let info = validator.validate(&module).map_err(|e| e.emit_to_string(&src))?;
     if constants.is_empty() {
         return Ok(());
     }
-    let map: naga::back::PipelineConstants =
-        constants.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    let (module, _info) =
-        naga::back::pipeline_constants::process_overrides(&module, &info, None, &map)
-            .map_err(|e| format!("{e}"))?;
-    let mut validator = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    );
-    validator
-        .validate(&module)
-        .map_err(|e| e.emit_to_string(&src))?;
+    let map: naga::back::PipelineConstants = constants.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let (module, _info) = naga::back::pipeline_constants::process_overrides(&module, &info, None, &map)
+        .map_err(|e| format!("{e}"))?;
+    let mut validator =
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
+    validator.validate(&module).map_err(|e| e.emit_to_string(&src))?;
     Ok(())
 }

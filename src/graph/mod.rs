@@ -51,12 +51,7 @@ pub type Needs = Vec<bool>;
 
 /// Attach a backward rule to `out` if recording is on and any input requires grad; otherwise
 /// return `out` untouched without calling `rule` (so nothing is saved).
-pub(crate) fn record<F>(
-    op: &'static str,
-    out: Tensor,
-    inputs: &[&Tensor],
-    rule: F,
-) -> Result<Tensor>
+pub(crate) fn record<F>(op: &'static str, out: Tensor, inputs: &[&Tensor], rule: F) -> Result<Tensor>
 where
     F: FnOnce(&Needs) -> Result<Box<dyn Backward>>,
 {
@@ -67,27 +62,15 @@ where
     }
     let rule = rule(&needs)?;
     engine.0.nodes_recorded.fetch_add(1, Ordering::Relaxed);
-    engine
-        .0
-        .saved_bytes
-        .fetch_add(rule.saved_bytes(), Ordering::Relaxed);
+    engine.0.saved_bytes.fetch_add(rule.saved_bytes(), Ordering::Relaxed);
     let edges = inputs
         .iter()
         .map(|t| {
-            t.requires_grad().then(|| Edge {
-                id: t.id(),
-                shape: t.shape().to_vec(),
-                node: t.node().cloned(),
-            })
+            t.requires_grad().then(|| Edge { id: t.id(), shape: t.shape().to_vec(), node: t.node().cloned() })
         })
         .collect();
-    let node = Arc::new(Node {
-        id: engine.next_id(),
-        op,
-        out_id: out.id(),
-        edges,
-        rule: Mutex::new(Some(rule)),
-    });
+    let node =
+        Arc::new(Node { id: engine.next_id(), op, out_id: out.id(), edges, rule: Mutex::new(Some(rule)) });
     Ok(out.with_node(node))
 }
 
@@ -127,11 +110,12 @@ fn topo_order(root: &Arc<Node>) -> Vec<Arc<Node>> {
     let mut stack: Vec<(Arc<Node>, usize)> = vec![(root.clone(), 0)];
     seen.insert(root.id);
     while let Some((node, next)) = stack.pop() {
-        let child = node.edges.iter().skip(next).enumerate().find_map(|(i, e)| {
-            e.as_ref()
-                .and_then(|e| e.node.clone())
-                .map(|n| (next + i, n))
-        });
+        let child = node
+            .edges
+            .iter()
+            .skip(next)
+            .enumerate()
+            .find_map(|(i, e)| e.as_ref().and_then(|e| e.node.clone()).map(|n| (next + i, n)));
         match child {
             Some((i, c)) => {
                 stack.push((node, i + 1));
@@ -194,11 +178,7 @@ impl Tensor {
                         edge.shape
                     )));
                 }
-                let slot = if edge.node.is_some() {
-                    &mut grads
-                } else {
-                    &mut leaves.grads
-                };
+                let slot = if edge.node.is_some() { &mut grads } else { &mut leaves.grads };
                 accumulate(slot, edge.id, grad)?;
             }
         }

@@ -33,14 +33,8 @@ pub fn count_nonfinite_async(t: &Tensor) -> Result<Tensor> {
     launch_1d(
         t.engine(),
         &Kernel::new(&shaders::NONFINITE, "count_nonfinite"),
-        &Params {
-            n: t.numel() as u32,
-            _pad: [0; 3],
-        },
-        &[
-            Binding::read(t.storage(), t.nbytes()),
-            Binding::write(counts.storage(), 8),
-        ],
+        &Params { n: t.numel() as u32, _pad: [0; 3] },
+        &[Binding::read(t.storage(), t.nbytes()), Binding::write(counts.storage(), 8)],
         t.numel(),
     )?;
     Ok(counts)
@@ -49,8 +43,5 @@ pub fn count_nonfinite_async(t: &Tensor) -> Result<Tensor> {
 /// Count NaN and ±Inf in `t` (reads two integers back).
 pub fn count_nonfinite(t: &Tensor) -> Result<NonFinite> {
     let c = count_nonfinite_async(t)?.to_vec_u32()?;
-    Ok(NonFinite {
-        nan: c[0],
-        inf: c[1],
-    })
+    Ok(NonFinite { nan: c[0], inf: c[1] })
 }

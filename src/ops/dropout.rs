@@ -45,10 +45,7 @@ impl Backward for DropoutBackward {
             g.engine(),
             &Kernel::new(&shaders::DROPOUT, "dropout_backward"),
             &self.p,
-            &[
-                Binding::read(g.storage(), g.nbytes()),
-                Binding::write(gx.storage(), gx.nbytes()),
-            ],
+            &[Binding::read(g.storage(), g.nbytes()), Binding::write(gx.storage(), gx.nbytes())],
             g.numel(),
         )?;
         Ok(vec![Some(gx)])
@@ -63,10 +60,7 @@ impl Backward for DropoutBackward {
 pub fn dropout(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
     x.expect_f32("dropout")?;
     if !(0.0..=1.0).contains(&p) {
-        return Err(Error::arg(
-            "dropout",
-            format!("probability {p} is not in [0, 1]"),
-        ));
+        return Err(Error::arg("dropout", format!("probability {p} is not in [0, 1]")));
     }
     if p == 0.0 {
         return Ok(x.clone());
@@ -77,15 +71,10 @@ pub fn dropout(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
         x.engine(),
         &Kernel::new(&shaders::DROPOUT, "dropout_forward"),
         &prm,
-        &[
-            Binding::read(x.storage(), x.nbytes()),
-            Binding::write(y.storage(), y.nbytes()),
-        ],
+        &[Binding::read(x.storage(), x.nbytes()), Binding::write(y.storage(), y.nbytes())],
         x.numel(),
     )?;
-    record("dropout", y, &[x], |_| {
-        Ok(Box::new(DropoutBackward { p: prm }))
-    })
+    record("dropout", y, &[x], |_| Ok(Box::new(DropoutBackward { p: prm })))
 }
 
 impl Tensor {

@@ -88,20 +88,12 @@ fn unary_kernel(entry: &'static str, op: UnaryOp) -> Kernel {
 
 fn unary_raw(x: &Tensor, op: UnaryOp, alpha: f32, beta: f32) -> Result<Tensor> {
     let out = Tensor::empty(x.engine(), x.shape())?;
-    let p = UnaryParams {
-        n: x.numel() as u32,
-        alpha,
-        beta,
-        _pad: 0,
-    };
+    let p = UnaryParams { n: x.numel() as u32, alpha, beta, _pad: 0 };
     launch_1d(
         x.engine(),
         &unary_kernel("unary_forward", op),
         &p,
-        &[
-            Binding::read(x.storage(), x.nbytes()),
-            Binding::write(out.storage(), out.nbytes()),
-        ],
+        &[Binding::read(x.storage(), x.nbytes()), Binding::write(out.storage(), out.nbytes())],
         x.numel(),
     )?;
     Ok(out)
@@ -122,12 +114,7 @@ impl Backward for UnaryBackward {
             (_, UnaryOp::Affine) => unary_raw(g, UnaryOp::Affine, self.alpha, 0.0)?,
             (Some(x), op) => {
                 let out = Tensor::empty(g.engine(), g.shape())?;
-                let p = UnaryParams {
-                    n: g.numel() as u32,
-                    alpha: self.alpha,
-                    beta: self.beta,
-                    _pad: 0,
-                };
+                let p = UnaryParams { n: g.numel() as u32, alpha: self.alpha, beta: self.beta, _pad: 0 };
                 launch_1d(
                     g.engine(),
                     &unary_kernel("unary_backward", op),
@@ -156,12 +143,7 @@ pub fn unary(x: &Tensor, op: UnaryOp, alpha: f32, beta: f32) -> Result<Tensor> {
     let out = unary_raw(x, op, alpha, beta)?;
     record(op.name(), out, &[x], |_| {
         let keep = !matches!(op, UnaryOp::Neg | UnaryOp::Affine);
-        Ok(Box::new(UnaryBackward {
-            op,
-            alpha,
-            beta,
-            x: keep.then(|| x.clone()),
-        }))
+        Ok(Box::new(UnaryBackward { op, alpha, beta, x: keep.then(|| x.clone()) }))
     })
 }
 
@@ -200,10 +182,7 @@ struct BinaryParams {
 
 fn binary_params(a: &[usize], b: &[usize], out: &[usize]) -> Result<BinaryParams> {
     if out.len() > shape::MAX_RANK {
-        return Err(crate::Error::arg(
-            "binary",
-            format!("rank {} exceeds {}", out.len(), shape::MAX_RANK),
-        ));
+        return Err(crate::Error::arg("binary", format!("rank {} exceeds {}", out.len(), shape::MAX_RANK)));
     }
     Ok(BinaryParams {
         n: shape::numel(out) as u32,
@@ -220,11 +199,7 @@ fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     let out_shape = shape::broadcast(op.name(), a.shape(), b.shape())?;
     let out = Tensor::empty(e, &out_shape)?;
     let p = binary_params(a.shape(), b.shape(), &out_shape)?;
-    let entry = if a.shape() == b.shape() {
-        "binary_same"
-    } else {
-        "binary_broadcast"
-    };
+    let entry = if a.shape() == b.shape() { "binary_same" } else { "binary_broadcast" };
     launch_1d(
         e,
         &Kernel::new(&shaders::BINARY, entry).with("OP", op as u32),
@@ -254,18 +229,10 @@ impl Backward for BinaryBackward {
         let reduce = |t: Tensor, to: &[usize]| crate::ops::reduce::sum_to_shape(&t, to);
         match self.op {
             BinaryOp::Add | BinaryOp::Sub => {
-                let ga = if self.needs[0] {
-                    Some(reduce(g.clone(), &self.a_shape)?)
-                } else {
-                    None
-                };
+                let ga = if self.needs[0] { Some(reduce(g.clone(), &self.a_shape)?) } else { None };
                 let gb = if self.needs[1] {
                     let gb = reduce(g.clone(), &self.b_shape)?;
-                    Some(if self.op == BinaryOp::Sub {
-                        unary_raw(&gb, UnaryOp::Neg, 0.0, 0.0)?
-                    } else {
-                        gb
-                    })
+                    Some(if self.op == BinaryOp::Sub { unary_raw(&gb, UnaryOp::Neg, 0.0, 0.0)? } else { gb })
                 } else {
                     None
                 };
@@ -278,16 +245,8 @@ impl Backward for BinaryBackward {
                 let a = self.a.clone().unwrap_or_else(|| g.clone());
                 let b = self.b.clone().unwrap_or_else(|| g.clone());
                 let (sa, sb) = (
-                    if self.a.is_some() {
-                        self.a_shape.clone()
-                    } else {
-                        g.shape().to_vec()
-                    },
-                    if self.b.is_some() {
-                        self.b_shape.clone()
-                    } else {
-                        g.shape().to_vec()
-                    },
+                    if self.a.is_some() { self.a_shape.clone() } else { g.shape().to_vec() },
+                    if self.b.is_some() { self.b_shape.clone() } else { g.shape().to_vec() },
                 );
                 let ga = Tensor::empty(e, g.shape())?;
                 let gb = Tensor::empty(e, g.shape())?;
@@ -305,16 +264,8 @@ impl Backward for BinaryBackward {
                     ],
                     g.numel(),
                 )?;
-                let ga = if self.needs[0] {
-                    Some(reduce(ga, &self.a_shape)?)
-                } else {
-                    None
-                };
-                let gb = if self.needs[1] {
-                    Some(reduce(gb, &self.b_shape)?)
-                } else {
-                    None
-                };
+                let ga = if self.needs[0] { Some(reduce(ga, &self.a_shape)?) } else { None };
+                let gb = if self.needs[1] { Some(reduce(gb, &self.b_shape)?) } else { None };
                 Ok(vec![ga, gb])
             }
         }

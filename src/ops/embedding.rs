@@ -31,11 +31,7 @@ impl Backward for EmbeddingBackward {
         let e = g.engine();
         let gt = Tensor::zeros(e, &[self.vocab, self.dim])?;
         let u = self.uniq.numel();
-        let p = Params {
-            rows: u as u32,
-            dim: self.dim as u32,
-            _pad: [0; 2],
-        };
+        let p = Params { rows: u as u32, dim: self.dim as u32, _pad: [0; 2] };
         launch_1d(
             e,
             &Kernel::new(&shaders::EMBEDDING, "embedding_backward"),
@@ -60,17 +56,11 @@ impl Backward for EmbeddingBackward {
 pub fn embedding(table: &Tensor, ids: &[u32], ids_shape: &[usize]) -> Result<Tensor> {
     table.expect_f32("embedding")?;
     if table.rank() != 2 {
-        return Err(Error::arg(
-            "embedding",
-            format!("table must be (vocab, dim), got {:?}", table.shape()),
-        ));
+        return Err(Error::arg("embedding", format!("table must be (vocab, dim), got {:?}", table.shape())));
     }
     let (vocab, dim) = (table.shape()[0], table.shape()[1]);
     if ids.len() != ids_shape.iter().product::<usize>() {
-        return Err(Error::arg(
-            "embedding",
-            format!("{} ids do not fill shape {ids_shape:?}", ids.len()),
-        ));
+        return Err(Error::arg("embedding", format!("{} ids do not fill shape {ids_shape:?}", ids.len())));
     }
     if let Some((i, &bad)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= vocab) {
         return Err(Error::arg(
@@ -83,11 +73,7 @@ pub fn embedding(table: &Tensor, ids: &[u32], ids_shape: &[usize]) -> Result<Ten
     let mut os = ids_shape.to_vec();
     os.push(dim);
     let out = Tensor::empty(e, &os)?;
-    let p = Params {
-        rows: ids.len() as u32,
-        dim: dim as u32,
-        _pad: [0; 2],
-    };
+    let p = Params { rows: ids.len() as u32, dim: dim as u32, _pad: [0; 2] };
     launch_1d(
         e,
         &Kernel::new(&shaders::EMBEDDING, "embedding_forward"),

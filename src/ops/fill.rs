@@ -17,17 +17,8 @@ struct Params {
 /// Overwrite every element of `t` with `value` (in place, no autodiff).
 pub(crate) fn fill(t: &Tensor, value: f32) -> Result<()> {
     let n = t.numel();
-    let p = Params {
-        n: n as u32,
-        value,
-        value_u32: value as u32,
-        _pad: 0,
-    };
-    let entry = if t.dtype() == DType::U32 {
-        "fill_u32"
-    } else {
-        "fill"
-    };
+    let p = Params { n: n as u32, value, value_u32: value as u32, _pad: 0 };
+    let entry = if t.dtype() == DType::U32 { "fill_u32" } else { "fill" };
     launch_1d(
         t.engine(),
         &Kernel::new(&shaders::FILL, entry),
@@ -41,20 +32,12 @@ pub(crate) fn fill(t: &Tensor, value: f32) -> Result<()> {
 pub(crate) fn copy(t: &Tensor) -> Result<Tensor> {
     let out = Tensor::empty_typed(t.engine(), t.shape(), t.dtype())?;
     let n = t.numel();
-    let p = Params {
-        n: n as u32,
-        value: 0.0,
-        value_u32: 0,
-        _pad: 0,
-    };
+    let p = Params { n: n as u32, value: 0.0, value_u32: 0, _pad: 0 };
     launch_1d(
         t.engine(),
         &Kernel::new(&shaders::FILL, "copy"),
         &p,
-        &[
-            Binding::read(t.storage(), t.nbytes()),
-            Binding::write(out.storage(), out.nbytes()),
-        ],
+        &[Binding::read(t.storage(), t.nbytes()), Binding::write(out.storage(), out.nbytes())],
         n,
     )?;
     Ok(out)

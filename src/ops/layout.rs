@@ -25,46 +25,22 @@ impl Backward for ReshapeBackward {
 /// to be inferred).
 pub fn reshape(x: &Tensor, new_shape: &[usize]) -> Result<Tensor> {
     let mut s = new_shape.to_vec();
-    let infer: Vec<usize> = s
-        .iter()
-        .enumerate()
-        .filter(|(_, &d)| d == usize::MAX)
-        .map(|(i, _)| i)
-        .collect();
+    let infer: Vec<usize> = s.iter().enumerate().filter(|(_, &d)| d == usize::MAX).map(|(i, _)| i).collect();
     if infer.len() > 1 {
-        return Err(Error::shape(
-            "reshape",
-            x.shape(),
-            new_shape,
-            "only one dim can be inferred",
-        ));
+        return Err(Error::shape("reshape", x.shape(), new_shape, "only one dim can be inferred"));
     }
     if let Some(&i) = infer.first() {
         let known: usize = s.iter().filter(|&&d| d != usize::MAX).product();
         if known == 0 || x.numel() % known != 0 {
-            return Err(Error::shape(
-                "reshape",
-                x.shape(),
-                new_shape,
-                "cannot infer the missing dim",
-            ));
+            return Err(Error::shape("reshape", x.shape(), new_shape, "cannot infer the missing dim"));
         }
         s[i] = x.numel() / known;
     }
     if shape::numel(&s) != x.numel() {
-        return Err(Error::shape(
-            "reshape",
-            x.shape(),
-            &s,
-            "element counts differ",
-        ));
+        return Err(Error::shape("reshape", x.shape(), &s, "element counts differ"));
     }
     let out = x.view_as(&s);
-    record("reshape", out, &[x], |_| {
-        Ok(Box::new(ReshapeBackward {
-            in_shape: x.shape().to_vec(),
-        }))
-    })
+    record("reshape", out, &[x], |_| Ok(Box::new(ReshapeBackward { in_shape: x.shape().to_vec() })))
 }
 
 #[repr(C)]
@@ -93,10 +69,7 @@ fn permute_raw(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
         x.engine(),
         &Kernel::new(&shaders::PERMUTE, "permute"),
         &p,
-        &[
-            Binding::read(x.storage(), x.nbytes()),
-            Binding::write(out.storage(), out.nbytes()),
-        ],
+        &[Binding::read(x.storage(), x.nbytes()), Binding::write(out.storage(), out.nbytes())],
         out.numel(),
     )?;
     Ok(out)
@@ -119,24 +92,14 @@ impl Backward for PermuteBackward {
 pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     let r = x.rank();
     let mut seen = vec![false; r];
-    if perm.len() != r
-        || perm
-            .iter()
-            .any(|&p| p >= r || std::mem::replace(&mut seen[p], true))
-    {
+    if perm.len() != r || perm.iter().any(|&p| p >= r || std::mem::replace(&mut seen[p], true)) {
         return Err(Error::arg(
             "permute",
-            format!(
-                "{perm:?} is not a permutation of the {r} dims of {:?}",
-                x.shape()
-            ),
+            format!("{perm:?} is not a permutation of the {r} dims of {:?}", x.shape()),
         ));
     }
     if r > shape::MAX_RANK {
-        return Err(Error::arg(
-            "permute",
-            format!("rank {r} exceeds {}", shape::MAX_RANK),
-        ));
+        return Err(Error::arg("permute", format!("rank {r} exceeds {}", shape::MAX_RANK)));
     }
     if perm.iter().enumerate().all(|(i, &p)| i == p) {
         return Ok(x.clone());
@@ -182,10 +145,7 @@ fn axis_read(src: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tens
         src.engine(),
         &Kernel::new(&shaders::AXIS_COPY, "axis_read"),
         &p,
-        &[
-            Binding::read(src.storage(), src.nbytes()),
-            Binding::write(out.storage(), out.nbytes()),
-        ],
+        &[Binding::read(src.storage(), src.nbytes()), Binding::write(out.storage(), out.nbytes())],
         out.numel(),
     )?;
     Ok(out)
@@ -207,10 +167,7 @@ fn axis_write(dst: &Tensor, src: &Tensor, axis: usize, start: usize) -> Result<(
         dst.engine(),
         &Kernel::new(&shaders::AXIS_COPY, "axis_write"),
         &p,
-        &[
-            Binding::read(src.storage(), src.nbytes()),
-            Binding::write(dst.storage(), dst.nbytes()),
-        ],
+        &[Binding::read(src.storage(), src.nbytes()), Binding::write(dst.storage(), dst.nbytes())],
         src.numel(),
     )
 }
@@ -240,20 +197,11 @@ pub fn slice(x: &Tensor, axis: isize, start: usize, len: usize) -> Result<Tensor
     if start.checked_add(len).is_none_or(|end| end > full) {
         return Err(Error::arg(
             "slice",
-            format!(
-                "[{start}, {start}+{len}) is outside axis {axis} of {:?}",
-                x.shape()
-            ),
+            format!("[{start}, {start}+{len}) is outside axis {axis} of {:?}", x.shape()),
         ));
     }
     let out = axis_read(x, axis, start, len)?;
-    record("slice", out, &[x], |_| {
-        Ok(Box::new(SliceBackward {
-            in_shape: x.shape().to_vec(),
-            axis,
-            start,
-        }))
-    })
+    record("slice", out, &[x], |_| Ok(Box::new(SliceBackward { in_shape: x.shape().to_vec(), axis, start })))
 }
 
 struct ConcatBackward {
@@ -268,13 +216,7 @@ impl Backward for ConcatBackward {
         self.parts
             .iter()
             .zip(&self.needs)
-            .map(|(&(s, l), &need)| {
-                if need {
-                    axis_read(g, self.axis, s, l).map(Some)
-                } else {
-                    Ok(None)
-                }
-            })
+            .map(|(&(s, l), &need)| if need { axis_read(g, self.axis, s, l).map(Some) } else { Ok(None) })
             .collect()
     }
     fn saved_bytes(&self) -> u64 {
@@ -284,9 +226,7 @@ impl Backward for ConcatBackward {
 
 /// Join tensors along `axis`; every other dim must match.
 pub fn concat(xs: &[&Tensor], axis: isize) -> Result<Tensor> {
-    let first = xs
-        .first()
-        .ok_or_else(|| Error::arg("concat", "no tensors given"))?;
+    let first = xs.first().ok_or_else(|| Error::arg("concat", "no tensors given"))?;
     let e = same_engine("concat", xs)?;
     let axis = shape::axis("concat", axis, first.rank())?;
     let mut total = 0;
@@ -295,11 +235,7 @@ pub fn concat(xs: &[&Tensor], axis: isize) -> Result<Tensor> {
         x.expect_f32("concat")?;
         let same_rank = x.rank() == first.rank();
         if !same_rank
-            || x.shape()
-                .iter()
-                .zip(first.shape())
-                .enumerate()
-                .any(|(d, (a, b))| d != axis && a != b)
+            || x.shape().iter().zip(first.shape()).enumerate().any(|(d, (a, b))| d != axis && a != b)
         {
             return Err(Error::shape(
                 "concat",
@@ -317,13 +253,7 @@ pub fn concat(xs: &[&Tensor], axis: isize) -> Result<Tensor> {
     for (x, &(start, _)) in xs.iter().zip(&parts) {
         axis_write(&out, x, axis, start)?;
     }
-    record("concat", out, xs, |needs| {
-        Ok(Box::new(ConcatBackward {
-            axis,
-            parts,
-            needs: needs.clone(),
-        }))
-    })
+    record("concat", out, xs, |needs| Ok(Box::new(ConcatBackward { axis, parts, needs: needs.clone() })))
 }
 
 impl Tensor {
@@ -336,10 +266,7 @@ impl Tensor {
     /// Swap two dims (negative counts from the end).
     pub fn transpose(&self, a: isize, b: isize) -> Result<Tensor> {
         let r = self.rank();
-        let (a, b) = (
-            shape::axis("transpose", a, r)?,
-            shape::axis("transpose", b, r)?,
-        );
+        let (a, b) = (shape::axis("transpose", a, r)?, shape::axis("transpose", b, r)?);
         let mut perm: Vec<usize> = (0..r).collect();
         perm.swap(a, b);
         permute(self, &perm)
@@ -350,11 +277,7 @@ impl Tensor {
     /// A dense copy (tensors are always contiguous, so this is a plain copy kernel).
     pub fn contiguous_copy(&self) -> Result<Tensor> {
         let out = crate::ops::fill::copy(self)?;
-        record("copy", out, &[self], |_| {
-            Ok(Box::new(ReshapeBackward {
-                in_shape: self.shape().to_vec(),
-            }))
-        })
+        record("copy", out, &[self], |_| Ok(Box::new(ReshapeBackward { in_shape: self.shape().to_vec() })))
     }
 }
 

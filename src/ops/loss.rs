@@ -17,10 +17,7 @@ pub struct CrossEntropy {
 
 impl Default for CrossEntropy {
     fn default() -> Self {
-        CrossEntropy {
-            ignore_index: None,
-            label_smoothing: 0.0,
-        }
+        CrossEntropy { ignore_index: None, label_smoothing: 0.0 }
     }
 }
 
@@ -69,19 +66,11 @@ impl Backward for CeBackward {
 pub fn cross_entropy(logits: &Tensor, targets: &[u32], opts: CrossEntropy) -> Result<Tensor> {
     logits.expect_f32("cross_entropy")?;
     if logits.rank() != 2 {
-        return Err(Error::arg(
-            "cross_entropy",
-            format!("logits must be (N, C), got {:?}", logits.shape()),
-        ));
+        return Err(Error::arg("cross_entropy", format!("logits must be (N, C), got {:?}", logits.shape())));
     }
     let (n, c) = (logits.shape()[0], logits.shape()[1]);
     if targets.len() != n {
-        return Err(Error::shape(
-            "cross_entropy",
-            logits.shape(),
-            &[targets.len()],
-            "one target per row",
-        ));
+        return Err(Error::shape("cross_entropy", logits.shape(), &[targets.len()], "one target per row"));
     }
     if !(0.0..=1.0).contains(&opts.label_smoothing) {
         return Err(Error::arg(
@@ -131,11 +120,7 @@ pub fn cross_entropy(logits: &Tensor, targets: &[u32], opts: CrossEntropy) -> Re
         rows.sum(0, false)?.mul_scalar(scale)?
     };
     record("cross_entropy", loss, &[logits], |_| {
-        Ok(Box::new(CeBackward {
-            logits: logits.clone(),
-            targets: tg,
-            p,
-        }))
+        Ok(Box::new(CeBackward { logits: logits.clone(), targets: tg, p }))
     })
 }
 
@@ -172,10 +157,7 @@ impl Backward for MseBackward {
             ],
             self.p.n as usize,
         )?;
-        Ok(vec![
-            self.needs[0].then_some(ga),
-            self.needs[1].then_some(gb),
-        ])
+        Ok(vec![self.needs[0].then_some(ga), self.needs[1].then_some(gb)])
     }
     fn saved_bytes(&self) -> u64 {
         bytes_of(&[Some(&self.a), Some(&self.b)])
@@ -197,11 +179,7 @@ pub fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
     let n = a.numel();
     let d2 = Tensor::empty(e, &[n])?;
-    let p = MseParams {
-        n: n as u32,
-        scale: 2.0 / n.max(1) as f32,
-        _pad: [0; 2],
-    };
+    let p = MseParams { n: n as u32, scale: 2.0 / n.max(1) as f32, _pad: [0; 2] };
     launch_1d(
         e,
         &Kernel::new(&shaders::MSE, "mse_forward"),
@@ -218,11 +196,6 @@ pub fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         d2.mean(0, false)?
     };
     record("mse", loss, &[a, b], |needs| {
-        Ok(Box::new(MseBackward {
-            a: a.clone(),
-            b: b.clone(),
-            needs: needs.clone(),
-            p,
-        }))
+        Ok(Box::new(MseBackward { a: a.clone(), b: b.clone(), needs: needs.clone(), p }))
     })
 }

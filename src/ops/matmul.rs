@@ -15,6 +15,13 @@ use crate::graph::{bytes_of, record, Backward, Needs};
 use crate::ops::same_engine;
 use crate::tensor::{shape, Tensor};
 
+/// Outputs per invocation of `matmul_blocked.wgsl`: BLOCK_TM rows x 4*BLOCK_TN4 columns,
+/// in workgroups of BLOCK_WX x BLOCK_WY (chosen by sweeping on lavapipe; see the shader).
+const BLOCK_TM: usize = 16;
+const BLOCK_TN4: usize = 4;
+const BLOCK_WX: usize = 64;
+const BLOCK_WY: usize = 1;
+
 /// Which kernel to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatmulKernel {
@@ -47,33 +54,17 @@ fn split(t: &Tensor) -> (Vec<usize>, usize, usize) {
 
 /// The product without autodiff. `a`, `b` have equal batch dims, or one of them is 2-D and
 /// is broadcast over the other's batch.
-pub(crate) fn matmul_raw(
-    a: &Tensor,
-    b: &Tensor,
-    ta: bool,
-    tb: bool,
-    kernel: MatmulKernel,
-) -> Result<Tensor> {
+pub(crate) fn matmul_raw(a: &Tensor, b: &Tensor, ta: bool, tb: bool, kernel: MatmulKernel) -> Result<Tensor> {
     let e = same_engine("matmul", &[a, b])?;
     if a.rank() < 2 || b.rank() < 2 {
-        return Err(Error::shape(
-            "matmul",
-            a.shape(),
-            b.shape(),
-            "both operands need at least 2 dims",
-        ));
+        return Err(Error::shape("matmul", a.shape(), b.shape(), "both operands need at least 2 dims"));
     }
     let (ba, ar, ac) = split(a);
     let (bb, br, bc) = split(b);
     let (m, ka) = if ta { (ac, ar) } else { (ar, ac) };
     let (kb, n) = if tb { (bc, br) } else { (br, bc) };
     if ka != kb {
-        return Err(Error::shape(
-            "matmul",
-            a.shape(),
-            b.shape(),
-            format!("inner dims {ka} and {kb} differ"),
-        ));
+        return Err(Error::shape("matmul", a.shape(), b.shape(), format!("inner dims {ka} and {kb} differ")));
     }
     let k = ka;
     let batch_dims = if ba == bb || bb.is_empty() {
@@ -121,16 +112,8 @@ pub(crate) fn matmul_raw(
                 ));
             }
             // The blocked kernel reads both operands untransposed; copy a transposed one first.
-            let a2 = if ta {
-                crate::ops::layout::transpose_raw(a)?
-            } else {
-                a.clone()
-            };
-            let b2 = if tb {
-                crate::ops::layout::transpose_raw(b)?
-            } else {
-                b.clone()
-            };
+            let a2 = if ta { crate::ops::layout::transpose_raw(a)? } else { a.clone() };
+            let b2 = if tb { crate::ops::layout::transpose_raw(b)? } else { b.clone() };
             let p = Params {
                 m: m as u32,
                 n: n as u32,
@@ -142,8 +125,8 @@ pub(crate) fn matmul_raw(
                 _pad: 0,
             };
             let groups = [
-                (n / 4).div_ceil(4).div_ceil(8) as u32,
-                m.div_ceil(8).div_ceil(8) as u32,
+                (n / 4).div_ceil(BLOCK_TN4).div_ceil(BLOCK_WX) as u32,
+                m.div_ceil(BLOCK_TM).div_ceil(BLOCK_WY) as u32,
                 batch as u32,
             ];
             e.dispatch(
@@ -178,11 +161,7 @@ pub(crate) fn matmul_raw(
                     Kernel::new(&shaders::MATMUL_GENERIC, "matmul_generic")
                         .with("TRANS_A", ta as u32)
                         .with("TRANS_B", tb as u32),
-                    [
-                        n.div_ceil(4).div_ceil(8) as u32,
-                        m.div_ceil(4).div_ceil(8) as u32,
-                        batch as u32,
-                    ],
+                    [n.div_ceil(4).div_ceil(8) as u32, m.div_ceil(4).div_ceil(8) as u32, batch as u32],
                 )
             };
             e.dispatch(
@@ -220,31 +199,17 @@ impl Backward for MatmulBackward {
         // transpose of its gradient, which swaps the product's order.
         let ga = if self.needs[0] {
             let b = self.b.as_ref().expect("b saved when a needs grad");
-            let ga = if !ta {
-                matmul_raw(g, b, false, !tb, auto)?
-            } else {
-                matmul_raw(b, g, tb, true, auto)?
-            };
-            Some(if self.a_broadcast {
-                crate::ops::reduce::sum_to_shape(&ga, &last2(&ga))?
-            } else {
-                ga
-            })
+            let ga =
+                if !ta { matmul_raw(g, b, false, !tb, auto)? } else { matmul_raw(b, g, tb, true, auto)? };
+            Some(if self.a_broadcast { crate::ops::reduce::sum_to_shape(&ga, &last2(&ga))? } else { ga })
         } else {
             None
         };
         let gb = if self.needs[1] {
             let a = self.a.as_ref().expect("a saved when b needs grad");
-            let gb = if !tb {
-                matmul_raw(a, g, !ta, false, auto)?
-            } else {
-                matmul_raw(g, a, true, ta, auto)?
-            };
-            Some(if self.b_broadcast {
-                crate::ops::reduce::sum_to_shape(&gb, &last2(&gb))?
-            } else {
-                gb
-            })
+            let gb =
+                if !tb { matmul_raw(a, g, !ta, false, auto)? } else { matmul_raw(g, a, true, ta, auto)? };
+            Some(if self.b_broadcast { crate::ops::reduce::sum_to_shape(&gb, &last2(&gb))? } else { gb })
         } else {
             None
         };
@@ -266,13 +231,7 @@ pub fn matmul_t(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
 }
 
 /// [`matmul_t`] with an explicit kernel choice (tests and benches).
-pub fn matmul_with(
-    a: &Tensor,
-    b: &Tensor,
-    ta: bool,
-    tb: bool,
-    kernel: MatmulKernel,
-) -> Result<Tensor> {
+pub fn matmul_with(a: &Tensor, b: &Tensor, ta: bool, tb: bool, kernel: MatmulKernel) -> Result<Tensor> {
     a.expect_f32("matmul")?;
     b.expect_f32("matmul")?;
     // A stack of rows times one matrix is one big 2-D product: fold the batch into M.

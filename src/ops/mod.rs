@@ -32,11 +32,8 @@ pub(crate) fn launch_1d<P: bytemuck::Pod>(
     bindings: &[Binding<'_>],
     items: usize,
 ) -> Result<()> {
-    let groups = dispatch::groups_1d(
-        items as u64,
-        WG1,
-        engine.limits().max_compute_workgroups_per_dimension,
-    )?;
+    let groups =
+        dispatch::groups_1d(items as u64, WG1, engine.limits().max_compute_workgroups_per_dimension)?;
     engine.dispatch(kernel, bytemuck::bytes_of(params), bindings, groups)
 }
 
@@ -48,10 +45,7 @@ pub(crate) fn launch_groups<P: bytemuck::Pod>(
     bindings: &[Binding<'_>],
     groups: usize,
 ) -> Result<()> {
-    let g = dispatch::fold(
-        groups as u64,
-        engine.limits().max_compute_workgroups_per_dimension,
-    )?;
+    let g = dispatch::fold(groups as u64, engine.limits().max_compute_workgroups_per_dimension)?;
     engine.dispatch(kernel, bytemuck::bytes_of(params), bindings, g)
 }
 

@@ -17,19 +17,11 @@ struct Params {
 
 fn check_affine(op: &'static str, x: &Tensor, ps: &[&Tensor]) -> Result<(usize, usize)> {
     x.expect_f32(op)?;
-    let c = *x
-        .shape()
-        .last()
-        .ok_or_else(|| Error::arg(op, "input needs at least one dim"))?;
+    let c = *x.shape().last().ok_or_else(|| Error::arg(op, "input needs at least one dim"))?;
     for p in ps {
         p.expect_f32(op)?;
         if p.shape() != [c] {
-            return Err(Error::shape(
-                op,
-                x.shape(),
-                p.shape(),
-                format!("weight/bias must be [{c}]"),
-            ));
+            return Err(Error::shape(op, x.shape(), p.shape(), format!("weight/bias must be [{c}]")));
         }
     }
     Ok((if c == 0 { 0 } else { x.numel() / c }, c))
@@ -103,12 +95,7 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f32) -> Result<Tensor
     let y = Tensor::empty(e, x.shape())?;
     let mean = Tensor::empty(e, &[rows])?;
     let rstd = Tensor::empty(e, &[rows])?;
-    let p = Params {
-        rows: rows as u32,
-        cols: cols as u32,
-        eps,
-        _pad: 0,
-    };
+    let p = Params { rows: rows as u32, cols: cols as u32, eps, _pad: 0 };
     launch_1d(
         e,
         &Kernel::new(&shaders::LAYER_NORM, "layer_norm_forward"),
@@ -124,14 +111,7 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f32) -> Result<Tensor
         rows,
     )?;
     record("layer_norm", y, &[x, w, b], |needs| {
-        Ok(Box::new(LayerNormBackward {
-            x: x.clone(),
-            w: w.clone(),
-            mean,
-            rstd,
-            needs: needs.clone(),
-            p,
-        }))
+        Ok(Box::new(LayerNormBackward { x: x.clone(), w: w.clone(), mean, rstd, needs: needs.clone(), p }))
     })
 }
 
@@ -196,12 +176,7 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
     let (rows, cols) = check_affine("rms_norm", x, &[w])?;
     let y = Tensor::empty(e, x.shape())?;
     let rstd = Tensor::empty(e, &[rows])?;
-    let p = Params {
-        rows: rows as u32,
-        cols: cols as u32,
-        eps,
-        _pad: 0,
-    };
+    let p = Params { rows: rows as u32, cols: cols as u32, eps, _pad: 0 };
     launch_1d(
         e,
         &Kernel::new(&shaders::RMS_NORM, "rms_norm_forward"),
@@ -215,12 +190,6 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
         rows,
     )?;
     record("rms_norm", y, &[x, w], |needs| {
-        Ok(Box::new(RmsNormBackward {
-            x: x.clone(),
-            w: w.clone(),
-            rstd,
-            needs: needs.clone(),
-            p,
-        }))
+        Ok(Box::new(RmsNormBackward { x: x.clone(), w: w.clone(), rstd, needs: needs.clone(), p }))
     })
 }

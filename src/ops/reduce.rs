@@ -36,32 +36,12 @@ fn out_shape(s: &[usize], axis: usize, keepdim: bool) -> Vec<usize> {
 fn sum_raw(x: &Tensor, axis: usize, scale: f32, keepdim: bool) -> Result<Tensor> {
     let (outer, len, inner) = shape::split_at_axis(x.shape(), axis);
     let out = Tensor::empty(x.engine(), &out_shape(x.shape(), axis, keepdim))?;
-    let p = Params {
-        outer: outer as u32,
-        len: len as u32,
-        inner: inner as u32,
-        scale,
-    };
-    let b = [
-        Binding::read(x.storage(), x.nbytes()),
-        Binding::write(out.storage(), out.nbytes()),
-    ];
+    let p = Params { outer: outer as u32, len: len as u32, inner: inner as u32, scale };
+    let b = [Binding::read(x.storage(), x.nbytes()), Binding::write(out.storage(), out.nbytes())];
     if wide(outer * inner, len) {
-        launch_groups(
-            x.engine(),
-            &Kernel::new(&shaders::REDUCE, "sum_wide"),
-            &p,
-            &b,
-            outer * inner,
-        )?;
+        launch_groups(x.engine(), &Kernel::new(&shaders::REDUCE, "sum_wide"), &p, &b, outer * inner)?;
     } else {
-        launch_1d(
-            x.engine(),
-            &Kernel::new(&shaders::REDUCE, "sum_rows"),
-            &p,
-            &b,
-            outer * inner,
-        )?;
+        launch_1d(x.engine(), &Kernel::new(&shaders::REDUCE, "sum_rows"), &p, &b, outer * inner)?;
     }
     Ok(out)
 }
@@ -70,20 +50,12 @@ fn sum_raw(x: &Tensor, axis: usize, scale: f32, keepdim: bool) -> Result<Tensor>
 fn expand_raw(g: &Tensor, full: &[usize], axis: usize, scale: f32) -> Result<Tensor> {
     let (outer, len, inner) = shape::split_at_axis(full, axis);
     let gx = Tensor::empty(g.engine(), full)?;
-    let p = Params {
-        outer: outer as u32,
-        len: len as u32,
-        inner: inner as u32,
-        scale,
-    };
+    let p = Params { outer: outer as u32, len: len as u32, inner: inner as u32, scale };
     launch_1d(
         g.engine(),
         &Kernel::new(&shaders::REDUCE, "expand_backward"),
         &p,
-        &[
-            Binding::read(g.storage(), g.nbytes()),
-            Binding::write(gx.storage(), gx.nbytes()),
-        ],
+        &[Binding::read(g.storage(), g.nbytes()), Binding::write(gx.storage(), gx.nbytes())],
         gx.numel(),
     )?;
     Ok(gx)
@@ -97,12 +69,7 @@ struct SumBackward {
 
 impl Backward for SumBackward {
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![Some(expand_raw(
-            g,
-            &self.in_shape,
-            self.axis,
-            self.scale,
-        )?)])
+        Ok(vec![Some(expand_raw(g, &self.in_shape, self.axis, self.scale)?)])
     }
     fn saved_bytes(&self) -> u64 {
         0
@@ -116,13 +83,7 @@ fn sum_scaled(x: &Tensor, axis: isize, keepdim: bool, mean: bool) -> Result<Tens
     let len = x.shape()[axis];
     let scale = if mean { 1.0 / len as f32 } else { 1.0 };
     let out = sum_raw(x, axis, scale, keepdim)?;
-    record(op, out, &[x], |_| {
-        Ok(Box::new(SumBackward {
-            in_shape: x.shape().to_vec(),
-            axis,
-            scale,
-        }))
-    })
+    record(op, out, &[x], |_| Ok(Box::new(SumBackward { in_shape: x.shape().to_vec(), axis, scale })))
 }
 
 struct MaxBackward {
@@ -135,12 +96,7 @@ impl Backward for MaxBackward {
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let (outer, len, inner) = shape::split_at_axis(&self.in_shape, self.axis);
         let gx = Tensor::empty(g.engine(), &self.in_shape)?;
-        let p = Params {
-            outer: outer as u32,
-            len: len as u32,
-            inner: inner as u32,
-            scale: 1.0,
-        };
+        let p = Params { outer: outer as u32, len: len as u32, inner: inner as u32, scale: 1.0 };
         launch_1d(
             g.engine(),
             &Kernel::new(&shaders::REDUCE, "max_backward"),
@@ -165,48 +121,24 @@ pub fn max_with_index(x: &Tensor, axis: isize, keepdim: bool) -> Result<(Tensor,
     let axis = shape::axis("max", axis, x.rank())?;
     let (outer, len, inner) = shape::split_at_axis(x.shape(), axis);
     if len == 0 {
-        return Err(crate::Error::arg(
-            "max",
-            format!("axis {axis} of shape {:?} is empty", x.shape()),
-        ));
+        return Err(crate::Error::arg("max", format!("axis {axis} of shape {:?} is empty", x.shape())));
     }
     let os = out_shape(x.shape(), axis, keepdim);
     let out = Tensor::empty(x.engine(), &os)?;
     let arg = Tensor::empty_typed(x.engine(), &os, DType::U32)?;
-    let p = Params {
-        outer: outer as u32,
-        len: len as u32,
-        inner: inner as u32,
-        scale: 1.0,
-    };
+    let p = Params { outer: outer as u32, len: len as u32, inner: inner as u32, scale: 1.0 };
     let b = [
         Binding::read(x.storage(), x.nbytes()),
         Binding::write(out.storage(), out.nbytes()),
         Binding::write(arg.storage(), arg.nbytes()),
     ];
     if wide(outer * inner, len) {
-        launch_groups(
-            x.engine(),
-            &Kernel::new(&shaders::REDUCE, "max_wide"),
-            &p,
-            &b,
-            outer * inner,
-        )?;
+        launch_groups(x.engine(), &Kernel::new(&shaders::REDUCE, "max_wide"), &p, &b, outer * inner)?;
     } else {
-        launch_1d(
-            x.engine(),
-            &Kernel::new(&shaders::REDUCE, "max_rows"),
-            &p,
-            &b,
-            outer * inner,
-        )?;
+        launch_1d(x.engine(), &Kernel::new(&shaders::REDUCE, "max_rows"), &p, &b, outer * inner)?;
     }
     let out = record("max", out, &[x], |_| {
-        Ok(Box::new(MaxBackward {
-            in_shape: x.shape().to_vec(),
-            axis,
-            arg: arg.clone(),
-        }))
+        Ok(Box::new(MaxBackward { in_shape: x.shape().to_vec(), axis, arg: arg.clone() }))
     })?;
     Ok((out, arg))
 }

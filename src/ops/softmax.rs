@@ -15,10 +15,7 @@ struct Params {
 }
 
 fn rows_cols(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
-    let c = *x
-        .shape()
-        .last()
-        .ok_or_else(|| Error::arg(op, "needs at least one dim"))?;
+    let c = *x.shape().last().ok_or_else(|| Error::arg(op, "needs at least one dim"))?;
     Ok((if c == 0 { 0 } else { x.numel() / c }, c))
 }
 
@@ -31,11 +28,7 @@ impl Backward for SoftmaxBackward {
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let (rows, cols) = rows_cols("softmax", g)?;
         let gx = Tensor::empty(g.engine(), g.shape())?;
-        let p = Params {
-            rows: rows as u32,
-            cols: cols as u32,
-            _pad: [0; 2],
-        };
+        let p = Params { rows: rows as u32, cols: cols as u32, _pad: [0; 2] };
         launch_1d(
             g.engine(),
             &Kernel::new(&shaders::SOFTMAX, "softmax_backward").with("LOG", self.log as u32),
@@ -59,26 +52,17 @@ fn softmax_impl(x: &Tensor, log: bool) -> Result<Tensor> {
     x.expect_f32(op)?;
     let (rows, cols) = rows_cols(op, x)?;
     let y = Tensor::empty(x.engine(), x.shape())?;
-    let p = Params {
-        rows: rows as u32,
-        cols: cols as u32,
-        _pad: [0; 2],
-    };
+    let p = Params { rows: rows as u32, cols: cols as u32, _pad: [0; 2] };
     launch_1d(
         x.engine(),
         &Kernel::new(&shaders::SOFTMAX, "softmax_forward").with("LOG", log as u32),
         &p,
-        &[
-            Binding::read(x.storage(), x.nbytes()),
-            Binding::write(y.storage(), y.nbytes()),
-        ],
+        &[Binding::read(x.storage(), x.nbytes()), Binding::write(y.storage(), y.nbytes())],
         rows,
     )?;
     // The output is all backward needs (softmax' and log-softmax' are functions of y).
     let saved = y.clone();
-    record(op, y, &[x], |_| {
-        Ok(Box::new(SoftmaxBackward { y: saved, log }))
-    })
+    record(op, y, &[x], |_| Ok(Box::new(SoftmaxBackward { y: saved, log })))
 }
 
 impl Tensor {

@@ -21,13 +21,7 @@ pub struct AdamWConfig {
 
 impl Default for AdamWConfig {
     fn default() -> Self {
-        AdamWConfig {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.01,
-        }
+        AdamWConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
     }
 }
 
@@ -53,11 +47,7 @@ pub struct AdamW {
 
 impl AdamW {
     pub fn new(config: AdamWConfig) -> Self {
-        AdamW {
-            config,
-            step: 0,
-            state: HashMap::new(),
-        }
+        AdamW { config, step: 0, state: HashMap::new() }
     }
 
     /// Steps taken so far.
@@ -67,10 +57,7 @@ impl AdamW {
 
     /// Bytes of moment buffers held (two per trained element).
     pub fn state_bytes(&self) -> u64 {
-        self.state
-            .values()
-            .map(|(m, v)| m.nbytes() + v.nbytes())
-            .sum()
+        self.state.values().map(|(m, v)| m.nbytes() + v.nbytes()).sum()
     }
 
     /// Update every parameter that has a gradient in `grads`; others are left untouched and

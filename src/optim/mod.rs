@@ -17,12 +17,7 @@ use crate::tensor::Tensor;
 /// Overwrite `dst`'s data with `src` (same shape), as an in-place parameter update.
 pub(crate) fn check_same(op: &'static str, p: &Tensor, g: &Tensor) -> Result<()> {
     if p.shape() != g.shape() {
-        return Err(Error::shape(
-            op,
-            p.shape(),
-            g.shape(),
-            "parameter and gradient differ",
-        ));
+        return Err(Error::shape(op, p.shape(), g.shape(), "parameter and gradient differ"));
     }
     Ok(())
 }

@@ -20,13 +20,7 @@ pub struct SgdConfig {
 
 impl Default for SgdConfig {
     fn default() -> Self {
-        SgdConfig {
-            lr: 1e-2,
-            momentum: 0.0,
-            dampening: 0.0,
-            weight_decay: 0.0,
-            nesterov: false,
-        }
+        SgdConfig { lr: 1e-2, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false }
     }
 }
 
@@ -50,10 +44,7 @@ pub struct Sgd {
 
 impl Sgd {
     pub fn new(config: SgdConfig) -> Self {
-        Sgd {
-            config,
-            buffers: HashMap::new(),
-        }
+        Sgd { config, buffers: HashMap::new() }
     }
 
     /// Bytes of momentum buffers held.
@@ -72,8 +63,7 @@ impl Sgd {
                 None
             } else {
                 if first {
-                    self.buffers
-                        .insert(p.id(), Tensor::empty(p.engine(), p.shape())?);
+                    self.buffers.insert(p.id(), Tensor::empty(p.engine(), p.shape())?);
                 }
                 self.buffers.get(&p.id()).cloned()
             };

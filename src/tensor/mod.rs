@@ -81,12 +81,7 @@ impl Tensor {
         if n != data.len() {
             return Err(Error::arg(
                 "from_slice",
-                format!(
-                    "{} values do not fill shape {:?} ({} elements)",
-                    data.len(),
-                    shape,
-                    n
-                ),
+                format!("{} values do not fill shape {:?} ({} elements)", data.len(), shape, n),
             ));
         }
         let t = Self::empty(engine, shape)?;
@@ -100,12 +95,7 @@ impl Tensor {
         if n != data.len() {
             return Err(Error::arg(
                 "from_u32",
-                format!(
-                    "{} values do not fill shape {:?} ({} elements)",
-                    data.len(),
-                    shape,
-                    n
-                ),
+                format!("{} values do not fill shape {:?} ({} elements)", data.len(), shape, n),
             ));
         }
         let t = Self::empty_typed(engine, shape, DType::U32)?;
@@ -154,12 +144,7 @@ impl Tensor {
 
     /// The same data, cut from the graph: a new leaf that needs no gradient.
     pub fn detach(&self) -> Tensor {
-        Self::from_storage(
-            &self.0.engine,
-            self.0.storage.clone(),
-            self.0.shape.clone(),
-            self.0.dtype,
-        )
+        Self::from_storage(&self.0.engine, self.0.storage.clone(), self.0.shape.clone(), self.0.dtype)
     }
 
     pub fn id(&self) -> TensorId {
@@ -196,11 +181,7 @@ impl Tensor {
 
     pub(crate) fn expect_f32(&self, op: &'static str) -> Result<()> {
         if self.0.dtype != DType::F32 {
-            return Err(Error::DType {
-                op,
-                expected: "f32",
-                got: self.0.dtype.name(),
-            });
+            return Err(Error::DType { op, expected: "f32", got: self.0.dtype.name() });
         }
         Ok(())
     }
@@ -245,12 +226,7 @@ impl Tensor {
 
     /// Same storage, new shape (no copy, no autodiff: see `ops::layout::reshape`).
     pub(crate) fn view_as(&self, shape: &[usize]) -> Tensor {
-        Self::from_storage(
-            &self.0.engine,
-            self.0.storage.clone(),
-            shape.to_vec(),
-            self.0.dtype,
-        )
+        Self::from_storage(&self.0.engine, self.0.storage.clone(), shape.to_vec(), self.0.dtype)
     }
 }
 
@@ -270,11 +246,7 @@ impl std::fmt::Debug for Tensor {
             self.0.id,
             self.0.shape,
             self.0.dtype.name(),
-            if self.0.requires_grad {
-                ", requires_grad"
-            } else {
-                ""
-            }
+            if self.0.requires_grad { ", requires_grad" } else { "" }
         )
     }
 }

@@ -24,16 +24,8 @@ pub fn broadcast(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize
     let r = a.len().max(b.len());
     let mut out = vec![0; r];
     for i in 0..r {
-        let da = if i + a.len() >= r {
-            a[i + a.len() - r]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= r {
-            b[i + b.len() - r]
-        } else {
-            1
-        };
+        let da = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
+        let db = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
@@ -55,13 +47,7 @@ pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
     let s = strides(shape);
     let pad = out.len() - shape.len();
     (0..out.len())
-        .map(|i| {
-            if i < pad || shape[i - pad] == 1 && out[i] != 1 {
-                0
-            } else {
-                s[i - pad]
-            }
-        })
+        .map(|i| if i < pad || shape[i - pad] == 1 && out[i] != 1 { 0 } else { s[i - pad] })
         .collect()
 }
 
@@ -69,21 +55,14 @@ pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
 pub fn axis(op: &'static str, axis: isize, rank: usize) -> Result<usize> {
     let a = if axis < 0 { axis + rank as isize } else { axis };
     if a < 0 || a as usize >= rank {
-        return Err(Error::arg(
-            op,
-            format!("axis {axis} out of range for rank {rank}"),
-        ));
+        return Err(Error::arg(op, format!("axis {axis} out of range for rank {rank}")));
     }
     Ok(a as usize)
 }
 
 /// (outer, len, inner) view of `shape` around `axis`.
 pub fn split_at_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
-    (
-        numel(&shape[..axis]),
-        shape[axis],
-        numel(&shape[axis + 1..]),
-    )
+    (numel(&shape[..axis]), shape[axis], numel(&shape[axis + 1..]))
 }
 
 /// Pack up to 8 dims into the `array<vec4<u32>, 2>` layout the shaders read.
