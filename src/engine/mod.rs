@@ -471,6 +471,14 @@ impl Engine {
         Ok(())
     }
 
+    /// Compile (or fetch from the cache) the pipeline for `kernel` with storage bindings of the
+    /// given access (`true` = read-only), without dispatching. Apps call it at start-up so the
+    /// first training step compiles nothing; a shader that does not compile is
+    /// [`Error::ShaderCompile`] with naga's message.
+    pub fn precompile(&self, kernel: &Kernel, read_only: &[bool]) -> Result<()> {
+        self.pipeline(kernel, read_only.to_vec()).map(|_| ())
+    }
+
     fn pipeline(
         &self,
         kernel: &Kernel,
