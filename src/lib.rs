@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod data;
 pub mod engine;
 pub mod error;
 pub mod graph;

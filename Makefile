@@ -1,0 +1,40 @@
+# whet: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+# The Vulkan loader warns when this is unset (headless machines); any writable dir will do.
+export XDG_RUNTIME_DIR ?= /tmp
+
+SKLEARN_VERSION := 1.5.2
+ASSETS := assets
+
+.PHONY: demo test assets bench lint clean-assets
+
+## demo: fetch the digits data and train an MLP on it on the best adapter.
+demo: $(ASSETS)/digits.csv.gz
+	$(CARGO) run --release --example digits_mlp -- $(ASSETS)/digits.csv.gz
+
+## test: every test (GPU tests run on lavapipe when there is no GPU) and a build of the benches.
+test:
+	$(CARGO) test --lib --bins --tests --examples
+	$(CARGO) build --release --benches
+
+## assets: registry packages only (PyPI here), into the ignored assets/ folder.
+assets: $(ASSETS)/digits.csv.gz
+
+$(ASSETS)/digits.csv.gz:
+	mkdir -p $(ASSETS)/wheels
+	python3 -m pip download --no-deps --only-binary=:all: --python-version 3.11 --implementation cp \
+	  --platform manylinux2014_x86_64 -d $(ASSETS)/wheels scikit-learn==$(SKLEARN_VERSION)
+	unzip -o -q -j $(ASSETS)/wheels/scikit_learn-$(SKLEARN_VERSION)-*.whl \
+	  sklearn/datasets/data/digits.csv.gz -d $(ASSETS)
+
+bench:
+	$(CARGO) bench --bench kernels
+	$(CARGO) bench --bench step
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean-assets:
+	rm -rf $(ASSETS)

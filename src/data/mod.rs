@@ -1,0 +1,3 @@
+//! Datasets. (Image folders, text tables and corpora arrive with the training driver.)
+
+pub mod digits;
