@@ -111,8 +111,11 @@ fn two_engines_on_two_threads_agree_with_sequential_runs() {
     let Some(_) = Engine::try_default() else { return };
     let run = || -> Vec<f32> {
         let e = Engine::new(Default::default()).unwrap();
-        let w = Tensor::param(&e, &(0..48).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>(), &[12, 4]).unwrap();
-        let x = Tensor::from_slice(&e, &(0..36).map(|i| (i as f32 * 0.11).cos()).collect::<Vec<_>>(), &[3, 12]).unwrap();
+        let w = Tensor::param(&e, &(0..48).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>(), &[12, 4])
+            .unwrap();
+        let x =
+            Tensor::from_slice(&e, &(0..36).map(|i| (i as f32 * 0.11).cos()).collect::<Vec<_>>(), &[3, 12])
+                .unwrap();
         let mut opt = whet::optim::AdamW::new(Default::default());
         for _ in 0..5 {
             let loss = x.matmul(&w).unwrap().tanh().unwrap().mean_all().unwrap();

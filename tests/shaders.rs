@@ -11,7 +11,12 @@ fn every_shader_and_specialisation_validates() {
         shaders::validate(file, &[]).unwrap_or_else(|e| panic!("{}: {e}", file.name));
         for spec in file.specs {
             let src = file.full_source();
-            assert!(src.contains(&format!("fn {}(", spec.entry)), "{}: no entry point {}", file.name, spec.entry);
+            assert!(
+                src.contains(&format!("fn {}(", spec.entry)),
+                "{}: no entry point {}",
+                file.name,
+                spec.entry
+            );
             for constants in spec.expand() {
                 shaders::validate(file, &constants)
                     .unwrap_or_else(|e| panic!("{}::{} {constants:?}: {e}", file.name, spec.entry));
