@@ -55,17 +55,23 @@ fn main() -> whet::Result<()> {
     let mut order: Vec<usize> = train_idx.to_vec();
     for epoch in 1..=epochs {
         order.shuffle(&mut rng);
-        let mut losses = Vec::new();
+        let mut total: Option<Tensor> = None;
         for chunk in order.chunks(batch) {
             let (x, y) = gather(chunk);
             let x = Tensor::from_slice(&engine, &x, &[chunk.len(), Digits::FEATURES])?;
             let loss = cross_entropy(&forward(&x)?, &y, CrossEntropy::default())?;
             let grads = loss.backward()?;
             opt.step(&params, &grads)?;
-            losses.push(loss);
+            // Summed on the device: the steps never wait for a readback.
+            let _g = engine.no_grad();
+            total = Some(match total {
+                Some(t) => t.add(&loss.detach())?,
+                None => loss.detach(),
+            });
         }
-        // One readback per epoch: the steps themselves never wait for the device.
-        let mean: f32 = losses.iter().map(|l| l.item()).sum::<whet::Result<f32>>()? / losses.len() as f32;
+        // One readback per epoch.
+        let steps = order.len().div_ceil(batch) as f32;
+        let mean = total.map(|t| t.item()).transpose()?.unwrap_or(0.0) / steps;
         if epoch % 5 == 0 || epoch == 1 {
             println!("epoch {epoch:>2}  train loss {mean:.4}");
         }

@@ -27,7 +27,19 @@ fn main() -> whet::Result<()> {
     println!("loss = {}", loss.item()?);
     println!("dL/dw = {:?}", gw.to_vec()?);
 
-    // 6. The same product on the CPU, for comparison: dL/dw = xᵀ · 1[y > 0].
+    // 6. Check against the CPU: dL/dw[k][j] = sum over rows i with y[i][j] > 0 of x[i][k].
+    let (xs, ys) = ([[1.0, 0.5, -1.0], [2.0, 0.0, 1.0]], y.to_vec()?);
+    let mut want = [0.0f32; 6];
+    for i in 0..2 {
+        for k in 0..3 {
+            for j in 0..2 {
+                if ys[i * 2 + j] > 0.0 {
+                    want[k * 2 + j] += xs[i][k];
+                }
+            }
+        }
+    }
+    assert_eq!(gw.to_vec()?, want);
     let s = engine.stats();
     println!(
         "{} dispatches in {} submits, {} pipelines compiled",

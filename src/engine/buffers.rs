@@ -27,7 +27,12 @@ pub fn size_class(bytes: u64) -> u64 {
 /// Free buffers by size class.
 #[derive(Default)]
 pub struct BufferPool {
+    /// Released before the last submit: no recorded-but-unsubmitted dispatch uses them, so a
+    /// host write (`queue.write_buffer`, which runs before the next submit's commands) is safe.
     free: HashMap<u64, Vec<wgpu::Buffer>>,
+    /// Released since the last submit: pending dispatches may still read them. Reusing them as
+    /// op outputs is safe (the GPU runs dispatches in order), as host-write targets it is not.
+    recent: HashMap<u64, Vec<wgpu::Buffer>>,
     /// Bytes currently handed out to tensors.
     pub in_use: u64,
     /// High-water mark of `in_use`.
@@ -41,6 +46,17 @@ pub struct BufferPool {
 impl BufferPool {
     /// Take a free buffer of this class, if any.
     pub fn take(&mut self, class: u64) -> Option<wgpu::Buffer> {
+        let b = match self.recent.get_mut(&class).and_then(|v| v.pop()) {
+            Some(b) => b,
+            None => self.free.get_mut(&class)?.pop()?,
+        };
+        self.pooled -= class;
+        self.note_out(class);
+        Some(b)
+    }
+
+    /// Take a buffer that no pending dispatch uses (a safe target for a host write).
+    pub fn take_clean(&mut self, class: u64) -> Option<wgpu::Buffer> {
         let b = self.free.get_mut(&class)?.pop()?;
         self.pooled -= class;
         self.note_out(class);
@@ -62,13 +78,20 @@ impl BufferPool {
     pub fn give(&mut self, class: u64, buf: wgpu::Buffer) {
         self.in_use -= class;
         self.pooled += class;
-        self.free.entry(class).or_default().push(buf);
+        self.recent.entry(class).or_default().push(buf);
+    }
+
+    /// Everything recorded so far was submitted: recent releases become clean.
+    pub fn settle(&mut self) {
+        for (class, mut bufs) in self.recent.drain() {
+            self.free.entry(class).or_default().append(&mut bufs);
+        }
     }
 
     /// Drop every parked buffer (frees device memory; used on out-of-memory before a retry).
     pub fn trim(&mut self) {
         self.free.clear();
-        self.pooled = 0;
+        self.pooled = self.recent.iter().map(|(c, v)| c * v.len() as u64).sum();
     }
 }
 

@@ -615,6 +615,7 @@ impl Engine {
             return Ok(None);
         }
         let idx = taken.submit(&self.0.device, &self.0.queue, &self.0.ring, copy);
+        lock(&self.0.pool).settle();
         self.0.submits.fetch_add(1, Ordering::Relaxed);
         self.check_health("submit")?;
         Ok(Some(idx))
@@ -640,25 +641,37 @@ impl Engine {
         self.wait(idx)
     }
 
-    /// Write host bytes into a storage buffer. Pending dispatches are submitted first so the
-    /// write cannot overtake them (the buffer may be a pooled one that a pending dispatch still
-    /// reads).
-    pub(crate) fn upload(&self, dst: &Storage, bytes: &[u8]) -> Result<()> {
-        if bytes.is_empty() {
-            return Ok(());
+    /// A new storage buffer holding `bytes`. The buffer is one no pending dispatch uses, so the
+    /// write (which wgpu runs before the next submit's commands) cannot overtake recorded work
+    /// and no submit is needed: uploading a batch mid-step keeps the step in one command buffer.
+    pub(crate) fn upload_new(&self, bytes: &[u8], capacity: u64, what: &str) -> Result<Arc<Storage>> {
+        self.check_fits(capacity, what)?;
+        let class = buffers::size_class(capacity);
+        let parked = lock(&self.0.pool).take_clean(class);
+        let buffer = match parked {
+            Some(b) => b,
+            None => {
+                let b = self.create_buffer_checked(
+                    class,
+                    wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    what,
+                )?;
+                lock(&self.0.pool).note_created(class);
+                b
+            }
+        };
+        let storage = Arc::new(Storage { buffer: Some(buffer), class, engine: Arc::downgrade(&self.0) });
+        if !bytes.is_empty() {
+            let len = bytes.len() as u64;
+            if len % 4 == 0 {
+                self.0.queue.write_buffer(storage.buffer(), 0, bytes);
+            } else {
+                let mut padded = bytes.to_vec();
+                padded.resize(len.div_ceil(4) as usize * 4, 0);
+                self.0.queue.write_buffer(storage.buffer(), 0, &padded);
+            }
         }
-        if !lock(&self.0.batch).is_empty() {
-            self.submit_batch(None)?;
-        }
-        let len = bytes.len() as u64;
-        if len % 4 == 0 {
-            self.0.queue.write_buffer(dst.buffer(), 0, bytes);
-        } else {
-            let mut padded = bytes.to_vec();
-            padded.resize(len.div_ceil(4) as usize * 4, 0);
-            self.0.queue.write_buffer(dst.buffer(), 0, &padded);
-        }
-        Ok(())
+        Ok(storage)
     }
 
     /// Copy the first `bytes` of a storage buffer back to the host (submits and waits).

@@ -84,9 +84,8 @@ impl Tensor {
                 format!("{} values do not fill shape {:?} ({} elements)", data.len(), shape, n),
             ));
         }
-        let t = Self::empty(engine, shape)?;
-        engine.upload(&t.0.storage, bytemuck::cast_slice(data))?;
-        Ok(t)
+        let storage = engine.upload_new(bytemuck::cast_slice(data), n as u64 * 4, "tensor")?;
+        Ok(Self::from_storage(engine, storage, shape.to_vec(), DType::F32))
     }
 
     /// Upload u32 data (token ids, class labels) with the given shape.
@@ -98,9 +97,8 @@ impl Tensor {
                 format!("{} values do not fill shape {:?} ({} elements)", data.len(), shape, n),
             ));
         }
-        let t = Self::empty_typed(engine, shape, DType::U32)?;
-        engine.upload(&t.0.storage, bytemuck::cast_slice(data))?;
-        Ok(t)
+        let storage = engine.upload_new(bytemuck::cast_slice(data), n as u64 * 4, "tensor")?;
+        Ok(Self::from_storage(engine, storage, shape.to_vec(), DType::U32))
     }
 
     /// A scalar (shape `[]`).
