@@ -6,9 +6,11 @@
 //! arrive with the fine-tuning controls.)
 
 mod adamw;
+pub mod schedule;
 mod sgd;
 
 pub use adamw::{AdamW, AdamWConfig};
+pub use schedule::Schedule;
 pub use sgd::{Sgd, SgdConfig};
 
 use crate::error::{Error, Result};
