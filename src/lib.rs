@@ -30,6 +30,7 @@ pub mod graph;
 pub mod ops;
 pub mod optim;
 pub mod tensor;
+pub mod weights;
 
 pub use engine::{Engine, EngineOptions};
 pub use error::{Error, Result};

@@ -1,0 +1,236 @@
+//! safetensors, memory-mapped and validated strictly (check F1 in shared/docs/reliability.md).
+//!
+//! The reference parser accepts duplicate keys, unknown fields and empty names; a checkpoint
+//! with any of those is more likely damaged or hostile than meant, so this reader refuses it
+//! with an error naming the file and the problem. Checked before any tensor is touched: header
+//! length against the file, UTF-8 and JSON, known dtypes, shape × dtype size == byte range
+//! (without overflow), ranges inside the data, no overlaps, no holes, no trailing bytes.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::de::{MapAccess, Visitor};
+
+use super::{TensorInfo, WeightDType, WeightSource};
+use crate::error::{Error, Result};
+
+/// Headers larger than this are refused (the reference implementation's limit).
+pub const MAX_HEADER: u64 = 100_000_000;
+
+struct Entry {
+    info: TensorInfo,
+    begin: usize,
+    end: usize,
+}
+
+/// A validated, memory-mapped safetensors file.
+pub struct SafeTensorsFile {
+    path: PathBuf,
+    map: memmap2::Mmap,
+    data_start: usize,
+    entries: Vec<Entry>,
+    /// `__metadata__` (string → string), if present.
+    pub metadata: Vec<(String, String)>,
+}
+
+fn dtype(s: &str) -> Option<WeightDType> {
+    Some(match s {
+        "F64" => WeightDType::F64,
+        "F32" => WeightDType::F32,
+        "F16" => WeightDType::F16,
+        "BF16" => WeightDType::BF16,
+        "I64" => WeightDType::I64,
+        "I32" => WeightDType::I32,
+        "I16" => WeightDType::I16,
+        "I8" => WeightDType::I8,
+        "U8" => WeightDType::U8,
+        "BOOL" => WeightDType::Bool,
+        _ => return None,
+    })
+}
+
+/// The header's top-level object as an ordered list, so duplicate keys can be seen.
+struct OrderedMap(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for OrderedMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OrderedMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> std::result::Result<OrderedMap, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, serde_json::Value>()? {
+                    out.push((k, v));
+                }
+                Ok(OrderedMap(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl SafeTensorsFile {
+    /// Open and validate `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        // SAFETY: the map is read-only; a file truncated underneath us is the one hazard, the
+        // same as for every mmap-based loader (safetensors, candle).
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        let (data_start, entries, metadata) = parse(&map).map_err(|message| Error::Format {
+            path: path.display().to_string(),
+            line: None,
+            message,
+        })?;
+        Ok(SafeTensorsFile { path: path.to_path_buf(), map, data_start, entries, metadata })
+    }
+
+    /// The file this was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Raw little-endian bytes of `name`.
+    pub fn bytes(&self, name: &str) -> Result<&[u8]> {
+        let e = self.entry(name)?;
+        Ok(&self.map[self.data_start + e.begin..self.data_start + e.end])
+    }
+
+    fn entry(&self, name: &str) -> Result<&Entry> {
+        self.entries.iter().find(|e| e.info.name == name).ok_or_else(|| Error::Format {
+            path: self.path.display().to_string(),
+            line: None,
+            message: format!("no tensor named '{name}'"),
+        })
+    }
+}
+
+/// Validate the layout; returns (start of data, entries, metadata) or a message.
+fn parse(buf: &[u8]) -> std::result::Result<(usize, Vec<Entry>, Vec<(String, String)>), String> {
+    if buf.len() < 8 {
+        return Err(format!("{} bytes is too short for a safetensors header length", buf.len()));
+    }
+    let n = u64::from_le_bytes(buf[..8].try_into().unwrap());
+    if n > MAX_HEADER {
+        return Err(format!("header length {n} exceeds the {MAX_HEADER}-byte limit"));
+    }
+    if n > (buf.len() - 8) as u64 {
+        return Err(format!("header length {n} is past the end of the {}-byte file", buf.len()));
+    }
+    let n = n as usize;
+    let header = std::str::from_utf8(&buf[8..8 + n]).map_err(|e| format!("header is not UTF-8: {e}"))?;
+    let mut de = serde_json::Deserializer::from_str(header);
+    let OrderedMap(items) =
+        serde::Deserialize::deserialize(&mut de).map_err(|e| format!("header is not a JSON object: {e}"))?;
+    // Trailing spaces are how writers pad the header to alignment; anything else is garbage.
+    de.end().map_err(|e| format!("header has trailing content: {e}"))?;
+    let data_len = buf.len() - 8 - n;
+    let mut seen = HashSet::new();
+    let mut metadata = Vec::new();
+    let mut entries = Vec::new();
+    for (name, value) in items {
+        if !seen.insert(name.clone()) {
+            return Err(format!("duplicate key '{name}'"));
+        }
+        if name == "__metadata__" {
+            let obj = value.as_object().ok_or("__metadata__ is not an object")?;
+            for (k, v) in obj {
+                let v = v.as_str().ok_or_else(|| format!("__metadata__ value for '{k}' is not a string"))?;
+                metadata.push((k.clone(), v.to_string()));
+            }
+            continue;
+        }
+        if name.is_empty() {
+            return Err("empty tensor name".into());
+        }
+        if name.contains('\0') {
+            return Err(format!("tensor name {name:?} contains NUL"));
+        }
+        let obj = value.as_object().ok_or_else(|| format!("'{name}': entry is not an object"))?;
+        if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "dtype" | "shape" | "data_offsets")) {
+            return Err(format!("'{name}': unknown field '{k}'"));
+        }
+        let dt =
+            obj.get("dtype").and_then(|v| v.as_str()).ok_or_else(|| format!("'{name}': missing dtype"))?;
+        let dt = dtype(dt).ok_or_else(|| format!("'{name}': unknown dtype '{dt}'"))?;
+        let shape: Vec<usize> = obj
+            .get("shape")
+            .and_then(|v| v.as_array())
+            .ok_or_else(|| format!("'{name}': missing shape"))?
+            .iter()
+            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("'{name}': shape is not a list of non-negative integers"))?;
+        let offs = obj
+            .get("data_offsets")
+            .and_then(|v| v.as_array())
+            .filter(|a| a.len() == 2)
+            .and_then(|a| Some((a[0].as_u64()? as usize, a[1].as_u64()? as usize)))
+            .ok_or_else(|| format!("'{name}': data_offsets must be [begin, end]"))?;
+        let (begin, end) = offs;
+        if begin > end {
+            return Err(format!("'{name}': data_offsets [{begin}, {end}] run backwards"));
+        }
+        if end > data_len {
+            return Err(format!("'{name}': data_offsets end {end} is past the {data_len} data bytes"));
+        }
+        let bytes = shape
+            .iter()
+            .try_fold(dt.size(), |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| format!("'{name}': shape {shape:?} overflows"))?;
+        if bytes != end - begin {
+            return Err(format!(
+                "'{name}': shape {shape:?} of {dt:?} needs {bytes} bytes but data_offsets span {}",
+                end - begin
+            ));
+        }
+        entries.push(Entry { info: TensorInfo { name, dtype: dt, shape }, begin, end });
+    }
+    // Ranges must tile the data exactly: sorted, each starting where the previous ended.
+    let mut ranges: Vec<(usize, usize, &str)> =
+        entries.iter().map(|e| (e.begin, e.end, e.info.name.as_str())).collect();
+    ranges.sort();
+    let mut at = 0;
+    for (b, e, name) in ranges {
+        if b < at {
+            return Err(format!(
+                "'{name}' overlaps the previous tensor (starts at {b}, previous ends at {at})"
+            ));
+        }
+        if b > at {
+            return Err(format!("hole of {} bytes before '{name}'", b - at));
+        }
+        at = e;
+    }
+    if at != data_len {
+        return Err(format!("{} trailing bytes after the last tensor", data_len - at));
+    }
+    Ok((8 + n, entries, metadata))
+}
+
+/// Convert little-endian bytes of `dt` to f32.
+pub fn to_f32(bytes: &[u8], dt: WeightDType, name: &str) -> Result<Vec<f32>> {
+    let chunks = |k: usize| bytes.chunks_exact(k);
+    Ok(match dt {
+        WeightDType::F32 => chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+        WeightDType::F64 => chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        WeightDType::F16 => chunks(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        WeightDType::BF16 => chunks(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        other => return Err(Error::arg("read_f32", format!("'{name}' is {other:?}, not a float dtype"))),
+    })
+}
+
+impl WeightSource for SafeTensorsFile {
+    fn tensors(&self) -> Vec<TensorInfo> {
+        self.entries.iter().map(|e| e.info.clone()).collect()
+    }
+
+    fn read_f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
+        let e = self.entry(name)?;
+        let data = to_f32(self.bytes(name)?, e.info.dtype, name)?;
+        Ok((data, e.info.shape.clone()))
+    }
+}
