@@ -1,10 +1,12 @@
 //! Matrix multiply, batched, with transposed operands (`shaders/matmul/`).
 //!
 //! Three kernels, chosen at run time per adapter class:
-//! - `matmul_blocked`: register-blocked 8x16 outputs per invocation with vec4 loads and no
+//! - `matmul_blocked`: register-blocked 32x32 outputs per invocation with vec4 loads and no
 //!   workgroup memory. Fastest on CPU adapters (lavapipe): measured there, workgroup-memory
-//!   tiling ran slower than register blocking. Needs K % 4 == 0 and N % 4 == 0 and untransposed
-//!   operands (a transposed operand is copied first: O(n²) next to the O(n³) product).
+//!   tiling ran slower than register blocking, and every storage load inside a loop runs lane
+//!   by lane, so the tile is as large as compile time allows (see the shader's header). Needs
+//!   K % 4 == 0 and N % 4 == 0 and untransposed operands (a transposed operand is copied
+//!   first: O(n²) next to the O(n³) product).
 //! - `matmul_tiled`: 64x64 workgroup tiles staged in workgroup memory, for real GPUs.
 //! - `matmul_generic`: any sizes, transposes read in place; the fallback for awkward shapes.
 //! All three are tested on every adapter for correctness.
@@ -16,10 +18,11 @@ use crate::ops::same_engine;
 use crate::tensor::{shape, Tensor};
 
 /// Outputs per invocation of `matmul_blocked.wgsl`: BLOCK_TM rows x 4*BLOCK_TN4 columns,
-/// in workgroups of BLOCK_WX x BLOCK_WY (chosen by sweeping on lavapipe; see the shader).
-const BLOCK_TM: usize = 16;
-const BLOCK_TN4: usize = 4;
-const BLOCK_WX: usize = 64;
+/// in workgroups of BLOCK_WX x BLOCK_WY (chosen by sweeping on lavapipe; see the shader, which
+/// `tools/gen_matmul_blocked.py 32 8 16 1` generates).
+const BLOCK_TM: usize = 32;
+const BLOCK_TN4: usize = 8;
+const BLOCK_WX: usize = 16;
 const BLOCK_WY: usize = 1;
 
 /// Which kernel to use.
