@@ -34,19 +34,22 @@ fn cross_entropy_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
     }
     let base = r * p.cols;
     var m = logits[base];
-    var sum_x = 0.0;
-    for (var c = 0u; c < p.cols; c++) {
+    for (var c = 1u; c < p.cols; c++) {
         m = max(m, logits[base + c]);
-        sum_x += logits[base + c];
     }
+    // Everything relative to the max: log p[c] = (x[c] - m) - log(s). Forming lse = m + log(s)
+    // first would round it to the spacing of |m| (~1e-3 for logits near 1e4).
     var s = 0.0;
+    var sum_d = 0.0;
     for (var c = 0u; c < p.cols; c++) {
-        s += exp(logits[base + c] - m);
+        let d = logits[base + c] - m;
+        s += exp(d);
+        sum_d += d;
     }
-    let lse = m + log(s);
+    let ls = log(s);
     let n = f32(p.cols);
-    let logp_t = logits[base + t] - lse;
-    let sum_logp = sum_x - n * lse;
+    let logp_t = (logits[base + t] - m) - ls;
+    let sum_logp = sum_d - n * ls;
     loss_rows[r] = -(1.0 - p.smoothing) * logp_t - p.smoothing / n * sum_logp;
 }
 

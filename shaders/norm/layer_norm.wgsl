@@ -26,11 +26,15 @@ fn layer_norm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
     }
     let base = r * p.cols;
     let n = f32(p.cols);
+    // The mean as x0 + mean(x - x0): a constant row then gives mu == x exactly, so xhat = 0 and
+    // y = b. Summing x itself rounds (7 copies of -3.7 do not sum to 7 * -3.7 in f32), and
+    // the error, amplified by rstd = 1/sqrt(eps) ~ 316, showed up in y.
+    let x0 = x[base];
     var s = 0.0;
     for (var c = 0u; c < p.cols; c++) {
-        s += x[base + c];
+        s += x[base + c] - x0;
     }
-    let mu = s / n;
+    let mu = x0 + s / n;
     // Two passes (not E[x²] - E[x]²): rows of ±7e9 would cancel catastrophically.
     var v = 0.0;
     for (var c = 0u; c < p.cols; c++) {

@@ -32,9 +32,11 @@ fn softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         s += exp(x[base + c] - m);
     }
     if (LOG) {
-        let lse = m + log(s);
+        // (x - m) - log(s), not x - (m + log(s)): m + log(s) rounds to the spacing of |m|
+        // (~1e-3 at 1e4), which would shift every output of a row of large logits.
+        let ls = log(s);
         for (var c = 0u; c < p.cols; c++) {
-            y[base + c] = x[base + c] - lse;
+            y[base + c] = (x[base + c] - m) - ls;
         }
     } else {
         let inv = 1.0 / s;
