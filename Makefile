@@ -15,8 +15,10 @@ demo: $(ASSETS)/digits.csv.gz
 
 ## test: every test (GPU tests run on lavapipe when there is no GPU) and a build of the benches.
 test:
-	$(CARGO) test --lib --bins --tests --examples
+	mkdir -p target
+	set -o pipefail; $(CARGO) test --lib --bins --tests --examples 2>&1 | tee target/test.log
 	$(CARGO) build --release --benches
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
 ## assets: registry packages only (PyPI here), into the ignored assets/ folder.
 assets: $(ASSETS)/digits.csv.gz
