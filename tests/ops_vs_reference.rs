@@ -443,34 +443,37 @@ fn binary_ops_with_broadcasting() {
     rep.finish();
 }
 
-/// More than 64 * 65,535 = 4,194,240 elements: the 1-D grid folds into 2-D, and every
-/// element (the tail included) must still be computed exactly once.
+/// More than WG1 * 65,535 elements (WG1 = invocations per 1-D workgroup): the 1-D grid folds
+/// into 2-D, and every element (the tail included) must still be computed exactly once.
 #[test]
 fn elementwise_dispatch_wider_than_65535_workgroups() {
     let Some((_g, e)) = gpu("elementwise_dispatch_wider_than_65535_workgroups") else { return };
     let mut rep = Report::new("elementwise_dispatch_wider_than_65535_workgroups");
     let max = e.limits().max_compute_workgroups_per_dimension as usize;
-    let n = 4_500_000usize;
-    assert!(n > 64 * max.min(65_535), "not past the per-dimension cap");
+    let wg = whet::ops::WG1 as usize;
+    // (rows, cols) for the broadcast case below; n = rows * cols is past the cap.
+    let cols = 1500usize;
+    let rows = wg * max.min(65_535) / cols + 1;
+    let n = rows * cols;
+    assert!(n > wg * max.min(65_535), "not past the per-dimension cap");
     let mut r = rng(102);
     let x = data(&mut r, n, -6.0, 6.0);
     let w = weights(&mut r, n);
     let shape = [n];
     if let Some((out, _, g)) =
-        run_or_fail(&mut rep, "silu 4.5M", &e, &[input(&x, &shape)], &w, |t| t[0].silu())
+        run_or_fail(&mut rep, "silu past the cap", &e, &[input(&x, &shape)], &w, |t| t[0].silu())
     {
         let xr = rt(&x, &shape);
         rep.close("silu", &shape, "forward", &out, &rew::unary(&xr, UnaryOp::Silu, 0.0, 0.0), EW);
         let gw = rew::unary_backward(&xr, &rt(&w, &shape), UnaryOp::Silu, 0.0, 0.0);
         rep.grad("silu", &shape, "grad x", g[0].as_ref().unwrap(), &gw, GRAD, 1.0);
     }
-    // Broadcast binary forward and backward at the same size; b's gradient sums 3000 rows.
-    let (rows, cols) = (3000usize, 1500usize);
+    // Broadcast binary forward and backward past the cap too; b's gradient sums every row.
     let b = data(&mut r, cols, -2.0, 2.0);
     let sa = [rows, cols];
     let sb = [cols];
     if let Some((out, _, g)) =
-        run_or_fail(&mut rep, "mul 4.5M broadcast", &e, &[input(&x, &sa), input(&b, &sb)], &w, |t| {
+        run_or_fail(&mut rep, "mul broadcast past the cap", &e, &[input(&x, &sa), input(&b, &sb)], &w, |t| {
             t[0].mul(&t[1])
         })
     {
@@ -479,7 +482,7 @@ fn elementwise_dispatch_wider_than_65535_workgroups() {
         let (ga, gb) = rew::binary_backward(&ar, &br, &wr, BinaryOp::Mul);
         rep.grad("mul", &sa, "grad a", g[0].as_ref().unwrap(), &ga, GRAD, 1.0);
         let abs = rred::sum(&ar.zip(&wr, |a, w| (a * w).abs()), 0, false);
-        rep.close_with("mul", &sb, "grad b (sum of 3000 rows)", g[1].as_ref().unwrap(), &gb, |i, _| {
+        rep.close_with("mul", &sb, "grad b (sum over rows)", g[1].as_ref().unwrap(), &gb, |i, _| {
             sum_tol(rows, abs.data[i])
         });
     }

@@ -1,7 +1,7 @@
 // Prepended to every whet shader (see src/engine/shaders.rs).
 
 // Invocations per workgroup of every 1-D kernel; src/ops/mod.rs WG1 must match.
-const WG1: u32 = 64u;
+const WG1: u32 = 256u;
 
 // Linear index of this invocation in a 1-D kernel whose workgroups were folded into a 2-D grid
 // because there were more than max_compute_workgroups_per_dimension of them (dispatch.rs).

@@ -47,10 +47,11 @@ fn offsets(i: u32) -> vec2<u32> {
 @compute @workgroup_size(WG1)
 fn binary_same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = linear_index(wid, nwg, lid);
-    if (i < p.n) {
-        out[i] = f(a[i], b[i]);
-    }
+    // Clamp instead of branching: the tail lanes redo the last element (same value, same
+    // address). On lavapipe a branch puts the loads under an execution mask, which makes
+    // every lane load separately.
+    let i = min(linear_index(wid, nwg, lid), p.n - 1u);
+    out[i] = f(a[i], b[i]);
 }
 
 @compute @workgroup_size(WG1)

@@ -22,7 +22,7 @@ use crate::engine::{dispatch, Binding, Engine, Kernel};
 use crate::error::Result;
 
 /// Invocations per workgroup of 1-D kernels (`WG1` in shaders/common/prelude.wgsl).
-pub const WG1: u64 = 64;
+pub const WG1: u64 = 256;
 
 /// Record a 1-D kernel over `items` invocations.
 pub(crate) fn launch_1d<P: bytemuck::Pod>(
