@@ -142,3 +142,20 @@ fn deep_chains_do_not_overflow_the_stack() {
     let g = t.sum_all().unwrap().backward().unwrap();
     close(&g.get(&w).unwrap().to_vec().unwrap(), &[1.0], 1e-6);
 }
+
+#[test]
+fn no_grad_on_one_thread_does_not_stop_recording_on_another() {
+    let Some(e) = engine() else { return };
+    let w = Tensor::param(&e, &[1.0, 2.0], &[2]).unwrap();
+    let _g = e.no_grad();
+    assert!(!e.grad_enabled());
+    let e2 = e.clone();
+    let w2 = w.clone();
+    let recorded = std::thread::spawn(move || {
+        assert!(e2.grad_enabled());
+        w2.mul(&w2).unwrap().sum_all().unwrap().requires_grad()
+    })
+    .join()
+    .unwrap();
+    assert!(recorded, "the other thread's ops must still be recorded");
+}

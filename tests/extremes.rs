@@ -8,7 +8,9 @@
 //! the device, exactly what rounding the f64 result to f32 gives (`(100f64).exp() as f32` is
 //! +inf), and `exp(x)` for x < -103.97 (below the smallest subnormal) is 0.
 
-use std::sync::{Mutex, MutexGuard, OnceLock};
+mod common;
+
+use std::sync::MutexGuard;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -22,22 +24,7 @@ use whet::ops::reference::{
 use whet::{Engine, Result, Tensor};
 
 fn gpu(test: &str) -> Option<(MutexGuard<'static, ()>, Engine)> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    static ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
-    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    match ENGINE.get_or_init(Engine::try_default) {
-        Some(e) => Some((guard, e.clone())),
-        None => {
-            // Written to the stderr handle, not eprintln!: libtest captures eprintln! output of
-            // passing tests, and a skip must be visible.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "!!!!!!!! extremes::{test}: NO GPU ADAPTER, GPU CHECKS SKIPPED !!!!!!!!"
-            );
-            None
-        }
-    }
+    common::gpu("extremes", test)
 }
 
 fn all_finite(v: &[f32]) -> bool {

@@ -20,7 +20,9 @@
 //! Without an adapter the GPU tests print a loud SKIPPED line and pass; the CPU-only test at the
 //! top still runs.
 
-use std::sync::{Mutex, MutexGuard, OnceLock};
+mod common;
+
+use std::sync::MutexGuard;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -42,25 +44,8 @@ const NORM_GRAD: (f64, f64) = (5e-4, 1e-3);
 
 // ------------------------------------------------------------------ harness
 
-/// One engine for the whole file, used by one test at a time: `no_grad` scopes are per engine,
-/// so two tests running backward on one engine at once would disturb each other's recording.
 fn gpu(test: &str) -> Option<(MutexGuard<'static, ()>, Engine)> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    static ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
-    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    match ENGINE.get_or_init(Engine::try_default) {
-        Some(e) => Some((guard, e.clone())),
-        None => {
-            // Written to the stderr handle, not eprintln!: libtest captures eprintln! output of
-            // passing tests, and a skip must be visible.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "!!!!!!!! ops_vs_reference::{test}: NO GPU ADAPTER, GPU CHECKS SKIPPED !!!!!!!!"
-            );
-            None
-        }
-    }
+    common::gpu("ops_vs_reference", test)
 }
 
 /// Collects every mismatch of a test, so one run reports all of them.

@@ -13,7 +13,7 @@ pub mod dispatch;
 pub mod pipeline;
 pub mod shaders;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -90,7 +90,6 @@ pub(crate) struct EngineInner {
     uniform_align: u64,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
-    no_grad_depth: AtomicUsize,
     next_id: AtomicU64,
     dispatches: AtomicU64,
     submits: AtomicU64,
@@ -252,7 +251,6 @@ impl Engine {
             uniform_align,
             errors,
             lost,
-            no_grad_depth: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             dispatches: AtomicU64::new(0),
             submits: AtomicU64::new(0),
@@ -323,15 +321,17 @@ impl Engine {
         self.0.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// While the returned guard lives, ops on this engine record no autodiff nodes.
+    /// While the returned guard lives, ops on this thread record no autodiff nodes. The mode
+    /// is per thread (as PyTorch's grad mode), so a backward pass or an evaluation on one thread
+    /// never switches recording off for a training step on another thread.
     pub fn no_grad(&self) -> NoGradGuard {
-        self.0.no_grad_depth.fetch_add(1, Ordering::SeqCst);
-        NoGradGuard { engine: self.clone() }
+        NO_GRAD_DEPTH.with(|d| d.set(d.get() + 1));
+        NoGradGuard { _not_send: std::marker::PhantomData }
     }
 
-    /// False inside a [`Engine::no_grad`] scope.
+    /// False inside a [`Engine::no_grad`] scope on this thread.
     pub fn grad_enabled(&self) -> bool {
-        self.0.no_grad_depth.load(Ordering::SeqCst) == 0
+        NO_GRAD_DEPTH.with(|d| d.get() == 0)
     }
 
     /// Fails fast once the device is lost or a wgpu error was captured.
@@ -733,14 +733,19 @@ impl Engine {
     }
 }
 
-/// Restores gradient recording when dropped.
+thread_local! {
+    /// Depth of nested `no_grad` scopes on this thread.
+    static NO_GRAD_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Restores gradient recording when dropped (on the thread that made it).
 pub struct NoGradGuard {
-    engine: Engine,
+    _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl Drop for NoGradGuard {
     fn drop(&mut self) {
-        self.engine.0.no_grad_depth.fetch_sub(1, Ordering::SeqCst);
+        NO_GRAD_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
     }
 }
 
