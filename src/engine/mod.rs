@@ -351,18 +351,32 @@ impl Engine {
 
     /// Allocate a storage buffer of at least `bytes`, from the pool when possible.
     pub(crate) fn alloc(&self, bytes: u64, what: &str) -> Result<Arc<Storage>> {
+        self.storage(bytes, false, what)
+    }
+
+    /// A pooled (or new) storage buffer of at least `bytes`; `clean` asks for one that no
+    /// pending dispatch uses (see `BufferPool::take_clean`).
+    fn storage(&self, bytes: u64, clean: bool, what: &str) -> Result<Arc<Storage>> {
         self.check_fits(bytes, what)?;
         let class = buffers::size_class(bytes);
-        let parked = lock(&self.0.pool).take(class);
-        if let Some(buffer) = parked {
-            return Ok(Arc::new(Storage { buffer: Some(buffer), class, engine: Arc::downgrade(&self.0) }));
-        }
-        let buffer = self.create_buffer_checked(
-            class,
-            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-            what,
-        )?;
-        lock(&self.0.pool).note_created(class);
+        let parked = {
+            let mut pool = lock(&self.0.pool);
+            if clean {
+                pool.take_clean(class)
+            } else {
+                pool.take(class)
+            }
+        };
+        let buffer = match parked {
+            Some(b) => b,
+            None => {
+                let usage =
+                    wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+                let b = self.create_buffer_checked(class, usage, what)?;
+                lock(&self.0.pool).note_created(class);
+                b
+            }
+        };
         Ok(Arc::new(Storage { buffer: Some(buffer), class, engine: Arc::downgrade(&self.0) }))
     }
 
@@ -395,16 +409,7 @@ impl Engine {
         usage: wgpu::BufferUsages,
         what: &str,
     ) -> Result<wgpu::Buffer> {
-        let scope = self.0.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let buffer = self.0.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(what),
-            size,
-            usage,
-            mapped_at_creation: false,
-        });
-        if pollster::block_on(scope.pop()).is_some() {
-            // Free what the pool holds and try once more before giving up.
-            lock(&self.0.pool).trim();
+        let attempt = || {
             let scope = self.0.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
             let buffer = self.0.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(what),
@@ -412,12 +417,15 @@ impl Engine {
                 usage,
                 mapped_at_creation: false,
             });
-            if pollster::block_on(scope.pop()).is_some() {
-                return Err(Error::OutOfMemory { what: what.to_string(), bytes: size });
-            }
-            return Ok(buffer);
+            pollster::block_on(scope.pop()).is_none().then_some(buffer)
+        };
+        if let Some(b) = attempt() {
+            return Ok(b);
         }
-        Ok(buffer)
+        // Free what the pool holds and try once more before giving up (G2: out of memory is
+        // distinct from a buffer that can never fit, and the engine stays usable).
+        lock(&self.0.pool).trim();
+        attempt().ok_or_else(|| Error::OutOfMemory { what: what.to_string(), bytes: size })
     }
 
     /// Record one dispatch. `uniform` holds the kernel's per-call scalars (binding 0); the
@@ -645,22 +653,7 @@ impl Engine {
     /// write (which wgpu runs before the next submit's commands) cannot overtake recorded work
     /// and no submit is needed: uploading a batch mid-step keeps the step in one command buffer.
     pub(crate) fn upload_new(&self, bytes: &[u8], capacity: u64, what: &str) -> Result<Arc<Storage>> {
-        self.check_fits(capacity, what)?;
-        let class = buffers::size_class(capacity);
-        let parked = lock(&self.0.pool).take_clean(class);
-        let buffer = match parked {
-            Some(b) => b,
-            None => {
-                let b = self.create_buffer_checked(
-                    class,
-                    wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-                    what,
-                )?;
-                lock(&self.0.pool).note_created(class);
-                b
-            }
-        };
-        let storage = Arc::new(Storage { buffer: Some(buffer), class, engine: Arc::downgrade(&self.0) });
+        let storage = self.storage(capacity, true, what)?;
         if !bytes.is_empty() {
             let len = bytes.len() as u64;
             if len % 4 == 0 {
