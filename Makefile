@@ -27,8 +27,9 @@ $(ASSETS)/digits.csv.gz:
 	mkdir -p $(ASSETS)/wheels
 	python3 -m pip download --no-deps --only-binary=:all: --python-version 3.11 --implementation cp \
 	  --platform manylinux2014_x86_64 -d $(ASSETS)/wheels scikit-learn==$(SKLEARN_VERSION)
-	unzip -o -q -j $(ASSETS)/wheels/scikit_learn-$(SKLEARN_VERSION)-*.whl \
-	  sklearn/datasets/data/digits.csv.gz -d $(ASSETS)
+	python3 -c 'import glob, zipfile; \
+	  w = glob.glob("$(ASSETS)/wheels/scikit_learn-$(SKLEARN_VERSION)-*.whl")[0]; \
+	  open("$(ASSETS)/digits.csv.gz", "wb").write(zipfile.ZipFile(w).read("sklearn/datasets/data/digits.csv.gz"))'
 
 bench:
 	$(CARGO) bench --bench kernels
