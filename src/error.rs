@@ -59,6 +59,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A checkpoint does not fit the model: every missing, unexpected, mis-shaped or non-finite
+    /// tensor at once, so one run shows the whole problem.
+    #[error("{0}")]
+    Binding(Box<crate::nn::BindingReport>),
     /// A data or weight file is malformed.
     #[error("{path}{}: {message}", line_suffix(.line))]
     Format { path: String, line: Option<usize>, message: String },

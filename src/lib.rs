@@ -27,6 +27,8 @@ pub mod data;
 pub mod engine;
 pub mod error;
 pub mod graph;
+pub mod models;
+pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod tensor;

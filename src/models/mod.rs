@@ -1,0 +1,5 @@
+//! The model zoo: each model has its config, a loader that binds real checkpoints (HF
+//! directories, torchvision/timm state dicts, GGUF), its forward pass, task heads and the
+//! named parameter paths that freezing and learning-rate groups select on.
+
+pub mod bert;

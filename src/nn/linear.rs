@@ -1,0 +1,49 @@
+//! Fully connected layer, torch layout: weight `[out, in]`, `y = x Wᵀ + b`.
+
+use crate::error::Result;
+use crate::nn::{Binder, Init, Params, Pid};
+use crate::ops::matmul::matmul_t;
+use crate::tensor::Tensor;
+
+/// `y = x Wᵀ + b` over the last axis of `x`.
+#[derive(Debug, Clone, Copy)]
+pub struct Linear {
+    pub weight: Pid,
+    pub bias: Option<Pid>,
+    pub in_features: usize,
+    pub out_features: usize,
+}
+
+impl Linear {
+    /// Load `{path}.weight` (and `{path}.bias` when `bias`) from the checkpoint.
+    pub fn load(b: &mut Binder, path: &str, in_features: usize, out_features: usize, bias: bool) -> Result<Self> {
+        let weight = b.param(&format!("{path}.weight"), &[out_features, in_features])?;
+        let bias = if bias { Some(b.param(&format!("{path}.bias"), &[out_features])?) } else { None };
+        Ok(Linear { weight, bias, in_features, out_features })
+    }
+
+    /// A new layer: weight from `init`, bias zero (HF heads) or `bias_init`.
+    pub fn fresh(
+        b: &mut Binder,
+        path: &str,
+        in_features: usize,
+        out_features: usize,
+        init: Init,
+        bias_init: Option<Init>,
+    ) -> Result<Self> {
+        let weight = b.fresh(&format!("{path}.weight"), &[out_features, in_features], init)?;
+        let bias = match bias_init {
+            Some(bi) => Some(b.fresh(&format!("{path}.bias"), &[out_features], bi)?),
+            None => None,
+        };
+        Ok(Linear { weight, bias, in_features, out_features })
+    }
+
+    pub fn forward(&self, p: &Params, x: &Tensor) -> Result<Tensor> {
+        let y = matmul_t(x, p.get(self.weight), false, true)?;
+        match self.bias {
+            Some(bias) => y.add(p.get(bias)),
+            None => Ok(y),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Building blocks of the model zoo: named parameters ([`Params`]), the checkpoint binder that
+//! builds them ([`Binder`], with its one-piece [`BindingReport`]), initialisers and layers.
+//!
+//! Models own a [`Params`] store and their layers hold [`Pid`]s into it, so freezing, learning
+//! rate groups and checkpoint export all work on one flat list of paths (`encoder.layer.3.…`)
+//! and never need to walk a model's structure.
+
+pub mod attention;
+pub mod binder;
+pub mod init;
+pub mod linear;
+pub mod params;
+
+pub use binder::{Binder, BindingReport};
+pub use init::Init;
+pub use linear::Linear;
+pub use params::{Entry, Origin, Params, Pid, Slot};
+
+/// How a forward pass runs: training (dropout on, batch statistics) or evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    /// Training behaviour: dropout active, BatchNorm on batch statistics.
+    pub train: bool,
+    /// Seed of this forward's dropout masks (each dropout site mixes in its own index).
+    pub seed: u64,
+}
+
+impl Mode {
+    /// Evaluation: no dropout, running statistics.
+    pub const EVAL: Mode = Mode { train: false, seed: 0 };
+
+    /// Training with dropout masks drawn from `seed`.
+    pub fn train(seed: u64) -> Mode {
+        Mode { train: true, seed }
+    }
+
+    /// The dropout seed of site `site` (a stable index per call site and layer).
+    pub fn site_seed(&self, site: u64) -> u64 {
+        // splitmix64 finaliser: neighbouring sites get unrelated seeds.
+        let mut z = self.seed ^ site.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// `x` with dropout `p` in training mode, unchanged in evaluation.
+    pub fn dropout(&self, x: &crate::Tensor, p: f32, site: u64) -> crate::Result<crate::Tensor> {
+        if self.train && p > 0.0 {
+            x.dropout(p, self.site_seed(site))
+        } else {
+            Ok(x.clone())
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The flat, ordered store of a model's named tensors.
+//!
+//! Paths are the names users know from their ecosystem (HF / torchvision parameter names), so
+//! `freeze("bert.encoder.layer.0.*")` or a learning-rate group on `layer4.*` mean what they say.
+//! A parameter is frozen by replacing its handle with one that does not require grad: ops then
+//! record no backward node for it, the backward pass computes no gradient for it, and an
+//! optimizer that only sees gradients never allocates state for it.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+/// What a stored tensor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// A learnable parameter (may be frozen).
+    Param,
+    /// State that is saved and loaded but never trained (BatchNorm running statistics).
+    Buffer,
+}
+
+/// Where a tensor's initial value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Loaded from the checkpoint.
+    Checkpoint,
+    /// Freshly initialised (a new task head).
+    Fresh,
+}
+
+/// Handle of one entry in a [`Params`] store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Pid(pub(crate) usize);
+
+/// One named tensor.
+#[derive(Clone)]
+pub struct Entry {
+    pub path: String,
+    pub tensor: Tensor,
+    pub slot: Slot,
+    pub origin: Origin,
+}
+
+impl Entry {
+    /// A parameter that currently receives gradients.
+    pub fn trainable(&self) -> bool {
+        self.slot == Slot::Param && self.tensor.requires_grad()
+    }
+}
+
+/// A model's named tensors, in registration order (the order of the checkpoint's state dict).
+#[derive(Clone, Default)]
+pub struct Params {
+    entries: Vec<Entry>,
+    by_path: HashMap<String, usize>,
+}
+
+impl Params {
+    pub fn new() -> Params {
+        Params::default()
+    }
+
+    /// Register a tensor under a new path. Parameters are made trainable, buffers not.
+    pub fn push(&mut self, path: &str, tensor: Tensor, slot: Slot, origin: Origin) -> Result<Pid> {
+        if self.by_path.contains_key(path) {
+            return Err(Error::arg("params", format!("path '{path}' registered twice")));
+        }
+        let tensor = tensor.requires_grad_(slot == Slot::Param);
+        self.by_path.insert(path.to_string(), self.entries.len());
+        self.entries.push(Entry { path: path.to_string(), tensor, slot, origin });
+        Ok(Pid(self.entries.len() - 1))
+    }
+
+    /// The current tensor of `id`.
+    pub fn get(&self, id: Pid) -> &Tensor {
+        &self.entries[id.0].tensor
+    }
+
+    /// The entry of `id`.
+    pub fn entry(&self, id: Pid) -> &Entry {
+        &self.entries[id.0]
+    }
+
+    /// The handle of `path`, if registered.
+    pub fn find(&self, path: &str) -> Option<Pid> {
+        self.by_path.get(path).map(|&i| Pid(i))
+    }
+
+    /// The tensor at `path`, or a typed error naming it.
+    pub fn by_path(&self, path: &str) -> Result<&Tensor> {
+        self.find(path)
+            .map(|id| self.get(id))
+            .ok_or_else(|| Error::arg("params", format!("no parameter named '{path}'")))
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Replace the tensor of `id` (same shape), keeping its trainable flag. Used for running
+    /// statistics and to load new values into a parameter.
+    pub fn replace(&mut self, id: Pid, tensor: Tensor) -> Result<()> {
+        let e = &mut self.entries[id.0];
+        if tensor.shape() != e.tensor.shape() {
+            return Err(Error::shape("params.replace", e.tensor.shape(), tensor.shape(), e.path.clone()));
+        }
+        let on = e.tensor.requires_grad();
+        e.tensor = tensor.detach().requires_grad_(on);
+        Ok(())
+    }
+
+    /// Put a new tensor of any shape under `id` (a replaced task head), trainable.
+    pub fn reset(&mut self, id: Pid, tensor: Tensor, origin: Origin) -> Result<()> {
+        let e = &mut self.entries[id.0];
+        e.tensor = tensor.detach().requires_grad_(e.slot == Slot::Param);
+        e.origin = origin;
+        Ok(())
+    }
+
+    /// Upload new values into `path` (same element count and shape).
+    pub fn assign(&mut self, path: &str, data: &[f32]) -> Result<()> {
+        let id = self.find(path).ok_or_else(|| Error::arg("params.assign", format!("no parameter '{path}'")))?;
+        let old = self.get(id);
+        let t = Tensor::from_slice(old.engine(), data, old.shape())?;
+        self.replace(id, t)
+    }
+
+    /// Freeze (`trainable = false`) or unfreeze every parameter whose path satisfies `select`;
+    /// returns how many changed. Buffers are never trainable.
+    pub fn set_trainable_where(&mut self, select: impl Fn(&str) -> bool, trainable: bool) -> usize {
+        let mut changed = 0;
+        for e in &mut self.entries {
+            if e.slot == Slot::Param && select(&e.path) && e.tensor.requires_grad() != trainable {
+                e.tensor = e.tensor.clone().requires_grad_(trainable);
+                changed += 1;
+            }
+        }
+        changed
+    }
+
+    /// Trainable parameters, in order.
+    pub fn trainable(&self) -> Vec<&Tensor> {
+        self.entries.iter().filter(|e| e.trainable()).map(|e| &e.tensor).collect()
+    }
+
+    /// Every parameter (frozen or not), in order.
+    pub fn parameters(&self) -> Vec<&Tensor> {
+        self.entries.iter().filter(|e| e.slot == Slot::Param).map(|e| &e.tensor).collect()
+    }
+
+    /// Element count of the parameters; of the trainable ones only with `trainable_only`.
+    pub fn count(&self, trainable_only: bool) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.slot == Slot::Param && (!trainable_only || e.trainable()))
+            .map(|e| e.tensor.numel())
+            .sum()
+    }
+}
