@@ -198,6 +198,7 @@ impl Bert {
                 bias: Some(get(b, &format!("{path}.bias"), &[o], Init::Zeros)?),
                 in_features: i,
                 out_features: o,
+                in_major: false,
             })
         };
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
@@ -280,6 +281,7 @@ impl Bert {
                 bias: Some(self.params.push("classifier.bias", bt, Slot::Param, Origin::Fresh)?),
                 in_features: h,
                 out_features: n,
+                in_major: false,
             },
         };
         if wants_pooler(task) && self.pooler.is_none() {

@@ -3,3 +3,6 @@
 //! named parameter paths that freezing and learning-rate groups select on.
 
 pub mod bert;
+pub mod decoder;
+pub mod gpt2;
+pub mod llama;

@@ -1,4 +1,6 @@
-//! Fully connected layer, torch layout: weight `[out, in]`, `y = x Wᵀ + b`.
+//! Fully connected layer: torch layout, weight `[out, in]`, `y = x Wᵀ + b`; or the GPT-2
+//! `Conv1D` layout, weight `[in, out]`, `y = x W + b`, kept as stored so gradients and exports
+//! keep the checkpoint's layout.
 
 use crate::error::Result;
 use crate::nn::{Binder, Init, Params, Pid};
@@ -12,6 +14,8 @@ pub struct Linear {
     pub bias: Option<Pid>,
     pub in_features: usize,
     pub out_features: usize,
+    /// Weight stored `[in, out]` (GPT-2 Conv1D).
+    pub in_major: bool,
 }
 
 impl Linear {
@@ -19,7 +23,14 @@ impl Linear {
     pub fn load(b: &mut Binder, path: &str, in_features: usize, out_features: usize, bias: bool) -> Result<Self> {
         let weight = b.param(&format!("{path}.weight"), &[out_features, in_features])?;
         let bias = if bias { Some(b.param(&format!("{path}.bias"), &[out_features])?) } else { None };
-        Ok(Linear { weight, bias, in_features, out_features })
+        Ok(Linear { weight, bias, in_features, out_features, in_major: false })
+    }
+
+    /// Load a GPT-2 `Conv1D`: `{path}.weight` stored `[in, out]`, and `{path}.bias`.
+    pub fn load_conv1d(b: &mut Binder, path: &str, in_features: usize, out_features: usize) -> Result<Self> {
+        let weight = b.param(&format!("{path}.weight"), &[in_features, out_features])?;
+        let bias = Some(b.param(&format!("{path}.bias"), &[out_features])?);
+        Ok(Linear { weight, bias, in_features, out_features, in_major: true })
     }
 
     /// A new layer: weight from `init`, bias zero (HF heads) or `bias_init`.
@@ -36,11 +47,11 @@ impl Linear {
             Some(bi) => Some(b.fresh(&format!("{path}.bias"), &[out_features], bi)?),
             None => None,
         };
-        Ok(Linear { weight, bias, in_features, out_features })
+        Ok(Linear { weight, bias, in_features, out_features, in_major: false })
     }
 
     pub fn forward(&self, p: &Params, x: &Tensor) -> Result<Tensor> {
-        let y = matmul_t(x, p.get(self.weight), false, true)?;
+        let y = matmul_t(x, p.get(self.weight), false, !self.in_major)?;
         match self.bias {
             Some(bias) => y.add(p.get(bias)),
             None => Ok(y),

@@ -10,6 +10,7 @@ pub mod binder;
 pub mod init;
 pub mod linear;
 pub mod params;
+pub mod rope;
 
 pub use binder::{Binder, BindingReport};
 pub use init::Init;

@@ -1,0 +1,196 @@
+//! What the causal language models share: the shifted next-token loss, the key/value cache and
+//! generation (greedy, top-k, top-p sampling).
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{Error, Result};
+use crate::engine::Engine;
+use crate::ops::layout::concat;
+use crate::ops::loss::{cross_entropy, CrossEntropy};
+use crate::tensor::Tensor;
+
+/// Past keys and values of every layer, `[B, Hkv, T_past, D]` each.
+#[derive(Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn new(layers: usize) -> KvCache {
+        KvCache { layers: (0..layers).map(|_| None).collect(), len: 0 }
+    }
+
+    /// Tokens already cached (the position of the next token).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Append this step's keys and values for `layer`; returns the full keys and values.
+    pub fn extend(&mut self, layer: usize, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
+        let slot = self.layers.get_mut(layer).ok_or_else(|| Error::arg("kv_cache", format!("no layer {layer}")))?;
+        let (k, v) = match slot.take() {
+            Some((pk, pv)) => (concat(&[&pk, &k], 2)?, concat(&[&pv, &v], 2)?),
+            None => (k, v),
+        };
+        *slot = Some((k.clone(), v.clone()));
+        Ok((k, v))
+    }
+
+    /// Record that a forward of `t` new tokens finished.
+    pub fn advance(&mut self, t: usize) {
+        self.len += t;
+    }
+}
+
+/// A decoder-only language model.
+pub trait CausalLm {
+    /// Logits `[B, T, V]` for `ids` `[B, T]` placed after the cache's tokens (the cache, when
+    /// given, is extended).
+    fn logits(&self, ids: &[u32], batch: usize, seq: usize, cache: Option<&mut KvCache>) -> Result<Tensor>;
+    /// A cache sized for this model.
+    fn new_cache(&self) -> KvCache;
+    /// Longest sequence the position encoding supports.
+    fn max_positions(&self) -> usize;
+    /// The engine the model lives on.
+    fn engine(&self) -> &Engine;
+}
+
+/// Hugging Face's causal-LM loss: logits at position t predict token t+1, mean over the
+/// `B·(T−1)` predictions (positions whose target is `ignore` — padding — are left out).
+pub fn causal_lm_loss(logits: &Tensor, ids: &[u32], ignore: Option<u32>) -> Result<Tensor> {
+    let s = logits.shape().to_vec();
+    if s.len() != 3 || s[0] * s[1] != ids.len() {
+        return Err(Error::shape("causal_lm_loss", &s, &[ids.len()], "logits [B, T, V] for ids [B, T]"));
+    }
+    let (b, t, v) = (s[0], s[1], s[2]);
+    // The last position of each row has no next token: its target is the ignore index, so the
+    // logits need no slicing copy.
+    const SKIP: u32 = u32::MAX;
+    let targets: Vec<u32> = (0..b * t)
+        .map(|i| if i % t == t - 1 { SKIP } else { ids[i + 1] })
+        .map(|y| if Some(y) == ignore { SKIP } else { y })
+        .collect();
+    let flat = logits.reshape(&[b * t, v])?;
+    cross_entropy(&flat, &targets, CrossEntropy { ignore_index: Some(SKIP), ..Default::default() })
+}
+
+/// How the next token is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampling {
+    Greedy,
+    /// Sample among the `k` most likely tokens after dividing logits by `temperature`.
+    TopK { k: usize, temperature: f32 },
+    /// Sample from the smallest set of tokens whose probability reaches `p` (nucleus).
+    TopP { p: f32, temperature: f32 },
+}
+
+/// Generation settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Generate {
+    pub max_new_tokens: usize,
+    pub sampling: Sampling,
+    pub seed: u64,
+    /// Stop after emitting this token.
+    pub eos: Option<u32>,
+}
+
+/// Continue `prompt` (one sequence) with a KV cache: the prompt runs once, then one token per
+/// step. Returns the new tokens only.
+pub fn generate(model: &dyn CausalLm, prompt: &[u32], opts: &Generate) -> Result<Vec<u32>> {
+    if prompt.is_empty() {
+        return Err(Error::arg("generate", "empty prompt"));
+    }
+    if prompt.len() + opts.max_new_tokens > model.max_positions() {
+        return Err(Error::arg(
+            "generate",
+            format!(
+                "prompt {} + {} new tokens exceed the model's {} positions",
+                prompt.len(),
+                opts.max_new_tokens,
+                model.max_positions()
+            ),
+        ));
+    }
+    let _g = model.engine().no_grad();
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let mut cache = model.new_cache();
+    let mut out = Vec::with_capacity(opts.max_new_tokens);
+    let mut next_in: Vec<u32> = prompt.to_vec();
+    for _ in 0..opts.max_new_tokens {
+        let logits = model.logits(&next_in, 1, next_in.len(), Some(&mut cache))?;
+        let (t, v) = (logits.shape()[1], logits.shape()[2]);
+        let last = logits.slice(1, t - 1, 1)?.reshape(&[v])?.to_vec()?;
+        let tok = pick(&last, opts.sampling, &mut rng)?;
+        out.push(tok);
+        if Some(tok) == opts.eos {
+            break;
+        }
+        next_in = vec![tok];
+    }
+    Ok(out)
+}
+
+/// Choose a token from one row of logits.
+pub fn pick(logits: &[f32], sampling: Sampling, rng: &mut ChaCha8Rng) -> Result<u32> {
+    if logits.is_empty() || logits.iter().any(|v| v.is_nan()) {
+        return Err(Error::arg("generate", "logits are empty or NaN"));
+    }
+    let argmax = || {
+        // First maximum, as torch.argmax.
+        let mut best = 0;
+        for (i, v) in logits.iter().enumerate() {
+            if *v > logits[best] {
+                best = i;
+            }
+        }
+        best as u32
+    };
+    let (keep, temperature) = match sampling {
+        Sampling::Greedy => return Ok(argmax()),
+        Sampling::TopK { k, temperature } => (Keep::K(k.max(1)), temperature),
+        Sampling::TopP { p, temperature } => (Keep::P(p), temperature),
+    };
+    if !(temperature > 0.0) {
+        return Ok(argmax());
+    }
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+    let m = logits[idx[0]] as f64;
+    let probs: Vec<f64> = idx.iter().map(|&i| ((logits[i] as f64 - m) / temperature as f64).exp()).collect();
+    let total: f64 = probs.iter().sum();
+    let n = match keep {
+        Keep::K(k) => k.min(idx.len()),
+        Keep::P(p) => {
+            let mut acc = 0.0;
+            let mut n = 0;
+            for q in &probs {
+                acc += q / total;
+                n += 1;
+                if acc >= p as f64 {
+                    break;
+                }
+            }
+            n
+        }
+    };
+    let mass: f64 = probs[..n].iter().sum();
+    let mut r = rng.random::<f64>() * mass;
+    for (j, q) in probs[..n].iter().enumerate() {
+        r -= q;
+        if r <= 0.0 {
+            return Ok(idx[j] as u32);
+        }
+    }
+    Ok(idx[n - 1] as u32)
+}
+
+enum Keep {
+    K(usize),
+    P(f32),
+}

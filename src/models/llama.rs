@@ -1,0 +1,261 @@
+//! Llama-family decoder (Llama 2/3, SmolLM2, TinyLlama, Mistral without sliding windows) with
+//! Hugging Face key names: RMSNorm, RoPE in the `rotate_half` layout, grouped-query attention,
+//! SwiGLU MLP, optionally tied embeddings.
+//!
+//! GGUF checkpoints (llama.cpp) arrive through a weight source that renames their tensors to
+//! these keys and undoes the converter's q/k row permutation, so this file sees one layout.
+
+use serde::Deserialize;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::models::decoder::{CausalLm, KvCache};
+use crate::nn::attention::sdpa;
+use crate::nn::rope::Rope;
+use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Params, Pid};
+use crate::ops::embedding::embedding;
+use crate::ops::matmul::matmul_t;
+use crate::ops::norm::rms_norm;
+use crate::tensor::Tensor;
+use crate::weights::WeightSource;
+
+/// The fields of a HF Llama `config.json` that shape the model.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LlamaConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f64,
+    /// `rope_theta` (older configs) — `rope_parameters.rope_theta` is read by `from_json`.
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    #[serde(default = "default_max_pos")]
+    pub max_position_embeddings: usize,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    #[serde(default)]
+    pub attention_bias: bool,
+    #[serde(default)]
+    pub mlp_bias: bool,
+    #[serde(default = "default_init_range")]
+    pub initializer_range: f32,
+}
+
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_max_pos() -> usize {
+    2048
+}
+fn default_act() -> String {
+    "silu".into()
+}
+fn default_init_range() -> f32 {
+    0.02
+}
+
+impl LlamaConfig {
+    pub fn from_json(v: &serde_json::Value, path: &str) -> Result<Self> {
+        let fmt = |m: String| Error::Format { path: path.into(), line: None, message: m };
+        let mut c: LlamaConfig = serde_json::from_value(v.clone()).map_err(|e| fmt(format!("Llama config: {e}")))?;
+        if c.rope_theta.is_none() {
+            c.rope_theta = v.pointer("/rope_parameters/rope_theta").and_then(|t| t.as_f64());
+        }
+        if let Some(kind) = v.pointer("/rope_parameters/rope_type").or_else(|| v.pointer("/rope_scaling/rope_type")) {
+            if kind.as_str() != Some("default") {
+                return Err(Error::Unsupported(format!("{path}: RoPE scaling {kind}")));
+            }
+        }
+        c.validate().map_err(fmt)?;
+        Ok(c)
+    }
+
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    pub fn theta(&self) -> f64 {
+        self.rope_theta.unwrap_or(10_000.0)
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        let (h, kv) = (self.num_attention_heads, self.kv_heads());
+        if h == 0 || kv == 0 || h % kv != 0 {
+            return Err(format!("num_attention_heads {h} must be a positive multiple of num_key_value_heads {kv}"));
+        }
+        if self.head_dim() % 2 != 0 {
+            return Err(format!("head_dim {} must be even for RoPE", self.head_dim()));
+        }
+        Ok(())
+    }
+}
+
+struct Layer {
+    in_norm: Pid,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    post_norm: Pid,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// A Llama-style causal language model.
+pub struct Llama {
+    pub config: LlamaConfig,
+    pub params: Params,
+    embed: Pid,
+    layers: Vec<Layer>,
+    norm: Pid,
+    lm_head: Option<Pid>,
+    rope: Rope,
+    engine: Engine,
+    pub mode: Mode,
+}
+
+impl Llama {
+    /// Bind a checkpoint with HF Llama keys (`model.layers.0.self_attn.q_proj.weight`, …).
+    pub fn load(engine: &Engine, source: &dyn WeightSource, name: &str, config: LlamaConfig) -> Result<(Llama, BindingReport)> {
+        config.validate().map_err(|m| Error::arg("llama", m))?;
+        let b = Binder::new(engine, Some(source), name, "llama").ignore_suffix("rotary_emb.inv_freq");
+        Self::build(engine, b, config, false)
+    }
+
+    /// A randomly initialised model (HF init: N(0, 0.02²), norms 1).
+    pub fn scratch(engine: &Engine, config: LlamaConfig, seed: u64) -> Result<Llama> {
+        config.validate().map_err(|m| Error::arg("llama", m))?;
+        let b = Binder::new(engine, None, "(scratch)", "llama").seed(seed);
+        Ok(Self::build(engine, b, config, true)?.0)
+    }
+
+    fn build(engine: &Engine, mut b: Binder, config: LlamaConfig, scratch: bool) -> Result<(Llama, BindingReport)> {
+        let c = &config;
+        let (h, hd, nh, kv) = (c.hidden_size, c.head_dim(), c.num_attention_heads, c.kv_heads());
+        let normal = Init::Normal { std: c.initializer_range };
+        let mut get = |b: &mut Binder, path: &str, shape: &[usize], init: Init| {
+            if scratch {
+                b.fresh(path, shape, init)
+            } else {
+                b.param(path, shape)
+            }
+        };
+        let lin = |b: &mut Binder,
+                   path: &str,
+                   i: usize,
+                   o: usize,
+                   bias: bool,
+                   get: &mut dyn FnMut(&mut Binder, &str, &[usize], Init) -> Result<Pid>| {
+            Ok::<_, Error>(Linear {
+                weight: get(b, &format!("{path}.weight"), &[o, i], normal)?,
+                bias: if bias { Some(get(b, &format!("{path}.bias"), &[o], Init::Zeros)?) } else { None },
+                in_features: i,
+                out_features: o,
+                in_major: false,
+            })
+        };
+        let embed = get(&mut b, "model.embed_tokens.weight", &[c.vocab_size, h], normal)?;
+        let mut layers = Vec::new();
+        for l in 0..c.num_hidden_layers {
+            let p = format!("model.layers.{l}");
+            let ab = c.attention_bias;
+            layers.push(Layer {
+                in_norm: get(&mut b, &format!("{p}.input_layernorm.weight"), &[h], Init::Ones)?,
+                q: lin(&mut b, &format!("{p}.self_attn.q_proj"), h, nh * hd, ab, &mut get)?,
+                k: lin(&mut b, &format!("{p}.self_attn.k_proj"), h, kv * hd, ab, &mut get)?,
+                v: lin(&mut b, &format!("{p}.self_attn.v_proj"), h, kv * hd, ab, &mut get)?,
+                o: lin(&mut b, &format!("{p}.self_attn.o_proj"), nh * hd, h, ab, &mut get)?,
+                post_norm: get(&mut b, &format!("{p}.post_attention_layernorm.weight"), &[h], Init::Ones)?,
+                gate: lin(&mut b, &format!("{p}.mlp.gate_proj"), h, c.intermediate_size, c.mlp_bias, &mut get)?,
+                up: lin(&mut b, &format!("{p}.mlp.up_proj"), h, c.intermediate_size, c.mlp_bias, &mut get)?,
+                down: lin(&mut b, &format!("{p}.mlp.down_proj"), c.intermediate_size, h, c.mlp_bias, &mut get)?,
+            });
+        }
+        let norm = get(&mut b, "model.norm.weight", &[h], Init::Ones)?;
+        let lm_head = if c.tie_word_embeddings {
+            b.consume("lm_head.weight");
+            None
+        } else {
+            Some(get(&mut b, "lm_head.weight", &[c.vocab_size, h], normal)?)
+        };
+        let (params, report) = b.finish()?;
+        let rope = Rope::new(engine, hd, c.max_position_embeddings, c.theta())?;
+        Ok((
+            Llama { config, params, embed, layers, norm, lm_head, rope, engine: engine.clone(), mode: Mode::EVAL },
+            report,
+        ))
+    }
+
+    /// Depth of a parameter path: 0 = embeddings, 1..=L = layers, L+1 = final norm and head.
+    pub fn depth_of(&self, path: &str) -> usize {
+        if path.contains("embed_tokens") {
+            0
+        } else if let Some(rest) = path.split("layers.").nth(1) {
+            rest.split('.').next().and_then(|s| s.parse::<usize>().ok()).map_or(0, |l| l + 1)
+        } else {
+            self.config.num_hidden_layers + 1
+        }
+    }
+
+    fn forward(&self, ids: &[u32], bsz: usize, t: usize, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let c = &self.config;
+        if ids.len() != bsz * t {
+            return Err(Error::arg("llama", format!("{} ids for batch {bsz} x seq {t}", ids.len())));
+        }
+        let past = cache.as_ref().map_or(0, |k| k.len());
+        let p = &self.params;
+        let (nh, kv, hd, eps) = (c.num_attention_heads, c.kv_heads(), c.head_dim(), c.rms_norm_eps as f32);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let mut x = embedding(p.get(self.embed), ids, &[bsz, t])?;
+        for (li, l) in self.layers.iter().enumerate() {
+            let h = rms_norm(&x, p.get(l.in_norm), eps)?;
+            let heads = |y: Tensor, n: usize| y.reshape(&[bsz, t, n, hd])?.permute(&[0, 2, 1, 3]);
+            let q = self.rope.apply(&heads(l.q.forward(p, &h)?, nh)?, past)?;
+            let k = self.rope.apply(&heads(l.k.forward(p, &h)?, kv)?, past)?;
+            let v = heads(l.v.forward(p, &h)?, kv)?;
+            let (k, v) = match cache.as_deref_mut() {
+                Some(c) => c.extend(li, k, v)?,
+                None => (k, v),
+            };
+            let a = sdpa(&q, &k, &v, scale, true, None)?.permute(&[0, 2, 1, 3])?.reshape(&[bsz, t, nh * hd])?;
+            x = x.add(&l.o.forward(p, &a)?)?;
+            let h = rms_norm(&x, p.get(l.post_norm), eps)?;
+            let g = crate::models::bert::activation(&c.hidden_act, &l.gate.forward(p, &h)?)?;
+            x = x.add(&l.down.forward(p, &g.mul(&l.up.forward(p, &h)?)?)?)?;
+        }
+        if let Some(kv) = cache {
+            kv.advance(t);
+        }
+        let x = rms_norm(&x, p.get(self.norm), eps)?;
+        matmul_t(&x, p.get(self.lm_head.unwrap_or(self.embed)), false, true)
+    }
+}
+
+impl CausalLm for Llama {
+    fn logits(&self, ids: &[u32], batch: usize, seq: usize, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        self.forward(ids, batch, seq, cache)
+    }
+    fn new_cache(&self) -> KvCache {
+        KvCache::new(self.layers.len())
+    }
+    fn max_positions(&self) -> usize {
+        self.config.max_position_embeddings
+    }
+    fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}

@@ -1,0 +1,80 @@
+//! A3 parity: GPT-2 and Llama-style decoders (HF directories in ../shared/fixtures) against
+//! PyTorch float64: logits at every position, the causal-LM loss and the listed gradients
+//! (GPT-2's tied `wte` and square Conv1D `c_proj` included); plus KV-cache generation equal to
+//! full recomputation.
+
+mod common;
+
+use common::fixtures::{self as fx, Parity};
+use whet::models::decoder::{causal_lm_loss, generate, CausalLm, Generate, Sampling};
+use whet::models::gpt2::{Gpt2, Gpt2Config};
+use whet::models::llama::{Llama, LlamaConfig};
+use whet::nn::Params;
+use whet::weights::safetensors::SafeTensorsFile;
+use whet::weights::WeightSource;
+use whet::{Engine, Tensor};
+
+fn dir(name: &str) -> (serde_json::Value, String, SafeTensorsFile) {
+    let d = fx::fixtures_dir().join(name);
+    let cp = d.join("config.json");
+    let v = serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+    (v, cp.display().to_string(), SafeTensorsFile::open(d.join("model.safetensors")).unwrap())
+}
+
+/// Logits, loss and gradients of `case` for a model given as its logits function and params.
+fn check(case: &'static str, io: &SafeTensorsFile, logits: Tensor, params: &Params) {
+    let ids = fx::u32s(io, "input_ids");
+    let mut p = Parity::new(case);
+    p.abs("logits", &logits.to_vec().unwrap(), &fx::f32s(io, "logits").0, 1e-3);
+    let loss = causal_lm_loss(&logits, &ids, None).unwrap();
+    p.abs("loss", &[loss.item().unwrap()], &fx::f32s(io, "loss").0, 1e-4);
+    let grads = loss.backward().unwrap();
+    for info in io.tensors() {
+        let Some(name) = info.name.strip_prefix("grad.") else { continue };
+        let g = grads.get(params.by_path(name).unwrap()).unwrap_or_else(|| panic!("no gradient for {name}"));
+        p.rel(&info.name, &g.to_vec().unwrap(), &io.read_f32(&info.name).unwrap().0, 1e-3);
+    }
+    p.finish();
+}
+
+/// Greedy generation with the KV cache equals greedy decoding by full recomputation.
+fn cache_matches_recompute(e: &Engine, m: &dyn CausalLm, prompt: &[u32]) {
+    let opts = Generate { max_new_tokens: 6, sampling: Sampling::Greedy, seed: 0, eos: None };
+    let cached = generate(m, prompt, &opts).unwrap();
+    let _g = e.no_grad();
+    let mut seq = prompt.to_vec();
+    for _ in 0..6 {
+        let l = m.logits(&seq, 1, seq.len(), None).unwrap();
+        let v = l.shape()[2];
+        let row = l.slice(1, seq.len() - 1, 1).unwrap().reshape(&[v]).unwrap().to_vec().unwrap();
+        let best = (0..v).fold(0, |b, i| if row[i] > row[b] { i } else { b });
+        seq.push(best as u32);
+    }
+    assert_eq!(cached, seq[prompt.len()..], "KV-cache generation differs from recomputation");
+}
+
+#[test]
+fn gpt2_tiny_matches_pytorch() {
+    let Some((_g, e)) = common::gpu("model_decoders", "gpt2_tiny_matches_pytorch") else { return };
+    let Some(io) = fx::io("gpt2_tiny_matches_pytorch", "gpt2_tiny") else { return };
+    let (cfg, path, st) = dir("gpt2_tiny");
+    let (m, report) = Gpt2::load(&e, &st, "gpt2_tiny", Gpt2Config::from_json(&cfg, &path).unwrap()).unwrap();
+    assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
+    let ids = fx::u32s(&io, "input_ids");
+    let logits = m.logits(&ids, 2, 16, None).unwrap();
+    check("gpt2_tiny", &io, logits, &m.params);
+    cache_matches_recompute(&e, &m, &ids[..5]);
+}
+
+#[test]
+fn llama_tiny_matches_pytorch() {
+    let Some((_g, e)) = common::gpu("model_decoders", "llama_tiny_matches_pytorch") else { return };
+    let Some(io) = fx::io("llama_tiny_matches_pytorch", "llama_tiny") else { return };
+    let (cfg, path, st) = dir("llama_tiny");
+    let (m, report) = Llama::load(&e, &st, "llama_tiny", LlamaConfig::from_json(&cfg, &path).unwrap()).unwrap();
+    assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
+    let ids = fx::u32s(&io, "input_ids");
+    let logits = m.logits(&ids, 2, 16, None).unwrap();
+    check("llama_tiny", &io, logits, &m.params);
+    cache_matches_recompute(&e, &m, &ids[..5]);
+}
