@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use whet::ops::loss::mse;
-use whet::optim::{AdamW, AdamWConfig};
+use whet::nn::{Origin, Params, Slot};
+use whet::optim::{Method, OptimConfig, Optimizer};
 use whet::{Engine, Tensor};
 
 const BATCH: usize = 256;
@@ -27,18 +28,21 @@ fn values(n: usize, seed: u32, scale: f32) -> Vec<f32> {
 
 fn step(c: &mut Criterion) {
     let e = Engine::new(Default::default()).expect("step bench needs an adapter (lavapipe or a GPU)");
-    let w1 = Tensor::param(&e, &values(D_IN * HIDDEN, 1, 0.06), &[D_IN, HIDDEN]).unwrap();
-    let b1 = Tensor::param(&e, &vec![0.0; HIDDEN], &[HIDDEN]).unwrap();
-    let w2 = Tensor::param(&e, &values(HIDDEN * D_IN, 2, 0.03), &[HIDDEN, D_IN]).unwrap();
-    let b2 = Tensor::param(&e, &vec![0.0; D_IN], &[D_IN]).unwrap();
+    let mut params = Params::new();
+    let mut add = |n: &str, t: Tensor| params.push(n, t, Slot::Param, Origin::Fresh).unwrap();
+    let w1 = add("w1", Tensor::param(&e, &values(D_IN * HIDDEN, 1, 0.06), &[D_IN, HIDDEN]).unwrap());
+    let b1 = add("b1", Tensor::param(&e, &vec![0.0; HIDDEN], &[HIDDEN]).unwrap());
+    let w2 = add("w2", Tensor::param(&e, &values(HIDDEN * D_IN, 2, 0.03), &[HIDDEN, D_IN]).unwrap());
+    let b2 = add("b2", Tensor::param(&e, &vec![0.0; D_IN], &[D_IN]).unwrap());
     let x = Tensor::from_slice(&e, &values(BATCH * D_IN, 3, 2.0), &[BATCH, D_IN]).unwrap();
     let y = Tensor::from_slice(&e, &values(BATCH * D_IN, 4, 2.0), &[BATCH, D_IN]).unwrap();
-    let mut opt = AdamW::new(AdamWConfig { lr: 1e-4, ..Default::default() });
+    let mut opt = Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 1e-4).weight_decay(0.01)).unwrap();
     let mut run = || {
-        let h = x.matmul(&w1).unwrap().add(&b1).unwrap().gelu().unwrap();
-        let loss = mse(&h.matmul(&w2).unwrap().add(&b2).unwrap(), &y).unwrap();
+        let p = &params;
+        let h = x.matmul(p.get(w1)).unwrap().add(p.get(b1)).unwrap().gelu().unwrap();
+        let loss = mse(&h.matmul(p.get(w2)).unwrap().add(p.get(b2)).unwrap(), &y).unwrap();
         let g = loss.backward().unwrap();
-        opt.step(&[&w1, &b1, &w2, &b2], &g).unwrap();
+        opt.step(&mut params, &g).unwrap();
         e.sync().unwrap();
     };
     run();

@@ -11,7 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use whet::data::digits::Digits;
 use whet::ops::loss::{cross_entropy, CrossEntropy};
-use whet::optim::{AdamW, AdamWConfig};
+use whet::nn::{Origin, Params, Slot};
+use whet::optim::{Method, OptimConfig, Optimizer};
 use whet::{Engine, Tensor};
 
 /// torch.nn.Linear's default initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
@@ -42,12 +43,15 @@ fn main() -> whet::Result<()> {
         (x, ids.iter().map(|&i| data.labels[i]).collect())
     };
 
+    let mut params = Params::new();
     let (w1, b1) = linear(&engine, &mut rng, Digits::FEATURES, 128)?;
     let (w2, b2) = linear(&engine, &mut rng, 128, Digits::CLASSES)?;
-    let params = [&w1, &b1, &w2, &b2];
-    let forward =
-        |x: &Tensor| -> whet::Result<Tensor> { x.matmul(&w1)?.add(&b1)?.gelu()?.matmul(&w2)?.add(&b2) };
-    let mut opt = AdamW::new(AdamWConfig { lr: 3e-3, weight_decay: 1e-4, ..Default::default() });
+    let [w1, b1, w2, b2] = [("fc1.weight", w1), ("fc1.bias", b1), ("fc2.weight", w2), ("fc2.bias", b2)]
+        .map(|(n, t)| params.push(n, t, Slot::Param, Origin::Fresh).expect("distinct names"));
+    let forward = |p: &Params, x: &Tensor| -> whet::Result<Tensor> {
+        x.matmul(p.get(w1))?.add(p.get(b1))?.gelu()?.matmul(p.get(w2))?.add(p.get(b2))
+    };
+    let mut opt = Optimizer::new(&engine, OptimConfig::new(Method::ADAMW, 3e-3).weight_decay(1e-4))?;
 
     let batch = 64;
     let epochs = 25;
@@ -59,9 +63,9 @@ fn main() -> whet::Result<()> {
         for chunk in order.chunks(batch) {
             let (x, y) = gather(chunk);
             let x = Tensor::from_slice(&engine, &x, &[chunk.len(), Digits::FEATURES])?;
-            let loss = cross_entropy(&forward(&x)?, &y, CrossEntropy::default())?;
+            let loss = cross_entropy(&forward(&params, &x)?, &y, CrossEntropy::default())?;
             let grads = loss.backward()?;
-            opt.step(&params, &grads)?;
+            opt.step(&mut params, &grads)?;
             // Summed on the device: the steps never wait for a readback.
             let _g = engine.no_grad();
             total = Some(match total {
@@ -81,7 +85,7 @@ fn main() -> whet::Result<()> {
     let (x, y) = gather(test_idx);
     let logits = {
         let _g = engine.no_grad();
-        forward(&Tensor::from_slice(&engine, &x, &[test_idx.len(), Digits::FEATURES])?)?.to_vec()?
+        forward(&params, &Tensor::from_slice(&engine, &x, &[test_idx.len(), Digits::FEATURES])?)?.to_vec()?
     };
     let correct = logits
         .chunks(Digits::CLASSES)

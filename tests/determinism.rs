@@ -4,7 +4,8 @@
 use std::process::Command;
 
 use whet::ops::loss::{cross_entropy, CrossEntropy};
-use whet::optim::{AdamW, AdamWConfig};
+use whet::nn::{Origin, Params, Slot};
+use whet::optim::{Method, OptimConfig, Optimizer};
 use whet::{Engine, Tensor};
 
 const CHILD_ENV: &str = "WHET_DETERMINISM_CHILD";
@@ -26,24 +27,26 @@ fn train() -> u64 {
     let vals = |n: usize, s: u32| -> Vec<f32> {
         (0..n).map(|i| (((i as u32).wrapping_mul(2654435761) ^ s) % 2000) as f32 / 1000.0 - 1.0).collect()
     };
-    let table = Tensor::param(&e, &vals(50 * 16, 1), &[50, 16]).unwrap();
-    let w = Tensor::param(&e, &vals(16 * 5, 2), &[16, 5]).unwrap();
-    let b = Tensor::param(&e, &[0.0; 5], &[5]).unwrap();
-    let mut opt = AdamW::new(AdamWConfig { lr: 1e-2, ..Default::default() });
+    let mut params = Params::new();
+    let mut add = |name: &str, t: Tensor| params.push(name, t, Slot::Param, Origin::Fresh).unwrap();
+    let table = add("table", Tensor::param(&e, &vals(50 * 16, 1), &[50, 16]).unwrap());
+    let w = add("w", Tensor::param(&e, &vals(16 * 5, 2), &[16, 5]).unwrap());
+    let b = add("b", Tensor::param(&e, &[0.0; 5], &[5]).unwrap());
+    let mut opt = Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 1e-2).weight_decay(0.01).clip(1.0)).unwrap();
     for step in 0..50u32 {
         let ids: Vec<u32> = (0..24).map(|i| (i * 7 + step * 3) % 50).collect();
         let labels: Vec<u32> = (0..24).map(|i| (i + step) % 5).collect();
-        let x = table.embedding(&ids, &[24]).unwrap().dropout(0.1, step as u64).unwrap();
-        let logits = x.matmul(&w).unwrap().add(&b).unwrap();
+        let x = params.get(table).embedding(&ids, &[24]).unwrap().dropout(0.1, step as u64).unwrap();
+        let logits = x.matmul(params.get(w)).unwrap().add(params.get(b)).unwrap();
         let loss =
             cross_entropy(&logits, &labels, CrossEntropy { label_smoothing: 0.1, ..Default::default() })
                 .unwrap();
         let g = loss.backward().unwrap();
-        opt.step(&[&table, &w, &b], &g).unwrap();
+        opt.step(&mut params, &g).unwrap();
     }
-    let mut all = table.to_vec().unwrap();
-    all.extend(w.to_vec().unwrap());
-    all.extend(b.to_vec().unwrap());
+    let mut all = params.get(table).to_vec().unwrap();
+    all.extend(params.get(w).to_vec().unwrap());
+    all.extend(params.get(b).to_vec().unwrap());
     fnv1a(all.iter().map(|v| v.to_bits()))
 }
 

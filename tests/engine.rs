@@ -1,6 +1,8 @@
 //! Engine behaviour: adapter choice, typed errors (shape, limits, shader compile), buffer
 //! pooling and batching (no allocation or compile once a step is warm).
 
+use whet::nn::{Origin, Params, Slot};
+use whet::optim::{Method, OptimConfig, Optimizer};
 use whet::engine::shaders::{ShaderFile, Spec};
 use whet::engine::Kernel;
 use whet::{Engine, EngineOptions, Error, Tensor};
@@ -84,13 +86,15 @@ fn broken_wgsl_through_the_engine_is_a_shader_compile_error() {
 #[test]
 fn a_warm_step_allocates_no_buffers_and_compiles_no_pipelines() {
     let Some(e) = Engine::try_default() else { return };
-    let w = Tensor::param(&e, &vec![0.01; 64 * 32], &[64, 32]).unwrap();
+    let mut params = Params::new();
+    let w0 = Tensor::param(&e, &vec![0.01; 64 * 32], &[64, 32]).unwrap();
+    let w = params.push("w", w0, Slot::Param, Origin::Fresh).unwrap();
     let x = Tensor::from_slice(&e, &vec![0.5; 8 * 64], &[8, 64]).unwrap();
-    let mut opt = whet::optim::AdamW::new(Default::default());
+    let mut opt = Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 1e-3).weight_decay(0.01).clip(1.0)).unwrap();
     let mut step = || {
-        let loss = x.matmul(&w).unwrap().gelu().unwrap().mean_all().unwrap();
+        let loss = x.matmul(params.get(w)).unwrap().gelu().unwrap().mean_all().unwrap();
         let g = loss.backward().unwrap();
-        opt.step(&[&w], &g).unwrap();
+        opt.step(&mut params, &g).unwrap();
         e.sync().unwrap();
     };
     step();
@@ -111,18 +115,20 @@ fn two_engines_on_two_threads_agree_with_sequential_runs() {
     let Some(_) = Engine::try_default() else { return };
     let run = || -> Vec<f32> {
         let e = Engine::new(Default::default()).unwrap();
-        let w = Tensor::param(&e, &(0..48).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>(), &[12, 4])
+        let w0 = Tensor::param(&e, &(0..48).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>(), &[12, 4])
             .unwrap();
+        let mut params = Params::new();
+        let w = params.push("w", w0, Slot::Param, Origin::Fresh).unwrap();
         let x =
             Tensor::from_slice(&e, &(0..36).map(|i| (i as f32 * 0.11).cos()).collect::<Vec<_>>(), &[3, 12])
                 .unwrap();
-        let mut opt = whet::optim::AdamW::new(Default::default());
+        let mut opt = Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 1e-3).weight_decay(0.01)).unwrap();
         for _ in 0..5 {
-            let loss = x.matmul(&w).unwrap().tanh().unwrap().mean_all().unwrap();
+            let loss = x.matmul(params.get(w)).unwrap().tanh().unwrap().mean_all().unwrap();
             let g = loss.backward().unwrap();
-            opt.step(&[&w], &g).unwrap();
+            opt.step(&mut params, &g).unwrap();
         }
-        w.to_vec().unwrap()
+        params.get(w).to_vec().unwrap()
     };
     let seq = run();
     let handles: Vec<_> = (0..2).map(|_| std::thread::spawn(run)).collect();

@@ -1,5 +1,7 @@
 // SGD with momentum, dampening, Nesterov and (coupled, L2) weight decay, as torch.optim.SGD.
-// w, g, buf: (N). `first` = 1 on the first step, when torch seeds the buffer with the gradient.
+// w, g, buf: (N) views of the parameter-arena pages. `first` = 1 on the first step, when
+// torch seeds the buffer with the gradient. gscale[0] multiplies every gradient (1, or the
+// global-norm clip factor computed on the device).
 
 struct Params {
     n: u32,
@@ -16,6 +18,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> w: array<f32>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read_write> buf: array<f32>;
+@group(0) @binding(4) var<storage, read> gscale: array<f32>;
 
 @compute @workgroup_size(WG1)
 fn sgd_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -24,7 +27,7 @@ fn sgd_step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     if (i >= p.n) {
         return;
     }
-    var d = g[i] + p.weight_decay * w[i];
+    var d = g[i] * gscale[0] + p.weight_decay * w[i];
     if (p.momentum != 0.0) {
         var b = d;
         if (p.first == 0u) {

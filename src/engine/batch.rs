@@ -6,11 +6,10 @@
 
 use std::sync::Arc;
 
-struct Recorded {
-    pipeline: Arc<wgpu::ComputePipeline>,
-    bind_group: wgpu::BindGroup,
-    offset: u32,
-    groups: [u32; 3],
+enum Recorded {
+    Dispatch { pipeline: Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, offset: u32, groups: [u32; 3] },
+    /// A buffer-to-buffer copy between dispatches (gathering gradients into an arena).
+    Copy { src: wgpu::Buffer, src_offset: u64, dst: wgpu::Buffer, dst_offset: u64, size: u64 },
 }
 
 /// Dispatches and their uniform bytes, in program order.
@@ -40,7 +39,11 @@ impl Batch {
         let offset = self.uniforms.len();
         self.uniforms.extend_from_slice(uniform);
         self.uniforms.resize(offset + align as usize, 0);
-        self.items.push(Recorded { pipeline, bind_group, offset: offset as u32, groups });
+        self.items.push(Recorded::Dispatch { pipeline, bind_group, offset: offset as u32, groups });
+    }
+
+    pub fn push_copy(&mut self, src: wgpu::Buffer, src_offset: u64, dst: wgpu::Buffer, dst_offset: u64, size: u64) {
+        self.items.push(Recorded::Copy { src, src_offset, dst, dst_offset, size });
     }
 
     /// Encode every dispatch into one compute pass (plus an optional trailing copy) and submit.
@@ -49,7 +52,7 @@ impl Batch {
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         ring: &wgpu::Buffer,
-        copy: Option<(&wgpu::Buffer, &wgpu::Buffer, u64)>,
+        copy: Option<(&wgpu::Buffer, u64, &wgpu::Buffer, u64)>,
     ) -> wgpu::SubmissionIndex {
         if !self.uniforms.is_empty() {
             // Ordered before this submit's commands and after every earlier submit's.
@@ -57,22 +60,30 @@ impl Batch {
         }
         let mut encoder =
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("whet batch") });
-        if !self.items.is_empty() {
+        // Runs of dispatches share one compute pass; a copy ends the pass it interrupts.
+        let mut items = self.items.iter().peekable();
+        while let Some(first) = items.peek() {
+            if let Recorded::Copy { src, src_offset, dst, dst_offset, size } = first {
+                encoder.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size);
+                items.next();
+                continue;
+            }
             let mut pass = encoder
                 .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
             let mut last: Option<*const wgpu::ComputePipeline> = None;
-            for r in &self.items {
-                let p = Arc::as_ptr(&r.pipeline);
+            while let Some(Recorded::Dispatch { pipeline, bind_group, offset, groups }) = items.peek() {
+                let p = Arc::as_ptr(pipeline);
                 if last != Some(p) {
-                    pass.set_pipeline(&r.pipeline);
+                    pass.set_pipeline(pipeline);
                     last = Some(p);
                 }
-                pass.set_bind_group(0, &r.bind_group, &[r.offset]);
-                pass.dispatch_workgroups(r.groups[0], r.groups[1], r.groups[2]);
+                pass.set_bind_group(0, bind_group, &[*offset]);
+                pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                items.next();
             }
         }
-        if let Some((src, dst, size)) = copy {
-            encoder.copy_buffer_to_buffer(src, 0, dst, 0, size);
+        if let Some((src, src_offset, dst, size)) = copy {
+            encoder.copy_buffer_to_buffer(src, src_offset, dst, 0, size);
         }
         queue.submit(Some(encoder.finish()))
     }

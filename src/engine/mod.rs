@@ -104,18 +104,28 @@ pub(crate) struct EngineInner {
 /// One storage binding of a dispatch.
 pub(crate) struct Binding<'a> {
     pub buffer: &'a wgpu::Buffer,
+    /// Byte offset of the tensor in its buffer (a multiple of the adapter's storage offset
+    /// alignment; 0 except for views into a parameter arena).
+    pub offset: u64,
     /// Bytes visible to the shader (> 0, a multiple of 4).
     pub size: u64,
     pub read_only: bool,
 }
 
 impl<'a> Binding<'a> {
-    pub fn read(s: &'a Storage, bytes: u64) -> Self {
-        Binding { buffer: s.buffer(), size: bind_size(bytes), read_only: true }
+    pub fn read(v: View<'a>, bytes: u64) -> Self {
+        Binding { buffer: v.storage.buffer(), offset: v.offset, size: bind_size(bytes), read_only: true }
     }
-    pub fn write(s: &'a Storage, bytes: u64) -> Self {
-        Binding { buffer: s.buffer(), size: bind_size(bytes), read_only: false }
+    pub fn write(v: View<'a>, bytes: u64) -> Self {
+        Binding { buffer: v.storage.buffer(), offset: v.offset, size: bind_size(bytes), read_only: false }
     }
+}
+
+/// Where a tensor's data starts: its storage and a byte offset into it.
+#[derive(Clone, Copy)]
+pub(crate) struct View<'a> {
+    pub storage: &'a Storage,
+    pub offset: u64,
 }
 
 /// Bindings may not be empty: a 0-byte tensor binds 16 bytes of its (>= 256-byte) buffer.
@@ -457,7 +467,7 @@ impl Engine {
                 binding: i as u32 + 1,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: b.buffer,
-                    offset: 0,
+                    offset: b.offset,
                     size: std::num::NonZeroU64::new(b.size),
                 }),
             });
@@ -612,10 +622,24 @@ impl Engine {
         self.submit_batch(None).map(|_| ())
     }
 
+    /// Record a copy of `bytes` (a multiple of 4) from `src` to `dst` in program order with the
+    /// dispatches around it (the compute pass is split there). No dispatch, no shader.
+    pub(crate) fn copy(&self, src: View<'_>, dst: View<'_>, bytes: u64) -> Result<()> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        if bytes % 4 != 0 || src.offset % 4 != 0 || dst.offset % 4 != 0 {
+            return Err(Error::arg("copy", format!("{bytes} bytes at offsets {}/{} are not 4-aligned", src.offset, dst.offset)));
+        }
+        self.check_health("copy")?;
+        lock(&self.0.batch).push_copy(src.storage.buffer().clone(), src.offset, dst.storage.buffer().clone(), dst.offset, bytes);
+        Ok(())
+    }
+
     /// Submit the batch, optionally followed by one buffer copy; returns the submission.
     fn submit_batch(
         &self,
-        copy: Option<(&wgpu::Buffer, &wgpu::Buffer, u64)>,
+        copy: Option<(&wgpu::Buffer, u64, &wgpu::Buffer, u64)>,
     ) -> Result<Option<wgpu::SubmissionIndex>> {
         self.check_health("before submit")?;
         let taken = std::mem::take(&mut *lock(&self.0.batch));
@@ -668,7 +692,7 @@ impl Engine {
     }
 
     /// Copy the first `bytes` of a storage buffer back to the host (submits and waits).
-    pub(crate) fn download(&self, src: &Storage, bytes: u64) -> Result<Vec<u8>> {
+    pub(crate) fn download(&self, src: View<'_>, bytes: u64) -> Result<Vec<u8>> {
         if bytes == 0 {
             self.flush()?;
             return Ok(Vec::new());
@@ -693,8 +717,8 @@ impl Engine {
         result
     }
 
-    fn read_staging(&self, src: &Storage, staging: &wgpu::Buffer, size: u64, bytes: u64) -> Result<Vec<u8>> {
-        let idx = self.submit_batch(Some((src.buffer(), staging, size)))?;
+    fn read_staging(&self, src: View<'_>, staging: &wgpu::Buffer, size: u64, bytes: u64) -> Result<Vec<u8>> {
+        let idx = self.submit_batch(Some((src.storage.buffer(), src.offset, staging, size)))?;
         let slice = staging.slice(0..size);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {

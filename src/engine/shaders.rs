@@ -141,6 +141,7 @@ shader!(AXIS_COPY, "layout/axis_copy", [plain("axis_read"), plain("axis_write")]
 shader!(DROPOUT, "dropout/dropout", [plain("dropout_forward"), plain("dropout_backward")]);
 shader!(ADAMW, "optim/adamw", [plain("adamw_step")]);
 shader!(SGD, "optim/sgd", [plain("sgd_step")]);
+shader!(ARENA, "optim/arena", [plain("sumsq_partial"), plain("clip_scale"), plain("accumulate")]);
 shader!(NONFINITE, "check/nonfinite", [plain("count_nonfinite")]);
 
 /// Every shader file the crate ships.
@@ -163,6 +164,7 @@ pub const ALL: &[&ShaderFile] = &[
     &DROPOUT,
     &ADAMW,
     &SGD,
+    &ARENA,
     &NONFINITE,
 ];
 

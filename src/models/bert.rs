@@ -234,7 +234,8 @@ impl Bert {
                 }
             }
         };
-        let (params, report) = b.finish()?;
+        let (mut params, report) = b.finish()?;
+        params.set_depths(|p| depth(p, config.num_hidden_layers));
         let model = Bert {
             config,
             task,
@@ -295,13 +296,7 @@ impl Bert {
     /// Depth of a parameter path for layer-wise schedules: 0 = embeddings, 1..=L = encoder
     /// layers, L+1 = pooler and head.
     pub fn depth_of(&self, path: &str) -> usize {
-        if path.contains("embeddings.") {
-            0
-        } else if let Some(rest) = path.split("encoder.layer.").nth(1) {
-            rest.split('.').next().and_then(|s| s.parse::<usize>().ok()).map_or(0, |l| l + 1)
-        } else {
-            self.config.num_hidden_layers + 1
-        }
+        depth(path, self.config.num_hidden_layers)
     }
 
     pub fn num_layers(&self) -> usize {
@@ -405,3 +400,14 @@ pub(crate) fn activation(name: &str, x: &Tensor) -> Result<Tensor> {
         other => Err(Error::Unsupported(format!("activation '{other}'"))),
     }
 }
+
+/// Depth of a parameter path (see `depth_of`).
+fn depth(path: &str, layers: usize) -> usize {
+    if path.contains("embeddings.") {
+        0
+    } else if let Some(rest) = path.split("encoder.layer.").nth(1) {
+        rest.split('.').next().and_then(|s| s.parse::<usize>().ok()).map_or(0, |l| l + 1)
+    } else {
+        layers + 1
+    }
+    }

@@ -167,7 +167,8 @@ impl Gpt2 {
         } else {
             Some(get(&mut b, "lm_head.weight", &[c.vocab_size, e], normal)?)
         };
-        let (params, report) = b.finish()?;
+        let (mut params, report) = b.finish()?;
+        params.set_depths(|p| depth(p, config.n_layer));
         Ok((
             Gpt2 { config, params, wte, wpe, blocks, ln_f, lm_head, engine: engine.clone(), mode: Mode::EVAL },
             report,
@@ -176,13 +177,7 @@ impl Gpt2 {
 
     /// Depth of a parameter path: 0 = embeddings, 1..=L = blocks, L+1 = final norm and head.
     pub fn depth_of(&self, path: &str) -> usize {
-        if path.contains(".wte.") || path.contains(".wpe.") {
-            0
-        } else if let Some(rest) = path.split(".h.").nth(1) {
-            rest.split('.').next().and_then(|s| s.parse::<usize>().ok()).map_or(0, |l| l + 1)
-        } else {
-            self.config.n_layer + 1
-        }
+        depth(path, self.config.n_layer)
     }
 
     fn forward(&self, ids: &[u32], bsz: usize, t: usize, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
@@ -241,3 +236,14 @@ impl CausalLm for Gpt2 {
         &self.engine
     }
 }
+
+/// Depth of a parameter path (see `depth_of`).
+fn depth(path: &str, layers: usize) -> usize {
+    if path.contains(".wte.") || path.contains(".wpe.") {
+        0
+    } else if let Some(rest) = path.split(".h.").nth(1) {
+        rest.split('.').next().and_then(|s| s.parse::<usize>().ok()).map_or(0, |l| l + 1)
+    } else {
+        layers + 1
+    }
+    }

@@ -192,7 +192,8 @@ impl Llama {
         } else {
             Some(get(&mut b, "lm_head.weight", &[c.vocab_size, h], normal)?)
         };
-        let (params, report) = b.finish()?;
+        let (mut params, report) = b.finish()?;
+        params.set_depths(|p| depth(p, config.num_hidden_layers));
         let rope = Rope::new(engine, hd, c.max_position_embeddings, c.theta())?;
         Ok((
             Llama { config, params, embed, layers, norm, lm_head, rope, engine: engine.clone(), mode: Mode::EVAL },
@@ -202,13 +203,7 @@ impl Llama {
 
     /// Depth of a parameter path: 0 = embeddings, 1..=L = layers, L+1 = final norm and head.
     pub fn depth_of(&self, path: &str) -> usize {
-        if path.contains("embed_tokens") {
-            0
-        } else if let Some(rest) = path.split("layers.").nth(1) {
-            rest.split('.').next().and_then(|s| s.parse::<usize>().ok()).map_or(0, |l| l + 1)
-        } else {
-            self.config.num_hidden_layers + 1
-        }
+        depth(path, self.config.num_hidden_layers)
     }
 
     fn forward(&self, ids: &[u32], bsz: usize, t: usize, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
@@ -259,3 +254,14 @@ impl CausalLm for Llama {
         &self.engine
     }
 }
+
+/// Depth of a parameter path (see `depth_of`).
+fn depth(path: &str, layers: usize) -> usize {
+    if path.contains("embed_tokens") {
+        0
+    } else if let Some(rest) = path.split("layers.").nth(1) {
+        rest.split('.').next().and_then(|s| s.parse::<usize>().ok()).map_or(0, |l| l + 1)
+    } else {
+        layers + 1
+    }
+    }

@@ -11,11 +11,13 @@ pub mod init;
 pub mod linear;
 pub mod params;
 pub mod rope;
+pub mod select;
 
 pub use binder::{Binder, BindingReport};
 pub use init::Init;
 pub use linear::Linear;
 pub use params::{Entry, Origin, Params, Pid, Slot};
+pub use select::{Matcher, Select};
 
 /// How a forward pass runs: training (dropout on, batch statistics) or evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,6 +40,9 @@ pub struct Entry {
     pub tensor: Tensor,
     pub slot: Slot,
     pub origin: Origin,
+    /// Depth in the model (0 = embeddings or stem, one per block, last = head), set by the
+    /// model; used by depth selectors and layer-wise learning rates.
+    pub depth: usize,
 }
 
 impl Entry {
@@ -68,7 +71,7 @@ impl Params {
         }
         let tensor = tensor.requires_grad_(slot == Slot::Param);
         self.by_path.insert(path.to_string(), self.entries.len());
-        self.entries.push(Entry { path: path.to_string(), tensor, slot, origin });
+        self.entries.push(Entry { path: path.to_string(), tensor, slot, origin, depth: 0 });
         Ok(Pid(self.entries.len() - 1))
     }
 
@@ -126,6 +129,17 @@ impl Params {
         Ok(())
     }
 
+    /// Point `id` at an arena view holding its current value (the optimizer's layout); the
+    /// view keeps the parameter's identity and is trainable.
+    pub(crate) fn reset_view(&mut self, id: Pid, view: Tensor) -> Result<()> {
+        let e = &mut self.entries[id.0];
+        if view.shape() != e.tensor.shape() {
+            return Err(Error::shape("params.reset_view", e.tensor.shape(), view.shape(), e.path.clone()));
+        }
+        e.tensor = view.requires_grad_(true);
+        Ok(())
+    }
+
     /// Upload new values into `path` (same element count and shape).
     pub fn assign(&mut self, path: &str, data: &[f32]) -> Result<()> {
         let id = self.find(path).ok_or_else(|| Error::arg("params.assign", format!("no parameter '{path}'")))?;
@@ -145,6 +159,39 @@ impl Params {
             }
         }
         changed
+    }
+
+    /// Set every entry's depth from its path (models call this once they are built).
+    pub fn set_depths(&mut self, depth_of: impl Fn(&str) -> usize) {
+        for e in &mut self.entries {
+            e.depth = depth_of(&e.path);
+        }
+    }
+
+    /// Largest depth of any entry.
+    pub fn max_depth(&self) -> usize {
+        self.entries.iter().map(|e| e.depth).max().unwrap_or(0)
+    }
+
+    /// Freeze every parameter `select` matches; returns how many were newly frozen. A pattern
+    /// that matches nothing is an error (a typo must not silently train everything).
+    pub fn freeze(&mut self, select: &crate::nn::Select) -> Result<usize> {
+        self.set_trainable(select, false)
+    }
+
+    /// Unfreeze every parameter `select` matches; returns how many were newly unfrozen.
+    pub fn unfreeze(&mut self, select: &crate::nn::Select) -> Result<usize> {
+        self.set_trainable(select, true)
+    }
+
+    fn set_trainable(&mut self, select: &crate::nn::Select, on: bool) -> Result<usize> {
+        let m = select.compile()?;
+        let hits = self.entries.iter().filter(|e| e.slot == Slot::Param && m.matches(&e.path, e.depth)).count();
+        if hits == 0 {
+            return Err(Error::arg("params", format!("{select:?} matches no parameter")));
+        }
+        let depths: HashMap<String, usize> = self.entries.iter().map(|e| (e.path.clone(), e.depth)).collect();
+        Ok(self.set_trainable_where(|p| m.matches(p, depths[p]), on))
     }
 
     /// Trainable parameters, in order.

@@ -1,25 +1,12 @@
-//! Optimizers that update parameters in place on the device, one fused dispatch per
-//! parameter tensor. State (momentum, moments) is allocated lazily and only for parameters
-//! that receive a gradient, so frozen parameters cost no optimizer memory.
-//!
-//! (The parameter arena with one masked dispatch for all parameters, groups and schedules
-//! arrive with the fine-tuning controls.)
+//! Optimizers that update parameters in place on the device, over a parameter arena: a few
+//! dispatches per step for all parameters, state only for trainable ones (frozen parameters
+//! have no slot, no gradient, no moments, and are never written).
 
-mod adamw;
+mod arena;
+pub mod groups;
+mod optimizer;
 pub mod schedule;
-mod sgd;
 
-pub use adamw::{AdamW, AdamWConfig};
+pub use groups::{GroupSpec, LayerLr};
+pub use optimizer::{Method, OptimConfig, Optimizer};
 pub use schedule::Schedule;
-pub use sgd::{Sgd, SgdConfig};
-
-use crate::error::{Error, Result};
-use crate::tensor::Tensor;
-
-/// Overwrite `dst`'s data with `src` (same shape), as an in-place parameter update.
-pub(crate) fn check_same(op: &'static str, p: &Tensor, g: &Tensor) -> Result<()> {
-    if p.shape() != g.shape() {
-        return Err(Error::shape(op, p.shape(), g.shape(), "parameter and gradient differ"));
-    }
-    Ok(())
-}

@@ -8,7 +8,7 @@ pub mod shape;
 
 use std::sync::Arc;
 
-use crate::engine::{Engine, Storage};
+use crate::engine::{Engine, Storage, View};
 use crate::error::{Error, Result};
 use crate::graph::Node;
 
@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     pub shape: Vec<usize>,
     pub dtype: DType,
     pub storage: Arc<Storage>,
+    /// Byte offset into `storage` (non-zero only for views into a parameter arena).
+    pub offset: u64,
     pub engine: Engine,
     pub requires_grad: bool,
     /// The op that produced this tensor, when it was recorded for backward.
@@ -58,6 +60,22 @@ impl Tensor {
             shape,
             dtype,
             storage,
+            offset: 0,
+            engine: engine.clone(),
+            requires_grad: false,
+            node: None,
+        }))
+    }
+
+    /// A tensor over `storage` starting at byte `offset` (a view into an arena). The caller
+    /// guarantees the range fits and the offset is aligned for storage bindings.
+    pub(crate) fn from_view(engine: &Engine, storage: Arc<Storage>, offset: u64, shape: Vec<usize>, id: TensorId) -> Tensor {
+        Tensor(Arc::new(Inner {
+            id,
+            shape,
+            dtype: DType::F32,
+            storage,
+            offset,
             engine: engine.clone(),
             requires_grad: false,
             node: None,
@@ -134,6 +152,7 @@ impl Tensor {
             shape: inner.shape.clone(),
             dtype: inner.dtype,
             storage: inner.storage.clone(),
+            offset: inner.offset,
             engine: inner.engine.clone(),
             requires_grad: on,
             node: None,
@@ -142,7 +161,7 @@ impl Tensor {
 
     /// The same data, cut from the graph: a new leaf that needs no gradient.
     pub fn detach(&self) -> Tensor {
-        Self::from_storage(&self.0.engine, self.0.storage.clone(), self.0.shape.clone(), self.0.dtype)
+        self.view_as(&self.0.shape)
     }
 
     pub fn id(&self) -> TensorId {
@@ -169,7 +188,12 @@ impl Tensor {
     pub(crate) fn node(&self) -> Option<&Arc<Node>> {
         self.0.node.as_ref()
     }
-    pub(crate) fn storage(&self) -> &Storage {
+    pub(crate) fn storage(&self) -> View<'_> {
+        View { storage: &self.0.storage, offset: self.0.offset }
+    }
+
+    /// The shared storage itself (arena construction).
+    pub(crate) fn storage_arc(&self) -> &Arc<Storage> {
         &self.0.storage
     }
     /// Bytes of data (numel * 4).
@@ -187,13 +211,13 @@ impl Tensor {
     /// Read the data back as f32 (submits pending work and waits).
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         self.expect_f32("to_vec")?;
-        let bytes = self.0.engine.download(&self.0.storage, self.nbytes())?;
+        let bytes = self.0.engine.download(self.storage(), self.nbytes())?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
     /// Read the data back as u32.
     pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
-        let bytes = self.0.engine.download(&self.0.storage, self.nbytes())?;
+        let bytes = self.0.engine.download(self.storage(), self.nbytes())?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
@@ -216,6 +240,7 @@ impl Tensor {
             shape: inner.shape.clone(),
             dtype: inner.dtype,
             storage: inner.storage.clone(),
+            offset: inner.offset,
             engine: inner.engine.clone(),
             requires_grad: true,
             node: Some(node),
@@ -224,7 +249,9 @@ impl Tensor {
 
     /// Same storage, new shape (no copy, no autodiff: see `ops::layout::reshape`).
     pub(crate) fn view_as(&self, shape: &[usize]) -> Tensor {
-        Self::from_storage(&self.0.engine, self.0.storage.clone(), shape.to_vec(), self.0.dtype)
+        let mut t = Self::from_storage(&self.0.engine, self.0.storage.clone(), shape.to_vec(), self.0.dtype);
+        Arc::get_mut(&mut t.0).expect("fresh tensor").offset = self.0.offset;
+        t
     }
 }
 
