@@ -32,6 +32,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod tensor;
+pub mod train;
 pub mod weights;
 
 pub use engine::{Engine, EngineOptions};

@@ -168,6 +168,11 @@ impl Gpt2 {
             Some(get(&mut b, "lm_head.weight", &[c.vocab_size, e], normal)?)
         };
         let (mut params, report) = b.finish()?;
+        for blk in &blocks {
+            for l in [&blk.c_attn, &blk.c_proj, &blk.c_fc, &blk.mlp_proj] {
+                params.set_in_major(l.weight);
+            }
+        }
         params.set_depths(|p| depth(p, config.n_layer));
         Ok((
             Gpt2 { config, params, wte, wpe, blocks, ln_f, lm_head, engine: engine.clone(), mode: Mode::EVAL },

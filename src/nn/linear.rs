@@ -51,7 +51,12 @@ impl Linear {
     }
 
     pub fn forward(&self, p: &Params, x: &Tensor) -> Result<Tensor> {
-        let y = matmul_t(x, p.get(self.weight), false, !self.in_major)?;
+        let mut y = matmul_t(x, p.get(self.weight), false, !self.in_major)?;
+        if let Some(l) = p.lora_of(self.weight) {
+            // x Aᵀ Bᵀ: two thin products (rank r), never the dense B·A.
+            let xa = matmul_t(x, p.get(l.a), false, true)?;
+            y = y.add(&matmul_t(&xa, p.get(l.b), false, true)?.mul_scalar(l.scale)?)?;
+        }
         match self.bias {
             Some(bias) => y.add(p.get(bias)),
             None => Ok(y),

@@ -9,6 +9,7 @@ pub mod attention;
 pub mod binder;
 pub mod init;
 pub mod linear;
+pub mod lora;
 pub mod params;
 pub mod rope;
 pub mod select;
@@ -16,7 +17,7 @@ pub mod select;
 pub use binder::{Binder, BindingReport};
 pub use init::Init;
 pub use linear::Linear;
-pub use params::{Entry, Origin, Params, Pid, Slot};
+pub use params::{Entry, Lora, Origin, Params, Pid, Slot};
 pub use select::{Matcher, Select};
 
 /// How a forward pass runs: training (dropout on, batch statistics) or evaluation.

@@ -43,6 +43,18 @@ pub struct Entry {
     /// Depth in the model (0 = embeddings or stem, one per block, last = head), set by the
     /// model; used by depth selectors and layer-wise learning rates.
     pub depth: usize,
+    /// A linear weight stored `[in, out]` (GPT-2 Conv1D) rather than torch's `[out, in]`.
+    pub in_major: bool,
+}
+
+/// A LoRA adapter on one linear weight: `W x + scale · B (A x)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Lora {
+    /// `[rank, in]`.
+    pub a: Pid,
+    /// `[out, rank]`.
+    pub b: Pid,
+    pub scale: f32,
 }
 
 impl Entry {
@@ -57,6 +69,7 @@ impl Entry {
 pub struct Params {
     entries: Vec<Entry>,
     by_path: HashMap<String, usize>,
+    lora: HashMap<Pid, Lora>,
 }
 
 impl Params {
@@ -71,7 +84,7 @@ impl Params {
         }
         let tensor = tensor.requires_grad_(slot == Slot::Param);
         self.by_path.insert(path.to_string(), self.entries.len());
-        self.entries.push(Entry { path: path.to_string(), tensor, slot, origin, depth: 0 });
+        self.entries.push(Entry { path: path.to_string(), tensor, slot, origin, depth: 0, in_major: false });
         Ok(Pid(self.entries.len() - 1))
     }
 
@@ -159,6 +172,25 @@ impl Params {
             }
         }
         changed
+    }
+
+    /// Mark a linear weight as stored `[in, out]` (GPT-2 Conv1D).
+    pub(crate) fn set_in_major(&mut self, id: Pid) {
+        self.entries[id.0].in_major = true;
+    }
+
+    /// The LoRA adapter of a linear weight, if any.
+    pub fn lora_of(&self, weight: Pid) -> Option<&Lora> {
+        self.lora.get(&weight)
+    }
+
+    /// Every (weight, adapter) pair.
+    pub fn loras(&self) -> impl Iterator<Item = (Pid, &Lora)> {
+        self.lora.iter().map(|(k, v)| (*k, v))
+    }
+
+    pub(crate) fn attach_lora(&mut self, weight: Pid, lora: Lora) {
+        self.lora.insert(weight, lora);
     }
 
     /// Set every entry's depth from its path (models call this once they are built).
