@@ -142,6 +142,46 @@ shader!(DROPOUT, "dropout/dropout", [plain("dropout_forward"), plain("dropout_ba
 shader!(ADAMW, "optim/adamw", [plain("adamw_step")]);
 shader!(SGD, "optim/sgd", [plain("sgd_step")]);
 shader!(NONFINITE, "check/nonfinite", [plain("count_nonfinite")]);
+shader!(
+    CONV,
+    "conv/conv",
+    [
+        plain("im2col"),
+        plain("col2im"),
+        plain("tmp_to_out"),
+        plain("out_to_tmp"),
+        plain("pad_weight"),
+        plain("store_weight_grad"),
+        plain("add_bias"),
+        plain("bias_grad"),
+        plain("depthwise_forward"),
+        plain("depthwise_grad_input"),
+        plain("depthwise_grad_weight"),
+    ]
+);
+shader!(
+    POOL,
+    "pool/pool",
+    [
+        plain("max_pool_forward"),
+        plain("max_pool_backward"),
+        plain("avg_pool_forward"),
+        plain("avg_pool_backward"),
+        plain("adaptive_avg_forward"),
+        plain("adaptive_avg_backward"),
+    ]
+);
+shader!(
+    BATCH_NORM,
+    "norm/batch_norm",
+    [
+        plain("bn_stats"),
+        plain("bn_eval_stats"),
+        plain("bn_apply"),
+        plain("bn_backward_reduce"),
+        plain("bn_backward_input"),
+    ]
+);
 
 /// Every shader file the crate ships.
 pub const ALL: &[&ShaderFile] = &[
@@ -164,6 +204,9 @@ pub const ALL: &[&ShaderFile] = &[
     &ADAMW,
     &SGD,
     &NONFINITE,
+    &CONV,
+    &POOL,
+    &BATCH_NORM,
 ];
 
 /// Parse and validate one specialisation with naga; the error text is naga's own.

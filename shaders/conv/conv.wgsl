@@ -1,0 +1,363 @@
+// 2-D convolution on NCHW tensors (src/ops/conv.rs): im2col / col2im gathers around the matmul
+// kernels, bias and layout helpers, and direct depthwise kernels.
+// x, gx: (N, C, H, W); w, gw: (O, C/G, KH, KW); y, g: (N, O, HO, WO); P = HO * WO.
+// cols, gcols: (G, KP, NB, P) for a chunk of NB images starting at image N0, where
+// K = C/G * KH * KW rows padded with zero rows to KP (a multiple of 4 for the blocked matmul).
+// tmp: (G, O/G, NB, P) = (O, NB, P), the matmul's product layout.
+
+struct Params {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    o: u32,
+    ho: u32,
+    wo: u32,
+    groups: u32,
+    kh: u32,
+    kw: u32,
+    sh: u32,
+    sw: u32,
+    dh: u32,
+    dw: u32,
+    pt: u32,
+    pl: u32,
+    n0: u32,
+    nb: u32,
+    kp: u32,
+    flag: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+// ---------------------------------------------------------------- im2col
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cols: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    let pp = p.ho * p.wo;
+    if (i >= p.groups * p.kp * p.nb * pp) {
+        return;
+    }
+    let q = i % pp;
+    let n = (i / pp) % p.nb;
+    let k = (i / (pp * p.nb)) % p.kp;
+    let g = i / (pp * p.nb * p.kp);
+    let kk = p.kh * p.kw;
+    let cg = p.c / p.groups;
+    var v = 0.0;
+    if (k < cg * kk) {
+        let c = g * cg + k / kk;
+        let r = k % kk;
+        let ih = i32((q / p.wo) * p.sh + (r / p.kw) * p.dh) - i32(p.pt);
+        let iw = i32((q % p.wo) * p.sw + (r % p.kw) * p.dw) - i32(p.pl);
+        if (ih >= 0 && ih < i32(p.h) && iw >= 0 && iw < i32(p.w)) {
+            v = x[(((p.n0 + n) * p.c + c) * p.h + u32(ih)) * p.w + u32(iw)];
+        }
+    }
+    cols[i] = v;
+}
+
+// ---------------------------------------------------------------- col2im (gather, no atomics)
+@group(0) @binding(1) var<storage, read> gcols: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gx: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    let hw = p.h * p.w;
+    if (i >= p.nb * p.c * hw) {
+        return;
+    }
+    let iw = i32(i % p.w);
+    let ih = i32((i / p.w) % p.h);
+    let c = (i / hw) % p.c;
+    let n = i / (hw * p.c);
+    let cg = p.c / p.groups;
+    let g = c / cg;
+    let pp = p.ho * p.wo;
+    var acc = 0.0;
+    for (var ki = 0u; ki < p.kh; ki++) {
+        let hh = ih + i32(p.pt) - i32(ki * p.dh);
+        if (hh < 0 || hh % i32(p.sh) != 0) {
+            continue;
+        }
+        let oi = u32(hh) / p.sh;
+        if (oi >= p.ho) {
+            continue;
+        }
+        for (var kj = 0u; kj < p.kw; kj++) {
+            let ww = iw + i32(p.pl) - i32(kj * p.dw);
+            if (ww < 0 || ww % i32(p.sw) != 0) {
+                continue;
+            }
+            let oj = u32(ww) / p.sw;
+            if (oj >= p.wo) {
+                continue;
+            }
+            let k = ((c % cg) * p.kh + ki) * p.kw + kj;
+            acc += gcols[((g * p.kp + k) * p.nb + n) * pp + oi * p.wo + oj];
+        }
+    }
+    gx[(p.n0 * p.c) * hw + i] = acc;
+}
+
+// ---------------------------------------------------------------- layout helpers
+// y[n0 + n, o, q] = tmp[o, n, q] (+ bias[o] when flag = 1)
+@group(0) @binding(1) var<storage, read> tmp: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn tmp_to_out(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    let pp = p.ho * p.wo;
+    if (i >= p.nb * p.o * pp) {
+        return;
+    }
+    let q = i % pp;
+    let o = (i / pp) % p.o;
+    let n = i / (pp * p.o);
+    var v = tmp[(o * p.nb + n) * pp + q];
+    if (p.flag == 1u) {
+        v += bias[o];
+    }
+    y[p.n0 * p.o * pp + i] = v;
+}
+
+// tmpg[o, n, q] = g[n0 + n, o, q]
+@group(0) @binding(1) var<storage, read> gy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> tmpg: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn out_to_tmp(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    let pp = p.ho * p.wo;
+    if (i >= p.nb * p.o * pp) {
+        return;
+    }
+    let q = i % pp;
+    let n = (i / pp) % p.nb;
+    let o = i / (pp * p.nb);
+    tmpg[i] = gy[((p.n0 + n) * p.o + o) * pp + q];
+}
+
+// wp[g, og, k] = w[g * OG + og, k] for k < K, 0 for K <= k < KP: (O, K) -> (O, KP)
+@group(0) @binding(1) var<storage, read> wsrc: array<f32>;
+@group(0) @binding(2) var<storage, read_write> wpad: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn pad_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    if (i >= p.o * p.kp) {
+        return;
+    }
+    let kk = (p.c / p.groups) * p.kh * p.kw;
+    let k = i % p.kp;
+    let o = i / p.kp;
+    wpad[i] = select(0.0, wsrc[o * kk + k], k < kk);
+}
+
+// gw[g * OG + og, k] (+)= r[g, k, og] for k < K; r: (G, KP, OG). flag = 1 accumulates.
+@group(0) @binding(1) var<storage, read> r: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gw: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn store_weight_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    let kk = (p.c / p.groups) * p.kh * p.kw;
+    if (i >= p.o * kk) {
+        return;
+    }
+    let og_n = p.o / p.groups;
+    let k = i % kk;
+    let o = i / kk;
+    let g = o / og_n;
+    let v = r[(g * p.kp + k) * og_n + o % og_n];
+    gw[i] = select(v, gw[i] + v, p.flag == 1u);
+}
+
+// y[n, o, q] += bias[o], in place (the 1x1 path's matmul output).
+@group(0) @binding(1) var<storage, read> bias2: array<f32>;
+@group(0) @binding(2) var<storage, read_write> yb: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn add_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    let pp = p.ho * p.wo;
+    if (i >= p.n * p.o * pp) {
+        return;
+    }
+    yb[i] += bias2[(i / pp) % p.o];
+}
+
+// gb[o] = sum over n, q of g[n, o, q]: one workgroup per channel, tree-reduced.
+@group(0) @binding(1) var<storage, read> gsum: array<f32>;
+@group(0) @binding(2) var<storage, read_write> gb: array<f32>;
+
+var<workgroup> partial: array<f32, WG1>;
+
+@compute @workgroup_size(WG1)
+fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>) {
+    let o = linear_group(wid, nwg);
+    let t = lid.x;
+    let valid = o < p.o;
+    let pp = p.ho * p.wo;
+    var acc = 0.0;
+    if (valid) {
+        for (var j = t; j < p.n * pp; j += WG1) {
+            acc += gsum[((j / pp) * p.o + o) * pp + j % pp];
+        }
+    }
+    partial[t] = acc;
+    workgroupBarrier();
+    for (var s = WG1 / 2u; s > 0u; s = s / 2u) {
+        if (t < s) {
+            partial[t] += partial[t + s];
+        }
+        workgroupBarrier();
+    }
+    if (t == 0u && valid) {
+        gb[o] = partial[0];
+    }
+}
+
+// ---------------------------------------------------------------- depthwise (G = C, O = C * M)
+// M = O / C output channels per input channel; w: (O, 1, KH, KW).
+@group(0) @binding(1) var<storage, read> dx: array<f32>;
+@group(0) @binding(2) var<storage, read> dwt: array<f32>;
+@group(0) @binding(3) var<storage, read> dbias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dy: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn depthwise_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    let pp = p.ho * p.wo;
+    if (i >= p.n * p.o * pp) {
+        return;
+    }
+    let oj = i % p.wo;
+    let oi = (i / p.wo) % p.ho;
+    let o = (i / pp) % p.o;
+    let n = i / (pp * p.o);
+    let c = o / (p.o / p.c);
+    let xb = (n * p.c + c) * p.h * p.w;
+    let wb = o * p.kh * p.kw;
+    var acc = 0.0;
+    for (var ki = 0u; ki < p.kh; ki++) {
+        let ih = i32(oi * p.sh + ki * p.dh) - i32(p.pt);
+        if (ih < 0 || ih >= i32(p.h)) {
+            continue;
+        }
+        for (var kj = 0u; kj < p.kw; kj++) {
+            let iw = i32(oj * p.sw + kj * p.dw) - i32(p.pl);
+            if (iw < 0 || iw >= i32(p.w)) {
+                continue;
+            }
+            acc += dx[xb + u32(ih) * p.w + u32(iw)] * dwt[wb + ki * p.kw + kj];
+        }
+    }
+    if (p.flag == 1u) {
+        acc += dbias[o];
+    }
+    dy[i] = acc;
+}
+
+@group(0) @binding(1) var<storage, read> dg: array<f32>;
+@group(0) @binding(2) var<storage, read> dw2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dgx: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn depthwise_grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    let hw = p.h * p.w;
+    if (i >= p.n * p.c * hw) {
+        return;
+    }
+    let iw = i32(i % p.w);
+    let ih = i32((i / p.w) % p.h);
+    let c = (i / hw) % p.c;
+    let n = i / (hw * p.c);
+    let m = p.o / p.c;
+    let pp = p.ho * p.wo;
+    var acc = 0.0;
+    for (var ki = 0u; ki < p.kh; ki++) {
+        let hh = ih + i32(p.pt) - i32(ki * p.dh);
+        if (hh < 0 || hh % i32(p.sh) != 0) {
+            continue;
+        }
+        let oi = u32(hh) / p.sh;
+        if (oi >= p.ho) {
+            continue;
+        }
+        for (var kj = 0u; kj < p.kw; kj++) {
+            let ww = iw + i32(p.pl) - i32(kj * p.dw);
+            if (ww < 0 || ww % i32(p.sw) != 0) {
+                continue;
+            }
+            let oj = u32(ww) / p.sw;
+            if (oj >= p.wo) {
+                continue;
+            }
+            for (var j = 0u; j < m; j++) {
+                let o = c * m + j;
+                acc += dg[(n * p.o + o) * pp + oi * p.wo + oj] * dw2[(o * p.kh + ki) * p.kw + kj];
+            }
+        }
+    }
+    dgx[i] = acc;
+}
+
+// gw[o, ki, kj] = sum over n, oi, oj of g[n, o, oi, oj] x[n, c, ih, iw]: a workgroup per tap.
+@group(0) @binding(1) var<storage, read> wg: array<f32>;
+@group(0) @binding(2) var<storage, read> wx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> wgw: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn depthwise_grad_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_id) lid: vec3<u32>) {
+    let tap = linear_group(wid, nwg);
+    let t = lid.x;
+    let kk = p.kh * p.kw;
+    let valid = tap < p.o * kk;
+    let o = tap / kk;
+    let ki = (tap % kk) / p.kw;
+    let kj = tap % p.kw;
+    let c = o / max(p.o / p.c, 1u);
+    let pp = p.ho * p.wo;
+    var acc = 0.0;
+    if (valid) {
+        for (var j = t; j < p.n * pp; j += WG1) {
+            let n = j / pp;
+            let q = j % pp;
+            let ih = i32((q / p.wo) * p.sh + ki * p.dh) - i32(p.pt);
+            let iw = i32((q % p.wo) * p.sw + kj * p.dw) - i32(p.pl);
+            if (ih >= 0 && ih < i32(p.h) && iw >= 0 && iw < i32(p.w)) {
+                acc += wg[(n * p.o + o) * pp + q] * wx[((n * p.c + c) * p.h + u32(ih)) * p.w + u32(iw)];
+            }
+        }
+    }
+    partial[t] = acc;
+    workgroupBarrier();
+    for (var s = WG1 / 2u; s > 0u; s = s / 2u) {
+        if (t < s) {
+            partial[t] += partial[t + s];
+        }
+        workgroupBarrier();
+    }
+    if (t == 0u && valid) {
+        wgw[tap] = partial[0];
+    }
+}
