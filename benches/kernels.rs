@@ -122,8 +122,12 @@ fn conv(c: &mut Criterion) {
         let geo = conv2d_geometry(&xs, &ws, &cfg).unwrap();
         let x = Tensor::param(&e, &rand(xs.iter().product(), 7), &xs).unwrap();
         let w = Tensor::param(&e, &rand(ws.iter().product(), 8), &ws).unwrap();
-        let gy = Tensor::from_slice(&e, &rand(geo.n * geo.o * geo.ho * geo.wo, 9), &[geo.n, geo.o, geo.ho, geo.wo])
-            .unwrap();
+        let gy = Tensor::from_slice(
+            &e,
+            &rand(geo.n * geo.o * geo.ho * geo.wo, 9),
+            &[geo.n, geo.o, geo.ho, geo.wo],
+        )
+        .unwrap();
         g.throughput(Throughput::Elements(geo.flops()));
         g.bench_function(BenchmarkId::new("forward", label), |bch| {
             bch.iter_custom(|it| {

@@ -67,7 +67,13 @@ impl Report {
 
     fn finish(self) {
         eprintln!("{}: {} comparisons, {} failed", self.test, self.checks, self.fails.len());
-        assert!(self.fails.is_empty(), "{}: {} failure(s):\n  {}", self.test, self.fails.len(), self.fails.join("\n  "));
+        assert!(
+            self.fails.is_empty(),
+            "{}: {} failure(s):\n  {}",
+            self.test,
+            self.fails.len(),
+            self.fails.join("\n  ")
+        );
     }
 }
 
@@ -122,8 +128,21 @@ struct ConvCase {
     bias: bool,
 }
 
-fn cc(x: [usize; 4], w: [usize; 4], stride: usize, padding: Padding, dilation: usize, groups: usize, bias: bool) -> ConvCase {
-    ConvCase { x, w, cfg: Conv2d { stride: (stride, stride), padding, dilation: (dilation, dilation), groups }, bias }
+fn cc(
+    x: [usize; 4],
+    w: [usize; 4],
+    stride: usize,
+    padding: Padding,
+    dilation: usize,
+    groups: usize,
+    bias: bool,
+) -> ConvCase {
+    ConvCase {
+        x,
+        w,
+        cfg: Conv2d { stride: (stride, stride), padding, dilation: (dilation, dilation), groups },
+        bias,
+    }
 }
 
 fn sym(p: usize) -> Padding {
@@ -133,24 +152,32 @@ fn sym(p: usize) -> Padding {
 fn conv_cases() -> Vec<ConvCase> {
     let same = Padding::Same;
     vec![
-        cc([2, 3, 9, 9], [4, 3, 3, 3], 2, sym(1), 1, 1, true),       // stride 2
-        cc([1, 4, 13, 13], [5, 4, 3, 3], 1, sym(2), 2, 1, false),    // dilation 2, batch 1
-        cc([2, 4, 7, 7], [6, 2, 3, 3], 1, sym(1), 1, 2, true),       // groups 2
-        cc([2, 6, 13, 13], [6, 1, 3, 3], 1, sym(1), 1, 6, true),     // depthwise
-        cc([2, 6, 13, 13], [6, 1, 3, 3], 2, sym(1), 1, 6, false),    // depthwise stride 2
-        cc([1, 4, 7, 7], [8, 1, 5, 5], 1, sym(2), 2, 4, true),       // depthwise x2, dilated
-        cc([1, 3, 7, 7], [4, 3, 3, 3], 2, same, 1, 1, true),         // SAME, odd
-        cc([2, 3, 8, 8], [4, 3, 3, 3], 2, same, 1, 1, false),        // SAME, even (extra pad after)
-        cc([1, 4, 33, 33], [4, 1, 5, 5], 2, same, 1, 4, true),       // SAME depthwise 5x5 (EfficientNet)
-        cc([2, 5, 8, 6], [4, 5, 4, 2], 2, same, 1, 1, true),         // SAME, even kernel
-        cc([2, 8, 7, 7], [5, 8, 1, 1], 1, sym(0), 1, 1, true),       // 1x1: matmul path
+        cc([2, 3, 9, 9], [4, 3, 3, 3], 2, sym(1), 1, 1, true), // stride 2
+        cc([1, 4, 13, 13], [5, 4, 3, 3], 1, sym(2), 2, 1, false), // dilation 2, batch 1
+        cc([2, 4, 7, 7], [6, 2, 3, 3], 1, sym(1), 1, 2, true), // groups 2
+        cc([2, 6, 13, 13], [6, 1, 3, 3], 1, sym(1), 1, 6, true), // depthwise
+        cc([2, 6, 13, 13], [6, 1, 3, 3], 2, sym(1), 1, 6, false), // depthwise stride 2
+        cc([1, 4, 7, 7], [8, 1, 5, 5], 1, sym(2), 2, 4, true), // depthwise x2, dilated
+        cc([1, 3, 7, 7], [4, 3, 3, 3], 2, same, 1, 1, true),   // SAME, odd
+        cc([2, 3, 8, 8], [4, 3, 3, 3], 2, same, 1, 1, false),  // SAME, even (extra pad after)
+        cc([1, 4, 33, 33], [4, 1, 5, 5], 2, same, 1, 4, true), // SAME depthwise 5x5 (EfficientNet)
+        cc([2, 5, 8, 6], [4, 5, 4, 2], 2, same, 1, 1, true),   // SAME, even kernel
+        cc([2, 8, 7, 7], [5, 8, 1, 1], 1, sym(0), 1, 1, true), // 1x1: matmul path
         cc([3, 12, 13, 13], [16, 12, 1, 1], 1, sym(0), 1, 1, false), // 1x1 blocked matmul
-        cc([2, 8, 7, 7], [6, 8, 1, 1], 2, sym(0), 1, 1, true),       // 1x1 stride 2 (downsample)
-        cc([1, 3, 33, 33], [8, 3, 7, 7], 2, sym(3), 1, 1, false),    // ResNet stem
-        cc([2, 16, 13, 13], [16, 16, 3, 3], 1, sym(1), 1, 1, true),  // K = 144: blocked matmul
-        cc([1, 4, 8, 8], [8, 2, 3, 3], 1, sym(1), 1, 2, false),      // groups 2, K % 4 = 2
-        cc([1, 2, 5, 5], [3, 2, 5, 5], 1, sym(0), 1, 1, true),       // 1x1 output
-        cc([2, 3, 7, 13], [4, 3, 2, 3], 1, Padding::Explicit { top: 1, bottom: 0, left: 2, right: 1 }, 1, 1, true),
+        cc([2, 8, 7, 7], [6, 8, 1, 1], 2, sym(0), 1, 1, true), // 1x1 stride 2 (downsample)
+        cc([1, 3, 33, 33], [8, 3, 7, 7], 2, sym(3), 1, 1, false), // ResNet stem
+        cc([2, 16, 13, 13], [16, 16, 3, 3], 1, sym(1), 1, 1, true), // K = 144: blocked matmul
+        cc([1, 4, 8, 8], [8, 2, 3, 3], 1, sym(1), 1, 2, false), // groups 2, K % 4 = 2
+        cc([1, 2, 5, 5], [3, 2, 5, 5], 1, sym(0), 1, 1, true), // 1x1 output
+        cc(
+            [2, 3, 7, 13],
+            [4, 3, 2, 3],
+            1,
+            Padding::Explicit { top: 1, bottom: 0, left: 2, right: 1 },
+            1,
+            1,
+            true,
+        ),
     ]
 }
 
@@ -223,11 +250,11 @@ fn conv2d_shape_errors_name_the_op() {
     let Some((_g, e)) = gpu("conv2d_shape_errors_name_the_op") else { return };
     let x = Tensor::zeros(&e, &[1, 4, 5, 5]).unwrap();
     let bad = [
-        (vec![2, 3, 3, 3], Conv2d::default()),                                  // C/groups mismatch
-        (vec![2, 4, 3, 3], Conv2d { groups: 3, ..Conv2d::default() }),          // groups does not divide
-        (vec![2, 4, 7, 7], Conv2d::default()),                                  // kernel larger than input
-        (vec![2, 4, 3, 3], Conv2d { stride: (0, 1), ..Conv2d::default() }),     // stride 0
-        (vec![2, 4, 3], Conv2d::default()),                                     // rank
+        (vec![2, 3, 3, 3], Conv2d::default()), // C/groups mismatch
+        (vec![2, 4, 3, 3], Conv2d { groups: 3, ..Conv2d::default() }), // groups does not divide
+        (vec![2, 4, 7, 7], Conv2d::default()), // kernel larger than input
+        (vec![2, 4, 3, 3], Conv2d { stride: (0, 1), ..Conv2d::default() }), // stride 0
+        (vec![2, 4, 3], Conv2d::default()),    // rank
     ];
     for (ws, cfg) in bad {
         let w = Tensor::zeros(&e, &ws).unwrap();
@@ -248,12 +275,12 @@ fn pooling_forward_and_gradients() {
     let mut r = rng(303);
     // (input, kernel, stride, padding)
     let windows: &[([usize; 4], (usize, usize), (usize, usize), (usize, usize))] = &[
-        ([2, 3, 7, 7], (3, 3), (2, 2), (1, 1)),     // ResNet's max pool on an odd size
-        ([1, 2, 13, 13], (2, 2), (2, 2), (0, 0)),   // VGG's
-        ([2, 2, 8, 9], (3, 2), (2, 1), (1, 0)),     // rectangular
+        ([2, 3, 7, 7], (3, 3), (2, 2), (1, 1)), // ResNet's max pool on an odd size
+        ([1, 2, 13, 13], (2, 2), (2, 2), (0, 0)), // VGG's
+        ([2, 2, 8, 9], (3, 2), (2, 1), (1, 0)), // rectangular
         ([1, 3, 33, 33], (3, 3), (2, 2), (1, 1)),
-        ([3, 1, 5, 6], (5, 3), (1, 3), (2, 1)),     // overlapping, padding = k/2
-        ([1, 1, 4, 4], (4, 4), (4, 4), (0, 0)),     // one window
+        ([3, 1, 5, 6], (5, 3), (1, 3), (2, 1)), // overlapping, padding = k/2
+        ([1, 1, 4, 4], (4, 4), (4, 4), (0, 0)), // one window
     ];
     for &(xs, k, s, p) in windows {
         let x = data(&mut r, xs.iter().product(), -2.0, 2.0);
@@ -305,7 +332,8 @@ fn pooling_forward_and_gradients() {
     let x = vec![1.0f32; 16];
     match run(&e, &mut r, &[(&x, &[1, 1, 4, 4])], |t| max_pool2d(&t[0], (2, 2), (2, 2), (0, 0))) {
         Ok(((_, shape, g), w)) => {
-            let want = rpool::max_pool2d_backward(&rt(&x, &[1, 1, 4, 4]), (2, 2), (2, 2), (0, 0), &rt(&w, &shape));
+            let want =
+                rpool::max_pool2d_backward(&rt(&x, &[1, 1, 4, 4]), (2, 2), (2, 2), (0, 0), &rt(&w, &shape));
             rep.close("max_pool2d ties", "grad x", &g[0], &want, (0.0, 0.0));
         }
         Err(err) => rep.fail(format!("max_pool2d ties: error {err}")),
@@ -339,7 +367,9 @@ fn batch_norm_training_eval_and_running_stats() {
             let rv = Tensor::from_slice(&e, &rvv, &[c]).unwrap();
             let cfg = BatchNorm { training, momentum, eps };
             let name = format!("batch_norm(training={training}) x{xs:?}");
-            let res = run(&e, &mut r, &[(&x, xs), (&wv, &[c]), (&bv, &[c])], |t| batch_norm(&t[0], &t[1], &t[2], &rm, &rv, &cfg));
+            let res = run(&e, &mut r, &[(&x, xs), (&wv, &[c]), (&bv, &[c])], |t| {
+                batch_norm(&t[0], &t[1], &t[2], &rm, &rv, &cfg)
+            });
             let ((out, shape, g), w) = match res {
                 Ok(v) => v,
                 Err(err) => {
@@ -347,10 +377,12 @@ fn batch_norm_training_eval_and_running_stats() {
                     continue;
                 }
             };
-            let (xr, wr, br, rmr, rvr) = (rt(&x, xs), rt(&wv, &[c]), rt(&bv, &[c]), rt(&rmv, &[c]), rt(&rvv, &[c]));
+            let (xr, wr, br, rmr, rvr) =
+                (rt(&x, xs), rt(&wv, &[c]), rt(&bv, &[c]), rt(&rmv, &[c]), rt(&rvv, &[c]));
             let want = rbn::batch_norm(&xr, &wr, &br, &rmr, &rvr, training, eps as f64);
             rep.close(&name, "forward", &out, &want, (5e-6, 1e-5));
-            let (gx, gw, gb) = rbn::batch_norm_backward(&xr, &wr, &rmr, &rvr, training, eps as f64, &rt(&w, &shape));
+            let (gx, gw, gb) =
+                rbn::batch_norm_backward(&xr, &wr, &rmr, &rvr, training, eps as f64, &rt(&w, &shape));
             let m = (xs.iter().product::<usize>() / c) as f64;
             rep.grad(&name, "grad x", &g[0], &gx, 5.0);
             rep.grad(&name, "grad weight", &g[1], &gw, (m / 64.0).sqrt());
@@ -370,6 +402,9 @@ fn batch_norm_training_eval_and_running_stats() {
     let err = batch_norm(&x, &p, &p, &p, &p, &BatchNorm::default()).unwrap_err().to_string();
     assert!(err.contains("batch_norm"), "{err}");
     let x = Tensor::zeros(&e, &[2, 4]).unwrap();
-    assert!(batch_norm(&x, &p, &p, &p, &p, &BatchNorm::default()).unwrap_err().to_string().contains("batch_norm"));
+    assert!(batch_norm(&x, &p, &p, &p, &p, &BatchNorm::default())
+        .unwrap_err()
+        .to_string()
+        .contains("batch_norm"));
     rep.finish();
 }

@@ -27,7 +27,12 @@ where
 #[test]
 fn conv2d_every_configuration() {
     let mut r = ChaCha8Rng::seed_from_u64(401);
-    let cfg = |s: usize, p: Padding, d: usize, g: usize| Conv2d { stride: (s, s), padding: p, dilation: (d, d), groups: g };
+    let cfg = |s: usize, p: Padding, d: usize, g: usize| Conv2d {
+        stride: (s, s),
+        padding: p,
+        dilation: (d, d),
+        groups: g,
+    };
     let sym = Padding::symmetric;
     let cases: Vec<([usize; 4], [usize; 4], Conv2d)> = vec![
         ([2, 3, 6, 5], [4, 3, 3, 3], cfg(1, sym(1, 1), 1, 1)),
@@ -39,7 +44,11 @@ fn conv2d_every_configuration() {
         ([1, 2, 8, 8], [2, 1, 4, 4], cfg(2, Padding::Same, 1, 2)),
         ([2, 3, 4, 4], [2, 3, 1, 1], cfg(1, sym(0, 0), 1, 1)),
         ([1, 3, 9, 9], [2, 3, 7, 7], cfg(2, sym(3, 3), 1, 1)),
-        ([1, 2, 5, 7], [2, 2, 2, 3], cfg(1, Padding::Explicit { top: 1, bottom: 0, left: 2, right: 1 }, 1, 1)),
+        (
+            [1, 2, 5, 7],
+            [2, 2, 2, 3],
+            cfg(1, Padding::Explicit { top: 1, bottom: 0, left: 2, right: 1 }, 1, 1),
+        ),
     ];
     for (xs, ws, c) in cases {
         let x = uniform(&mut r, &xs, -1.0, 1.0);
@@ -133,7 +142,12 @@ fn batch_norm_training_and_eval() {
     }
     // The running update: unbiased variance, torch's momentum convention.
     let x = RefTensor::new(vec![1.0, 2.0, 3.0, 6.0], &[4, 1]);
-    let (m, v) = rbn::updated_running_stats(&x, &RefTensor::new(vec![0.0], &[1]), &RefTensor::new(vec![1.0], &[1]), 0.1);
+    let (m, v) = rbn::updated_running_stats(
+        &x,
+        &RefTensor::new(vec![0.0], &[1]),
+        &RefTensor::new(vec![1.0], &[1]),
+        0.1,
+    );
     assert!((m.data[0] - 0.3).abs() < 1e-12);
     // mean 3, squared deviations 4 + 1 + 0 + 9 = 14, unbiased 14/3.
     assert!((v.data[0] - (0.9 + 0.1 * 14.0 / 3.0)).abs() < 1e-12);

@@ -112,7 +112,12 @@ pub fn batch_norm(
     for t in [weight, bias, running_mean, running_var] {
         t.expect_f32(OP)?;
         if t.shape() != [c] {
-            return Err(Error::shape(OP, s, t.shape(), format!("weight, bias and running stats must be [{c}]")));
+            return Err(Error::shape(
+                OP,
+                s,
+                t.shape(),
+                format!("weight, bias and running stats must be [{c}]"),
+            ));
         }
     }
     if x.numel() == 0 {
@@ -137,14 +142,39 @@ pub fn batch_norm(
     let mean = Tensor::empty(e, &[c])?;
     let rstd = Tensor::empty(e, &[c])?;
     if cfg.training {
-        launch_groups(e, &kern("bn_stats"), &p, &[rd(x), wr(&mean), wr(&rstd), wr(running_mean), wr(running_var)], c)?;
+        launch_groups(
+            e,
+            &kern("bn_stats"),
+            &p,
+            &[rd(x), wr(&mean), wr(&rstd), wr(running_mean), wr(running_var)],
+            c,
+        )?;
     } else {
-        launch_1d(e, &kern("bn_eval_stats"), &p, &[rd(running_mean), rd(running_var), wr(&mean), wr(&rstd)], c)?;
+        launch_1d(
+            e,
+            &kern("bn_eval_stats"),
+            &p,
+            &[rd(running_mean), rd(running_var), wr(&mean), wr(&rstd)],
+            c,
+        )?;
     }
     p.flag = cfg.training as u32;
     let y = Tensor::empty(e, s)?;
-    launch_1d(e, &kern("bn_apply"), &p, &[rd(x), rd(&mean), rd(&rstd), rd(weight), rd(bias), wr(&y)], y.numel())?;
+    launch_1d(
+        e,
+        &kern("bn_apply"),
+        &p,
+        &[rd(x), rd(&mean), rd(&rstd), rd(weight), rd(bias), wr(&y)],
+        y.numel(),
+    )?;
     record(OP, y, &[x, weight, bias], |needs| {
-        Ok(Box::new(BatchNormBackward { x: x.clone(), w: weight.clone(), mean, rstd, needs: needs.clone(), p }))
+        Ok(Box::new(BatchNormBackward {
+            x: x.clone(),
+            w: weight.clone(),
+            mean,
+            rstd,
+            needs: needs.clone(),
+            p,
+        }))
     })
 }

@@ -100,7 +100,10 @@ pub fn conv2d_geometry(x: &[usize], w: &[usize], cfg: &Conv2d) -> Result<ConvGeo
     let (sh, sw) = cfg.stride;
     let (dh, dw) = cfg.dilation;
     if sh == 0 || sw == 0 || dh == 0 || dw == 0 {
-        return Err(Error::arg(OP, format!("stride {:?} and dilation {:?} must be >= 1", cfg.stride, cfg.dilation)));
+        return Err(Error::arg(
+            OP,
+            format!("stride {:?} and dilation {:?} must be >= 1", cfg.stride, cfg.dilation),
+        ));
     }
     if n == 0 || c == 0 || h == 0 || wd == 0 || o == 0 || kh == 0 || kw == 0 {
         return Err(Error::shape(OP, x, w, "every dim must be non-zero"));
@@ -143,7 +146,12 @@ impl ConvGeometry {
         self.groups == self.c && self.groups > 1
     }
     fn pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.pads == [0; 4] && self.groups == 1
+        self.kh == 1
+            && self.kw == 1
+            && self.sh == 1
+            && self.sw == 1
+            && self.pads == [0; 4]
+            && self.groups == 1
     }
     /// Multiply-adds of the forward pass times two.
     pub fn flops(&self) -> u64 {
@@ -309,7 +317,13 @@ struct ConvBackward {
 impl ConvBackward {
     fn bias_grad(&self, g: &Tensor) -> Result<Tensor> {
         let gb = Tensor::empty(g.engine(), &[self.geo.o])?;
-        launch_groups(g.engine(), &k("bias_grad"), &self.geo.params(0, self.geo.n, false), &[rd(g), wr(&gb)], self.geo.o)?;
+        launch_groups(
+            g.engine(),
+            &k("bias_grad"),
+            &self.geo.params(0, self.geo.n, false),
+            &[rd(g), wr(&gb)],
+            self.geo.o,
+        )?;
         Ok(gb)
     }
 
@@ -317,14 +331,26 @@ impl ConvBackward {
         let (e, geo) = (g.engine(), &self.geo);
         let gx = if self.needs[0] {
             let gx = Tensor::empty(e, self.x.shape())?;
-            launch_1d(e, &k("depthwise_grad_input"), &geo.params(0, geo.n, false), &[rd(g), rd(&self.w), wr(&gx)], gx.numel())?;
+            launch_1d(
+                e,
+                &k("depthwise_grad_input"),
+                &geo.params(0, geo.n, false),
+                &[rd(g), rd(&self.w), wr(&gx)],
+                gx.numel(),
+            )?;
             Some(gx)
         } else {
             None
         };
         let gw = if self.needs[1] {
             let gw = Tensor::empty(e, self.w.shape())?;
-            launch_groups(e, &k("depthwise_grad_weight"), &geo.params(0, geo.n, false), &[rd(g), rd(&self.x), wr(&gw)], gw.numel())?;
+            launch_groups(
+                e,
+                &k("depthwise_grad_weight"),
+                &geo.params(0, geo.n, false),
+                &[rd(g), rd(&self.x), wr(&gw)],
+                gw.numel(),
+            )?;
             Some(gw)
         } else {
             None

@@ -55,15 +55,30 @@ fn window(
         return Err(Error::arg(op, format!("kernel {kernel:?} and stride {stride:?} must be >= 1")));
     }
     if padding.0 * 2 > kernel.0 || padding.1 * 2 > kernel.1 {
-        return Err(Error::arg(op, format!("padding {padding:?} must be at most half the kernel {kernel:?}")));
+        return Err(Error::arg(
+            op,
+            format!("padding {padding:?} must be at most half the kernel {kernel:?}"),
+        ));
     }
     if h + 2 * padding.0 < kernel.0 || w + 2 * padding.1 < kernel.1 {
-        return Err(Error::shape(op, x.shape(), &[kernel.0, kernel.1], "kernel larger than the padded input"));
+        return Err(Error::shape(
+            op,
+            x.shape(),
+            &[kernel.0, kernel.1],
+            "kernel larger than the padded input",
+        ));
     }
     Ok(((h + 2 * padding.0 - kernel.0) / stride.0 + 1, (w + 2 * padding.1 - kernel.1) / stride.1 + 1))
 }
 
-fn params(x: &[usize], out: (usize, usize), k: (usize, usize), s: (usize, usize), pad: (usize, usize), flag: bool) -> Params {
+fn params(
+    x: &[usize],
+    out: (usize, usize),
+    k: (usize, usize),
+    s: (usize, usize),
+    pad: (usize, usize),
+    flag: bool,
+) -> Params {
     Params {
         planes: (x[0] * x[1]) as u32,
         h: x[2] as u32,
@@ -106,7 +121,12 @@ impl Backward for PoolBackward {
 
 /// Max pooling, `x [N, C, H, W]` → `[N, C, Ho, Wo]` with `Ho = (H + 2·ph - kh) / sh + 1`
 /// (floor mode); padding counts as -inf and must be at most half the kernel (torch's rule).
-pub fn max_pool2d(x: &Tensor, kernel: (usize, usize), stride: (usize, usize), padding: (usize, usize)) -> Result<Tensor> {
+pub fn max_pool2d(
+    x: &Tensor,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+) -> Result<Tensor> {
     let op = "max_pool2d";
     let (ho, wo) = window(op, x, kernel, stride, padding)?;
     let s = x.shape();
@@ -130,7 +150,14 @@ pub fn max_pool2d(x: &Tensor, kernel: (usize, usize), stride: (usize, usize), pa
     })
 }
 
-fn avg_like(x: &Tensor, op: &'static str, fwd: &'static str, bwd: &'static str, out: (usize, usize), p: Params) -> Result<Tensor> {
+fn avg_like(
+    x: &Tensor,
+    op: &'static str,
+    fwd: &'static str,
+    bwd: &'static str,
+    out: (usize, usize),
+    p: Params,
+) -> Result<Tensor> {
     let s = x.shape();
     let y = Tensor::empty(x.engine(), &[s[0], s[1], out.0, out.1])?;
     launch_1d(

@@ -60,7 +60,12 @@ pub fn batch_norm(
 
 /// Running statistics after one training call: `(1 - m)·running + m·stat` with the unbiased
 /// variance.
-pub fn updated_running_stats(x: &RefTensor, rm: &RefTensor, rv: &RefTensor, momentum: f64) -> (RefTensor, RefTensor) {
+pub fn updated_running_stats(
+    x: &RefTensor,
+    rm: &RefTensor,
+    rv: &RefTensor,
+    momentum: f64,
+) -> (RefTensor, RefTensor) {
     let (mu, var) = batch_stats(x);
     let m = channel(x, 0).len() as f64;
     let c = mu.len();

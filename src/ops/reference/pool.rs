@@ -70,7 +70,13 @@ pub fn max_pool2d_backward(
 
 /// Average pooling (floor mode); the divisor is kh·kw with `count_include_pad`, else the
 /// number of in-bounds elements.
-pub fn avg_pool2d(x: &RefTensor, k: (usize, usize), s: (usize, usize), p: (usize, usize), include_pad: bool) -> RefTensor {
+pub fn avg_pool2d(
+    x: &RefTensor,
+    k: (usize, usize),
+    s: (usize, usize),
+    p: (usize, usize),
+    include_pad: bool,
+) -> RefTensor {
     let (shape, win, kk) = windows(&x.shape, k, s, p);
     let y = win
         .iter()
@@ -124,7 +130,10 @@ fn bins(shape: &[usize], out: (usize, usize)) -> Vec<Vec<usize>> {
 
 /// Adaptive average pooling to `out` with torch's bins.
 pub fn adaptive_avg_pool2d(x: &RefTensor, out: (usize, usize)) -> RefTensor {
-    let y = bins(&x.shape, out).iter().map(|v| v.iter().map(|&i| x.data[i]).sum::<f64>() / v.len() as f64).collect();
+    let y = bins(&x.shape, out)
+        .iter()
+        .map(|v| v.iter().map(|&i| x.data[i]).sum::<f64>() / v.len() as f64)
+        .collect();
     RefTensor::new(y, &[x.shape[0], x.shape[1], out.0, out.1])
 }
 
