@@ -162,8 +162,8 @@ fn conv_cases() -> Vec<ConvCase> {
         cc([2, 3, 8, 8], [4, 3, 3, 3], 2, same, 1, 1, false),  // SAME, even (extra pad after)
         cc([1, 4, 33, 33], [4, 1, 5, 5], 2, same, 1, 4, true), // SAME depthwise 5x5 (EfficientNet)
         cc([2, 5, 8, 6], [4, 5, 4, 2], 2, same, 1, 1, true),   // SAME, even kernel
-        cc([2, 8, 7, 7], [5, 8, 1, 1], 1, sym(0), 1, 1, true), // 1x1: matmul path
-        cc([3, 12, 13, 13], [16, 12, 1, 1], 1, sym(0), 1, 1, false), // 1x1 blocked matmul
+        cc([2, 8, 7, 7], [5, 8, 1, 1], 1, sym(0), 1, 1, true), // 1x1 on a small map: im2col path
+        cc([3, 12, 13, 13], [16, 12, 1, 1], 1, sym(0), 1, 1, false), // 1x1, P >= 128: per-image matmul path
         cc([2, 8, 7, 7], [6, 8, 1, 1], 2, sym(0), 1, 1, true), // 1x1 stride 2 (downsample)
         cc([1, 3, 33, 33], [8, 3, 7, 7], 2, sym(3), 1, 1, false), // ResNet stem
         cc([2, 16, 13, 13], [16, 16, 3, 3], 1, sym(1), 1, 1, true), // K = 144: blocked matmul

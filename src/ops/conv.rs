@@ -1,8 +1,8 @@
 //! 2-D convolution on NCHW tensors (`shaders/conv/conv.wgsl`).
 //!
 //! Three paths, chosen by shape:
-//! - 1×1, stride 1, no padding, one group: a batched matmul on the NCHW layout viewed as
-//!   `[N, C, H·W]` (no im2col).
+//! - 1×1, stride 1, no padding, one group, maps of 128+ pixels: a batched matmul on the NCHW
+//!   layout viewed as `[N, C, H·W]` (no im2col).
 //! - depthwise (`groups == C`, `O = C·mult`): direct kernels for the output, the input gradient
 //!   (gather form) and the weight gradient (one workgroup per tap, tree-reduced).
 //! - everything else: im2col (a gather kernel) into `[G, KP, nb·P]` columns, then the matmul
@@ -145,6 +145,9 @@ impl ConvGeometry {
     fn depthwise(&self) -> bool {
         self.groups == self.c && self.groups > 1
     }
+    /// 1×1, stride 1, unpadded, one group, on maps large enough that one matmul per image
+    /// keeps the kernel busy (on small maps the im2col path, which folds the batch into the
+    /// matmul's columns, is faster: its copy is O(C·N·P) next to the O(O·C·N·P) product).
     fn pointwise(&self) -> bool {
         self.kh == 1
             && self.kw == 1
@@ -152,6 +155,7 @@ impl ConvGeometry {
             && self.sw == 1
             && self.pads == [0; 4]
             && self.groups == 1
+            && self.p() >= 128
     }
     /// Multiply-adds of the forward pass times two.
     pub fn flops(&self) -> u64 {
