@@ -34,31 +34,50 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> cols: array<f32>;
 
+// One invocation per output row (g, k, n, oi), looping over oj: the index arithmetic (integer
+// division is slow lane by lane on CPU adapters) is paid once per row, not per element.
 @compute @workgroup_size(WG1)
 fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = linear_index(wid, nwg, lid);
-    let pp = p.ho * p.wo;
-    if (i >= p.groups * p.kp * p.nb * pp) {
+    if (i >= p.groups * p.kp * p.nb * p.ho) {
         return;
     }
-    let q = i % pp;
-    let n = (i / pp) % p.nb;
-    let k = (i / (pp * p.nb)) % p.kp;
-    let g = i / (pp * p.nb * p.kp);
+    let oi = i % p.ho;
+    let n = (i / p.ho) % p.nb;
+    let k = (i / (p.ho * p.nb)) % p.kp;
+    let g = i / (p.ho * p.nb * p.kp);
     let kk = p.kh * p.kw;
     let cg = p.c / p.groups;
-    var v = 0.0;
-    if (k < cg * kk) {
+    let out = i * p.wo;
+    var row_ok = k < cg * kk;
+    var xrow = 0u;
+    var kj = 0u;
+    if (row_ok) {
         let c = g * cg + k / kk;
         let r = k % kk;
-        let ih = i32((q / p.wo) * p.sh + (r / p.kw) * p.dh) - i32(p.pt);
-        let iw = i32((q % p.wo) * p.sw + (r % p.kw) * p.dw) - i32(p.pl);
-        if (ih >= 0 && ih < i32(p.h) && iw >= 0 && iw < i32(p.w)) {
-            v = x[(((p.n0 + n) * p.c + c) * p.h + u32(ih)) * p.w + u32(iw)];
+        kj = r % p.kw;
+        let ih = i32(oi * p.sh + (r / p.kw) * p.dh) - i32(p.pt);
+        row_ok = ih >= 0 && ih < i32(p.h);
+        if (row_ok) {
+            xrow = (((p.n0 + n) * p.c + c) * p.h + u32(ih)) * p.w;
         }
     }
-    cols[i] = v;
+    if (!row_ok) {
+        for (var oj = 0u; oj < p.wo; oj++) {
+            cols[out + oj] = 0.0;
+        }
+        return;
+    }
+    var iw = i32(kj * p.dw) - i32(p.pl);
+    for (var oj = 0u; oj < p.wo; oj++) {
+        var v = 0.0;
+        if (iw >= 0 && iw < i32(p.w)) {
+            v = x[xrow + u32(iw)];
+        }
+        cols[out + oj] = v;
+        iw += i32(p.sw);
+    }
 }
 
 // ---------------------------------------------------------------- col2im (gather, no atomics)
@@ -339,13 +358,22 @@ fn depthwise_grad_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
     let pp = p.ho * p.wo;
     var acc = 0.0;
     if (valid) {
-        for (var j = t; j < p.n * pp; j += WG1) {
-            let n = j / pp;
-            let q = j % pp;
-            let ih = i32((q / p.wo) * p.sh + ki * p.dh) - i32(p.pt);
-            let iw = i32((q % p.wo) * p.sw + kj * p.dw) - i32(p.pl);
-            if (ih >= 0 && ih < i32(p.h) && iw >= 0 && iw < i32(p.w)) {
-                acc += wg[(n * p.o + o) * pp + q] * wx[((n * p.c + c) * p.h + u32(ih)) * p.w + u32(iw)];
+        // One output row (n, oi) per step, so the divisions are paid per row.
+        for (var j = t; j < p.n * p.ho; j += WG1) {
+            let n = j / p.ho;
+            let oi = j % p.ho;
+            let ih = i32(oi * p.sh + ki * p.dh) - i32(p.pt);
+            if (ih < 0 || ih >= i32(p.h)) {
+                continue;
+            }
+            let grow = ((n * p.o + o) * p.ho + oi) * p.wo;
+            let xrow = ((n * p.c + c) * p.h + u32(ih)) * p.w;
+            var iw = i32(kj * p.dw) - i32(p.pl);
+            for (var oj = 0u; oj < p.wo; oj++) {
+                if (iw >= 0 && iw < i32(p.w)) {
+                    acc += wg[grow + oj] * wx[xrow + u32(iw)];
+                }
+                iw += i32(p.sw);
             }
         }
     }

@@ -257,7 +257,8 @@ fn padded_weight(w: &Tensor, geo: &ConvGeometry) -> Result<Tensor> {
 
 fn im2col(x: &Tensor, geo: &ConvGeometry, n0: usize, nb: usize) -> Result<Tensor> {
     let cols = Tensor::empty(x.engine(), &[geo.groups, geo.kp(), nb * geo.p()])?;
-    launch_1d(x.engine(), &k("im2col"), &geo.params(n0, nb, false), &[rd(x), wr(&cols)], cols.numel())?;
+    let rows = geo.groups * geo.kp() * nb * geo.ho;
+    launch_1d(x.engine(), &k("im2col"), &geo.params(n0, nb, false), &[rd(x), wr(&cols)], rows)?;
     Ok(cols)
 }
 
