@@ -80,6 +80,51 @@ fn im2col(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     }
 }
 
+// The columns transposed, colst: (G, NB·P, KP), for the weight gradient gw = g · colsᵀ
+// without a transpose copy. One invocation per (g, n, q) row of KP values; the loop nest over
+// (c, ki, kj) needs no division.
+@group(0) @binding(1) var<storage, read> xt: array<f32>;
+@group(0) @binding(2) var<storage, read_write> colst: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn im2col_t(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    let pp = p.ho * p.wo;
+    if (i >= p.groups * p.nb * pp) {
+        return;
+    }
+    let q = i % pp;
+    let n = (i / pp) % p.nb;
+    let g = i / (pp * p.nb);
+    let cg = p.c / p.groups;
+    let ih0 = i32((q / p.wo) * p.sh) - i32(p.pt);
+    let iw0 = i32((q % p.wo) * p.sw) - i32(p.pl);
+    var out = i * p.kp;
+    for (var cl = 0u; cl < cg; cl++) {
+        let plane = ((p.n0 + n) * p.c + g * cg + cl) * p.h;
+        for (var ki = 0u; ki < p.kh; ki++) {
+            let ih = ih0 + i32(ki * p.dh);
+            let row_ok = ih >= 0 && ih < i32(p.h);
+            let xrow = (plane + u32(max(ih, 0))) * p.w;
+            var iw = iw0;
+            for (var kj = 0u; kj < p.kw; kj++) {
+                var v = 0.0;
+                if (row_ok && iw >= 0 && iw < i32(p.w)) {
+                    v = xt[xrow + u32(iw)];
+                }
+                colst[out] = v;
+                out += 1u;
+                iw += i32(p.dw);
+            }
+        }
+    }
+    for (var k = cg * p.kh * p.kw; k < p.kp; k++) {
+        colst[out] = 0.0;
+        out += 1u;
+    }
+}
+
 // ---------------------------------------------------------------- col2im (gather, no atomics)
 @group(0) @binding(1) var<storage, read> gcols: array<f32>;
 @group(0) @binding(2) var<storage, read_write> gx: array<f32>;
@@ -184,7 +229,7 @@ fn pad_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     wpad[i] = select(0.0, wsrc[o * kk + k], k < kk);
 }
 
-// gw[g * OG + og, k] (+)= r[g, k, og] for k < K; r: (G, KP, OG). flag = 1 accumulates.
+// gw[o, k] (+)= r[o, k] for k < K; r: (G, OG, KP) = (O, KP). flag = 1 accumulates.
 @group(0) @binding(1) var<storage, read> r: array<f32>;
 @group(0) @binding(2) var<storage, read_write> gw: array<f32>;
 
@@ -196,11 +241,7 @@ fn store_weight_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     if (i >= p.o * kk) {
         return;
     }
-    let og_n = p.o / p.groups;
-    let k = i % kk;
-    let o = i / kk;
-    let g = o / og_n;
-    let v = r[(g * p.kp + k) * og_n + o % og_n];
+    let v = r[(i / kk) * p.kp + i % kk];
     gw[i] = select(v, gw[i] + v, p.flag == 1u);
 }
 

@@ -147,6 +147,7 @@ shader!(
     "conv/conv",
     [
         plain("im2col"),
+        plain("im2col_t"),
         plain("col2im"),
         plain("tmp_to_out"),
         plain("out_to_tmp"),

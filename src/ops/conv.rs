@@ -7,7 +7,8 @@
 //!   (gather form) and the weight gradient (one workgroup per tap, tree-reduced).
 //! - everything else: im2col (a gather kernel) into `[G, KP, nb·P]` columns, then the matmul
 //!   kernels; the input gradient is `Wᵀ · G` followed by col2im (gather form, no atomics, so it
-//!   is deterministic) and the weight gradient is `cols · Gᵀ`. The batch is processed in chunks
+//!   is deterministic) and the weight gradient is `G · colsᵀ`, with the columns gathered
+//!   transposed (`im2col_t`) so no operand is copied. The batch is processed in chunks
 //!   so one column buffer never exceeds the adapter's storage binding limit. `K = C/G·kh·kw` is
 //!   padded with zero rows to a multiple of 4 so the blocked matmul applies.
 
@@ -400,8 +401,9 @@ impl ConvBackward {
                 launch_1d(e, &k("col2im"), &pr, &[rd(&gcols), wr(gx)], nbc * geo.c * geo.h * geo.w)?;
             }
             if let Some(gw) = &gw {
-                let cols = im2col(&self.x, geo, n0, nbc)?;
-                let r = matmul_raw(&cols, &gt, false, true, MatmulKernel::Auto)?;
+                let colst = Tensor::empty(e, &[geo.groups, nbc * geo.p(), geo.kp()])?;
+                launch_1d(e, &k("im2col_t"), &pr, &[rd(&self.x), wr(&colst)], geo.groups * nbc * geo.p())?;
+                let r = matmul_raw(&gt, &colst, false, false, MatmulKernel::Auto)?;
                 launch_1d(e, &k("store_weight_grad"), &pr, &[rd(&r), wr(gw)], gw.numel())?;
             }
         }
