@@ -125,49 +125,61 @@ fn im2col_t(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     }
 }
 
+// Output position whose window tap lands on padded coordinate v (= input + pad - tap·dil)
+// along one axis, or -1 when none does. Stride 1 (the common case) skips the division, which
+// CPU adapters execute lane by lane; the branch is uniform.
+fn out_pos(v: i32, s: u32, n_out: u32) -> i32 {
+    if (v < 0) {
+        return -1;
+    }
+    var q = u32(v);
+    if (s != 1u) {
+        if (q % s != 0u) {
+            return -1;
+        }
+        q = q / s;
+    }
+    return select(-1, i32(q), q < n_out);
+}
+
 // ---------------------------------------------------------------- col2im (gather, no atomics)
 @group(0) @binding(1) var<storage, read> gcols: array<f32>;
 @group(0) @binding(2) var<storage, read_write> gx: array<f32>;
 
+// One invocation per input row (n, c, ih) of the chunk.
 @compute @workgroup_size(WG1)
 fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = linear_index(wid, nwg, lid);
-    let hw = p.h * p.w;
-    if (i >= p.nb * p.c * hw) {
+    let row = linear_index(wid, nwg, lid);
+    if (row >= p.nb * p.c * p.h) {
         return;
     }
-    let iw = i32(i % p.w);
-    let ih = i32((i / p.w) % p.h);
-    let c = (i / hw) % p.c;
-    let n = i / (hw * p.c);
+    let ih = i32(row % p.h);
+    let c = (row / p.h) % p.c;
+    let n = row / (p.h * p.c);
     let cg = p.c / p.groups;
     let g = c / cg;
     let pp = p.ho * p.wo;
-    var acc = 0.0;
-    for (var ki = 0u; ki < p.kh; ki++) {
-        let hh = ih + i32(p.pt) - i32(ki * p.dh);
-        if (hh < 0 || hh % i32(p.sh) != 0) {
-            continue;
-        }
-        let oi = u32(hh) / p.sh;
-        if (oi >= p.ho) {
-            continue;
-        }
-        for (var kj = 0u; kj < p.kw; kj++) {
-            let ww = iw + i32(p.pl) - i32(kj * p.dw);
-            if (ww < 0 || ww % i32(p.sw) != 0) {
+    let kbase = (c % cg) * p.kh;
+    let out = p.n0 * p.c * p.h * p.w + row * p.w;
+    for (var iw = 0u; iw < p.w; iw++) {
+        var acc = 0.0;
+        for (var ki = 0u; ki < p.kh; ki++) {
+            let oi = out_pos(ih + i32(p.pt) - i32(ki * p.dh), p.sh, p.ho);
+            if (oi < 0) {
                 continue;
             }
-            let oj = u32(ww) / p.sw;
-            if (oj >= p.wo) {
-                continue;
+            for (var kj = 0u; kj < p.kw; kj++) {
+                let oj = out_pos(i32(iw + p.pl) - i32(kj * p.dw), p.sw, p.wo);
+                if (oj < 0) {
+                    continue;
+                }
+                let k = (kbase + ki) * p.kw + kj;
+                acc += gcols[((g * p.kp + k) * p.nb + n) * pp + u32(oi) * p.wo + u32(oj)];
             }
-            let k = ((c % cg) * p.kh + ki) * p.kw + kj;
-            acc += gcols[((g * p.kp + k) * p.nb + n) * pp + oi * p.wo + oj];
         }
+        gx[out + iw] = acc;
     }
-    gx[(p.n0 * p.c) * hw + i] = acc;
 }
 
 // ---------------------------------------------------------------- layout helpers
@@ -299,85 +311,80 @@ fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 @group(0) @binding(3) var<storage, read> dbias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dy: array<f32>;
 
+// One invocation per output row (n, o, oi).
 @compute @workgroup_size(WG1)
 fn depthwise_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = linear_index(wid, nwg, lid);
-    let pp = p.ho * p.wo;
-    if (i >= p.n * p.o * pp) {
+    let row = linear_index(wid, nwg, lid);
+    if (row >= p.n * p.o * p.ho) {
         return;
     }
-    let oj = i % p.wo;
-    let oi = (i / p.wo) % p.ho;
-    let o = (i / pp) % p.o;
-    let n = i / (pp * p.o);
+    let oi = row % p.ho;
+    let o = (row / p.ho) % p.o;
+    let n = row / (p.ho * p.o);
     let c = o / (p.o / p.c);
     let xb = (n * p.c + c) * p.h * p.w;
     let wb = o * p.kh * p.kw;
-    var acc = 0.0;
-    for (var ki = 0u; ki < p.kh; ki++) {
-        let ih = i32(oi * p.sh + ki * p.dh) - i32(p.pt);
-        if (ih < 0 || ih >= i32(p.h)) {
-            continue;
-        }
-        for (var kj = 0u; kj < p.kw; kj++) {
-            let iw = i32(oj * p.sw + kj * p.dw) - i32(p.pl);
-            if (iw < 0 || iw >= i32(p.w)) {
+    var b0 = 0.0;
+    if (p.flag == 1u) {
+        b0 = dbias[o];
+    }
+    for (var oj = 0u; oj < p.wo; oj++) {
+        var acc = b0;
+        for (var ki = 0u; ki < p.kh; ki++) {
+            let ih = i32(oi * p.sh + ki * p.dh) - i32(p.pt);
+            if (ih < 0 || ih >= i32(p.h)) {
                 continue;
             }
-            acc += dx[xb + u32(ih) * p.w + u32(iw)] * dwt[wb + ki * p.kw + kj];
+            var iw = i32(oj * p.sw) - i32(p.pl);
+            for (var kj = 0u; kj < p.kw; kj++) {
+                if (iw >= 0 && iw < i32(p.w)) {
+                    acc += dx[xb + u32(ih) * p.w + u32(iw)] * dwt[wb + ki * p.kw + kj];
+                }
+                iw += i32(p.dw);
+            }
         }
+        dy[row * p.wo + oj] = acc;
     }
-    if (p.flag == 1u) {
-        acc += dbias[o];
-    }
-    dy[i] = acc;
 }
 
 @group(0) @binding(1) var<storage, read> dg: array<f32>;
 @group(0) @binding(2) var<storage, read> dw2: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dgx: array<f32>;
 
+// One invocation per input row (n, c, ih).
 @compute @workgroup_size(WG1)
 fn depthwise_grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = linear_index(wid, nwg, lid);
-    let hw = p.h * p.w;
-    if (i >= p.n * p.c * hw) {
+    let row = linear_index(wid, nwg, lid);
+    if (row >= p.n * p.c * p.h) {
         return;
     }
-    let iw = i32(i % p.w);
-    let ih = i32((i / p.w) % p.h);
-    let c = (i / hw) % p.c;
-    let n = i / (hw * p.c);
+    let ih = i32(row % p.h);
+    let c = (row / p.h) % p.c;
+    let n = row / (p.h * p.c);
     let m = p.o / p.c;
     let pp = p.ho * p.wo;
-    var acc = 0.0;
-    for (var ki = 0u; ki < p.kh; ki++) {
-        let hh = ih + i32(p.pt) - i32(ki * p.dh);
-        if (hh < 0 || hh % i32(p.sh) != 0) {
-            continue;
-        }
-        let oi = u32(hh) / p.sh;
-        if (oi >= p.ho) {
-            continue;
-        }
-        for (var kj = 0u; kj < p.kw; kj++) {
-            let ww = iw + i32(p.pl) - i32(kj * p.dw);
-            if (ww < 0 || ww % i32(p.sw) != 0) {
+    for (var iw = 0u; iw < p.w; iw++) {
+        var acc = 0.0;
+        for (var ki = 0u; ki < p.kh; ki++) {
+            let oi = out_pos(ih + i32(p.pt) - i32(ki * p.dh), p.sh, p.ho);
+            if (oi < 0) {
                 continue;
             }
-            let oj = u32(ww) / p.sw;
-            if (oj >= p.wo) {
-                continue;
-            }
-            for (var j = 0u; j < m; j++) {
-                let o = c * m + j;
-                acc += dg[(n * p.o + o) * pp + oi * p.wo + oj] * dw2[(o * p.kh + ki) * p.kw + kj];
+            for (var kj = 0u; kj < p.kw; kj++) {
+                let oj = out_pos(i32(iw + p.pl) - i32(kj * p.dw), p.sw, p.wo);
+                if (oj < 0) {
+                    continue;
+                }
+                for (var j = 0u; j < m; j++) {
+                    let o = c * m + j;
+                    acc += dg[(n * p.o + o) * pp + u32(oi) * p.wo + u32(oj)] * dw2[(o * p.kh + ki) * p.kw + kj];
+                }
             }
         }
+        dgx[row * p.w + iw] = acc;
     }
-    dgx[i] = acc;
 }
 
 // gw[o, ki, kj] = sum over n, oi, oj of g[n, o, oi, oj] x[n, c, ih, iw]: a workgroup per tap.

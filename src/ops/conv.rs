@@ -275,7 +275,7 @@ fn forward_raw(x: &Tensor, w: &Tensor, b: Option<&Tensor>, geo: &ConvGeometry) -
             &k("depthwise_forward"),
             &geo.params(0, geo.n, b.is_some()),
             &[rd(x), rd(w), rd(bias), wr(&y)],
-            y.numel(),
+            geo.n * geo.o * geo.ho,
         )?;
         return Ok(y);
     }
@@ -342,7 +342,7 @@ impl ConvBackward {
                 &k("depthwise_grad_input"),
                 &geo.params(0, geo.n, false),
                 &[rd(g), rd(&self.w), wr(&gx)],
-                gx.numel(),
+                geo.n * geo.c * geo.h,
             )?;
             Some(gx)
         } else {
@@ -398,7 +398,7 @@ impl ConvBackward {
             launch_1d(e, &k("out_to_tmp"), &pr, &[rd(g), wr(&gt)], gt.numel())?;
             if let (Some(gx), Some(wp)) = (&gx, &wp) {
                 let gcols = matmul_raw(wp, &gt, true, false, MatmulKernel::Auto)?;
-                launch_1d(e, &k("col2im"), &pr, &[rd(&gcols), wr(gx)], nbc * geo.c * geo.h * geo.w)?;
+                launch_1d(e, &k("col2im"), &pr, &[rd(&gcols), wr(gx)], nbc * geo.c * geo.h)?;
             }
             if let Some(gw) = &gw {
                 let colst = Tensor::empty(e, &[geo.groups, nbc * geo.p(), geo.kp()])?;
