@@ -114,7 +114,12 @@ fn conv(c: &mut Criterion) {
     use whet::ops::conv::{conv2d, conv2d_geometry, Conv2d, Padding};
     let e = engine();
     let mut g = c.benchmark_group("conv");
-    g.sample_size(10).warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(8));
+    // Flat sampling: one iteration takes ~0.1–1 s on lavapipe, so linear sampling's
+    // 1 + 2 + … + 10 iterations per benchmark would take minutes.
+    g.sample_size(10)
+        .sampling_mode(criterion::SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(8));
     let cases = [
         ("resnet3x3_64to64_32x32_b8", [8, 64, 32, 32], [64, 64, 3, 3], 1),
         ("depthwise3x3_96ch_64x64_b8", [8, 96, 64, 64], [96, 1, 3, 3], 96),
