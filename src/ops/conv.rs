@@ -436,10 +436,11 @@ impl Backward for ConvBackward {
 /// optional `bias [O]` → `[N, O, Ho, Wo]`. Gradients for all three.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, cfg: &Conv2d) -> Result<Tensor> {
     const OP: &str = "conv2d";
-    let e = match bias {
-        Some(b) => same_engine(OP, &[x, w, b])?,
-        None => same_engine(OP, &[x, w])?,
+    let inputs: Vec<&Tensor> = match bias {
+        Some(b) => vec![x, w, b],
+        None => vec![x, w],
     };
+    same_engine(OP, &inputs)?;
     x.expect_f32(OP)?;
     w.expect_f32(OP)?;
     let geo = conv2d_geometry(x.shape(), w.shape(), cfg)?;
@@ -449,12 +450,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, cfg: &Conv2d) -> Re
             return Err(Error::shape(OP, w.shape(), b.shape(), format!("bias must be [{}]", geo.o)));
         }
     }
-    let _ = e;
     let y = forward_raw(x, w, bias, &geo)?;
-    let inputs: Vec<&Tensor> = match bias {
-        Some(b) => vec![x, w, b],
-        None => vec![x, w],
-    };
     record(OP, y, &inputs, |needs| {
         let mut needs = needs.clone();
         needs.resize(3, false);
