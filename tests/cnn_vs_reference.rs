@@ -408,3 +408,51 @@ fn batch_norm_training_eval_and_running_stats() {
         .contains("batch_norm"));
     rep.finish();
 }
+
+#[test]
+fn conv2d_frozen_input_and_frozen_weight() {
+    let Some((_g, e)) = gpu("conv2d_frozen_input_and_frozen_weight") else { return };
+    let mut rep = Report::new("conv2d_frozen_input_and_frozen_weight");
+    let mut r = rng(305);
+    // One case per path: im2col, depthwise, 1x1 on a large map.
+    let cases = [
+        cc([2, 3, 9, 9], [4, 3, 3, 3], 2, sym(1), 1, 1, true),
+        cc([2, 6, 9, 9], [6, 1, 3, 3], 1, sym(1), 1, 6, true),
+        cc([2, 8, 12, 12], [4, 8, 1, 1], 1, sym(0), 1, 1, true),
+    ];
+    for c in &cases {
+        let xs = data(&mut r, c.x.iter().product(), -1.0, 1.0);
+        let ws = data(&mut r, c.w.iter().product(), -1.0, 1.0);
+        let bs = data(&mut r, c.w[0], -1.0, 1.0);
+        let (xr, wr) = (rt(&xs, &c.x), rt(&ws, &c.w));
+        for frozen_x in [true, false] {
+            let name = format!("conv2d x{:?} w{:?} frozen {}", c.x, c.w, if frozen_x { "x" } else { "w" });
+            let x = Tensor::from_slice(&e, &xs, &c.x).unwrap().requires_grad_(!frozen_x);
+            let w = Tensor::from_slice(&e, &ws, &c.w).unwrap().requires_grad_(frozen_x);
+            let b = Tensor::param(&e, &bs, &[c.w[0]]).unwrap();
+            let y = conv2d(&x, &w, Some(&b), &c.cfg).unwrap();
+            let gw = weights(&mut r, y.numel());
+            let loss = y.mul(&Tensor::from_slice(&e, &gw, y.shape()).unwrap()).unwrap().sum_all().unwrap();
+            let grads = loss.backward().unwrap();
+            let (gx_want, gw_want, gb_want) = rconv::conv2d_backward(&xr, &wr, &c.cfg, &rt(&gw, y.shape()));
+            let (live, frozen, want) = if frozen_x { (&w, &x, &gw_want) } else { (&x, &w, &gx_want) };
+            if grads.get(frozen).is_some() {
+                rep.fail(format!("{name}: a frozen input got a gradient"));
+            }
+            match grads.get(live) {
+                Some(g) => rep.grad(&name, "grad", &g.to_vec().unwrap(), want, 4.0),
+                None => rep.fail(format!("{name}: no gradient")),
+            }
+            rep.grad(&name, "grad bias", &grads.get(&b).unwrap().to_vec().unwrap(), &gb_want, 4.0);
+        }
+    }
+    // Under no_grad nothing is recorded.
+    let x = Tensor::param(&e, &[0.5; 2 * 3 * 5 * 5], &[2, 3, 5, 5]).unwrap();
+    let w = Tensor::param(&e, &[0.5; 4 * 3 * 3 * 3], &[4, 3, 3, 3]).unwrap();
+    {
+        let _ng = e.no_grad();
+        let y = conv2d(&x, &w, None, &Conv2d::default()).unwrap();
+        assert_eq!(whet::graph::count_nodes(&y), 0);
+    }
+    rep.finish();
+}
