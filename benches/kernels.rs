@@ -106,5 +106,50 @@ fn elementwise(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, matmul, elementwise);
+/// Convolution forward and forward + backward (input and weight gradients) throughput in
+/// FLOPs: forward 2·N·O·Ho·Wo·K, backward twice that (the input and the weight gradient).
+/// forward_backward runs `conv2d(x, w).sum_all().backward()` (the sum and its expand are two
+/// cheap extra dispatches).
+fn conv(c: &mut Criterion) {
+    use whet::ops::conv::{conv2d, conv2d_geometry, Conv2d, Padding};
+    let e = engine();
+    let mut g = c.benchmark_group("conv");
+    // Flat sampling: one iteration takes ~0.1–1 s on lavapipe, so linear sampling's
+    // 1 + 2 + … + 10 iterations per benchmark would take minutes.
+    g.sample_size(10)
+        .sampling_mode(criterion::SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(8));
+    let cases = [
+        ("resnet3x3_64to64_32x32_b8", [8, 64, 32, 32], [64, 64, 3, 3], 1),
+        ("depthwise3x3_96ch_64x64_b8", [8, 96, 64, 64], [96, 1, 3, 3], 96),
+    ];
+    for (label, xs, ws, groups) in cases {
+        let cfg = Conv2d { padding: Padding::symmetric(1, 1), groups, ..Conv2d::default() };
+        let geo = conv2d_geometry(&xs, &ws, &cfg).unwrap();
+        let x = Tensor::param(&e, &rand(xs.iter().product(), 7), &xs).unwrap();
+        let w = Tensor::param(&e, &rand(ws.iter().product(), 8), &ws).unwrap();
+        g.throughput(Throughput::Elements(geo.flops()));
+        g.bench_function(BenchmarkId::new("forward", label), |bch| {
+            bch.iter_custom(|it| {
+                time(&e, it, || {
+                    let _ng = e.no_grad();
+                    drop(conv2d(&x, &w, None, &cfg).unwrap());
+                })
+            })
+        });
+        g.throughput(Throughput::Elements(3 * geo.flops()));
+        g.bench_function(BenchmarkId::new("forward_backward", label), |bch| {
+            bch.iter_custom(|it| {
+                time(&e, it, || {
+                    let y = conv2d(&x, &w, None, &cfg).unwrap();
+                    drop(y.sum_all().unwrap().backward().unwrap());
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, matmul, elementwise, conv);
 criterion_main!(benches);

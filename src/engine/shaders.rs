@@ -143,6 +143,47 @@ shader!(ADAMW, "optim/adamw", [plain("adamw_step")]);
 shader!(SGD, "optim/sgd", [plain("sgd_step")]);
 shader!(ARENA, "optim/arena", [plain("sumsq_partial"), plain("clip_scale"), plain("accumulate")]);
 shader!(NONFINITE, "check/nonfinite", [plain("count_nonfinite")]);
+shader!(
+    CONV,
+    "conv/conv",
+    [
+        plain("im2col"),
+        plain("im2col_t"),
+        plain("col2im"),
+        plain("tmp_to_out"),
+        plain("out_to_tmp"),
+        plain("pad_weight"),
+        plain("store_weight_grad"),
+        plain("add_bias"),
+        plain("bias_grad"),
+        plain("depthwise_forward"),
+        plain("depthwise_grad_input"),
+        plain("depthwise_grad_weight"),
+    ]
+);
+shader!(
+    POOL,
+    "pool/pool",
+    [
+        plain("max_pool_forward"),
+        plain("max_pool_backward"),
+        plain("avg_pool_forward"),
+        plain("avg_pool_backward"),
+        plain("adaptive_avg_forward"),
+        plain("adaptive_avg_backward"),
+    ]
+);
+shader!(
+    BATCH_NORM,
+    "norm/batch_norm",
+    [
+        plain("bn_stats"),
+        plain("bn_eval_stats"),
+        plain("bn_apply"),
+        plain("bn_backward_reduce"),
+        plain("bn_backward_input"),
+    ]
+);
 
 /// Every shader file the crate ships.
 pub const ALL: &[&ShaderFile] = &[
@@ -166,6 +207,9 @@ pub const ALL: &[&ShaderFile] = &[
     &SGD,
     &ARENA,
     &NONFINITE,
+    &CONV,
+    &POOL,
+    &BATCH_NORM,
 ];
 
 /// Parse and validate one specialisation with naga; the error text is naga's own.

@@ -5,7 +5,9 @@
 //! `reference` holds a plain-loop f64 CPU version of every op, forward and backward, used by
 //! the tests as ground truth.
 
+pub mod batch_norm;
 pub mod check;
+pub mod conv;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
@@ -14,6 +16,7 @@ pub mod layout;
 pub mod loss;
 pub mod matmul;
 pub mod norm;
+pub mod pool;
 pub mod reduce;
 pub mod reference;
 pub mod softmax;

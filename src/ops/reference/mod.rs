@@ -12,6 +12,8 @@
 //! and dropout's integer hash bit for bit. Shape mistakes are programming errors in a test and
 //! panic with a message.
 
+pub mod batch_norm;
+pub mod conv;
 pub mod dropout;
 pub mod elementwise;
 pub mod embedding;
@@ -20,6 +22,7 @@ pub mod layout;
 pub mod loss;
 pub mod matmul;
 pub mod norm;
+pub mod pool;
 pub mod reduce;
 pub mod softmax;
 

@@ -1,0 +1,179 @@
+// BatchNorm over (N, C, HW) (src/ops/batch_norm.rs): statistics per channel over N·HW.
+// x, y, g, gx: (N, C, HW); w, b, mean, rstd, running_mean, running_var, gw, gb: (C).
+// Per-channel reductions use one workgroup per channel with a tree reduction in workgroup
+// memory; the mean is subtracted before squaring (two passes), as layer_norm does.
+
+struct Params {
+    n: u32,
+    c: u32,
+    hw: u32,
+    flag: u32, // stats: update running stats; backward_input: training mode
+    momentum: f32,
+    eps: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+var<workgroup> partial: array<f32, WG1>;
+var<workgroup> partial2: array<f32, WG1>;
+
+// Sum partial[] (and partial2[]) over the workgroup; every invocation sees the totals.
+fn tree_sum(t: u32) {
+    workgroupBarrier();
+    for (var s = WG1 / 2u; s > 0u; s = s / 2u) {
+        if (t < s) {
+            partial[t] += partial[t + s];
+            partial2[t] += partial2[t + s];
+        }
+        workgroupBarrier();
+    }
+}
+
+fn at(c: u32, j: u32) -> u32 {
+    return ((j / p.hw) * p.c + c) * p.hw + j % p.hw;
+}
+
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(3) var<storage, read_write> rstd: array<f32>;
+@group(0) @binding(4) var<storage, read_write> running_mean: array<f32>;
+@group(0) @binding(5) var<storage, read_write> running_var: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn bn_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let c = linear_group(wid, nwg);
+    let t = lid.x;
+    let valid = c < p.c;
+    let m = p.n * p.hw;
+    var s = 0.0;
+    if (valid) {
+        for (var j = t; j < m; j += WG1) {
+            s += x[at(c, j)];
+        }
+    }
+    partial[t] = s;
+    partial2[t] = 0.0;
+    tree_sum(t);
+    let mu = partial[0] / f32(m);
+    workgroupBarrier();
+    var v = 0.0;
+    if (valid) {
+        for (var j = t; j < m; j += WG1) {
+            let d = x[at(c, j)] - mu;
+            v += d * d;
+        }
+    }
+    partial[t] = v;
+    tree_sum(t);
+    if (t == 0u && valid) {
+        let var_b = partial[0] / f32(m);
+        mean[c] = mu;
+        rstd[c] = inverseSqrt(var_b + p.eps);
+        if (p.flag == 1u) {
+            let var_u = partial[0] / f32(max(m, 2u) - 1u);
+            running_mean[c] = (1.0 - p.momentum) * running_mean[c] + p.momentum * mu;
+            running_var[c] = (1.0 - p.momentum) * running_var[c] + p.momentum * var_u;
+        }
+    }
+}
+
+// Eval mode: the running statistics as (mean, rstd).
+@group(0) @binding(1) var<storage, read> rm: array<f32>;
+@group(0) @binding(2) var<storage, read> rv: array<f32>;
+@group(0) @binding(3) var<storage, read_write> emean: array<f32>;
+@group(0) @binding(4) var<storage, read_write> erstd: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn bn_eval_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let c = linear_index(wid, nwg, lid);
+    if (c < p.c) {
+        emean[c] = rm[c];
+        erstd[c] = inverseSqrt(rv[c] + p.eps);
+    }
+}
+
+// y = (x - mean) * rstd * w + b
+@group(0) @binding(1) var<storage, read> ax: array<f32>;
+@group(0) @binding(2) var<storage, read> amean: array<f32>;
+@group(0) @binding(3) var<storage, read> arstd: array<f32>;
+@group(0) @binding(4) var<storage, read> aw: array<f32>;
+@group(0) @binding(5) var<storage, read> ab: array<f32>;
+@group(0) @binding(6) var<storage, read_write> ay: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn bn_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    if (i >= p.n * p.c * p.hw) {
+        return;
+    }
+    let c = (i / p.hw) % p.c;
+    ay[i] = (ax[i] - amean[c]) * arstd[c] * aw[c] + ab[c];
+}
+
+// gb[c] = sum g, gw[c] = sum g * xhat over N·HW.
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read> gxs: array<f32>;
+@group(0) @binding(3) var<storage, read> gmean: array<f32>;
+@group(0) @binding(4) var<storage, read> grstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> gw: array<f32>;
+@group(0) @binding(6) var<storage, read_write> gb: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn bn_backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_id) lid: vec3<u32>) {
+    let c = linear_group(wid, nwg);
+    let t = lid.x;
+    let valid = c < p.c;
+    let m = p.n * p.hw;
+    var sg = 0.0;
+    var sgx = 0.0;
+    if (valid) {
+        let mu = gmean[c];
+        let rs = grstd[c];
+        for (var j = t; j < m; j += WG1) {
+            let k = at(c, j);
+            sg += g[k];
+            sgx += g[k] * (gxs[k] - mu) * rs;
+        }
+    }
+    partial[t] = sg;
+    partial2[t] = sgx;
+    tree_sum(t);
+    if (t == 0u && valid) {
+        gb[c] = partial[0];
+        gw[c] = partial2[0];
+    }
+}
+
+// Training: gx = w rstd (g - gb / M - xhat gw / M); eval: gx = g w rstd.
+@group(0) @binding(1) var<storage, read> bg: array<f32>;
+@group(0) @binding(2) var<storage, read> bx: array<f32>;
+@group(0) @binding(3) var<storage, read> bmean: array<f32>;
+@group(0) @binding(4) var<storage, read> brstd: array<f32>;
+@group(0) @binding(5) var<storage, read> bw: array<f32>;
+@group(0) @binding(6) var<storage, read> bgw: array<f32>;
+@group(0) @binding(7) var<storage, read> bgb: array<f32>;
+@group(0) @binding(8) var<storage, read_write> bgx: array<f32>;
+
+@compute @workgroup_size(WG1)
+fn bn_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear_index(wid, nwg, lid);
+    if (i >= p.n * p.c * p.hw) {
+        return;
+    }
+    let c = (i / p.hw) % p.c;
+    let rs = brstd[c];
+    var d = bg[i];
+    if (p.flag == 1u) {
+        let m = f32(p.n * p.hw);
+        let xhat = (bx[i] - bmean[c]) * rs;
+        d = d - bgb[c] / m - xhat * bgw[c] / m;
+    }
+    bgx[i] = bw[c] * rs * d;
+}
