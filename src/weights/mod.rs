@@ -15,7 +15,8 @@ pub use open::open;
 
 use crate::error::{Error, Result};
 
-/// Element types found in checkpoints.
+/// Element types found in checkpoints. The quantised variants keep ggml's names (`Q4_K`).
+#[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightDType {
     F64,

@@ -165,9 +165,19 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Unpickle one object from the start of `buf`; returns it and the bytes consumed (the legacy
-/// format concatenates several pickles).
-pub fn load(buf: &[u8]) -> Result<(Value, usize), String> {
+/// The result of [`load`].
+pub struct Loaded {
+    pub value: Value,
+    /// Bytes consumed (the legacy format concatenates several pickles).
+    pub end: usize,
+    /// Every storage a persistent id named, in stream order (with repeats), so the caller
+    /// knows each storage's dtype without walking the object graph.
+    pub storages: Vec<StorageRef>,
+}
+
+/// Unpickle one object from the start of `buf`.
+pub fn load(buf: &[u8]) -> Result<Loaded, String> {
+    let mut storages = Vec::new();
     let mut r = Reader { buf, pos: 0 };
     let mut stack: Vec<Value> = Vec::new();
     let mut marks: Vec<usize> = Vec::new();
@@ -372,11 +382,13 @@ pub fn load(buf: &[u8]) -> Result<(Value, usize), String> {
             }
             b'Q' => {
                 let pid = pop(&mut stack, "BINPERSID")?;
-                stack.push(persistent(&pid)?);
+                let st = persistent(&pid)?;
+                storages.push(st.clone());
+                stack.push(Value::Storage(st));
             }
             b'.' => {
                 let v = pop(&mut stack, "STOP")?;
-                return Ok((v, r.pos));
+                return Ok(Loaded { value: v, end: r.pos, storages });
             }
             other => {
                 return Err(format!(
@@ -483,7 +495,7 @@ fn call(g: Global, args: &[Value]) -> Result<Value, String> {
 }
 
 /// `('storage', torch.FloatStorage, key, location, numel[, view_metadata])`.
-fn persistent(pid: &Value) -> Result<Value, String> {
+fn persistent(pid: &Value) -> Result<StorageRef, String> {
     let Value::Tuple(t) = pid else {
         return Err(format!("persistent id is a {}, not a tuple", pid.kind()));
     };
@@ -502,7 +514,7 @@ fn persistent(pid: &Value) -> Result<Value, String> {
         return Err(format!("storage '{key}' is a view of another storage (not supported)"));
     }
     let numel = as_u64(&t[4], "storage size")?;
-    Ok(Value::Storage(StorageRef { key, dtype, numel }))
+    Ok(StorageRef { key, dtype, numel })
 }
 
 #[cfg(test)]
@@ -513,8 +525,8 @@ mod tests {
     fn builds_a_dict_of_ints_and_strings() {
         // {'a': 1, 'b': [2, 'x']} in protocol 2 with memo ops.
         let p = b"\x80\x02}q\x00(X\x01\x00\x00\x00aK\x01X\x01\x00\x00\x00b]q\x01(K\x02X\x01\x00\x00\x00xeu.";
-        let (v, n) = load(p).unwrap();
-        assert_eq!(n, p.len());
+        let Loaded { value: v, end, .. } = load(p).unwrap();
+        assert_eq!(end, p.len());
         let Value::Dict(d) = v else { panic!() };
         let d = d.borrow();
         assert_eq!(d.len(), 2);
