@@ -51,15 +51,10 @@ fn inspect(path: &std::path::Path) -> whet::Result<()> {
         println!("metadata ({} keys, GGUF v{}):", g.metadata().len(), g.version);
         for (k, v) in g.metadata() {
             let shown = match v {
-                MetaValue::Array(a) => {
-                    let ty = a.first().map(|x| x.type_name()).unwrap_or("empty");
-                    format!("[{ty}; {}]", a.len())
-                }
                 MetaValue::Str(s) if s.chars().count() > 60 => {
                     format!("{:?}... ({} chars)", s.chars().take(60).collect::<String>(), s.chars().count())
                 }
-                MetaValue::Str(s) => format!("{s:?}"),
-                other => format!("{other:?}"),
+                other => other.to_string(),
             };
             println!("  {k} = {shown}");
         }

@@ -75,6 +75,22 @@ impl MetaValue {
     }
 }
 
+/// Scalars print plainly; arrays as `[type; length]` (tokenizer arrays have ~50k entries).
+impl std::fmt::Display for MetaValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetaValue::F32(v) => write!(f, "{v}"),
+            MetaValue::F64(v) => write!(f, "{v}"),
+            MetaValue::Bool(v) => write!(f, "{v}"),
+            MetaValue::Str(s) => write!(f, "{s:?}"),
+            MetaValue::Array(a) => {
+                write!(f, "[{}; {}]", a.first().map(|x| x.type_name()).unwrap_or("empty"), a.len())
+            }
+            other => write!(f, "{}", other.as_i64().map(|v| v.to_string()).unwrap_or_else(|| format!("{other:?}"))),
+        }
+    }
+}
+
 struct Entry {
     info: TensorInfo,
     /// Absolute byte range in the file.
