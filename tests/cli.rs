@@ -28,7 +28,10 @@ fn inspect_lists_tensors_and_parameter_count() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("tensors (5):"), "{stdout}");
-    assert!(stdout.lines().any(|l| l.contains("fc.weight") && l.contains("F32") && l.contains("[3, 4]")), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.contains("fc.weight") && l.contains("F32") && l.contains("[3, 4]")),
+        "{stdout}"
+    );
     assert!(stdout.lines().any(|l| l.contains("half.weight") && l.contains("F16")), "{stdout}");
     assert!(stdout.contains("parameters: 25"), "{stdout}");
     // A damaged file: a failure status and the reader's message, not a panic.

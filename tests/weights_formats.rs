@@ -59,7 +59,10 @@ fn hostile_torch_files_are_refused_with_specific_errors() {
     for (file, expect) in [
         ("evil_os_system.pth", "unsupported pickle global os.system"),
         ("truncated_storage.pth", "storage '3' truncated"),
-        ("offset_past_end.pth", "'fc.bias': view (offset 7, shape [3], stride [1]) reaches element 9 past the 8"),
+        (
+            "offset_past_end.pth",
+            "'fc.bias': view (offset 7, shape [3], stride [1]) reaches element 9 past the 8",
+        ),
         ("short_zip_storage.pth", "storage '0': 48 bytes expected"),
     ] {
         let msg = err_of(open(data(file)));
@@ -239,7 +242,10 @@ fn synthetic_gguf_metadata_shapes_and_values() {
     assert_eq!(g.get_f32("k.f64").unwrap(), 1.5);
     assert_eq!(g.get_str_array("tokenizer.ggml.tokens").unwrap(), ["<s>", "a", "b c"]);
     assert_eq!(g.get_int_array("tokenizer.ggml.token_type").unwrap(), [3, 1, -1]);
-    assert_eq!(g.get_array("k.nested").unwrap(), [MetaValue::Array(vec![MetaValue::U8(7), MetaValue::U8(9)])]);
+    assert_eq!(
+        g.get_array("k.nested").unwrap(),
+        [MetaValue::Array(vec![MetaValue::U8(7), MetaValue::U8(9)])]
+    );
     assert!(err_of(g.get_str("k.u8")).contains("metadata 'k.u8' is u8, expected a string"));
     assert!(err_of(g.get_u32("missing")).contains("missing metadata key 'missing'"));
     // Dims [3, 2] innermost-first are 2 rows of 3, row-major.
@@ -352,7 +358,13 @@ fn real_smollm2_gguf_dequantises_every_tensor() {
     assert_eq!(g.get_str_array("tokenizer.ggml.tokens").unwrap().len(), 49152);
     assert_eq!(g.get_str_array("tokenizer.ggml.merges").unwrap().len(), 48900);
     assert_eq!(g.get_int_array("tokenizer.ggml.token_type").unwrap().len(), 49152);
-    assert_eq!((g.get_u32("tokenizer.ggml.bos_token_id").unwrap(), g.get_u32("tokenizer.ggml.eos_token_id").unwrap()), (1, 2));
+    assert_eq!(
+        (
+            g.get_u32("tokenizer.ggml.bos_token_id").unwrap(),
+            g.get_u32("tokenizer.ggml.eos_token_id").unwrap()
+        ),
+        (1, 2)
+    );
     for t in g.tensors() {
         let (v, s) = g.read_f32(&t.name).unwrap();
         assert_eq!(v.len(), s.iter().product::<usize>(), "{}", t.name);
@@ -369,10 +381,19 @@ fn real_smollm2_gguf_dequantises_every_tensor() {
     let l = GgufLlama::new(g).unwrap();
     let c = l.config().clone();
     assert_eq!(
-        (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.num_key_value_heads, c.intermediate_size),
+        (
+            c.hidden_size,
+            c.num_hidden_layers,
+            c.num_attention_heads,
+            c.num_key_value_heads,
+            c.intermediate_size
+        ),
         (576, 30, 9, 3, 1536)
     );
-    assert_eq!((c.vocab_size, c.max_position_embeddings, c.rope_theta, c.tie_word_embeddings), (49152, 8192, 100000.0, true));
+    assert_eq!(
+        (c.vocab_size, c.max_position_embeddings, c.rope_theta, c.tie_word_embeddings),
+        (49152, 8192, 100000.0, true)
+    );
     assert!((c.rms_norm_eps - 1e-5).abs() < 1e-9);
     let t = l.tensors();
     assert_eq!(t.len(), 272);
@@ -430,7 +451,11 @@ fn write_shards(src: &Path, dir: &Path) -> serde_json::Map<String, serde_json::V
             .iter()
             .map(|t| {
                 map.insert(t.name.clone(), file.clone().into());
-                let v = safetensors::tensor::TensorView::new(st_dtype(t.dtype), t.shape.clone(), st.bytes(&t.name).unwrap());
+                let v = safetensors::tensor::TensorView::new(
+                    st_dtype(t.dtype),
+                    t.shape.clone(),
+                    st.bytes(&t.name).unwrap(),
+                );
                 (t.name.clone(), v.unwrap())
             })
             .collect();
@@ -465,21 +490,36 @@ fn sharded_hf_dir_reads_like_the_single_file_and_checks_the_index() {
         let msg = err_of(HfDir::open(&dir));
         assert!(msg.contains("model.safetensors.index.json") && msg.contains(expect), "{expect}: {msg}");
     };
-    broken(&|m| {
-        m.insert(key.clone(), "model-00003-of-00002.safetensors".into());
-    }, "shard 'model-00003-of-00002.safetensors' does not exist");
-    broken(&|m| {
-        m.insert(key.clone(), "../model.safetensors".into());
-    }, "not a file in the directory");
-    broken(&|m| {
-        m.insert(key.clone(), "model-00002-of-00002.safetensors".into());
-    }, "but weight_map says 'model-00002-of-00002.safetensors'");
-    broken(&|m| {
-        m.remove(&key);
-    }, "is not in weight_map");
-    broken(&|m| {
-        m.insert("ghost.weight".into(), "model-00001-of-00002.safetensors".into());
-    }, "weight_map maps 'ghost.weight' to 'model-00001-of-00002.safetensors', which does not hold it");
+    broken(
+        &|m| {
+            m.insert(key.clone(), "model-00003-of-00002.safetensors".into());
+        },
+        "shard 'model-00003-of-00002.safetensors' does not exist",
+    );
+    broken(
+        &|m| {
+            m.insert(key.clone(), "../model.safetensors".into());
+        },
+        "not a file in the directory",
+    );
+    broken(
+        &|m| {
+            m.insert(key.clone(), "model-00002-of-00002.safetensors".into());
+        },
+        "but weight_map says 'model-00002-of-00002.safetensors'",
+    );
+    broken(
+        &|m| {
+            m.remove(&key);
+        },
+        "is not in weight_map",
+    );
+    broken(
+        &|m| {
+            m.insert("ghost.weight".into(), "model-00001-of-00002.safetensors".into());
+        },
+        "weight_map maps 'ghost.weight' to 'model-00001-of-00002.safetensors', which does not hold it",
+    );
 }
 
 #[test]

@@ -86,7 +86,9 @@ impl std::fmt::Display for MetaValue {
             MetaValue::Array(a) => {
                 write!(f, "[{}; {}]", a.first().map(|x| x.type_name()).unwrap_or("empty"), a.len())
             }
-            other => write!(f, "{}", other.as_i64().map(|v| v.to_string()).unwrap_or_else(|| format!("{other:?}"))),
+            other => {
+                write!(f, "{}", other.as_i64().map(|v| v.to_string()).unwrap_or_else(|| format!("{other:?}")))
+            }
         }
     }
 }
@@ -151,7 +153,10 @@ impl<'a> Cursor<'a> {
     fn take(&mut self, n: u64, what: &str) -> std::result::Result<&'a [u8], String> {
         let left = (self.buf.len() - self.pos) as u64;
         if n > left {
-            return Err(format!("{what} needs {n} bytes at offset {} but the file has {left} left", self.pos));
+            return Err(format!(
+                "{what} needs {n} bytes at offset {} but the file has {left} left",
+                self.pos
+            ));
         }
         let s = &self.buf[self.pos..self.pos + n as usize];
         self.pos += n as usize;
@@ -169,7 +174,8 @@ impl<'a> Cursor<'a> {
     fn string(&mut self, what: &str) -> std::result::Result<String, String> {
         let n = self.u64(what)?;
         let at = self.pos;
-        String::from_utf8(self.take(n, what)?.to_vec()).map_err(|_| format!("{what} at offset {at} is not UTF-8"))
+        String::from_utf8(self.take(n, what)?.to_vec())
+            .map_err(|_| format!("{what} at offset {at} is not UTF-8"))
     }
     fn value(&mut self, ty: u32, key: &str, depth: usize) -> std::result::Result<MetaValue, String> {
         Ok(match ty {
@@ -278,7 +284,10 @@ fn parse(buf: &[u8]) -> std::result::Result<Parsed, String> {
         let (be, bb) = dtype.block();
         // Blocks run along the row (ne[0]); a row that is not whole blocks cannot be decoded.
         if dims.first().is_some_and(|&r| r % be != 0) {
-            return Err(format!("'{name}': row length {} is not a multiple of the {dtype:?} block of {be}", dims[0]));
+            return Err(format!(
+                "'{name}': row length {} is not a multiple of the {dtype:?} block of {be}",
+                dims[0]
+            ));
         }
         let bytes = (n / be).checked_mul(bb).ok_or_else(|| format!("'{name}': size overflows"))? as u64;
         if offset % alignment as u64 != 0 {
@@ -352,7 +361,9 @@ impl GgufFile {
     /// An integer value of any stored width that fits in u32.
     pub fn get_u32(&self, key: &str) -> Result<u32> {
         let v = self.need(key)?;
-        v.as_i64().and_then(|i| u32::try_from(i).ok()).ok_or_else(|| self.wrong(key, "an integer fitting u32", v))
+        v.as_i64()
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| self.wrong(key, "an integer fitting u32", v))
     }
 
     /// An integer value of any stored width that fits in u64.
@@ -360,7 +371,10 @@ impl GgufFile {
         let v = self.need(key)?;
         match v {
             MetaValue::U64(x) => Ok(*x),
-            _ => v.as_i64().and_then(|i| u64::try_from(i).ok()).ok_or_else(|| self.wrong(key, "an unsigned integer", v)),
+            _ => v
+                .as_i64()
+                .and_then(|i| u64::try_from(i).ok())
+                .ok_or_else(|| self.wrong(key, "an unsigned integer", v)),
         }
     }
 
@@ -429,7 +443,8 @@ impl WeightSource for GgufFile {
         let bytes = &self.bytes[e.begin..e.end];
         let data = if e.info.dtype.is_quantized() {
             let n = numel(&e.info.shape).unwrap_or(0);
-            quant::dequantize(e.info.dtype, bytes, n).map_err(|m| format_err(&self.path, format!("'{name}': {m}")))?
+            quant::dequantize(e.info.dtype, bytes, n)
+                .map_err(|m| format_err(&self.path, format!("'{name}': {m}")))?
         } else {
             super::safetensors::to_f32(bytes, e.info.dtype, name)?
         };

@@ -71,7 +71,9 @@ pub fn hf_llama_config(g: &GgufFile) -> Result<LlamaConfig> {
         Some(_) => u("vocab_size")?,
         None => match g.get_array("tokenizer.ggml.tokens") {
             Ok(a) => a.len(),
-            Err(_) => g.tensors().iter().find(|t| t.name == "token_embd.weight").map(|t| t.shape[0]).unwrap_or(0),
+            Err(_) => {
+                g.tensors().iter().find(|t| t.name == "token_embd.weight").map(|t| t.shape[0]).unwrap_or(0)
+            }
         },
     };
     let rope_theta = match g.get("llama.rope.freq_base") {
@@ -139,7 +141,12 @@ fn hf_name(gguf: &str, c: &LlamaConfig) -> Option<(String, Perm)> {
 
 /// Undo the converter's q/k row permutation in place. `data` is row-major with `rows` rows of
 /// `cols` (1 for a bias); `heads` must divide `rows` into heads of an even size.
-pub fn unpermute_rows(data: &[f32], rows: usize, cols: usize, heads: usize) -> std::result::Result<Vec<f32>, String> {
+pub fn unpermute_rows(
+    data: &[f32],
+    rows: usize,
+    cols: usize,
+    heads: usize,
+) -> std::result::Result<Vec<f32>, String> {
     if heads == 0 || rows % heads != 0 || (rows / heads) % 2 != 0 || data.len() != rows * cols {
         return Err(format!("cannot un-permute {rows} rows × {cols} into {heads} heads of even size"));
     }

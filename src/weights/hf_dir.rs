@@ -94,7 +94,8 @@ impl HfDir {
 fn open_sharded(dir: &Path, index: &Path) -> Result<Weights> {
     let v = read_json(index)?;
     let err = |m: String| format_err(index, m);
-    let wm = v.get("weight_map").and_then(|w| w.as_object()).ok_or_else(|| err("no weight_map object".into()))?;
+    let wm =
+        v.get("weight_map").and_then(|w| w.as_object()).ok_or_else(|| err("no weight_map object".into()))?;
     let mut shard_names: Vec<&str> = Vec::new();
     let mut map = HashMap::new();
     for (k, f) in wm {
@@ -134,7 +135,12 @@ fn open_sharded(dir: &Path, index: &Path) -> Result<Weights> {
                         t.name, shard_names[i], shard_names[j]
                     )))
                 }
-                None => return Err(err(format!("'{}' in shard '{}' is not in weight_map", t.name, shard_names[i]))),
+                None => {
+                    return Err(err(format!(
+                        "'{}' in shard '{}' is not in weight_map",
+                        t.name, shard_names[i]
+                    )))
+                }
             }
         }
     }

@@ -299,7 +299,9 @@ pub fn load(buf: &[u8]) -> Result<Loaded, String> {
             }
             b'h' | b'j' => {
                 let idx = if op == b'h' { r.u8()? as u32 } else { r.u32()? };
-                let v = memo.get(&idx).ok_or_else(|| format!("BINGET of unknown memo index {idx} at byte {at}"))?;
+                let v = memo
+                    .get(&idx)
+                    .ok_or_else(|| format!("BINGET of unknown memo index {idx} at byte {at}"))?;
                 stack.push(v.clone());
             }
             0x85..=0x87 => {

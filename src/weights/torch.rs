@@ -78,7 +78,10 @@ impl TorchFile {
         } else if bytes.starts_with(LEGACY_MAGIC) {
             (TorchFormat::Legacy, parse_legacy(&bytes).map_err(|m| format_err(path, m))?)
         } else {
-            return Err(format_err(path, "not a PyTorch checkpoint (neither a zip nor the legacy magic number)"));
+            return Err(format_err(
+                path,
+                "not a PyTorch checkpoint (neither a zip nor the legacy magic number)",
+            ));
         };
         let tensors = choose(&root).map_err(|m| format_err(path, m))?;
         for (name, t) in &tensors {
@@ -132,7 +135,10 @@ fn storage_table(refs: &[StorageRef]) -> Msg<HashMap<String, (WeightDType, u64)>
     for s in refs {
         match t.get(&s.key) {
             Some(&(dt, n)) if (dt, n) != (s.dtype, s.numel) => {
-                return Err(format!("storage '{}' is named as {dt:?}×{n} and as {:?}×{}", s.key, s.dtype, s.numel))
+                return Err(format!(
+                    "storage '{}' is named as {dt:?}×{n} and as {:?}×{}",
+                    s.key, s.dtype, s.numel
+                ))
             }
             _ => {
                 t.insert(s.key.clone(), (s.dtype, s.numel));
@@ -147,11 +153,11 @@ fn nbytes(dt: WeightDType, numel: u64, key: &str) -> Msg<u64> {
 }
 
 fn parse_zip(buf: &[u8]) -> std::result::Result<(Value, HashMap<String, Storage>), Fail> {
-    let mut z = zip::ZipArchive::new(std::io::Cursor::new(buf)).map_err(|e| format!("bad zip archive: {e}"))?;
+    let mut z =
+        zip::ZipArchive::new(std::io::Cursor::new(buf)).map_err(|e| format!("bad zip archive: {e}"))?;
     // Entry name → index; the archive's top folder is named after the file, so find data.pkl.
-    let names: HashMap<String, usize> = (0..z.len())
-        .filter_map(|i| z.by_index_raw(i).ok().map(|f| (f.name().to_string(), i)))
-        .collect();
+    let names: HashMap<String, usize> =
+        (0..z.len()).filter_map(|i| z.by_index_raw(i).ok().map(|f| (f.name().to_string(), i))).collect();
     let pkl = names
         .keys()
         .filter(|n| n.ends_with("data.pkl") && n.matches('/').count() <= 1)
@@ -172,7 +178,11 @@ fn parse_zip(buf: &[u8]) -> std::result::Result<(Value, HashMap<String, Storage>
         let start = f.data_start().ok_or_else(|| format!("zip entry {name}: no data offset"))?;
         let size = f.compressed_size();
         if size != f.size() || start.checked_add(size).is_none_or(|e| e > buf.len() as u64) {
-            return Err(format!("zip entry {name}: {size} bytes at {start} run past the {}-byte file", buf.len()).into());
+            return Err(format!(
+                "zip entry {name}: {size} bytes at {start} run past the {}-byte file",
+                buf.len()
+            )
+            .into());
         }
         Ok(Some((start as usize, (start + size) as usize)))
     };
@@ -190,7 +200,11 @@ fn parse_zip(buf: &[u8]) -> std::result::Result<(Value, HashMap<String, Storage>
         let (b, e) = entry(&name)?.ok_or_else(|| format!("storage '{key}' has no entry {name}"))?;
         let need = nbytes(dtype, numel, &key)?;
         if (e - b) as u64 != need {
-            return Err(format!("storage '{key}': {need} bytes expected ({numel} × {dtype:?}) but {name} has {}", e - b).into());
+            return Err(format!(
+                "storage '{key}': {need} bytes expected ({numel} × {dtype:?}) but {name} has {}",
+                e - b
+            )
+            .into());
         }
         storages.insert(key, Storage { dtype, numel, begin: b });
     }
@@ -211,7 +225,10 @@ fn parse_legacy(buf: &[u8]) -> Msg<(Value, HashMap<String, Storage>)> {
         v => return Err(format!("legacy protocol version is a {} other than 1001", v.kind())),
     }
     if let Value::Dict(d) = next("sys_info")?.value {
-        let big = d.borrow().iter().any(|(k, v)| matches!((k, v), (Value::Str(k), Value::Bool(false)) if k == "little_endian"));
+        let big = d
+            .borrow()
+            .iter()
+            .any(|(k, v)| matches!((k, v), (Value::Str(k), Value::Bool(false)) if k == "little_endian"));
         if big {
             return Err("big-endian legacy checkpoints are not supported".into());
         }
@@ -229,7 +246,8 @@ fn parse_legacy(buf: &[u8]) -> Msg<(Value, HashMap<String, Storage>)> {
             Value::Int(i) => i.to_string(),
             v => return Err(format!("legacy storage key is a {}", v.kind())),
         };
-        let &(dtype, numel) = table.get(&key).ok_or_else(|| format!("storage key '{key}' is not used by the object"))?;
+        let &(dtype, numel) =
+            table.get(&key).ok_or_else(|| format!("storage key '{key}' is not used by the object"))?;
         if pos + 8 > buf.len() {
             return Err(format!("storage '{key}': file ends at {} before its size header", buf.len()));
         }
@@ -266,7 +284,8 @@ fn choose(root: &Value) -> Msg<Vec<(String, TensorRef)>> {
     };
     let mut budget = MAX_NODES;
     for key in WRAPPER_KEYS {
-        let inner = d.borrow().iter().find(|(k, _)| matches!(k, Value::Str(s) if s == key)).map(|(_, v)| v.clone());
+        let inner =
+            d.borrow().iter().find(|(k, _)| matches!(k, Value::Str(s) if s == key)).map(|(_, v)| v.clone());
         if let Some(v @ Value::Dict(_)) = inner {
             let mut out = Vec::new();
             flatten(&v, "", 0, &mut budget, &mut out)?;
@@ -319,9 +338,14 @@ fn flatten(
 
 /// The view must stay inside its storage and match its dtype.
 fn check_view(name: &str, t: &TensorRef, storages: &HashMap<String, Storage>) -> Msg<()> {
-    let s = storages.get(&t.storage.key).ok_or_else(|| format!("'{name}': storage '{}' is missing", t.storage.key))?;
+    let s = storages
+        .get(&t.storage.key)
+        .ok_or_else(|| format!("'{name}': storage '{}' is missing", t.storage.key))?;
     if s.dtype != t.storage.dtype {
-        return Err(format!("'{name}': storage '{}' is {:?}, the tensor says {:?}", t.storage.key, s.dtype, t.storage.dtype));
+        return Err(format!(
+            "'{name}': storage '{}' is {:?}, the tensor says {:?}",
+            t.storage.key, s.dtype, t.storage.dtype
+        ));
     }
     let n = numel(&t.shape).ok_or_else(|| format!("'{name}': shape {:?} overflows", t.shape))?;
     if n == 0 {
@@ -331,7 +355,9 @@ fn check_view(name: &str, t: &TensorRef, storages: &HashMap<String, Storage>) ->
         .shape
         .iter()
         .zip(&t.stride)
-        .try_fold(t.offset, |acc, (&d, &st)| ((d - 1) as u64).checked_mul(st as u64).and_then(|x| acc.checked_add(x)))
+        .try_fold(t.offset, |acc, (&d, &st)| {
+            ((d - 1) as u64).checked_mul(st as u64).and_then(|x| acc.checked_add(x))
+        })
         .ok_or_else(|| format!("'{name}': view overflows"))?;
     if last >= s.numel {
         return Err(format!(

@@ -25,7 +25,10 @@ pub fn asset(rel: &str) -> Option<PathBuf> {
 
 /// `../shared/fixtures/<rel>`, or None after printing SKIP.
 pub fn fixture(rel: &str) -> Option<PathBuf> {
-    found(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures")).join(rel), "shared fixtures absent")
+    found(
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures")).join(rel),
+        "shared fixtures absent",
+    )
 }
 
 /// `tests/data/<rel>` (committed, always present).
