@@ -17,7 +17,11 @@ pub fn dequantize(dt: WeightDType, bytes: &[u8], n: usize) -> Result<Vec<f32>, S
         return Err(format!("{dt:?} is not a block-quantised type"));
     }
     if n % be != 0 || (n / be).checked_mul(bb) != Some(bytes.len()) {
-        return Err(format!("{n} elements of {dt:?} need {} bytes, got {}", n / be * bb, bytes.len()));
+        return Err(format!(
+            "{n} elements of {dt:?} need {} bytes, got {}",
+            (n / be).saturating_mul(bb),
+            bytes.len()
+        ));
     }
     let mut out = Vec::with_capacity(n);
     for b in bytes.chunks_exact(bb) {

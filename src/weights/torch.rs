@@ -371,6 +371,10 @@ fn check_view(name: &str, t: &TensorRef, storages: &HashMap<String, Storage>) ->
 /// Copy a strided view's elements into row-major order.
 fn gather(data: &[u8], t: &TensorRef, el: usize) -> Vec<u8> {
     let n = numel(&t.shape).unwrap_or(0);
+    if n == 0 {
+        // An empty view's offset is unchecked (nothing is read), so it must not index.
+        return Vec::new();
+    }
     let mut out = Vec::with_capacity(n * el);
     let contiguous = {
         let mut expect = 1;
