@@ -147,7 +147,11 @@ pub fn unpermute_rows(
     cols: usize,
     heads: usize,
 ) -> std::result::Result<Vec<f32>, String> {
-    if heads == 0 || rows % heads != 0 || (rows / heads) % 2 != 0 || data.len() != rows * cols {
+    if heads == 0
+        || !rows.is_multiple_of(heads)
+        || !(rows / heads).is_multiple_of(2)
+        || data.len() != rows * cols
+    {
         return Err(format!("cannot un-permute {rows} rows × {cols} into {heads} heads of even size"));
     }
     let hd = rows / heads;

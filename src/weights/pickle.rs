@@ -200,7 +200,7 @@ pub fn load(buf: &[u8]) -> Result<Loaded, String> {
         let Value::Dict(d) = target else {
             return Err(format!("{op} on a {}, not a dict", target.kind()));
         };
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(format!("{op} with an odd number of items"));
         }
         let mut d = d.borrow_mut();

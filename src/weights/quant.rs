@@ -16,7 +16,7 @@ pub fn dequantize(dt: WeightDType, bytes: &[u8], n: usize) -> Result<Vec<f32>, S
     if be == 1 {
         return Err(format!("{dt:?} is not a block-quantised type"));
     }
-    if n % be != 0 || (n / be).checked_mul(bb) != Some(bytes.len()) {
+    if !n.is_multiple_of(be) || (n / be).checked_mul(bb) != Some(bytes.len()) {
         return Err(format!(
             "{n} elements of {dt:?} need {} bytes, got {}",
             (n / be).saturating_mul(bb),
