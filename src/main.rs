@@ -1,5 +1,6 @@
 //! The `whet` command line. Today: `whet devices` lists the adapters whet can use and which one
-//! it would pick. (`train`, `eval`, `predict` and `inspect` arrive with the training driver.)
+//! it would pick; `whet inspect <checkpoint>` lists a checkpoint's tensors (any format
+//! `whet::weights::open` reads). (`train`, `eval` and `predict` arrive with the training driver.)
 
 use std::process::ExitCode;
 
@@ -16,19 +17,59 @@ struct Cli {
 enum Command {
     /// List the GPU adapters (Vulkan, Metal, DX12; lavapipe without a GPU) and the one whet picks.
     Devices,
+    /// List a checkpoint's tensors (name, dtype, shape) and parameter count; GGUF metadata too.
+    Inspect {
+        /// safetensors, GGUF, PyTorch .pth/.bin (zip or legacy) file, or a Hugging Face model directory.
+        checkpoint: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Devices => match devices() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("whet: {e}");
-                ExitCode::FAILURE
-            }
-        },
+    let result = match cli.command {
+        Command::Devices => devices(),
+        Command::Inspect { checkpoint } => inspect(&checkpoint),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("whet: {e}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn inspect(path: &std::path::Path) -> whet::Result<()> {
+    use whet::weights::gguf::{GgufFile, MetaValue};
+    // GGUF metadata first (hyperparameters and tokenizer arrays), then the tensors of any format.
+    let mut magic = [0u8; 4];
+    let is_gguf = path.is_file()
+        && std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok()
+        && &magic == b"GGUF";
+    if is_gguf {
+        let g = GgufFile::open(path)?;
+        println!("metadata ({} keys, GGUF v{}):", g.metadata().len(), g.version);
+        for (k, v) in g.metadata() {
+            let shown = match v {
+                MetaValue::Str(s) if s.chars().count() > 60 => {
+                    format!("{:?}... ({} chars)", s.chars().take(60).collect::<String>(), s.chars().count())
+                }
+                other => other.to_string(),
+            };
+            println!("  {k} = {shown}");
+        }
+    }
+    let src = whet::weights::open(path)?;
+    let tensors = src.tensors();
+    let width = tensors.iter().map(|t| t.name.len()).max().unwrap_or(0);
+    let mut params: u128 = 0;
+    println!("tensors ({}):", tensors.len());
+    for t in &tensors {
+        params += t.shape.iter().map(|&d| d as u128).product::<u128>();
+        println!("  {:width$}  {:<5}  {:?}", t.name, format!("{:?}", t.dtype), t.shape);
+    }
+    println!("parameters: {params}");
+    Ok(())
 }
 
 fn devices() -> whet::Result<()> {
