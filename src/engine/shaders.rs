@@ -142,6 +142,8 @@ shader!(DROPOUT, "dropout/dropout", [plain("dropout_forward"), plain("dropout_ba
 shader!(ADAMW, "optim/adamw", [plain("adamw_step")]);
 shader!(SGD, "optim/sgd", [plain("sgd_step")]);
 shader!(NONFINITE, "check/nonfinite", [plain("count_nonfinite")]);
+shader!(ATTENTION, "attention/attention", [plain("attn_softmax_forward"), plain("attn_softmax_backward")]);
+shader!(ROPE, "attention/rope", [plain("rope_apply")]);
 
 /// Every shader file the crate ships.
 pub const ALL: &[&ShaderFile] = &[
@@ -164,6 +166,8 @@ pub const ALL: &[&ShaderFile] = &[
     &ADAMW,
     &SGD,
     &NONFINITE,
+    &ATTENTION,
+    &ROPE,
 ];
 
 /// Parse and validate one specialisation with naga; the error text is naga's own.

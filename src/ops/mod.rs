@@ -5,6 +5,7 @@
 //! `reference` holds a plain-loop f64 CPU version of every op, forward and backward, used by
 //! the tests as ground truth.
 
+pub mod attention;
 pub mod check;
 pub mod dropout;
 pub mod elementwise;
@@ -16,6 +17,7 @@ pub mod matmul;
 pub mod norm;
 pub mod reduce;
 pub mod reference;
+pub mod rope;
 pub mod softmax;
 
 use crate::engine::{dispatch, Binding, Engine, Kernel};
