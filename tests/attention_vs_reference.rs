@@ -19,7 +19,7 @@ use std::sync::MutexGuard;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use whet::ops::attention::{attention, Attention};
+use whet::ops::attention::{attention, attention_with, Attention, AttentionKernel};
 use whet::ops::reference::attention::{self as ratt, RefAttention};
 use whet::ops::reference::{self as rf, RefTensor};
 use whet::ops::rope::{rope, RopeTable};
@@ -149,7 +149,9 @@ fn attention_forward_and_backward_match_the_reference() {
     let Some((_g, e)) = gpu("attention_forward_and_backward_match_the_reference") else { return };
     let mut rep = Report::new("attention_forward_and_backward_match_the_reference");
     let mut r = ChaCha8Rng::seed_from_u64(7000);
-    for &(b, hq, hkv, tq, tk, d, causal, pad) in CASES {
+    for (&(b, hq, hkv, tq, tk, d, causal, pad), kern) in
+        CASES.iter().flat_map(|c| [AttentionKernel::Composite, AttentionKernel::Flash].map(|k| (c, k)))
+    {
         let (qs, ks) = ([b, hq, tq, d], [b, hkv, tk, d]);
         let q = data(&mut r, qs.iter().product(), -2.0, 2.0);
         let k = data(&mut r, ks.iter().product(), -2.0, 2.0);
@@ -157,13 +159,14 @@ fn attention_forward_and_backward_match_the_reference() {
         let w = weights(&mut r, qs.iter().product());
         let m = pad_mask(&mut r, pad, b, tk);
         let scale = 1.0 / (d as f32).sqrt();
-        let name = format!("attention B{b} H{hq}/{hkv} Tq{tq} Tk{tk} D{d} causal={causal} {pad:?}");
+        let name = format!("attention {kern:?} B{b} H{hq}/{hkv} Tq{tq} Tk{tk} D{d} causal={causal} {pad:?}");
 
         let run = || -> whet::Result<(Vec<f32>, [Vec<f32>; 3])> {
             let (qt, kt, vt) =
                 (Tensor::param(&e, &q, &qs)?, Tensor::param(&e, &k, &ks)?, Tensor::param(&e, &v, &ks)?);
             let mt = m.as_ref().map(|m| Tensor::from_slice(&e, m, &[b, tk])).transpose()?;
-            let o = attention(&qt, &kt, &vt, &Attention { scale, causal, key_padding: mt.as_ref() })?;
+            let o =
+                attention_with(&qt, &kt, &vt, &Attention { scale, causal, key_padding: mt.as_ref() }, kern)?;
             let loss = o.mul(&Tensor::from_slice(&e, &w, &qs)?)?.sum_all()?;
             let gs = loss.backward()?;
             let g = |t: &Tensor| gs.get(t).map(|g| g.to_vec()).unwrap_or(Ok(vec![f32::NAN; t.numel()]));
@@ -213,38 +216,40 @@ fn attention_gradients_for_a_subset_of_inputs_and_determinism() {
     let (qr, kr, vr) =
         (RefTensor::from_f32(&q, &qs), RefTensor::from_f32(&k, &ks), RefTensor::from_f32(&v, &ks));
     let (gq, gk, gv) = ratt::attention_backward(&qr, &kr, &vr, &ro, &RefTensor::full(&qs, 1.0));
-    // Each input alone requiring grad.
-    for which in 0..3 {
-        let mk = |i: usize, d: &[f32], s: &[usize]| {
-            if i == which {
-                Tensor::param(&e, d, s)
-            } else {
-                Tensor::from_slice(&e, d, s)
-            }
-        };
-        let ts = [mk(0, &q, &qs).unwrap(), mk(1, &k, &ks).unwrap(), mk(2, &v, &ks).unwrap()];
-        let loss = attention(&ts[0], &ts[1], &ts[2], &opts).unwrap().sum_all().unwrap();
-        let gs = loss.backward().unwrap();
-        let got = gs.get(&ts[which]).unwrap().to_vec().unwrap();
-        rep.grad(&format!("only input {which}"), &got, [&gq, &gk, &gv][which]);
-        rep.check(&format!("only input {which}: one gradient"), gs.len() == 1);
-    }
-    // Bitwise determinism of forward and backward.
-    let once = || {
-        let ts = [
-            Tensor::param(&e, &q, &qs).unwrap(),
-            Tensor::param(&e, &k, &ks).unwrap(),
-            Tensor::param(&e, &v, &ks).unwrap(),
-        ];
-        let o = attention(&ts[0], &ts[1], &ts[2], &opts).unwrap();
-        let gs = o.sum_all().unwrap().backward().unwrap();
-        let mut all = o.to_vec().unwrap();
-        for t in &ts {
-            all.extend(gs.get(t).unwrap().to_vec().unwrap());
+    for kern in [AttentionKernel::Composite, AttentionKernel::Flash] {
+        // Each input alone requiring grad.
+        for which in 0..3 {
+            let mk = |i: usize, d: &[f32], s: &[usize]| {
+                if i == which {
+                    Tensor::param(&e, d, s)
+                } else {
+                    Tensor::from_slice(&e, d, s)
+                }
+            };
+            let ts = [mk(0, &q, &qs).unwrap(), mk(1, &k, &ks).unwrap(), mk(2, &v, &ks).unwrap()];
+            let loss = attention_with(&ts[0], &ts[1], &ts[2], &opts, kern).unwrap().sum_all().unwrap();
+            let gs = loss.backward().unwrap();
+            let got = gs.get(&ts[which]).unwrap().to_vec().unwrap();
+            rep.grad(&format!("{kern:?} only input {which}"), &got, [&gq, &gk, &gv][which]);
+            rep.check(&format!("{kern:?} only input {which}: one gradient"), gs.len() == 1);
         }
-        all.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
-    };
-    rep.check("two runs differ bitwise", once() == once());
+        // Bitwise determinism of forward and backward.
+        let once = || {
+            let ts = [
+                Tensor::param(&e, &q, &qs).unwrap(),
+                Tensor::param(&e, &k, &ks).unwrap(),
+                Tensor::param(&e, &v, &ks).unwrap(),
+            ];
+            let o = attention_with(&ts[0], &ts[1], &ts[2], &opts, kern).unwrap();
+            let gs = o.sum_all().unwrap().backward().unwrap();
+            let mut all = o.to_vec().unwrap();
+            for t in &ts {
+                all.extend(gs.get(t).unwrap().to_vec().unwrap());
+            }
+            all.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
+        };
+        rep.check(&format!("{kern:?}: two runs differ bitwise"), once() == once());
+    }
     // No grad mode records nothing.
     {
         let _ng = e.no_grad();

@@ -15,7 +15,7 @@ use std::sync::MutexGuard;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use whet::ops::attention::{attention, Attention};
+use whet::ops::attention::{attention_with, Attention, AttentionKernel};
 use whet::ops::check::{count_nonfinite, NonFinite};
 use whet::ops::elementwise::UnaryOp;
 use whet::ops::loss::CrossEntropy;
@@ -437,6 +437,7 @@ fn attention_run(
     (qs, ks): ([usize; 4], [usize; 4]),
     causal: bool,
     mask: Option<&[f32]>,
+    kern: AttentionKernel,
 ) -> (Vec<f32>, Vec<Vec<f32>>) {
     let ts = [
         Tensor::param(e, q, &qs).unwrap(),
@@ -445,7 +446,7 @@ fn attention_run(
     ];
     let m = mask.map(|m| Tensor::from_slice(e, m, &[ks[0], ks[2]]).unwrap());
     let opts = Attention { scale: 1.0, causal, key_padding: m.as_ref() };
-    let o = attention(&ts[0], &ts[1], &ts[2], &opts).unwrap();
+    let o = attention_with(&ts[0], &ts[1], &ts[2], &opts, kern).unwrap();
     let gs = o.mul(&Tensor::from_slice(e, w, &qs).unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
     (o.to_vec().unwrap(), ts.iter().map(|t| gs.get(t).unwrap().to_vec().unwrap()).collect())
 }
@@ -467,37 +468,39 @@ fn attention_rows_with_every_key_masked_are_exactly_zero_with_zero_gradients() {
     // Batch 0: every key masked. Batch 1: keys 0 and 1 masked, so with causal masking query
     // rows 0 and 1 see nothing while rows 2.. see keys 2..=i.
     let mask: Vec<f32> = [[0.0; 6], [0.0, 0.0, 1.0, 1.0, 1.0, 1.0]].concat();
-    let (out, grads) = attention_run(&e, (&q, &k, &v, &w), (qs, ks), true, Some(&mask));
-    assert!(all_finite(&out) && grads.iter().all(|g| all_finite(g)), "non-finite: {out:?} {grads:?}");
-    let row = |bi: usize, hi: usize, i: usize| ((bi * h + hi) * t + i) * d;
-    for hi in 0..h {
-        for i in 0..t {
-            let dead = i < 2;
-            for c in 0..d {
-                // Batch 0 everywhere, batch 1 on rows 0 and 1: output and q-gradient exactly 0.
-                for (bi, zero) in [(0, true), (1, dead)] {
-                    if zero {
-                        assert_eq!(out[row(bi, hi, i) + c], 0.0, "out b{bi} h{hi} row {i}");
-                        assert_eq!(grads[0][row(bi, hi, i) + c], 0.0, "grad q b{bi} h{hi} row {i}");
+    for kern in [AttentionKernel::Composite, AttentionKernel::Flash] {
+        let (out, grads) = attention_run(&e, (&q, &k, &v, &w), (qs, ks), true, Some(&mask), kern);
+        assert!(all_finite(&out) && grads.iter().all(|g| all_finite(g)), "non-finite: {out:?} {grads:?}");
+        let row = |bi: usize, hi: usize, i: usize| ((bi * h + hi) * t + i) * d;
+        for hi in 0..h {
+            for i in 0..t {
+                let dead = i < 2;
+                for c in 0..d {
+                    // Batch 0 everywhere, batch 1 on rows 0 and 1: output and q-gradient exactly 0.
+                    for (bi, zero) in [(0, true), (1, dead)] {
+                        if zero {
+                            assert_eq!(out[row(bi, hi, i) + c], 0.0, "out b{bi} h{hi} row {i}");
+                            assert_eq!(grads[0][row(bi, hi, i) + c], 0.0, "grad q b{bi} h{hi} row {i}");
+                        }
                     }
-                }
-                // Masked keys get exactly zero k- and v-gradients.
-                for (bi, j) in [(0, i), (1, 0), (1, 1)] {
-                    assert_eq!(grads[1][row(bi, hi, j) + c], 0.0, "grad k b{bi} key {j}");
-                    assert_eq!(grads[2][row(bi, hi, j) + c], 0.0, "grad v b{bi} key {j}");
+                    // Masked keys get exactly zero k- and v-gradients.
+                    for (bi, j) in [(0, i), (1, 0), (1, 1)] {
+                        assert_eq!(grads[1][row(bi, hi, j) + c], 0.0, "grad k b{bi} key {j}");
+                        assert_eq!(grads[2][row(bi, hi, j) + c], 0.0, "grad v b{bi} key {j}");
+                    }
                 }
             }
         }
-    }
-    // The rest agrees with the reference.
-    let (qr, kr, vr) =
-        (RefTensor::from_f32(&q, &qs), RefTensor::from_f32(&k, &ks), RefTensor::from_f32(&v, &ks));
-    let mr = RefTensor::from_f32(&mask, &[b, t]);
-    let o = RefAttention { scale: 1.0, causal: true, key_padding: Some(&mr) };
-    assert_close("attention, masked rows", &out, &ratt::attention(&qr, &kr, &vr, &o), 1e-5, 1e-4);
-    let (gq, gk, gv) = ratt::attention_backward(&qr, &kr, &vr, &o, &RefTensor::full(&qs, 1.0));
-    for (name, got, want) in [("q", &grads[0], gq), ("k", &grads[1], gk), ("v", &grads[2], gv)] {
-        assert_close(&format!("attention, masked rows, grad {name}"), got, &want, 1e-4, 1e-3);
+        // The rest agrees with the reference.
+        let (qr, kr, vr) =
+            (RefTensor::from_f32(&q, &qs), RefTensor::from_f32(&k, &ks), RefTensor::from_f32(&v, &ks));
+        let mr = RefTensor::from_f32(&mask, &[b, t]);
+        let o = RefAttention { scale: 1.0, causal: true, key_padding: Some(&mr) };
+        assert_close("attention, masked rows", &out, &ratt::attention(&qr, &kr, &vr, &o), 1e-5, 1e-4);
+        let (gq, gk, gv) = ratt::attention_backward(&qr, &kr, &vr, &o, &RefTensor::full(&qs, 1.0));
+        for (name, got, want) in [("q", &grads[0], gq), ("k", &grads[1], gk), ("v", &grads[2], gv)] {
+            assert_close(&format!("attention {kern:?}, masked rows, grad {name}"), got, &want, 1e-4, 1e-3);
+        }
     }
 }
 
@@ -517,8 +520,11 @@ fn attention_scores_of_plus_minus_1e4_are_finite_and_right() {
     let w: Vec<f32> = (0..n).map(|_| r.random_range(-1.5f32..1.5)).collect();
     let (qr, kr, vr) =
         (RefTensor::from_f32(&q, &qs), RefTensor::from_f32(&k, &ks), RefTensor::from_f32(&v, &ks));
-    for causal in [false, true] {
-        let (out, grads) = attention_run(&e, (&q, &k, &v, &w), (qs, ks), causal, None);
+    for (causal, kern) in [false, true]
+        .into_iter()
+        .flat_map(|c| [AttentionKernel::Composite, AttentionKernel::Flash].map(|k| (c, k)))
+    {
+        let (out, grads) = attention_run(&e, (&q, &k, &v, &w), (qs, ks), causal, None, kern);
         assert!(all_finite(&out) && grads.iter().all(|g| all_finite(g)), "±1e4 causal={causal}");
         let o = RefAttention { scale: 1.0, causal, key_padding: None };
         assert_close("attention(±1e4)", &out, &ratt::attention(&qr, &kr, &vr, &o), 1e-5, 1e-4);

@@ -144,6 +144,16 @@ shader!(SGD, "optim/sgd", [plain("sgd_step")]);
 shader!(NONFINITE, "check/nonfinite", [plain("count_nonfinite")]);
 shader!(ATTENTION, "attention/attention", [plain("attn_softmax_forward"), plain("attn_softmax_backward")]);
 shader!(ROPE, "attention/rope", [plain("rope_apply")]);
+shader!(
+    FLASH,
+    "attention/flash",
+    [
+        plain("flash_forward"),
+        plain("flash_backward_stats"),
+        plain("flash_backward_q"),
+        plain("flash_backward_kv")
+    ]
+);
 
 /// Every shader file the crate ships.
 pub const ALL: &[&ShaderFile] = &[
@@ -168,6 +178,7 @@ pub const ALL: &[&ShaderFile] = &[
     &NONFINITE,
     &ATTENTION,
     &ROPE,
+    &FLASH,
 ];
 
 /// Parse and validate one specialisation with naga; the error text is naga's own.

@@ -14,7 +14,7 @@
 //! as `[B·Hkv, G·Tq, D]`. The products then run per kv head, and `dK`, `dV` come out already
 //! summed over the G query heads sharing it.
 
-use crate::engine::{shaders, Binding, Kernel};
+use crate::engine::{shaders, Binding, Engine, Kernel};
 use crate::error::{Error, Result};
 use crate::graph::{bytes_of, record, Backward, Needs};
 use crate::ops::matmul::{matmul_raw, MatmulKernel};
@@ -218,18 +218,69 @@ impl Backward for AttentionBackward {
     }
 }
 
+/// Which implementation [`attention_with`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttentionKernel {
+    /// The measured default (see the module docs).
+    #[default]
+    Auto,
+    /// Batched matmuls around a fused masked-softmax kernel; saves the probabilities.
+    Composite,
+    /// One fused kernel per query row with an online softmax; saves only per-row statistics and
+    /// recomputes scores in backward. Head dims up to [`FLASH_MAX_HEAD_DIM`].
+    Flash,
+}
+
+/// Largest head dim of [`AttentionKernel::Flash`] (`MAX_D` in `flash.wgsl`).
+pub const FLASH_MAX_HEAD_DIM: usize = 128;
+
 /// Scaled dot-product attention: `softmax(scale · q·kᵀ + masks) · v`.
 ///
 /// `q`: `[B, Hq, Tq, D]`; `k`, `v`: `[B, Hkv, Tk, D]` with `Hq % Hkv == 0` (query head `h`
 /// reads kv head `h / (Hq/Hkv)`; multi-head attention is `Hkv == Hq`). Returns
 /// `[B, Hq, Tq, D]`. Gradients flow to `q`, `k` and `v` (never to the mask).
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: &Attention) -> Result<Tensor> {
+    attention_with(q, k, v, opts, AttentionKernel::Auto)
+}
+
+/// [`attention`] with an explicit implementation (tests and benches).
+pub fn attention_with(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    opts: &Attention,
+    kernel: AttentionKernel,
+) -> Result<Tensor> {
     let mut ts = vec![q, k, v];
     if let Some(m) = opts.key_padding {
         ts.push(m);
     }
     let e = same_engine(OP, &ts)?;
     let geo = check(q, k, v, opts)?;
+    match kernel {
+        AttentionKernel::Auto | AttentionKernel::Composite => composite(e, q, k, v, opts, geo),
+        AttentionKernel::Flash => {
+            if geo.d > FLASH_MAX_HEAD_DIM {
+                return Err(Error::shape(
+                    OP,
+                    q.shape(),
+                    k.shape(),
+                    format!("the flash kernel takes head dims up to {FLASH_MAX_HEAD_DIM}, got {}", geo.d),
+                ));
+            }
+            flash(e, q, k, v, opts, geo)
+        }
+    }
+}
+
+fn composite(
+    e: &Engine,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    opts: &Attention,
+    geo: Geometry,
+) -> Result<Tensor> {
     let (z, rows) = (geo.z(), geo.rows());
     let q3 = q.view_as(&[z, rows, geo.d]);
     let k3 = k.view_as(&[z, geo.tk, geo.d]);
@@ -262,6 +313,135 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, opts: &Attention) -> Result
             p: probs,
             geo,
             params: p,
+            needs: needs.clone(),
+        }))
+    })
+}
+
+/// Uniform of `flash.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct FlashParams {
+    rows: u32,
+    tk: u32,
+    tq: u32,
+    group_rows: u32,
+    hkv: u32,
+    causal: u32,
+    has_mask: u32,
+    shift: u32,
+    scale: f32,
+    d: u32,
+    _pad: [u32; 2],
+}
+
+struct FlashBackward {
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Option<Tensor>,
+    /// Output `[Z, G·Tq, D]` and per-row (max, log-sum) `[Z·G·Tq, 2]`.
+    o: Tensor,
+    lse: Tensor,
+    geo: Geometry,
+    p: FlashParams,
+    needs: Needs,
+}
+
+impl Backward for FlashBackward {
+    fn backward(&self, grad: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let e = grad.engine();
+        let geo = &self.geo;
+        let (z, rows) = (geo.z(), geo.rows());
+        let kv_shape = [geo.b, geo.hkv, geo.tk, geo.d];
+        let go = grad.view_as(&[z, rows, geo.d]);
+        let stats = Tensor::empty(e, &[z * rows, 3])?;
+        launch_1d(
+            e,
+            &Kernel::new(&shaders::FLASH, "flash_backward_stats"),
+            &self.p,
+            &[
+                Binding::read(go.storage(), go.nbytes()),
+                Binding::read(self.o.storage(), self.o.nbytes()),
+                Binding::read(self.lse.storage(), self.lse.nbytes()),
+                Binding::write(stats.storage(), stats.nbytes()),
+            ],
+            z * rows,
+        )?;
+        let mask = self.mask.as_ref().unwrap_or(&self.k);
+        let ins = [&self.q, &self.k, &self.v, mask, &stats, &go];
+        let reads =
+            || -> Vec<Binding> { ins.iter().map(|t| Binding::read(t.storage(), t.nbytes())).collect() };
+        let gq = if self.needs[0] {
+            let dq = Tensor::empty(e, &[geo.b, geo.hq, geo.tq, geo.d])?;
+            let mut b = reads();
+            b.push(Binding::write(dq.storage(), dq.nbytes()));
+            launch_1d(e, &Kernel::new(&shaders::FLASH, "flash_backward_q"), &self.p, &b, z * rows)?;
+            Some(dq)
+        } else {
+            None
+        };
+        let (gk, gv) = if self.needs[1] || self.needs[2] {
+            let dk = Tensor::empty(e, &kv_shape)?;
+            let dv = Tensor::empty(e, &kv_shape)?;
+            let mut b = reads();
+            b.push(Binding::write(dk.storage(), dk.nbytes()));
+            b.push(Binding::write(dv.storage(), dv.nbytes()));
+            launch_1d(e, &Kernel::new(&shaders::FLASH, "flash_backward_kv"), &self.p, &b, z * geo.tk)?;
+            (self.needs[1].then_some(dk), self.needs[2].then_some(dv))
+        } else {
+            (None, None)
+        };
+        Ok(vec![gq, gk, gv])
+    }
+    fn saved_bytes(&self) -> u64 {
+        bytes_of(&[Some(&self.q), Some(&self.k), Some(&self.v), Some(&self.o), Some(&self.lse)])
+    }
+}
+
+fn flash(e: &Engine, q: &Tensor, k: &Tensor, v: &Tensor, opts: &Attention, geo: Geometry) -> Result<Tensor> {
+    let (z, rows) = (geo.z(), geo.rows());
+    let p = FlashParams {
+        rows: (z * rows) as u32,
+        tk: geo.tk as u32,
+        tq: geo.tq as u32,
+        group_rows: rows as u32,
+        hkv: geo.hkv as u32,
+        causal: opts.causal as u32,
+        has_mask: opts.key_padding.is_some() as u32,
+        shift: geo.tk.saturating_sub(geo.tq) as u32,
+        scale: opts.scale,
+        d: geo.d as u32,
+        _pad: [0; 2],
+    };
+    let o = Tensor::empty(e, &[z, rows, geo.d])?;
+    let lse = Tensor::empty(e, &[z * rows, 2])?;
+    let mask = opts.key_padding.unwrap_or(k);
+    launch_1d(
+        e,
+        &Kernel::new(&shaders::FLASH, "flash_forward"),
+        &p,
+        &[
+            Binding::read(q.storage(), q.nbytes()),
+            Binding::read(k.storage(), k.nbytes()),
+            Binding::read(v.storage(), v.nbytes()),
+            Binding::read(mask.storage(), mask.nbytes()),
+            Binding::write(o.storage(), o.nbytes()),
+            Binding::write(lse.storage(), lse.nbytes()),
+        ],
+        z * rows,
+    )?;
+    let out = o.view_as(&[geo.b, geo.hq, geo.tq, geo.d]);
+    record(OP, out, &[q, k, v], |needs| {
+        Ok(Box::new(FlashBackward {
+            q: q.view_as(&[z, rows, geo.d]),
+            k: k.clone(),
+            v: v.clone(),
+            mask: opts.key_padding.cloned(),
+            o,
+            lse,
+            geo,
+            p,
             needs: needs.clone(),
         }))
     })
