@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use whet::ops::attention::{attention as sdpa, Attention};
+use whet::ops::attention::{attention_with, Attention, AttentionKernel};
 use whet::ops::matmul::{matmul_with, MatmulKernel};
 use whet::{Engine, Tensor};
 
@@ -131,19 +131,21 @@ fn attention(c: &mut Criterion) {
             key_padding: if padded { Some(&mask) } else { None },
         };
         g.throughput(Throughput::Elements(4 * (b * hq * t * t * d) as u64));
-        g.bench_function(BenchmarkId::new("forward", label), |bch| {
-            bch.iter_custom(|it| time(&e, it, || drop(sdpa(&q, &k, &v, &opts).unwrap())))
-        });
         let (qp, kp, vp) =
             (q.clone().requires_grad_(true), k.clone().requires_grad_(true), v.clone().requires_grad_(true));
-        g.bench_function(BenchmarkId::new("forward_backward", label), |bch| {
-            bch.iter_custom(|it| {
-                time(&e, it, || {
-                    let gs = sdpa(&qp, &kp, &vp, &opts).unwrap().sum_all().unwrap().backward().unwrap();
-                    drop(gs);
+        for kern in [AttentionKernel::Composite, AttentionKernel::Flash] {
+            g.bench_function(BenchmarkId::new(format!("{kern:?}/forward"), label), |bch| {
+                bch.iter_custom(|it| time(&e, it, || drop(attention_with(&q, &k, &v, &opts, kern).unwrap())))
+            });
+            g.bench_function(BenchmarkId::new(format!("{kern:?}/forward_backward"), label), |bch| {
+                bch.iter_custom(|it| {
+                    time(&e, it, || {
+                        let o = attention_with(&qp, &kp, &vp, &opts, kern).unwrap();
+                        drop(o.sum_all().unwrap().backward().unwrap());
+                    })
                 })
-            })
-        });
+            });
+        }
     }
     g.finish();
 }
