@@ -299,6 +299,11 @@ fn attention_shape_errors_name_the_op() {
             other => panic!("{what}: expected a shape error from attention, got {other:?}"),
         }
     }
+    // The flash kernel's private arrays cap the head dim; the default falls back instead.
+    let big = [1, 1, 2, 136];
+    let res = attention_with(&z(&big), &z(&big), &z(&big), &Attention::new(136), AttentionKernel::Flash);
+    assert!(matches!(res, Err(Error::Shape { op: "attention", .. })), "{res:?}");
+    assert!(attention(&z(&big), &z(&big), &z(&big), &Attention::new(136)).is_ok());
     let u = Tensor::from_u32(&e, &[1; 4], &[1, 4]).unwrap();
     let res = attention(
         &z(&[1, 2, 4, 4]),
