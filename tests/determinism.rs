@@ -3,8 +3,8 @@
 
 use std::process::Command;
 
-use whet::ops::loss::{cross_entropy, CrossEntropy};
 use whet::nn::{Origin, Params, Slot};
+use whet::ops::loss::{cross_entropy, CrossEntropy};
 use whet::optim::{Method, OptimConfig, Optimizer};
 use whet::{Engine, Tensor};
 
@@ -32,7 +32,8 @@ fn train() -> u64 {
     let table = add("table", Tensor::param(&e, &vals(50 * 16, 1), &[50, 16]).unwrap());
     let w = add("w", Tensor::param(&e, &vals(16 * 5, 2), &[16, 5]).unwrap());
     let b = add("b", Tensor::param(&e, &[0.0; 5], &[5]).unwrap());
-    let mut opt = Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 1e-2).weight_decay(0.01).clip(1.0)).unwrap();
+    let mut opt =
+        Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 1e-2).weight_decay(0.01).clip(1.0)).unwrap();
     for step in 0..50u32 {
         let ids: Vec<u32> = (0..24).map(|i| (i * 7 + step * 3) % 50).collect();
         let labels: Vec<u32> = (0..24).map(|i| (i + step) % 5).collect();

@@ -1,10 +1,10 @@
 //! Engine behaviour: adapter choice, typed errors (shape, limits, shader compile), buffer
 //! pooling and batching (no allocation or compile once a step is warm).
 
-use whet::nn::{Origin, Params, Slot};
-use whet::optim::{Method, OptimConfig, Optimizer};
 use whet::engine::shaders::{ShaderFile, Spec};
 use whet::engine::Kernel;
+use whet::nn::{Origin, Params, Slot};
+use whet::optim::{Method, OptimConfig, Optimizer};
 use whet::{Engine, EngineOptions, Error, Tensor};
 
 #[test]
@@ -90,7 +90,8 @@ fn a_warm_step_allocates_no_buffers_and_compiles_no_pipelines() {
     let w0 = Tensor::param(&e, &vec![0.01; 64 * 32], &[64, 32]).unwrap();
     let w = params.push("w", w0, Slot::Param, Origin::Fresh).unwrap();
     let x = Tensor::from_slice(&e, &vec![0.5; 8 * 64], &[8, 64]).unwrap();
-    let mut opt = Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 1e-3).weight_decay(0.01).clip(1.0)).unwrap();
+    let mut opt =
+        Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 1e-3).weight_decay(0.01).clip(1.0)).unwrap();
     let mut step = || {
         let loss = x.matmul(params.get(w)).unwrap().gelu().unwrap().mean_all().unwrap();
         let g = loss.backward().unwrap();

@@ -15,9 +15,11 @@ use std::sync::MutexGuard;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use whet::ops::attention::{attention_with, Attention, AttentionKernel};
 use whet::ops::check::{count_nonfinite, NonFinite};
 use whet::ops::elementwise::UnaryOp;
 use whet::ops::loss::CrossEntropy;
+use whet::ops::reference::attention::{self as ratt, RefAttention};
 use whet::ops::reference::{
     self as rf, elementwise as rew, loss as rloss, norm as rnorm, softmax as rsm, RefTensor,
 };
@@ -424,4 +426,111 @@ fn nonfinite_detector_has_no_false_positives() {
     let nan = t.mul(&Tensor::from_slice(&e, &[0.0, 1.0], &[2]).unwrap()).unwrap();
     let c = count_nonfinite(&nan).unwrap();
     assert_eq!(c.nan + c.inf, 1, "{c:?}");
+}
+
+// ------------------------------------------------------------------ N2: attention
+
+/// Output and (q, k, v) gradients of `sum(attention(q, k, v) * w)`.
+fn attention_run(
+    e: &Engine,
+    (q, k, v, w): (&[f32], &[f32], &[f32], &[f32]),
+    (qs, ks): ([usize; 4], [usize; 4]),
+    causal: bool,
+    mask: Option<&[f32]>,
+    kern: AttentionKernel,
+) -> (Vec<f32>, Vec<Vec<f32>>) {
+    let ts = [
+        Tensor::param(e, q, &qs).unwrap(),
+        Tensor::param(e, k, &ks).unwrap(),
+        Tensor::param(e, v, &ks).unwrap(),
+    ];
+    let m = mask.map(|m| Tensor::from_slice(e, m, &[ks[0], ks[2]]).unwrap());
+    let opts = Attention { scale: 1.0, causal, key_padding: m.as_ref() };
+    let o = attention_with(&ts[0], &ts[1], &ts[2], &opts, kern).unwrap();
+    let gs = o.mul(&Tensor::from_slice(e, w, &qs).unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
+    (o.to_vec().unwrap(), ts.iter().map(|t| gs.get(t).unwrap().to_vec().unwrap()).collect())
+}
+
+#[test]
+fn attention_rows_with_every_key_masked_are_exactly_zero_with_zero_gradients() {
+    let Some((_g, e)) = gpu("attention_rows_with_every_key_masked_are_exactly_zero_with_zero_gradients")
+    else {
+        return;
+    };
+    let mut r = ChaCha8Rng::seed_from_u64(310);
+    let (b, h, t, d) = (2, 2, 6, 4);
+    let (qs, ks) = ([b, h, t, d], [b, h, t, d]);
+    let n = b * h * t * d;
+    let q: Vec<f32> = (0..n).map(|_| r.random_range(-3.0f32..3.0)).collect();
+    let k: Vec<f32> = (0..n).map(|_| r.random_range(-3.0f32..3.0)).collect();
+    let v: Vec<f32> = (0..n).map(|_| r.random_range(-3.0f32..3.0)).collect();
+    let w = vec![1.0f32; n];
+    // Batch 0: every key masked. Batch 1: keys 0 and 1 masked, so with causal masking query
+    // rows 0 and 1 see nothing while rows 2.. see keys 2..=i.
+    let mask: Vec<f32> = [[0.0; 6], [0.0, 0.0, 1.0, 1.0, 1.0, 1.0]].concat();
+    for kern in [AttentionKernel::Composite, AttentionKernel::Flash] {
+        let (out, grads) = attention_run(&e, (&q, &k, &v, &w), (qs, ks), true, Some(&mask), kern);
+        assert!(all_finite(&out) && grads.iter().all(|g| all_finite(g)), "non-finite: {out:?} {grads:?}");
+        let row = |bi: usize, hi: usize, i: usize| ((bi * h + hi) * t + i) * d;
+        for hi in 0..h {
+            for i in 0..t {
+                let dead = i < 2;
+                for c in 0..d {
+                    // Batch 0 everywhere, batch 1 on rows 0 and 1: output and q-gradient exactly 0.
+                    for (bi, zero) in [(0, true), (1, dead)] {
+                        if zero {
+                            assert_eq!(out[row(bi, hi, i) + c], 0.0, "out b{bi} h{hi} row {i}");
+                            assert_eq!(grads[0][row(bi, hi, i) + c], 0.0, "grad q b{bi} h{hi} row {i}");
+                        }
+                    }
+                    // Masked keys get exactly zero k- and v-gradients.
+                    for (bi, j) in [(0, i), (1, 0), (1, 1)] {
+                        assert_eq!(grads[1][row(bi, hi, j) + c], 0.0, "grad k b{bi} key {j}");
+                        assert_eq!(grads[2][row(bi, hi, j) + c], 0.0, "grad v b{bi} key {j}");
+                    }
+                }
+            }
+        }
+        // The rest agrees with the reference.
+        let (qr, kr, vr) =
+            (RefTensor::from_f32(&q, &qs), RefTensor::from_f32(&k, &ks), RefTensor::from_f32(&v, &ks));
+        let mr = RefTensor::from_f32(&mask, &[b, t]);
+        let o = RefAttention { scale: 1.0, causal: true, key_padding: Some(&mr) };
+        assert_close("attention, masked rows", &out, &ratt::attention(&qr, &kr, &vr, &o), 1e-5, 1e-4);
+        let (gq, gk, gv) = ratt::attention_backward(&qr, &kr, &vr, &o, &RefTensor::full(&qs, 1.0));
+        for (name, got, want) in [("q", &grads[0], gq), ("k", &grads[1], gk), ("v", &grads[2], gv)] {
+            assert_close(&format!("attention {kern:?}, masked rows, grad {name}"), got, &want, 1e-4, 1e-3);
+        }
+    }
+}
+
+#[test]
+fn attention_scores_of_plus_minus_1e4_are_finite_and_right() {
+    let Some((_g, e)) = gpu("attention_scores_of_plus_minus_1e4_are_finite_and_right") else { return };
+    let mut r = ChaCha8Rng::seed_from_u64(311);
+    // Scores q.k are exactly 0 or ±1e4 (f32 exact, ties included): the softmax is (nearly)
+    // one-hot or split evenly between tied keys, and nothing overflows.
+    let (b, h, t, d) = (1, 2, 8, 4);
+    let (qs, ks) = ([b, h, t, d], [b, h, t, d]);
+    let n = b * h * t * d;
+    let pm = |r: &mut ChaCha8Rng, m: f32| if r.random::<bool>() { m } else { -m };
+    let q: Vec<f32> = (0..n).map(|i| if i % d == 0 { pm(&mut r, 50.0) } else { 0.0 }).collect();
+    let k: Vec<f32> = (0..n).map(|i| if i % d == 0 { pm(&mut r, 200.0) } else { 0.0 }).collect();
+    let v: Vec<f32> = (0..n).map(|_| r.random_range(-2.0f32..2.0)).collect();
+    let w: Vec<f32> = (0..n).map(|_| r.random_range(-1.5f32..1.5)).collect();
+    let (qr, kr, vr) =
+        (RefTensor::from_f32(&q, &qs), RefTensor::from_f32(&k, &ks), RefTensor::from_f32(&v, &ks));
+    for (causal, kern) in [false, true]
+        .into_iter()
+        .flat_map(|c| [AttentionKernel::Composite, AttentionKernel::Flash].map(|k| (c, k)))
+    {
+        let (out, grads) = attention_run(&e, (&q, &k, &v, &w), (qs, ks), causal, None, kern);
+        assert!(all_finite(&out) && grads.iter().all(|g| all_finite(g)), "±1e4 causal={causal}");
+        let o = RefAttention { scale: 1.0, causal, key_padding: None };
+        assert_close("attention(±1e4)", &out, &ratt::attention(&qr, &kr, &vr, &o), 1e-5, 1e-4);
+        let (gq, gk, gv) = ratt::attention_backward(&qr, &kr, &vr, &o, &RefTensor::from_f32(&w, &qs));
+        for (name, got, want) in [("q", &grads[0], gq), ("k", &grads[1], gk), ("v", &grads[2], gv)] {
+            assert_close(&format!("attention(±1e4) grad {name}"), got, &want, 1e-4, 1e-3);
+        }
+    }
 }

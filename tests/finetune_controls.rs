@@ -21,7 +21,12 @@ fn gpu(test: &str) -> Option<(MutexGuard<'static, ()>, Engine)> {
 }
 
 fn vals(n: usize, seed: u32, scale: f32) -> Vec<f32> {
-    (0..n).map(|i| ((((i as u32).wrapping_mul(2654435761) ^ seed.wrapping_mul(40503)) % 2001) as f32 / 1000.0 - 1.0) * scale).collect()
+    (0..n)
+        .map(|i| {
+            ((((i as u32).wrapping_mul(2654435761) ^ seed.wrapping_mul(40503)) % 2001) as f32 / 1000.0 - 1.0)
+                * scale
+        })
+        .collect()
 }
 
 fn close(what: &str, got: &[f32], want: &[f64], tol: f64) {
@@ -53,11 +58,21 @@ fn l2sp_penalty_and_gradients_match_the_formula() {
     let g = pen.backward().unwrap();
     let ga: Vec<f64> = w1.iter().zip(&w0).map(|(a, b)| 0.02 * (*a as f64 - *b as f64)).collect();
     close("d/dw", &g.get(p.get(a)).unwrap().to_vec().unwrap(), &ga, 1e-5);
-    close("d/dhead", &g.get(p.get(h)).unwrap().to_vec().unwrap(), &h0.iter().map(|v| 1.0 * *v as f64).collect::<Vec<_>>(), 1e-5);
+    close(
+        "d/dhead",
+        &g.get(p.get(h)).unwrap().to_vec().unwrap(),
+        &h0.iter().map(|v| 1.0 * *v as f64).collect::<Vec<_>>(),
+        1e-5,
+    );
     // A frozen parameter is not penalised.
     p.freeze(&Select::Prefix("body".into())).unwrap();
     let only_head = reg.penalty(&p).unwrap().unwrap().item().unwrap() as f64;
-    close("frozen body", &[only_head as f32], &[0.5 * h0.iter().map(|v| (*v as f64).powi(2)).sum::<f64>()], 1e-5);
+    close(
+        "frozen body",
+        &[only_head as f32],
+        &[0.5 * h0.iter().map(|v| (*v as f64).powi(2)).sum::<f64>()],
+        1e-5,
+    );
 }
 
 #[test]
@@ -73,7 +88,8 @@ fn ewc_fisher_penalty_and_gradient_match_the_formula() {
         p.get(w).mul(&x)?.sum_all()
     })
     .unwrap();
-    let fisher: Vec<f64> = (0..12).map(|j| xs.iter().map(|x| (x[j] as f64).powi(2)).sum::<f64>() / 3.0).collect();
+    let fisher: Vec<f64> =
+        (0..12).map(|j| xs.iter().map(|x| (x[j] as f64).powi(2)).sum::<f64>() / 3.0).collect();
     close("fisher", &ewc.fisher("w").unwrap().to_vec().unwrap(), &fisher, 1e-6);
     let w1: Vec<f32> = w0.iter().zip(vals(12, 20, 0.2)).map(|(a, b)| a + b).collect();
     p.assign("w", &w1).unwrap();
@@ -153,12 +169,25 @@ fn accumulating_two_halves_equals_the_full_batch() {
             if micro {
                 for h in 0..2 {
                     let xh = x.slice(0, 4 * h, 4).unwrap();
-                    let l = xh.matmul(p.get(w)).unwrap().tanh().unwrap().sum_all().unwrap().mul_scalar(0.5).unwrap();
+                    let l = xh
+                        .matmul(p.get(w))
+                        .unwrap()
+                        .tanh()
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .mul_scalar(0.5)
+                        .unwrap();
                     let g = l.backward().unwrap();
-                    if h == 0 { opt.accumulate(&mut p, &g).unwrap() } else { opt.step(&mut p, &g).unwrap() }
+                    if h == 0 {
+                        opt.accumulate(&mut p, &g).unwrap()
+                    } else {
+                        opt.step(&mut p, &g).unwrap()
+                    }
                 }
             } else {
-                let l = x.matmul(p.get(w)).unwrap().tanh().unwrap().sum_all().unwrap().mul_scalar(0.5).unwrap();
+                let l =
+                    x.matmul(p.get(w)).unwrap().tanh().unwrap().sum_all().unwrap().mul_scalar(0.5).unwrap();
                 opt.step(&mut p, &l.backward().unwrap()).unwrap();
             }
         }
@@ -177,13 +206,25 @@ fn adam_couples_and_adamw_decouples_decay_and_1d_params_skip_it() {
         let w2 = push(&mut p, "lin.weight", &e, &[1.0; 4], &[2, 2], Origin::Fresh);
         let b = push(&mut p, "lin.bias", &e, &[1.0; 2], &[2], Origin::Fresh);
         let mut opt = Optimizer::new(&e, OptimConfig::new(method, lr).weight_decay(wd as f32)).unwrap();
-        let l = p.get(w2).sum_all().unwrap().add(&p.get(b).sum_all().unwrap()).unwrap().mul_scalar(gv as f32).unwrap();
+        let l = p
+            .get(w2)
+            .sum_all()
+            .unwrap()
+            .add(&p.get(b).sum_all().unwrap())
+            .unwrap()
+            .mul_scalar(gv as f32)
+            .unwrap();
         opt.step(&mut p, &l.backward().unwrap()).unwrap();
         // One bias-corrected Adam step moves by lr · g/(|g| + eps) ≈ lr · sign(g).
         let adam = |g: f64| lr * g / (g.abs() + 1e-8);
         let want_w = if decoupled { 1.0 * (1.0 - lr * wd) - adam(gv) } else { 1.0 - adam(gv + wd * 1.0) };
         close(&format!("{method:?} weight"), &p.get(w2).to_vec().unwrap(), &[want_w; 4], 1e-6);
-        close(&format!("{method:?} bias (no decay)"), &p.get(b).to_vec().unwrap(), &[1.0 - adam(gv); 2], 1e-6);
+        close(
+            &format!("{method:?} bias (no decay)"),
+            &p.get(b).to_vec().unwrap(),
+            &[1.0 - adam(gv); 2],
+            1e-6,
+        );
     }
 }
 
@@ -204,7 +245,8 @@ fn groups_layerwise_rates_and_gradual_unfreezing_with_rewarmup() {
         .group(GroupSpec::new("head", Select::Prefix("head".into())).lr(1e-2).schedule(Schedule::Constant));
     let mut opt = Optimizer::new(&e, OptimConfig { rejoin_warmup: 4, ..cfg }).unwrap();
     let step = |p: &mut Params, opt: &mut Optimizer| {
-        let loss = p.parameters().iter().map(|t| t.sum_all().unwrap()).reduce(|a, b| a.add(&b).unwrap()).unwrap();
+        let loss =
+            p.parameters().iter().map(|t| t.sum_all().unwrap()).reduce(|a, b| a.add(&b).unwrap()).unwrap();
         let g = loss.backward().unwrap();
         opt.step(p, &g).unwrap();
     };
@@ -237,23 +279,52 @@ fn lora_starts_as_the_base_model_and_merges_on_export() {
     let lin = Linear { weight: w, bias: Some(bias), in_features: 10, out_features: 6, in_major: false };
     let x = Tensor::from_slice(&e, &vals(3 * 10, 42, 1.0), &[3, 10]).unwrap();
     let base = lin.forward(&p, &x).unwrap().to_vec().unwrap();
-    let cfg = LoraConfig { rank: 2, alpha: 4.0, targets: Select::Glob("*.q.weight".into()), freeze_base: true, train_also: None, seed: 1 };
+    let cfg = LoraConfig {
+        rank: 2,
+        alpha: 4.0,
+        targets: Select::Glob("*.q.weight".into()),
+        freeze_base: true,
+        train_also: None,
+        seed: 1,
+    };
     assert_eq!(lora::apply(&mut p, &cfg).unwrap(), 1);
     assert_eq!(p.count(true), 2 * 10 + 6 * 2, "only the adapters train");
-    close("at init", &lin.forward(&p, &x).unwrap().to_vec().unwrap(), &base.iter().map(|v| *v as f64).collect::<Vec<_>>(), 1e-6);
+    close(
+        "at init",
+        &lin.forward(&p, &x).unwrap().to_vec().unwrap(),
+        &base.iter().map(|v| *v as f64).collect::<Vec<_>>(),
+        1e-6,
+    );
     let mut opt = Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 0.05)).unwrap();
     for _ in 0..3 {
-        let g = lin.forward(&p, &x).unwrap().mul(&lin.forward(&p, &x).unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
+        let g = lin
+            .forward(&p, &x)
+            .unwrap()
+            .mul(&lin.forward(&p, &x).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         opt.step(&mut p, &g).unwrap();
     }
     let adapted = lin.forward(&p, &x).unwrap().to_vec().unwrap();
-    assert!(adapted.iter().zip(&base).any(|(a, b)| (a - b).abs() > 1e-3), "training moved the adapted output");
+    assert!(
+        adapted.iter().zip(&base).any(|(a, b)| (a - b).abs() > 1e-3),
+        "training moved the adapted output"
+    );
     let merged = lora::merged(&p).unwrap();
     assert_eq!(merged.len(), 2, "adapters are not exported");
     let mut plain = Params::new();
     for (k, t) in &merged {
         plain.push(k, t.detach(), Slot::Param, Origin::Checkpoint).unwrap();
     }
-    let lin2 = Linear { weight: plain.find("attn.q.weight").unwrap(), bias: plain.find("attn.q.bias"), ..lin };
-    close("merged", &lin2.forward(&plain, &x).unwrap().to_vec().unwrap(), &adapted.iter().map(|v| *v as f64).collect::<Vec<_>>(), 1e-5);
+    let lin2 =
+        Linear { weight: plain.find("attn.q.weight").unwrap(), bias: plain.find("attn.q.bias"), ..lin };
+    close(
+        "merged",
+        &lin2.forward(&plain, &x).unwrap().to_vec().unwrap(),
+        &adapted.iter().map(|v| *v as f64).collect::<Vec<_>>(),
+        1e-5,
+    );
 }

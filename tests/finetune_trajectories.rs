@@ -23,7 +23,8 @@ fn minilm(e: &Engine, io: &SafeTensorsFile, test: &str) -> Option<(Bert, SafeTen
     let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
     let config = BertConfig::from_json(&cfg, &cfg_path.display().to_string()).unwrap();
     let st = SafeTensorsFile::open(dir.join("model.safetensors")).unwrap();
-    let (mut bert, _) = Bert::load(e, &st, "minilm", config, BertTask::SequenceClassification { num_labels: 3 }, 0).unwrap();
+    let (mut bert, _) =
+        Bert::load(e, &st, "minilm", config, BertTask::SequenceClassification { num_labels: 3 }, 0).unwrap();
     for name in ["classifier.weight", "classifier.bias"] {
         bert.params.assign(name, &io.read_f32(&format!("head.{name}")).unwrap().0).unwrap();
     }
@@ -38,7 +39,10 @@ fn minilm_run(case: &str, frozen: bool) {
     let Some((mut bert, st)) = minilm(&e, &io, case) else { return };
     let prefix = if frozen { "adamw_frozen" } else { "adamw_full" };
     if frozen {
-        let sel = Select::Any(vec![Select::Glob("bert.embeddings.*".into()), Select::Glob("bert.encoder.layer.[0-3].*".into())]);
+        let sel = Select::Any(vec![
+            Select::Glob("bert.embeddings.*".into()),
+            Select::Glob("bert.encoder.layer.[0-3].*".into()),
+        ]);
         let n = bert.params.freeze(&sel).unwrap();
         assert_eq!(n, 5 + 4 * 16, "embeddings (5 tensors) and 4 layers (16 each) frozen");
     }
@@ -46,8 +50,10 @@ fn minilm_run(case: &str, frozen: bool) {
     let types = fx::u32s(&io, "token_type_ids");
     let mask = fx::u32s(&io, "attention_mask");
     let labels = fx::u32s(&io, "labels");
-    let input = BertInput { ids: &ids, type_ids: Some(&types), attention_mask: Some(&mask), batch: 4, seq: 16 };
-    let mut opt = Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 1e-4).weight_decay(0.01).decay_all()).unwrap();
+    let input =
+        BertInput { ids: &ids, type_ids: Some(&types), attention_mask: Some(&mask), batch: 4, seq: 16 };
+    let mut opt =
+        Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 1e-4).weight_decay(0.01).decay_all()).unwrap();
     let mut losses = Vec::new();
     let mut nodes = Vec::new();
     for _ in 0..3 {
@@ -57,7 +63,12 @@ fn minilm_run(case: &str, frozen: bool) {
         losses.push(loss.item().unwrap());
         let grads = loss.backward().unwrap();
         for en in bert.params.entries() {
-            assert_eq!(grads.get(&en.tensor).is_some(), en.trainable(), "{}: gradient iff trainable", en.path);
+            assert_eq!(
+                grads.get(&en.tensor).is_some(),
+                en.trainable(),
+                "{}: gradient iff trainable",
+                en.path
+            );
         }
         opt.step(&mut bert.params, &grads).unwrap();
     }
@@ -75,7 +86,10 @@ fn minilm_run(case: &str, frozen: bool) {
     // State bytes: 2 moments per trainable element (plus slot padding to 64 floats).
     let trainable = bert.params.count(true) as u64;
     let state = opt.state_bytes();
-    assert!(state >= 8 * trainable && state <= 8 * trainable + 8 * 64 * bert.params.len() as u64, "state {state} for {trainable} trainable");
+    assert!(
+        state >= 8 * trainable && state <= 8 * trainable + 8 * 64 * bert.params.len() as u64,
+        "state {state} for {trainable} trainable"
+    );
     eprintln!("[{case}] trainable {trainable} of {} parameters, optimizer state {state} bytes, tape nodes {nodes:?}, {} update dispatches", bert.params.count(false), opt.update_dispatches());
     if frozen {
         let key = "encoder.layer.0.attention.self.query.weight";
@@ -123,7 +137,10 @@ fn freezing_removes_tape_nodes_and_optimizer_state() {
     // The head: weight 3x384 = 1152 floats (18 slots of 64), bias 3 (one slot); two moments.
     assert_eq!(probe_bytes, 2 * 4 * (1152 + 64), "a linear probe holds state for the head only");
     assert!(frozen_bytes * 3 < full_bytes);
-    assert!(bert.params.freeze(&Select::parse("no.such.*").unwrap()).is_err(), "a pattern matching nothing is an error");
+    assert!(
+        bert.params.freeze(&Select::parse("no.such.*").unwrap()).is_err(),
+        "a pattern matching nothing is an error"
+    );
 }
 
 #[test]
@@ -133,7 +150,8 @@ fn gpt2_adamw_matches_pytorch() {
     let Some(io) = fx::io(case, "gpt2_tiny") else { return };
     let d = fx::fixtures_dir().join("gpt2_tiny");
     let cp = d.join("config.json");
-    let cfg = Gpt2Config::from_json(&serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap(), "gpt2").unwrap();
+    let cfg = Gpt2Config::from_json(&serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap(), "gpt2")
+        .unwrap();
     let st = SafeTensorsFile::open(d.join("model.safetensors")).unwrap();
     let (mut m, _) = Gpt2::load(&e, &st, "gpt2_tiny", cfg).unwrap();
     let ids = fx::u32s(&io, "input_ids");

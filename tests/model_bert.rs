@@ -36,11 +36,17 @@ fn minilm_matches_pytorch() {
     let types = fx::u32s(&io, "token_type_ids");
     let mask = fx::u32s(&io, "attention_mask");
     let labels = fx::u32s(&io, "labels");
-    let input = BertInput { ids: &ids, type_ids: Some(&types), attention_mask: Some(&mask), batch: 4, seq: 16 };
+    let input =
+        BertInput { ids: &ids, type_ids: Some(&types), attention_mask: Some(&mask), batch: 4, seq: 16 };
 
     let mut p = Parity::new("minilm_cls");
     let out = bert.forward(&input, Mode::EVAL).unwrap();
-    p.abs("last_hidden_state", &out.last_hidden.to_vec().unwrap(), &fx::f32s(&io, "last_hidden_state").0, 1e-3);
+    p.abs(
+        "last_hidden_state",
+        &out.last_hidden.to_vec().unwrap(),
+        &fx::f32s(&io, "last_hidden_state").0,
+        1e-3,
+    );
     let logits = out.logits.unwrap();
     p.abs("logits (eval)", &logits.to_vec().unwrap(), &fx::f32s(&io, "logits").0, 1e-3);
 

@@ -71,7 +71,8 @@ fn llama_tiny_matches_pytorch() {
     let Some((_g, e)) = common::gpu("model_decoders", "llama_tiny_matches_pytorch") else { return };
     let Some(io) = fx::io("llama_tiny_matches_pytorch", "llama_tiny") else { return };
     let (cfg, path, st) = dir("llama_tiny");
-    let (m, report) = Llama::load(&e, &st, "llama_tiny", LlamaConfig::from_json(&cfg, &path).unwrap()).unwrap();
+    let (m, report) =
+        Llama::load(&e, &st, "llama_tiny", LlamaConfig::from_json(&cfg, &path).unwrap()).unwrap();
     assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
     let ids = fx::u32s(&io, "input_ids");
     let logits = m.logits(&ids, 2, 16, None).unwrap();

@@ -7,7 +7,12 @@
 use std::sync::Arc;
 
 enum Recorded {
-    Dispatch { pipeline: Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, offset: u32, groups: [u32; 3] },
+    Dispatch {
+        pipeline: Arc<wgpu::ComputePipeline>,
+        bind_group: wgpu::BindGroup,
+        offset: u32,
+        groups: [u32; 3],
+    },
     /// A buffer-to-buffer copy between dispatches (gathering gradients into an arena).
     Copy { src: wgpu::Buffer, src_offset: u64, dst: wgpu::Buffer, dst_offset: u64, size: u64 },
 }
@@ -42,7 +47,14 @@ impl Batch {
         self.items.push(Recorded::Dispatch { pipeline, bind_group, offset: offset as u32, groups });
     }
 
-    pub fn push_copy(&mut self, src: wgpu::Buffer, src_offset: u64, dst: wgpu::Buffer, dst_offset: u64, size: u64) {
+    pub fn push_copy(
+        &mut self,
+        src: wgpu::Buffer,
+        src_offset: u64,
+        dst: wgpu::Buffer,
+        dst_offset: u64,
+        size: u64,
+    ) {
         self.items.push(Recorded::Copy { src, src_offset, dst, dst_offset, size });
     }
 

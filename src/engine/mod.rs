@@ -260,7 +260,9 @@ impl Engine {
             pool: Mutex::new(BufferPool::default()),
             staging: Mutex::new(BufferPool::default()),
             batch: Mutex::new(Batch::default()),
-            profile: std::env::var_os("WHET_PROFILE").filter(|v| v != "0").map(|_| Mutex::new(Default::default())),
+            profile: std::env::var_os("WHET_PROFILE")
+                .filter(|v| v != "0")
+                .map(|_| Mutex::new(Default::default())),
             ring,
             uniform_align,
             errors,
@@ -657,10 +659,19 @@ impl Engine {
             return Ok(());
         }
         if bytes % 4 != 0 || src.offset % 4 != 0 || dst.offset % 4 != 0 {
-            return Err(Error::arg("copy", format!("{bytes} bytes at offsets {}/{} are not 4-aligned", src.offset, dst.offset)));
+            return Err(Error::arg(
+                "copy",
+                format!("{bytes} bytes at offsets {}/{} are not 4-aligned", src.offset, dst.offset),
+            ));
         }
         self.check_health("copy")?;
-        lock(&self.0.batch).push_copy(src.storage.buffer().clone(), src.offset, dst.storage.buffer().clone(), dst.offset, bytes);
+        lock(&self.0.batch).push_copy(
+            src.storage.buffer().clone(),
+            src.offset,
+            dst.storage.buffer().clone(),
+            dst.offset,
+            bytes,
+        );
         Ok(())
     }
 

@@ -184,6 +184,18 @@ shader!(
         plain("bn_backward_input"),
     ]
 );
+shader!(ATTENTION, "attention/attention", [plain("attn_softmax_forward"), plain("attn_softmax_backward")]);
+shader!(ROPE, "attention/rope", [plain("rope_apply")]);
+shader!(
+    FLASH,
+    "attention/flash",
+    [
+        plain("flash_forward"),
+        plain("flash_backward_stats"),
+        plain("flash_backward_q"),
+        plain("flash_backward_kv")
+    ]
+);
 
 /// Every shader file the crate ships.
 pub const ALL: &[&ShaderFile] = &[
@@ -210,6 +222,9 @@ pub const ALL: &[&ShaderFile] = &[
     &CONV,
     &POOL,
     &BATCH_NORM,
+    &ATTENTION,
+    &ROPE,
+    &FLASH,
 ];
 
 /// Parse and validate one specialisation with naga; the error text is naga's own.

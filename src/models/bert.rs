@@ -66,8 +66,11 @@ fn default_init_range() -> f32 {
 impl BertConfig {
     /// Parse a `config.json` value, naming the file in errors.
     pub fn from_json(v: &serde_json::Value, path: &str) -> Result<Self> {
-        let c: BertConfig = serde_json::from_value(v.clone())
-            .map_err(|e| Error::Format { path: path.into(), line: None, message: format!("BERT config: {e}") })?;
+        let c: BertConfig = serde_json::from_value(v.clone()).map_err(|e| Error::Format {
+            path: path.into(),
+            line: None,
+            message: format!("BERT config: {e}"),
+        })?;
         if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
             return Err(Error::Format {
                 path: path.into(),
@@ -186,13 +189,28 @@ impl Bert {
             }
         };
         let word = get(&mut b, "bert.embeddings.word_embeddings.weight", &[c.vocab_size, h], normal)?;
-        let pos = get(&mut b, "bert.embeddings.position_embeddings.weight", &[c.max_position_embeddings, h], normal)?;
-        let typ = get(&mut b, "bert.embeddings.token_type_embeddings.weight", &[c.type_vocab_size, h], normal)?;
-        let ln = |b: &mut Binder, path: &str, get: &mut dyn FnMut(&mut Binder, &str, &[usize], Init) -> Result<Pid>| {
-            Ok::<_, Error>((get(b, &format!("{path}.weight"), &[h], Init::Ones)?, get(b, &format!("{path}.bias"), &[h], Init::Zeros)?))
+        let pos = get(
+            &mut b,
+            "bert.embeddings.position_embeddings.weight",
+            &[c.max_position_embeddings, h],
+            normal,
+        )?;
+        let typ =
+            get(&mut b, "bert.embeddings.token_type_embeddings.weight", &[c.type_vocab_size, h], normal)?;
+        let ln = |b: &mut Binder,
+                  path: &str,
+                  get: &mut dyn FnMut(&mut Binder, &str, &[usize], Init) -> Result<Pid>| {
+            Ok::<_, Error>((
+                get(b, &format!("{path}.weight"), &[h], Init::Ones)?,
+                get(b, &format!("{path}.bias"), &[h], Init::Zeros)?,
+            ))
         };
         let emb_ln = ln(&mut b, "bert.embeddings.LayerNorm", &mut get)?;
-        let lin = |b: &mut Binder, path: &str, i: usize, o: usize, get: &mut dyn FnMut(&mut Binder, &str, &[usize], Init) -> Result<Pid>| {
+        let lin = |b: &mut Binder,
+                   path: &str,
+                   i: usize,
+                   o: usize,
+                   get: &mut dyn FnMut(&mut Binder, &str, &[usize], Init) -> Result<Pid>| {
             Ok::<_, Error>(Linear {
                 weight: get(b, &format!("{path}.weight"), &[o, i], normal)?,
                 bias: Some(get(b, &format!("{path}.bias"), &[o], Init::Zeros)?),
@@ -226,7 +244,8 @@ impl Bert {
         };
         let head = match task {
             BertTask::Encoder => None,
-            BertTask::SequenceClassification { num_labels } | BertTask::TokenClassification { num_labels } => {
+            BertTask::SequenceClassification { num_labels }
+            | BertTask::TokenClassification { num_labels } => {
                 if !scratch && b.shape_of("classifier.weight").as_deref() == Some(&[num_labels, h][..]) {
                     Some(Linear::load(&mut b, "classifier", h, num_labels, true)?)
                 } else {
@@ -236,18 +255,8 @@ impl Bert {
         };
         let (mut params, report) = b.finish()?;
         params.set_depths(|p| depth(p, config.num_hidden_layers));
-        let model = Bert {
-            config,
-            task,
-            params: Params::new(),
-            word,
-            pos,
-            typ,
-            emb_ln,
-            layers,
-            pooler,
-            head,
-        };
+        let model =
+            Bert { config, task, params: Params::new(), word, pos, typ, emb_ln, layers, pooler, head };
         Ok((model, params, report))
     }
 
@@ -262,9 +271,8 @@ impl Bert {
                 self.task = task;
                 return Ok(());
             }
-            BertTask::SequenceClassification { num_labels } | BertTask::TokenClassification { num_labels } => {
-                num_labels
-            }
+            BertTask::SequenceClassification { num_labels }
+            | BertTask::TokenClassification { num_labels } => num_labels,
         };
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
         let w = Init::Normal { std: self.config.initializer_range }.sample(n * h, &mut rng)?;
@@ -378,7 +386,9 @@ impl Bert {
                 let pooled = pooled.as_ref().ok_or_else(|| Error::arg("bert", "no pooler"))?;
                 Some(hd.forward(p, &mode.dropout(pooled, drop, site)?)?)
             }
-            (Some(hd), BertTask::TokenClassification { .. }) => Some(hd.forward(p, &mode.dropout(&x, drop, site)?)?),
+            (Some(hd), BertTask::TokenClassification { .. }) => {
+                Some(hd.forward(p, &mode.dropout(&x, drop, site)?)?)
+            }
             _ => None,
         };
         Ok(BertOutput { last_hidden: x, pooled, logits })
@@ -410,4 +420,4 @@ fn depth(path: &str, layers: usize) -> usize {
     } else {
         layers + 1
     }
-    }
+}

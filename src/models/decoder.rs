@@ -4,8 +4,8 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::{Error, Result};
 use crate::engine::Engine;
+use crate::error::{Error, Result};
 use crate::ops::layout::concat;
 use crate::ops::loss::{cross_entropy, CrossEntropy};
 use crate::tensor::Tensor;
@@ -33,7 +33,8 @@ impl KvCache {
 
     /// Append this step's keys and values for `layer`; returns the full keys and values.
     pub fn extend(&mut self, layer: usize, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
-        let slot = self.layers.get_mut(layer).ok_or_else(|| Error::arg("kv_cache", format!("no layer {layer}")))?;
+        let slot =
+            self.layers.get_mut(layer).ok_or_else(|| Error::arg("kv_cache", format!("no layer {layer}")))?;
         let (k, v) = match slot.take() {
             Some((pk, pv)) => (concat(&[&pk, &k], 2)?, concat(&[&pv, &v], 2)?),
             None => (k, v),
@@ -85,9 +86,15 @@ pub fn causal_lm_loss(logits: &Tensor, ids: &[u32], ignore: Option<u32>) -> Resu
 pub enum Sampling {
     Greedy,
     /// Sample among the `k` most likely tokens after dividing logits by `temperature`.
-    TopK { k: usize, temperature: f32 },
+    TopK {
+        k: usize,
+        temperature: f32,
+    },
     /// Sample from the smallest set of tokens whose probability reaches `p` (nucleus).
-    TopP { p: f32, temperature: f32 },
+    TopP {
+        p: f32,
+        temperature: f32,
+    },
 }
 
 /// Generation settings.

@@ -63,8 +63,11 @@ fn default_true() -> bool {
 
 impl Gpt2Config {
     pub fn from_json(v: &serde_json::Value, path: &str) -> Result<Self> {
-        let c: Gpt2Config = serde_json::from_value(v.clone())
-            .map_err(|e| Error::Format { path: path.into(), line: None, message: format!("GPT-2 config: {e}") })?;
+        let c: Gpt2Config = serde_json::from_value(v.clone()).map_err(|e| Error::Format {
+            path: path.into(),
+            line: None,
+            message: format!("GPT-2 config: {e}"),
+        })?;
         if c.n_head == 0 || c.n_embd % c.n_head != 0 {
             return Err(Error::Format {
                 path: path.into(),
@@ -102,7 +105,12 @@ pub struct Gpt2 {
 
 impl Gpt2 {
     /// Bind a checkpoint (HF `GPT2LMHeadModel` or bare `GPT2Model` keys).
-    pub fn load(engine: &Engine, source: &dyn WeightSource, name: &str, config: Gpt2Config) -> Result<(Gpt2, BindingReport)> {
+    pub fn load(
+        engine: &Engine,
+        source: &dyn WeightSource,
+        name: &str,
+        config: Gpt2Config,
+    ) -> Result<(Gpt2, BindingReport)> {
         let b = Binder::new(engine, Some(source), name, "gpt2")
             .strip_prefix("transformer.")
             .ignore_suffix(".attn.bias")
@@ -116,7 +124,12 @@ impl Gpt2 {
         Ok(Self::build(engine, b, config, true)?.0)
     }
 
-    fn build(engine: &Engine, mut b: Binder, config: Gpt2Config, scratch: bool) -> Result<(Gpt2, BindingReport)> {
+    fn build(
+        engine: &Engine,
+        mut b: Binder,
+        config: Gpt2Config,
+        scratch: bool,
+    ) -> Result<(Gpt2, BindingReport)> {
         let c = &config;
         let (e, inner) = (c.n_embd, c.n_inner.unwrap_or(4 * c.n_embd));
         let normal = Init::Normal { std: c.initializer_range };
@@ -127,25 +140,28 @@ impl Gpt2 {
                 b.param(path, shape)
             }
         };
-        let ln = |b: &mut Binder, path: &str, get: &mut dyn FnMut(&mut Binder, &str, &[usize], Init) -> Result<Pid>| {
+        let ln = |b: &mut Binder,
+                  path: &str,
+                  get: &mut dyn FnMut(&mut Binder, &str, &[usize], Init) -> Result<Pid>| {
             Ok::<_, Error>((
                 get(b, &format!("{path}.weight"), &[e], Init::Ones)?,
                 get(b, &format!("{path}.bias"), &[e], Init::Zeros)?,
             ))
         };
-        let conv1d = |b: &mut Binder,
-                      path: &str,
-                      i: usize,
-                      o: usize,
-                      get: &mut dyn FnMut(&mut Binder, &str, &[usize], Init) -> Result<Pid>| {
-            Ok::<_, Error>(Linear {
-                weight: get(b, &format!("{path}.weight"), &[i, o], normal)?,
-                bias: Some(get(b, &format!("{path}.bias"), &[o], Init::Zeros)?),
-                in_features: i,
-                out_features: o,
-                in_major: true,
-            })
-        };
+        let conv1d =
+            |b: &mut Binder,
+             path: &str,
+             i: usize,
+             o: usize,
+             get: &mut dyn FnMut(&mut Binder, &str, &[usize], Init) -> Result<Pid>| {
+                Ok::<_, Error>(Linear {
+                    weight: get(b, &format!("{path}.weight"), &[i, o], normal)?,
+                    bias: Some(get(b, &format!("{path}.bias"), &[o], Init::Zeros)?),
+                    in_features: i,
+                    out_features: o,
+                    in_major: true,
+                })
+            };
         let wte = get(&mut b, "transformer.wte.weight", &[c.vocab_size, e], normal)?;
         let wpe = get(&mut b, "transformer.wpe.weight", &[c.n_positions, e], normal)?;
         let mut blocks = Vec::new();
@@ -175,7 +191,17 @@ impl Gpt2 {
         }
         params.set_depths(|p| depth(p, config.n_layer));
         Ok((
-            Gpt2 { config, params, wte, wpe, blocks, ln_f, lm_head, engine: engine.clone(), mode: Mode::EVAL },
+            Gpt2 {
+                config,
+                params,
+                wte,
+                wpe,
+                blocks,
+                ln_f,
+                lm_head,
+                engine: engine.clone(),
+                mode: Mode::EVAL,
+            },
             report,
         ))
     }
@@ -192,11 +218,18 @@ impl Gpt2 {
         }
         let past = cache.as_ref().map_or(0, |k| k.len());
         if past + t > c.n_positions {
-            return Err(Error::arg("gpt2", format!("position {} exceeds n_positions {}", past + t, c.n_positions)));
+            return Err(Error::arg(
+                "gpt2",
+                format!("position {} exceeds n_positions {}", past + t, c.n_positions),
+            ));
         }
         let (p, mode, e) = (&self.params, self.mode, c.n_embd);
         let positions: Vec<u32> = (0..bsz * t).map(|i| (past + i % t) as u32).collect();
-        let x = embedding(p.get(self.wte), ids, &[bsz, t])?.add(&embedding(p.get(self.wpe), &positions, &[bsz, t])?)?;
+        let x = embedding(p.get(self.wte), ids, &[bsz, t])?.add(&embedding(
+            p.get(self.wpe),
+            &positions,
+            &[bsz, t],
+        )?)?;
         let mut x = mode.dropout(&x, c.embd_pdrop, 0)?;
         let (nh, eps) = (c.n_head, c.layer_norm_epsilon as f32);
         let dh = e / nh;
@@ -251,4 +284,4 @@ fn depth(path: &str, layers: usize) -> usize {
     } else {
         layers + 1
     }
-    }
+}

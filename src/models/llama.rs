@@ -66,11 +66,14 @@ fn default_init_range() -> f32 {
 impl LlamaConfig {
     pub fn from_json(v: &serde_json::Value, path: &str) -> Result<Self> {
         let fmt = |m: String| Error::Format { path: path.into(), line: None, message: m };
-        let mut c: LlamaConfig = serde_json::from_value(v.clone()).map_err(|e| fmt(format!("Llama config: {e}")))?;
+        let mut c: LlamaConfig =
+            serde_json::from_value(v.clone()).map_err(|e| fmt(format!("Llama config: {e}")))?;
         if c.rope_theta.is_none() {
             c.rope_theta = v.pointer("/rope_parameters/rope_theta").and_then(|t| t.as_f64());
         }
-        if let Some(kind) = v.pointer("/rope_parameters/rope_type").or_else(|| v.pointer("/rope_scaling/rope_type")) {
+        if let Some(kind) =
+            v.pointer("/rope_parameters/rope_type").or_else(|| v.pointer("/rope_scaling/rope_type"))
+        {
             if kind.as_str() != Some("default") {
                 return Err(Error::Unsupported(format!("{path}: RoPE scaling {kind}")));
             }
@@ -94,7 +97,9 @@ impl LlamaConfig {
     fn validate(&self) -> std::result::Result<(), String> {
         let (h, kv) = (self.num_attention_heads, self.kv_heads());
         if h == 0 || kv == 0 || h % kv != 0 {
-            return Err(format!("num_attention_heads {h} must be a positive multiple of num_key_value_heads {kv}"));
+            return Err(format!(
+                "num_attention_heads {h} must be a positive multiple of num_key_value_heads {kv}"
+            ));
         }
         if self.head_dim() % 2 != 0 {
             return Err(format!("head_dim {} must be even for RoPE", self.head_dim()));
@@ -130,7 +135,12 @@ pub struct Llama {
 
 impl Llama {
     /// Bind a checkpoint with HF Llama keys (`model.layers.0.self_attn.q_proj.weight`, …).
-    pub fn load(engine: &Engine, source: &dyn WeightSource, name: &str, config: LlamaConfig) -> Result<(Llama, BindingReport)> {
+    pub fn load(
+        engine: &Engine,
+        source: &dyn WeightSource,
+        name: &str,
+        config: LlamaConfig,
+    ) -> Result<(Llama, BindingReport)> {
         config.validate().map_err(|m| Error::arg("llama", m))?;
         let b = Binder::new(engine, Some(source), name, "llama").ignore_suffix("rotary_emb.inv_freq");
         Self::build(engine, b, config, false)
@@ -143,7 +153,12 @@ impl Llama {
         Ok(Self::build(engine, b, config, true)?.0)
     }
 
-    fn build(engine: &Engine, mut b: Binder, config: LlamaConfig, scratch: bool) -> Result<(Llama, BindingReport)> {
+    fn build(
+        engine: &Engine,
+        mut b: Binder,
+        config: LlamaConfig,
+        scratch: bool,
+    ) -> Result<(Llama, BindingReport)> {
         let c = &config;
         let (h, hd, nh, kv) = (c.hidden_size, c.head_dim(), c.num_attention_heads, c.kv_heads());
         let normal = Init::Normal { std: c.initializer_range };
@@ -180,9 +195,23 @@ impl Llama {
                 v: lin(&mut b, &format!("{p}.self_attn.v_proj"), h, kv * hd, ab, &mut get)?,
                 o: lin(&mut b, &format!("{p}.self_attn.o_proj"), nh * hd, h, ab, &mut get)?,
                 post_norm: get(&mut b, &format!("{p}.post_attention_layernorm.weight"), &[h], Init::Ones)?,
-                gate: lin(&mut b, &format!("{p}.mlp.gate_proj"), h, c.intermediate_size, c.mlp_bias, &mut get)?,
+                gate: lin(
+                    &mut b,
+                    &format!("{p}.mlp.gate_proj"),
+                    h,
+                    c.intermediate_size,
+                    c.mlp_bias,
+                    &mut get,
+                )?,
                 up: lin(&mut b, &format!("{p}.mlp.up_proj"), h, c.intermediate_size, c.mlp_bias, &mut get)?,
-                down: lin(&mut b, &format!("{p}.mlp.down_proj"), c.intermediate_size, h, c.mlp_bias, &mut get)?,
+                down: lin(
+                    &mut b,
+                    &format!("{p}.mlp.down_proj"),
+                    c.intermediate_size,
+                    h,
+                    c.mlp_bias,
+                    &mut get,
+                )?,
             });
         }
         let norm = get(&mut b, "model.norm.weight", &[h], Init::Ones)?;
@@ -196,7 +225,17 @@ impl Llama {
         params.set_depths(|p| depth(p, config.num_hidden_layers));
         let rope = Rope::new(engine, hd, c.max_position_embeddings, c.theta())?;
         Ok((
-            Llama { config, params, embed, layers, norm, lm_head, rope, engine: engine.clone(), mode: Mode::EVAL },
+            Llama {
+                config,
+                params,
+                embed,
+                layers,
+                norm,
+                lm_head,
+                rope,
+                engine: engine.clone(),
+                mode: Mode::EVAL,
+            },
             report,
         ))
     }
@@ -226,7 +265,8 @@ impl Llama {
                 Some(c) => c.extend(li, k, v)?,
                 None => (k, v),
             };
-            let a = sdpa(&q, &k, &v, scale, true, None)?.permute(&[0, 2, 1, 3])?.reshape(&[bsz, t, nh * hd])?;
+            let a =
+                sdpa(&q, &k, &v, scale, true, None)?.permute(&[0, 2, 1, 3])?.reshape(&[bsz, t, nh * hd])?;
             x = x.add(&l.o.forward(p, &a)?)?;
             let h = rms_norm(&x, p.get(l.post_norm), eps)?;
             let g = crate::models::bert::activation(&c.hidden_act, &l.gate.forward(p, &h)?)?;
@@ -264,4 +304,4 @@ fn depth(path: &str, layers: usize) -> usize {
     } else {
         layers + 1
     }
-    }
+}

@@ -14,7 +14,14 @@ const MASKED: f32 = -1.0e30;
 /// `softmax(q kᵀ · scale + mask) v` for q `[B, Hq, Tq, D]`, k and v `[B, Hkv, Tk, D]`
 /// (Hq a multiple of Hkv: grouped-query attention), an optional key mask `[B, Tk]` (1 keep,
 /// 0 masked) and a causal mask aligned at the end (query i sees keys j ≤ i + Tk − Tq).
-pub fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, causal: bool, key_mask: Option<&[f32]>) -> Result<Tensor> {
+pub fn sdpa(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f32,
+    causal: bool,
+    key_mask: Option<&[f32]>,
+) -> Result<Tensor> {
     let (qs, ks) = (q.shape().to_vec(), k.shape().to_vec());
     if qs.len() != 4 || ks.len() != 4 || v.shape() != ks.as_slice() || qs[0] != ks[0] || qs[3] != ks[3] {
         return Err(Error::shape("attention", &qs, &ks, "q [B,Hq,Tq,D], k and v [B,Hkv,Tk,D]"));
@@ -32,7 +39,10 @@ pub fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, causal: bool, key_ma
     let mut bias: Option<Vec<f32>> = None;
     if let Some(m) = key_mask {
         if m.len() != b * tk {
-            return Err(Error::arg("attention", format!("key mask has {} values, expected B*Tk = {}", m.len(), b * tk)));
+            return Err(Error::arg(
+                "attention",
+                format!("key mask has {} values, expected B*Tk = {}", m.len(), b * tk),
+            ));
         }
         let mut v = vec![0.0f32; b * g * tq * tk];
         for bi in 0..b {

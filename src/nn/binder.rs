@@ -72,7 +72,8 @@ impl BindingReport {
 
 impl fmt::Display for BindingReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verdict = if self.is_clean() { "OK".to_string() } else { format!("{} problem(s)", self.problems()) };
+        let verdict =
+            if self.is_clean() { "OK".to_string() } else { format!("{} problem(s)", self.problems()) };
         writeln!(f, "binding {} to {}: {verdict}", self.source, self.model)?;
         writeln!(
             f,
@@ -127,7 +128,12 @@ pub struct Binder<'a> {
 
 impl<'a> Binder<'a> {
     /// A binder reading from `source` (named `source_name` in the report) for a `model`.
-    pub fn new(engine: &Engine, source: Option<&'a dyn WeightSource>, source_name: &str, model: &str) -> Self {
+    pub fn new(
+        engine: &Engine,
+        source: Option<&'a dyn WeightSource>,
+        source_name: &str,
+        model: &str,
+    ) -> Self {
         let infos = source.map(|s| s.tensors()).unwrap_or_default();
         Binder {
             engine: engine.clone(),

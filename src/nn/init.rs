@@ -16,14 +16,22 @@ pub enum Init {
     Ones,
     Constant(f32),
     /// N(0, std²): what Hugging Face uses for transformer heads (`initializer_range`, 0.02).
-    Normal { std: f32 },
+    Normal {
+        std: f32,
+    },
     /// U(−bound, bound).
-    Uniform { bound: f32 },
+    Uniform {
+        bound: f32,
+    },
     /// torch.nn.Linear / Conv2d default, kaiming_uniform(a=√5): U(±1/√fan_in) for weights and
     /// biases alike.
-    TorchDefault { fan_in: usize },
+    TorchDefault {
+        fan_in: usize,
+    },
     /// Kaiming normal, fan-out, ReLU gain (torchvision's conv init): N(0, 2/fan_out).
-    KaimingNormalFanOut { fan_out: usize },
+    KaimingNormalFanOut {
+        fan_out: usize,
+    },
 }
 
 impl Init {

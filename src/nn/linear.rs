@@ -20,7 +20,13 @@ pub struct Linear {
 
 impl Linear {
     /// Load `{path}.weight` (and `{path}.bias` when `bias`) from the checkpoint.
-    pub fn load(b: &mut Binder, path: &str, in_features: usize, out_features: usize, bias: bool) -> Result<Self> {
+    pub fn load(
+        b: &mut Binder,
+        path: &str,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    ) -> Result<Self> {
         let weight = b.param(&format!("{path}.weight"), &[out_features, in_features])?;
         let bias = if bias { Some(b.param(&format!("{path}.bias"), &[out_features])?) } else { None };
         Ok(Linear { weight, bias, in_features, out_features, in_major: false })

@@ -51,8 +51,18 @@ pub fn apply(params: &mut Params, cfg: &LoraConfig) -> Result<usize> {
         let (out_f, in_f) = if *in_major { (shape[1], shape[0]) } else { (shape[0], shape[1]) };
         let base = path.strip_suffix(".weight").unwrap_or(path);
         let a = Init::TorchDefault { fan_in: in_f }.sample(cfg.rank * in_f, &mut rng)?;
-        let a = params.push(&format!("{base}.lora_A"), Tensor::from_slice(e, &a, &[cfg.rank, in_f])?, Slot::Param, Origin::Fresh)?;
-        let b = params.push(&format!("{base}.lora_B"), Tensor::zeros(e, &[out_f, cfg.rank])?, Slot::Param, Origin::Fresh)?;
+        let a = params.push(
+            &format!("{base}.lora_A"),
+            Tensor::from_slice(e, &a, &[cfg.rank, in_f])?,
+            Slot::Param,
+            Origin::Fresh,
+        )?;
+        let b = params.push(
+            &format!("{base}.lora_B"),
+            Tensor::zeros(e, &[out_f, cfg.rank])?,
+            Slot::Param,
+            Origin::Fresh,
+        )?;
         let w = params.find(path).expect("target exists");
         params.attach_lora(w, Lora { a, b, scale });
         adapters.push((a, b, *depth));
@@ -62,7 +72,8 @@ pub fn apply(params: &mut Params, cfg: &LoraConfig) -> Result<usize> {
         .iter()
         .flat_map(|(a, b, d)| [(params.entry(*a).path.clone(), *d), (params.entry(*b).path.clone(), *d)])
         .collect();
-    let old: std::collections::HashMap<String, usize> = params.entries().iter().map(|e| (e.path.clone(), e.depth)).collect();
+    let old: std::collections::HashMap<String, usize> =
+        params.entries().iter().map(|e| (e.path.clone(), e.depth)).collect();
     params.set_depths(|p| depths.get(p).copied().unwrap_or(old[p]));
     if cfg.freeze_base {
         let keep = Select::Any(

@@ -155,7 +155,8 @@ impl Params {
 
     /// Upload new values into `path` (same element count and shape).
     pub fn assign(&mut self, path: &str, data: &[f32]) -> Result<()> {
-        let id = self.find(path).ok_or_else(|| Error::arg("params.assign", format!("no parameter '{path}'")))?;
+        let id =
+            self.find(path).ok_or_else(|| Error::arg("params.assign", format!("no parameter '{path}'")))?;
         let old = self.get(id);
         let t = Tensor::from_slice(old.engine(), data, old.shape())?;
         self.replace(id, t)
@@ -218,7 +219,8 @@ impl Params {
 
     fn set_trainable(&mut self, select: &crate::nn::Select, on: bool) -> Result<usize> {
         let m = select.compile()?;
-        let hits = self.entries.iter().filter(|e| e.slot == Slot::Param && m.matches(&e.path, e.depth)).count();
+        let hits =
+            self.entries.iter().filter(|e| e.slot == Slot::Param && m.matches(&e.path, e.depth)).count();
         if hits == 0 {
             return Err(Error::arg("params", format!("{select:?} matches no parameter")));
         }

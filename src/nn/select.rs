@@ -70,9 +70,9 @@ impl Select {
                     .map_err(|e| Error::arg("select", format!("glob '{g}': {e}")))?
                     .compile_matcher(),
             ),
-            Select::Regex(r) => {
-                Kind::Regex(regex::Regex::new(r).map_err(|e| Error::arg("select", format!("regex '{r}': {e}")))?)
-            }
+            Select::Regex(r) => Kind::Regex(
+                regex::Regex::new(r).map_err(|e| Error::arg("select", format!("regex '{r}': {e}")))?,
+            ),
             Select::Prefix(p) => Kind::Prefix(p.clone()),
             Select::Depth(r) => Kind::Depth(r.clone()),
             Select::Any(v) => Kind::Any(v.iter().map(|s| s.compile()).collect::<Result<_>>()?),

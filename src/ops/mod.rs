@@ -5,6 +5,7 @@
 //! `reference` holds a plain-loop f64 CPU version of every op, forward and backward, used by
 //! the tests as ground truth.
 
+pub mod attention;
 pub mod batch_norm;
 pub mod check;
 pub mod conv;
@@ -19,6 +20,7 @@ pub mod norm;
 pub mod pool;
 pub mod reduce;
 pub mod reference;
+pub mod rope;
 pub mod softmax;
 
 use crate::engine::{dispatch, Binding, Engine, Kernel};

@@ -114,7 +114,8 @@ impl Arena {
             let page = page_lens.len() - 1;
             let offset = page_lens[page];
             page_lens[page] += padded;
-            let same = ranges.last().is_some_and(|r| r.group == w.group && r.born == w.born && r.page == page);
+            let same =
+                ranges.last().is_some_and(|r| r.group == w.group && r.born == w.born && r.page == page);
             if !same {
                 ranges.push(Range { group: w.group, born: w.born, page, start: offset, end: offset });
             }
@@ -129,7 +130,9 @@ impl Arena {
                 len,
                 params: zeroed(engine, len, "parameter arena")?,
                 grads: zeroed(engine, len, "gradient arena")?,
-                states: (0..n_states).map(|_| zeroed(engine, len, "optimizer state")).collect::<Result<_>>()?,
+                states: (0..n_states)
+                    .map(|_| zeroed(engine, len, "optimizer state"))
+                    .collect::<Result<_>>()?,
                 scratch: None,
             });
         }
@@ -140,7 +143,11 @@ impl Arena {
             engine.copy(t.storage(), view(&page.params, s.offset), t.nbytes())?;
             if let Some((op, os)) = old.and_then(|o| o.by_pid.get(&s.pid).map(|&i| (o, &o.slots[i]))) {
                 for k in 0..n_states.min(op.pages[os.page].states.len()) {
-                    engine.copy(view(&op.pages[os.page].states[k], os.offset), view(&page.states[k], s.offset), t.nbytes())?;
+                    engine.copy(
+                        view(&op.pages[os.page].states[k], os.offset),
+                        view(&page.states[k], s.offset),
+                        t.nbytes(),
+                    )?;
                 }
             }
         }

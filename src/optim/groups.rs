@@ -32,7 +32,14 @@ pub struct GroupSpec {
 
 impl GroupSpec {
     pub fn new(name: &str, select: Select) -> GroupSpec {
-        GroupSpec { name: name.to_string(), select, lr: None, weight_decay: None, schedule: None, decay_1d: false }
+        GroupSpec {
+            name: name.to_string(),
+            select,
+            lr: None,
+            weight_decay: None,
+            schedule: None,
+            decay_1d: false,
+        }
     }
     pub fn lr(mut self, lr: f64) -> Self {
         self.lr = Some(lr);

@@ -181,7 +181,10 @@ impl Optimizer {
         }
         config.layer_lr.validate()?;
         if !(config.lr >= 0.0) || !(config.weight_decay >= 0.0) {
-            return Err(Error::arg("optimizer", format!("lr {} and weight decay {} must be >= 0", config.lr, config.weight_decay)));
+            return Err(Error::arg(
+                "optimizer",
+                format!("lr {} and weight decay {} must be >= 0", config.lr, config.weight_decay),
+            ));
         }
         if let Some(m) = config.max_grad_norm {
             if !(m > 0.0) {
@@ -245,17 +248,30 @@ impl Optimizer {
     fn prepare(&mut self, params: &mut Params) -> Result<()> {
         let trainable: Vec<_> = params.entries().iter().filter(|e| e.trainable()).collect();
         let same_set = self.arena.as_ref().is_some_and(|a| {
-            a.slots.len() == trainable.len() && trainable.iter().all(|e| params.find(&e.path).is_some_and(|p| a.by_pid.contains_key(&p)))
+            a.slots.len() == trainable.len()
+                && trainable.iter().all(|e| params.find(&e.path).is_some_and(|p| a.by_pid.contains_key(&p)))
         });
         if same_set && self.arena.as_ref().is_some_and(|a| a.still_bound(params)) {
             return Ok(());
         }
         let c = &self.config;
-        let resolved = resolve(&trainable, &c.groups, c.lr, c.weight_decay, &c.schedule, c.decay_1d, c.layer_lr, params.max_depth())?;
+        let resolved = resolve(
+            &trainable,
+            &c.groups,
+            c.lr,
+            c.weight_decay,
+            &c.schedule,
+            c.decay_1d,
+            c.layer_lr,
+            params.max_depth(),
+        )?;
         let mut groups: Vec<Resolved> = Vec::new();
         let mut wants = Vec::with_capacity(trainable.len());
         for (e, r) in trainable.iter().zip(resolved) {
-            let gi = match groups.iter().position(|g| g.lr == r.lr && g.weight_decay == r.weight_decay && g.schedule == r.schedule) {
+            let gi = match groups
+                .iter()
+                .position(|g| g.lr == r.lr && g.weight_decay == r.weight_decay && g.schedule == r.schedule)
+            {
                 Some(i) => i,
                 None => {
                     groups.push(r);
@@ -296,14 +312,20 @@ impl Optimizer {
             match grads.get(params.get(s.pid)) {
                 Some(g) => {
                     if g.shape() != params.get(s.pid).shape() {
-                        return Err(Error::shape("optimizer", params.get(s.pid).shape(), g.shape(), "gradient"));
+                        return Err(Error::shape(
+                            "optimizer",
+                            params.get(s.pid).shape(),
+                            g.shape(),
+                            "gradient",
+                        ));
                     }
                     e.copy(g.storage(), view(dst, s.offset), g.nbytes())?
                 }
                 // No gradient this micro-batch (the parameter was not used): zero, so a
                 // stale gradient is never applied.
                 None => {
-                    let t = Tensor::from_view(&e, dst.clone(), s.offset as u64 * 4, vec![s.numel], e.next_id());
+                    let t =
+                        Tensor::from_view(&e, dst.clone(), s.offset as u64 * 4, vec![s.numel], e.next_id());
                     crate::ops::fill::fill(&t, 0.0)?;
                 }
             }
@@ -316,7 +338,10 @@ impl Optimizer {
                     &e,
                     &Kernel::new(&shaders::ARENA, "accumulate"),
                     &prm,
-                    &[Binding::read(view(s, 0), p.len as u64 * 4), Binding::write(view(&p.grads, 0), p.len as u64 * 4)],
+                    &[
+                        Binding::read(view(s, 0), p.len as u64 * 4),
+                        Binding::write(view(&p.grads, 0), p.len as u64 * 4),
+                    ],
                     p.len,
                 )?;
             }
@@ -352,7 +377,8 @@ impl Optimizer {
                 let a = self.arena.as_ref().expect("accumulate ran");
                 for (pi, p) in a.pages.iter().enumerate() {
                     let groups = p.len.div_ceil(4096).clamp(1, PARTIALS);
-                    let prm = ArenaParams { n: p.len as u32, base: (pi * PARTIALS) as u32, count: 0, max_norm };
+                    let prm =
+                        ArenaParams { n: p.len as u32, base: (pi * PARTIALS) as u32, count: 0, max_norm };
                     e.dispatch(
                         &Kernel::new(&shaders::ARENA, "sumsq_partial"),
                         bytemuck::bytes_of(&prm),

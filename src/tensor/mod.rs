@@ -69,7 +69,13 @@ impl Tensor {
 
     /// A tensor over `storage` starting at byte `offset` (a view into an arena). The caller
     /// guarantees the range fits and the offset is aligned for storage bindings.
-    pub(crate) fn from_view(engine: &Engine, storage: Arc<Storage>, offset: u64, shape: Vec<usize>, id: TensorId) -> Tensor {
+    pub(crate) fn from_view(
+        engine: &Engine,
+        storage: Arc<Storage>,
+        offset: u64,
+        shape: Vec<usize>,
+        id: TensorId,
+    ) -> Tensor {
         Tensor(Arc::new(Inner {
             id,
             shape,

@@ -47,7 +47,10 @@ impl LrFinder {
     /// Run `step(lr) -> loss` for each rate until the loss diverges or turns non-finite.
     pub fn run(&self, mut step: impl FnMut(f64) -> Result<f32>) -> Result<LrReport> {
         if !(self.start > 0.0 && self.end > self.start && self.steps >= 5) {
-            return Err(Error::arg("lr_finder", format!("needs 0 < start < end and >= 5 steps, got {self:?}")));
+            return Err(Error::arg(
+                "lr_finder",
+                format!("needs 0 < start < end and >= 5 steps, got {self:?}"),
+            ));
         }
         let mut lrs = Vec::new();
         let mut losses = Vec::new();

@@ -44,7 +44,8 @@ pub fn asset(test: &str, rel: &str) -> Option<PathBuf> {
 /// f32 values of a fixture tensor (integer tensors converted).
 pub fn f32s(f: &SafeTensorsFile, name: &str) -> (Vec<f32>, Vec<usize>) {
     use whet::weights::{WeightDType, WeightSource};
-    let info = f.tensors().into_iter().find(|t| t.name == name).unwrap_or_else(|| panic!("fixture lacks {name}"));
+    let info =
+        f.tensors().into_iter().find(|t| t.name == name).unwrap_or_else(|| panic!("fixture lacks {name}"));
     if info.dtype == WeightDType::I64 {
         let b = f.bytes(name).unwrap();
         let v = b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect();

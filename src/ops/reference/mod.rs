@@ -12,6 +12,7 @@
 //! and dropout's integer hash bit for bit. Shape mistakes are programming errors in a test and
 //! panic with a message.
 
+pub mod attention;
 pub mod batch_norm;
 pub mod conv;
 pub mod dropout;
