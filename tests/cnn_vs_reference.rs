@@ -274,7 +274,8 @@ fn pooling_forward_and_gradients() {
     let mut rep = Report::new("pooling_forward_and_gradients");
     let mut r = rng(303);
     // (input, kernel, stride, padding)
-    let windows: &[([usize; 4], (usize, usize), (usize, usize), (usize, usize))] = &[
+    type Window = ([usize; 4], (usize, usize), (usize, usize), (usize, usize));
+    let windows: &[Window] = &[
         ([2, 3, 7, 7], (3, 3), (2, 2), (1, 1)), // ResNet's max pool on an odd size
         ([1, 2, 13, 13], (2, 2), (2, 2), (0, 0)), // VGG's
         ([2, 2, 8, 9], (3, 2), (2, 1), (1, 0)), // rectangular

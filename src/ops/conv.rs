@@ -193,7 +193,7 @@ impl ConvGeometry {
             0 => 1 << 28,
             v => v,
         };
-        let limit = (l.max_storage_buffer_binding_size as u64).min(l.max_buffer_size).min(cap);
+        let limit = l.max_storage_buffer_binding_size.min(l.max_buffer_size).min(cap);
         let per_image = (self.groups * self.kp() * self.p() * 4) as u64;
         ((limit / per_image.max(1)) as usize).clamp(1, self.n)
     }

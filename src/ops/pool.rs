@@ -36,7 +36,7 @@ fn dims(op: &'static str, x: &Tensor) -> Result<(usize, usize, usize, usize)> {
     if s.len() != 4 {
         return Err(Error::shape(op, s, &[], "input must be [N, C, H, W]"));
     }
-    if s.iter().any(|&d| d == 0) {
+    if s.contains(&0) {
         return Err(Error::shape(op, s, &[], "every dim must be non-zero"));
     }
     Ok((s[0], s[1], s[2], s[3]))

@@ -30,7 +30,7 @@ fn axis(size: usize, k: usize, s: usize, d: usize, pad: Option<(usize, usize)>) 
         }
         None => {
             // TensorFlow SAME: out = ceil(size / s), extra pixel after.
-            let out = (size + s - 1) / s;
+            let out = size.div_ceil(s);
             let total = ((out as i64 - 1) * s as i64 + span as i64 - size as i64).max(0) as usize;
             (out, total / 2)
         }
