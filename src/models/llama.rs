@@ -146,6 +146,16 @@ impl Llama {
         Self::build(engine, b, config, false)
     }
 
+    /// Load a llama.cpp GGUF file (e.g. SmolLM2): tensors renamed to HF keys, q/k rows
+    /// un-permuted back to the `rotate_half` layout, every quantised type dequantised to f32.
+    pub fn from_gguf(engine: &Engine, path: impl AsRef<std::path::Path>) -> Result<(Llama, BindingReport)> {
+        let path = path.as_ref();
+        let src = crate::weights::gguf_llama::GgufLlama::open(path)?;
+        let name = path.display().to_string();
+        let config = LlamaConfig::from_json(&src.config().to_json(), &name)?;
+        Self::load(engine, &src, &name, config)
+    }
+
     /// A randomly initialised model (HF init: N(0, 0.02²), norms 1).
     pub fn scratch(engine: &Engine, config: LlamaConfig, seed: u64) -> Result<Llama> {
         config.validate().map_err(|m| Error::arg("llama", m))?;
