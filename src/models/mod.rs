@@ -6,3 +6,4 @@ pub mod bert;
 pub mod decoder;
 pub mod gpt2;
 pub mod llama;
+pub mod resnet;

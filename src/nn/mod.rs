@@ -7,6 +7,7 @@
 
 pub mod attention;
 pub mod binder;
+pub mod conv;
 pub mod init;
 pub mod linear;
 pub mod lora;

