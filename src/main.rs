@@ -21,6 +21,13 @@ enum Command {
     Inspect {
         /// safetensors, GGUF, PyTorch .pth/.bin (zip or legacy) file, or a Hugging Face model directory.
         checkpoint: std::path::PathBuf,
+        /// Also bind the checkpoint to this model kind and print the binding report (mapped,
+        /// missing, unexpected, size mismatches...): resnet, vgg, efficientnet-lite, bert, gpt2, llama.
+        #[arg(long)]
+        model: Option<String>,
+        /// Classes of the task head (a new head when it differs from the checkpoint's).
+        #[arg(long)]
+        classes: Option<usize>,
     },
 }
 
@@ -28,7 +35,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Devices => devices(),
-        Command::Inspect { checkpoint } => inspect(&checkpoint),
+        Command::Inspect { checkpoint, model, classes } => {
+            inspect(&checkpoint).and_then(|()| match model {
+                Some(kind) => bind_report(&checkpoint, &kind, classes),
+                None => Ok(()),
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,6 +81,21 @@ fn inspect(path: &std::path::Path) -> whet::Result<()> {
         println!("  {:width$}  {:<5}  {:?}", t.name, format!("{:?}", t.dtype), t.shape);
     }
     println!("parameters: {params}");
+    Ok(())
+}
+
+/// Bind the checkpoint to a model and print the report; a report with problems is the error
+/// (the same text a failed load gives).
+fn bind_report(path: &std::path::Path, kind: &str, classes: Option<usize>) -> whet::Result<()> {
+    let kind: whet::models::zoo::ModelKind = kind.parse()?;
+    let engine = whet::Engine::new(Default::default())?;
+    let (_model, report) = whet::models::zoo::load(&engine, path, kind, classes, 0)?;
+    print!("{report}");
+    for (p, k) in &report.mapped {
+        if p != k {
+            println!("  mapped: {p} <- {k}");
+        }
+    }
     Ok(())
 }
 

@@ -64,7 +64,7 @@ impl EfficientNetLite {
     /// The block list of a checkpoint.
     pub fn infer(src: &dyn WeightSource) -> Result<Vec<BlockSpec>> {
         let stem = shape_of(src, "_conv_stem.weight")
-            .ok_or_else(|| Error::Unsupported("not an EfficientNet checkpoint (no _conv_stem.weight)".into()))?;
+            .ok_or_else(|| Error::arg("efficientnet", "not an EfficientNet checkpoint (no _conv_stem.weight)"))?;
         let mut specs = Vec::new();
         let mut input = stem[0];
         let mut stage = 0usize;
@@ -72,7 +72,7 @@ impl EfficientNetLite {
         for i in 0.. {
             let Some(dw) = shape_of(src, &format!("_blocks.{i}._depthwise_conv.weight")) else { break };
             let proj = shape_of(src, &format!("_blocks.{i}._project_conv.weight"))
-                .ok_or_else(|| Error::Unsupported(format!("block {i} has no _project_conv")))?;
+                .ok_or_else(|| Error::arg("efficientnet", format!("block {i} has no _project_conv")))?;
             let output = proj[0];
             let first_of_stage = last_out != Some(output);
             if first_of_stage && last_out.is_some() {
@@ -84,7 +84,7 @@ impl EfficientNetLite {
             last_out = Some(output);
         }
         if specs.is_empty() {
-            return Err(Error::Unsupported("EfficientNet checkpoint without _blocks".into()));
+            return Err(Error::arg("efficientnet", "EfficientNet checkpoint without _blocks"));
         }
         Ok(specs)
     }

@@ -9,3 +9,4 @@ pub mod llama;
 pub mod resnet;
 pub mod efficientnet;
 pub mod vgg;
+pub mod zoo;

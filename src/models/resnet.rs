@@ -73,12 +73,14 @@ impl ResNet {
         let names: std::collections::HashSet<String> = source.tensors().into_iter().map(|t| t.name).collect();
         let strip = |k: &str| names.contains(k);
         if !strip("conv1.weight") || !strip("fc.weight") {
-            return Err(Error::Unsupported("not a torchvision/timm ResNet checkpoint (no conv1.weight / fc.weight)".into()));
+            return Err(Error::arg("resnet", "not a torchvision/timm ResNet checkpoint (no conv1.weight / fc.weight)"));
         }
         let bottleneck = strip("layer1.0.conv3.weight");
+        // Blocks are counted by any key under `layer{i}.{j}.`, so one damaged or missing
+        // tensor is reported as missing instead of changing the architecture.
         let mut layers = [0; 4];
         for (i, l) in layers.iter_mut().enumerate() {
-            while strip(&format!("layer{}.{}.conv1.weight", i + 1, *l)) {
+            while names.iter().any(|n| n.starts_with(&format!("layer{}.{}.", i + 1, *l))) {
                 *l += 1;
             }
         }

@@ -57,7 +57,7 @@ impl Vgg {
         let (depth, plan) = CFGS
             .iter()
             .find(|(_, p)| p.iter().filter(|c| **c > 0).count() == convs)
-            .ok_or_else(|| Error::Unsupported(format!("{name}: {convs} conv layers match no VGG variant")))?;
+            .ok_or_else(|| Error::arg("vgg", format!("{name}: {convs} conv layers match no VGG variant")))?;
         let batch_norm = shape_of(src, "features.1.running_mean").is_some();
         let mut b = Binder::new(engine, Some(src), name, "vgg").ignore_suffix("num_batches_tracked").seed(seed);
         let mut layers = Vec::new();
