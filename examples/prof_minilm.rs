@@ -1,3 +1,5 @@
+//! Where a MiniLM step spends its time: `WHET_PROFILE=1 cargo run --release --example prof_minilm -- <batch>`
+//! (add `FROZEN=1` to freeze the embeddings and layers 0-3). Needs `make assets`.
 use std::time::Instant;
 use whet::models::bert::{Bert, BertConfig, BertInput, BertTask};
 use whet::nn::Mode;
@@ -15,11 +17,14 @@ fn main() {
     let t = 128;
     let ids: Vec<u32> = (0..b * t).map(|i| 1000 + (i as u32 * 7919) % 20000).collect();
     let labels: Vec<u32> = (0..b as u32).map(|i| i % 3).collect();
-    let (bert, _) =
+    let (mut bert, _) =
         Bert::load(&e, &st, "m", config, BertTask::SequenceClassification { num_labels: 3 }, 0).unwrap();
+    if std::env::var_os("FROZEN").is_some() {
+        bert.params.freeze(&whet::nn::Select::parse("re:embeddings|layer\\.[0-3]\\.").unwrap()).unwrap();
+    }
     let input = BertInput { ids: &ids, type_ids: None, attention_mask: None, batch: b, seq: t };
     e.sync().unwrap();
-    for _ in 0..2 {
+    for _ in 0..1 {
         let t0 = Instant::now();
         {
             let _g = e.no_grad();

@@ -35,12 +35,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Devices => devices(),
-        Command::Inspect { checkpoint, model, classes } => {
-            inspect(&checkpoint).and_then(|()| match model {
-                Some(kind) => bind_report(&checkpoint, &kind, classes),
-                None => Ok(()),
-            })
-        }
+        Command::Inspect { checkpoint, model, classes } => inspect(&checkpoint).and_then(|()| match model {
+            Some(kind) => bind_report(&checkpoint, &kind, classes),
+            None => Ok(()),
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,7 +25,8 @@ fn damaged(dir: &std::path::Path) -> std::path::PathBuf {
         }
         let mut bytes = st.bytes(&name).unwrap().to_vec();
         let mut shape = info.shape.clone();
-        let mut dtype = if matches!(info.dtype, whet::weights::WeightDType::I64) { Dtype::I64 } else { Dtype::F32 };
+        let mut dtype =
+            if matches!(info.dtype, whet::weights::WeightDType::I64) { Dtype::I64 } else { Dtype::F32 };
         let out = match name.as_str() {
             "fc.bias" => "fc.bias_old".to_string(),
             "bn1.weight" => {

@@ -97,7 +97,12 @@ fn smollm2_gguf_matches_pytorch() {
             let _ng = e.no_grad();
             m.logits(&ids, 1, ids.len(), None).unwrap()
         };
-        p.abs(&format!("prompt{k}.logits"), &logits.to_vec().unwrap(), &fx::f32s(&io, &format!("prompt{k}.logits")).0, 1e-3);
+        p.abs(
+            &format!("prompt{k}.logits"),
+            &logits.to_vec().unwrap(),
+            &fx::f32s(&io, &format!("prompt{k}.logits")).0,
+            1e-3,
+        );
         let opts = Generate { max_new_tokens: 8, sampling: Sampling::Greedy, seed: 0, eos: None };
         let got = generate(&m, &ids, &opts).unwrap();
         assert_eq!(got, fx::u32s(&io, &format!("prompt{k}.greedy_ids")), "prompt{k}: greedy tokens");

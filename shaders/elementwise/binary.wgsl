@@ -6,7 +6,8 @@ override OP: u32;
 struct Params {
     n: u32,
     rank: u32,
-    _pad0: u32,
+    // binary_tail: elements of b, which repeats along the leading dims of a.
+    tail: u32,
     _pad1: u32,
     shape: array<vec4<u32>, 2>,
     sa: array<vec4<u32>, 2>,
@@ -52,6 +53,15 @@ fn binary_same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     // every lane load separately.
     let i = min(linear_index(wid, nwg, lid), p.n - 1u);
     out[i] = f(a[i], b[i]);
+}
+
+// b matches a's trailing dims (a bias over rows): one modulo instead of a rank-long index walk
+// (3-4x faster on lavapipe for the bias adds of every linear layer).
+@compute @workgroup_size(WG1)
+fn binary_tail(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = min(linear_index(wid, nwg, lid), p.n - 1u);
+    out[i] = f(a[i], b[i % p.tail]);
 }
 
 @compute @workgroup_size(WG1)

@@ -87,6 +87,7 @@ shader!(
     "elementwise/binary",
     [
         Spec { entry: "binary_same", overrides: &[("OP", BINARY_OPS)] },
+        Spec { entry: "binary_tail", overrides: &[("OP", BINARY_OPS)] },
         Spec { entry: "binary_broadcast", overrides: &[("OP", BINARY_OPS)] },
         Spec { entry: "binary_backward", overrides: &[("OP", &[2.0, 3.0])] },
     ]

@@ -201,3 +201,28 @@ enum Keep {
     K(usize),
     P(f32),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_keeps_to_its_candidates() {
+        let logits = [0.0f32, 5.0, 4.9, -3.0, 4.8];
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        assert_eq!(pick(&logits, Sampling::Greedy, &mut rng).unwrap(), 1);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let t = pick(&logits, Sampling::TopK { k: 2, temperature: 1.0 }, &mut rng).unwrap();
+            assert!(t == 1 || t == 2, "top-2 sampled {t}");
+            seen.insert(t);
+        }
+        assert_eq!(seen.len(), 2, "both of the top 2 are drawn");
+        // p = 0.5: token 1 alone holds ~36%, tokens 1 and 2 ~70% ⇒ the nucleus is {1, 2}.
+        for _ in 0..200 {
+            let t = pick(&logits, Sampling::TopP { p: 0.5, temperature: 1.0 }, &mut rng).unwrap();
+            assert!(t == 1 || t == 2, "top-p sampled {t}");
+        }
+        assert!(pick(&[f32::NAN], Sampling::Greedy, &mut rng).is_err());
+    }
+}

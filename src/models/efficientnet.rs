@@ -63,8 +63,9 @@ fn shape_of(src: &dyn WeightSource, key: &str) -> Option<Vec<usize>> {
 impl EfficientNetLite {
     /// The block list of a checkpoint.
     pub fn infer(src: &dyn WeightSource) -> Result<Vec<BlockSpec>> {
-        let stem = shape_of(src, "_conv_stem.weight")
-            .ok_or_else(|| Error::arg("efficientnet", "not an EfficientNet checkpoint (no _conv_stem.weight)"))?;
+        let stem = shape_of(src, "_conv_stem.weight").ok_or_else(|| {
+            Error::arg("efficientnet", "not an EfficientNet checkpoint (no _conv_stem.weight)")
+        })?;
         let mut specs = Vec::new();
         let mut input = stem[0];
         let mut stage = 0usize;
@@ -100,23 +101,49 @@ impl EfficientNetLite {
         let specs = Self::infer(src)?;
         let ckpt_classes = shape_of(src, "_fc.weight").map(|s| s[0]).unwrap_or(1000);
         let classes = num_classes.unwrap_or(ckpt_classes);
-        let mut b = Binder::new(engine, Some(src), name, "efficientnet_lite").ignore_suffix("num_batches_tracked").seed(seed);
+        let mut b = Binder::new(engine, Some(src), name, "efficientnet_lite")
+            .ignore_suffix("num_batches_tracked")
+            .seed(seed);
         let stem_c = specs[0].input;
         let bn = |b: &mut Binder, p: &str, c: usize| BatchNorm2d::new(b, p, c, BN_EPS, BN_MOMENTUM, false);
-        let stem = (ConvLayer::new(&mut b, "_conv_stem", [stem_c, 3, 3, 3], false, same(2), false)?, bn(&mut b, "_bn0", stem_c)?);
+        let stem = (
+            ConvLayer::new(&mut b, "_conv_stem", [stem_c, 3, 3, 3], false, same(2), false)?,
+            bn(&mut b, "_bn0", stem_c)?,
+        );
         let mut blocks = Vec::new();
         for (i, s) in specs.iter().enumerate() {
             let p = format!("_blocks.{i}");
             let expand = if s.expanded != s.input {
-                let c = ConvLayer::new(&mut b, &format!("{p}._expand_conv"), [s.expanded, s.input, 1, 1], false, Conv2d::default(), false)?;
+                let c = ConvLayer::new(
+                    &mut b,
+                    &format!("{p}._expand_conv"),
+                    [s.expanded, s.input, 1, 1],
+                    false,
+                    Conv2d::default(),
+                    false,
+                )?;
                 Some((c, bn(&mut b, &format!("{p}._bn0"), s.expanded)?))
             } else {
                 None
             };
             let dw_cfg = Conv2d { groups: s.expanded, ..same(s.stride) };
-            let dw = ConvLayer::new(&mut b, &format!("{p}._depthwise_conv"), [s.expanded, 1, s.kernel, s.kernel], false, dw_cfg, false)?;
+            let dw = ConvLayer::new(
+                &mut b,
+                &format!("{p}._depthwise_conv"),
+                [s.expanded, 1, s.kernel, s.kernel],
+                false,
+                dw_cfg,
+                false,
+            )?;
             let depthwise = (dw, bn(&mut b, &format!("{p}._bn1"), s.expanded)?);
-            let pc = ConvLayer::new(&mut b, &format!("{p}._project_conv"), [s.output, s.expanded, 1, 1], false, Conv2d::default(), false)?;
+            let pc = ConvLayer::new(
+                &mut b,
+                &format!("{p}._project_conv"),
+                [s.output, s.expanded, 1, 1],
+                false,
+                Conv2d::default(),
+                false,
+            )?;
             let project = (pc, bn(&mut b, &format!("{p}._bn2"), s.output)?);
             blocks.push(Block { spec: *s, expand, depthwise, project });
         }
@@ -135,7 +162,16 @@ impl EfficientNetLite {
         let (mut params, report) = b.finish()?;
         let n_blocks = specs.len();
         params.set_depths(|path| depth(path, n_blocks));
-        let m = EfficientNetLite { params, blocks_spec: specs, num_classes: classes, dropout: 0.2, stem, blocks, head, fc };
+        let m = EfficientNetLite {
+            params,
+            blocks_spec: specs,
+            num_classes: classes,
+            dropout: 0.2,
+            stem,
+            blocks,
+            head,
+            fc,
+        };
         Ok((m, report))
     }
 
@@ -148,7 +184,11 @@ impl EfficientNetLite {
         let w = Tensor::from_slice(&e, &init.sample(num_classes * f, &mut rng)?, &[num_classes, f])?;
         let b = Tensor::from_slice(&e, &init.sample(num_classes, &mut rng)?, &[num_classes])?;
         self.params.reset(self.fc.weight, w, Origin::Fresh)?;
-        self.params.reset(self.fc.bias.ok_or_else(|| Error::arg("efficientnet", "head without bias"))?, b, Origin::Fresh)?;
+        self.params.reset(
+            self.fc.bias.ok_or_else(|| Error::arg("efficientnet", "head without bias"))?,
+            b,
+            Origin::Fresh,
+        )?;
         self.fc.out_features = num_classes;
         self.num_classes = num_classes;
         Ok(())
@@ -160,7 +200,9 @@ impl EfficientNetLite {
         if x.rank() != 4 || x.shape()[1] != 3 {
             return Err(Error::shape("efficientnet", x.shape(), &[0, 3, 0, 0], "input must be [N, 3, H, W]"));
         }
-        let cbr = |l: &(ConvLayer, BatchNorm2d), x: &Tensor| -> Result<Tensor> { l.1.forward(p, &l.0.forward(p, x)?, mode) };
+        let cbr = |l: &(ConvLayer, BatchNorm2d), x: &Tensor| -> Result<Tensor> {
+            l.1.forward(p, &l.0.forward(p, x)?, mode)
+        };
         let mut h = cbr(&self.stem, x)?.relu6()?;
         for blk in &self.blocks {
             let mut y = match &blk.expand {

@@ -4,9 +4,9 @@
 
 pub mod bert;
 pub mod decoder;
+pub mod efficientnet;
 pub mod gpt2;
 pub mod llama;
 pub mod resnet;
-pub mod efficientnet;
 pub mod vgg;
 pub mod zoo;

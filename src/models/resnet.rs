@@ -73,7 +73,10 @@ impl ResNet {
         let names: std::collections::HashSet<String> = source.tensors().into_iter().map(|t| t.name).collect();
         let strip = |k: &str| names.contains(k);
         if !strip("conv1.weight") || !strip("fc.weight") {
-            return Err(Error::arg("resnet", "not a torchvision/timm ResNet checkpoint (no conv1.weight / fc.weight)"));
+            return Err(Error::arg(
+                "resnet",
+                "not a torchvision/timm ResNet checkpoint (no conv1.weight / fc.weight)",
+            ));
         }
         let bottleneck = strip("layer1.0.conv3.weight");
         // Blocks are counted by any key under `layer{i}.{j}.`, so one damaged or missing
@@ -84,7 +87,8 @@ impl ResNet {
                 *l += 1;
             }
         }
-        let classes = source.tensors().into_iter().find(|t| t.name == "fc.weight").map(|t| t.shape[0]).unwrap_or(0);
+        let classes =
+            source.tensors().into_iter().find(|t| t.name == "fc.weight").map(|t| t.shape[0]).unwrap_or(0);
         Ok(ResNetConfig { bottleneck, layers, num_classes: classes })
     }
 
@@ -102,7 +106,8 @@ impl ResNet {
         if let Some(n) = num_classes {
             config.num_classes = n;
         }
-        let b = Binder::new(engine, Some(source), name, "resnet").ignore_suffix("num_batches_tracked").seed(seed);
+        let b =
+            Binder::new(engine, Some(source), name, "resnet").ignore_suffix("num_batches_tracked").seed(seed);
         Self::build(b, config, false, replace)
     }
 
@@ -112,9 +117,18 @@ impl ResNet {
         Ok(Self::build(b, config, true, true)?.0)
     }
 
-    fn build(mut b: Binder, config: ResNetConfig, scratch: bool, fresh_head: bool) -> Result<(ResNet, BindingReport)> {
-        let bn = |b: &mut Binder, path: &str, c: usize| BatchNorm2d::new(b, path, c, BN_EPS, BN_MOMENTUM, scratch);
-        let stem = (ConvLayer::new(&mut b, "conv1", [64, 3, 7, 7], false, conv(2, 3), scratch)?, bn(&mut b, "bn1", 64)?);
+    fn build(
+        mut b: Binder,
+        config: ResNetConfig,
+        scratch: bool,
+        fresh_head: bool,
+    ) -> Result<(ResNet, BindingReport)> {
+        let bn =
+            |b: &mut Binder, path: &str, c: usize| BatchNorm2d::new(b, path, c, BN_EPS, BN_MOMENTUM, scratch);
+        let stem = (
+            ConvLayer::new(&mut b, "conv1", [64, 3, 7, 7], false, conv(2, 3), scratch)?,
+            bn(&mut b, "bn1", 64)?,
+        );
         let mut blocks = Vec::new();
         let mut inplanes = 64;
         let expansion = if config.bottleneck { 4 } else { 1 };
@@ -131,13 +145,28 @@ impl ResNet {
                         ([planes * 4, planes, 1, 1], conv(1, 0)),
                     ];
                     for (k, (shape, cfg)) in specs.into_iter().enumerate() {
-                        let c = ConvLayer::new(&mut b, &format!("{p}.conv{}", k + 1), shape, false, cfg, scratch)?;
+                        let c = ConvLayer::new(
+                            &mut b,
+                            &format!("{p}.conv{}", k + 1),
+                            shape,
+                            false,
+                            cfg,
+                            scratch,
+                        )?;
                         convs.push((c, bn(&mut b, &format!("{p}.bn{}", k + 1), shape[0])?));
                     }
                 } else {
-                    let specs = [([planes, inplanes, 3, 3], conv(stride, 1)), ([planes, planes, 3, 3], conv(1, 1))];
+                    let specs =
+                        [([planes, inplanes, 3, 3], conv(stride, 1)), ([planes, planes, 3, 3], conv(1, 1))];
                     for (k, (shape, cfg)) in specs.into_iter().enumerate() {
-                        let c = ConvLayer::new(&mut b, &format!("{p}.conv{}", k + 1), shape, false, cfg, scratch)?;
+                        let c = ConvLayer::new(
+                            &mut b,
+                            &format!("{p}.conv{}", k + 1),
+                            shape,
+                            false,
+                            cfg,
+                            scratch,
+                        )?;
                         convs.push((c, bn(&mut b, &format!("{p}.bn{}", k + 1), shape[0])?));
                     }
                 }

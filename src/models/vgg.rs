@@ -53,13 +53,18 @@ impl Vgg {
         num_classes: Option<usize>,
         seed: u64,
     ) -> Result<(Vgg, BindingReport)> {
-        let convs = src.tensors().iter().filter(|t| t.name.starts_with("features.") && t.name.ends_with(".weight") && t.shape.len() == 4).count();
+        let convs = src
+            .tensors()
+            .iter()
+            .filter(|t| t.name.starts_with("features.") && t.name.ends_with(".weight") && t.shape.len() == 4)
+            .count();
         let (depth, plan) = CFGS
             .iter()
             .find(|(_, p)| p.iter().filter(|c| **c > 0).count() == convs)
             .ok_or_else(|| Error::arg("vgg", format!("{name}: {convs} conv layers match no VGG variant")))?;
         let batch_norm = shape_of(src, "features.1.running_mean").is_some();
-        let mut b = Binder::new(engine, Some(src), name, "vgg").ignore_suffix("num_batches_tracked").seed(seed);
+        let mut b =
+            Binder::new(engine, Some(src), name, "vgg").ignore_suffix("num_batches_tracked").seed(seed);
         let mut layers = Vec::new();
         let (mut idx, mut c_in) = (0usize, 3usize);
         for &c in plan.iter() {
@@ -93,7 +98,18 @@ impl Vgg {
         let (mut params, report) = b.finish()?;
         let n = layers.len();
         params.set_depths(|p| vgg_depth(p, n));
-        Ok((Vgg { params, depth: *depth, batch_norm, num_classes: classes, dropout: 0.5, layers, fc: [fc0, fc3, fc6] }, report))
+        Ok((
+            Vgg {
+                params,
+                depth: *depth,
+                batch_norm,
+                num_classes: classes,
+                dropout: 0.5,
+                layers,
+                fc: [fc0, fc3, fc6],
+            },
+            report,
+        ))
     }
 
     /// Replace the last classifier layer for `num_classes` (torchvision init: N(0, 0.01²), bias 0).
@@ -101,7 +117,11 @@ impl Vgg {
         let h = self.fc[2].in_features;
         let e = self.params.get(self.fc[2].weight).engine().clone();
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
-        let w = Tensor::from_slice(&e, &Init::Normal { std: 0.01 }.sample(num_classes * h, &mut rng)?, &[num_classes, h])?;
+        let w = Tensor::from_slice(
+            &e,
+            &Init::Normal { std: 0.01 }.sample(num_classes * h, &mut rng)?,
+            &[num_classes, h],
+        )?;
         self.params.reset(self.fc[2].weight, w, Origin::Fresh)?;
         let bid = self.fc[2].bias.ok_or_else(|| Error::arg("vgg", "head without bias"))?;
         self.params.reset(bid, Tensor::zeros(&e, &[num_classes])?, Origin::Fresh)?;
@@ -140,7 +160,11 @@ impl Vgg {
 
 /// 0..L−1 = feature layers by position, L = classifier.
 fn vgg_depth(path: &str, _layers: usize) -> usize {
-    match path.strip_prefix("features.").and_then(|r| r.split('.').next()).and_then(|s| s.parse::<usize>().ok()) {
+    match path
+        .strip_prefix("features.")
+        .and_then(|r| r.split('.').next())
+        .and_then(|s| s.parse::<usize>().ok())
+    {
         Some(i) => i,
         None => 64,
     }

@@ -75,7 +75,13 @@ fn config_json(path: &Path) -> Result<(serde_json::Value, String)> {
 /// Bind `path` (a file or an HF directory) to a model of `kind`. `classes` sets the number of
 /// outputs of a classifier head (a new head when it differs from the checkpoint's). Any
 /// binding problem is `Error::Binding` with the whole report.
-pub fn load(engine: &Engine, path: &Path, kind: ModelKind, classes: Option<usize>, seed: u64) -> Result<(AnyModel, BindingReport)> {
+pub fn load(
+    engine: &Engine,
+    path: &Path,
+    kind: ModelKind,
+    classes: Option<usize>,
+    seed: u64,
+) -> Result<(AnyModel, BindingReport)> {
     let name = path.display().to_string();
     Ok(match kind {
         ModelKind::Llama if path.is_file() => {
@@ -91,15 +97,24 @@ pub fn load(engine: &Engine, path: &Path, kind: ModelKind, classes: Option<usize
                         Some(n) => BertTask::SequenceClassification { num_labels: n },
                         None => BertTask::Encoder,
                     };
-                    let (m, r) = Bert::load(engine, src.as_ref(), &name, BertConfig::from_json(&cfg, &cfg_name)?, task, seed)?;
+                    let (m, r) = Bert::load(
+                        engine,
+                        src.as_ref(),
+                        &name,
+                        BertConfig::from_json(&cfg, &cfg_name)?,
+                        task,
+                        seed,
+                    )?;
                     (AnyModel::Bert(m), r)
                 }
                 ModelKind::Gpt2 => {
-                    let (m, r) = Gpt2::load(engine, src.as_ref(), &name, Gpt2Config::from_json(&cfg, &cfg_name)?)?;
+                    let (m, r) =
+                        Gpt2::load(engine, src.as_ref(), &name, Gpt2Config::from_json(&cfg, &cfg_name)?)?;
                     (AnyModel::Gpt2(m), r)
                 }
                 _ => {
-                    let (m, r) = Llama::load(engine, src.as_ref(), &name, LlamaConfig::from_json(&cfg, &cfg_name)?)?;
+                    let (m, r) =
+                        Llama::load(engine, src.as_ref(), &name, LlamaConfig::from_json(&cfg, &cfg_name)?)?;
                     (AnyModel::Llama(m), r)
                 }
             }

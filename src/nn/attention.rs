@@ -9,7 +9,14 @@ use crate::tensor::Tensor;
 /// `softmax(q kᵀ · scale + masks) v` for q `[B, Hq, Tq, D]`, k and v `[B, Hkv, Tk, D]`, an
 /// optional key mask `[B, Tk]` (1 keep, 0 masked) and a causal mask aligned at the end (query i
 /// sees keys j ≤ i + Tk − Tq).
-pub fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor, scale: f32, causal: bool, key_mask: Option<&[f32]>) -> Result<Tensor> {
+pub fn sdpa(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f32,
+    causal: bool,
+    key_mask: Option<&[f32]>,
+) -> Result<Tensor> {
     let mask = match key_mask {
         Some(m) => {
             let b = k.shape().first().copied().unwrap_or(0);

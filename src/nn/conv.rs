@@ -18,7 +18,14 @@ pub struct ConvLayer {
 impl ConvLayer {
     /// Load from the checkpoint, or initialise (torchvision: kaiming normal, fan-out) when
     /// `fresh`.
-    pub fn new(b: &mut Binder, path: &str, shape: [usize; 4], bias: bool, cfg: Conv2d, fresh: bool) -> Result<Self> {
+    pub fn new(
+        b: &mut Binder,
+        path: &str,
+        shape: [usize; 4],
+        bias: bool,
+        cfg: Conv2d,
+        fresh: bool,
+    ) -> Result<Self> {
         let fan_out = shape[0] * shape[2] * shape[3];
         let fan_in = shape[1] * shape[2] * shape[3];
         let weight = if fresh {
@@ -28,7 +35,9 @@ impl ConvLayer {
         };
         let bias = match (bias, fresh) {
             (false, _) => None,
-            (true, true) => Some(b.fresh(&format!("{path}.bias"), &[shape[0]], Init::TorchDefault { fan_in })?),
+            (true, true) => {
+                Some(b.fresh(&format!("{path}.bias"), &[shape[0]], Init::TorchDefault { fan_in })?)
+            }
             (true, false) => Some(b.param(&format!("{path}.bias"), &[shape[0]])?),
         };
         Ok(ConvLayer { weight, bias, cfg })

@@ -174,7 +174,9 @@ impl BinaryOp {
 struct BinaryParams {
     n: u32,
     rank: u32,
-    _pad: [u32; 2],
+    /// `binary_tail`: element count of the repeating operand.
+    tail: u32,
+    _pad: u32,
     shape: [u32; 8],
     sa: [u32; 8],
     sb: [u32; 8],
@@ -187,7 +189,8 @@ fn binary_params(a: &[usize], b: &[usize], out: &[usize]) -> Result<BinaryParams
     Ok(BinaryParams {
         n: shape::numel(out) as u32,
         rank: out.len() as u32,
-        _pad: [0; 2],
+        tail: 0,
+        _pad: 0,
         shape: shape::pack8(out),
         sa: shape::pack8(&shape::broadcast_strides(a, out)),
         sb: shape::pack8(&shape::broadcast_strides(b, out)),
@@ -198,8 +201,24 @@ fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     let e = same_engine(op.name(), &[a, b])?;
     let out_shape = shape::broadcast(op.name(), a.shape(), b.shape())?;
     let out = Tensor::empty(e, &out_shape)?;
-    let p = binary_params(a.shape(), b.shape(), &out_shape)?;
-    let entry = if a.shape() == b.shape() { "binary_same" } else { "binary_broadcast" };
+    let mut p = binary_params(a.shape(), b.shape(), &out_shape)?;
+    // b spans a's trailing dims (leading 1s aside) and a is already the output's shape.
+    let b_core: &[usize] = {
+        let s = b.shape();
+        &s[s.iter().position(|&d| d != 1).unwrap_or(s.len())..]
+    };
+    let tail = a.shape() == out_shape.as_slice()
+        && !b_core.is_empty()
+        && out_shape.ends_with(b_core)
+        && b.numel() > 0;
+    let entry = if a.shape() == b.shape() {
+        "binary_same"
+    } else if tail {
+        p.tail = b.numel() as u32;
+        "binary_tail"
+    } else {
+        "binary_broadcast"
+    };
     launch_1d(
         e,
         &Kernel::new(&shaders::BINARY, entry).with("OP", op as u32),
