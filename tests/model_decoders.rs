@@ -109,3 +109,27 @@ fn smollm2_gguf_matches_pytorch() {
     }
     p.finish();
 }
+
+/// Dropout inside frozen blocks is a choice: kept by default (PyTorch), off with
+/// `Mode::frozen_deterministic`, where a fully frozen model gives its evaluation logits.
+#[test]
+fn dropout_in_frozen_blocks_is_a_choice() {
+    use whet::nn::{Mode, Select};
+    let Some((_g, e)) = common::gpu("model_decoders", "dropout_in_frozen_blocks_is_a_choice") else { return };
+    if fx::io("dropout_in_frozen_blocks_is_a_choice", "gpt2_tiny").is_none() {
+        return;
+    }
+    let (cfg, path, st) = dir("gpt2_tiny");
+    let mut c = Gpt2Config::from_json(&cfg, &path).unwrap();
+    (c.resid_pdrop, c.embd_pdrop) = (0.3, 0.3);
+    let (mut m, _) = Gpt2::load(&e, &st, "gpt2_tiny", c).unwrap();
+    m.params.freeze(&Select::All).unwrap();
+    let ids: Vec<u32> = (0..16).collect();
+    let mut run = |mode: Mode| {
+        m.mode = mode;
+        m.logits(&ids, 1, 16, None).unwrap().to_vec().unwrap()
+    };
+    let eval = run(Mode::EVAL);
+    assert_eq!(run(Mode::train(3).frozen_deterministic()), eval);
+    assert_ne!(run(Mode::train(3)), eval);
+}

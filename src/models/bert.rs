@@ -355,7 +355,7 @@ impl Bert {
             .add(&embedding(p.get(self.pos), &positions, &[bsz, t])?)?;
         let eps = c.layer_norm_eps as f32;
         let mut x = layer_norm(&x, p.get(self.emb_ln.0), p.get(self.emb_ln.1), eps)?;
-        x = mode.dropout(&x, c.hidden_dropout_prob, 0)?;
+        x = mode.dropout_in(&x, c.hidden_dropout_prob, 0, !p.get(self.word).requires_grad())?;
         let nh = c.num_attention_heads;
         let dh = h / nh;
         let scale = 1.0 / (dh as f32).sqrt();
@@ -369,10 +369,11 @@ impl Bert {
             // hidden dropout below covers the regularisation HF fine-tuning relies on.
             let ctx = sdpa(&q, &k, &v, scale, false, mask.as_deref())?;
             let ctx = ctx.permute(&[0, 2, 1, 3])?.reshape(&[bsz, t, h])?;
-            let a = mode.dropout(&l.attn_out.forward(p, &ctx)?, c.hidden_dropout_prob, site)?;
+            let frozen = !p.get(l.attn_out.weight).requires_grad();
+            let a = mode.dropout_in(&l.attn_out.forward(p, &ctx)?, c.hidden_dropout_prob, site, frozen)?;
             x = layer_norm(&a.add(&x)?, p.get(l.ln1.0), p.get(l.ln1.1), eps)?;
             let f = activation(&c.hidden_act, &l.inter.forward(p, &x)?)?;
-            let f = mode.dropout(&l.out.forward(p, &f)?, c.hidden_dropout_prob, site + 1)?;
+            let f = mode.dropout_in(&l.out.forward(p, &f)?, c.hidden_dropout_prob, site + 1, frozen)?;
             x = layer_norm(&f.add(&x)?, p.get(l.ln2.0), p.get(l.ln2.1), eps)?;
         }
         let pooled = match &self.pooler {

@@ -230,7 +230,7 @@ impl Gpt2 {
             &positions,
             &[bsz, t],
         )?)?;
-        let mut x = mode.dropout(&x, c.embd_pdrop, 0)?;
+        let mut x = mode.dropout_in(&x, c.embd_pdrop, 0, !p.get(self.wte).requires_grad())?;
         let (nh, eps) = (c.n_head, c.layer_norm_epsilon as f32);
         let dh = e / nh;
         let scale = if c.scale_attn_weights { 1.0 / (dh as f32).sqrt() } else { 1.0 };
@@ -244,11 +244,13 @@ impl Gpt2 {
                 None => (k, v),
             };
             let a = sdpa(&q, &k, &v, scale, true, None)?.permute(&[0, 2, 1, 3])?.reshape(&[bsz, t, e])?;
-            let a = mode.dropout(&blk.c_proj.forward(p, &a)?, c.resid_pdrop, 1 + 2 * li as u64)?;
+            let frozen = !p.get(blk.c_proj.weight).requires_grad();
+            let a = mode.dropout_in(&blk.c_proj.forward(p, &a)?, c.resid_pdrop, 1 + 2 * li as u64, frozen)?;
             x = x.add(&a)?;
             let h = layer_norm(&x, p.get(blk.ln2.0), p.get(blk.ln2.1), eps)?;
             let f = activation(&c.activation_function, &blk.c_fc.forward(p, &h)?)?;
-            let f = mode.dropout(&blk.mlp_proj.forward(p, &f)?, c.resid_pdrop, 2 + 2 * li as u64)?;
+            let f =
+                mode.dropout_in(&blk.mlp_proj.forward(p, &f)?, c.resid_pdrop, 2 + 2 * li as u64, frozen)?;
             x = x.add(&f)?;
         }
         if let Some(kv) = cache {

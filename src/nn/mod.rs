@@ -28,15 +28,23 @@ pub struct Mode {
     pub train: bool,
     /// Seed of this forward's dropout masks (each dropout site mixes in its own index).
     pub seed: u64,
+    /// Keep dropout active inside frozen blocks while training (PyTorch's behaviour, the
+    /// default); off, a frozen block runs deterministically, as a fixed feature extractor.
+    pub dropout_in_frozen: bool,
 }
 
 impl Mode {
     /// Evaluation: no dropout, running statistics.
-    pub const EVAL: Mode = Mode { train: false, seed: 0 };
+    pub const EVAL: Mode = Mode { train: false, seed: 0, dropout_in_frozen: true };
 
     /// Training with dropout masks drawn from `seed`.
     pub fn train(seed: u64) -> Mode {
-        Mode { train: true, seed }
+        Mode { train: true, seed, dropout_in_frozen: true }
+    }
+
+    /// The same mode without dropout in frozen blocks.
+    pub fn frozen_deterministic(self) -> Mode {
+        Mode { dropout_in_frozen: false, ..self }
     }
 
     /// The dropout seed of site `site` (a stable index per call site and layer).
@@ -50,7 +58,18 @@ impl Mode {
 
     /// `x` with dropout `p` in training mode, unchanged in evaluation.
     pub fn dropout(&self, x: &crate::Tensor, p: f32, site: u64) -> crate::Result<crate::Tensor> {
-        if self.train && p > 0.0 {
+        self.dropout_in(x, p, site, false)
+    }
+
+    /// Dropout at a site inside a block that is `frozen` (see `dropout_in_frozen`).
+    pub fn dropout_in(
+        &self,
+        x: &crate::Tensor,
+        p: f32,
+        site: u64,
+        frozen: bool,
+    ) -> crate::Result<crate::Tensor> {
+        if self.train && p > 0.0 && (self.dropout_in_frozen || !frozen) {
             x.dropout(p, self.site_seed(site))
         } else {
             Ok(x.clone())
