@@ -93,3 +93,35 @@ fn every_problem_is_in_one_report() {
     assert!(err.contains("size mismatch for bn1.weight: checkpoint [32], model [64]"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Check G1 at load time: a checkpoint tensor larger than one device binding is reported as
+/// too big before anything is read or uploaded (it would otherwise fail inside the driver).
+#[test]
+fn a_tensor_over_the_binding_limit_is_refused_before_any_gpu_call() {
+    use whet::nn::Binder;
+    use whet::weights::{TensorInfo, WeightDType};
+    struct Huge(usize);
+    impl WeightSource for Huge {
+        fn tensors(&self) -> Vec<TensorInfo> {
+            vec![TensorInfo { name: "wte.weight".into(), dtype: WeightDType::F32, shape: vec![self.0] }]
+        }
+        fn read_f32(&self, name: &str) -> whet::Result<(Vec<f32>, Vec<usize>)> {
+            panic!("{name} was read although it can never be bound")
+        }
+    }
+    let Some((_g, e)) = common::gpu("binding_report", "a_tensor_over_the_binding_limit_is_refused") else {
+        return;
+    };
+    let n = (e.limits().max_storage_buffer_binding_size as usize) / 4 + 1;
+    let src = Huge(n);
+    let mut b = Binder::new(&e, Some(&src), "huge", "test");
+    b.param("wte.weight", &[n]).unwrap();
+    match b.finish() {
+        Err(Error::Binding(r)) => {
+            assert_eq!(r.too_big.len(), 1, "{r}");
+            assert!(r.to_string().contains("too big: wte.weight needs"), "{r}");
+        }
+        Err(other) => panic!("expected a binding report, got {other}"),
+        Ok(_) => panic!("a tensor over the binding limit was accepted"),
+    }
+}

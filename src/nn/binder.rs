@@ -203,8 +203,8 @@ impl<'a> Binder<'a> {
         }
     }
 
-    /// A parameter loaded from the checkpoint (missing or damaged → recorded, zeros stand in so
-    /// the rest of the model can still be checked).
+    /// A parameter loaded from the checkpoint (missing or damaged → recorded, and a one-element
+    /// stand-in is registered so the rest of the model can still be checked).
     pub fn param(&mut self, path: &str, shape: &[usize]) -> Result<Pid> {
         self.load(path, shape, Slot::Param)
     }
@@ -247,8 +247,10 @@ impl<'a> Binder<'a> {
     }
 
     fn load(&mut self, path: &str, shape: &[usize], slot: Slot) -> Result<Pid> {
+        // A problem entry only has to exist until `finish` returns the report as the error: one
+        // element stands in (a full-size zero tensor could itself be too big to allocate).
         let placeholder = |b: &mut Self| -> Result<Pid> {
-            let t = Tensor::zeros(&b.engine, shape)?;
+            let t = Tensor::zeros(&b.engine, &[1])?;
             b.params.push(path, t, slot, Origin::Checkpoint)
         };
         let Some(info) = self.key_for(path).cloned() else {
