@@ -28,7 +28,7 @@ fn resnet18_matches_torchvision() {
     let Some((_g, e)) = common::gpu("model_cnn", case) else { return };
     let Some(io) = fx::io(case, "resnet18_tv") else { return };
     let st = SafeTensorsFile::open(fx::fixtures_dir().join("resnet18_tv.weights.safetensors")).unwrap();
-    let (mut m, report) = ResNet::load(&e, &st, "resnet18_tv", None, 0).unwrap();
+    let (m, report) = ResNet::load(&e, &st, "resnet18_tv", None, 0).unwrap();
     assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
     assert_eq!(m.config.layers, [2, 2, 2, 2]);
     let (x, xs) = fx::f32s(&io, "input");

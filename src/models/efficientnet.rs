@@ -11,7 +11,7 @@
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::nn::conv::{BatchNorm2d, ConvLayer};
-use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Origin, Params};
+use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Params};
 use crate::ops::conv::{Conv2d, Padding};
 use crate::ops::pool::adaptive_avg_pool2d;
 use crate::tensor::Tensor;
@@ -177,19 +177,8 @@ impl EfficientNetLite {
 
     /// Replace the classifier for `num_classes` (torch Linear default init, seeded).
     pub fn replace_head(&mut self, num_classes: usize, seed: u64) -> Result<()> {
-        let f = self.fc.in_features;
-        let e = self.params.get(self.fc.weight).engine().clone();
-        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
-        let init = Init::TorchDefault { fan_in: f };
-        let w = Tensor::from_slice(&e, &init.sample(num_classes * f, &mut rng)?, &[num_classes, f])?;
-        let b = Tensor::from_slice(&e, &init.sample(num_classes, &mut rng)?, &[num_classes])?;
-        self.params.reset(self.fc.weight, w, Origin::Fresh)?;
-        self.params.reset(
-            self.fc.bias.ok_or_else(|| Error::arg("efficientnet", "head without bias"))?,
-            b,
-            Origin::Fresh,
-        )?;
-        self.fc.out_features = num_classes;
+        let init = Init::TorchDefault { fan_in: self.fc.in_features };
+        self.fc.reinit(&mut self.params, num_classes, init, init, seed)?;
         self.num_classes = num_classes;
         Ok(())
     }

@@ -6,7 +6,7 @@
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::nn::conv::{BatchNorm2d, ConvLayer};
-use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Origin, Params, Slot};
+use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Params};
 use crate::ops::conv::{Conv2d, Padding};
 use crate::ops::pool::{adaptive_avg_pool2d, max_pool2d};
 use crate::tensor::Tensor;
@@ -202,17 +202,8 @@ impl ResNet {
     /// Replace the classifier by a fresh one for `num_classes` (torch Linear default init:
     /// U(±1/√fan_in) for weight and bias, seeded).
     pub fn replace_head(&mut self, num_classes: usize, seed: u64) -> Result<()> {
-        let f = self.config.features();
-        let e = self.params.get(self.fc.weight).engine().clone();
-        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
-        let init = Init::TorchDefault { fan_in: f };
-        let w = Tensor::from_slice(&e, &init.sample(num_classes * f, &mut rng)?, &[num_classes, f])?;
-        let bias = Tensor::from_slice(&e, &init.sample(num_classes, &mut rng)?, &[num_classes])?;
-        self.params.reset(self.fc.weight, w, Origin::Fresh)?;
-        let bid = self.fc.bias.ok_or_else(|| Error::arg("resnet", "head without bias"))?;
-        self.params.reset(bid, bias, Origin::Fresh)?;
-        debug_assert_eq!(self.params.entry(bid).slot, Slot::Param);
-        self.fc.out_features = num_classes;
+        let init = Init::TorchDefault { fan_in: self.config.features() };
+        self.fc.reinit(&mut self.params, num_classes, init, init, seed)?;
         self.config.num_classes = num_classes;
         Ok(())
     }

@@ -8,7 +8,7 @@
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::nn::conv::{BatchNorm2d, ConvLayer};
-use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Origin, Params};
+use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Params};
 use crate::ops::conv::{Conv2d, Padding};
 use crate::ops::pool::{adaptive_avg_pool2d, max_pool2d};
 use crate::tensor::Tensor;
@@ -114,18 +114,7 @@ impl Vgg {
 
     /// Replace the last classifier layer for `num_classes` (torchvision init: N(0, 0.01²), bias 0).
     pub fn replace_head(&mut self, num_classes: usize, seed: u64) -> Result<()> {
-        let h = self.fc[2].in_features;
-        let e = self.params.get(self.fc[2].weight).engine().clone();
-        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
-        let w = Tensor::from_slice(
-            &e,
-            &Init::Normal { std: 0.01 }.sample(num_classes * h, &mut rng)?,
-            &[num_classes, h],
-        )?;
-        self.params.reset(self.fc[2].weight, w, Origin::Fresh)?;
-        let bid = self.fc[2].bias.ok_or_else(|| Error::arg("vgg", "head without bias"))?;
-        self.params.reset(bid, Tensor::zeros(&e, &[num_classes])?, Origin::Fresh)?;
-        self.fc[2].out_features = num_classes;
+        self.fc[2].reinit(&mut self.params, num_classes, Init::Normal { std: 0.01 }, Init::Zeros, seed)?;
         self.num_classes = num_classes;
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! keep the checkpoint's layout.
 
 use crate::error::Result;
-use crate::nn::{Binder, Init, Params, Pid};
+use crate::nn::{Binder, Init, Origin, Params, Pid};
 use crate::ops::matmul::matmul_t;
 use crate::tensor::Tensor;
 
@@ -54,6 +54,30 @@ impl Linear {
             None => None,
         };
         Ok(Linear { weight, bias, in_features, out_features, in_major: false })
+    }
+
+    /// Re-initialise this layer in place for `out_features` outputs (a new task head): weight
+    /// from `init`, bias from `bias_init`, drawn from `seed`; both become fresh and trainable.
+    pub fn reinit(
+        &mut self,
+        p: &mut Params,
+        out_features: usize,
+        init: Init,
+        bias_init: Init,
+        seed: u64,
+    ) -> Result<()> {
+        let e = p.get(self.weight).engine().clone();
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+        let shape =
+            if self.in_major { [self.in_features, out_features] } else { [out_features, self.in_features] };
+        let w = Tensor::from_slice(&e, &init.sample(out_features * self.in_features, &mut rng)?, &shape)?;
+        p.reset(self.weight, w, Origin::Fresh)?;
+        if let Some(b) = self.bias {
+            let bt = Tensor::from_slice(&e, &bias_init.sample(out_features, &mut rng)?, &[out_features])?;
+            p.reset(b, bt, Origin::Fresh)?;
+        }
+        self.out_features = out_features;
+        Ok(())
     }
 
     pub fn forward(&self, p: &Params, x: &Tensor) -> Result<Tensor> {
