@@ -31,6 +31,7 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod run;
 pub mod tensor;
 pub mod train;
 pub mod weights;

@@ -1,6 +1,7 @@
-//! The `whet` command line. Today: `whet devices` lists the adapters whet can use and which one
-//! it would pick; `whet inspect <checkpoint>` lists a checkpoint's tensors (any format
-//! `whet::weights::open` reads). (`train`, `eval` and `predict` arrive with the training driver.)
+//! The `whet` command line: `train RECIPE.toml`, `eval RUN_DIR`, `predict RUN_DIR INPUT...`,
+//! `inspect CHECKPOINT` and `devices`. Every command has `--help`.
+
+mod cli;
 
 use std::process::ExitCode;
 
@@ -15,6 +16,48 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Fine-tune a pretrained model as RECIPE.toml says (see README.md, "Recipes"); writes the
+    /// run folder (model/, metrics.json, log.csv, checkpoints/). Ctrl-C finishes the step, saves a
+    /// checkpoint and exits 130 (SIGTERM: 143); the same command resumes.
+    Train {
+        recipe: std::path::PathBuf,
+        /// Run folder (overrides [output] dir).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Start over even when the run folder holds a checkpoint.
+        #[arg(long)]
+        fresh: bool,
+        /// List and skip bad data items instead of failing before step 1 (aborts past
+        /// data.max_skipped).
+        #[arg(long)]
+        skip_bad: bool,
+        /// No progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Evaluate a finished run on its held-out split, with bootstrap intervals.
+    Eval {
+        run: std::path::PathBuf,
+        /// Another test table (text) or image folder.
+        #[arg(long)]
+        test: Option<std::path::PathBuf>,
+        /// Bootstrap resamples.
+        #[arg(long, default_value_t = 1000)]
+        bootstrap: usize,
+    },
+    /// Classify images or texts with a finished run (labels with probabilities), or continue
+    /// prompts with a fine-tuned language model.
+    Predict {
+        run: std::path::PathBuf,
+        /// Image paths, texts, or prompts.
+        inputs: Vec<String>,
+        /// Labels shown per input.
+        #[arg(long, default_value_t = 2)]
+        top: usize,
+        /// Tokens to generate (language models).
+        #[arg(long)]
+        max_new_tokens: Option<usize>,
+    },
     /// List the GPU adapters (Vulkan, Metal, DX12; lavapipe without a GPU) and the one whet picks.
     Devices,
     /// List a checkpoint's tensors (name, dtype, shape) and parameter count; GGUF metadata too.
@@ -34,6 +77,17 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Train { recipe, out, fresh, skip_bad, quiet } => {
+            match cli::train::train(&recipe, out.as_deref(), fresh, skip_bad, quiet) {
+                Ok(0) => Ok(()),
+                Ok(code) => return ExitCode::from(code),
+                Err(e) => Err(e),
+            }
+        }
+        Command::Eval { run, test, bootstrap } => cli::train::eval(&run, test.as_deref(), bootstrap),
+        Command::Predict { run, inputs, top, max_new_tokens } => {
+            cli::predict::predict(&run, &inputs, top, max_new_tokens)
+        }
         Command::Devices => devices(),
         Command::Inspect { checkpoint, model, classes } => inspect(&checkpoint).and_then(|()| match model {
             Some(kind) => bind_report(&checkpoint, &kind, classes),

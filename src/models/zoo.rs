@@ -11,7 +11,11 @@ use crate::models::gpt2::{Gpt2, Gpt2Config};
 use crate::models::llama::{Llama, LlamaConfig};
 use crate::models::resnet::ResNet;
 use crate::models::vgg::Vgg;
-use crate::nn::{BindingReport, Params};
+use crate::data::image::ImageSpec;
+use crate::models::bert::BertInput;
+use crate::models::decoder::CausalLm;
+use crate::nn::{BindingReport, Mode, Origin, Params, Select, Slot};
+use crate::tensor::Tensor;
 
 /// Model families the zoo binds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,4 +141,111 @@ pub fn load(
             }
         }
     })
+}
+
+impl AnyModel {
+    pub fn params_mut(&mut self) -> &mut Params {
+        match self {
+            AnyModel::ResNet(m) => &mut m.params,
+            AnyModel::Vgg(m) => &mut m.params,
+            AnyModel::EfficientNetLite(m) => &mut m.params,
+            AnyModel::Bert(m) => &mut m.params,
+            AnyModel::Gpt2(m) => &mut m.params,
+            AnyModel::Llama(m) => &mut m.params,
+        }
+    }
+
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            AnyModel::ResNet(_) => ModelKind::ResNet,
+            AnyModel::Vgg(_) => ModelKind::Vgg,
+            AnyModel::EfficientNetLite(_) => ModelKind::EfficientNetLite,
+            AnyModel::Bert(_) => ModelKind::Bert,
+            AnyModel::Gpt2(_) => ModelKind::Gpt2,
+            AnyModel::Llama(_) => ModelKind::Llama,
+        }
+    }
+
+    /// The task head: what a linear probe trains. Freshly initialised parameters count as head
+    /// too (BERT's pooler when the checkpoint has none).
+    pub fn head_select(&self) -> Select {
+        let named = match self {
+            AnyModel::ResNet(_) => "fc.*",
+            AnyModel::Vgg(_) => "classifier.6.*",
+            AnyModel::EfficientNetLite(_) => "_fc.*",
+            AnyModel::Bert(_) => "classifier.*",
+            AnyModel::Gpt2(_) | AnyModel::Llama(_) => "lm_head.*",
+        };
+        let fresh: Vec<Select> = self
+            .params()
+            .entries()
+            .iter()
+            .filter(|e| e.origin == Origin::Fresh && e.slot == Slot::Param)
+            .map(|e| Select::Prefix(e.path.clone()))
+            .collect();
+        Select::Any(std::iter::once(Select::Glob(named.into())).chain(fresh).collect())
+    }
+
+    /// How images are prepared for this model: input size and the normalisation its pretrained
+    /// weights were trained with (None for text models).
+    pub fn image_spec(&self) -> Option<ImageSpec> {
+        match self {
+            AnyModel::ResNet(_) | AnyModel::Vgg(_) => Some(ImageSpec::IMAGENET),
+            // The TF-Lite-friendly EfficientNet-Lite models take (x - 127) / 128, resized to 224
+            // (no 256 → 224 crop).
+            AnyModel::EfficientNetLite(_) => Some(ImageSpec {
+                size: 224,
+                resize: 224,
+                mean: [127.0 / 255.0; 3],
+                std: [128.0 / 255.0; 3],
+            }),
+            _ => None,
+        }
+    }
+
+    /// Class logits `[N, classes]` of normalised images `[N, 3, H, W]`.
+    pub fn classify_images(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        match self {
+            AnyModel::ResNet(m) => m.forward(x, mode),
+            AnyModel::Vgg(m) => m.forward(x, mode),
+            AnyModel::EfficientNetLite(m) => m.forward(x, mode),
+            _ => Err(Error::arg("classify_images", format!("{:?} is not an image model", self.kind()))),
+        }
+    }
+
+    /// Class logits `[N, classes]` of a tokenised batch (BERT with a sequence head).
+    pub fn classify_text(&self, input: &BertInput, mode: Mode) -> Result<Tensor> {
+        match self {
+            AnyModel::Bert(m) => m.forward(input, mode)?.logits.ok_or_else(|| {
+                Error::arg("classify_text", "the model has no classification head (load it with classes)")
+            }),
+            _ => Err(Error::arg("classify_text", format!("{:?} is not a text classifier", self.kind()))),
+        }
+    }
+
+    /// The model as a causal LM running in `mode` (dropout seeds for training).
+    pub fn causal_lm(&mut self, mode: Mode) -> Result<&dyn CausalLm> {
+        match self {
+            AnyModel::Gpt2(m) => {
+                m.mode = mode;
+                Ok(m)
+            }
+            AnyModel::Llama(m) => {
+                m.mode = mode;
+                Ok(m)
+            }
+            _ => Err(Error::arg("causal_lm", format!("{:?} is not a causal language model", self.kind()))),
+        }
+    }
+
+    /// Replace the classifier for `classes` outputs (image models and BERT).
+    pub fn replace_head(&mut self, classes: usize, seed: u64) -> Result<()> {
+        match self {
+            AnyModel::ResNet(m) => m.replace_head(classes, seed),
+            AnyModel::Vgg(m) => m.replace_head(classes, seed),
+            AnyModel::EfficientNetLite(m) => m.replace_head(classes, seed),
+            AnyModel::Bert(m) => m.replace_head(BertTask::SequenceClassification { num_labels: classes }, seed),
+            _ => Err(Error::arg("replace_head", format!("{:?} has no classification head", self.kind()))),
+        }
+    }
 }

@@ -1,0 +1,34 @@
+//! `whet train`, `eval` and `predict`: thin wrappers over [`whet::run`] that print.
+
+pub mod predict;
+pub mod train;
+
+use whet::run::Evaluation;
+
+/// Metrics shown first, in this order; others follow alphabetically.
+const LEAD: [&str; 6] = ["accuracy", "f1_macro", "precision_macro", "recall_macro", "auc", "perplexity"];
+
+/// A table of metrics with their intervals, one column per evaluation.
+pub fn print_table(columns: &[(&str, &Evaluation)]) {
+    let Some((_, first)) = columns.first() else { return };
+    let mut keys: Vec<&String> = first.metrics.keys().collect();
+    keys.sort_by_key(|k| (LEAD.iter().position(|l| l == k).unwrap_or(LEAD.len()), k.to_string()));
+    print!("{:<18}", "metric");
+    for (name, e) in columns {
+        print!("{:>30}", format!("{name} (n={})", e.items));
+    }
+    println!();
+    for k in keys {
+        print!("{k:<18}");
+        for (_, e) in columns {
+            match e.metrics.get(k) {
+                Some(i) => print!("{:>30}", format!("{:.4} [{:.4}, {:.4}]", i.point, i.lo, i.hi)),
+                None => print!("{:>30}", "-"),
+            }
+        }
+        println!();
+    }
+    if let Some(i) = first.metrics.values().next() {
+        println!("(intervals: {:.0}% percentile bootstrap)", i.level * 100.0);
+    }
+}

@@ -1,0 +1,72 @@
+//! `whet train RECIPE.toml` and `whet eval RUN_DIR`.
+
+use std::path::Path;
+
+use whet::run::{self, inference, prepare, Recipe, RunOptions};
+use whet::train::driver::StopReason;
+use whet::train::stop::StopFlag;
+use whet::Engine;
+
+/// What `whet train` ends with: 0, or 128 + the signal that stopped it (130 SIGINT, 143 SIGTERM).
+pub fn train(recipe_path: &Path, out: Option<&Path>, fresh: bool, skip_bad: bool, quiet: bool) -> whet::Result<u8> {
+    let mut recipe = Recipe::load(recipe_path)?;
+    if let Some(o) = out {
+        recipe.output.dir = o.to_path_buf();
+    }
+    if fresh {
+        recipe.output.resume = false;
+    }
+    recipe.data.skip_bad |= skip_bad;
+    let stop = StopFlag::new();
+    // The library installs no handler; the CLI asks for one so Ctrl-C finishes the step and saves.
+    stop.install_signal_handlers()?;
+    let engine = Engine::new(Default::default())?;
+    println!("whet train {}  (adapter: {})", recipe_path.display(), engine.adapter_name());
+    let outcome = run::train(&engine, &recipe, &stop, RunOptions { progress: !quiet, baseline: true })?;
+    for s in &outcome.skipped_items {
+        println!("skipped: {s}");
+    }
+    let s = &outcome.summary;
+    if let Some(from) = s.resumed_from {
+        println!("resumed from step {from}");
+    }
+    println!(
+        "trained {} steps ({} epochs) in {:.1} s; {} non-finite steps skipped; stopped: {:?}",
+        s.steps, s.epochs, s.train_secs, s.skipped_steps, s.stopped
+    );
+    if let StopReason::Interrupted { signal } = s.stopped {
+        println!("interrupted: checkpoint saved in {}; run the same command to resume", outcome.dir.display());
+        return Ok((128 + signal).clamp(0, 255) as u8);
+    }
+    match (&outcome.baseline, &outcome.test) {
+        (Some(b), Some(t)) => super::print_table(&[("untuned", b), ("fine-tuned", t)]),
+        (None, Some(t)) => super::print_table(&[("fine-tuned", t)]),
+        _ => {}
+    }
+    if let Some(sample) = &outcome.sample {
+        println!("sample:\n{sample}");
+    }
+    println!("run folder: {}  (model/, metrics.json, log.csv)", outcome.dir.display());
+    Ok(0)
+}
+
+/// Evaluate a finished run on its recipe's held-out split (or `test`, a table or image folder).
+pub fn eval(run_dir: &Path, test: Option<&Path>, bootstrap: usize) -> whet::Result<()> {
+    let mut recipe = inference::run_recipe(run_dir)?;
+    if let Some(t) = test {
+        match recipe.data.kind {
+            run::recipe::DataKind::Text => recipe.data.test = Some(t.to_path_buf()),
+            _ => recipe.data.train = t.to_path_buf(),
+        }
+    }
+    let engine = Engine::new(Default::default())?;
+    let mut prep = prepare::prepare(&engine, &recipe)?;
+    match prep.test_evaluation("eval", bootstrap.max(1), recipe.train.seed)? {
+        Some(e) => {
+            println!("{}: {} items", e.split, e.items);
+            super::print_table(&[("fine-tuned", &e)]);
+            Ok(())
+        }
+        None => Err(whet::Error::arg("eval", "the recipe has no held-out items to evaluate")),
+    }
+}

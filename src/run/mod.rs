@@ -1,0 +1,139 @@
+//! A recipe in, a fine-tuned model and its numbers out: what `whet train` does, as a library
+//! call. [`train`] loads the data (pre-scanned: bad items fail before step 1 or are listed),
+//! binds the pretrained model with a head for the task, applies freezing / LoRA / L2-SP,
+//! measures the untuned baseline, runs the [`Driver`], restores the best checkpoint, evaluates
+//! on the test split with bootstrap intervals and writes the run folder:
+//!
+//! ```text
+//! runs/NAME/
+//!   model/            model.safetensors under the checkpoint's own key names (+ config.json,
+//!                     tokenizer.json for Hugging Face models): loadable by transformers and whet
+//!   recipe.toml       the resolved recipe (defaults filled in, absolute paths)
+//!   labels.json       class names by index (classifiers)
+//!   metrics.json      validation history, test metrics with 95% intervals, the baseline's
+//!   log.csv, log.jsonl, checkpoints/   (written by the driver)
+//! ```
+
+pub mod export;
+pub mod inference;
+pub mod prepare;
+pub mod recipe;
+pub mod tasks;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::eval::{Interval, Predictions};
+use crate::train::driver::{Driver, RunSummary, StopReason};
+use crate::train::stop::StopFlag;
+
+pub use prepare::{Prepared, TaskBox};
+pub use recipe::Recipe;
+
+/// How a run is shown.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// indicatif progress bars (hidden when stderr is not a terminal).
+    pub progress: bool,
+    /// Evaluate the untuned model on the test split first (the baseline column).
+    pub baseline: bool,
+}
+
+/// Metrics of one split with bootstrap intervals.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    pub split: String,
+    pub items: usize,
+    pub metrics: BTreeMap<String, Interval>,
+}
+
+/// Everything a run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub dir: PathBuf,
+    pub summary: RunSummary,
+    pub baseline: Option<Evaluation>,
+    pub test: Option<Evaluation>,
+    /// A generated continuation (causal LM with a `[generate]` prompt).
+    pub sample: Option<String>,
+    pub exported: export::Exported,
+    pub skipped_items: Vec<String>,
+}
+
+/// Interval level of every reported metric.
+pub const LEVEL: f64 = 0.95;
+
+/// Bootstrap intervals of the classification metrics (seeded: reruns print the same numbers).
+pub fn evaluation(split: &str, p: &Predictions, resamples: usize, seed: u64) -> Result<Evaluation> {
+    Ok(Evaluation {
+        split: split.to_string(),
+        items: p.len(),
+        metrics: crate::eval::bootstrap_metrics(p, resamples, LEVEL, seed),
+    })
+}
+
+/// Run `recipe` to the end (or until `stop` is requested) and write the run folder.
+pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions) -> Result<Outcome> {
+    let dir = recipe.output.dir.clone();
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    export::write_atomic(&dir.join("recipe.toml"), recipe.to_toml()?.as_bytes())?;
+    let mut prep = prepare::prepare(engine, recipe)?;
+    if let Some(labels) = &prep.labels {
+        labels.save(&dir.join("labels.json"))?;
+    }
+    let resamples = recipe.output.bootstrap.max(1);
+    let seed = recipe.train.seed;
+    let baseline = if opts.baseline { prep.test_evaluation("baseline", resamples, seed)? } else { None };
+
+    let mut driver = Driver::new(engine, prep.driver_config(recipe, opts.progress), prep.optim_config(recipe)?)?;
+    let summary = driver.run(prep.task.as_task(), stop)?;
+    if matches!(summary.stopped, StopReason::Interrupted { .. }) {
+        // The driver saved a checkpoint; `whet train` again resumes from it.
+        return Ok(Outcome {
+            dir: dir.clone(),
+            summary,
+            baseline,
+            test: None,
+            sample: None,
+            exported: export::Exported { path: dir, tensors: Default::default() },
+            skipped_items: prep.skipped,
+        });
+    }
+    if summary.best.is_some() {
+        if let Some(best) = crate::train::checkpoint::best_params(&dir)? {
+            crate::train::checkpoint::load_params(prep.task.as_task().params_mut(), &best)?;
+        }
+    }
+    let test = prep.test_evaluation("test", resamples, seed)?;
+    let sample = prep.sample(recipe)?;
+    let exported = prep.export(&dir.join("model"))?;
+    write_metrics(&dir, &summary, baseline.as_ref(), test.as_ref(), sample.as_deref())?;
+    Ok(Outcome { dir, summary, baseline, test, sample, exported, skipped_items: prep.skipped })
+}
+
+fn write_metrics(
+    dir: &Path,
+    summary: &RunSummary,
+    baseline: Option<&Evaluation>,
+    test: Option<&Evaluation>,
+    sample: Option<&str>,
+) -> Result<()> {
+    let v = serde_json::json!({
+        "steps": summary.steps,
+        "epochs": summary.epochs,
+        "stopped": format!("{:?}", summary.stopped),
+        "train_secs": summary.train_secs,
+        "skipped_steps": summary.skipped_steps,
+        "best": summary.best.as_ref().map(|(s, m)| serde_json::json!({"step": s, "metrics": m})),
+        "last_validation": summary.last,
+        "test": test,
+        "baseline": baseline,
+        "sample": sample,
+    });
+    let text = serde_json::to_string_pretty(&v).map_err(|e| Error::arg("metrics.json", e.to_string()))?;
+    export::write_atomic(&dir.join("metrics.json"), text.as_bytes())
+}

@@ -1,0 +1,456 @@
+//! From a recipe to a ready [`Task`]: data loaded and pre-scanned, model bound with its head,
+//! tokenizer, freezing / LoRA / L2-SP applied; plus the driver and optimizer settings the
+//! recipe implies, the test-split evaluation and the export.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::data::image_folder::{ImageFolder, ImageFolderOptions, ImageItem};
+use crate::data::labels::LabelMap;
+use crate::data::skip::SkipPolicy;
+use crate::data::split::stratified_split;
+use crate::data::table::{TableOptions, TextItem, TextTable};
+use crate::data::tokenize::TextTokenizer;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::models::decoder::{generate, Generate};
+use crate::models::zoo::{self, ModelKind};
+use crate::nn::lora::LoraConfig;
+use crate::nn::{BindingReport, Select};
+use crate::optim::{GroupSpec, LayerLr, Method, OptimConfig, Schedule};
+use crate::train::driver::{DriverConfig, EarlyStop, Task};
+use crate::train::l2sp::L2Sp;
+use crate::train::unfreeze::Plan;
+
+use super::export::{self, Exported};
+use super::recipe::{DataKind, Recipe};
+use super::tasks::image::ImageTask;
+use super::tasks::lm::LmTask;
+use super::tasks::text::TextTask;
+use super::{evaluation, Evaluation};
+
+/// The task of a run, by kind.
+pub enum TaskBox {
+    Image(ImageTask),
+    Text(TextTask),
+    Lm(LmTask),
+}
+
+impl TaskBox {
+    pub fn as_task(&mut self) -> &mut dyn Task {
+        match self {
+            TaskBox::Image(t) => t,
+            TaskBox::Text(t) => t,
+            TaskBox::Lm(t) => t,
+        }
+    }
+}
+
+/// Held-out items of the final evaluation.
+enum TestSet {
+    Images(Vec<ImageItem>),
+    Texts(Vec<TextItem>),
+    Blocks(Vec<Range<usize>>),
+}
+
+/// A run ready to train.
+pub struct Prepared {
+    pub task: TaskBox,
+    pub labels: Option<LabelMap>,
+    /// Every item skipped under `skip_bad`, as "path:line: reason".
+    pub skipped: Vec<String>,
+    pub report: BindingReport,
+    pub kind: ModelKind,
+    pub tokenizer: Option<TextTokenizer>,
+    test: TestSet,
+    test_split: &'static str,
+    head: Select,
+    model_path: PathBuf,
+    train_len: usize,
+}
+
+/// Load everything `recipe` names and build its task.
+pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
+    let kind: ModelKind = recipe.model.kind.parse()?;
+    let d = &recipe.data;
+    let seed = recipe.train.seed;
+    let policy = SkipPolicy { skip_bad: d.skip_bad, max_skipped: d.max_skipped };
+    let mut skipped = Vec::new();
+    let (task, labels, test, test_split, report, tokenizer) = match d.kind {
+        DataKind::ImageFolder => {
+            let opts = ImageFolderOptions {
+                val_ratio: d.val_ratio,
+                test_ratio: d.test_ratio,
+                seed,
+                policy,
+                ..Default::default()
+            };
+            let folder = ImageFolder::open(&d.train, &opts)?;
+            skipped.extend(folder.skipped.iter().map(|s| s.to_string()));
+            let classes = folder.labels.len();
+            let (model, report) = zoo::load(engine, &recipe.model.path, kind, Some(classes), seed)?;
+            let mut spec = model
+                .image_spec()
+                .ok_or_else(|| Error::arg("recipe", format!("model.kind '{}' is not an image model", recipe.model.kind)))?;
+            if let Some(s) = recipe.model.image_size {
+                spec = spec.scaled(s);
+            }
+            let train = subset(folder.train, |i| i.label, d.limit_train, seed)?;
+            let val = subset(folder.val, |i| i.label, d.limit_eval, seed)?;
+            let (test, split) = if folder.test.is_empty() {
+                (val.clone(), "val")
+            } else {
+                (subset(folder.test, |i| i.label, d.limit_eval, seed)?, "test")
+            };
+            let mut t = ImageTask::new(engine, model, train, val, classes, recipe.augment.clone(), spec)?;
+            t.label_smoothing = recipe.train.label_smoothing;
+            (TaskBox::Image(t), Some(folder.labels), TestSet::Images(test), split, report, None)
+        }
+        DataKind::Text => {
+            let table = |path: &Path, column: &str, labels: Option<LabelMap>| -> Result<TextTable> {
+                TextTable::open(
+                    path,
+                    &TableOptions {
+                        text: column.to_string(),
+                        text_pair: d.text_pair.clone(),
+                        label: Some(d.label.clone()),
+                        labels,
+                        policy: policy.clone(),
+                        ..Default::default()
+                    },
+                )
+            };
+            let train_table = table(&d.train, &d.text, None)?;
+            let labels = train_table.labels.clone();
+            skipped.extend(train_table.skipped.iter().map(|s| s.to_string()));
+            let eval_column = d.eval_text.as_deref().unwrap_or(&d.text);
+            let mut rest = train_table.items;
+            let label_of = |t: &TextItem| t.label.unwrap_or(0);
+            let mut carve = |rest: &mut Vec<TextItem>, ratio: f64, salt: u64| -> Result<Vec<TextItem>> {
+                let ys: Vec<usize> = rest.iter().map(label_of).collect();
+                let (keep, held) = stratified_split(&ys, ratio, seed ^ salt)?;
+                let all = std::mem::take(rest);
+                let mut slots: Vec<Option<TextItem>> = all.into_iter().map(Some).collect();
+                *rest = keep.iter().filter_map(|&i| slots.get_mut(i).and_then(Option::take)).collect();
+                Ok(held.iter().filter_map(|&i| slots.get_mut(i).and_then(Option::take)).collect())
+            };
+            let (test, split) = match &d.test {
+                Some(p) => {
+                    let t = table(p, eval_column, Some(labels.clone()))?;
+                    skipped.extend(t.skipped.iter().map(|s| s.to_string()));
+                    (t.items, "test")
+                }
+                None if d.test_ratio > 0.0 => (carve(&mut rest, d.test_ratio, 1)?, "test"),
+                None => (Vec::new(), "val"),
+            };
+            let val = match &d.val {
+                Some(p) => {
+                    let t = table(p, eval_column, Some(labels.clone()))?;
+                    skipped.extend(t.skipped.iter().map(|s| s.to_string()));
+                    t.items
+                }
+                None => carve(&mut rest, d.val_ratio / (1.0 - d.test_ratio), 2)?,
+            };
+            let train = subset(rest, label_of, d.limit_train, seed)?;
+            let val = subset(val, label_of, d.limit_eval, seed)?;
+            let test = if split == "val" { val.clone() } else { subset(test, label_of, d.limit_eval, seed)? };
+            let classes = labels.len();
+            let (model, report) = zoo::load(engine, &recipe.model.path, kind, Some(classes), seed)?;
+            let tok = tokenizer_for(recipe)?;
+            let mut t = TextTask::new(engine, model, tok.clone(), train, val, classes, d.max_len)?;
+            t.label_smoothing = recipe.train.label_smoothing;
+            (TaskBox::Text(t), Some(labels), TestSet::Texts(test), split, report, Some(tok))
+        }
+        DataKind::Corpus => {
+            let (model, report) = zoo::load(engine, &recipe.model.path, kind, None, seed)?;
+            let tok = tokenizer_for(recipe)?;
+            let corpus = crate::data::corpus::Corpus::open(&d.train, &tok)?;
+            let (mut train, val) = corpus.split(d.max_len, d.val_ratio);
+            if let Some(n) = d.limit_train {
+                train.truncate(n);
+            }
+            let val: Vec<Range<usize>> = match d.limit_eval {
+                Some(n) => val.into_iter().take(n).collect(),
+                None => val,
+            };
+            let vocab = match &model {
+                zoo::AnyModel::Gpt2(m) => m.config.vocab_size,
+                zoo::AnyModel::Llama(m) => m.config.vocab_size,
+                _ => return Err(Error::arg("recipe", "data.kind = \"corpus\" needs a gpt2 or llama model")),
+            };
+            let t = LmTask::new(engine, model, corpus.tokens, train, val.clone(), vocab)?;
+            (TaskBox::Lm(t), None, TestSet::Blocks(val), "val", report, Some(tok))
+        }
+    };
+    let mut prep = Prepared {
+        task,
+        labels,
+        skipped,
+        report,
+        kind,
+        tokenizer,
+        test,
+        test_split,
+        head: Select::All,
+        model_path: recipe.model.path.clone(),
+        train_len: 0,
+    };
+    prep.head = match &prep.task {
+        TaskBox::Image(t) => t.model.head_select(),
+        TaskBox::Text(t) => t.model.head_select(),
+        TaskBox::Lm(t) => t.model.head_select(),
+    };
+    prep.train_len = prep.task.as_task().train_len();
+    prep.apply_adaptation(recipe)?;
+    Ok(prep)
+}
+
+/// A seeded, stratified subset of at most `limit` items (all when `None` or not smaller).
+fn subset<T>(items: Vec<T>, label: impl Fn(&T) -> usize, limit: Option<usize>, seed: u64) -> Result<Vec<T>> {
+    match limit {
+        Some(n) if n < items.len() => {
+            if n == 0 {
+                return Err(Error::arg("recipe", "data.limit_train / limit_eval must be >= 1"));
+            }
+            let ys: Vec<usize> = items.iter().map(&label).collect();
+            let (_, chosen) = stratified_split(&ys, n as f64 / items.len() as f64, seed ^ 0x5eed)?;
+            let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+            Ok(chosen.iter().filter_map(|&i| slots.get_mut(i).and_then(Option::take)).collect())
+        }
+        _ => Ok(items),
+    }
+}
+
+/// The recipe's tokenizer: `model.tokenizer`, else `<model dir>/tokenizer.json`, else the
+/// tokenizer embedded in a GGUF file.
+fn tokenizer_for(recipe: &Recipe) -> Result<TextTokenizer> {
+    let m = &recipe.model;
+    if let Some(t) = &m.tokenizer {
+        return TextTokenizer::from_file(t);
+    }
+    if m.path.is_dir() {
+        return TextTokenizer::from_file(&m.path.join("tokenizer.json"));
+    }
+    if m.path.extension().is_some_and(|e| e == "gguf") {
+        return TextTokenizer::from_gguf(&m.path);
+    }
+    let beside = m.path.parent().unwrap_or(Path::new(".")).join("tokenizer.json");
+    TextTokenizer::from_file(&beside)
+}
+
+impl Prepared {
+    /// LoRA and L2-SP (freezing and plans are the driver's, every epoch).
+    fn apply_adaptation(&mut self, recipe: &Recipe) -> Result<()> {
+        let t = &recipe.train;
+        let head = self.head.clone();
+        let task = self.task.as_task();
+        if let Some(l) = &t.lora {
+            let cfg = LoraConfig {
+                rank: l.rank,
+                alpha: l.alpha,
+                targets: Select::parse(&l.targets)?,
+                freeze_base: true,
+                train_also: Some(head),
+                seed: t.seed,
+            };
+            crate::nn::lora::apply(task.params_mut(), &cfg)?;
+        }
+        if let Some([alpha, beta]) = t.l2sp {
+            let r = L2Sp::new(task.params(), alpha, beta)?;
+            match &mut self.task {
+                TaskBox::Image(t) => t.l2sp = Some(r),
+                TaskBox::Text(t) => t.l2sp = Some(r),
+                TaskBox::Lm(t) => t.l2sp = Some(r),
+            }
+        }
+        Ok(())
+    }
+
+    /// Optimizer steps in the whole run.
+    pub fn total_steps(&self, recipe: &Recipe) -> u64 {
+        let t = &recipe.train;
+        let per_epoch = self.train_len.div_ceil(t.batch_size * t.grad_accum).max(1) as u64;
+        let by_epochs = per_epoch * t.epochs as u64;
+        t.max_steps.map_or(by_epochs, |m| if t.epochs == 0 { m } else { m.min(by_epochs) })
+    }
+
+    /// The optimizer the recipe describes.
+    pub fn optim_config(&self, recipe: &Recipe) -> Result<OptimConfig> {
+        let t = &recipe.train;
+        let total = self.total_steps(recipe);
+        let method = match t.optimizer.as_str() {
+            "adamw" => Method::ADAMW,
+            "adam" => Method::ADAM,
+            _ => Method::Sgd { momentum: t.momentum, dampening: 0.0, nesterov: t.nesterov },
+        };
+        let schedule = match t.schedule.as_str() {
+            "constant" => Schedule::Constant,
+            "cosine" => Schedule::Cosine { total, min_factor: 0.0 },
+            "exponential" => Schedule::Exponential { gamma: 0.95 },
+            "step" => Schedule::Step { step_size: (total / 3).max(1), gamma: 0.1 },
+            "one-cycle" => Schedule::OneCycle { total, pct_start: 0.3, div_factor: 25.0, final_div: 1e4 },
+            _ => Schedule::Linear { total, end_factor: 0.0 },
+        };
+        let warmup = if t.warmup_steps > 0 { t.warmup_steps } else { (t.warmup_ratio * total as f64).round() as u64 };
+        let schedule = if warmup > 0 { schedule.with_warmup(warmup) } else { schedule };
+        let mut cfg = OptimConfig::new(method, t.lr).weight_decay(t.weight_decay).schedule(schedule);
+        for (i, g) in t.groups.iter().enumerate() {
+            let mut spec = GroupSpec::new(&format!("group{i}:{}", g.select), Select::parse(&g.select)?);
+            if let Some(lr) = g.lr {
+                spec = spec.lr(lr);
+            }
+            if let Some(wd) = g.weight_decay {
+                spec = spec.weight_decay(wd);
+            }
+            cfg = cfg.group(spec);
+        }
+        if let Some(f) = t.layer_decay {
+            cfg = cfg.layer_lr(LayerLr::Decay { factor: f });
+        } else if let Some(lowest) = t.discriminative {
+            cfg = cfg.layer_lr(LayerLr::Discriminative { lowest });
+        }
+        if let Some(c) = t.clip {
+            cfg = cfg.clip(c);
+        }
+        // Newly unfrozen groups (gradual unfreezing, LP-FT) warm up over a tenth of an epoch.
+        cfg.rejoin_warmup = (self.total_steps(recipe) / t.epochs.max(1) as u64 / 10).max(1);
+        Ok(cfg)
+    }
+
+    /// The driver settings the recipe describes.
+    pub fn driver_config(&self, recipe: &Recipe, progress: bool) -> DriverConfig {
+        let t = &recipe.train;
+        let mut c = DriverConfig::new(recipe.output.dir.clone());
+        c.epochs = t.epochs;
+        c.max_steps = t.max_steps;
+        c.batch_size = t.batch_size;
+        c.grad_accum = t.grad_accum;
+        c.eval_every = t.eval_every;
+        c.seed = t.seed;
+        c.dropout_in_frozen = t.dropout_in_frozen;
+        c.max_bad_steps = t.max_bad_steps;
+        c.checkpoint_every = t.checkpoint_every;
+        c.progress = progress;
+        c.resume = recipe.output.resume;
+        c.early_stop = t.early_stop.as_ref().map(|e| EarlyStop {
+            metric: e.metric.clone(),
+            higher_is_better: !matches!(e.metric.as_str(), "loss" | "perplexity" | "log_loss" | "ece" | "mse" | "mae" | "rmse"),
+            patience: e.patience,
+            min_delta: e.min_delta,
+        });
+        let head = self.head.clone();
+        c.plan = if t.lora.is_some() {
+            // The base stays frozen; adapters and the head train.
+            Plan::LinearProbe { head: Select::Any(vec![head, Select::Glob("*.lora_[AB]".into())]) }
+        } else {
+            match t.plan.as_str() {
+                "linear-probe" => Plan::LinearProbe { head },
+                "lp-ft" => Plan::LpFt { head, probe_epochs: t.probe_epochs },
+                "gradual" => match &self.task {
+                    TaskBox::Image(x) => Plan::gradual_by_depth(x.model.params(), t.unfreeze_every),
+                    TaskBox::Text(x) => Plan::gradual_by_depth(x.model.params(), t.unfreeze_every),
+                    TaskBox::Lm(x) => Plan::gradual_by_depth(x.model.params(), t.unfreeze_every),
+                },
+                _ => Plan::Full,
+            }
+        };
+        let freeze: Vec<Select> = t.freeze.iter().filter_map(|s| Select::parse(s).ok()).collect();
+        c.freeze = (!freeze.is_empty()).then_some(Select::Any(freeze));
+        c
+    }
+
+    /// Metrics with intervals on the held-out split (`None` when there is none).
+    pub fn test_evaluation(&mut self, name: &str, resamples: usize, seed: u64) -> Result<Option<Evaluation>> {
+        let split = format!("{name} ({})", self.test_split);
+        match (&mut self.task, &self.test) {
+            (TaskBox::Image(t), TestSet::Images(items)) if !items.is_empty() => {
+                let items = items.clone();
+                Ok(Some(evaluation(&split, &t.predict(&items)?, resamples, seed)?))
+            }
+            (TaskBox::Text(t), TestSet::Texts(items)) if !items.is_empty() => {
+                Ok(Some(evaluation(&split, &t.predict(items)?, resamples, seed)?))
+            }
+            (TaskBox::Lm(t), TestSet::Blocks(blocks)) if !blocks.is_empty() => {
+                // Per-block losses, resampled: an interval on perplexity over held-out text.
+                let losses: Vec<f64> =
+                    blocks.iter().map(|b| t.mean_loss(std::slice::from_ref(b))).collect::<Result<_>>()?;
+                let mean = |idx: &[usize]| idx.iter().map(|&i| losses[i]).sum::<f64>() / idx.len().max(1) as f64;
+                let loss = crate::eval::bootstrap(losses.len(), resamples, super::LEVEL, seed, mean)?;
+                let ppl = crate::eval::Interval {
+                    point: loss.point.exp(),
+                    lo: loss.lo.exp(),
+                    hi: loss.hi.exp(),
+                    level: loss.level,
+                };
+                let metrics = [("loss".to_string(), loss), ("perplexity".to_string(), ppl)].into_iter().collect();
+                Ok(Some(Evaluation { split, items: blocks.len(), metrics }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A continuation of `[generate] prompt` (causal LMs only).
+    pub fn sample(&mut self, recipe: &Recipe) -> Result<Option<String>> {
+        let g = &recipe.generate;
+        let (TaskBox::Lm(t), Some(tok)) = (&mut self.task, &self.tokenizer) else { return Ok(None) };
+        if g.prompt.is_empty() {
+            return Ok(None);
+        }
+        let prompt = tok.encode(&g.prompt, false)?;
+        let sampling = g.sampling();
+        let opts = Generate { max_new_tokens: g.max_new_tokens, sampling, seed: recipe.train.seed, eos: tok.eos_id() };
+        let lm = t.model.causal_lm(crate::nn::Mode::EVAL)?;
+        let out = generate(lm, &prompt, &opts)?;
+        Ok(Some(format!("{}{}", g.prompt, tok.decode(&out, true)?)))
+    }
+
+    /// Write the model folder: weights under the checkpoint's key names, plus what a Hugging
+    /// Face loader needs beside them.
+    pub fn export(&mut self, dir: &Path) -> Result<Exported> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let is_gguf = self.model_path.extension().is_some_and(|e| e == "gguf");
+        let source = if is_gguf {
+            None
+        } else {
+            Some(crate::weights::open(&self.model_path)?)
+        };
+        let params = self.task.as_task().params();
+        let out = export::export_safetensors(params, &self.report, source.as_deref(), &dir.join("model.safetensors"))?;
+        // config.json: the source's (classifier labels added), or one derived from the GGUF.
+        let config = if is_gguf {
+            Some(crate::weights::gguf_llama::GgufLlama::open(&self.model_path)?.config().to_json())
+        } else if self.model_path.is_dir() && self.model_path.join("config.json").is_file() {
+            let p = self.model_path.join("config.json");
+            let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+            Some(serde_json::from_str(&text).map_err(|e| Error::Format {
+                path: p.display().to_string(),
+                line: Some(e.line()),
+                message: e.to_string(),
+            })?)
+        } else {
+            None
+        };
+        if let Some(mut cfg) = config {
+            if let (Some(labels), Some(obj)) = (&self.labels, cfg.as_object_mut()) {
+                let id2label: serde_json::Map<String, serde_json::Value> =
+                    labels.names().iter().enumerate().map(|(i, n)| (i.to_string(), n.clone().into())).collect();
+                let label2id: serde_json::Map<String, serde_json::Value> =
+                    labels.names().iter().enumerate().map(|(i, n)| (n.clone(), i.into())).collect();
+                obj.insert("id2label".into(), id2label.into());
+                obj.insert("label2id".into(), label2id.into());
+                if self.kind == ModelKind::Bert {
+                    obj.insert("architectures".into(), serde_json::json!(["BertForSequenceClassification"]));
+                }
+            }
+            let text = serde_json::to_string_pretty(&cfg).map_err(|e| Error::arg("export", e.to_string()))?;
+            export::write_atomic(&dir.join("config.json"), text.as_bytes())?;
+        }
+        if let Some(tok) = &self.tokenizer {
+            tok.save(&dir.join("tokenizer.json"))?;
+        }
+        if let Some(labels) = &self.labels {
+            labels.save(&dir.join("labels.json"))?;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,390 @@
+//! The recipe: one TOML file that says which pretrained model, which data, and how to fine-tune.
+//! Every table rejects unknown keys, so a typo is an error naming the file and line rather than
+//! a setting silently ignored. The resolved recipe (defaults filled in) is saved in the run folder.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::image::Augment;
+use crate::error::{Error, Result};
+
+/// A whole recipe (see README.md, "Recipes", for complete examples).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    pub model: ModelSection,
+    pub data: DataSection,
+    #[serde(default)]
+    pub train: TrainSection,
+    #[serde(default)]
+    pub augment: Augment,
+    #[serde(default)]
+    pub output: OutputSection,
+    #[serde(default)]
+    pub generate: GenerateSection,
+}
+
+/// `[model]`: the pretrained checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// resnet, vgg, efficientnet-lite, bert, gpt2, llama.
+    pub kind: String,
+    /// A checkpoint file (.safetensors, .pth, .gguf) or a Hugging Face model directory.
+    pub path: PathBuf,
+    /// tokenizer.json for text models; default: `<path>/tokenizer.json`, or the GGUF's own.
+    #[serde(default)]
+    pub tokenizer: Option<PathBuf>,
+    /// Input image size for image models (default: the model's own, 224).
+    #[serde(default)]
+    pub image_size: Option<u32>,
+    /// Classifier dropout override (image models that have one).
+    #[serde(default)]
+    pub dropout: Option<f32>,
+}
+
+/// What the data is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataKind {
+    /// One subfolder per class (train/val/test folders or a split ratio).
+    ImageFolder,
+    /// CSV, TSV or JSONL with a text column (and optional pair column) and a label column.
+    Text,
+    /// A plain-text corpus for causal-LM fine-tuning.
+    Corpus,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    pub kind: DataKind,
+    /// Image root folder, training table, or corpus file.
+    pub train: PathBuf,
+    /// Validation table (text); default: `val_ratio` of `train`, stratified.
+    #[serde(default)]
+    pub val: Option<PathBuf>,
+    /// Test table (text); default: `test_ratio` of `train` (or the image root's test folder).
+    #[serde(default)]
+    pub test: Option<PathBuf>,
+    #[serde(default = "default_val_ratio")]
+    pub val_ratio: f64,
+    #[serde(default)]
+    pub test_ratio: f64,
+    /// Text column (text data).
+    #[serde(default = "default_text")]
+    pub text: String,
+    /// Text column of the val/test tables when it differs (SST-2: `sentence` vs `content`).
+    #[serde(default)]
+    pub eval_text: Option<String>,
+    /// Second text column for sentence pairs.
+    #[serde(default)]
+    pub text_pair: Option<String>,
+    /// Label column (text data).
+    #[serde(default = "default_label")]
+    pub label: String,
+    /// Longest token sequence (text) or block length (corpus).
+    #[serde(default = "default_max_len")]
+    pub max_len: usize,
+    /// Use only this many training items (a seeded, stratified subset): data-scarce settings.
+    #[serde(default)]
+    pub limit_train: Option<usize>,
+    /// Evaluate on at most this many validation / test items (seeded, stratified subset).
+    #[serde(default)]
+    pub limit_eval: Option<usize>,
+    /// List and skip bad items instead of failing before step 1.
+    #[serde(default)]
+    pub skip_bad: bool,
+    /// Abort when more than this fraction of items is bad (with `skip_bad`).
+    #[serde(default = "default_max_skipped")]
+    pub max_skipped: f64,
+}
+
+/// `[train]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    pub epochs: usize,
+    pub max_steps: Option<u64>,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    /// Evaluate every N optimizer steps (default: every epoch).
+    pub eval_every: Option<u64>,
+    pub seed: u64,
+    /// adamw, adam, sgd.
+    pub optimizer: String,
+    pub lr: f64,
+    pub weight_decay: f32,
+    pub momentum: f32,
+    pub nesterov: bool,
+    /// constant, linear, cosine, exponential, step, one-cycle.
+    pub schedule: String,
+    /// Linear warm-up steps (or a fraction of all steps with `warmup_ratio`).
+    pub warmup_steps: u64,
+    pub warmup_ratio: f64,
+    /// Clip the global gradient norm.
+    pub clip: Option<f32>,
+    pub label_smoothing: f32,
+    /// Paths kept frozen (globs, `re:` regexes, `depth:a-b`); e.g. ["embeddings.*", "depth:0-4"].
+    pub freeze: Vec<String>,
+    /// full, linear-probe, lp-ft, gradual.
+    pub plan: String,
+    /// LP-FT: epochs of head-only training first.
+    pub probe_epochs: usize,
+    /// Gradual unfreezing: epochs between unfreezing one more depth.
+    pub unfreeze_every: usize,
+    /// Layer-wise LR decay factor per depth from the head down (e.g. 0.8).
+    pub layer_decay: Option<f64>,
+    /// Discriminative LR: the lowest layer's LR as a fraction of `lr` (ULMFiT ranges).
+    pub discriminative: Option<f64>,
+    pub groups: Vec<GroupSection>,
+    pub early_stop: Option<EarlyStopSection>,
+    /// Keep dropout active inside frozen blocks (PyTorch's behaviour).
+    pub dropout_in_frozen: bool,
+    /// L2-SP: [alpha toward the pretrained weights, beta on new weights].
+    pub l2sp: Option<[f32; 2]>,
+    pub lora: Option<LoraSection>,
+    /// Write a checkpoint every N steps (always at evaluations and at the end).
+    pub checkpoint_every: Option<u64>,
+    /// Consecutive non-finite steps before the run aborts.
+    pub max_bad_steps: usize,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        TrainSection {
+            epochs: 3,
+            max_steps: None,
+            batch_size: 16,
+            grad_accum: 1,
+            eval_every: None,
+            seed: 0,
+            optimizer: "adamw".into(),
+            lr: 5e-5,
+            weight_decay: 0.01,
+            momentum: 0.9,
+            nesterov: false,
+            schedule: "linear".into(),
+            warmup_steps: 0,
+            warmup_ratio: 0.0,
+            clip: Some(1.0),
+            label_smoothing: 0.0,
+            freeze: Vec::new(),
+            plan: "full".into(),
+            probe_epochs: 1,
+            unfreeze_every: 1,
+            layer_decay: None,
+            discriminative: None,
+            groups: Vec::new(),
+            early_stop: None,
+            dropout_in_frozen: true,
+            l2sp: None,
+            lora: None,
+            checkpoint_every: None,
+            max_bad_steps: 5,
+        }
+    }
+}
+
+/// `[[train.groups]]`: its own learning rate / weight decay for the parameters it selects.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSection {
+    pub select: String,
+    #[serde(default)]
+    pub lr: Option<f64>,
+    #[serde(default)]
+    pub weight_decay: Option<f32>,
+}
+
+/// `[train.early_stop]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStopSection {
+    /// A validation metric: accuracy, f1_macro, loss, perplexity...
+    pub metric: String,
+    pub patience: usize,
+    #[serde(default)]
+    pub min_delta: f64,
+}
+
+/// `[train.lora]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraSection {
+    pub rank: usize,
+    pub alpha: f32,
+    /// Which linear weights get adapters (glob / `re:`).
+    pub targets: String,
+}
+
+/// `[output]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSection {
+    pub dir: PathBuf,
+    /// Continue from the run folder's latest complete checkpoint.
+    pub resume: bool,
+    /// Bootstrap resamples for the confidence intervals of the final metrics.
+    pub bootstrap: usize,
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        OutputSection { dir: PathBuf::from("runs/latest"), resume: true, bootstrap: 1000 }
+    }
+}
+
+/// `[generate]`: a sample after causal-LM fine-tuning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenerateSection {
+    pub prompt: String,
+    pub max_new_tokens: usize,
+    /// greedy, top-k, top-p.
+    pub sampling: String,
+    pub top_k: usize,
+    pub top_p: f32,
+    pub temperature: f32,
+}
+
+impl Default for GenerateSection {
+    fn default() -> Self {
+        GenerateSection {
+            prompt: String::new(),
+            max_new_tokens: 40,
+            sampling: "greedy".into(),
+            top_k: 40,
+            top_p: 0.9,
+            temperature: 0.8,
+        }
+    }
+}
+
+impl GenerateSection {
+    /// The decoding rule these settings name.
+    pub fn sampling(&self) -> crate::models::decoder::Sampling {
+        use crate::models::decoder::Sampling;
+        match self.sampling.as_str() {
+            "top-k" => Sampling::TopK { k: self.top_k, temperature: self.temperature },
+            "top-p" => Sampling::TopP { p: self.top_p, temperature: self.temperature },
+            _ => Sampling::Greedy,
+        }
+    }
+}
+
+fn default_val_ratio() -> f64 {
+    0.1
+}
+fn default_text() -> String {
+    "text".into()
+}
+fn default_label() -> String {
+    "label".into()
+}
+fn default_max_len() -> usize {
+    128
+}
+fn default_max_skipped() -> f64 {
+    0.05
+}
+
+impl Recipe {
+    /// Parse `text` (named `path` in errors). Relative paths in the recipe are taken relative to
+    /// `base` (the recipe's folder), so a recipe works from any working directory.
+    pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Recipe> {
+        let mut r: Recipe = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            Error::Format { path: path.display().to_string(), line, message: e.message().to_string() }
+        })?;
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        rebase(&mut r.model.path);
+        if let Some(t) = r.model.tokenizer.as_mut() {
+            rebase(t);
+        }
+        rebase(&mut r.data.train);
+        for p in [r.data.val.as_mut(), r.data.test.as_mut()].into_iter().flatten() {
+            rebase(p);
+        }
+        rebase(&mut r.output.dir);
+        r.validate(path)?;
+        Ok(r)
+    }
+
+    /// Read and parse a recipe file.
+    pub fn load(path: &Path) -> Result<Recipe> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Recipe::parse(&text, path, base)
+    }
+
+    /// The resolved recipe as TOML (defaults filled in, paths absolute), saved in the run folder.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| Error::arg("recipe", e.to_string()))
+    }
+
+    /// Value checks serde cannot express; errors name the key.
+    fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |key: &str, msg: String| Error::Format {
+            path: path.display().to_string(),
+            line: None,
+            message: format!("{key}: {msg}"),
+        };
+        let t = &self.train;
+        if t.batch_size == 0 {
+            return Err(bad("train.batch_size", "must be >= 1".into()));
+        }
+        if t.grad_accum == 0 {
+            return Err(bad("train.grad_accum", "must be >= 1".into()));
+        }
+        if t.epochs == 0 && t.max_steps.is_none() {
+            return Err(bad("train.epochs", "must be >= 1 (or set max_steps)".into()));
+        }
+        if !(t.lr >= 0.0 && t.lr.is_finite()) {
+            return Err(bad("train.lr", format!("{} is not a learning rate", t.lr)));
+        }
+        if !(0.0..1.0).contains(&t.warmup_ratio) {
+            return Err(bad("train.warmup_ratio", format!("{} is not in [0, 1)", t.warmup_ratio)));
+        }
+        if !(0.0..1.0).contains(&t.label_smoothing) {
+            return Err(bad("train.label_smoothing", format!("{} is not in [0, 1)", t.label_smoothing)));
+        }
+        let d = &self.data;
+        for (k, v) in [("data.val_ratio", d.val_ratio), ("data.test_ratio", d.test_ratio)] {
+            if !(0.0..1.0).contains(&v) {
+                return Err(bad(k, format!("{v} is not in [0, 1)")));
+            }
+        }
+        if d.val_ratio + d.test_ratio >= 1.0 {
+            return Err(bad("data.val_ratio", "val_ratio + test_ratio leave nothing to train on".into()));
+        }
+        if d.max_len < 2 {
+            return Err(bad("data.max_len", "must be >= 2".into()));
+        }
+        if !["adamw", "adam", "sgd"].contains(&t.optimizer.as_str()) {
+            return Err(bad("train.optimizer", format!("'{}' (adamw, adam, sgd)", t.optimizer)));
+        }
+        if !["constant", "linear", "cosine", "exponential", "step", "one-cycle"].contains(&t.schedule.as_str()) {
+            return Err(bad(
+                "train.schedule",
+                format!("'{}' (constant, linear, cosine, exponential, step, one-cycle)", t.schedule),
+            ));
+        }
+        if !["full", "linear-probe", "lp-ft", "gradual"].contains(&t.plan.as_str()) {
+            return Err(bad("train.plan", format!("'{}' (full, linear-probe, lp-ft, gradual)", t.plan)));
+        }
+        if !["greedy", "top-k", "top-p"].contains(&self.generate.sampling.as_str()) {
+            return Err(bad("generate.sampling", format!("'{}' (greedy, top-k, top-p)", self.generate.sampling)));
+        }
+        for s in t.freeze.iter().chain(t.groups.iter().map(|g| &g.select)) {
+            crate::nn::Select::parse(s).map_err(|e| bad("train.freeze / train.groups.select", e.to_string()))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,163 @@
+//! Image classification over an [`ImageFolder`]: decoded images are kept in memory (downscaled
+//! to the model's resize size, so augmentation still has pixels to crop from), training items are
+//! augmented with a seed drawn from the step's dropout seed (exact resume replays them), and
+//! evaluation tensors are prepared once.
+
+use std::collections::HashMap;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{classification_report, probabilities, regularised, EVAL_BATCH};
+use crate::data::image::{decode, eval_transform, train_transform, Augment, ImageLimits, ImageSpec};
+use crate::data::image_folder::ImageItem;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::eval::Predictions;
+use crate::models::zoo::AnyModel;
+use crate::nn::{Mode, Params};
+use crate::ops::loss::{cross_entropy, CrossEntropy};
+use crate::tensor::Tensor;
+use crate::train::driver::{Metrics, Task};
+use crate::train::l2sp::L2Sp;
+
+/// A classifier of images into `classes`.
+pub struct ImageTask {
+    pub engine: Engine,
+    pub model: AnyModel,
+    pub spec: ImageSpec,
+    pub augment: Augment,
+    pub classes: usize,
+    pub label_smoothing: f32,
+    pub l2sp: Option<L2Sp>,
+    train: Vec<ImageItem>,
+    val: Vec<ImageItem>,
+    limits: ImageLimits,
+    /// Decoded training images by index (filled on first use).
+    decoded: HashMap<usize, image::RgbImage>,
+    /// Prepared validation inputs.
+    val_inputs: Option<Vec<Vec<f32>>>,
+}
+
+impl ImageTask {
+    pub fn new(
+        engine: &Engine,
+        model: AnyModel,
+        train: Vec<ImageItem>,
+        val: Vec<ImageItem>,
+        classes: usize,
+        augment: Augment,
+        spec: ImageSpec,
+    ) -> Result<ImageTask> {
+        if train.is_empty() {
+            return Err(Error::arg("image task", "no training images"));
+        }
+        Ok(ImageTask {
+            engine: engine.clone(),
+            model,
+            spec,
+            augment,
+            classes,
+            label_smoothing: 0.0,
+            l2sp: None,
+            train,
+            val,
+            limits: ImageLimits::default(),
+            decoded: HashMap::new(),
+            val_inputs: None,
+        })
+    }
+
+    /// Decode and shrink to the model's resize size (the largest any transform reads).
+    fn load(&self, item: &ImageItem) -> Result<image::RgbImage> {
+        let img = decode(&item.path, &self.limits)?;
+        let (w, h) = img.dimensions();
+        let short = w.min(h).max(1);
+        let target = self.spec.resize.max(self.spec.size);
+        if short > target {
+            let (nw, nh) = ((w as u64 * target as u64 / short as u64) as u32, (h as u64 * target as u64 / short as u64) as u32);
+            Ok(image::imageops::resize(&img, nw.max(1), nh.max(1), image::imageops::FilterType::Triangle))
+        } else {
+            Ok(img)
+        }
+    }
+
+    /// Stack CHW images into one `[n, 3, S, S]` tensor.
+    fn batch(&self, images: &[Vec<f32>]) -> Result<Tensor> {
+        let s = self.spec.size as usize;
+        let flat: Vec<f32> = images.iter().flat_map(|v| v.iter().copied()).collect();
+        Tensor::from_slice(&self.engine, &flat, &[images.len(), 3, s, s])
+    }
+
+    /// Class probabilities of `items` (evaluation mode, no tape).
+    pub fn predict(&mut self, items: &[ImageItem]) -> Result<Predictions> {
+        let inputs: Vec<Vec<f32>> = items
+            .iter()
+            .map(|it| Ok(eval_transform(&self.load(it)?, &self.spec)))
+            .collect::<Result<_>>()?;
+        let labels = items.iter().map(|i| i.label).collect();
+        self.predict_inputs(&inputs, labels)
+    }
+
+    fn predict_inputs(&self, inputs: &[Vec<f32>], labels: Vec<usize>) -> Result<Predictions> {
+        let _g = self.engine.no_grad();
+        let mut probs = Vec::with_capacity(inputs.len() * self.classes);
+        for chunk in inputs.chunks(EVAL_BATCH) {
+            let logits = self.model.classify_images(&self.batch(chunk)?, Mode::EVAL)?;
+            probs.extend(probabilities(&logits)?);
+        }
+        Predictions::new(probs, labels, self.classes)
+    }
+}
+
+impl Task for ImageTask {
+    fn params(&self) -> &Params {
+        self.model.params()
+    }
+    fn params_mut(&mut self) -> &mut Params {
+        self.model.params_mut()
+    }
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+
+    fn loss(&mut self, items: &[usize], mode: Mode) -> Result<Tensor> {
+        let mut inputs = Vec::with_capacity(items.len());
+        let mut labels = Vec::with_capacity(items.len());
+        for &i in items {
+            let item = self.train.get(i).ok_or_else(|| Error::arg("image task", format!("item {i} out of range")))?;
+            if !self.decoded.contains_key(&i) {
+                let img = self.load(item)?;
+                self.decoded.insert(i, img);
+            }
+            // Each item's augmentation depends only on the step's seed and the item: a resumed
+            // run draws the same crops and flips.
+            let mut rng = ChaCha8Rng::seed_from_u64(mode.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            inputs.push(train_transform(&self.decoded[&i], &self.spec, &self.augment, &mut rng));
+            labels.push(item.label as u32);
+        }
+        let logits = self.model.classify_images(&self.batch(&inputs)?, mode)?;
+        let ce = CrossEntropy { label_smoothing: self.label_smoothing, ..Default::default() };
+        let loss = cross_entropy(&logits, &labels, ce)?;
+        regularised(loss, self.l2sp.as_ref(), self.model.params())
+    }
+
+    fn evaluate(&mut self) -> Result<Metrics> {
+        if self.val.is_empty() {
+            return Ok(Metrics::new());
+        }
+        if self.val_inputs.is_none() {
+            let v: Vec<Vec<f32>> = self
+                .val
+                .iter()
+                .map(|it| Ok(eval_transform(&self.load(it)?, &self.spec)))
+                .collect::<Result<_>>()?;
+            self.val_inputs = Some(v);
+        }
+        let labels = self.val.iter().map(|i| i.label).collect();
+        let inputs = self.val_inputs.take().unwrap_or_default();
+        let p = self.predict_inputs(&inputs, labels);
+        self.val_inputs = Some(inputs);
+        Ok(classification_report(&p?))
+    }
+}

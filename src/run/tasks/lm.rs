@@ -1,0 +1,121 @@
+//! Causal-LM fine-tuning on a tokenised corpus: blocks of `block` tokens, the model predicts
+//! each next token (Hugging Face's shifted loss); validation reports loss and perplexity on a
+//! held-out contiguous tail of the corpus.
+
+use super::regularised;
+use crate::data::tokenize::check_ids;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::models::decoder::causal_lm_loss;
+use crate::models::zoo::AnyModel;
+use crate::nn::{Mode, Params};
+use crate::tensor::Tensor;
+use crate::train::driver::{Metrics, Task};
+use crate::train::l2sp::L2Sp;
+use std::ops::Range;
+
+/// Blocks per evaluation forward.
+const EVAL_BLOCKS: usize = 4;
+
+/// A decoder fine-tuned on a corpus.
+pub struct LmTask {
+    pub engine: Engine,
+    pub model: AnyModel,
+    pub l2sp: Option<L2Sp>,
+    tokens: Vec<u32>,
+    train: Vec<Range<usize>>,
+    val: Vec<Range<usize>>,
+    vocab: usize,
+}
+
+impl LmTask {
+    pub fn new(
+        engine: &Engine,
+        model: AnyModel,
+        tokens: Vec<u32>,
+        train: Vec<Range<usize>>,
+        val: Vec<Range<usize>>,
+        vocab: usize,
+    ) -> Result<LmTask> {
+        if train.is_empty() {
+            return Err(Error::arg("lm task", "the corpus is shorter than one block"));
+        }
+        // Every id checked once against the model's vocabulary before anything is uploaded.
+        check_ids(&tokens, vocab, "corpus token ids")?;
+        Ok(LmTask { engine: engine.clone(), model, l2sp: None, tokens, train, val, vocab })
+    }
+
+    fn gather(&self, blocks: &[&Range<usize>]) -> Result<(Vec<u32>, usize)> {
+        let t = blocks.first().map_or(0, |r| r.len());
+        let mut ids = Vec::with_capacity(blocks.len() * t);
+        for r in blocks {
+            if r.len() != t {
+                return Err(Error::arg("lm task", "blocks of different lengths in one batch"));
+            }
+            ids.extend_from_slice(self.tokens.get(r.clone()).ok_or_else(|| Error::arg("lm task", "block out of range"))?);
+        }
+        Ok((ids, t))
+    }
+
+    /// Mean next-token loss over `blocks` without a tape.
+    pub fn mean_loss(&mut self, blocks: &[Range<usize>]) -> Result<f64> {
+        let _g = self.engine.no_grad();
+        let (mut sum, mut n) = (0.0f64, 0usize);
+        for chunk in blocks.chunks(EVAL_BLOCKS) {
+            let refs: Vec<&Range<usize>> = chunk.iter().collect();
+            let (ids, t) = self.gather(&refs)?;
+            let lm = self.model.causal_lm(Mode::EVAL)?;
+            let logits = lm.logits(&ids, chunk.len(), t, None)?;
+            let loss = causal_lm_loss(&logits, &ids, None)?.item()? as f64;
+            // Weighted by predictions so a short last chunk counts for what it holds.
+            let preds = chunk.len() * (t - 1);
+            sum += loss * preds as f64;
+            n += preds;
+        }
+        Ok(if n == 0 { f64::NAN } else { sum / n as f64 })
+    }
+
+    /// Validation blocks.
+    pub fn val_blocks(&self) -> &[Range<usize>] {
+        &self.val
+    }
+
+    /// Vocabulary the ids were checked against.
+    pub fn vocab(&self) -> usize {
+        self.vocab
+    }
+}
+
+impl Task for LmTask {
+    fn params(&self) -> &Params {
+        self.model.params()
+    }
+    fn params_mut(&mut self) -> &mut Params {
+        self.model.params_mut()
+    }
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+
+    fn loss(&mut self, items: &[usize], mode: Mode) -> Result<Tensor> {
+        let blocks = items
+            .iter()
+            .map(|&i| self.train.get(i).ok_or_else(|| Error::arg("lm task", format!("block {i} out of range"))))
+            .collect::<Result<Vec<_>>>()?;
+        let (ids, t) = self.gather(&blocks)?;
+        let n = blocks.len();
+        let lm = self.model.causal_lm(mode)?;
+        let logits = lm.logits(&ids, n, t, None)?;
+        let loss = causal_lm_loss(&logits, &ids, None)?;
+        regularised(loss, self.l2sp.as_ref(), self.model.params())
+    }
+
+    fn evaluate(&mut self) -> Result<Metrics> {
+        if self.val.is_empty() {
+            return Ok(Metrics::new());
+        }
+        let val = self.val.clone();
+        let loss = self.mean_loss(&val)?;
+        Ok([("loss".to_string(), loss), ("perplexity".to_string(), loss.exp())].into_iter().collect())
+    }
+}

@@ -1,0 +1,36 @@
+//! The driver's [`Task`](crate::train::driver::Task)s: a zoo model bound to its data. One per
+//! kind of job: image classification, text classification, causal-LM fine-tuning.
+
+pub mod image;
+pub mod lm;
+pub mod text;
+
+use crate::error::Result;
+use crate::eval::Predictions;
+use crate::nn::Params;
+use crate::tensor::Tensor;
+use crate::train::l2sp::L2Sp;
+use crate::train::driver::Metrics;
+
+/// Items per evaluation forward (no tape, so memory allows more than a training batch).
+pub const EVAL_BATCH: usize = 32;
+
+/// The loss plus the L2-SP penalty when the recipe asks for one.
+pub fn regularised(loss: Tensor, l2sp: Option<&L2Sp>, params: &Params) -> Result<Tensor> {
+    match l2sp.map(|r| r.penalty(params)).transpose()?.flatten() {
+        Some(p) => loss.add(&p),
+        None => Ok(loss),
+    }
+}
+
+/// Softmax rows of `logits` `[n, classes]` read back to the host.
+pub fn probabilities(logits: &Tensor) -> Result<Vec<f32>> {
+    logits.softmax()?.to_vec()
+}
+
+/// The standard classification metrics plus the mean cross-entropy ("loss").
+pub fn classification_report(p: &Predictions) -> Metrics {
+    let mut m: Metrics = crate::eval::classification_metrics(p).into_iter().collect();
+    m.insert("loss".into(), crate::eval::log_loss(p));
+    m
+}

@@ -1,0 +1,235 @@
+//! `whet train / eval / predict` end to end on a tiny image task (the ResNet-18 fixture weights
+//! at 32x32): the run folder, Ctrl-C (exit 130, checkpoint, resume), bitwise resume across
+//! processes, bad data failing before step 1, and recipe errors naming the line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn whet() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_whet"));
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    c
+}
+
+fn weights() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/resnet18_tv.weights.safetensors");
+    if p.exists() {
+        Some(p)
+    } else {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "!!!!!!!! train_cli: {} ABSENT, CHECKS SKIPPED !!!!!!!!", p.display());
+        None
+    }
+}
+
+/// Does this machine have an adapter? (The CLI says so clearly when not.)
+fn has_gpu() -> bool {
+    let ok = whet().arg("devices").output().map(|o| o.status.success()).unwrap_or(false);
+    if !ok {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "!!!!!!!! train_cli: NO GPU ADAPTER, CHECKS SKIPPED !!!!!!!!");
+    }
+    ok
+}
+
+/// `root/{train,val}/{red,blue}/*.png`: two colour classes with noise, 40x40.
+fn image_folder(root: &Path, per_class: usize) {
+    for (split, n) in [("train", per_class), ("val", per_class / 2)] {
+        for (ci, class) in ["blue", "red"].iter().enumerate() {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..n {
+                let img = image::RgbImage::from_fn(40, 40, |x, y| {
+                    let noise = ((x * 7 + y * 13 + i as u32 * 31) % 40) as u8;
+                    if ci == 0 {
+                        image::Rgb([noise, noise, 200 + noise / 2])
+                    } else {
+                        image::Rgb([200 + noise / 2, noise, noise])
+                    }
+                });
+                img.save(dir.join(format!("{i:03}.png"))).unwrap();
+            }
+        }
+    }
+}
+
+fn recipe(dir: &Path, weights: &Path, data: &Path, train_extra: &str) -> PathBuf {
+    let text = format!(
+        r#"
+[model]
+kind = "resnet"
+path = "{w}"
+image_size = 32
+
+[data]
+kind = "image-folder"
+train = "{d}"
+
+[train]
+batch_size = 4
+optimizer = "sgd"
+lr = 0.01
+schedule = "constant"
+clip = 10.0
+{train_extra}
+
+[output]
+dir = "{out}"
+bootstrap = 200
+"#,
+        w = weights.display(),
+        d = data.display(),
+        out = dir.join("run").display(),
+    );
+    let p = dir.join("recipe.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn train_eval_predict_write_and_use_a_run_folder() {
+    let Some(w) = weights() else { return };
+    if !has_gpu() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    image_folder(&data, 8);
+    let r = recipe(tmp.path(), &w, &data, "epochs = 2");
+    let o = whet().args(["train", r.to_str().unwrap(), "--quiet"]).output().unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("accuracy") && out.contains("untuned") && out.contains("fine-tuned"), "{out}");
+    let run = tmp.path().join("run");
+    for f in ["model/model.safetensors", "model/labels.json", "recipe.toml", "labels.json", "metrics.json", "log.csv"] {
+        assert!(run.join(f).is_file(), "{f} missing in the run folder: {out}");
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    assert!(metrics["test"]["metrics"]["accuracy"]["point"].is_number(), "{metrics}");
+
+    let img = data.join("val/red/000.png");
+    let o = whet().args(["predict", run.to_str().unwrap(), img.to_str().unwrap()]).output().unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("red") && out.contains("blue"), "labels with probabilities: {out}");
+
+    let o = whet().args(["eval", run.to_str().unwrap(), "--bootstrap", "100"]).output().unwrap();
+    let out = text(&o);
+    assert!(o.status.success() && out.contains("accuracy"), "{out}");
+}
+
+#[test]
+fn sigint_finishes_the_step_saves_exits_130_and_resumes() {
+    let Some(w) = weights() else { return };
+    if !has_gpu() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    image_folder(&data, 8);
+    let r = recipe(tmp.path(), &w, &data, "epochs = 50");
+    let child = whet().args(["train", r.to_str().unwrap(), "--quiet"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let log = tmp.path().join("run/log.csv");
+    let t0 = std::time::Instant::now();
+    // Wait for two logged steps, then Ctrl-C.
+    while std::fs::read_to_string(&log).map(|s| s.lines().count()).unwrap_or(0) < 3 {
+        assert!(t0.elapsed().as_secs() < 300, "no steps logged");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(130), "{out}");
+    assert!(out.contains("interrupted"), "{out}");
+    assert!(tmp.path().join("run/checkpoints/latest.json").is_file(), "{out}");
+
+    // The same command resumes (two more epochs by steps, then stops).
+    let r = recipe(tmp.path(), &w, &data, "epochs = 50\nmax_steps = 12");
+    let o = whet().args(["train", r.to_str().unwrap(), "--quiet"]).output().unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("resumed from step"), "{out}");
+}
+
+#[test]
+fn resume_in_a_new_process_is_bitwise_equal_to_a_straight_run() {
+    let Some(w) = weights() else { return };
+    if !has_gpu() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    image_folder(&data, 6);
+    // 12 train images, batch 4: 3 steps an epoch; stop mid-epoch at step 4, then go on to 8.
+    let straight = tmp.path().join("a");
+    let split = tmp.path().join("b");
+    std::fs::create_dir_all(&straight).unwrap();
+    std::fs::create_dir_all(&split).unwrap();
+    let ra = recipe(&straight, &w, &data, "epochs = 10\nmax_steps = 8");
+    let o = whet().args(["train", ra.to_str().unwrap(), "--quiet"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let rb = recipe(&split, &w, &data, "epochs = 10\nmax_steps = 4");
+    let o = whet().args(["train", rb.to_str().unwrap(), "--quiet"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let rb = recipe(&split, &w, &data, "epochs = 10\nmax_steps = 8");
+    let o = whet().args(["train", rb.to_str().unwrap(), "--quiet"]).output().unwrap();
+    let out = text(&o);
+    assert!(o.status.success() && out.contains("resumed from step 4"), "{out}");
+    let a = std::fs::read(straight.join("run/model/model.safetensors")).unwrap();
+    let b = std::fs::read(split.join("run/model/model.safetensors")).unwrap();
+    assert!(a == b, "resumed weights differ from the straight run's");
+}
+
+#[test]
+fn a_bad_image_fails_before_training_and_skip_bad_lists_it() {
+    let Some(w) = weights() else { return };
+    if !has_gpu() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    image_folder(&data, 8);
+    let bad = data.join("train/red/broken.png");
+    let good = std::fs::read(data.join("train/red/000.png")).unwrap();
+    std::fs::write(&bad, &good[..good.len() / 2]).unwrap();
+    let r = recipe(tmp.path(), &w, &data, "epochs = 1");
+    let o = whet().args(["train", r.to_str().unwrap(), "--quiet"]).output().unwrap();
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("broken.png"), "the error names the file: {out}");
+    assert!(!tmp.path().join("run/log.csv").exists(), "training started despite bad data");
+
+    // --skip-bad with room for it: listed, and the run completes.
+    let text_r = std::fs::read_to_string(&r).unwrap().replace("[data]", "[data]\nmax_skipped = 0.2");
+    std::fs::write(&r, text_r).unwrap();
+    let o = whet().args(["train", r.to_str().unwrap(), "--quiet", "--skip-bad", "--fresh"]).output().unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("skipped:") && out.contains("broken.png"), "{out}");
+}
+
+#[test]
+fn a_recipe_typo_is_an_error_naming_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("r.toml");
+    std::fs::write(&p, "[model]\nkind = \"resnet\"\npath = \"x\"\n\n[data]\nkind = \"text\"\ntrain = \"t.csv\"\nlabell = \"y\"\n").unwrap();
+    let o = whet().args(["train", p.to_str().unwrap()]).output().unwrap();
+    let out = text(&o);
+    assert!(!o.status.success());
+    assert!(out.contains("r.toml:8") && out.contains("labell"), "{out}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in ["train", "eval", "predict", "inspect", "devices"] {
+        let o = whet().args([cmd, "--help"]).output().unwrap();
+        assert!(o.status.success(), "{cmd} --help: {}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("Usage"), "{cmd}");
+    }
+}
