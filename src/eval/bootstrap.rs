@@ -68,6 +68,10 @@ pub fn bootstrap(
 /// Bootstrap intervals for every key of [`classification_metrics`], all read off the same
 /// resamples (one draw of indices per resample feeds every metric, so the intervals are
 /// consistent with each other). Arguments and errors as in [`bootstrap`], with `n = p.len()`.
+///
+/// Cost: one [`classification_metrics`] call per resample, whose one-vs-rest AUC sorts the n
+/// scores once per class. With many classes and items, bootstrap just the metrics you report
+/// through [`bootstrap`] instead.
 pub fn bootstrap_metrics(
     p: &Predictions,
     resamples: usize,
