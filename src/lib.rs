@@ -26,6 +26,7 @@
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod graph;
 pub mod models;
 pub mod nn;
