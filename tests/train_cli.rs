@@ -75,7 +75,7 @@ clip = 10.0
 
 [output]
 dir = "{out}"
-bootstrap = 200
+bootstrap = 1000
 "#,
         w = weights.display(),
         d = data.display(),
@@ -118,7 +118,7 @@ fn train_eval_predict_write_and_use_a_run_folder() {
     assert!(o.status.success(), "{out}");
     assert!(out.contains("red") && out.contains("blue"), "labels with probabilities: {out}");
 
-    let o = whet().args(["eval", run.to_str().unwrap(), "--bootstrap", "100"]).output().unwrap();
+    let o = whet().args(["eval", run.to_str().unwrap(), "--bootstrap", "1000"]).output().unwrap();
     let out = text(&o);
     assert!(o.status.success() && out.contains("accuracy"), "{out}");
 }

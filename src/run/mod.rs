@@ -72,7 +72,7 @@ pub fn evaluation(split: &str, p: &Predictions, resamples: usize, seed: u64) -> 
     Ok(Evaluation {
         split: split.to_string(),
         items: p.len(),
-        metrics: crate::eval::bootstrap_metrics(p, resamples, LEVEL, seed),
+        metrics: crate::eval::bootstrap_metrics(p, resamples, LEVEL, seed)?,
     })
 }
 
