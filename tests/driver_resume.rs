@@ -3,7 +3,7 @@
 
 mod driver_common;
 
-use driver_common::{bits, fresh_engine, gpu, state_bits, DigitsTask};
+use driver_common::{bits, fresh_engine, gpu, state_bits, DigitsTask, StateBits};
 use whet::nn::Select;
 use whet::optim::{Method, OptimConfig, Schedule};
 use whet::train::unfreeze::Plan;
@@ -20,7 +20,7 @@ fn optim() -> OptimConfig {
 
 struct Run {
     params: std::collections::BTreeMap<String, Vec<u32>>,
-    state: (u64, std::collections::BTreeMap<String, u64>, std::collections::BTreeMap<String, Vec<Vec<u32>>>),
+    state: StateBits,
     summary: whet::train::RunSummary,
     seeds: Vec<u64>,
     batches: Vec<Vec<usize>>,

@@ -120,7 +120,7 @@ impl Optimizer {
     /// Names of the state tensors this method keeps, torch's `state_dict` names.
     pub fn state_names(&self) -> &'static [&'static str] {
         match self.config.method {
-            crate::optim::Method::Sgd { momentum, .. } if momentum == 0.0 => &[],
+            crate::optim::Method::Sgd { momentum: 0.0, .. } => &[],
             crate::optim::Method::Sgd { .. } => &["momentum_buffer"],
             _ => &["exp_avg", "exp_avg_sq"],
         }

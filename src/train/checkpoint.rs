@@ -42,6 +42,9 @@ const TMP_PREFIX: &str = ".tmp-";
 /// Checkpoints kept besides the best.
 const KEEP_LAST: usize = 2;
 
+/// Named tensors as `(path, shape, values)`, in file order.
+pub type NamedTensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+
 /// The best evaluation so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BestMark {
@@ -107,7 +110,7 @@ pub struct Checkpoint {
     pub step: u64,
     pub dir: PathBuf,
     /// `(path, shape, values)` of every saved tensor, in file order.
-    pub params: Vec<(String, Vec<usize>, Vec<f32>)>,
+    pub params: NamedTensors,
     pub optim: OptimState,
     pub state: TrainState,
 }
@@ -193,7 +196,7 @@ fn safetensors_bytes(
 }
 
 /// Every tensor of `params` (parameters and buffers) read back, refusing non-finite values.
-fn host_params(params: &Params) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+fn host_params(params: &Params) -> Result<NamedTensors> {
     let mut out = Vec::with_capacity(params.len());
     for e in params.entries() {
         let v = e.tensor.to_vec()?;
@@ -213,10 +216,7 @@ pub fn save_params(params: &Params, path: &Path) -> Result<()> {
     replace_atomically(path, &bytes)
 }
 
-fn optim_tensors(
-    o: &OptimState,
-    names: &[&str],
-) -> Result<(Vec<(String, Vec<usize>, Vec<f32>)>, HashMap<String, String>)> {
+fn optim_tensors(o: &OptimState, names: &[&str]) -> Result<(NamedTensors, HashMap<String, String>)> {
     let mut tensors = Vec::new();
     for (path, kinds) in &o.moments {
         for (k, v) in kinds.iter().enumerate() {
@@ -430,10 +430,7 @@ fn read_checked(dir: &Path, name: &str, files: &BTreeMap<String, FileSum>) -> Re
     Ok(bytes)
 }
 
-fn f32_tensors(
-    path: &Path,
-    bytes: &[u8],
-) -> Result<(Vec<(String, Vec<usize>, Vec<f32>)>, HashMap<String, String>)> {
+fn f32_tensors(path: &Path, bytes: &[u8]) -> Result<(NamedTensors, HashMap<String, String>)> {
     let bad = |message: String| Error::Format { path: path.display().to_string(), line: None, message };
     let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;

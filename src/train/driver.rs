@@ -275,6 +275,7 @@ impl Driver {
             config_digest: digest.clone(),
         };
         let mut resumed_from = None;
+        let mut resumed_dir = None;
         let mut pending_optim = None;
         if self.config.resume {
             if let Some(ck) = checkpoint::load_latest(&out)? {
@@ -292,6 +293,7 @@ impl Driver {
                 restore_params(task.params_mut(), &ck)?;
                 st = ck.state;
                 resumed_from = Some(st.step);
+                resumed_dir = Some(ck.dir);
                 pending_optim = Some(ck.optim);
             }
         }
@@ -360,7 +362,7 @@ impl Driver {
                 }
                 let finishing = st.epoch >= self.config.epochs || st.step >= max_steps;
                 let evaluate = match self.config.eval_every {
-                    Some(k) => ok && st.step % k == 0,
+                    Some(k) => ok && st.step.is_multiple_of(k),
                     None => epoch_end,
                 } || finishing;
                 let mut improved = false;
@@ -414,7 +416,7 @@ impl Driver {
                     return Err(Error::NonFiniteSteps { consecutive: st.bad_steps, step: st.step, items });
                 }
                 let signal = stop.requested();
-                let periodic = self.config.checkpoint_every.is_some_and(|k| ok && st.step % k == 0);
+                let periodic = self.config.checkpoint_every.is_some_and(|k| ok && st.step.is_multiple_of(k));
                 if evaluate || periodic || finishing || early || signal.is_some() {
                     let dir = self.save(task.params(), &st, improved)?;
                     last_saved = Some((st.step, dir));
@@ -453,7 +455,7 @@ impl Driver {
             resumed_from,
             train_secs: st.train_secs,
             skipped_items: st.skipped_items.clone(),
-            checkpoint: last_saved.map(|(_, d)| d),
+            checkpoint: last_saved.map(|(_, d)| d).or(resumed_dir),
         })
     }
 

@@ -194,9 +194,10 @@ pub fn bits(m: &BTreeMap<String, Vec<f32>>) -> BTreeMap<String, Vec<u32>> {
     m.iter().map(|(k, v)| (k.clone(), v.iter().map(|x| x.to_bits()).collect())).collect()
 }
 
-pub fn state_bits(
-    s: &whet::optim::OptimState,
-) -> (u64, BTreeMap<String, u64>, BTreeMap<String, Vec<Vec<u32>>>) {
+/// An optimizer state as comparable bits: step, join steps, moments.
+pub type StateBits = (u64, BTreeMap<String, u64>, BTreeMap<String, Vec<Vec<u32>>>);
+
+pub fn state_bits(s: &whet::optim::OptimState) -> StateBits {
     (
         s.step,
         s.born.clone(),
