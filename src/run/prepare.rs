@@ -443,7 +443,7 @@ impl Prepared {
                 }
             }
             let text = serde_json::to_string_pretty(&cfg).map_err(|e| Error::arg("export", e.to_string()))?;
-            export::write_atomic(&dir.join("config.json"), text.as_bytes())?;
+            crate::train::checkpoint::replace_atomically(&dir.join("config.json"), text.as_bytes())?;
         }
         if let Some(tok) = &self.tokenizer {
             tok.save(&dir.join("tokenizer.json"))?;

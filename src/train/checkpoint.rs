@@ -165,7 +165,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Replace `path` atomically: write a sibling temporary, fsync, rename, fsync the parent.
-fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = parent.join(format!("{TMP_PREFIX}{name}"));

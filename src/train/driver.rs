@@ -514,7 +514,7 @@ impl Driver {
 
 /// Load a checkpoint's tensors into `params`: every entry must be there with its shape, and
 /// the checkpoint must hold nothing else.
-fn restore_params(params: &mut Params, ck: &checkpoint::Checkpoint) -> Result<()> {
+pub fn restore_params(params: &mut Params, ck: &checkpoint::Checkpoint) -> Result<()> {
     let file = ck.dir.join("params.safetensors").display().to_string();
     let bad = |message: String| Error::Format { path: file.clone(), line: None, message };
     if ck.params.len() != params.len() {
