@@ -68,6 +68,7 @@ fn image_case(name: &str, setup: impl Fn(&Path) -> PathBuf, reason: &str) {
             assert_eq!(path, shown, "{name}: error names the file");
             assert_eq!(line, None);
             assert!(message.contains(reason), "{name}: '{message}' should say '{reason}'");
+            eprintln!("{name}: {path}: {message}");
         }
         other => panic!("{name}: expected a Format error, got {other:?}"),
     }

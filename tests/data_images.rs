@@ -232,9 +232,9 @@ fn layout_a_uses_the_union_of_classes() {
     let d = tmp();
     write_classes(&d.path().join("train"), &[("b", 3), ("a", 2)]);
     write_classes(&d.path().join("valid"), &[("a", 1), ("c", 1)]);
-    write_classes(&d.path().join("test"), &[("b", 1)]);
+    write_classes(&d.path().join("test"), &[("b", 1), ("d", 0)]);
     let f = ImageFolder::open(d.path(), &ImageFolderOptions::default()).unwrap();
-    assert_eq!(f.labels.names(), &["a", "b", "c"]);
+    assert_eq!(f.labels.names(), &["a", "b", "c", "d"], "an empty class folder still gets an index");
     assert_eq!((f.train.len(), f.val.len(), f.test.len()), (5, 2, 1));
     assert_eq!(f.train.iter().map(|i| i.label).collect::<Vec<_>>(), vec![0, 0, 1, 1, 1]);
     assert_eq!(f.val.iter().map(|i| i.label).collect::<Vec<_>>(), vec![0, 2]);

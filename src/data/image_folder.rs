@@ -107,6 +107,8 @@ const MAX_DEPTH: usize = 32;
 #[derive(Default)]
 struct Walk {
     files: Vec<(PathBuf, String)>,
+    /// Every class folder name met, empty ones included (they still get an index).
+    classes: BTreeSet<String>,
     bad: Vec<Skipped>,
     /// Canonical paths of every folder already scanned: a symlinked folder pointing back at one
     /// of them (a loop, or the same images twice) is reported, never followed.
@@ -183,6 +185,7 @@ impl Walk {
             match std::fs::metadata(&path) {
                 Ok(m) if m.is_dir() && !has_image_extension(&path) => {
                     if self.enter(&path) {
+                        self.classes.insert(name.clone());
                         self.class(&path, &name, 0);
                     }
                 }
@@ -238,8 +241,9 @@ fn hold_out(items: Vec<ImageItem>, frac: f64, seed: u64) -> Result<(Vec<ImageIte
 
 impl ImageFolder {
     /// Scan `root` (layout A or B, see the module docs), decode every file, apply the skip
-    /// policy, and split. Classes are the union of the class folder names over all splits, in
-    /// plain sorted order (as torchvision's ImageFolder); files are in sorted path order.
+    /// policy, and split. Classes are the union of the class folder names over all splits (an
+    /// empty class folder still gets an index), in plain sorted order as torchvision's
+    /// ImageFolder; files are in sorted path order.
     pub fn open(root: &Path, opts: &ImageFolderOptions) -> Result<ImageFolder> {
         check_ratio("val_ratio", opts.val_ratio)?;
         check_ratio("test_ratio", opts.test_ratio)?;
@@ -289,7 +293,6 @@ impl ImageFolder {
             spans.push((0, 0..walk.files.len()));
         }
 
-        let classes: BTreeSet<&str> = walk.files.iter().map(|(_, c)| c.as_str()).collect();
         let verdicts = prescan(&walk.files, &opts.limits);
         let mut bad = walk.bad.clone();
         for ((path, _), v) in walk.files.iter().zip(&verdicts) {
@@ -302,7 +305,7 @@ impl ImageFolder {
         bad.sort_by(|a, b| a.path.cmp(&b.path));
         let what = format!("image folder {}", root.display());
         let skipped = enforce(&opts.policy, bad, total, &what)?;
-        if classes.is_empty() || verdicts.iter().all(|v| v.is_some()) {
+        if walk.classes.is_empty() || verdicts.iter().all(|v| v.is_some()) {
             return Err(Error::Format {
                 path: root.display().to_string(),
                 line: None,
@@ -310,7 +313,7 @@ impl ImageFolder {
                     .into(),
             });
         }
-        let labels = LabelMap::new(classes.iter().map(|c| c.to_string()).collect())?;
+        let labels = LabelMap::new(walk.classes.iter().cloned().collect())?;
 
         let mut splits: [Vec<ImageItem>; 3] = Default::default();
         for (k, range) in spans {

@@ -60,7 +60,7 @@ pub fn enforce(policy: &SkipPolicy, skipped: Vec<Skipped>, total: usize, what: &
         return Err(Error::Format {
             path: first.path.clone(),
             line: first.line,
-            message: format!("{}{more}; skip_bad skips and lists bad items", first.reason),
+            message: format!("{}{more}; with skip_bad, bad items are listed and left out", first.reason),
         });
     }
     let limit = policy.max_skipped * total as f64;

@@ -119,7 +119,7 @@ impl TextTokenizer {
             Some(_) => g.get_str("tokenizer.ggml.pre")?.to_string(),
             None => "default".to_string(),
         };
-        let add_prefix = matches!(g.get("tokenizer.ggml.add_space_prefix"), Some(_))
+        let add_prefix = g.get("tokenizer.ggml.add_space_prefix").is_some()
             && g.get_bool("tokenizer.ggml.add_space_prefix")?;
         let opt_id = |key: &str| -> Result<Option<u32>> {
             match g.get(key) {
@@ -132,8 +132,8 @@ impl TextTokenizer {
             opt_id("tokenizer.ggml.eos_token_id")?,
             opt_id("tokenizer.ggml.padding_token_id")?,
         );
-        let add_bos = matches!(g.get("tokenizer.ggml.add_bos_token"), Some(_))
-            && g.get_bool("tokenizer.ggml.add_bos_token")?;
+        let add_bos =
+            g.get("tokenizer.ggml.add_bos_token").is_some() && g.get_bool("tokenizer.ggml.add_bos_token")?;
 
         let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect();
         let merges = merges
