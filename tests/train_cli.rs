@@ -12,12 +12,17 @@ fn whet() -> Command {
 }
 
 fn weights() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/resnet18_tv.weights.safetensors");
+    let p =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/resnet18_tv.weights.safetensors");
     if p.exists() {
         Some(p)
     } else {
         use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "!!!!!!!! train_cli: {} ABSENT, CHECKS SKIPPED !!!!!!!!", p.display());
+        let _ = writeln!(
+            std::io::stderr(),
+            "!!!!!!!! train_cli: {} ABSENT, CHECKS SKIPPED !!!!!!!!",
+            p.display()
+        );
         None
     }
 }
@@ -105,7 +110,14 @@ fn train_eval_predict_write_and_use_a_run_folder() {
     assert!(o.status.success(), "{out}");
     assert!(out.contains("accuracy") && out.contains("untuned") && out.contains("fine-tuned"), "{out}");
     let run = tmp.path().join("run");
-    for f in ["model/model.safetensors", "model/labels.json", "recipe.toml", "labels.json", "metrics.json", "log.csv"] {
+    for f in [
+        "model/model.safetensors",
+        "model/labels.json",
+        "recipe.toml",
+        "labels.json",
+        "metrics.json",
+        "log.csv",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing in the run folder: {out}");
     }
     let metrics: serde_json::Value =
@@ -133,7 +145,11 @@ fn sigint_finishes_the_step_saves_exits_130_and_resumes() {
     let data = tmp.path().join("data");
     image_folder(&data, 8);
     let r = recipe(tmp.path(), &w, &data, "epochs = 50");
-    let child = whet().args(["train", r.to_str().unwrap(), "--quiet"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let child = whet()
+        .args(["train", r.to_str().unwrap(), "--quiet"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let log = tmp.path().join("run/log.csv");
     let t0 = std::time::Instant::now();
     // Wait for two logged steps, then Ctrl-C.

@@ -7,7 +7,12 @@ use whet::run::inference::Trained;
 use whet::run::recipe::DataKind;
 use whet::Engine;
 
-pub fn predict(run_dir: &Path, inputs: &[String], top: usize, max_new_tokens: Option<usize>) -> whet::Result<()> {
+pub fn predict(
+    run_dir: &Path,
+    inputs: &[String],
+    top: usize,
+    max_new_tokens: Option<usize>,
+) -> whet::Result<()> {
     if inputs.is_empty() {
         return Err(whet::Error::arg("predict", "give image paths, texts or a prompt"));
     }

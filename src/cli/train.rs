@@ -8,7 +8,13 @@ use whet::train::stop::StopFlag;
 use whet::Engine;
 
 /// What `whet train` ends with: 0, or 128 + the signal that stopped it (130 SIGINT, 143 SIGTERM).
-pub fn train(recipe_path: &Path, out: Option<&Path>, fresh: bool, skip_bad: bool, quiet: bool) -> whet::Result<u8> {
+pub fn train(
+    recipe_path: &Path,
+    out: Option<&Path>,
+    fresh: bool,
+    skip_bad: bool,
+    quiet: bool,
+) -> whet::Result<u8> {
     let mut recipe = Recipe::load(recipe_path)?;
     if let Some(o) = out {
         recipe.output.dir = o.to_path_buf();
@@ -35,7 +41,10 @@ pub fn train(recipe_path: &Path, out: Option<&Path>, fresh: bool, skip_bad: bool
         s.steps, s.epochs, s.train_secs, s.skipped_steps, s.stopped
     );
     if let StopReason::Interrupted { signal } = s.stopped {
-        println!("interrupted: checkpoint saved in {}; run the same command to resume", outcome.dir.display());
+        println!(
+            "interrupted: checkpoint saved in {}; run the same command to resume",
+            outcome.dir.display()
+        );
         return Ok((128 + signal).clamp(0, 255) as u8);
     }
     match (&outcome.baseline, &outcome.test) {

@@ -3,17 +3,17 @@
 
 use std::path::Path;
 
+use crate::data::image::ImageSpec;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::models::bert::BertInput;
 use crate::models::bert::{Bert, BertConfig, BertTask};
+use crate::models::decoder::CausalLm;
 use crate::models::efficientnet::EfficientNetLite;
 use crate::models::gpt2::{Gpt2, Gpt2Config};
 use crate::models::llama::{Llama, LlamaConfig};
 use crate::models::resnet::ResNet;
 use crate::models::vgg::Vgg;
-use crate::data::image::ImageSpec;
-use crate::models::bert::BertInput;
-use crate::models::decoder::CausalLm;
 use crate::nn::{BindingReport, Mode, Origin, Params, Select, Slot};
 use crate::tensor::Tensor;
 
@@ -193,12 +193,9 @@ impl AnyModel {
             AnyModel::ResNet(_) | AnyModel::Vgg(_) => Some(ImageSpec::IMAGENET),
             // The TF-Lite-friendly EfficientNet-Lite models take (x - 127) / 128, resized to 224
             // (no 256 → 224 crop).
-            AnyModel::EfficientNetLite(_) => Some(ImageSpec {
-                size: 224,
-                resize: 224,
-                mean: [127.0 / 255.0; 3],
-                std: [128.0 / 255.0; 3],
-            }),
+            AnyModel::EfficientNetLite(_) => {
+                Some(ImageSpec { size: 224, resize: 224, mean: [127.0 / 255.0; 3], std: [128.0 / 255.0; 3] })
+            }
             _ => None,
         }
     }
@@ -244,7 +241,9 @@ impl AnyModel {
             AnyModel::ResNet(m) => m.replace_head(classes, seed),
             AnyModel::Vgg(m) => m.replace_head(classes, seed),
             AnyModel::EfficientNetLite(m) => m.replace_head(classes, seed),
-            AnyModel::Bert(m) => m.replace_head(BertTask::SequenceClassification { num_labels: classes }, seed),
+            AnyModel::Bert(m) => {
+                m.replace_head(BertTask::SequenceClassification { num_labels: classes }, seed)
+            }
             _ => Err(Error::arg("replace_head", format!("{:?} has no classification head", self.kind()))),
         }
     }

@@ -91,8 +91,12 @@ pub fn export_safetensors(
             let Some(info) = infos.iter().find(|i| &i.name == name) else { continue };
             let (vals, shape) = src.read_f32(name)?;
             let (dtype, bytes) = match info.dtype {
-                WeightDType::I64 => (Dtype::I64, vals.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect()),
-                WeightDType::I32 => (Dtype::I32, vals.iter().flat_map(|&v| (v as i32).to_le_bytes()).collect()),
+                WeightDType::I64 => {
+                    (Dtype::I64, vals.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect())
+                }
+                WeightDType::I32 => {
+                    (Dtype::I32, vals.iter().flat_map(|&v| (v as i32).to_le_bytes()).collect())
+                }
                 _ => (Dtype::F32, bytemuck::cast_slice(&vals).to_vec()),
             };
             blobs.push((name.clone(), dtype, shape, bytes));
@@ -109,8 +113,5 @@ pub fn export_safetensors(
     let bytes = safetensors::tensor::serialize(views, Some(meta))
         .map_err(|e| Error::arg("export", format!("{}: {e}", path.display())))?;
     crate::train::checkpoint::replace_atomically(path, &bytes)?;
-    Ok(Exported {
-        path: path.to_path_buf(),
-        tensors: blobs.into_iter().map(|(k, _, s, _)| (k, s)).collect(),
-    })
+    Ok(Exported { path: path.to_path_buf(), tensors: blobs.into_iter().map(|(k, _, s, _)| (k, s)).collect() })
 }

@@ -59,7 +59,13 @@ impl Trained {
         let kind: ModelKind = recipe.model.kind.parse()?;
         let labels_path = run.join("labels.json");
         let labels = if labels_path.is_file() { Some(LabelMap::load(&labels_path)?) } else { None };
-        let (model, _) = zoo::load(engine, &recipe.model.path, kind, labels.as_ref().map(LabelMap::len), recipe.train.seed)?;
+        let (model, _) = zoo::load(
+            engine,
+            &recipe.model.path,
+            kind,
+            labels.as_ref().map(LabelMap::len),
+            recipe.train.seed,
+        )?;
         let tokenizer = match &recipe.model.tokenizer {
             Some(p) => Some(TextTokenizer::from_file(p)?),
             None => None,
@@ -72,7 +78,8 @@ impl Trained {
     }
 
     fn rank(&self, probs: &[f32]) -> Result<Ranked> {
-        let labels = self.labels.as_ref().ok_or_else(|| Error::arg("predict", "the run has no labels.json"))?;
+        let labels =
+            self.labels.as_ref().ok_or_else(|| Error::arg("predict", "the run has no labels.json"))?;
         let mut r: Ranked =
             probs.iter().enumerate().map(|(i, &p)| (labels.name(i).unwrap_or("?").to_string(), p)).collect();
         r.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -87,7 +94,10 @@ impl Trained {
 
     /// Classify image files.
     pub fn classify_images(&self, paths: &[PathBuf]) -> Result<Vec<Ranked>> {
-        let spec = self.spec.as_ref().ok_or_else(|| Error::arg("predict", "the run's model is not an image model"))?;
+        let spec = self
+            .spec
+            .as_ref()
+            .ok_or_else(|| Error::arg("predict", "the run's model is not an image model"))?;
         let _g = self.engine.no_grad();
         let s = spec.size as usize;
         let mut out = Vec::with_capacity(paths.len());

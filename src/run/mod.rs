@@ -89,7 +89,8 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
     let seed = recipe.train.seed;
     let baseline = if opts.baseline { prep.test_evaluation("baseline", resamples, seed)? } else { None };
 
-    let mut driver = Driver::new(engine, prep.driver_config(recipe, opts.progress), prep.optim_config(recipe)?)?;
+    let mut driver =
+        Driver::new(engine, prep.driver_config(recipe, opts.progress), prep.optim_config(recipe)?)?;
     let summary = driver.run(prep.task.as_task(), stop)?;
     if matches!(summary.stopped, StopReason::Interrupted { .. }) {
         // The driver saved a checkpoint; `whet train` again resumes from it.

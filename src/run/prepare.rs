@@ -89,9 +89,9 @@ pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
             skipped.extend(folder.skipped.iter().map(|s| s.to_string()));
             let classes = folder.labels.len();
             let (model, report) = zoo::load(engine, &recipe.model.path, kind, Some(classes), seed)?;
-            let mut spec = model
-                .image_spec()
-                .ok_or_else(|| Error::arg("recipe", format!("model.kind '{}' is not an image model", recipe.model.kind)))?;
+            let mut spec = model.image_spec().ok_or_else(|| {
+                Error::arg("recipe", format!("model.kind '{}' is not an image model", recipe.model.kind))
+            })?;
             if let Some(s) = recipe.model.image_size {
                 spec = spec.scaled(s);
             }
@@ -291,7 +291,8 @@ impl Prepared {
             "one-cycle" => Schedule::OneCycle { total, pct_start: 0.3, div_factor: 25.0, final_div: 1e4 },
             _ => Schedule::Linear { total, end_factor: 0.0 },
         };
-        let warmup = if t.warmup_steps > 0 { t.warmup_steps } else { (t.warmup_ratio * total as f64).round() as u64 };
+        let warmup =
+            if t.warmup_steps > 0 { t.warmup_steps } else { (t.warmup_ratio * total as f64).round() as u64 };
         let schedule = if warmup > 0 { schedule.with_warmup(warmup) } else { schedule };
         let mut cfg = OptimConfig::new(method, t.lr).weight_decay(t.weight_decay).schedule(schedule);
         for (i, g) in t.groups.iter().enumerate() {
@@ -334,7 +335,10 @@ impl Prepared {
         c.resume = recipe.output.resume;
         c.early_stop = t.early_stop.as_ref().map(|e| EarlyStop {
             metric: e.metric.clone(),
-            higher_is_better: !matches!(e.metric.as_str(), "loss" | "perplexity" | "log_loss" | "ece" | "mse" | "mae" | "rmse"),
+            higher_is_better: !matches!(
+                e.metric.as_str(),
+                "loss" | "perplexity" | "log_loss" | "ece" | "mse" | "mae" | "rmse"
+            ),
             patience: e.patience,
             min_delta: e.min_delta,
         });
@@ -374,7 +378,8 @@ impl Prepared {
                 // Per-block losses, resampled: an interval on perplexity over held-out text.
                 let losses: Vec<f64> =
                     blocks.iter().map(|b| t.mean_loss(std::slice::from_ref(b))).collect::<Result<_>>()?;
-                let mean = |idx: &[usize]| idx.iter().map(|&i| losses[i]).sum::<f64>() / idx.len().max(1) as f64;
+                let mean =
+                    |idx: &[usize]| idx.iter().map(|&i| losses[i]).sum::<f64>() / idx.len().max(1) as f64;
                 let loss = crate::eval::bootstrap(losses.len(), resamples, super::LEVEL, seed, mean)?;
                 let ppl = crate::eval::Interval {
                     point: loss.point.exp(),
@@ -382,7 +387,8 @@ impl Prepared {
                     hi: loss.hi.exp(),
                     level: loss.level,
                 };
-                let metrics = [("loss".to_string(), loss), ("perplexity".to_string(), ppl)].into_iter().collect();
+                let metrics =
+                    [("loss".to_string(), loss), ("perplexity".to_string(), ppl)].into_iter().collect();
                 Ok(Some(Evaluation { split, items: blocks.len(), metrics }))
             }
             _ => Ok(None),
@@ -398,7 +404,12 @@ impl Prepared {
         }
         let prompt = tok.encode(&g.prompt, false)?;
         let sampling = g.sampling();
-        let opts = Generate { max_new_tokens: g.max_new_tokens, sampling, seed: recipe.train.seed, eos: tok.eos_id() };
+        let opts = Generate {
+            max_new_tokens: g.max_new_tokens,
+            sampling,
+            seed: recipe.train.seed,
+            eos: tok.eos_id(),
+        };
         let lm = t.model.causal_lm(crate::nn::Mode::EVAL)?;
         let out = generate(lm, &prompt, &opts)?;
         Ok(Some(format!("{}{}", g.prompt, tok.decode(&out, true)?)))
@@ -409,13 +420,14 @@ impl Prepared {
     pub fn export(&mut self, dir: &Path) -> Result<Exported> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let is_gguf = self.model_path.extension().is_some_and(|e| e == "gguf");
-        let source = if is_gguf {
-            None
-        } else {
-            Some(crate::weights::open(&self.model_path)?)
-        };
+        let source = if is_gguf { None } else { Some(crate::weights::open(&self.model_path)?) };
         let params = self.task.as_task().params();
-        let out = export::export_safetensors(params, &self.report, source.as_deref(), &dir.join("model.safetensors"))?;
+        let out = export::export_safetensors(
+            params,
+            &self.report,
+            source.as_deref(),
+            &dir.join("model.safetensors"),
+        )?;
         // config.json: the source's (classifier labels added), or one derived from the GGUF.
         let config = if is_gguf {
             Some(crate::weights::gguf_llama::GgufLlama::open(&self.model_path)?.config().to_json())
@@ -432,8 +444,12 @@ impl Prepared {
         };
         if let Some(mut cfg) = config {
             if let (Some(labels), Some(obj)) = (&self.labels, cfg.as_object_mut()) {
-                let id2label: serde_json::Map<String, serde_json::Value> =
-                    labels.names().iter().enumerate().map(|(i, n)| (i.to_string(), n.clone().into())).collect();
+                let id2label: serde_json::Map<String, serde_json::Value> = labels
+                    .names()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (i.to_string(), n.clone().into()))
+                    .collect();
                 let label2id: serde_json::Map<String, serde_json::Value> =
                     labels.names().iter().enumerate().map(|(i, n)| (n.clone(), i.into())).collect();
                 obj.insert("id2label".into(), id2label.into());
@@ -447,9 +463,7 @@ impl Prepared {
         }
         if let Some(tok) = &self.tokenizer {
             let p = dir.join("tokenizer.json");
-            tok.inner()
-                .save(&p, false)
-                .map_err(|e| Error::io(&p, std::io::Error::other(e.to_string())))?;
+            tok.inner().save(&p, false).map_err(|e| Error::io(&p, std::io::Error::other(e.to_string())))?;
         }
         if let Some(labels) = &self.labels {
             labels.save(&dir.join("labels.json"))?;

@@ -370,7 +370,9 @@ impl Recipe {
         if !["adamw", "adam", "sgd"].contains(&t.optimizer.as_str()) {
             return Err(bad("train.optimizer", format!("'{}' (adamw, adam, sgd)", t.optimizer)));
         }
-        if !["constant", "linear", "cosine", "exponential", "step", "one-cycle"].contains(&t.schedule.as_str()) {
+        if !["constant", "linear", "cosine", "exponential", "step", "one-cycle"]
+            .contains(&t.schedule.as_str())
+        {
             return Err(bad(
                 "train.schedule",
                 format!("'{}' (constant, linear, cosine, exponential, step, one-cycle)", t.schedule),
@@ -380,10 +382,14 @@ impl Recipe {
             return Err(bad("train.plan", format!("'{}' (full, linear-probe, lp-ft, gradual)", t.plan)));
         }
         if !["greedy", "top-k", "top-p"].contains(&self.generate.sampling.as_str()) {
-            return Err(bad("generate.sampling", format!("'{}' (greedy, top-k, top-p)", self.generate.sampling)));
+            return Err(bad(
+                "generate.sampling",
+                format!("'{}' (greedy, top-k, top-p)", self.generate.sampling),
+            ));
         }
         for s in t.freeze.iter().chain(t.groups.iter().map(|g| &g.select)) {
-            crate::nn::Select::parse(s).map_err(|e| bad("train.freeze / train.groups.select", e.to_string()))?;
+            crate::nn::Select::parse(s)
+                .map_err(|e| bad("train.freeze / train.groups.select", e.to_string()))?;
         }
         Ok(())
     }

@@ -211,7 +211,9 @@ fn parse(buf: &[u8]) -> std::result::Result<(usize, Vec<Entry>, Vec<(String, Str
     Ok((8 + n, entries, metadata))
 }
 
-/// Convert little-endian bytes of `dt` to f32.
+/// Convert little-endian bytes of `dt` to f32. Integer tensors (BatchNorm's
+/// `num_batches_tracked`, BERT's `position_ids`) convert too, exactly below 2^24: the binder
+/// refuses them as weights by dtype before reading, and the exporter copies them through.
 pub fn to_f32(bytes: &[u8], dt: WeightDType, name: &str) -> Result<Vec<f32>> {
     let chunks = |k: usize| bytes.chunks_exact(k);
     Ok(match dt {
@@ -219,7 +221,12 @@ pub fn to_f32(bytes: &[u8], dt: WeightDType, name: &str) -> Result<Vec<f32>> {
         WeightDType::F64 => chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
         WeightDType::F16 => chunks(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
         WeightDType::BF16 => chunks(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        other => return Err(Error::arg("read_f32", format!("'{name}' is {other:?}, not a float dtype"))),
+        WeightDType::I64 => chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        WeightDType::I32 => chunks(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
+        WeightDType::I16 => chunks(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as f32).collect(),
+        WeightDType::I8 => bytes.iter().map(|&b| b as i8 as f32).collect(),
+        WeightDType::U8 | WeightDType::Bool => bytes.iter().map(|&b| b as f32).collect(),
+        other => return Err(Error::arg("read_f32", format!("'{name}' is {other:?}, not a plain dtype"))),
     })
 }
 

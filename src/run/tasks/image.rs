@@ -75,7 +75,10 @@ impl ImageTask {
         let short = w.min(h).max(1);
         let target = self.spec.resize.max(self.spec.size);
         if short > target {
-            let (nw, nh) = ((w as u64 * target as u64 / short as u64) as u32, (h as u64 * target as u64 / short as u64) as u32);
+            let (nw, nh) = (
+                (w as u64 * target as u64 / short as u64) as u32,
+                (h as u64 * target as u64 / short as u64) as u32,
+            );
             Ok(image::imageops::resize(&img, nw.max(1), nh.max(1), image::imageops::FilterType::Triangle))
         } else {
             Ok(img)
@@ -91,10 +94,8 @@ impl ImageTask {
 
     /// Class probabilities of `items` (evaluation mode, no tape).
     pub fn predict(&mut self, items: &[ImageItem]) -> Result<Predictions> {
-        let inputs: Vec<Vec<f32>> = items
-            .iter()
-            .map(|it| Ok(eval_transform(&self.load(it)?, &self.spec)))
-            .collect::<Result<_>>()?;
+        let inputs: Vec<Vec<f32>> =
+            items.iter().map(|it| Ok(eval_transform(&self.load(it)?, &self.spec))).collect::<Result<_>>()?;
         let labels = items.iter().map(|i| i.label).collect();
         self.predict_inputs(&inputs, labels)
     }
@@ -125,14 +126,18 @@ impl Task for ImageTask {
         let mut inputs = Vec::with_capacity(items.len());
         let mut labels = Vec::with_capacity(items.len());
         for &i in items {
-            let item = self.train.get(i).ok_or_else(|| Error::arg("image task", format!("item {i} out of range")))?;
+            let item = self
+                .train
+                .get(i)
+                .ok_or_else(|| Error::arg("image task", format!("item {i} out of range")))?;
             if !self.decoded.contains_key(&i) {
                 let img = self.load(item)?;
                 self.decoded.insert(i, img);
             }
             // Each item's augmentation depends only on the step's seed and the item: a resumed
             // run draws the same crops and flips.
-            let mut rng = ChaCha8Rng::seed_from_u64(mode.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(mode.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             inputs.push(train_transform(&self.decoded[&i], &self.spec, &self.augment, &mut rng));
             labels.push(item.label as u32);
         }

@@ -52,7 +52,9 @@ impl LmTask {
             if r.len() != t {
                 return Err(Error::arg("lm task", "blocks of different lengths in one batch"));
             }
-            ids.extend_from_slice(self.tokens.get(r.start..r.end).ok_or_else(|| Error::arg("lm task", "block out of range"))?);
+            ids.extend_from_slice(
+                self.tokens.get(r.start..r.end).ok_or_else(|| Error::arg("lm task", "block out of range"))?,
+            );
         }
         Ok((ids, t))
     }
@@ -100,7 +102,9 @@ impl Task for LmTask {
     fn loss(&mut self, items: &[usize], mode: Mode) -> Result<Tensor> {
         let blocks = items
             .iter()
-            .map(|&i| self.train.get(i).ok_or_else(|| Error::arg("lm task", format!("block {i} out of range"))))
+            .map(|&i| {
+                self.train.get(i).ok_or_else(|| Error::arg("lm task", format!("block {i} out of range")))
+            })
             .collect::<Result<Vec<_>>>()?;
         let (ids, t) = self.gather(&blocks)?;
         let n = blocks.len();

@@ -9,8 +9,8 @@ use crate::error::Result;
 use crate::eval::Predictions;
 use crate::nn::Params;
 use crate::tensor::Tensor;
-use crate::train::l2sp::L2Sp;
 use crate::train::driver::Metrics;
+use crate::train::l2sp::L2Sp;
 
 /// Items per evaluation forward (no tape, so memory allows more than a training batch).
 pub const EVAL_BATCH: usize = 32;

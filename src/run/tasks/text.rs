@@ -67,7 +67,8 @@ impl TextTask {
 
     /// Tokenise `items` into one padded batch, ids checked against the model's vocabulary.
     pub fn encode(&self, items: &[&TextItem]) -> Result<TextBatch> {
-        let pairs: Vec<(&str, Option<&str>)> = items.iter().map(|t| (t.text.as_str(), t.pair.as_deref())).collect();
+        let pairs: Vec<(&str, Option<&str>)> =
+            items.iter().map(|t| (t.text.as_str(), t.pair.as_deref())).collect();
         let b = self.tokenizer.encode_batch(&pairs, self.max_len)?;
         check_ids(&b.ids, self.vocab(), "token ids")?;
         Ok(b)
@@ -117,7 +118,9 @@ impl Task for TextTask {
     fn loss(&mut self, items: &[usize], mode: Mode) -> Result<Tensor> {
         let chosen = items
             .iter()
-            .map(|&i| self.train.get(i).ok_or_else(|| Error::arg("text task", format!("item {i} out of range"))))
+            .map(|&i| {
+                self.train.get(i).ok_or_else(|| Error::arg("text task", format!("item {i} out of range")))
+            })
             .collect::<Result<Vec<_>>>()?;
         let labels: Vec<u32> = chosen.iter().map(|t| t.label.unwrap_or(0) as u32).collect();
         let b = self.encode(&chosen)?;
