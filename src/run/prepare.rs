@@ -100,7 +100,7 @@ pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
             let (test, split) = if folder.test.is_empty() {
                 (val.clone(), "val")
             } else {
-                (subset(folder.test, |i| i.label, d.limit_eval, seed)?, "test")
+                (subset(folder.test, |i| i.label, d.limit_test.or(d.limit_eval), seed)?, "test")
             };
             let mut t = ImageTask::new(engine, model, train, val, classes, recipe.augment.clone(), spec)?;
             t.label_smoothing = recipe.train.label_smoothing;
@@ -153,7 +153,11 @@ pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
             };
             let train = subset(rest, label_of, d.limit_train, seed)?;
             let val = subset(val, label_of, d.limit_eval, seed)?;
-            let test = if split == "val" { val.clone() } else { subset(test, label_of, d.limit_eval, seed)? };
+            let test = if split == "val" {
+                val.clone()
+            } else {
+                subset(test, label_of, d.limit_test.or(d.limit_eval), seed)?
+            };
             let classes = labels.len();
             let (model, report) = zoo::load(engine, &recipe.model.path, kind, Some(classes), seed)?;
             let tok = tokenizer_for(recipe)?;

@@ -91,9 +91,13 @@ pub struct DataSection {
     /// Use only this many training items (a seeded, stratified subset): data-scarce settings.
     #[serde(default)]
     pub limit_train: Option<usize>,
-    /// Evaluate on at most this many validation / test items (seeded, stratified subset).
+    /// Evaluate on at most this many validation items (seeded, stratified subset); also the
+    /// test split's limit unless `limit_test` is set.
     #[serde(default)]
     pub limit_eval: Option<usize>,
+    /// At most this many test items.
+    #[serde(default)]
+    pub limit_test: Option<usize>,
     /// List and skip bad items instead of failing before step 1.
     #[serde(default)]
     pub skip_bad: bool,
