@@ -82,14 +82,14 @@ fn run() -> whet::Result<()> {
         summary.steps, summary.train_secs, summary.last
     );
 
-    let queries = [("really fast and great", None), ("it broke my phone", None)];
+    let queries = ["really fast and great", "it broke my phone"];
     let p = task.predict(
         &queries
             .iter()
-            .map(|(t, _)| TextItem { text: t.to_string(), pair: None, label: None, line: 0 })
+            .map(|t| TextItem { text: t.to_string(), pair: None, label: None, line: 0 })
             .collect::<Vec<_>>(),
     )?;
-    for (i, (q, _)) in queries.iter().enumerate() {
+    for (i, q) in queries.iter().enumerate() {
         let row = &p.probs[i * p.classes..(i + 1) * p.classes];
         println!("{q:>24} -> negative {:.3}, positive {:.3}", row[0], row[1]);
     }
