@@ -66,6 +66,16 @@ pub enum Error {
     /// A data or weight file is malformed.
     #[error("{path}{}: {message}", line_suffix(.line))]
     Format { path: String, line: Option<usize>, message: String },
+    /// Training gave up: `consecutive` steps in a row had a non-finite loss or gradient norm
+    /// (each was skipped, nothing was updated); `items` are the training items of the last one.
+    #[error(
+        "training diverged: {consecutive} consecutive steps had a non-finite loss or gradient norm \
+         (after optimizer step {step}; items of the last one: {items:?}); lower the learning rate or check those items"
+    )]
+    NonFiniteSteps { consecutive: usize, step: u64, items: Vec<usize> },
+    /// A tensor about to be saved holds NaN or infinity; nothing was written.
+    #[error("refusing to save non-finite weights: '{path}' holds NaN or infinity")]
+    NonFiniteWeights { path: String },
 }
 
 fn detail_suffix(d: &str) -> String {

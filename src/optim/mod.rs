@@ -6,7 +6,9 @@ mod arena;
 pub mod groups;
 mod optimizer;
 pub mod schedule;
+mod state;
 
 pub use groups::{GroupSpec, LayerLr};
 pub use optimizer::{Method, OptimConfig, Optimizer};
 pub use schedule::Schedule;
+pub use state::OptimState;

@@ -154,15 +154,18 @@ const PARTIALS: usize = 1024;
 /// An optimizer over a model's [`Params`].
 pub struct Optimizer {
     pub config: OptimConfig,
-    engine: Engine,
-    step: u64,
-    arena: Option<Arena>,
+    pub(super) engine: Engine,
+    pub(super) step: u64,
+    pub(super) arena: Option<Arena>,
     /// Resolved settings of each arena group.
     groups: Vec<Resolved>,
     /// Step at which each parameter (by path) joined training.
-    born: std::collections::HashMap<String, u64>,
+    pub(super) born: std::collections::HashMap<String, u64>,
     /// Micro-batches gathered since the last update.
-    gathered: usize,
+    pub(super) gathered: usize,
+    /// `clip` already holds the norm of the gathered gradients (computed ahead of the update
+    /// by [`Optimizer::gathered_grad_norm`]).
+    norm_ready: bool,
     partials: Tensor,
     /// [clip factor, global norm].
     clip: Tensor,
@@ -199,6 +202,7 @@ impl Optimizer {
             groups: Vec::new(),
             born: Default::default(),
             gathered: 0,
+            norm_ready: false,
             partials: Tensor::zeros(engine, &[PARTIALS])?,
             clip: Tensor::from_slice(engine, &[1.0, 0.0], &[2])?,
             one: Tensor::from_slice(engine, &[1.0], &[1])?,
@@ -245,7 +249,7 @@ impl Optimizer {
     }
 
     /// (Re)build the arena when the trainable set changed or a parameter was replaced.
-    fn prepare(&mut self, params: &mut Params) -> Result<()> {
+    pub(super) fn prepare(&mut self, params: &mut Params) -> Result<()> {
         let trainable: Vec<_> = params.entries().iter().filter(|e| e.trainable()).collect();
         let same_set = self.arena.as_ref().is_some_and(|a| {
             a.slots.len() == trainable.len()
@@ -293,6 +297,7 @@ impl Optimizer {
     /// after the last micro-batch; scale each micro-batch's loss by 1/k for a mean.
     pub fn accumulate(&mut self, params: &mut Params, grads: &GradStore) -> Result<()> {
         self.prepare(params)?;
+        self.norm_ready = false;
         let e = self.engine.clone();
         let a = self.arena.as_mut().expect("prepared");
         let first = self.gathered == 0;
@@ -366,39 +371,85 @@ impl Optimizer {
         Ok(Some(self.clip.to_vec()?[1]))
     }
 
+    /// Micro-batches gathered since the last update (0 at a step boundary).
+    pub fn gathered(&self) -> usize {
+        self.gathered
+    }
+
+    /// The global norm of the gathered gradients, computed on the device without a readback:
+    /// a 2-element tensor `[clip factor, norm]`. The update that follows reuses it. A training
+    /// loop reads it back with the loss to skip a non-finite step before it touches anything.
+    pub fn gathered_grad_norm(&mut self) -> Result<&Tensor> {
+        if self.gathered == 0 {
+            return Err(Error::arg("optimizer", "no gradients gathered: call accumulate first"));
+        }
+        // Without clipping the factor is never used; f32::MAX keeps it at 1 for finite norms.
+        self.compute_norm(self.config.max_grad_norm.unwrap_or(f32::MAX))?;
+        self.norm_ready = true;
+        Ok(&self.clip)
+    }
+
+    /// Update with the gradients gathered by [`Optimizer::accumulate`] (the last micro-batch
+    /// included): the second half of [`Optimizer::step`].
+    pub fn update(&mut self) -> Result<()> {
+        if self.gathered == 0 {
+            return Err(Error::arg("optimizer", "no gradients gathered: call accumulate first"));
+        }
+        self.apply()
+    }
+
+    /// Drop the gathered gradients without updating anything (a skipped step): parameters,
+    /// moments and the step count stay as they were.
+    pub fn discard(&mut self) {
+        self.gathered = 0;
+        self.norm_ready = false;
+    }
+
+    /// Sum of squares per page, then `[min(1, max_norm / norm), norm]` into `clip`.
+    fn compute_norm(&mut self, max_norm: f32) -> Result<()> {
+        let e = self.engine.clone();
+        let Some(a) = self.arena.as_ref() else {
+            return Err(Error::arg("optimizer", "no gradients gathered: call accumulate first"));
+        };
+        if a.pages.len() * PARTIALS > self.partials.numel() {
+            self.partials = Tensor::zeros(&e, &[a.pages.len() * PARTIALS])?;
+        }
+        for (pi, p) in a.pages.iter().enumerate() {
+            let groups = p.len.div_ceil(4096).clamp(1, PARTIALS);
+            let prm = ArenaParams { n: p.len as u32, base: (pi * PARTIALS) as u32, count: 0, max_norm };
+            e.dispatch(
+                &Kernel::new(&shaders::ARENA, "sumsq_partial"),
+                bytemuck::bytes_of(&prm),
+                &[
+                    Binding::read(view(&p.grads, 0), p.len as u64 * 4),
+                    Binding::write(self.partials.storage(), self.partials.nbytes()),
+                ],
+                [groups as u32, 1, 1],
+            )?;
+        }
+        let prm = ArenaParams { n: 0, base: 0, count: (a.pages.len() * PARTIALS) as u32, max_norm };
+        e.dispatch(
+            &Kernel::new(&shaders::ARENA, "clip_scale"),
+            bytemuck::bytes_of(&prm),
+            &[
+                Binding::read(self.partials.storage(), self.partials.nbytes()),
+                Binding::write(self.clip.storage(), self.clip.nbytes()),
+            ],
+            [1, 1, 1],
+        )?;
+        Ok(())
+    }
+
     fn apply(&mut self) -> Result<()> {
         let e = self.engine.clone();
-        let a = self.arena.as_ref().expect("accumulate ran");
+        if self.arena.is_none() {
+            return Err(Error::arg("optimizer", "no gradients gathered: call accumulate first"));
+        }
         let gscale = match self.config.max_grad_norm {
             Some(max_norm) => {
-                if a.pages.len() * PARTIALS > self.partials.numel() {
-                    self.partials = Tensor::zeros(&e, &[a.pages.len() * PARTIALS])?;
+                if !self.norm_ready {
+                    self.compute_norm(max_norm)?;
                 }
-                let a = self.arena.as_ref().expect("accumulate ran");
-                for (pi, p) in a.pages.iter().enumerate() {
-                    let groups = p.len.div_ceil(4096).clamp(1, PARTIALS);
-                    let prm =
-                        ArenaParams { n: p.len as u32, base: (pi * PARTIALS) as u32, count: 0, max_norm };
-                    e.dispatch(
-                        &Kernel::new(&shaders::ARENA, "sumsq_partial"),
-                        bytemuck::bytes_of(&prm),
-                        &[
-                            Binding::read(view(&p.grads, 0), p.len as u64 * 4),
-                            Binding::write(self.partials.storage(), self.partials.nbytes()),
-                        ],
-                        [groups as u32, 1, 1],
-                    )?;
-                }
-                let prm = ArenaParams { n: 0, base: 0, count: (a.pages.len() * PARTIALS) as u32, max_norm };
-                e.dispatch(
-                    &Kernel::new(&shaders::ARENA, "clip_scale"),
-                    bytemuck::bytes_of(&prm),
-                    &[
-                        Binding::read(self.partials.storage(), self.partials.nbytes()),
-                        Binding::write(self.clip.storage(), self.clip.nbytes()),
-                    ],
-                    [1, 1, 1],
-                )?;
                 &self.clip
             }
             None => &self.one,
@@ -473,6 +524,7 @@ impl Optimizer {
         }
         self.step += 1;
         self.gathered = 0;
+        self.norm_ready = false;
         Ok(())
     }
 }

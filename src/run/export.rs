@@ -8,7 +8,6 @@
 //! LoRA adapters are merged into their base weights first.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
@@ -109,29 +108,9 @@ pub fn export_safetensors(
     meta.insert("format".to_string(), "pt".to_string());
     let bytes = safetensors::tensor::serialize(views, Some(meta))
         .map_err(|e| Error::arg("export", format!("{}: {e}", path.display())))?;
-    write_atomic(path, &bytes)?;
+    crate::train::checkpoint::replace_atomically(path, &bytes)?;
     Ok(Exported {
         path: path.to_path_buf(),
         tensors: blobs.into_iter().map(|(k, _, s, _)| (k, s)).collect(),
-    })
-}
-
-/// Write `bytes` to `path` through a synced temporary file and a rename, then sync the folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // The rename itself is durable only once the directory is synced.
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
     })
 }

@@ -80,7 +80,7 @@ pub fn evaluation(split: &str, p: &Predictions, resamples: usize, seed: u64) -> 
 pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions) -> Result<Outcome> {
     let dir = recipe.output.dir.clone();
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    export::write_atomic(&dir.join("recipe.toml"), recipe.to_toml()?.as_bytes())?;
+    crate::train::checkpoint::replace_atomically(&dir.join("recipe.toml"), recipe.to_toml()?.as_bytes())?;
     let mut prep = prepare::prepare(engine, recipe)?;
     if let Some(labels) = &prep.labels {
         labels.save(&dir.join("labels.json"))?;
@@ -103,9 +103,10 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
             skipped_items: prep.skipped,
         });
     }
+    // Evaluate and export the best validated weights, not merely the last.
     if summary.best.is_some() {
-        if let Some(best) = crate::train::checkpoint::best_params(&dir)? {
-            crate::train::checkpoint::load_params(prep.task.as_task().params_mut(), &best)?;
+        if let Some(best) = crate::train::checkpoint::load_best(&dir)? {
+            crate::train::driver::restore_params(prep.task.as_task().params_mut(), &best)?;
         }
     }
     let test = prep.test_evaluation("test", resamples, seed)?;
@@ -135,5 +136,5 @@ fn write_metrics(
         "sample": sample,
     });
     let text = serde_json::to_string_pretty(&v).map_err(|e| Error::arg("metrics.json", e.to_string()))?;
-    export::write_atomic(&dir.join("metrics.json"), text.as_bytes())
+    crate::train::checkpoint::replace_atomically(&dir.join("metrics.json"), text.as_bytes())
 }

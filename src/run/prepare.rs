@@ -126,7 +126,7 @@ pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
             let eval_column = d.eval_text.as_deref().unwrap_or(&d.text);
             let mut rest = train_table.items;
             let label_of = |t: &TextItem| t.label.unwrap_or(0);
-            let mut carve = |rest: &mut Vec<TextItem>, ratio: f64, salt: u64| -> Result<Vec<TextItem>> {
+            let carve = |rest: &mut Vec<TextItem>, ratio: f64, salt: u64| -> Result<Vec<TextItem>> {
                 let ys: Vec<usize> = rest.iter().map(label_of).collect();
                 let (keep, held) = stratified_split(&ys, ratio, seed ^ salt)?;
                 let all = std::mem::take(rest);
@@ -443,10 +443,13 @@ impl Prepared {
                 }
             }
             let text = serde_json::to_string_pretty(&cfg).map_err(|e| Error::arg("export", e.to_string()))?;
-            export::write_atomic(&dir.join("config.json"), text.as_bytes())?;
+            crate::train::checkpoint::replace_atomically(&dir.join("config.json"), text.as_bytes())?;
         }
         if let Some(tok) = &self.tokenizer {
-            tok.save(&dir.join("tokenizer.json"))?;
+            let p = dir.join("tokenizer.json");
+            tok.inner()
+                .save(&p, false)
+                .map_err(|e| Error::io(&p, std::io::Error::other(e.to_string())))?;
         }
         if let Some(labels) = &self.labels {
             labels.save(&dir.join("labels.json"))?;

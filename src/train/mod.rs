@@ -1,8 +1,17 @@
-//! Fine-tuning driver pieces: defences against catastrophic forgetting (L2-SP, EWC,
-//! distillation), unfreezing plans and the learning-rate range test.
+//! Fine-tuning driver pieces: the training loop ([`driver`]) with its checkpoints, log and stop
+//! flag; defences against catastrophic forgetting (L2-SP, EWC, distillation), unfreezing plans
+//! and the learning-rate range test.
 
+pub mod checkpoint;
 pub mod distill;
+pub mod driver;
 pub mod ewc;
 pub mod l2sp;
+pub mod log;
 pub mod lr_finder;
+pub mod stop;
 pub mod unfreeze;
+
+pub use checkpoint::save_params;
+pub use driver::{Driver, DriverConfig, EarlyStop, Metrics, RunSummary, StopReason, Task};
+pub use stop::StopFlag;

@@ -52,7 +52,7 @@ impl LmTask {
             if r.len() != t {
                 return Err(Error::arg("lm task", "blocks of different lengths in one batch"));
             }
-            ids.extend_from_slice(self.tokens.get(r.clone()).ok_or_else(|| Error::arg("lm task", "block out of range"))?);
+            ids.extend_from_slice(self.tokens.get(r.start..r.end).ok_or_else(|| Error::arg("lm task", "block out of range"))?);
         }
         Ok((ids, t))
     }

@@ -1,0 +1,545 @@
+//! The training driver: owns the loop, the optimizer, evaluation, early stopping, logging and
+//! checkpoints, over any [`Task`] (a model plus its data).
+//!
+//! One optimizer step is `grad_accum` micro-batches of `batch_size` items from the epoch's
+//! seeded permutation (the last step of an epoch takes what is left, so accumulation never
+//! spans epochs and every checkpoint falls on a step boundary). Each micro-batch's loss is
+//! weighted by its share of the step's items, so the update follows the mean over the step.
+//!
+//! Per step the host reads back exactly one 2-float buffer, `[loss, gradient norm]`, to decide
+//! whether the step is finite (check T3) before the optimizer touches anything; a non-finite
+//! step is dropped, its items are logged, and `max_bad_steps` of them in a row end the run
+//! with [`Error::NonFiniteSteps`].
+//!
+//! Everything the loop depends on — step, epoch, position in the permutation, the dropout
+//! clock, best metric and patience, counters — goes into each checkpoint, and the shuffles
+//! and dropout seeds are pure functions of `(seed, epoch)` and `(seed, attempt, micro-batch)`,
+//! so a resumed run continues bit for bit (check T2).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::engine::{Engine, View};
+use crate::error::{Error, Result};
+use crate::nn::{Mode, Params, Select};
+use crate::optim::{OptimConfig, Optimizer};
+use crate::tensor::Tensor;
+use crate::train::checkpoint::{self, BestMark, TrainState};
+use crate::train::log::{LogRow, RunLog};
+use crate::train::stop::StopFlag;
+use crate::train::unfreeze::Plan;
+
+/// Named evaluation results ("loss", "accuracy", "f1", ...).
+pub type Metrics = BTreeMap<String, f64>;
+
+/// What the driver trains: a model plus its data. The driver owns the loop, the optimizer and
+/// the checkpoints.
+pub trait Task {
+    fn params(&self) -> &Params;
+    fn params_mut(&mut self) -> &mut Params;
+    /// Number of training items (the driver shuffles `0..train_len()` each epoch with its own
+    /// seeded RNG).
+    fn train_len(&self) -> usize;
+    /// The scalar loss graph (on the tape) of these training items, forward in `mode` (dropout
+    /// seed given). The mean over the items, so micro-batches of different sizes combine.
+    fn loss(&mut self, items: &[usize], mode: Mode) -> Result<Tensor>;
+    /// Validation metrics (e.g. "loss", "accuracy", "f1"), computed without a tape.
+    fn evaluate(&mut self) -> Result<Metrics>;
+}
+
+/// Stop when a metric has not improved for `patience` evaluations.
+#[derive(Debug, Clone)]
+pub struct EarlyStop {
+    pub metric: String,
+    pub higher_is_better: bool,
+    /// Evaluations without improvement before stopping.
+    pub patience: usize,
+    /// An improvement must beat the best by more than this.
+    pub min_delta: f64,
+}
+
+/// Everything that configures a [`Driver`] run.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// Logs and checkpoints go here.
+    pub out_dir: PathBuf,
+    /// Stop after this many epochs or `max_steps` optimizer steps, whichever comes first.
+    pub epochs: usize,
+    pub max_steps: Option<u64>,
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// Evaluate every this many optimizer steps; `None`: at the end of every epoch.
+    pub eval_every: Option<u64>,
+    pub early_stop: Option<EarlyStop>,
+    /// Applied at each epoch start ([`Plan::apply`]) ...
+    pub plan: Plan,
+    /// ... then these stay frozen regardless.
+    pub freeze: Option<Select>,
+    /// Seeds the shuffles and the per-step dropout masks.
+    pub seed: u64,
+    /// Dropout stays active inside frozen blocks ([`Mode::dropout_in_frozen`]).
+    pub dropout_in_frozen: bool,
+    /// Consecutive non-finite (skipped) steps before the run fails.
+    pub max_bad_steps: usize,
+    /// Also checkpoint every this many steps (checkpoints are always written at evaluations
+    /// and at the end).
+    pub checkpoint_every: Option<u64>,
+    /// Show an indicatif progress bar on stderr (hidden when stderr is not a terminal).
+    pub progress: bool,
+    /// Continue from `out_dir`'s latest complete checkpoint, if there is one.
+    pub resume: bool,
+}
+
+impl DriverConfig {
+    /// Defaults: 3 epochs, batches of 16, no accumulation, evaluation per epoch, full
+    /// fine-tuning, seed 0, 5 bad steps, resume on, no progress bar.
+    pub fn new(out_dir: impl Into<PathBuf>) -> DriverConfig {
+        DriverConfig {
+            out_dir: out_dir.into(),
+            epochs: 3,
+            max_steps: None,
+            batch_size: 16,
+            grad_accum: 1,
+            eval_every: None,
+            early_stop: None,
+            plan: Plan::Full,
+            freeze: None,
+            seed: 0,
+            dropout_in_frozen: true,
+            max_bad_steps: 5,
+            checkpoint_every: None,
+            progress: false,
+            resume: true,
+        }
+    }
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// All epochs or `max_steps` done.
+    Finished,
+    /// The early-stopping metric ran out of patience.
+    EarlyStopped,
+    /// A [`StopFlag`] was set (by `signal`, 0 for a non-signal request).
+    Interrupted { signal: i32 },
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Optimizer steps taken in total (resumed ones included).
+    pub steps: u64,
+    /// Epochs completed.
+    pub epochs: usize,
+    pub stopped: StopReason,
+    /// Step and metrics of the best evaluation.
+    pub best: Option<(u64, Metrics)>,
+    /// Metrics of the last evaluation.
+    pub last: Option<Metrics>,
+    /// Steps skipped for a non-finite loss or gradient norm (resumed ones included).
+    pub skipped_steps: u64,
+    pub resumed_from: Option<u64>,
+    /// Seconds of training, across resumes.
+    pub train_secs: f64,
+    /// Training items of every skipped step.
+    pub skipped_items: Vec<usize>,
+    /// The final checkpoint's directory.
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// Runs training for a [`Task`].
+pub struct Driver {
+    engine: Engine,
+    config: DriverConfig,
+    optimizer: Optimizer,
+    /// `[loss, grad norm]`: the one readback of a step.
+    readback: Tensor,
+}
+
+/// splitmix64 of `a` mixed with `b`: unrelated streams for neighbouring inputs.
+fn mix(a: u64, b: u64) -> u64 {
+    let mut z = a ^ b.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The item order of `epoch`: a pure function of the seed, so resume needs no RNG state.
+fn permutation(seed: u64, epoch: usize, n: usize) -> Vec<usize> {
+    let mut rng = ChaCha8Rng::seed_from_u64(mix(seed, 0x5348_5546_0000_0000 ^ epoch as u64));
+    let mut p: Vec<usize> = (0..n).collect();
+    p.shuffle(&mut rng);
+    p
+}
+
+fn to_opt(m: &Metrics) -> BTreeMap<String, Option<f64>> {
+    m.iter().map(|(k, v)| (k.clone(), v.is_finite().then_some(*v))).collect()
+}
+
+fn from_opt(m: &BTreeMap<String, Option<f64>>) -> Metrics {
+    m.iter().map(|(k, v)| (k.clone(), v.unwrap_or(f64::NAN))).collect()
+}
+
+fn finite(v: f32) -> Option<f64> {
+    v.is_finite().then_some(v as f64)
+}
+
+impl Driver {
+    pub fn new(engine: &Engine, config: DriverConfig, optim: OptimConfig) -> Result<Driver> {
+        if config.batch_size == 0 || config.grad_accum == 0 {
+            return Err(Error::arg(
+                "driver",
+                format!(
+                    "batch_size ({}) and grad_accum ({}) must be >= 1",
+                    config.batch_size, config.grad_accum
+                ),
+            ));
+        }
+        if config.eval_every == Some(0) || config.checkpoint_every == Some(0) {
+            return Err(Error::arg("driver", "eval_every and checkpoint_every must be >= 1 when set"));
+        }
+        Ok(Driver {
+            engine: engine.clone(),
+            optimizer: Optimizer::new(engine, optim)?,
+            readback: Tensor::zeros(engine, &[2])?,
+            config,
+        })
+    }
+
+    pub fn optimizer(&self) -> &Optimizer {
+        &self.optimizer
+    }
+
+    pub fn config(&self) -> &DriverConfig {
+        &self.config
+    }
+
+    /// What an exact resume depends on besides the checkpoint itself.
+    fn digest(&self, train_len: usize) -> String {
+        let c = &self.config;
+        let s = format!(
+            "seed={} batch={} accum={} items={} method={:?}",
+            c.seed, c.batch_size, c.grad_accum, train_len, self.optimizer.config.method
+        );
+        let mut crc = flate2::Crc::new();
+        crc.update(s.as_bytes());
+        format!("{:08x} {s}", crc.sum())
+    }
+
+    /// Whether `value` of the early-stopping (or default "loss") metric beats `best`.
+    fn improves(&self, value: f64, best: Option<&BestMark>) -> bool {
+        let (higher, delta) =
+            self.config.early_stop.as_ref().map_or((false, 0.0), |e| (e.higher_is_better, e.min_delta));
+        if !value.is_finite() {
+            return false;
+        }
+        match best {
+            None => true,
+            Some(b) if higher => value > b.value + delta,
+            Some(b) => value < b.value - delta,
+        }
+    }
+
+    /// Train `task` until the epochs or `max_steps` are done, early stopping triggers or
+    /// `stop` is requested. Resumes from `out_dir` first when `config.resume` is set and a
+    /// checkpoint verifies.
+    pub fn run(&mut self, task: &mut dyn Task, stop: &StopFlag) -> Result<RunSummary> {
+        let out = self.config.out_dir.clone();
+        std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+        let n = task.train_len();
+        if n == 0 {
+            return Err(Error::arg("driver", "the task has no training items"));
+        }
+        let digest = self.digest(n);
+        let mut st = TrainState {
+            step: 0,
+            epoch: 0,
+            cursor: 0,
+            attempts: 0,
+            train_len: n,
+            accum_pos: 0,
+            best: None,
+            since_best: 0,
+            bad_steps: 0,
+            skipped_steps: 0,
+            skipped_items: Vec::new(),
+            train_secs: 0.0,
+            last_metrics: None,
+            config_digest: digest.clone(),
+        };
+        let mut resumed_from = None;
+        let mut resumed_dir = None;
+        let mut pending_optim = None;
+        if self.config.resume {
+            if let Some(ck) = checkpoint::load_latest(&out)? {
+                if ck.state.config_digest != digest {
+                    return Err(Error::arg(
+                        "resume",
+                        format!(
+                            "{} was written with [{}], this run has [{digest}]: resume with the same \
+                             settings, or start in a new output directory (or with resume off)",
+                            ck.dir.display(),
+                            ck.state.config_digest
+                        ),
+                    ));
+                }
+                restore_params(task.params_mut(), &ck)?;
+                st = ck.state;
+                resumed_from = Some(st.step);
+                resumed_dir = Some(ck.dir);
+                pending_optim = Some(ck.optim);
+            }
+        }
+        let mut log = RunLog::open(&out, resumed_from)?;
+        let per_step = self.config.batch_size * self.config.grad_accum;
+        let steps_per_epoch = n.div_ceil(per_step) as u64;
+        let mut total = steps_per_epoch * self.config.epochs as u64;
+        if let Some(m) = self.config.max_steps {
+            total = total.min(m);
+        }
+        let bar = progress_bar(self.config.progress, total, st.step);
+        let t0 = Instant::now();
+        let secs_before = st.train_secs;
+        let mut last_saved: Option<(u64, PathBuf)> = None;
+        let max_steps = self.config.max_steps.unwrap_or(u64::MAX);
+        let mut stopped = StopReason::Finished;
+        let mut metric_msg = String::new();
+
+        'epochs: while st.epoch < self.config.epochs && st.step < max_steps {
+            self.config.plan.apply(task.params_mut(), st.epoch)?;
+            if let Some(f) = &self.config.freeze {
+                task.params_mut().freeze(f)?;
+            }
+            if let Some(o) = pending_optim.take() {
+                self.optimizer.load_state(task.params_mut(), &o)?;
+            }
+            let perm = permutation(self.config.seed, st.epoch, n);
+            while st.cursor < n {
+                let end = (st.cursor + per_step).min(n);
+                let items = perm.get(st.cursor..end).unwrap_or(&[]).to_vec();
+                let lr = self.optimizer.config.schedule.lr(self.optimizer.config.lr, st.step);
+                let (loss, norm) = self.gather(task, &items, st.attempts)?;
+                st.attempts += 1;
+                st.cursor = end;
+                let ok = loss.is_finite() && norm.is_finite();
+                let mut row = LogRow {
+                    step: st.step,
+                    epoch: st.epoch,
+                    loss: finite(loss),
+                    lr,
+                    grad_norm: finite(norm),
+                    secs: 0.0,
+                    skipped_items: Vec::new(),
+                    metrics: BTreeMap::new(),
+                };
+                if ok {
+                    self.optimizer.update()?;
+                    st.step += 1;
+                    st.bad_steps = 0;
+                } else {
+                    self.optimizer.discard();
+                    st.bad_steps += 1;
+                    st.skipped_steps += 1;
+                    st.skipped_items.extend_from_slice(&items);
+                    log::warn!(
+                        "step {}: non-finite loss {loss} or gradient norm {norm}; skipped items {items:?}",
+                        st.step
+                    );
+                    row.skipped_items = items.clone();
+                }
+                row.step = st.step;
+                let epoch_end = st.cursor >= n;
+                if epoch_end {
+                    st.epoch += 1;
+                    st.cursor = 0;
+                }
+                let finishing = st.epoch >= self.config.epochs || st.step >= max_steps;
+                let evaluate = match self.config.eval_every {
+                    Some(k) => ok && st.step.is_multiple_of(k),
+                    None => epoch_end,
+                } || finishing;
+                let mut improved = false;
+                let mut early = false;
+                if evaluate {
+                    let m = {
+                        let _g = self.engine.no_grad();
+                        task.evaluate()?
+                    };
+                    let key = self.config.early_stop.as_ref().map_or("loss", |e| e.metric.as_str());
+                    match m.get(key) {
+                        Some(&v) => {
+                            if self.improves(v, st.best.as_ref()) {
+                                st.best = Some(BestMark {
+                                    step: st.step,
+                                    metric: key.into(),
+                                    value: v,
+                                    metrics: to_opt(&m),
+                                });
+                                st.since_best = 0;
+                                improved = true;
+                            } else {
+                                st.since_best += 1;
+                            }
+                            metric_msg = format!("{key} {v:.4}");
+                        }
+                        None if self.config.early_stop.is_some() => {
+                            return Err(Error::arg(
+                                "early_stop",
+                                format!(
+                                    "metric '{key}' is not among the evaluated metrics {:?}",
+                                    m.keys().collect::<Vec<_>>()
+                                ),
+                            ));
+                        }
+                        None => {}
+                    }
+                    if let Some(es) = &self.config.early_stop {
+                        early = st.since_best >= es.patience.max(1) && !finishing;
+                    }
+                    st.last_metrics = Some(to_opt(&m));
+                    row.metrics = to_opt(&m);
+                }
+                st.train_secs = secs_before + t0.elapsed().as_secs_f64();
+                row.secs = st.train_secs;
+                log.push(row)?;
+                bar.set_position(st.step);
+                bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {metric_msg}"));
+                if !ok && st.bad_steps >= self.config.max_bad_steps.max(1) {
+                    bar.abandon();
+                    return Err(Error::NonFiniteSteps { consecutive: st.bad_steps, step: st.step, items });
+                }
+                let signal = stop.requested();
+                let periodic = self.config.checkpoint_every.is_some_and(|k| ok && st.step.is_multiple_of(k));
+                if evaluate || periodic || finishing || early || signal.is_some() {
+                    let dir = self.save(task.params(), &st, improved)?;
+                    last_saved = Some((st.step, dir));
+                }
+                if let Some(s) = signal {
+                    stopped = StopReason::Interrupted { signal: s };
+                    break 'epochs;
+                }
+                if early {
+                    stopped = StopReason::EarlyStopped;
+                    break 'epochs;
+                }
+                if st.step >= max_steps {
+                    break 'epochs;
+                }
+                if epoch_end {
+                    // The next epoch applies its plan and draws its own permutation.
+                    break;
+                }
+            }
+        }
+        // A run resumed from its final checkpoint (or with nothing left to do) still reports
+        // and keeps a final checkpoint.
+        if last_saved.is_none() && resumed_from.is_none() {
+            let dir = self.save(task.params(), &st, false)?;
+            last_saved = Some((st.step, dir));
+        }
+        bar.finish_and_clear();
+        Ok(RunSummary {
+            steps: st.step,
+            epochs: st.epoch,
+            stopped,
+            best: st.best.as_ref().map(|b| (b.step, from_opt(&b.metrics))),
+            last: st.last_metrics.as_ref().map(from_opt),
+            skipped_steps: st.skipped_steps,
+            resumed_from,
+            train_secs: st.train_secs,
+            skipped_items: st.skipped_items.clone(),
+            checkpoint: last_saved.map(|(_, d)| d).or(resumed_dir),
+        })
+    }
+
+    /// Forward and backward over the step's micro-batches, gathering gradients in the
+    /// optimizer; returns `[loss, grad norm]` with one readback.
+    fn gather(&mut self, task: &mut dyn Task, items: &[usize], attempt: u64) -> Result<(f32, f32)> {
+        let total = items.len();
+        let mut sum: Option<Tensor> = None;
+        for (m, chunk) in items.chunks(self.config.batch_size).enumerate() {
+            let mut mode = Mode::train(mix(mix(self.config.seed, attempt), m as u64));
+            mode.dropout_in_frozen = self.config.dropout_in_frozen;
+            let loss = task.loss(chunk, mode)?;
+            if loss.numel() != 1 {
+                return Err(Error::arg(
+                    "driver",
+                    format!("Task::loss returned shape {:?}, expected a scalar", loss.shape()),
+                ));
+            }
+            // Weighted by the micro-batch's share of the step: the update follows the mean
+            // over all the step's items, whatever the split.
+            let loss =
+                if chunk.len() == total { loss } else { loss.mul_scalar(chunk.len() as f32 / total as f32)? };
+            let grads = loss.backward()?;
+            self.optimizer.accumulate(task.params_mut(), &grads)?;
+            let _g = self.engine.no_grad();
+            sum = Some(match sum {
+                Some(s) => s.add(&loss.detach())?,
+                None => loss.detach(),
+            });
+        }
+        let Some(sum) = sum else {
+            return Err(Error::arg("driver", "a step without items"));
+        };
+        let e = self.engine.clone();
+        let norm = self.optimizer.gathered_grad_norm()?;
+        let nv = norm.storage();
+        let rv = self.readback.storage();
+        e.copy(sum.storage(), rv, 4)?;
+        e.copy(
+            View { storage: nv.storage, offset: nv.offset + 4 },
+            View { storage: rv.storage, offset: rv.offset + 4 },
+            4,
+        )?;
+        let v = self.readback.to_vec()?;
+        match v.as_slice() {
+            [l, g] => Ok((*l, *g)),
+            _ => Err(Error::arg("driver", "readback of [loss, grad norm] has the wrong size")),
+        }
+    }
+
+    fn save(&self, params: &Params, st: &TrainState, is_best: bool) -> Result<PathBuf> {
+        let o = self.optimizer.state(params)?;
+        checkpoint::save(&self.config.out_dir, params, &o, self.optimizer.state_names(), st, is_best)
+    }
+}
+
+/// Load a checkpoint's tensors into `params`: every entry must be there with its shape, and
+/// the checkpoint must hold nothing else.
+pub fn restore_params(params: &mut Params, ck: &checkpoint::Checkpoint) -> Result<()> {
+    let file = ck.dir.join("params.safetensors").display().to_string();
+    let bad = |message: String| Error::Format { path: file.clone(), line: None, message };
+    if ck.params.len() != params.len() {
+        return Err(bad(format!("{} tensors, the model has {}", ck.params.len(), params.len())));
+    }
+    for (path, shape, values) in &ck.params {
+        let t = params.by_path(path).map_err(|_| bad(format!("tensor '{path}' is not in the model")))?;
+        if t.shape() != shape.as_slice() {
+            return Err(bad(format!("tensor '{path}' has shape {shape:?}, the model {:?}", t.shape())));
+        }
+        params.assign(path, values)?;
+    }
+    Ok(())
+}
+
+fn progress_bar(on: bool, total: u64, at: u64) -> indicatif::ProgressBar {
+    if !on {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:30.cyan/blue} {pos}/{len} steps [{elapsed_precise} < {eta_precise}] {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_position(at);
+    bar
+}
