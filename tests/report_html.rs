@@ -46,7 +46,7 @@ fn seed_run(seed: u64, margin: f64) -> SeedRun {
             let progress = 1.0 - (-(i as f64) / 3.0).exp();
             CurvePoint {
                 step,
-                train_loss: Some(0.69 * (1.0 - progress) + 0.15 + 0.01 * seed as f64),
+                train_loss: Some(0.69 * (1.0 - progress) + 0.4 / margin + 0.01 * seed as f64),
                 val_metric: (i % 2 == 0).then_some(0.5 + (acc - 0.5) * progress),
             }
         })
@@ -54,7 +54,14 @@ fn seed_run(seed: u64, margin: f64) -> SeedRun {
     let mut test = BTreeMap::new();
     test.insert("accuracy".to_string(), acc);
     test.insert("roc_auc".to_string(), auc);
-    SeedRun { seed, fold: None, curve, test, confusion: Some(confusion), roc: Some(RocCurve { fpr: c.x, tpr: c.y, auc }) }
+    SeedRun {
+        seed,
+        fold: None,
+        curve,
+        test,
+        confusion: Some(confusion),
+        roc: Some(RocCurve { fpr: c.x, tpr: c.y, auc }),
+    }
 }
 
 fn strategy(name: &str, margin: f64, is_reference: bool) -> StrategyResult {
@@ -111,7 +118,17 @@ fn sample() -> CompareResults {
             metric: "accuracy".to_string(),
             lrs: vec![1e-5, 3e-5, 1e-4],
             depths: vec![0, 2, 4],
-            values: vec![Some(0.81), Some(0.86), Some(0.84), Some(0.83), Some(0.88), None, Some(0.79), Some(0.82), Some(0.8)],
+            values: vec![
+                Some(0.81),
+                Some(0.86),
+                Some(0.84),
+                Some(0.83),
+                Some(0.88),
+                None,
+                Some(0.79),
+                Some(0.82),
+                Some(0.8),
+            ],
         }),
         retention: vec![
             Retention {
@@ -127,7 +144,11 @@ fn sample() -> CompareResults {
                 after: iv(0.77, 0.025),
             },
         ],
-        auto: Some(AutoChoice { depth: 2, lr: 3e-5, reason: "best validation accuracy of the sweep".to_string() }),
+        auto: Some(AutoChoice {
+            depth: 2,
+            lr: 3e-5,
+            reason: "best validation accuracy of the sweep".to_string(),
+        }),
         attributions: vec![
             Attribution::Image {
                 title: "LP-FT, test item 7".to_string(),
@@ -140,7 +161,9 @@ fn sample() -> CompareResults {
             Attribution::Text {
                 title: "LP-FT, test item 12".to_string(),
                 label: format!("true: positive, predicted: positive {SCRIPT}"),
-                tokens: ["a", "gripping", ",", "beautifully", "shot", "film", SCRIPT].map(String::from).to_vec(),
+                tokens: ["a", "gripping", ",", "beautifully", "shot", "film", SCRIPT]
+                    .map(String::from)
+                    .to_vec(),
                 scores: vec![0.05, 0.9, 0.0, 0.7, 0.2, -0.1, -0.45],
             },
         ],
@@ -154,7 +177,9 @@ fn count(haystack: &str, needle: &str) -> usize {
 
 /// The SVG elements of `html`, in order.
 fn svgs(html: &str) -> Vec<&str> {
-    html.match_indices("<svg").filter_map(|(i, _)| html.get(i..).and_then(|s| s.find("</svg>").map(|e| &s[..e]))).collect()
+    html.match_indices("<svg")
+        .filter_map(|(i, _)| html.get(i..).and_then(|s| s.find("</svg>").map(|e| &s[..e])))
+        .collect()
 }
 
 #[test]
@@ -162,7 +187,8 @@ fn every_section_has_its_heading_and_the_plots_are_inline_svg() {
     let html = render_html(&sample()).unwrap();
     assert_eq!(SECTIONS.len(), 8);
     for (id, heading) in SECTIONS {
-        let at = html.find(&format!("<section id=\"{id}\">")).unwrap_or_else(|| panic!("section {id} missing"));
+        let at =
+            html.find(&format!("<section id=\"{id}\">")).unwrap_or_else(|| panic!("section {id} missing"));
         let h2 = format!("<h2>{}</h2>", heading.replace('&', "&amp;"));
         assert!(html[at..].starts_with(&format!("<section id=\"{id}\">\n{h2}")), "{id}: heading");
     }
@@ -180,41 +206,57 @@ fn every_section_has_its_heading_and_the_plots_are_inline_svg() {
 fn metrics_table_lists_every_strategy_and_metric_with_intervals() {
     let r = sample();
     let html = render_html(&r).unwrap();
-    let table = &html[html.find("<table class=\"metrics\">").unwrap()..];
-    let table = &table[..table.find("</table>").unwrap()];
-    // Columns: strategy, 3 metrics (primary first), difference, 2 p-values, time, memory, params.
+    let table_of = |class: &str| {
+        let t = &html[html.find(&format!("<table class=\"{class}\">")).unwrap()..];
+        t[..t.find("</table>").unwrap()].to_string()
+    };
+    let table = table_of("metrics");
+    // Columns: strategy and the 3 metrics, primary first; one row per strategy.
     let head = &table[..table.find("</thead>").unwrap()];
-    assert_eq!(count(head, "<th>"), 10);
+    assert_eq!(count(head, "<th>"), 4);
     assert!(head.find("accuracy").unwrap() < head.find("f1_macro").unwrap());
-    assert_eq!(count(table, "<tr>"), 4);
+    assert_eq!(count(&table, "<tr>"), 4);
     for s in &r.strategies {
         for i in s.metrics.values() {
             let cell = format!("{:.4} [{:.4}, {:.4}]", i.point, i.lo, i.hi);
             assert!(table.contains(&cell), "{}: {cell}", s.name);
         }
     }
-    // linear probe: diff 0.01 × (1.2 − 2.2) = −0.01 ± 0.02; p-values 0.04 and < 0.001.
-    assert!(table.contains("accuracy -0.0100 [-0.0300, +0.0100]"));
-    assert!(table.contains("<td>0.040</td><td>&lt; 0.001</td>"));
-    assert!(table.contains("<td class=\"na\">reference</td>"));
-    // 95 s × 2.6; 900 MiB; 22 713 986 parameters.
-    assert!(table.contains("4 min 7 s"));
-    assert!(table.contains("900.0 MiB"));
-    assert!(table.contains("22\u{202f}713\u{202f}986"));
     // The best accuracy point of the three is in bold.
     let best = r.strategies.iter().map(|s| s.metrics["accuracy"].point).fold(f64::MIN, f64::max);
     assert!(table.contains(&format!("<td class=\"top\">{best:.4} [")));
+
+    // Paired test and costs: strategy, difference, 2 p-values, time, memory, params.
+    let costs = table_of("costs");
+    assert_eq!(count(&costs[..costs.find("</thead>").unwrap()], "<th>"), 7);
+    assert!(costs.contains("<th>difference vs full fine-tune</th>"));
+    // linear probe: diff 0.01 × (1.2 − 2.2) = −0.01 ± 0.02; p-values 0.04 and < 0.001.
+    assert!(costs.contains(
+        "<tr><th>linear probe</th><td>-0.0100 [-0.0300, +0.0100]</td><td>0.040</td><td>&lt; 0.001</td>"
+    ));
+    assert!(costs.contains("<tr><th>full fine-tune</th><td class=\"na\">reference</td>"));
+    // 95 s × 2.6 = 247 s; 900 MiB; 22 713 986 parameters.
+    assert!(costs.contains("<td>4 min 7 s</td><td>900.0 MiB</td><td>22\u{202f}713\u{202f}986</td></tr>"));
 }
 
 #[test]
 fn summary_names_the_winner_its_margin_and_the_auto_choice() {
     let r = sample();
     let html = render_html(&r).unwrap();
-    let summary = &html[html.find("<section id=\"summary\">").unwrap()..html.find("<section id=\"metrics\">").unwrap()];
-    let mut acc: Vec<(&str, f64)> = r.strategies.iter().map(|s| (s.name.as_str(), s.metrics["accuracy"].point)).collect();
+    let summary =
+        &html[html.find("<section id=\"summary\">").unwrap()..html.find("<section id=\"metrics\">").unwrap()];
+    let mut acc: Vec<(&str, f64)> =
+        r.strategies.iter().map(|s| (s.name.as_str(), s.metrics["accuracy"].point)).collect();
     acc.sort_by(|a, b| b.1.total_cmp(&a.1));
-    assert!(summary.contains(&format!("Best: <b>{}</b> with accuracy {:.4}", acc[0].0, acc[0].1)), "{summary}");
+    assert!(
+        summary.contains(&format!("Best: <b>{}</b> with accuracy {:.4}", acc[0].0, acc[0].1)),
+        "{summary}"
+    );
     assert!(summary.contains(&format!("{:.4} ahead of <b>{}</b>", acc[0].1 - acc[1].1, acc[1].0)));
+    assert!(
+        summary.contains("(paired bootstrap p = 0.040, McNemar p &lt; 0.001)")
+            == acc[0].0.ne("full fine-tune")
+    );
     assert!(summary.contains("chose frozen depth <b>2</b> at learning rate <b>3e-5</b>"));
     assert!(summary.contains("<th>adapter</th><td>llvmpipe (LLVM 15.0.6, 256 bits)</td>"));
 }
@@ -253,7 +295,8 @@ fn base64_decode(s: &str) -> Vec<u8> {
     let mut out = Vec::new();
     for chunk in s.as_bytes().chunks(4) {
         let pad = chunk.iter().filter(|&&c| c == b'=').count();
-        let n = chunk.iter().map(|&c| if c == b'=' { 0 } else { u32::from(val(c)) }).fold(0, |n, v| (n << 6) | v);
+        let n =
+            chunk.iter().map(|&c| if c == b'=' { 0 } else { u32::from(val(c)) }).fold(0, |n, v| (n << 6) | v);
         out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8][..3 - pad]);
     }
     out
@@ -434,8 +477,10 @@ fn write_report_writes_both_files() {
     assert_eq!(std::fs::read_to_string(&html_path).unwrap(), render_html(&r).unwrap());
     assert_eq!(CompareResults::load_json(&out.join(RESULTS_JSON)).unwrap(), r);
     // No temporary file is left behind.
-    let mut names: Vec<String> =
-        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     assert_eq!(names, [REPORT_HTML, RESULTS_JSON]);
 }
@@ -452,7 +497,12 @@ fn chromium() -> Option<PathBuf> {
 
 /// Runs chromium headless with `args` on `page`; returns (exit status, stdout). Killed after
 /// three minutes (2 shared cores can make a cold start slow; a hang must not stall the suite).
-fn run_chromium(bin: &Path, profile: &Path, args: &[String], page: &Path) -> (std::process::ExitStatus, String) {
+fn run_chromium(
+    bin: &Path,
+    profile: &Path,
+    args: &[String],
+    page: &Path,
+) -> (std::process::ExitStatus, String) {
     let mut child = Command::new(bin)
         .args(["--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--hide-scrollbars"])
         .arg(format!("--user-data-dir={}", profile.display()))
@@ -503,8 +553,10 @@ fn report_renders_in_headless_chromium() {
     let img = image::open(&shot).expect("the screenshot is a PNG").to_rgb8();
     assert_eq!((img.width(), img.height()), (1280, 4000));
     // Not blank: the luminance varies, and the page's colours (plots, heat maps) show up.
-    let lum: Vec<f64> =
-        img.pixels().map(|p| 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2])).collect();
+    let lum: Vec<f64> = img
+        .pixels()
+        .map(|p| 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
+        .collect();
     let mean = lum.iter().sum::<f64>() / lum.len() as f64;
     let var = lum.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / lum.len() as f64;
     assert!(var > 200.0, "screenshot looks blank: luminance variance {var:.1}");
@@ -514,11 +566,15 @@ fn report_renders_in_headless_chromium() {
     assert!(img.pixels().any(|p| p.0 == [253, 231, 37]), "the best sweep cell is not painted");
     assert!(img.get_pixel(5, 5).0.iter().all(|&c| c < 60), "the header band is not dark");
 
-    let (status, dom) = run_chromium(&bin, &dir.path().join("profile-dom"), &["--dump-dom".to_string()], &page);
+    let (status, dom) =
+        run_chromium(&bin, &dir.path().join("profile-dom"), &["--dump-dom".to_string()], &page);
     assert!(status.success(), "chromium --dump-dom exited with {status}");
     for (id, heading) in SECTIONS {
         assert!(dom.contains(&format!("<section id=\"{id}\">")), "DOM lacks section {id}");
-        assert!(dom.contains(&format!("<h2>{}</h2>", heading.replace('&', "&amp;"))), "DOM lacks heading {heading}");
+        assert!(
+            dom.contains(&format!("<h2>{}</h2>", heading.replace('&', "&amp;"))),
+            "DOM lacks heading {heading}"
+        );
     }
     assert_eq!(count(&dom, "<svg"), N_SVG, "SVGs in the DOM");
     assert!(!dom.contains("<script"), "the DOM grew a script element");

@@ -55,6 +55,16 @@ pub(crate) fn p_value(p: f64) -> String {
     }
 }
 
+/// A p-value after "p" in a sentence: "= 0.040" or "< 0.001".
+pub(crate) fn p_relation(p: f64) -> String {
+    let v = p_value(p);
+    if v.starts_with('<') {
+        v
+    } else {
+        format!("= {v}")
+    }
+}
+
 /// Bytes in binary units.
 pub(crate) fn bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -121,7 +131,10 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_quotes() {
-        assert_eq!(escape(r#"<script>alert("x") & 'y'</script>"#), "&lt;script&gt;alert(&quot;x&quot;) &amp; &#39;y&#39;&lt;/script&gt;");
+        assert_eq!(
+            escape(r#"<script>alert("x") & 'y'</script>"#),
+            "&lt;script&gt;alert(&quot;x&quot;) &amp; &#39;y&#39;&lt;/script&gt;"
+        );
     }
 
     #[test]
@@ -130,6 +143,8 @@ mod tests {
         assert_eq!(num(f64::NAN), "n/a");
         assert_eq!(p_value(0.0004), "< 0.001");
         assert_eq!(p_value(0.0456), "0.046");
+        assert_eq!(p_relation(0.0004), "< 0.001");
+        assert_eq!(p_relation(0.0456), "= 0.046");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
         assert_eq!(duration(754.4), "12 min 34 s");

@@ -6,10 +6,9 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use super::escape::escape;
-use super::results::CompareResults;
+use super::results::{write_atomic, CompareResults};
 use super::sections;
 use crate::error::{Error, Result};
-use crate::run::export::write_atomic;
 
 /// The report's sections in page order: `(id, heading)`. Every one is always present; one
 /// without data says so in a line.
@@ -44,7 +43,7 @@ h2 { font-size: 1.25em; border-bottom: 1px solid #d8dee4; padding-bottom: 4px; }
 h3 { font-size: 1em; margin: 4px 0; }
 table { border-collapse: collapse; font-size: 0.88em; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #d0d7de; padding: 4px 8px; text-align: left; white-space: nowrap; }
-thead th { background: #f6f8fa; }
+thead th { background: #f6f8fa; white-space: normal; vertical-align: bottom; }
 td.top { font-weight: bold; }
 td.na { color: #8c959f; }
 .scroll { overflow-x: auto; }

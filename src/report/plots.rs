@@ -80,6 +80,7 @@ fn curve_panel(
     title: &str,
     y_desc: &str,
     lines: &[(usize, &str, Vec<Vec<(f64, f64)>>)],
+    legend_at: SeriesLabelPosition,
 ) -> Result<()> {
     let all = || lines.iter().flat_map(|(_, _, runs)| runs.iter().flatten());
     let x_max = all().map(|p| p.0).fold(1.0, f64::max);
@@ -94,6 +95,7 @@ fn curve_panel(
     chart
         .configure_mesh()
         .x_desc("step")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc(y_desc)
         .light_line_style(BLACK.mix(0.06))
         .draw()
@@ -115,7 +117,7 @@ fn curve_panel(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend_at)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .label_font((FONT, 13))
@@ -174,7 +176,11 @@ pub fn learning_curves(strategies: &[StrategyResult], metric: &str) -> Result<Op
             vec![root.clone()]
         };
         for ((title, desc, lines), area) in panels.iter().zip(&areas) {
-            curve_panel(area, title, desc, lines)?;
+            // The legend goes where the curves are not: they fall towards the end when
+            // smaller is better (losses), rise when larger is.
+            let falling = *title == "training loss" || lower_is_better(metric);
+            let at = if falling { SeriesLabelPosition::UpperRight } else { SeriesLabelPosition::LowerRight };
+            curve_panel(area, title, desc, lines, at)?;
         }
         root.present().map_err(drawing("learning curves"))?;
     }
@@ -190,8 +196,13 @@ fn blue(t: f64) -> RGBColor {
 
 /// Viridis, from five stops: dark purple (0) to yellow (1).
 fn viridis(t: f64) -> RGBColor {
-    const STOPS: [(f64, f64, f64); 5] =
-        [(68.0, 1.0, 84.0), (59.0, 82.0, 139.0), (33.0, 145.0, 140.0), (94.0, 201.0, 98.0), (253.0, 231.0, 37.0)];
+    const STOPS: [(f64, f64, f64); 5] = [
+        (68.0, 1.0, 84.0),
+        (59.0, 82.0, 139.0),
+        (33.0, 145.0, 140.0),
+        (94.0, 201.0, 98.0),
+        (253.0, 231.0, 37.0),
+    ];
     let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
     let x = t * (STOPS.len() - 1) as f64;
     let i = (x.floor() as usize).min(STOPS.len() - 2);
@@ -266,8 +277,12 @@ pub fn confusion_heatmap(title: &str, classes: &[String], counts: &[u64]) -> Res
                 if cell >= 18 {
                     let size = (cell / 3).clamp(9, 15);
                     let c = (x0 + cell as i32 / 2, y0 + cell as i32 / 2);
-                    root.draw(&Text::new(n.to_string(), c, text_style(size, ink(fill), HPos::Center, VPos::Center)))
-                        .map_err(drawing("confusion matrix"))?;
+                    root.draw(&Text::new(
+                        n.to_string(),
+                        c,
+                        text_style(size, ink(fill), HPos::Center, VPos::Center),
+                    ))
+                    .map_err(drawing("confusion matrix"))?;
                 }
             }
             if cell >= 12 {
@@ -276,8 +291,12 @@ pub fn confusion_heatmap(title: &str, classes: &[String], counts: &[u64]) -> Res
                 root.draw(&Text::new(clip(name, 14), at, text_style(11, BLACK, HPos::Right, VPos::Center)))
                     .map_err(drawing("confusion matrix"))?;
                 let at = ((left + cell * t as u32 + cell / 2) as i32, (top + cell * k as u32 + 4) as i32);
-                root.draw(&Text::new(clip(name, label_chars), at, text_style(11, BLACK, HPos::Center, VPos::Top)))
-                    .map_err(drawing("confusion matrix"))?;
+                root.draw(&Text::new(
+                    clip(name, label_chars),
+                    at,
+                    text_style(11, BLACK, HPos::Center, VPos::Top),
+                ))
+                .map_err(drawing("confusion matrix"))?;
             }
         }
         let at = ((left + cell * k as u32 / 2) as i32, (h - 6) as i32);
@@ -293,8 +312,13 @@ pub fn confusion_heatmap(title: &str, classes: &[String], counts: &[u64]) -> Res
 
 /// True positive rate at false positive rate `x`, linear between the curve's points.
 fn tpr_at(roc: &RocCurve, x: f64) -> f64 {
-    let pts: Vec<(f64, f64)> =
-        roc.fpr.iter().zip(&roc.tpr).map(|(&f, &t)| (f, t)).filter(|(f, t)| f.is_finite() && t.is_finite()).collect();
+    let pts: Vec<(f64, f64)> = roc
+        .fpr
+        .iter()
+        .zip(&roc.tpr)
+        .map(|(&f, &t)| (f, t))
+        .filter(|(f, t)| f.is_finite() && t.is_finite())
+        .collect();
     // The last point at or left of x is the top of any vertical segment there.
     match pts.iter().rposition(|p| p.0 <= x) {
         None => 0.0,
@@ -312,7 +336,9 @@ pub fn roc_curves(strategies: &[StrategyResult]) -> Result<Option<String>> {
     let with_roc: Vec<(usize, &StrategyResult, Vec<&RocCurve>)> = strategies
         .iter()
         .enumerate()
-        .map(|(i, s)| (i, s, s.runs.iter().filter_map(|r| r.roc.as_ref()).filter(|c| !c.fpr.is_empty()).collect()))
+        .map(|(i, s)| {
+            (i, s, s.runs.iter().filter_map(|r| r.roc.as_ref()).filter(|c| !c.fpr.is_empty()).collect())
+        })
         .filter(|(_, _, rocs): &(usize, &StrategyResult, Vec<&RocCurve>)| !rocs.is_empty())
         .collect();
     if with_roc.is_empty() {
@@ -343,7 +369,12 @@ pub fn roc_curves(strategies: &[StrategyResult]) -> Result<Option<String>> {
             let color = strategy_color(*ci);
             if rocs.len() > 1 {
                 for roc in rocs {
-                    let pts = roc.fpr.iter().zip(&roc.tpr).map(|(&f, &t)| (f, t)).filter(|(f, t)| f.is_finite() && t.is_finite());
+                    let pts = roc
+                        .fpr
+                        .iter()
+                        .zip(&roc.tpr)
+                        .map(|(&f, &t)| (f, t))
+                        .filter(|(f, t)| f.is_finite() && t.is_finite());
                     chart
                         .draw_series(LineSeries::new(pts, color.mix(0.3).stroke_width(1)))
                         .map_err(drawing("ROC curves"))?;
@@ -381,9 +412,14 @@ pub fn retention_bars(retention: &[Retention]) -> Result<Option<String>> {
         return Ok(None);
     }
     let n = retention.len();
-    let (lo, hi) = span(retention.iter().flat_map(|r| [r.before.lo, r.before.hi, r.after.lo, r.after.hi, r.before.point, r.after.point]));
+    let (lo, hi) = span(
+        retention
+            .iter()
+            .flat_map(|r| [r.before.lo, r.before.hi, r.after.lo, r.after.hi, r.before.point, r.after.point]),
+    );
     let y0 = lo.min(0.0);
-    let y1 = hi.max(y0 + 1e-9);
+    // A quarter of headroom above the tallest whisker keeps the legend off the bars.
+    let y1 = hi.max(y0 + 1e-9) + 0.25 * (hi - y0).max(1e-9);
     let before = RGBColor(160, 160, 160);
     let after = RGBColor(31, 119, 180);
     let w = (140 * n as u32 + 120).clamp(420, 1100);
@@ -436,8 +472,12 @@ pub fn retention_bars(retention: &[Retention]) -> Result<Option<String>> {
         chart.draw_series(whiskers).map_err(drawing("retention bars"))?;
         for (i, r) in retention.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(i as f64 + 0.5, y0));
-            root.draw(&Text::new(clip(&r.strategy, 20), (x, y + 8), text_style(13, BLACK, HPos::Center, VPos::Top)))
-                .map_err(drawing("retention bars"))?;
+            root.draw(&Text::new(
+                clip(&r.strategy, 20),
+                (x, y + 8),
+                text_style(13, BLACK, HPos::Center, VPos::Top),
+            ))
+            .map_err(drawing("retention bars"))?;
             root.draw(&Text::new(
                 clip(&r.source_task, 24),
                 (x, y + 25),
@@ -476,8 +516,8 @@ pub fn sensitivity_heatmap(sweep: &Sweep, auto: Option<&AutoChoice>) -> Result<S
         Some(b) if (lower && b <= v) || (!lower && b >= v) => Some(b),
         _ => Some(v),
     });
-    let cw = (600 / cols as u32).clamp(44, 110);
-    let ch = (320 / rows as u32).clamp(26, 56);
+    let cw = (720 / cols as u32).clamp(44, 130);
+    let ch = (360 / rows as u32).clamp(26, 60);
     let (left, top, bottom) = (110u32, 44u32, 70u32);
     let w = (left + cw * cols as u32 + 20).max(360);
     let h = top + ch * rows as u32 + bottom;
@@ -503,23 +543,31 @@ pub fn sensitivity_heatmap(sweep: &Sweep, auto: Option<&AutoChoice>) -> Result<S
                     None => (RGBColor(200, 200, 200), "n/a".to_string()),
                 };
                 root.draw(&Rectangle::new(cell, fill.filled())).map_err(drawing("sensitivity heat map"))?;
-                root.draw(&Rectangle::new(cell, WHITE.stroke_width(1))).map_err(drawing("sensitivity heat map"))?;
+                root.draw(&Rectangle::new(cell, WHITE.stroke_width(1)))
+                    .map_err(drawing("sensitivity heat map"))?;
                 let centre = (x0 + cw as i32 / 2, y0 + ch as i32 / 2);
                 root.draw(&Text::new(label, centre, text_style(13, ink(fill), HPos::Center, VPos::Center)))
                     .map_err(drawing("sensitivity heat map"))?;
                 if value.is_some() && value == best {
                     outlines.push(([(x0 + 2, y0 + 2), (x0 + cw as i32 - 2, y0 + ch as i32 - 2)], BLACK));
                 }
-                if auto.is_some_and(|a| a.depth == *depth && (a.lr - rate).abs() <= 1e-9 * rate.abs().max(1e-30)) {
+                if auto
+                    .is_some_and(|a| a.depth == *depth && (a.lr - rate).abs() <= 1e-9 * rate.abs().max(1e-30))
+                {
                     outlines.push(([(x0 + 5, y0 + 5), (x0 + cw as i32 - 5, y0 + ch as i32 - 5)], RED));
                 }
             }
             let at = (left as i32 - 8, y0 + ch as i32 / 2);
-            root.draw(&Text::new(format!("depth {depth}"), at, text_style(12, BLACK, HPos::Right, VPos::Center)))
-                .map_err(drawing("sensitivity heat map"))?;
+            root.draw(&Text::new(
+                format!("depth {depth}"),
+                at,
+                text_style(12, BLACK, HPos::Right, VPos::Center),
+            ))
+            .map_err(drawing("sensitivity heat map"))?;
         }
         for (rect, color) in outlines {
-            root.draw(&Rectangle::new(rect, color.stroke_width(3))).map_err(drawing("sensitivity heat map"))?;
+            root.draw(&Rectangle::new(rect, color.stroke_width(3)))
+                .map_err(drawing("sensitivity heat map"))?;
         }
         let grid_bottom = (top + ch * rows as u32) as i32;
         for (c, &rate) in sweep.lrs.iter().enumerate() {
@@ -531,8 +579,12 @@ pub fn sensitivity_heatmap(sweep: &Sweep, auto: Option<&AutoChoice>) -> Result<S
         root.draw(&Text::new("learning rate", at, text_style(12, BLACK, HPos::Center, VPos::Top)))
             .map_err(drawing("sensitivity heat map"))?;
         let legend = "black outline: best cell; red outline: the --auto choice; grey: no value";
-        root.draw(&Text::new(legend, (8, h as i32 - 6), text_style(11, RGBColor(90, 90, 90), HPos::Left, VPos::Bottom)))
-            .map_err(drawing("sensitivity heat map"))?;
+        root.draw(&Text::new(
+            legend,
+            (8, h as i32 - 6),
+            text_style(11, RGBColor(90, 90, 90), HPos::Left, VPos::Bottom),
+        ))
+        .map_err(drawing("sensitivity heat map"))?;
         root.present().map_err(drawing("sensitivity heat map"))?;
     }
     Ok(svg)

@@ -6,10 +6,15 @@ use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::attribution::{blend_heat, png_data_uri, token_spans};
-use super::escape::{bytes, count, duration, escape, interval, lower_is_better, lr, num, p_value, signed_interval};
+use super::escape::{
+    bytes, count, duration, escape, interval, lower_is_better, lr, num, p_relation, p_value, signed_interval,
+};
 use super::plots;
 use super::results::{Attribution, CompareResults, StrategyResult};
 use crate::error::Result;
+
+/// Classes named in the summary; more are counted, not listed.
+const MAX_CLASSES_NAMED: usize = 12;
 
 /// The paragraph that stands for a section without data.
 fn empty(what: &str) -> String {
@@ -34,9 +39,14 @@ pub(crate) fn summary(r: &CompareResults) -> String {
     let mut h = String::new();
     let names: Vec<String> = r.strategies.iter().map(|s| format!("<b>{}</b>", escape(&s.name))).collect();
     let runs: usize = r.strategies.iter().map(|s| s.runs.len()).sum();
+    // Name the classes when they fit on a line; a 1000-class task just gets its count.
+    let mut classes: Vec<String> = r.classes.iter().take(MAX_CLASSES_NAMED).map(|c| escape(c)).collect();
+    if r.classes.len() > MAX_CLASSES_NAMED {
+        classes.push("…".to_string());
+    }
     let _ = writeln!(
         h,
-        "<p>{} strategies ({}) fine-tuning <b>{}</b> on <b>{}</b> ({}), {} runs in all; {} classes. \
+        "<p>{} strategies ({}) fine-tuning <b>{}</b> on <b>{}</b> ({}), {} runs in all; {} classes ({}). \
          Strategies are ranked by <b>{}</b> on the pooled test items (95% bootstrap intervals).</p>",
         r.strategies.len(),
         names.join(", "),
@@ -45,6 +55,7 @@ pub(crate) fn summary(r: &CompareResults) -> String {
         escape(&r.task),
         runs,
         r.classes.len(),
+        classes.join(", "),
         escape(&r.primary_metric),
     );
     let ranking = ranked(r, &r.primary_metric);
@@ -72,12 +83,12 @@ pub(crate) fn summary(r: &CompareResults) -> String {
             if let Some(t) = &best.vs_reference {
                 let _ = writeln!(
                     h,
-                    "<p>Against {}: {} difference {} (paired bootstrap p = {}, McNemar p = {}).</p>",
+                    "<p>Against {}: {} difference {} (paired bootstrap p {}, McNemar p {}).</p>",
                     escape(&t.reference),
                     escape(&t.metric),
                     signed_interval(&t.diff),
-                    p_value(t.paired_p),
-                    p_value(t.mcnemar_p)
+                    escape(&p_relation(t.paired_p)),
+                    escape(&p_relation(t.mcnemar_p))
                 );
             }
         }
@@ -103,7 +114,8 @@ pub(crate) fn summary(r: &CompareResults) -> String {
     h
 }
 
-/// Every strategy × every metric, the paired test against the reference, and the costs.
+/// Every strategy × every metric; then, in a second table so neither needs a scroll bar, the
+/// paired test against the reference and what each strategy cost.
 pub(crate) fn metrics_table(r: &CompareResults) -> String {
     if r.strategies.is_empty() {
         return empty("No strategies were run.");
@@ -112,20 +124,15 @@ pub(crate) fn metrics_table(r: &CompareResults) -> String {
     if r.strategies.iter().any(|s| s.metrics.contains_key(&r.primary_metric)) {
         keys.push(&r.primary_metric);
     }
-    let others: BTreeSet<&str> = r.strategies.iter().flat_map(|s| s.metrics.keys().map(String::as_str)).collect();
+    let others: BTreeSet<&str> =
+        r.strategies.iter().flat_map(|s| s.metrics.keys().map(String::as_str)).collect();
     keys.extend(others.into_iter().filter(|k| *k != r.primary_metric));
     let best: Vec<Option<f64>> = keys.iter().map(|k| ranked(r, k).first().map(|(_, v)| *v)).collect();
-    let reference = r.strategies.iter().find_map(|s| s.vs_reference.as_ref().map(|t| t.reference.clone()));
     let mut h = String::from("<div class=\"scroll\"><table class=\"metrics\">\n<thead><tr><th>strategy</th>");
     for k in &keys {
         let _ = write!(h, "<th>{}</th>", escape(k));
     }
-    let vs = reference.map(|n| format!("vs {}", escape(&n))).unwrap_or_else(|| "vs reference".to_string());
-    let _ = writeln!(
-        h,
-        "<th>{vs}: difference</th><th>paired p</th><th>McNemar p</th><th>train time</th>\
-         <th>peak memory</th><th>trainable params</th></tr></thead>\n<tbody>"
-    );
+    h.push_str("</tr></thead>\n<tbody>\n");
     for s in &r.strategies {
         let _ = write!(h, "<tr><th title=\"{}\">{}</th>", escape(&s.description), escape(&s.name));
         for (k, b) in keys.iter().zip(&best) {
@@ -139,18 +146,42 @@ pub(crate) fn metrics_table(r: &CompareResults) -> String {
                 None => h.push_str("<td class=\"na\">—</td>"),
             }
         }
+        h.push_str("</tr>\n");
+    }
+    h.push_str(
+        "</tbody></table></div>\n<p class=\"note\">Each cell: point estimate [95% interval] over the \
+         pooled test items; bold: best in its column.</p>\n",
+    );
+
+    let reference = r.strategies.iter().find_map(|s| s.vs_reference.as_ref().map(|t| t.reference.clone()));
+    let vs = reference.map(|n| format!("vs {}", escape(&n))).unwrap_or_else(|| "vs reference".to_string());
+    let _ = writeln!(
+        h,
+        "<div class=\"scroll\"><table class=\"costs\">\n<thead><tr><th>strategy</th><th>difference {vs}</th>\
+         <th>paired bootstrap p</th><th>McNemar p</th><th>train time</th><th>peak memory</th>\
+         <th>trainable params</th></tr></thead>\n<tbody>"
+    );
+    for s in &r.strategies {
+        let _ = write!(h, "<tr><th>{}</th>", escape(&s.name));
         match &s.vs_reference {
             Some(t) => {
+                // The metric is named in the cell only when it is not the primary one.
+                let named = if t.metric == r.primary_metric {
+                    String::new()
+                } else {
+                    format!("{} ", escape(&t.metric))
+                };
                 let _ = write!(
                     h,
-                    "<td>{} {}</td><td>{}</td><td>{}</td>",
-                    escape(&t.metric),
+                    "<td>{named}{}</td><td>{}</td><td>{}</td>",
                     signed_interval(&t.diff),
-                    p_value(t.paired_p),
-                    p_value(t.mcnemar_p)
+                    escape(&p_value(t.paired_p)),
+                    escape(&p_value(t.mcnemar_p))
                 );
             }
-            None => h.push_str("<td class=\"na\">reference</td><td class=\"na\">—</td><td class=\"na\">—</td>"),
+            None => {
+                h.push_str("<td class=\"na\">reference</td><td class=\"na\">—</td><td class=\"na\">—</td>")
+            }
         }
         let _ = writeln!(
             h,
@@ -160,8 +191,12 @@ pub(crate) fn metrics_table(r: &CompareResults) -> String {
             count(s.trainable_params)
         );
     }
-    h.push_str("</tbody></table></div>\n<p class=\"note\">Each cell: point estimate [95% interval] over the \
-                pooled test items; bold: best in its column. Differences are paired on the same items.</p>\n");
+    let _ = writeln!(
+        h,
+        "</tbody></table></div>\n<p class=\"note\">Differences are paired on the same test items: this \
+         strategy minus the reference, in {}, with a 95% paired-bootstrap interval.</p>",
+        escape(&r.primary_metric)
+    );
     h
 }
 
@@ -191,7 +226,10 @@ pub(crate) fn confusion(r: &CompareResults) -> Result<String> {
             }
         }
         let title = if mats.len() > 1 { format!("{} ({} runs)", s.name, mats.len()) } else { s.name.clone() };
-        h.push_str(&format!("<figure class=\"small\">{}</figure>\n", plots::confusion_heatmap(&title, &r.classes, &sum)?));
+        h.push_str(&format!(
+            "<figure class=\"small\">{}</figure>\n",
+            plots::confusion_heatmap(&title, &r.classes, &sum)?
+        ));
     }
     Ok(if h.is_empty() {
         empty("No confusion matrices were recorded.")
@@ -210,9 +248,10 @@ pub(crate) fn roc(r: &CompareResults) -> Result<String> {
             "<figure>{svg}<figcaption>Faint lines: single runs; bold: their vertical average. AUC: mean over \
              runs.</figcaption></figure>\n"
         ),
-        None if r.classes.len() != 2 => {
-            empty(&format!("ROC curves are drawn for binary tasks; this task has {} classes.", r.classes.len()))
-        }
+        None if r.classes.len() != 2 => empty(&format!(
+            "ROC curves are drawn for binary tasks; this task has {} classes.",
+            r.classes.len()
+        )),
         None => empty("No ROC curves were recorded."),
     })
 }
@@ -234,7 +273,11 @@ pub(crate) fn retention(r: &CompareResults) -> Result<String> {
             interval(&x.after),
             {
                 let d = x.after.point - x.before.point;
-                if d.is_finite() && d >= 0.0 { format!("+{}", num(d)) } else { num(d) }
+                if d.is_finite() && d >= 0.0 {
+                    format!("+{}", num(d))
+                } else {
+                    num(d)
+                }
             }
         );
     }
