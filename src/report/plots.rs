@@ -74,12 +74,15 @@ fn mean_by_step(runs: &[Vec<(f64, f64)>]) -> Vec<(f64, f64)> {
     acc.into_iter().map(|(x, (s, n))| (x as f64, s / n as f64)).collect()
 }
 
+/// Curves to draw: strategy index (its colour), name, and one `(step, value)` list per run.
+type Lines<'a> = Vec<(usize, &'a str, Vec<Vec<(f64, f64)>>)>;
+
 /// One panel of the learning-curve figure: every seed faint, their mean bold.
 fn curve_panel(
     area: &DrawingArea<SVGBackend<'_>, Shift>,
     title: &str,
     y_desc: &str,
-    lines: &[(usize, &str, Vec<Vec<(f64, f64)>>)],
+    lines: &Lines<'_>,
     legend_at: SeriesLabelPosition,
 ) -> Result<()> {
     let all = || lines.iter().flat_map(|(_, _, runs)| runs.iter().flatten());
@@ -129,7 +132,6 @@ fn curve_panel(
 /// Validation `metric` (left) and training loss (right) against the step, one colour per
 /// strategy: each seed faint, the mean over seeds bold. `None` when no run has a curve.
 pub fn learning_curves(strategies: &[StrategyResult], metric: &str) -> Result<Option<String>> {
-    type Lines<'a> = Vec<(usize, &'a str, Vec<Vec<(f64, f64)>>)>;
     let pick = |f: fn(&super::results::CurvePoint) -> Option<f64>| -> Lines<'_> {
         strategies
             .iter()
@@ -167,7 +169,6 @@ pub fn learning_curves(strategies: &[StrategyResult], metric: &str) -> Result<Op
         ]
         .into_iter()
         .filter(|(_, _, l)| !l.is_empty())
-        .map(|(t, d, l)| (t, d, l))
         .collect();
         let areas = if panels.len() == 2 {
             let (a, b) = root.split_horizontally(w / 2);
