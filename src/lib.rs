@@ -32,6 +32,7 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod report;
 pub mod run;
 pub mod tensor;
 pub mod train;
