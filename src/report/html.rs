@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use super::escape::escape;
-use super::results::{write_atomic, CompareResults};
+use super::results::CompareResults;
 use super::sections;
 use crate::error::{Error, Result};
 
@@ -114,6 +114,6 @@ pub fn write_report(r: &CompareResults, dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     r.save_json(&dir.join(RESULTS_JSON))?;
     let path = dir.join(REPORT_HTML);
-    write_atomic(&path, html.as_bytes())?;
+    crate::train::checkpoint::replace_atomically(&path, html.as_bytes())?;
     Ok(path)
 }

@@ -223,7 +223,7 @@ impl CompareResults {
         self.validate()?;
         let json = serde_json::to_string_pretty(self)
             .map_err(|e| Error::arg("CompareResults::save_json", format!("{}: {e}", path.display())))?;
-        write_atomic(path, json.as_bytes())
+        crate::train::checkpoint::replace_atomically(path, json.as_bytes())
     }
 
     /// Reads a results.json. Malformed JSON is a `Format` error with the 1-based line;
@@ -324,13 +324,4 @@ impl CompareResults {
         }
         None
     }
-}
-
-/// Writes `bytes` to `path` through a synced temporary file and a rename (the checkpoint
-/// writer's), with a bare file name taken as relative to the current folder: its parent is
-/// then "", which cannot be opened to sync the rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let bare = path.parent().is_some_and(|p| p.as_os_str().is_empty());
-    let path = if bare { Path::new(".").join(path) } else { path.to_path_buf() };
-    crate::train::checkpoint::replace_atomically(&path, bytes)
 }

@@ -166,7 +166,8 @@ fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Replace `path` atomically: write a sibling temporary, fsync, rename, fsync the parent.
 pub fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let parent = path.parent().unwrap_or(Path::new("."));
+    // A bare file name has the parent "", which cannot be opened to fsync: use ".".
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = parent.join(format!("{TMP_PREFIX}{name}"));
     write_synced(&tmp, bytes)?;
