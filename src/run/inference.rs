@@ -8,7 +8,6 @@ use crate::data::labels::LabelMap;
 use crate::data::tokenize::{check_ids, TextTokenizer};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::models::bert::BertInput;
 use crate::models::decoder::{generate, Generate};
 use crate::models::zoo::{self, AnyModel, ModelKind};
 use crate::nn::Mode;
@@ -101,7 +100,7 @@ impl Trained {
         let _g = self.engine.no_grad();
         let s = spec.size as usize;
         let mut out = Vec::with_capacity(paths.len());
-        for chunk in paths.chunks(super::tasks::EVAL_BATCH) {
+        for chunk in paths.chunks(super::tasks::IMAGE_EVAL_BATCH) {
             let mut flat = Vec::with_capacity(chunk.len() * 3 * s * s);
             for p in chunk {
                 flat.extend(eval_transform(&decode(p, &ImageLimits::default())?, spec));
@@ -124,13 +123,7 @@ impl Trained {
             let items: Vec<(&str, Option<&str>)> = chunk.iter().map(|t| (t.as_str(), None)).collect();
             let b = tok.encode_batch(&items, self.recipe.data.max_len)?;
             check_ids(&b.ids, bert.config.vocab_size, "token ids")?;
-            let input = BertInput {
-                ids: &b.ids,
-                type_ids: Some(&b.type_ids),
-                attention_mask: Some(&b.mask),
-                batch: b.batch,
-                seq: b.seq,
-            };
+            let input = super::tasks::text::bert_input(&b);
             out.extend(self.softmax_rows(&self.model.classify_text(&input, Mode::EVAL)?)?);
         }
         Ok(out)

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{classification_report, probabilities, regularised, EVAL_BATCH};
+use super::{classification_report, probabilities, regularised, IMAGE_EVAL_BATCH};
 use crate::data::image::{decode, eval_transform, train_transform, Augment, ImageLimits, ImageSpec};
 use crate::data::image_folder::ImageItem;
 use crate::engine::Engine;
@@ -103,7 +103,7 @@ impl ImageTask {
     fn predict_inputs(&self, inputs: &[Vec<f32>], labels: Vec<usize>) -> Result<Predictions> {
         let _g = self.engine.no_grad();
         let mut probs = Vec::with_capacity(inputs.len() * self.classes);
-        for chunk in inputs.chunks(EVAL_BATCH) {
+        for chunk in inputs.chunks(IMAGE_EVAL_BATCH) {
             let logits = self.model.classify_images(&self.batch(chunk)?, Mode::EVAL)?;
             probs.extend(probabilities(&logits)?);
         }

@@ -100,12 +100,7 @@ impl Task for LmTask {
     }
 
     fn loss(&mut self, items: &[usize], mode: Mode) -> Result<Tensor> {
-        let blocks = items
-            .iter()
-            .map(|&i| {
-                self.train.get(i).ok_or_else(|| Error::arg("lm task", format!("block {i} out of range")))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let blocks = super::pick(&self.train, items, "lm task")?;
         let (ids, t) = self.gather(&blocks)?;
         let n = blocks.len();
         let lm = self.model.causal_lm(mode)?;

@@ -16,6 +16,17 @@ use crate::tensor::Tensor;
 use crate::train::driver::{Metrics, Task};
 use crate::train::l2sp::L2Sp;
 
+/// A padded batch as BERT's input.
+pub fn bert_input(b: &TextBatch) -> BertInput<'_> {
+    BertInput {
+        ids: &b.ids,
+        type_ids: Some(&b.type_ids),
+        attention_mask: Some(&b.mask),
+        batch: b.batch,
+        seq: b.seq,
+    }
+}
+
 /// A classifier of texts (or text pairs) into `classes`.
 pub struct TextTask {
     pub engine: Engine,
@@ -75,14 +86,7 @@ impl TextTask {
     }
 
     fn logits(&self, b: &TextBatch, mode: Mode) -> Result<Tensor> {
-        let input = BertInput {
-            ids: &b.ids,
-            type_ids: Some(&b.type_ids),
-            attention_mask: Some(&b.mask),
-            batch: b.batch,
-            seq: b.seq,
-        };
-        self.model.classify_text(&input, mode)
+        self.model.classify_text(&bert_input(b), mode)
     }
 
     /// Class probabilities of `items` (evaluation mode, no tape); unlabelled items get label 0.
@@ -116,12 +120,7 @@ impl Task for TextTask {
     }
 
     fn loss(&mut self, items: &[usize], mode: Mode) -> Result<Tensor> {
-        let chosen = items
-            .iter()
-            .map(|&i| {
-                self.train.get(i).ok_or_else(|| Error::arg("text task", format!("item {i} out of range")))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let chosen = super::pick(&self.train, items, "text task")?;
         let labels: Vec<u32> = chosen.iter().map(|t| t.label.unwrap_or(0) as u32).collect();
         let b = self.encode(&chosen)?;
         let logits = self.logits(&b, mode)?;
