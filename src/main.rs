@@ -1,4 +1,4 @@
-//! The `whet` command line: `train RECIPE.toml`, `eval RUN_DIR`, `predict RUN_DIR INPUT...`,
+//! The `whet` command line: `train RECIPE.toml`, `compare RECIPE.toml`, `eval RUN_DIR`, `predict RUN_DIR INPUT...`,
 //! `inspect CHECKPOINT` and `devices`. Every command has `--help`.
 
 mod cli;
@@ -31,6 +31,24 @@ enum Command {
         /// data.max_skipped).
         #[arg(long)]
         skip_bad: bool,
+        /// No progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run the recipe under several fine-tuning strategies (full fine-tune, linear probe, LP-FT,
+    /// gradual unfreezing, layer-wise LR, L2-SP, the recipe as written) × seeds, all tested on the
+    /// same items, and write results.json + a self-contained report.html with paired tests.
+    Compare {
+        recipe: std::path::PathBuf,
+        /// Output folder (default: <output dir>/compare).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Strategies to run, comma separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        strategies: Vec<String>,
+        /// Training seeds, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "0")]
+        seeds: Vec<u64>,
         /// No progress bars.
         #[arg(long)]
         quiet: bool,
@@ -83,6 +101,9 @@ fn main() -> ExitCode {
                 Ok(code) => return ExitCode::from(code),
                 Err(e) => Err(e),
             }
+        }
+        Command::Compare { recipe, out, strategies, seeds, quiet } => {
+            cli::compare::compare(&recipe, out.as_deref(), &strategies, &seeds, quiet)
         }
         Command::Eval { run, test, bootstrap } => cli::train::eval(&run, test.as_deref(), bootstrap),
         Command::Predict { run, inputs, top, max_new_tokens } => {

@@ -249,3 +249,45 @@ fn every_command_has_help() {
         assert!(String::from_utf8_lossy(&o.stdout).contains("Usage"), "{cmd}");
     }
 }
+
+#[test]
+fn compare_runs_strategies_and_seeds_into_a_report() {
+    let Some(w) = weights() else { return };
+    if !has_gpu() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    image_folder(&data, 6);
+    let r = recipe(tmp.path(), &w, &data, "epochs = 2");
+    let out_dir = tmp.path().join("cmp");
+    let o = whet()
+        .args([
+            "compare",
+            r.to_str().unwrap(),
+            "--quiet",
+            "--seeds",
+            "0,1",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .args(["--strategies", "full fine-tune,linear probe"])
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    for s in ["full fine-tune", "linear probe", "untuned", "report:"] {
+        assert!(out.contains(s), "{s} missing: {out}");
+    }
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
+    let strategies = results["strategies"].as_array().unwrap();
+    assert_eq!(strategies.len(), 3, "{results}");
+    assert_eq!(strategies[0]["runs"].as_array().unwrap().len(), 2, "two seeds");
+    assert!(strategies[1]["vs_reference"]["paired_p"].is_number(), "paired test vs full fine-tune");
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("linear probe") && html.contains("<svg"), "report lacks strategies or plots");
+    // An unknown strategy is an error listing the known ones.
+    let o = whet().args(["compare", r.to_str().unwrap(), "--strategies", "magic"]).output().unwrap();
+    assert!(!o.status.success() && text(&o).contains("known:"), "{}", text(&o));
+}

@@ -14,6 +14,7 @@
 //!   log.csv, log.jsonl, checkpoints/   (written by the driver)
 //! ```
 
+pub mod compare;
 pub mod export;
 pub mod inference;
 pub mod prepare;
@@ -62,6 +63,28 @@ pub struct Outcome {
     pub sample: Option<String>,
     pub exported: export::Exported,
     pub skipped_items: Vec<String>,
+    /// Test-split class probabilities of the untuned and the fine-tuned model (classifiers).
+    pub baseline_predictions: Option<Predictions>,
+    pub test_predictions: Option<Predictions>,
+    /// Parameters that trained at the end of the run.
+    pub trainable_params: u64,
+    /// Peak device memory of the run (the engine's buffer pool).
+    pub peak_bytes: u64,
+}
+
+/// Evaluate the held-out split, keeping a classifier's predictions for paired comparisons.
+fn held_out(
+    prep: &mut Prepared,
+    name: &str,
+    resamples: usize,
+    seed: u64,
+) -> Result<(Option<Evaluation>, Option<Predictions>)> {
+    match prep.test_predictions()? {
+        Some(p) => {
+            Ok((Some(evaluation(&format!("{name} ({})", prep.test_split()), &p, resamples, seed)?), Some(p)))
+        }
+        None => Ok((prep.test_evaluation(name, resamples, seed)?, None)),
+    }
 }
 
 /// Interval level of every reported metric.
@@ -87,7 +110,9 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
     }
     let resamples = recipe.output.bootstrap.max(1);
     let seed = recipe.train.seed;
-    let baseline = if opts.baseline { prep.test_evaluation("baseline", resamples, seed)? } else { None };
+    engine.reset_peak();
+    let (baseline, baseline_predictions) =
+        if opts.baseline { held_out(&mut prep, "baseline", resamples, seed)? } else { (None, None) };
 
     let mut driver =
         Driver::new(engine, prep.driver_config(recipe, opts.progress), prep.optim_config(recipe)?)?;
@@ -102,6 +127,10 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
             sample: None,
             exported: export::Exported { path: dir, tensors: Default::default() },
             skipped_items: prep.skipped,
+            baseline_predictions,
+            test_predictions: None,
+            trainable_params: 0,
+            peak_bytes: engine.stats().peak_bytes,
         });
     }
     // Evaluate and export the best validated weights, not merely the last.
@@ -110,11 +139,24 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
             crate::train::driver::restore_params(prep.task.as_task().params_mut(), &best)?;
         }
     }
-    let test = prep.test_evaluation("test", resamples, seed)?;
+    let (test, test_predictions) = held_out(&mut prep, "test", resamples, seed)?;
     let sample = prep.sample(recipe)?;
     let exported = prep.export(&dir.join("model"))?;
     write_metrics(&dir, &summary, baseline.as_ref(), test.as_ref(), sample.as_deref())?;
-    Ok(Outcome { dir, summary, baseline, test, sample, exported, skipped_items: prep.skipped })
+    let trainable_params = prep.task.as_task().params().count(true) as u64;
+    Ok(Outcome {
+        dir,
+        summary,
+        baseline,
+        test,
+        sample,
+        exported,
+        skipped_items: prep.skipped,
+        baseline_predictions,
+        test_predictions,
+        trainable_params,
+        peak_bytes: engine.stats().peak_bytes,
+    })
 }
 
 fn write_metrics(

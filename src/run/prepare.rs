@@ -73,7 +73,10 @@ pub struct Prepared {
 pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
     let kind: ModelKind = recipe.model.kind.parse()?;
     let d = &recipe.data;
-    let seed = recipe.train.seed;
+    // Splits and subsets follow `data.split_seed` (default: the training seed), so runs with
+    // different training seeds can share one test set (paired comparisons).
+    let seed = d.split_seed.unwrap_or(recipe.train.seed);
+    let init_seed = recipe.train.seed;
     let policy = SkipPolicy { skip_bad: d.skip_bad, max_skipped: d.max_skipped };
     let mut skipped = Vec::new();
     let (task, labels, test, test_split, report, tokenizer) = match d.kind {
@@ -88,7 +91,7 @@ pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
             let folder = ImageFolder::open(&d.train, &opts)?;
             skipped.extend(folder.skipped.iter().map(|s| s.to_string()));
             let classes = folder.labels.len();
-            let (model, report) = zoo::load(engine, &recipe.model.path, kind, Some(classes), seed)?;
+            let (model, report) = zoo::load(engine, &recipe.model.path, kind, Some(classes), init_seed)?;
             let mut spec = model.image_spec().ok_or_else(|| {
                 Error::arg("recipe", format!("model.kind '{}' is not an image model", recipe.model.kind))
             })?;
@@ -159,14 +162,14 @@ pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
                 subset(test, label_of, d.limit_test.or(d.limit_eval), seed)?
             };
             let classes = labels.len();
-            let (model, report) = zoo::load(engine, &recipe.model.path, kind, Some(classes), seed)?;
+            let (model, report) = zoo::load(engine, &recipe.model.path, kind, Some(classes), init_seed)?;
             let tok = tokenizer_for(recipe)?;
             let mut t = TextTask::new(engine, model, tok.clone(), train, val, classes, d.max_len)?;
             t.label_smoothing = recipe.train.label_smoothing;
             (TaskBox::Text(t), Some(labels), TestSet::Texts(test), split, report, Some(tok))
         }
         DataKind::Corpus => {
-            let (model, report) = zoo::load(engine, &recipe.model.path, kind, None, seed)?;
+            let (model, report) = zoo::load(engine, &recipe.model.path, kind, None, init_seed)?;
             let tok = tokenizer_for(recipe)?;
             let corpus = crate::data::corpus::Corpus::open(&d.train, &tok)?;
             let (mut train, val) = corpus.split(d.max_len, d.val_ratio);
@@ -367,17 +370,30 @@ impl Prepared {
         c
     }
 
-    /// Metrics with intervals on the held-out split (`None` when there is none).
-    pub fn test_evaluation(&mut self, name: &str, resamples: usize, seed: u64) -> Result<Option<Evaluation>> {
-        let split = format!("{name} ({})", self.test_split);
+    /// "test", or "val" when the data has no test split and validation stands in.
+    pub fn test_split(&self) -> &'static str {
+        self.test_split
+    }
+
+    /// Class probabilities on the held-out split (classifiers; `None` otherwise).
+    pub fn test_predictions(&mut self) -> Result<Option<crate::eval::Predictions>> {
         match (&mut self.task, &self.test) {
             (TaskBox::Image(t), TestSet::Images(items)) if !items.is_empty() => {
                 let items = items.clone();
-                Ok(Some(evaluation(&split, &t.predict(&items)?, resamples, seed)?))
+                Ok(Some(t.predict(&items)?))
             }
-            (TaskBox::Text(t), TestSet::Texts(items)) if !items.is_empty() => {
-                Ok(Some(evaluation(&split, &t.predict(items)?, resamples, seed)?))
-            }
+            (TaskBox::Text(t), TestSet::Texts(items)) if !items.is_empty() => Ok(Some(t.predict(items)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Metrics with intervals on the held-out split (`None` when there is none).
+    pub fn test_evaluation(&mut self, name: &str, resamples: usize, seed: u64) -> Result<Option<Evaluation>> {
+        let split = format!("{name} ({})", self.test_split);
+        if let Some(p) = self.test_predictions()? {
+            return Ok(Some(evaluation(&split, &p, resamples, seed)?));
+        }
+        match (&mut self.task, &self.test) {
             (TaskBox::Lm(t), TestSet::Blocks(blocks)) if !blocks.is_empty() => {
                 // Per-block losses, resampled: an interval on perplexity over held-out text.
                 let losses: Vec<f64> =

@@ -98,6 +98,10 @@ pub struct DataSection {
     /// At most this many test items.
     #[serde(default)]
     pub limit_test: Option<usize>,
+    /// Seed of the splits and subsets (default: `train.seed`); fixed across seeds by `whet
+    /// compare` so every run is tested on the same items.
+    #[serde(default)]
+    pub split_seed: Option<u64>,
     /// List and skip bad items instead of failing before step 1.
     #[serde(default)]
     pub skip_bad: bool,
