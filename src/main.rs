@@ -35,9 +35,10 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Run the recipe under several fine-tuning strategies (full fine-tune, linear probe, LP-FT,
-    /// gradual unfreezing, layer-wise LR, L2-SP, the recipe as written) × seeds, all tested on the
-    /// same items, and write results.json + a self-contained report.html with paired tests.
+    /// Run the recipe under several fine-tuning strategies (from scratch, full fine-tune, linear
+    /// probe, LP-FT, gradual unfreezing, frozen lower half, layer-wise LR, L2-SP, LwF and EWC with
+    /// a [source] task, LoRA, the recipe as written) × seeds (× folds), all tested on the same
+    /// items, and write results.json + a self-contained report.html with paired tests.
     Compare {
         recipe: std::path::PathBuf,
         /// Output folder (default: <output dir>/compare).
@@ -49,6 +50,23 @@ enum Command {
         /// Training seeds, comma separated.
         #[arg(long, value_delimiter = ',', default_value = "0")]
         seeds: Vec<u64>,
+        /// Stratified k-fold cross-validation instead of the recipe's hold-out split.
+        #[arg(long)]
+        folds: Option<usize>,
+        /// Also sweep learning rate × frozen depth (short runs scored on validation): a heat map.
+        #[arg(long)]
+        sweep: bool,
+        /// Pick frozen depth and learning rate from the sweep's short probe runs, train that
+        /// configuration in full as strategy "auto", and say why it was chosen.
+        #[arg(long)]
+        auto: bool,
+        /// Learning rates of the sweep, comma separated (default: the recipe's × 0.3, 1, 3).
+        #[arg(long, value_delimiter = ',')]
+        sweep_lrs: Vec<f64>,
+        /// Frozen depths of the sweep (blocks frozen from the bottom), comma separated
+        /// (default: none, half, all but the head).
+        #[arg(long, value_delimiter = ',')]
+        sweep_depths: Vec<usize>,
         /// No progress bars.
         #[arg(long)]
         quiet: bool,
@@ -102,8 +120,24 @@ fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
-        Command::Compare { recipe, out, strategies, seeds, quiet } => {
-            cli::compare::compare(&recipe, out.as_deref(), &strategies, &seeds, quiet)
+        Command::Compare {
+            recipe,
+            out,
+            strategies,
+            seeds,
+            folds,
+            sweep,
+            auto,
+            sweep_lrs,
+            sweep_depths,
+            quiet,
+        } => {
+            let sweep = (sweep || auto).then_some(whet::run::sweep::SweepOptions {
+                lrs: sweep_lrs,
+                depths: sweep_depths,
+                auto,
+            });
+            cli::compare::compare(&recipe, out.as_deref(), &strategies, &seeds, folds, sweep, quiet)
         }
         Command::Eval { run, test, bootstrap } => cli::train::eval(&run, test.as_deref(), bootstrap),
         Command::Predict { run, inputs, top, max_new_tokens } => {

@@ -13,6 +13,8 @@ pub fn compare(
     out: Option<&Path>,
     strategies: &[String],
     seeds: &[u64],
+    folds: Option<usize>,
+    sweep: Option<whet::run::sweep::SweepOptions>,
     quiet: bool,
 ) -> whet::Result<()> {
     let recipe = Recipe::load(recipe_path)?;
@@ -24,6 +26,8 @@ pub fn compare(
     let opts = CompareOptions {
         only: strategies.to_vec(),
         seeds: seeds.to_vec(),
+        folds,
+        sweep,
         out_dir: out_dir.clone(),
         progress: !quiet,
     };
@@ -45,6 +49,33 @@ pub fn compare(
             format!("{:+.4} [{:+.4}, {:+.4}] p={:.3}", p.diff.point, p.diff.lo, p.diff.hi, p.paired_p)
         });
         println!("{:<22}{v:>30}{d:>34}{:>10.1}", s.name, s.train_secs);
+    }
+    if let Some(sw) = &r.sweep {
+        println!("sweep ({} on validation; rows: frozen depth, columns: learning rate):", sw.metric);
+        print!("{:>8}", "depth");
+        for lr in &sw.lrs {
+            print!("{lr:>10.1e}");
+        }
+        println!();
+        for (i, d) in sw.depths.iter().enumerate() {
+            print!("{d:>8}");
+            for j in 0..sw.lrs.len() {
+                match sw.values.get(i * sw.lrs.len() + j).copied().flatten() {
+                    Some(v) => print!("{v:>10.4}"),
+                    None => print!("{:>10}", "-"),
+                }
+            }
+            println!();
+        }
+    }
+    if let Some(a) = &r.auto {
+        println!("auto: frozen depth {}, lr {:.1e}: {}", a.depth, a.lr, a.reason);
+    }
+    for k in &r.retention {
+        println!(
+            "retention of {} under {}: {:.4} -> {:.4} [{:.4}, {:.4}]",
+            k.source_task, k.strategy, k.before.point, k.after.point, k.after.lo, k.after.hi
+        );
     }
     println!("report: {}", out_dir.join(whet::report::html::REPORT_HTML).display());
     Ok(())

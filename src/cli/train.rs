@@ -52,6 +52,10 @@ pub fn train(
         (None, Some(t)) => super::print_table(&[("fine-tuned", t)]),
         _ => {}
     }
+    if let Some(r) = &outcome.retention {
+        println!("source task retained ({}, {} items):", r.source, r.before.items);
+        super::print_table(&[("before", &r.before), ("after", &r.after)]);
+    }
     if let Some(sample) = &outcome.sample {
         println!("sample:\n{sample}");
     }

@@ -29,6 +29,9 @@ pub struct Interval {
 }
 
 impl Interval {
+    /// Nothing measured (shown as "n/a" in reports).
+    pub const NAN: Interval = Interval { point: f64::NAN, lo: f64::NAN, hi: f64::NAN, level: f64::NAN };
+
     /// Whether `v` lies in `[lo, hi]`.
     pub fn contains(&self, v: f64) -> bool {
         self.lo <= v && v <= self.hi

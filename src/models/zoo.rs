@@ -220,6 +220,14 @@ impl AnyModel {
         }
     }
 
+    /// BERT's whole output (hidden states, pooled features, logits) of a tokenised batch.
+    pub fn text_outputs(&self, input: &BertInput, mode: Mode) -> Result<crate::models::bert::BertOutput> {
+        match self {
+            AnyModel::Bert(m) => m.forward(input, mode),
+            _ => Err(Error::arg("text_outputs", format!("{:?} is not a text encoder", self.kind()))),
+        }
+    }
+
     /// The model as a causal LM running in `mode` (dropout seeds for training).
     pub fn causal_lm(&mut self, mode: Mode) -> Result<&dyn CausalLm> {
         match self {

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::eval::{self, Predictions};
-use crate::report::results::{CompareResults, CurvePoint, PairedTest, RocCurve, SeedRun, StrategyResult};
+use crate::eval::{self, Interval, Predictions};
+use crate::report::results::{
+    CompareResults, CurvePoint, PairedTest, Retention, RocCurve, SeedRun, StrategyResult,
+};
 use crate::train::stop::StopFlag;
 
 use super::{Outcome, Recipe, RunOptions, LEVEL};
@@ -19,6 +21,42 @@ pub struct Strategy {
     pub name: &'static str,
     pub description: &'static str,
     pub apply: fn(&mut Recipe),
+    /// Whether it makes sense for this recipe (LwF and EWC need a `[source]` task, LoRA a
+    /// transformer); the default matrix leaves out the rest.
+    pub applies: fn(&Recipe) -> bool,
+}
+
+fn always(_: &Recipe) -> bool {
+    true
+}
+
+fn has_source(r: &Recipe) -> bool {
+    r.source.is_some()
+}
+
+fn is_transformer(r: &Recipe) -> bool {
+    matches!(r.model.kind.as_str(), "bert" | "gpt2" | "llama")
+}
+
+/// Full fine-tuning, the base every other strategy changes one thing of.
+fn full(r: &mut Recipe) {
+    r.train.plan = "full".into();
+    r.train.freeze.clear();
+    r.train.lora = None;
+    r.train.lwf = None;
+    r.train.ewc = None;
+    r.train.l2sp = None;
+    r.train.layer_decay = None;
+    r.train.discriminative = None;
+}
+
+/// The attention projections LoRA adapts, by architecture (query and value, as Hu et al.).
+fn lora_targets(kind: &str) -> &'static str {
+    match kind {
+        "gpt2" => "*.attn.c_attn.weight",
+        "llama" => "*self_attn.{q_proj,v_proj}.weight",
+        _ => "*.attention.self.{query,value}.weight",
+    }
 }
 
 /// The reference every other strategy is tested against.
@@ -30,60 +68,118 @@ pub fn strategies() -> Vec<Strategy> {
         Strategy {
             name: REFERENCE,
             description: "every parameter trains (the recipe's own freezing removed)",
+            apply: full,
+            applies: always,
+        },
+        Strategy {
+            name: "from scratch",
+            description:
+                "the same architecture and recipe with every weight drawn afresh: what pretraining is worth",
             apply: |r| {
-                r.train.plan = "full".into();
-                r.train.freeze.clear();
-                r.train.lora = None;
+                full(r);
+                r.model.init = "scratch".into();
             },
+            applies: always,
         },
         Strategy {
             name: "linear probe",
             description: "only the new head trains; the pretrained body is a fixed feature extractor",
             apply: |r| {
+                full(r);
                 r.train.plan = "linear-probe".into();
-                r.train.lora = None;
             },
+            applies: always,
         },
         Strategy {
             name: "LP-FT",
             description:
                 "the head alone for the first half of the epochs, then everything (Kumar et al. 2022)",
             apply: |r| {
+                full(r);
                 r.train.plan = "lp-ft".into();
-                r.train.freeze.clear();
                 r.train.probe_epochs = (r.train.epochs / 2).max(1);
             },
+            applies: always,
         },
         Strategy {
             name: "gradual unfreezing",
             description: "the head first, then one more depth from the top every epoch (ULMFiT)",
             apply: |r| {
+                full(r);
                 r.train.plan = "gradual".into();
-                r.train.freeze.clear();
                 r.train.unfreeze_every = 1;
             },
+            applies: always,
+        },
+        Strategy {
+            name: "freeze lower half",
+            description: "the embeddings / stem and the lower half of the blocks stay frozen",
+            apply: |r| {
+                full(r);
+                r.train.freeze = vec![format!("depth:0-{}", LOWER_HALF)];
+            },
+            applies: always,
         },
         Strategy {
             name: "layer-wise LR",
             description: "full fine-tuning with the learning rate decayed 0.8x per depth below the head",
             apply: |r| {
-                r.train.plan = "full".into();
-                r.train.freeze.clear();
+                full(r);
                 r.train.layer_decay = Some(0.8);
             },
+            applies: always,
         },
         Strategy {
             name: "L2-SP",
             description: "full fine-tuning pulled toward the pretrained weights (alpha 0.01, beta 0.001)",
             apply: |r| {
-                r.train.plan = "full".into();
-                r.train.freeze.clear();
+                full(r);
                 r.train.l2sp = Some([0.01, 0.001]);
             },
+            applies: always,
         },
-        Strategy { name: "recipe", description: "the recipe exactly as written", apply: |_| {} },
+        Strategy {
+            name: "LwF",
+            description:
+                "full fine-tuning that keeps the source head's outputs on the new inputs (KL at T = 2)",
+            apply: |r| {
+                full(r);
+                r.train.lwf = Some(super::recipe::LwfSection { weight: 1.0, temperature: 2.0 });
+            },
+            applies: has_source,
+        },
+        Strategy {
+            name: "EWC",
+            description:
+                "full fine-tuning anchored by the source task's diagonal Fisher (lambda 1e5, 64 items)",
+            apply: |r| {
+                full(r);
+                r.train.ewc = Some(super::recipe::EwcSection { lambda: 1e5, items: 64 });
+            },
+            applies: has_source,
+        },
+        Strategy {
+            name: "LoRA",
+            description: "rank-8 adapters on the attention query/value projections; the base stays frozen",
+            apply: |r| {
+                full(r);
+                let targets = lora_targets(&r.model.kind).to_string();
+                r.train.lora = Some(super::recipe::LoraSection { rank: 8, alpha: 16.0, targets });
+            },
+            applies: is_transformer,
+        },
+        Strategy {
+            name: "recipe",
+            description: "the recipe exactly as written",
+            apply: |_| {},
+            applies: always,
+        },
     ]
 }
+
+/// "Lower half" for `freeze lower half`: depths 0..=3 freeze the embeddings and three of
+/// MiniLM's six layers, or the stem and the first three stages of a ResNet.
+const LOWER_HALF: usize = 3;
 
 /// What to compare.
 #[derive(Debug, Clone)]
@@ -91,6 +187,11 @@ pub struct CompareOptions {
     /// Strategy names (see [`strategies`]); all when empty.
     pub only: Vec<String>,
     pub seeds: Vec<u64>,
+    /// Stratified k-fold cross-validation: every (seed, fold) run starts again from the
+    /// pretrained weights and is tested on its own fold; the folds' predictions are pooled.
+    pub folds: Option<usize>,
+    /// The learning rate × frozen depth sweep (and `--auto`), when asked for.
+    pub sweep: Option<super::sweep::SweepOptions>,
     pub out_dir: PathBuf,
     pub progress: bool,
 }
@@ -140,6 +241,189 @@ fn pooled(ps: &[Predictions]) -> Result<Option<Predictions>> {
     Ok(Some(Predictions::new(probs, labels, first.classes)?))
 }
 
+/// The strategies to run: the ones named, or every one that applies to `recipe`.
+fn chosen<'a>(all: &'a [Strategy], recipe: &Recipe, only: &[String]) -> Result<Vec<&'a Strategy>> {
+    for name in only {
+        let Some(s) = all.iter().find(|s| s.name.eq_ignore_ascii_case(name)) else {
+            let known: Vec<&str> = all.iter().map(|s| s.name).collect();
+            return Err(Error::arg(
+                "compare",
+                format!("unknown strategy '{name}' (known: {})", known.join(", ")),
+            ));
+        };
+        if !(s.applies)(recipe) {
+            return Err(Error::arg(
+                "compare",
+                format!("strategy '{}' does not apply to this recipe ({})", s.name, s.description),
+            ));
+        }
+    }
+    Ok(all
+        .iter()
+        .filter(|s| {
+            if only.is_empty() {
+                (s.applies)(recipe)
+            } else {
+                only.iter().any(|n| n.eq_ignore_ascii_case(s.name))
+            }
+        })
+        .collect())
+}
+
+/// The (seed, fold) runs of one strategy, in the order their predictions are pooled.
+fn runs_of(opts: &CompareOptions) -> Vec<(u64, Option<usize>)> {
+    let folds: Vec<Option<usize>> = match opts.folds {
+        Some(k) => (0..k).map(Some).collect(),
+        None => vec![None],
+    };
+    opts.seeds.iter().flat_map(|&s| folds.iter().map(move |&f| (s, f))).collect()
+}
+
+/// What the strategies produced so far.
+struct Collector<'a> {
+    engine: &'a Engine,
+    recipe: &'a Recipe,
+    opts: &'a CompareOptions,
+    stop: &'a StopFlag,
+    metric: String,
+    resamples: usize,
+    split_seed: u64,
+    planned: Vec<(u64, Option<usize>)>,
+    results: Vec<StrategyResult>,
+    preds: BTreeMap<String, Vec<Predictions>>,
+    /// The untuned model on each fold's test items (one entry without folds).
+    untuned: Vec<(Outcome, Predictions)>,
+    retention: Vec<Retention>,
+    classes: Vec<String>,
+    /// Optimizer steps and parameter depths of the first run (sizes the sweep's probe runs).
+    first_steps: Option<u64>,
+    max_depth: usize,
+}
+
+impl Collector<'_> {
+    /// One training run of `r` (already changed by a strategy) at `seed` / `fold` into `dir`.
+    fn train(
+        &self,
+        mut r: Recipe,
+        seed: u64,
+        fold: Option<usize>,
+        dir: PathBuf,
+        baseline: bool,
+    ) -> Result<Outcome> {
+        r.train.seed = seed;
+        r.data.split_seed = Some(self.split_seed);
+        r.output.resume = false;
+        r.output.bootstrap = self.resamples;
+        r.output.dir = dir;
+        if let (Some(k), Some(f)) = (self.opts.folds, fold) {
+            r.data.folds = Some(k);
+            r.data.fold = Some(f);
+            r.data.test = None;
+            r.data.val = None;
+            r.data.test_ratio = 0.0;
+            r.output.dir = r.output.dir.join(format!("fold-{f}"));
+        }
+        let out =
+            super::train(self.engine, &r, self.stop, RunOptions { progress: self.opts.progress, baseline })?;
+        if self.stop.requested().is_some() {
+            return Err(Error::arg("compare", "interrupted; the finished runs are in the output folder"));
+        }
+        Ok(out)
+    }
+
+    /// Every (seed, fold) run of one strategy, pooled into its result.
+    fn strategy(&mut self, name: &str, description: &str, apply: &dyn Fn(&mut Recipe)) -> Result<()> {
+        let mut runs = Vec::new();
+        let mut kept: Vec<super::SourceRetention> = Vec::new();
+        let (mut secs, mut peak, mut trainable) = (0.0, 0u64, 0u64);
+        for (seed, fold) in self.planned.clone() {
+            let mut r = self.recipe.clone();
+            apply(&mut r);
+            let dir = self.opts.out_dir.join(slug(name)).join(format!("seed-{seed}"));
+            let baseline = self.results.is_empty() && seed == self.opts.seeds[0];
+            let out = self.train(r, seed, fold, dir, baseline)?;
+            if self.classes.is_empty() {
+                if let Ok(l) = crate::data::labels::LabelMap::load(&out.dir.join("labels.json")) {
+                    self.classes = l.names().to_vec();
+                }
+            }
+            self.first_steps.get_or_insert(out.summary.steps);
+            self.max_depth = self.max_depth.max(out.max_depth);
+            secs += out.summary.train_secs;
+            peak = peak.max(out.peak_bytes);
+            trainable = trainable.max(out.trainable_params);
+            let mut run = seed_run(seed, &out, out.test_predictions.as_ref(), &self.metric);
+            run.fold = fold;
+            runs.push(run);
+            if let Some(p) = out.test_predictions.clone() {
+                self.preds.entry(name.to_string()).or_default().push(p);
+            }
+            kept.extend(out.retention.clone());
+            if baseline {
+                if let Some(bp) = out.baseline_predictions.clone() {
+                    self.untuned.push((out, bp));
+                }
+            }
+        }
+        let metrics = match pooled(self.preds.get(name).map(Vec::as_slice).unwrap_or(&[]))? {
+            Some(p) => eval::bootstrap_metrics(&p, self.resamples, LEVEL, self.split_seed)?,
+            None => BTreeMap::new(),
+        };
+        if let Some(first) = kept.first() {
+            self.retention.push(Retention {
+                strategy: name.to_string(),
+                source_task: format!("{} ({} items)", first.source, first.before.items),
+                before: first.before.metrics.get("accuracy").copied().unwrap_or(Interval::NAN),
+                after: pooled_source(&kept, self.resamples, self.split_seed)?,
+            });
+        }
+        self.results.push(StrategyResult {
+            name: name.to_string(),
+            description: description.to_string(),
+            runs,
+            metrics,
+            vs_reference: None,
+            train_secs: secs / self.planned.len() as f64,
+            peak_bytes: peak,
+            trainable_params: trainable,
+        });
+        Ok(())
+    }
+
+    /// The pretrained model with its untrained head, on the same items: the floor.
+    fn untuned(&mut self) -> Result<()> {
+        if self.untuned.is_empty() {
+            return Ok(());
+        }
+        let fold_preds: Vec<Predictions> = self.untuned.iter().map(|(_, p)| p.clone()).collect();
+        let all_folds =
+            pooled(&fold_preds)?.ok_or_else(|| Error::arg("compare", "no untuned predictions"))?;
+        let mut runs = Vec::new();
+        for ((out, p), fold) in self.untuned.iter().zip(self.planned.iter().map(|r| r.1)) {
+            let mut run = seed_run(self.opts.seeds[0], out, Some(p), &self.metric);
+            run.curve.clear();
+            run.test = eval::classification_metrics(p);
+            run.fold = fold;
+            runs.push(run);
+        }
+        self.results.push(StrategyResult {
+            name: "untuned".into(),
+            description: "the pretrained model with its new, untrained head (no fine-tuning)".into(),
+            runs,
+            metrics: eval::bootstrap_metrics(&all_folds, self.resamples, LEVEL, self.split_seed)?,
+            vs_reference: None,
+            train_secs: 0.0,
+            peak_bytes: 0,
+            trainable_params: 0,
+        });
+        // Paired with every (seed, fold) run of the others: the same items in the same order.
+        let per_seed: Vec<Predictions> =
+            self.opts.seeds.iter().flat_map(|_| fold_preds.iter().cloned()).collect();
+        self.preds.insert("untuned".into(), per_seed);
+        Ok(())
+    }
+}
+
 /// Run the comparison and write `results.json` + `report.html` into `opts.out_dir`.
 pub fn compare(
     engine: &Engine,
@@ -148,112 +432,69 @@ pub fn compare(
     stop: &StopFlag,
 ) -> Result<CompareResults> {
     let all = strategies();
-    for name in &opts.only {
-        if !all.iter().any(|s| s.name.eq_ignore_ascii_case(name)) {
-            let known: Vec<&str> = all.iter().map(|s| s.name).collect();
-            return Err(Error::arg(
-                "compare",
-                format!("unknown strategy '{name}' (known: {})", known.join(", ")),
-            ));
-        }
-    }
-    let chosen: Vec<&Strategy> = all
-        .iter()
-        .filter(|s| opts.only.is_empty() || opts.only.iter().any(|n| n.eq_ignore_ascii_case(s.name)))
-        .collect();
+    let chosen = chosen(&all, recipe, &opts.only)?;
     if opts.seeds.is_empty() {
         return Err(Error::arg("compare", "give at least one seed"));
     }
-    let metric = recipe.train.early_stop.as_ref().map_or("accuracy".to_string(), |e| e.metric.clone());
-    let resamples = recipe.output.bootstrap.max(eval::MIN_RESAMPLES);
     let split_seed = recipe.data.split_seed.unwrap_or(recipe.train.seed);
-    let mut results = Vec::new();
-    let mut preds: BTreeMap<&str, Vec<Predictions>> = BTreeMap::new();
-    let mut untuned: Option<(Outcome, Predictions)> = None;
-    let mut classes: Vec<String> = Vec::new();
+    let mut c = Collector {
+        engine,
+        recipe,
+        opts,
+        stop,
+        metric: recipe.train.early_stop.as_ref().map_or("accuracy".to_string(), |e| e.metric.clone()),
+        resamples: recipe.output.bootstrap.max(eval::MIN_RESAMPLES),
+        split_seed,
+        planned: runs_of(opts),
+        results: Vec::new(),
+        preds: BTreeMap::new(),
+        untuned: Vec::new(),
+        retention: Vec::new(),
+        classes: Vec::new(),
+        first_steps: None,
+        max_depth: 0,
+    };
     for s in &chosen {
-        let mut runs = Vec::new();
-        let (mut secs, mut peak, mut trainable) = (0.0, 0u64, 0u64);
-        for &seed in &opts.seeds {
-            let mut r = recipe.clone();
-            (s.apply)(&mut r);
-            r.train.seed = seed;
-            r.data.split_seed = Some(split_seed);
-            r.output.resume = false;
-            r.output.bootstrap = resamples;
-            r.output.dir = opts.out_dir.join(slug(s.name)).join(format!("seed-{seed}"));
-            let first = untuned.is_none();
-            let out =
-                super::train(engine, &r, stop, RunOptions { progress: opts.progress, baseline: first })?;
-            if stop.requested().is_some() {
-                return Err(Error::arg("compare", "interrupted; the finished runs are in the output folder"));
+        c.strategy(s.name, s.description, &s.apply)?;
+    }
+    let (sweep, auto) = match &opts.sweep {
+        Some(so) => {
+            let (sweep, choice) = super::sweep::run_sweep(&c.sweep_runner(), so)?;
+            if let Some(a) = &choice {
+                let (depth, lr) = (a.depth, a.lr);
+                let apply = move |r: &mut Recipe| {
+                    full(r);
+                    r.train.lr = lr;
+                    r.train.freeze = super::sweep::freeze_below(depth);
+                };
+                c.strategy("auto", &format!("chosen by --auto: {}", a.reason), &apply)?;
             }
-            if classes.is_empty() {
-                if let Ok(l) = crate::data::labels::LabelMap::load(&out.dir.join("labels.json")) {
-                    classes = l.names().to_vec();
-                }
-            }
-            secs += out.summary.train_secs;
-            peak = peak.max(out.peak_bytes);
-            trainable = trainable.max(out.trainable_params);
-            runs.push(seed_run(seed, &out, out.test_predictions.as_ref(), &metric));
-            if let Some(p) = out.test_predictions.clone() {
-                preds.entry(s.name).or_default().push(p);
-            }
-            if first {
-                if let Some(bp) = out.baseline_predictions.clone() {
-                    untuned = Some((out, bp));
-                }
-            }
+            (Some(sweep), choice)
         }
-        let metrics = match pooled(preds.get(s.name).map(Vec::as_slice).unwrap_or(&[]))? {
-            Some(p) => eval::bootstrap_metrics(&p, resamples, LEVEL, split_seed)?,
-            None => BTreeMap::new(),
-        };
-        results.push(StrategyResult {
-            name: s.name.to_string(),
-            description: s.description.to_string(),
-            runs,
-            metrics,
-            vs_reference: None,
-            train_secs: secs / opts.seeds.len() as f64,
-            peak_bytes: peak,
-            trainable_params: trainable,
-        });
-    }
-    // The pretrained model with its untrained head, on the same items: the floor.
-    if let Some((out, p)) = &untuned {
-        let mut run = seed_run(opts.seeds[0], out, Some(p), &metric);
-        run.curve.clear();
-        run.test = eval::classification_metrics(p);
-        results.push(StrategyResult {
-            name: "untuned".into(),
-            description: "the pretrained model with its new, untrained head (no fine-tuning)".into(),
-            runs: vec![run],
-            metrics: eval::bootstrap_metrics(p, resamples, LEVEL, split_seed)?,
-            vs_reference: None,
-            train_secs: 0.0,
-            peak_bytes: 0,
-            trainable_params: 0,
-        });
-        preds.insert("untuned", vec![p.clone(); opts.seeds.len()]);
-    }
-    paired_tests(&mut results, &preds, &metric, resamples, split_seed)?;
+        None => (None, None),
+    };
+    c.untuned()?;
+    let metric = c.metric.clone();
+    paired_tests(&mut c.results, &c.preds, &metric, c.resamples, split_seed)?;
     let mut environment = BTreeMap::new();
     environment.insert("adapter".into(), engine.adapter_name().to_string());
     environment.insert("whet".into(), env!("CARGO_PKG_VERSION").into());
     environment.insert("seeds".into(), format!("{:?}", opts.seeds));
+    if let Some(k) = opts.folds {
+        environment
+            .insert("folds".into(), format!("{k} (stratified; each fold from the pretrained weights)"));
+    }
     let out = CompareResults {
         title: format!("{} on {}", recipe.model.kind, recipe.data.train.display()),
         task: format!("{:?}", recipe.data.kind),
         model: recipe.model.path.display().to_string(),
         data: recipe.data.train.display().to_string(),
         primary_metric: metric,
-        classes,
-        strategies: results,
-        sweep: None,
-        retention: Vec::new(),
-        auto: None,
+        classes: c.classes,
+        strategies: c.results,
+        sweep,
+        retention: c.retention,
+        auto,
         attributions: Vec::new(),
         environment,
     };
@@ -261,10 +502,47 @@ pub fn compare(
     Ok(out)
 }
 
+impl<'a> Collector<'a> {
+    /// The sweep's view: short runs of full fine-tuning at a learning rate and frozen depth.
+    fn sweep_runner(&'a self) -> super::sweep::Runner<'a> {
+        super::sweep::Runner {
+            probe: Box::new(move |lr, depth, steps| {
+                let mut r = self.recipe.clone();
+                full(&mut r);
+                r.train.lr = lr;
+                r.train.freeze = super::sweep::freeze_below(depth);
+                r.train.max_steps = Some(steps);
+                let seed = self.opts.seeds[0];
+                let dir = self.opts.out_dir.join("sweep").join(format!("depth-{depth}-lr-{lr:e}"));
+                // Scored on validation: the test items stay untouched by the choice.
+                let fold = self.opts.folds.map(|_| 0);
+                let out = self.train(r, seed, fold, dir, false)?;
+                Ok(super::sweep::validation_score(&out.summary, &self.metric))
+            }),
+            metric: self.metric.clone(),
+            lr: self.recipe.train.lr,
+            max_depth: self.max_depth,
+            steps: self.first_steps.unwrap_or(1),
+        }
+    }
+}
+
+/// Source-task accuracy after fine-tuning, pooled over a strategy's runs.
+fn pooled_source(kept: &[super::SourceRetention], resamples: usize, seed: u64) -> Result<Interval> {
+    let ps: Vec<Predictions> = kept.iter().filter_map(|k| k.after_predictions.clone()).collect();
+    match pooled(&ps)? {
+        Some(p) => {
+            let m = eval::bootstrap_metrics(&p, resamples, LEVEL, seed)?;
+            Ok(m.get("accuracy").copied().unwrap_or(Interval::NAN))
+        }
+        None => Ok(Interval::NAN),
+    }
+}
+
 /// Each strategy against full fine-tuning on the same items, seed by seed.
 fn paired_tests(
     results: &mut [StrategyResult],
-    preds: &BTreeMap<&str, Vec<Predictions>>,
+    preds: &BTreeMap<String, Vec<Predictions>>,
     metric: &str,
     resamples: usize,
     seed: u64,

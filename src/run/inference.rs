@@ -48,6 +48,12 @@ pub fn run_recipe(run: &Path) -> Result<Recipe> {
     recipe.model.path = exported_model_path(run, kind);
     recipe.model.tokenizer = Some(run.join("model").join("tokenizer.json")).filter(|p| p.is_file());
     recipe.output.dir = run.to_path_buf();
+    // The export is the trained model with the new task's head: how it was trained (drawn
+    // from scratch, the source task it kept, LwF / EWC) must not be applied to it again.
+    recipe.model.init = "pretrained".into();
+    recipe.source = None;
+    recipe.train.lwf = None;
+    recipe.train.ewc = None;
     Ok(recipe)
 }
 

@@ -19,6 +19,7 @@ pub mod export;
 pub mod inference;
 pub mod prepare;
 pub mod recipe;
+pub mod sweep;
 pub mod tasks;
 
 use std::collections::BTreeMap;
@@ -70,6 +71,21 @@ pub struct Outcome {
     pub trainable_params: u64,
     /// Peak device memory of the run (the engine's buffer pool).
     pub peak_bytes: u64,
+    /// The source task before and after (a `[source]` recipe).
+    pub retention: Option<SourceRetention>,
+    /// Deepest parameter depth of the model (the head's), for depth-based freezing.
+    pub max_depth: usize,
+}
+
+/// How well the checkpoint's previous task survived the fine-tuning.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceRetention {
+    pub source: String,
+    pub before: Evaluation,
+    pub after: Evaluation,
+    /// The source items' predictions after fine-tuning (pooled over runs by `whet compare`).
+    #[serde(skip)]
+    pub after_predictions: Option<Predictions>,
 }
 
 /// Evaluate the held-out split, keeping a classifier's predictions for paired comparisons.
@@ -114,6 +130,8 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
     let (baseline, baseline_predictions) =
         if opts.baseline { held_out(&mut prep, "baseline", resamples, seed)? } else { (None, None) };
 
+    let source_before = prep.source_predictions()?;
+
     let mut driver =
         Driver::new(engine, prep.driver_config(recipe, opts.progress), prep.optim_config(recipe)?)?;
     let summary = driver.run(prep.task.as_task(), stop)?;
@@ -131,6 +149,8 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
             test_predictions: None,
             trainable_params: 0,
             peak_bytes: engine.stats().peak_bytes,
+            retention: None,
+            max_depth: 0,
         });
     }
     // Evaluate and export the best validated weights, not merely the last.
@@ -140,10 +160,20 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
         }
     }
     let (test, test_predictions) = held_out(&mut prep, "test", resamples, seed)?;
+    let retention = match (source_before, prep.source_predictions()?) {
+        (Some((source, before)), Some((_, after))) => Some(SourceRetention {
+            before: evaluation(&format!("{source} before"), &before, resamples, seed)?,
+            after: evaluation(&format!("{source} after"), &after, resamples, seed)?,
+            after_predictions: Some(after),
+            source,
+        }),
+        _ => None,
+    };
     let sample = prep.sample(recipe)?;
     let exported = prep.export(&dir.join("model"))?;
-    write_metrics(&dir, &summary, baseline.as_ref(), test.as_ref(), sample.as_deref())?;
+    write_metrics(&dir, &summary, baseline.as_ref(), test.as_ref(), sample.as_deref(), retention.as_ref())?;
     let trainable_params = prep.task.as_task().params().count(true) as u64;
+    let max_depth = prep.task.as_task().params().max_depth();
     Ok(Outcome {
         dir,
         summary,
@@ -156,6 +186,8 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
         test_predictions,
         trainable_params,
         peak_bytes: engine.stats().peak_bytes,
+        retention,
+        max_depth,
     })
 }
 
@@ -165,6 +197,7 @@ fn write_metrics(
     baseline: Option<&Evaluation>,
     test: Option<&Evaluation>,
     sample: Option<&str>,
+    retention: Option<&SourceRetention>,
 ) -> Result<()> {
     let v = serde_json::json!({
         "steps": summary.steps,
@@ -177,6 +210,7 @@ fn write_metrics(
         "test": test,
         "baseline": baseline,
         "sample": sample,
+        "retention": retention,
     });
     let text = serde_json::to_string_pretty(&v).map_err(|e| Error::arg("metrics.json", e.to_string()))?;
     crate::train::checkpoint::replace_atomically(&dir.join("metrics.json"), text.as_bytes())

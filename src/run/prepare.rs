@@ -15,6 +15,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::models::decoder::{generate, Generate};
 use crate::models::zoo::{self, ModelKind};
+use crate::nn::init::{reinitialise, Family};
 use crate::nn::lora::LoraConfig;
 use crate::nn::{BindingReport, Select};
 use crate::optim::{GroupSpec, LayerLr, Method, OptimConfig, Schedule};
@@ -23,9 +24,10 @@ use crate::train::l2sp::L2Sp;
 use crate::train::unfreeze::Plan;
 
 use super::export::{self, Exported};
-use super::recipe::{DataKind, Recipe};
+use super::recipe::{DataKind, Recipe, SourceSection};
 use super::tasks::image::ImageTask;
 use super::tasks::lm::LmTask;
+use super::tasks::source::SourceHead;
 use super::tasks::text::TextTask;
 use super::{evaluation, Evaluation};
 
@@ -98,6 +100,19 @@ pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
             if let Some(s) = recipe.model.image_size {
                 spec = spec.scaled(s);
             }
+            let mut folder = folder;
+            if let Some((k, f)) = d.folds.zip(d.fold) {
+                // Cross-validation over every labelled image: fold f is the test split,
+                // validation is carved from the other folds.
+                let mut pool = std::mem::take(&mut folder.train);
+                pool.append(&mut folder.val);
+                pool.append(&mut folder.test);
+                folder.test = hold_out_fold(&mut pool, |i| i.label, k, f, seed)?;
+                let ys: Vec<usize> = pool.iter().map(|i| i.label).collect();
+                let (_, held) = stratified_split(&ys, d.val_ratio, seed ^ 2)?;
+                folder.val = take(&mut pool, &held);
+                folder.train = pool;
+            }
             let train = subset(folder.train, |i| i.label, d.limit_train, seed)?;
             let val = subset(folder.val, |i| i.label, d.limit_eval, seed)?;
             let (test, split) = if folder.test.is_empty() {
@@ -131,28 +146,27 @@ pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
             let label_of = |t: &TextItem| t.label.unwrap_or(0);
             let carve = |rest: &mut Vec<TextItem>, ratio: f64, salt: u64| -> Result<Vec<TextItem>> {
                 let ys: Vec<usize> = rest.iter().map(label_of).collect();
-                let (keep, held) = stratified_split(&ys, ratio, seed ^ salt)?;
-                let all = std::mem::take(rest);
-                let mut slots: Vec<Option<TextItem>> = all.into_iter().map(Some).collect();
-                *rest = keep.iter().filter_map(|&i| slots.get_mut(i).and_then(Option::take)).collect();
-                Ok(held.iter().filter_map(|&i| slots.get_mut(i).and_then(Option::take)).collect())
+                let (_, held) = stratified_split(&ys, ratio, seed ^ salt)?;
+                Ok(take(rest, &held))
             };
-            let (test, split) = match &d.test {
-                Some(p) => {
+            let (test, split) = match (&d.test, d.folds.zip(d.fold)) {
+                (_, Some((k, f))) => (hold_out_fold(&mut rest, label_of, k, f, seed)?, "test"),
+                (Some(p), None) => {
                     let t = table(p, eval_column, Some(labels.clone()))?;
                     skipped.extend(t.skipped.iter().map(|s| s.to_string()));
                     (t.items, "test")
                 }
-                None if d.test_ratio > 0.0 => (carve(&mut rest, d.test_ratio, 1)?, "test"),
-                None => (Vec::new(), "val"),
+                (None, None) if d.test_ratio > 0.0 => (carve(&mut rest, d.test_ratio, 1)?, "test"),
+                (None, None) => (Vec::new(), "val"),
             };
             let val = match &d.val {
-                Some(p) => {
+                Some(p) if d.folds.is_none() => {
                     let t = table(p, eval_column, Some(labels.clone()))?;
                     skipped.extend(t.skipped.iter().map(|s| s.to_string()));
                     t.items
                 }
-                None => carve(&mut rest, d.val_ratio / (1.0 - d.test_ratio), 2)?,
+                _ if d.folds.is_some() => carve(&mut rest, d.val_ratio, 2)?,
+                _ => carve(&mut rest, d.val_ratio / (1.0 - d.test_ratio), 2)?,
             };
             let train = subset(rest, label_of, d.limit_train, seed)?;
             let val = subset(val, label_of, d.limit_eval, seed)?;
@@ -162,10 +176,34 @@ pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
                 subset(test, label_of, d.limit_test.or(d.limit_eval), seed)?
             };
             let classes = labels.len();
-            let (model, report) = zoo::load(engine, &recipe.model.path, kind, Some(classes), init_seed)?;
+            let (model, report, source) = match &recipe.source {
+                None => {
+                    let (m, r) = zoo::load(engine, &recipe.model.path, kind, Some(classes), init_seed)?;
+                    (m, r, None)
+                }
+                Some(src) => {
+                    let (m, r, kept) = with_source_head(engine, recipe, src, kind, classes, &policy)?;
+                    (m, r, Some(kept))
+                }
+            };
             let tok = tokenizer_for(recipe)?;
             let mut t = TextTask::new(engine, model, tok.clone(), train, val, classes, d.max_len)?;
             t.label_smoothing = recipe.train.label_smoothing;
+            if let Some(kept) = source {
+                let labels = kept.labels.clone();
+                t.source = Some(kept);
+                if let Some(l) = recipe.train.lwf {
+                    t.record_teacher(l.weight, l.temperature)?;
+                }
+                if let (Some(e), Some(src)) = (recipe.train.ewc, &recipe.source) {
+                    let path = src.train.as_ref().ok_or_else(|| {
+                        Error::arg("recipe", "train.ewc estimates its Fisher on source.train")
+                    })?;
+                    let table = source_table(recipe, src, path, Some(labels), &policy)?;
+                    let items = subset(table.items, label_of, Some(e.items), seed)?;
+                    t.estimate_ewc(e.lambda, &items)?;
+                }
+            }
             (TaskBox::Text(t), Some(labels), TestSet::Texts(test), split, report, Some(tok))
         }
         DataKind::Corpus => {
@@ -228,6 +266,80 @@ fn subset<T>(items: Vec<T>, label: impl Fn(&T) -> usize, limit: Option<usize>, s
     }
 }
 
+/// A labelled table of the source task, read with its columns (default: the target's).
+fn source_table(
+    recipe: &Recipe,
+    src: &SourceSection,
+    path: &Path,
+    labels: Option<LabelMap>,
+    policy: &SkipPolicy,
+) -> Result<TextTable> {
+    let d = &recipe.data;
+    TextTable::open(
+        path,
+        &TableOptions {
+            text: src.text.clone().or_else(|| d.eval_text.clone()).unwrap_or_else(|| d.text.clone()),
+            text_pair: d.text_pair.clone(),
+            label: Some(src.label.clone().unwrap_or_else(|| d.label.clone())),
+            labels,
+            policy: policy.clone(),
+            ..Default::default()
+        },
+    )
+}
+
+/// Load the checkpoint with its source-task head, keep that head aside, and give the model a
+/// fresh head of `classes` outputs for the new task. The source labels come from the run
+/// folder's `labels.json` beside the checkpoint when there is one (the order the head was
+/// trained with), else from the source table.
+fn with_source_head(
+    engine: &Engine,
+    recipe: &Recipe,
+    src: &SourceSection,
+    kind: ModelKind,
+    classes: usize,
+    policy: &SkipPolicy,
+) -> Result<(zoo::AnyModel, BindingReport, SourceHead)> {
+    let saved = recipe.model.path.join("labels.json");
+    let fixed = if saved.is_file() { Some(LabelMap::load(&saved)?) } else { None };
+    let table = source_table(recipe, src, &src.test, fixed.clone(), policy)?;
+    let labels = fixed.unwrap_or_else(|| table.labels.clone());
+    let seed = recipe.data.split_seed.unwrap_or(recipe.train.seed);
+    let test = subset(table.items, |t| t.label.unwrap_or(0), src.limit, seed)?;
+    let init_seed = recipe.train.seed;
+    let (mut model, report) = zoo::load(engine, &recipe.model.path, kind, Some(labels.len()), init_seed)?;
+    let name = src.name.clone().unwrap_or_else(|| src.test.display().to_string());
+    let kept = SourceHead::capture(model.params(), name, labels, test)?;
+    model.replace_head(classes, init_seed)?;
+    Ok((model, report, kept))
+}
+
+/// Remove the items at the sorted positions `held` from `items` and return them, in order.
+fn take<T>(items: &mut Vec<T>, held: &[usize]) -> Vec<T> {
+    let mut slots: Vec<Option<T>> = std::mem::take(items).into_iter().map(Some).collect();
+    let out = held.iter().filter_map(|&i| slots.get_mut(i).and_then(Option::take)).collect();
+    *items = slots.into_iter().flatten().collect();
+    out
+}
+
+/// Fold `f` of a stratified `k`-fold split of `items` (by `split_seed`), removed from `items`.
+/// The folds depend only on the labels and the seed, so every strategy and training seed of a
+/// comparison holds out the same items.
+fn hold_out_fold<T>(
+    items: &mut Vec<T>,
+    label: impl Fn(&T) -> usize,
+    k: usize,
+    f: usize,
+    seed: u64,
+) -> Result<Vec<T>> {
+    let ys: Vec<usize> = items.iter().map(label).collect();
+    let folds = crate::data::split::kfold(&ys, k, seed ^ 0xf01d)?;
+    let fold = folds
+        .get(f)
+        .ok_or_else(|| Error::arg("recipe", format!("data.fold {f} of {k} folds (folds count from 0)")))?;
+    Ok(take(items, &fold.test))
+}
+
 /// The recipe's tokenizer: `model.tokenizer`, else `<model dir>/tokenizer.json`, else the
 /// tokenizer embedded in a GGUF file.
 fn tokenizer_for(recipe: &Recipe) -> Result<TextTokenizer> {
@@ -250,7 +362,14 @@ impl Prepared {
     fn apply_adaptation(&mut self, recipe: &Recipe) -> Result<()> {
         let t = &recipe.train;
         let head = self.head.clone();
+        let family = match self.kind {
+            ModelKind::Bert | ModelKind::Gpt2 | ModelKind::Llama => Family::Transformer,
+            _ => Family::ConvNet,
+        };
         let task = self.task.as_task();
+        if recipe.model.init == "scratch" {
+            reinitialise(task.params_mut(), family, t.seed)?;
+        }
         if let Some(l) = &t.lora {
             let cfg = LoraConfig {
                 rank: l.rank,
@@ -383,6 +502,18 @@ impl Prepared {
                 Ok(Some(t.predict(&items)?))
             }
             (TaskBox::Text(t), TestSet::Texts(items)) if !items.is_empty() => Ok(Some(t.predict(items)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The source task's predictions on its held-out items through the current body (a
+    /// `[source]` recipe only).
+    pub fn source_predictions(&self) -> Result<Option<(String, crate::eval::Predictions)>> {
+        match &self.task {
+            TaskBox::Text(t) => match (&t.source, t.source_predictions()?) {
+                (Some(s), Some(p)) => Ok(Some((s.name.clone(), p))),
+                _ => Ok(None),
+            },
             _ => Ok(None),
         }
     }

@@ -23,6 +23,35 @@ pub struct Recipe {
     pub output: OutputSection,
     #[serde(default)]
     pub generate: GenerateSection,
+    /// The task the checkpoint was already fine-tuned for (its head is kept beside the new
+    /// one): retention is measured on it, and LwF / EWC protect it.
+    #[serde(default)]
+    pub source: Option<SourceSection>,
+}
+
+/// `[source]`: the checkpoint's previous task. The checkpoint must carry that task's head (a
+/// `whet train` run folder's `model/` does; its `labels.json` fixes the label order). Text
+/// classification models only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    /// A held-out labelled table of the source task: retention is measured on it.
+    pub test: PathBuf,
+    /// Source training items, for the EWC Fisher (required with `train.ewc`).
+    #[serde(default)]
+    pub train: Option<PathBuf>,
+    /// Text column (default: `data.text`).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Label column (default: `data.label`).
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Measure retention on at most this many items (seeded, stratified).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// A name for the report, e.g. "SST-2 sentiment".
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// `[model]`: the pretrained checkpoint.
@@ -42,6 +71,10 @@ pub struct ModelSection {
     /// Classifier dropout override (image models that have one).
     #[serde(default)]
     pub dropout: Option<f32>,
+    /// `pretrained` (default) or `scratch`: the same architecture with every weight drawn
+    /// afresh, the baseline that shows what pretraining is worth.
+    #[serde(default = "default_init")]
+    pub init: String,
 }
 
 /// What the data is.
@@ -108,6 +141,13 @@ pub struct DataSection {
     /// Abort when more than this fraction of items is bad (with `skip_bad`).
     #[serde(default = "default_max_skipped")]
     pub max_skipped: f64,
+    /// Stratified k-fold cross-validation: the labelled items (train, and test when carved from
+    /// it) are cut into `folds` parts by `split_seed`; fold `fold` (0-based) is held out for
+    /// testing and validation is carved from the rest. `whet compare --folds K` sets both.
+    #[serde(default)]
+    pub folds: Option<usize>,
+    #[serde(default)]
+    pub fold: Option<usize>,
 }
 
 /// `[train]`.
@@ -154,6 +194,10 @@ pub struct TrainSection {
     /// L2-SP: [alpha toward the pretrained weights, beta on new weights].
     pub l2sp: Option<[f32; 2]>,
     pub lora: Option<LoraSection>,
+    /// Learning without forgetting: match the source head's softened outputs (needs `[source]`).
+    pub lwf: Option<LwfSection>,
+    /// Elastic weight consolidation toward the source task (needs `[source]` with `train`).
+    pub ewc: Option<EwcSection>,
     /// Write a checkpoint every N steps (always at evaluations and at the end).
     pub checkpoint_every: Option<u64>,
     /// Consecutive non-finite steps before the run aborts.
@@ -190,6 +234,8 @@ impl Default for TrainSection {
             dropout_in_frozen: true,
             l2sp: None,
             lora: None,
+            lwf: None,
+            ewc: None,
             checkpoint_every: None,
             max_bad_steps: 5,
         }
@@ -226,6 +272,40 @@ pub struct LoraSection {
     pub alpha: f32,
     /// Which linear weights get adapters (glob / `re:`).
     pub targets: String,
+}
+
+/// `[train.lwf]`: loss += weight · T² · KL(teacher ‖ student) over the source head's outputs
+/// at temperature T on the target items (Li & Hoiem 2016); the teacher is the checkpoint.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LwfSection {
+    #[serde(default = "one")]
+    pub weight: f32,
+    #[serde(default = "two")]
+    pub temperature: f32,
+}
+
+/// `[train.ewc]`: loss += λ/2 · Σ F (w − w_source)², F the diagonal Fisher of the source loss,
+/// estimated one item at a time over `items` source training items.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EwcSection {
+    pub lambda: f32,
+    #[serde(default = "default_fisher_items")]
+    pub items: usize,
+}
+
+fn one() -> f32 {
+    1.0
+}
+fn two() -> f32 {
+    2.0
+}
+fn default_fisher_items() -> usize {
+    64
+}
+fn default_init() -> String {
+    "pretrained".into()
 }
 
 /// `[output]`.
@@ -321,6 +401,12 @@ impl Recipe {
             rebase(p);
         }
         rebase(&mut r.output.dir);
+        if let Some(src) = r.source.as_mut() {
+            rebase(&mut src.test);
+            if let Some(t) = src.train.as_mut() {
+                rebase(t);
+            }
+        }
         r.validate(path)?;
         Ok(r)
     }
@@ -394,6 +480,49 @@ impl Recipe {
                 "generate.sampling",
                 format!("'{}' (greedy, top-k, top-p)", self.generate.sampling),
             ));
+        }
+        if !["pretrained", "scratch"].contains(&self.model.init.as_str()) {
+            return Err(bad("model.init", format!("'{}' (pretrained, scratch)", self.model.init)));
+        }
+        match (d.folds, d.fold) {
+            (Some(k), _) if k < 2 => return Err(bad("data.folds", format!("{k} folds: need >= 2"))),
+            (Some(k), Some(f)) if f >= k => {
+                return Err(bad("data.fold", format!("fold {f} of {k} (folds count from 0)")))
+            }
+            (None, Some(_)) => return Err(bad("data.fold", "needs data.folds".into())),
+            (Some(_), None) => {
+                return Err(bad("data.folds", "needs data.fold (which fold to hold out)".into()))
+            }
+            _ => {}
+        }
+        if d.folds.is_some() && (d.test.is_some() || d.val.is_some() || d.test_ratio > 0.0) {
+            return Err(bad(
+                "data.folds",
+                "cross-validation holds out its own folds: drop data.test, data.val and data.test_ratio"
+                    .into(),
+            ));
+        }
+        if d.folds.is_some() && d.kind == DataKind::Corpus {
+            return Err(bad("data.folds", "cross-validation needs labelled items (not a corpus)".into()));
+        }
+        if (t.lwf.is_some() || t.ewc.is_some()) && self.source.is_none() {
+            return Err(bad("train.lwf / train.ewc", "need a [source] section (the task to keep)".into()));
+        }
+        if t.ewc.is_some() && self.source.as_ref().is_some_and(|s| s.train.is_none()) {
+            return Err(bad("source.train", "train.ewc estimates its Fisher on source.train".into()));
+        }
+        if let Some(l) = t.lwf {
+            if !(l.temperature > 0.0 && l.weight >= 0.0) {
+                return Err(bad("train.lwf", "temperature must be > 0 and weight >= 0".into()));
+            }
+        }
+        if let Some(e) = t.ewc {
+            if !(e.lambda >= 0.0 && e.lambda.is_finite()) || e.items == 0 {
+                return Err(bad("train.ewc", "lambda must be finite and >= 0, items >= 1".into()));
+            }
+        }
+        if self.source.is_some() && d.kind != DataKind::Text {
+            return Err(bad("source", "retention and LwF/EWC are supported for text classifiers".into()));
         }
         for s in t.freeze.iter().chain(t.groups.iter().map(|g| &g.select)) {
             crate::nn::Select::parse(s)

@@ -3,6 +3,7 @@
 
 pub mod image;
 pub mod lm;
+pub mod source;
 pub mod text;
 
 use crate::error::Result;

@@ -13,8 +13,12 @@ use crate::models::zoo::AnyModel;
 use crate::nn::{Mode, Params};
 use crate::ops::loss::{cross_entropy, CrossEntropy};
 use crate::tensor::Tensor;
+use crate::train::distill::distillation_loss;
 use crate::train::driver::{Metrics, Task};
+use crate::train::ewc::Ewc;
 use crate::train::l2sp::L2Sp;
+
+use super::source::{Lwf, SourceHead};
 
 /// A padded batch as BERT's input.
 pub fn bert_input(b: &TextBatch) -> BertInput<'_> {
@@ -36,6 +40,8 @@ pub struct TextTask {
     pub classes: usize,
     pub label_smoothing: f32,
     pub l2sp: Option<L2Sp>,
+    /// The checkpoint's previous task (retention, LwF, EWC).
+    pub source: Option<SourceHead>,
     train: Vec<TextItem>,
     val: Vec<TextItem>,
     val_batches: Option<Vec<TextBatch>>,
@@ -63,6 +69,7 @@ impl TextTask {
             classes,
             label_smoothing: 0.0,
             l2sp: None,
+            source: None,
             train,
             val,
             val_batches: None,
@@ -108,6 +115,95 @@ impl TextTask {
     }
 }
 
+/// The source task's side of [`TextTask`]: its head applied to the current body.
+impl TextTask {
+    fn source_head(&self) -> Result<&SourceHead> {
+        self.source.as_ref().ok_or_else(|| Error::arg("text task", "no [source] task is kept"))
+    }
+
+    /// Source-head logits `[B, source classes]` of a batch (and the new task's logits).
+    fn both_logits(&self, b: &TextBatch, mode: Mode) -> Result<(Tensor, Tensor)> {
+        let out = self.model.text_outputs(&bert_input(b), mode)?;
+        let pooled = out.pooled.ok_or_else(|| Error::arg("text task", "the model has no pooler"))?;
+        let logits = out.logits.ok_or_else(|| Error::arg("text task", "the model has no head"))?;
+        Ok((logits, self.source_head()?.logits(&pooled)?))
+    }
+
+    /// Source-head logits of `items`, row-major (evaluation mode, no tape).
+    fn source_logits(&self, items: &[TextItem]) -> Result<Vec<f32>> {
+        let _g = self.engine.no_grad();
+        let mut out = Vec::new();
+        for c in items.chunks(EVAL_BATCH) {
+            let b = self.encode(&c.iter().collect::<Vec<_>>())?;
+            out.extend(self.both_logits(&b, Mode::EVAL)?.1.to_vec()?);
+        }
+        Ok(out)
+    }
+
+    /// The source task's class probabilities on its held-out items, through the current body.
+    pub fn source_predictions(&self) -> Result<Option<Predictions>> {
+        let Some(s) = &self.source else { return Ok(None) };
+        if s.test.is_empty() {
+            return Ok(None);
+        }
+        let logits = self.source_logits(&s.test)?;
+        let c = s.classes();
+        let t = Tensor::from_slice(&self.engine, &logits, &[s.test.len(), c])?;
+        let labels = s.test.iter().map(|t| t.label.unwrap_or(0)).collect();
+        Ok(Some(Predictions::new(probabilities(&t)?, labels, c)?))
+    }
+
+    /// LwF: record the checkpoint's source outputs on every training item (call before training).
+    pub fn record_teacher(&mut self, weight: f32, temperature: f32) -> Result<()> {
+        let teacher = self.source_logits(&self.train)?;
+        let s = self.source.as_mut().ok_or_else(|| Error::arg("lwf", "no [source] task is kept"))?;
+        s.lwf = Some(Lwf { weight, temperature, teacher });
+        Ok(())
+    }
+
+    /// EWC: the diagonal Fisher of the source loss, one item at a time (per-sample gradients,
+    /// as in the paper), over `items` labelled source items (call before training). The new
+    /// head is not on the source loss's path, so it gets no term.
+    pub fn estimate_ewc(&mut self, lambda: f32, items: &[TextItem]) -> Result<()> {
+        if items.is_empty() {
+            return Err(Error::arg("ewc", "no source items to estimate the Fisher on"));
+        }
+        let mut ewc = Ewc::new(lambda)?;
+        for it in items {
+            let b = self.encode(&[it])?;
+            let (_, src) = self.both_logits(&b, Mode::EVAL)?;
+            let label = it.label.unwrap_or(0) as u32;
+            let g = cross_entropy(&src, &[label], CrossEntropy::default())?.backward()?;
+            ewc.add_batch(self.model.params(), &g)?;
+        }
+        let ewc = ewc.finish()?;
+        let s = self.source.as_mut().ok_or_else(|| Error::arg("ewc", "no [source] task is kept"))?;
+        s.ewc = Some(ewc);
+        Ok(())
+    }
+
+    /// The new task's loss plus the LwF and EWC terms the source asks for.
+    fn loss_keeping_source(
+        &self,
+        items: &[usize],
+        b: &TextBatch,
+        labels: &[u32],
+        mode: Mode,
+    ) -> Result<Tensor> {
+        let s = self.source_head()?;
+        let (logits, src) = self.both_logits(b, mode)?;
+        let ce = CrossEntropy { label_smoothing: self.label_smoothing, ..Default::default() };
+        let mut loss = cross_entropy(&logits, labels, ce)?;
+        if let (Some(l), Some(teacher)) = (&s.lwf, s.teacher_rows(items, &self.engine)?) {
+            loss = loss.add(&distillation_loss(&src, &teacher, l.temperature)?.mul_scalar(l.weight)?)?;
+        }
+        if let Some(p) = s.ewc.as_ref().map(|e| e.penalty(self.model.params())).transpose()?.flatten() {
+            loss = loss.add(&p)?;
+        }
+        Ok(loss)
+    }
+}
+
 impl Task for TextTask {
     fn params(&self) -> &Params {
         self.model.params()
@@ -123,6 +219,10 @@ impl Task for TextTask {
         let chosen = super::pick(&self.train, items, "text task")?;
         let labels: Vec<u32> = chosen.iter().map(|t| t.label.unwrap_or(0) as u32).collect();
         let b = self.encode(&chosen)?;
+        if self.source.as_ref().is_some_and(|s| s.lwf.is_some() || s.ewc.is_some()) {
+            let loss = self.loss_keeping_source(items, &b, &labels, mode)?;
+            return regularised(loss, self.l2sp.as_ref(), self.model.params());
+        }
         let logits = self.logits(&b, mode)?;
         let ce = CrossEntropy { label_smoothing: self.label_smoothing, ..Default::default() };
         regularised(cross_entropy(&logits, &labels, ce)?, self.l2sp.as_ref(), self.model.params())
