@@ -96,7 +96,14 @@ fn minilm(c: &mut Criterion) {
         (0..b * t).map(|i| if i % t == 0 { 101 } else { 1000 + (i as u32 * 7919) % 20000 }).collect();
     let mask: Vec<u32> = (0..b * t).map(|i| ((i % t) < t - 8 * (i / t % 4)) as u32).collect();
     let labels: Vec<u32> = (0..b as u32).map(|i| i % 3).collect();
-    let input = BertInput { ids: &ids, type_ids: None, attention_mask: Some(&mask), batch: b, seq: t };
+    let input = BertInput {
+        ids: &ids,
+        type_ids: None,
+        attention_mask: Some(&mask),
+        batch: b,
+        seq: t,
+        embed_offset: None,
+    };
     // One engine per configuration, so each peak-memory counter is its own.
     let make = |frozen: bool| {
         let e = Engine::new(Default::default()).expect("needs an adapter (lavapipe or a GPU)");

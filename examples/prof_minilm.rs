@@ -22,7 +22,8 @@ fn main() {
     if std::env::var_os("FROZEN").is_some() {
         bert.params.freeze(&whet::nn::Select::parse("re:embeddings|layer\\.[0-3]\\.").unwrap()).unwrap();
     }
-    let input = BertInput { ids: &ids, type_ids: None, attention_mask: None, batch: b, seq: t };
+    let input =
+        BertInput { ids: &ids, type_ids: None, attention_mask: None, batch: b, seq: t, embed_offset: None };
     e.sync().unwrap();
     for _ in 0..1 {
         let t0 = Instant::now();

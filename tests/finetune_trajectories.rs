@@ -50,8 +50,14 @@ fn minilm_run(case: &str, frozen: bool) {
     let types = fx::u32s(&io, "token_type_ids");
     let mask = fx::u32s(&io, "attention_mask");
     let labels = fx::u32s(&io, "labels");
-    let input =
-        BertInput { ids: &ids, type_ids: Some(&types), attention_mask: Some(&mask), batch: 4, seq: 16 };
+    let input = BertInput {
+        ids: &ids,
+        type_ids: Some(&types),
+        attention_mask: Some(&mask),
+        batch: 4,
+        seq: 16,
+        embed_offset: None,
+    };
     let mut opt =
         Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 1e-4).weight_decay(0.01).decay_all()).unwrap();
     let mut losses = Vec::new();
@@ -118,7 +124,8 @@ fn freezing_removes_tape_nodes_and_optimizer_state() {
     let Some((mut bert, _)) = minilm(&e, &io, case) else { return };
     let ids = fx::u32s(&io, "input_ids");
     let labels = fx::u32s(&io, "labels");
-    let input = BertInput { ids: &ids, type_ids: None, attention_mask: None, batch: 4, seq: 16 };
+    let input =
+        BertInput { ids: &ids, type_ids: None, attention_mask: None, batch: 4, seq: 16, embed_offset: None };
     let run = |bert: &mut Bert| {
         let logits = bert.forward(&input, Mode::EVAL).unwrap().logits.unwrap();
         let loss = cross_entropy(&logits, &labels, CrossEntropy::default()).unwrap();

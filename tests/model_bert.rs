@@ -36,8 +36,14 @@ fn minilm_matches_pytorch() {
     let types = fx::u32s(&io, "token_type_ids");
     let mask = fx::u32s(&io, "attention_mask");
     let labels = fx::u32s(&io, "labels");
-    let input =
-        BertInput { ids: &ids, type_ids: Some(&types), attention_mask: Some(&mask), batch: 4, seq: 16 };
+    let input = BertInput {
+        ids: &ids,
+        type_ids: Some(&types),
+        attention_mask: Some(&mask),
+        batch: 4,
+        seq: 16,
+        embed_offset: None,
+    };
 
     let mut p = Parity::new("minilm_cls");
     let out = bert.forward(&input, Mode::EVAL).unwrap();

@@ -106,6 +106,10 @@ pub struct BertInput<'a> {
     pub attention_mask: Option<&'a [u32]>,
     pub batch: usize,
     pub seq: usize,
+    /// Added to the summed input embeddings (word + position + type, before the embedding
+    /// LayerNorm), `[batch, seq, hidden]`. A zero leaf that requires grad here receives
+    /// d output / d embeddings, which attributions need; `None` for ordinary use.
+    pub embed_offset: Option<&'a Tensor>,
 }
 
 /// What a forward pass returns.
@@ -311,19 +315,20 @@ impl Bert {
         self.layers.len()
     }
 
-    /// The forward pass.
-    pub fn forward(&self, input: &BertInput, mode: Mode) -> Result<BertOutput> {
+    /// The word (token) embeddings of `input.ids`, `[batch, seq, hidden]`: the part of
+    /// [`Bert::embeddings`] that depends on which token stands where.
+    pub fn word_embeddings(&self, input: &BertInput) -> Result<Tensor> {
+        check_len("input ids", input.ids.len(), input.batch * input.seq)?;
+        embedding(self.params.get(self.word), input.ids, &[input.batch, input.seq])
+    }
+
+    /// The summed input embeddings (word + position + type) of `input`, `[batch, seq, hidden]`:
+    /// what the embedding LayerNorm normalises, before `input.embed_offset` is added.
+    pub fn embeddings(&self, input: &BertInput) -> Result<Tensor> {
         let c = &self.config;
-        let (bsz, t, h) = (input.batch, input.seq, c.hidden_size);
+        let (bsz, t) = (input.batch, input.seq);
         let n = bsz * t;
-        let check_len = |name: &str, len: usize| {
-            if len != n {
-                Err(Error::arg("bert", format!("{name} has {len} values, expected batch*seq = {n}")))
-            } else {
-                Ok(())
-            }
-        };
-        check_len("input ids", input.ids.len())?;
+        check_len("input ids", input.ids.len(), n)?;
         if t > c.max_position_embeddings {
             return Err(Error::arg(
                 "bert",
@@ -333,7 +338,7 @@ impl Bert {
         let zeros;
         let type_ids = match input.type_ids {
             Some(tt) => {
-                check_len("token type ids", tt.len())?;
+                check_len("token type ids", tt.len(), n)?;
                 tt
             }
             None => {
@@ -341,18 +346,36 @@ impl Bert {
                 &zeros
             }
         };
+        let p = &self.params;
+        let positions: Vec<u32> = (0..n).map(|i| (i % t) as u32).collect();
+        embedding(p.get(self.word), input.ids, &[bsz, t])?
+            .add(&embedding(p.get(self.typ), type_ids, &[bsz, t])?)?
+            .add(&embedding(p.get(self.pos), &positions, &[bsz, t])?)
+    }
+
+    /// The forward pass.
+    pub fn forward(&self, input: &BertInput, mode: Mode) -> Result<BertOutput> {
+        let c = &self.config;
+        let (bsz, t, h) = (input.batch, input.seq, c.hidden_size);
+        let n = bsz * t;
+        let mut x = self.embeddings(input)?;
+        if let Some(off) = input.embed_offset {
+            if off.shape() != [bsz, t, h] {
+                return Err(Error::arg(
+                    "bert",
+                    format!("embed_offset has shape {:?}, expected [{bsz}, {t}, {h}]", off.shape()),
+                ));
+            }
+            x = x.add(off)?;
+        }
         let mask: Option<Vec<f32>> = match input.attention_mask {
             Some(m) => {
-                check_len("attention mask", m.len())?;
+                check_len("attention mask", m.len(), n)?;
                 Some(m.iter().map(|&v| if v != 0 { 1.0 } else { 0.0 }).collect())
             }
             None => None,
         };
         let p = &self.params;
-        let positions: Vec<u32> = (0..n).map(|i| (i % t) as u32).collect();
-        let x = embedding(p.get(self.word), input.ids, &[bsz, t])?
-            .add(&embedding(p.get(self.typ), type_ids, &[bsz, t])?)?
-            .add(&embedding(p.get(self.pos), &positions, &[bsz, t])?)?;
         let eps = c.layer_norm_eps as f32;
         let mut x = layer_norm(&x, p.get(self.emb_ln.0), p.get(self.emb_ln.1), eps)?;
         x = mode.dropout_in(&x, c.hidden_dropout_prob, 0, !p.get(self.word).requires_grad())?;
@@ -393,6 +416,15 @@ impl Bert {
             _ => None,
         };
         Ok(BertOutput { last_hidden: x, pooled, logits })
+    }
+}
+
+/// `len` values where the batch has `n` = batch × seq positions.
+fn check_len(name: &str, len: usize, n: usize) -> Result<()> {
+    if len != n {
+        Err(Error::arg("bert", format!("{name} has {len} values, expected batch*seq = {n}")))
+    } else {
+        Ok(())
     }
 }
 

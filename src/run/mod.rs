@@ -14,6 +14,7 @@
 //!   log.csv, log.jsonl, checkpoints/   (written by the driver)
 //! ```
 
+pub mod attribute;
 pub mod compare;
 pub mod export;
 pub mod inference;

@@ -92,10 +92,15 @@ impl ImageTask {
         Tensor::from_slice(&self.engine, &flat, &[images.len(), 3, s, s])
     }
 
+    /// The model's evaluation input for `item`: CHW, `3 × size × size`, normalised exactly as
+    /// [`ImageTask::predict`] feeds it (attributions differentiate with respect to it).
+    pub fn eval_input(&self, item: &ImageItem) -> Result<Vec<f32>> {
+        Ok(eval_transform(&self.load(item)?, &self.spec))
+    }
+
     /// Class probabilities of `items` (evaluation mode, no tape).
     pub fn predict(&mut self, items: &[ImageItem]) -> Result<Predictions> {
-        let inputs: Vec<Vec<f32>> =
-            items.iter().map(|it| Ok(eval_transform(&self.load(it)?, &self.spec))).collect::<Result<_>>()?;
+        let inputs: Vec<Vec<f32>> = items.iter().map(|it| self.eval_input(it)).collect::<Result<_>>()?;
         let labels = items.iter().map(|i| i.label).collect();
         self.predict_inputs(&inputs, labels)
     }

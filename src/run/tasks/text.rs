@@ -28,6 +28,7 @@ pub fn bert_input(b: &TextBatch) -> BertInput<'_> {
         attention_mask: Some(&b.mask),
         batch: b.batch,
         seq: b.seq,
+        embed_offset: None,
     }
 }
 
