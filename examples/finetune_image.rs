@@ -23,7 +23,12 @@ fn main() -> whet::Result<()> {
     probe.train.epochs = base.train.probe_epochs;
     probe.output.dir = root.join("runs/example-image-probe");
     probe.output.resume = false;
-    let lp = run::train(&engine, &probe, &StopFlag::new(), RunOptions { progress: true, baseline: true })?;
+    let lp = run::train(
+        &engine,
+        &probe,
+        &StopFlag::new(),
+        RunOptions { progress: true, baseline: true, ..Default::default() },
+    )?;
     show("untuned (ImageNet body, new head)", lp.baseline.as_ref());
     show("after linear probe", lp.test.as_ref());
 
@@ -35,7 +40,12 @@ fn main() -> whet::Result<()> {
     ft.train.lr = base.train.lr / 10.0;
     ft.output.dir = root.join("runs/example-image-ft");
     ft.output.resume = false;
-    let full = run::train(&engine, &ft, &StopFlag::new(), RunOptions { progress: true, baseline: false })?;
+    let full = run::train(
+        &engine,
+        &ft,
+        &StopFlag::new(),
+        RunOptions { progress: true, baseline: false, ..Default::default() },
+    )?;
     show("after full fine-tune (LP-FT)", full.test.as_ref());
     Ok(())
 }

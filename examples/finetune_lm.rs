@@ -17,7 +17,12 @@ fn main() -> whet::Result<()> {
     recipe.output.resume = false;
     let engine = Engine::new(Default::default())?;
     println!("adapter: {}", engine.adapter_name());
-    let out = run::train(&engine, &recipe, &StopFlag::new(), RunOptions { progress: true, baseline: true })?;
+    let out = run::train(
+        &engine,
+        &recipe,
+        &StopFlag::new(),
+        RunOptions { progress: true, baseline: true, ..Default::default() },
+    )?;
     for (name, e) in [("before", &out.baseline), ("after", &out.test)] {
         if let Some(e) = e {
             let p = &e.metrics["perplexity"];

@@ -51,7 +51,12 @@ resume = false
     let recipe = Recipe::parse(&recipe, Path::new("finetune_text.rs"), root)?;
     let engine = Engine::new(Default::default())?;
     println!("adapter: {}", engine.adapter_name());
-    let out = run::train(&engine, &recipe, &StopFlag::new(), RunOptions { progress: true, baseline: true })?;
+    let out = run::train(
+        &engine,
+        &recipe,
+        &StopFlag::new(),
+        RunOptions { progress: true, baseline: true, ..Default::default() },
+    )?;
     report(&out);
     Ok(())
 }

@@ -174,7 +174,16 @@ fn sweep_scores_on_validation_and_auto_trains_its_choice() {
     assert!(auto.vs_reference.is_some(), "auto is paired with full fine-tuning");
     // The probes wrote their own folders and never touched the test split's predictions.
     assert!(tmp.path().join("cmp/sweep").read_dir().unwrap().count() == 4);
+    // Attributions of the first test items, from full fine-tuning's run.
+    assert_eq!(res.attributions.len(), 4);
+    for a in &res.attributions {
+        let whet::report::results::Attribution::Text { title, tokens, scores, .. } = a else {
+            panic!("text attributions expected")
+        };
+        assert!(title.starts_with("full fine-tune: ") && tokens.len() == scores.len() && tokens.len() > 2);
+    }
     let html = std::fs::read_to_string(tmp.path().join("cmp/report.html")).unwrap();
+    assert!(html.contains("class=\"tok\""), "no token attributions in the report");
     assert!(!html.contains("No learning-rate × frozen-depth sweep was run"), "the heat map is missing");
 }
 

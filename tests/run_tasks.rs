@@ -62,7 +62,13 @@ dir = "run"
         ),
         tmp.path(),
     );
-    let out = run::train(&e, &r, &StopFlag::new(), RunOptions { progress: false, baseline: true }).unwrap();
+    let out = run::train(
+        &e,
+        &r,
+        &StopFlag::new(),
+        RunOptions { progress: false, baseline: true, ..Default::default() },
+    )
+    .unwrap();
     let test = out.test.expect("test metrics");
     assert_eq!(test.items, 6);
     let acc = test.metrics["accuracy"];
@@ -152,7 +158,13 @@ dir = "run"
         ),
         tmp.path(),
     );
-    let out = run::train(&e, &r, &StopFlag::new(), RunOptions { progress: false, baseline: true }).unwrap();
+    let out = run::train(
+        &e,
+        &r,
+        &StopFlag::new(),
+        RunOptions { progress: false, baseline: true, ..Default::default() },
+    )
+    .unwrap();
     let before = out.baseline.expect("baseline").metrics["perplexity"];
     let after = out.test.expect("test").metrics["perplexity"];
     assert!(after.point < before.point * 0.5, "perplexity {} -> {}", before.point, after.point);

@@ -28,7 +28,12 @@ pub fn train(
     stop.install_signal_handlers()?;
     let engine = Engine::new(Default::default())?;
     println!("whet train {}  (adapter: {})", recipe_path.display(), engine.adapter_name());
-    let outcome = run::train(&engine, &recipe, &stop, RunOptions { progress: !quiet, baseline: true })?;
+    let outcome = run::train(
+        &engine,
+        &recipe,
+        &stop,
+        RunOptions { progress: !quiet, baseline: true, ..Default::default() },
+    )?;
     for s in &outcome.skipped_items {
         println!("skipped: {s}");
     }

@@ -10,7 +10,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::eval::{self, Interval, Predictions};
 use crate::report::results::{
-    CompareResults, CurvePoint, PairedTest, Retention, RocCurve, SeedRun, StrategyResult,
+    Attribution, CompareResults, CurvePoint, PairedTest, Retention, RocCurve, SeedRun, StrategyResult,
 };
 use crate::train::stop::StopFlag;
 
@@ -151,10 +151,10 @@ pub fn strategies() -> Vec<Strategy> {
         Strategy {
             name: "EWC",
             description:
-                "full fine-tuning anchored by the source task's diagonal Fisher (lambda 1e5, 64 items)",
+                "full fine-tuning anchored by the source task's diagonal Fisher (lambda 1e4, 64 items)",
             apply: |r| {
                 full(r);
-                r.train.ewc = Some(super::recipe::EwcSection { lambda: 1e5, items: 64 });
+                r.train.ewc = Some(super::recipe::EwcSection { lambda: 1e4, items: 64 });
             },
             applies: has_source,
         },
@@ -294,6 +294,7 @@ struct Collector<'a> {
     /// The untuned model on each fold's test items (one entry without folds).
     untuned: Vec<(Outcome, Predictions)>,
     retention: Vec<Retention>,
+    attributions: Vec<Attribution>,
     classes: Vec<String>,
     /// Optimizer steps and parameter depths of the first run (sizes the sweep's probe runs).
     first_steps: Option<u64>,
@@ -309,6 +310,7 @@ impl Collector<'_> {
         fold: Option<usize>,
         dir: PathBuf,
         baseline: bool,
+        attributions: usize,
     ) -> Result<Outcome> {
         r.train.seed = seed;
         r.data.split_seed = Some(self.split_seed);
@@ -323,8 +325,8 @@ impl Collector<'_> {
             r.data.test_ratio = 0.0;
             r.output.dir = r.output.dir.join(format!("fold-{f}"));
         }
-        let out =
-            super::train(self.engine, &r, self.stop, RunOptions { progress: self.opts.progress, baseline })?;
+        let run = RunOptions { progress: self.opts.progress, baseline, attributions };
+        let out = super::train(self.engine, &r, self.stop, run)?;
         if self.stop.requested().is_some() {
             return Err(Error::arg("compare", "interrupted; the finished runs are in the output folder"));
         }
@@ -341,7 +343,13 @@ impl Collector<'_> {
             apply(&mut r);
             let dir = self.opts.out_dir.join(slug(name)).join(format!("seed-{seed}"));
             let baseline = self.results.is_empty() && seed == self.opts.seeds[0];
-            let out = self.train(r, seed, fold, dir, baseline)?;
+            let first_run = baseline && fold.is_none_or(|f| f == 0);
+            let shown = if first_run { ATTRIBUTED_ITEMS } else { 0 };
+            let out = self.train(r, seed, fold, dir, baseline, shown)?;
+            for mut a in out.attributions.iter().cloned() {
+                retitle(&mut a, name);
+                self.attributions.push(a);
+            }
             if self.classes.is_empty() {
                 if let Ok(l) = crate::data::labels::LabelMap::load(&out.dir.join("labels.json")) {
                     self.classes = l.names().to_vec();
@@ -450,6 +458,7 @@ pub fn compare(
         preds: BTreeMap::new(),
         untuned: Vec::new(),
         retention: Vec::new(),
+        attributions: Vec::new(),
         classes: Vec::new(),
         first_steps: None,
         max_depth: 0,
@@ -495,7 +504,7 @@ pub fn compare(
         sweep,
         retention: c.retention,
         auto,
-        attributions: Vec::new(),
+        attributions: c.attributions,
         environment,
     };
     crate::report::html::write_report(&out, &opts.out_dir)?;
@@ -516,7 +525,7 @@ impl<'a> Collector<'a> {
                 let dir = self.opts.out_dir.join("sweep").join(format!("depth-{depth}-lr-{lr:e}"));
                 // Scored on validation: the test items stay untouched by the choice.
                 let fold = self.opts.folds.map(|_| 0);
-                let out = self.train(r, seed, fold, dir, false)?;
+                let out = self.train(r, seed, fold, dir, false, 0)?;
                 Ok(super::sweep::validation_score(&out.summary, &self.metric))
             }),
             metric: self.metric.clone(),
@@ -571,6 +580,15 @@ fn paired_tests(
         });
     }
     Ok(())
+}
+
+/// Test items whose attributions the report shows (from the first strategy's first run).
+const ATTRIBUTED_ITEMS: usize = 4;
+
+/// Prefix an attribution's title with the strategy that produced the model.
+fn retitle(a: &mut Attribution, strategy: &str) {
+    let (Attribution::Image { title, .. } | Attribution::Text { title, .. }) = a;
+    *title = format!("{strategy}: {title}");
 }
 
 /// A folder name for a strategy.

@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Evaluate the untuned model on the test split first (the baseline column).
     pub baseline: bool,
+    /// Attributions of this many test items after training (for `whet compare`'s report).
+    pub attributions: usize,
 }
 
 /// Metrics of one split with bootstrap intervals.
@@ -76,6 +78,8 @@ pub struct Outcome {
     pub retention: Option<SourceRetention>,
     /// Deepest parameter depth of the model (the head's), for depth-based freezing.
     pub max_depth: usize,
+    /// Attributions of the first test items (when [`RunOptions::attributions`] asked).
+    pub attributions: Vec<crate::report::results::Attribution>,
 }
 
 /// How well the checkpoint's previous task survived the fine-tuning.
@@ -152,6 +156,7 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
             peak_bytes: engine.stats().peak_bytes,
             retention: None,
             max_depth: 0,
+            attributions: Vec::new(),
         });
     }
     // Evaluate and export the best validated weights, not merely the last.
@@ -175,6 +180,9 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
     write_metrics(&dir, &summary, baseline.as_ref(), test.as_ref(), sample.as_deref(), retention.as_ref())?;
     let trainable_params = prep.task.as_task().params().count(true) as u64;
     let max_depth = prep.task.as_task().params().max_depth();
+    let title = recipe.output.dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    let attributions =
+        if opts.attributions > 0 { prep.attributions(opts.attributions, &title)? } else { Vec::new() };
     Ok(Outcome {
         dir,
         summary,
@@ -189,6 +197,7 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
         peak_bytes: engine.stats().peak_bytes,
         retention,
         max_depth,
+        attributions,
     })
 }
 

@@ -199,7 +199,7 @@ pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
                     let path = src.train.as_ref().ok_or_else(|| {
                         Error::arg("recipe", "train.ewc estimates its Fisher on source.train")
                     })?;
-                    let table = source_table(recipe, src, path, Some(labels), &policy)?;
+                    let table = source_table(recipe, src, path, Some(labels), &policy, true)?;
                     let items = subset(table.items, label_of, Some(e.items), seed)?;
                     t.estimate_ewc(e.lambda, &items)?;
                 }
@@ -266,19 +266,22 @@ fn subset<T>(items: Vec<T>, label: impl Fn(&T) -> usize, limit: Option<usize>, s
     }
 }
 
-/// A labelled table of the source task, read with its columns (default: the target's).
+/// A labelled table of the source task, read with its columns (default: the target's); `train`
+/// picks `source.train_text` when set.
 fn source_table(
     recipe: &Recipe,
     src: &SourceSection,
     path: &Path,
     labels: Option<LabelMap>,
     policy: &SkipPolicy,
+    train: bool,
 ) -> Result<TextTable> {
     let d = &recipe.data;
+    let column = src.train_text.clone().filter(|_| train).or_else(|| src.text.clone());
     TextTable::open(
         path,
         &TableOptions {
-            text: src.text.clone().or_else(|| d.eval_text.clone()).unwrap_or_else(|| d.text.clone()),
+            text: column.or_else(|| d.eval_text.clone()).unwrap_or_else(|| d.text.clone()),
             text_pair: d.text_pair.clone(),
             label: Some(src.label.clone().unwrap_or_else(|| d.label.clone())),
             labels,
@@ -302,7 +305,7 @@ fn with_source_head(
 ) -> Result<(zoo::AnyModel, BindingReport, SourceHead)> {
     let saved = recipe.model.path.join("labels.json");
     let fixed = if saved.is_file() { Some(LabelMap::load(&saved)?) } else { None };
-    let table = source_table(recipe, src, &src.test, fixed.clone(), policy)?;
+    let table = source_table(recipe, src, &src.test, fixed.clone(), policy, false)?;
     let labels = fixed.unwrap_or_else(|| table.labels.clone());
     let seed = recipe.data.split_seed.unwrap_or(recipe.train.seed);
     let test = subset(table.items, |t| t.label.unwrap_or(0), src.limit, seed)?;
@@ -503,6 +506,23 @@ impl Prepared {
             }
             (TaskBox::Text(t), TestSet::Texts(items)) if !items.is_empty() => Ok(Some(t.predict(items)?)),
             _ => Ok(None),
+        }
+    }
+
+    /// Why the model predicts what it does for the first `n` held-out items: gradient × input
+    /// over tokens (text) or gradient saliency over pixels (images); empty for language models.
+    pub fn attributions(&self, n: usize, title: &str) -> Result<Vec<crate::report::results::Attribution>> {
+        let names: Vec<String> = self.labels.as_ref().map(|l| l.names().to_vec()).unwrap_or_default();
+        match (&self.task, &self.test) {
+            (TaskBox::Text(t), TestSet::Texts(items)) => {
+                let n = n.min(items.len());
+                super::attribute::text_attributions(t, &items[..n], &names, title)
+            }
+            (TaskBox::Image(t), TestSet::Images(items)) => {
+                let n = n.min(items.len());
+                super::attribute::image_attributions(t, &items[..n], &names, title)
+            }
+            _ => Ok(Vec::new()),
         }
     }
 

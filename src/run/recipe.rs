@@ -40,9 +40,12 @@ pub struct SourceSection {
     /// Source training items, for the EWC Fisher (required with `train.ewc`).
     #[serde(default)]
     pub train: Option<PathBuf>,
-    /// Text column (default: `data.text`).
+    /// Text column (default: `data.eval_text`, else `data.text`).
     #[serde(default)]
     pub text: Option<String>,
+    /// Text column of `train` when it differs (SST-2: `sentence` vs `content`).
+    #[serde(default)]
+    pub train_text: Option<String>,
     /// Label column (default: `data.label`).
     #[serde(default)]
     pub label: Option<String>,
