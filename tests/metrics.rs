@@ -639,3 +639,20 @@ fn paired_bootstrap_rejects_different_items() {
     assert!(e.contains("item 3"), "{e}");
     assert!(paired_bootstrap(&a, &a, accuracy, 100, 0.95, 0).is_err());
 }
+
+#[test]
+fn roc_summary_is_class_one_for_binary_and_the_micro_average_otherwise() {
+    // Three classes, two items: the six (item, class) pairs are the decisions. Positives score
+    // 0.7 and 0.3; negatives 0.2, 0.1, 0.3, 0.4. 0.7 beats all four; 0.3 beats two, ties one
+    // (half) and loses one: AUC = (4 + 2.5) / 8 = 0.8125.
+    let p = Predictions::new(vec![0.7, 0.2, 0.1, 0.3, 0.3, 0.4], vec![0, 1], 3).unwrap();
+    let (curve, auc) = roc_summary(&p);
+    assert!((auc.unwrap() - 0.8125).abs() < 1e-12, "{auc:?}");
+    assert_eq!(curve.x.len(), curve.y.len());
+    assert_eq!((curve.x.last().copied(), curve.y.last().copied()), (Some(1.0), Some(1.0)));
+    // Two classes: exactly roc_auc of column 1.
+    let b = Predictions::new(vec![0.9, 0.1, 0.4, 0.6, 0.3, 0.7], vec![0, 1, 0], 2).unwrap();
+    let want = roc_auc(&[0.1, 0.6, 0.7], &[false, true, false]);
+    assert_eq!(roc_summary(&b).1, want);
+    assert_eq!(want, Some(0.5));
+}

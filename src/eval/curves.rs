@@ -116,6 +116,21 @@ pub fn roc_auc_ovr(p: &Predictions) -> Option<f64> {
     Some(sum / p.classes as f64)
 }
 
+/// The ROC curve of a whole prediction and its AUC: for two classes, class 1's probability
+/// against the labels; for more, the micro average (sklearn's `average="micro"`): every
+/// (item, class) pair is one one-vs-rest decision scored by that class's probability.
+pub fn roc_summary(p: &Predictions) -> (Curve, Option<f64>) {
+    let (scores, positive): (Vec<f64>, Vec<bool>) = if p.classes == 2 {
+        p.column(1).into_iter().zip(p.labels.iter().map(|&l| l == 1)).unzip()
+    } else {
+        (0..p.len())
+            .filter_map(|i| Some((p.row(i)?, *p.labels.get(i)?)))
+            .flat_map(|(row, label)| row.iter().enumerate().map(move |(c, &v)| (v as f64, label == c)))
+            .unzip()
+    };
+    (roc_curve(&scores, &positive), roc_auc(&scores, &positive))
+}
+
 /// The precision-recall curve: `x` recall, `y` precision, one point per distinct score plus the
 /// `(recall 0, precision 1)` anchor at `+∞`. Same points as sklearn's
 /// `precision_recall_curve`, in the opposite order and with the anchor given a threshold.

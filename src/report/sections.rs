@@ -241,17 +241,18 @@ pub(crate) fn confusion(r: &CompareResults) -> Result<String> {
     })
 }
 
-/// ROC curves of a binary task.
+/// ROC curves: the positive class of a binary task, micro-averaged one-vs-rest otherwise.
 pub(crate) fn roc(r: &CompareResults) -> Result<String> {
+    let kind = if r.classes.len() > 2 {
+        " Multi-class: micro-averaged one-vs-rest (every item × class pair scored by its probability)."
+    } else {
+        ""
+    };
     Ok(match plots::roc_curves(&r.strategies)? {
         Some(svg) => format!(
             "<figure>{svg}<figcaption>Faint lines: single runs; bold: their vertical average. AUC: mean over \
-             runs.</figcaption></figure>\n"
+             runs.{kind}</figcaption></figure>\n"
         ),
-        None if r.classes.len() != 2 => empty(&format!(
-            "ROC curves are drawn for binary tasks; this task has {} classes.",
-            r.classes.len()
-        )),
         None => empty("No ROC curves were recorded."),
     })
 }

@@ -217,11 +217,9 @@ fn curve(run_dir: &Path, metric: &str) -> Vec<CurvePoint> {
 /// One seed's record: curve, test metrics, confusion counts and (binary) ROC.
 fn seed_run(seed: u64, out: &Outcome, p: Option<&Predictions>, metric: &str) -> SeedRun {
     let test = out.test.as_ref().map(|e| e.metrics.iter().map(|(k, i)| (k.clone(), i.point)).collect());
-    let roc = p.filter(|p| p.classes == 2).and_then(|p| {
-        let scores: Vec<f64> = (0..p.len()).filter_map(|i| p.row(i).map(|r| r[1] as f64)).collect();
-        let positive: Vec<bool> = p.labels.iter().map(|&l| l == 1).collect();
-        let c = eval::roc_curve(&scores, &positive);
-        eval::roc_auc(&scores, &positive).map(|auc| RocCurve { fpr: c.x, tpr: c.y, auc })
+    let roc = p.and_then(|p| {
+        let (c, auc) = eval::roc_summary(p);
+        auc.map(|auc| RocCurve { fpr: c.x, tpr: c.y, auc })
     });
     SeedRun {
         seed,
