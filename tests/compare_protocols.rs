@@ -270,3 +270,66 @@ dir = "runs/mail"
     let err = prepare(&e, &recipe(&no_head, dir, "nohead.toml")).err().expect("refused").to_string();
     assert!(err.contains("fine-tune on the source task first"), "{err}");
 }
+
+#[test]
+fn language_models_compare_on_perplexity_against_the_zero_shot_model() {
+    let Some((_g, e)) = common::gpu("compare_protocols", "lm") else { return };
+    let model = common::fixtures::fixtures_dir().join("gpt2_tiny");
+    if !model.exists() {
+        eprintln!("!!!!!!!! compare_protocols: {} ABSENT, CHECK SKIPPED !!!!!!!!", model.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    common::byte_level_tokenizer(&tmp.path().join("tokenizer.json"));
+    std::fs::write(tmp.path().join("corpus.txt"), "to be or not to be, that is the question. ".repeat(40))
+        .unwrap();
+    let r = recipe(
+        &format!(
+            r#"
+[model]
+kind = "gpt2"
+path = "{m}"
+tokenizer = "tokenizer.json"
+[data]
+kind = "corpus"
+train = "corpus.txt"
+max_len = 32
+val_ratio = 0.2
+[train]
+epochs = 2
+batch_size = 4
+lr = 3e-3
+schedule = "constant"
+[output]
+dir = "run"
+"#,
+            m = model.display()
+        ),
+        tmp.path(),
+        "lm.toml",
+    );
+    let opts = CompareOptions {
+        only: vec!["full fine-tune".into(), "LoRA".into()],
+        seeds: vec![0],
+        folds: None,
+        sweep: None,
+        out_dir: tmp.path().join("cmp"),
+        progress: false,
+    };
+    let res = compare(&e, &r, &opts, &StopFlag::new()).unwrap();
+    assert_eq!(res.primary_metric, "perplexity");
+    let by = |n: &str| res.strategies.iter().find(|s| s.name == n).unwrap_or_else(|| panic!("no {n}"));
+    let zero_shot = by("untuned").metrics["perplexity"];
+    let full = by("full fine-tune").metrics["perplexity"];
+    assert!(full.point < zero_shot.point * 0.5, "perplexity {} -> {}", zero_shot.point, full.point);
+    assert!(full.lo <= full.point && full.point <= full.hi);
+    // The zero-shot model, paired block by block with full fine-tuning: clearly worse.
+    let t = by("untuned").vs_reference.as_ref().expect("paired with full fine-tuning");
+    assert_eq!(t.metric, "perplexity");
+    assert!(t.diff.point > 0.0 && t.diff.lo > 0.0 && t.paired_p < 0.05, "{t:?}");
+    assert!(t.mcnemar_p.is_nan(), "McNemar needs per-item correctness");
+    assert!(by("LoRA").vs_reference.is_some());
+    // The report's summary calls the lowest perplexity the best.
+    let html = std::fs::read_to_string(tmp.path().join("cmp/report.html")).unwrap();
+    assert!(!html.contains("Best: <b>untuned</b>"), "lower perplexity must win");
+}

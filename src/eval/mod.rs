@@ -17,6 +17,7 @@
 pub mod bootstrap;
 pub mod calibration;
 pub mod curves;
+pub mod lm;
 pub mod metrics;
 pub mod paired;
 pub mod regression;
@@ -24,6 +25,7 @@ pub mod regression;
 pub use bootstrap::{bootstrap, bootstrap_metrics, Interval, MIN_RESAMPLES};
 pub use calibration::{ece, reliability, CalibrationBin, ECE_BINS};
 pub use curves::{average_precision, pr_curve, roc_auc, roc_auc_ovr, roc_curve, roc_summary, Curve};
+pub use lm::{lm_metrics, paired_lm};
 pub use metrics::{
     accuracy, balanced_accuracy, brier, classification_metrics, confusion, log_loss, mcc, perplexity, prf,
     top_k, ClassScores, Confusion, Prf,

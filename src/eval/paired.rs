@@ -46,11 +46,20 @@ pub fn paired_bootstrap(
     check(OP, a.len(), resamples, level)?;
     let point = metric(a) - metric(b);
     let reps = replicate(a.len(), resamples, seed, |idx| metric(&a.subset(idx)) - metric(&b.subset(idx)));
-    let defined = reps.iter().filter(|d| !d.is_nan()).count();
-    let le = reps.iter().filter(|&&d| d <= 0.0).count();
-    let ge = reps.iter().filter(|&&d| d >= 0.0).count();
-    let p_value = if defined == 0 { f64::NAN } else { (2.0 * le.min(ge) as f64 / defined as f64).min(1.0) };
-    Ok(PairedDiff { diff: interval(point, reps, level), p_value })
+    Ok(PairedDiff::from_replicates(point, reps, level))
+}
+
+impl PairedDiff {
+    /// The percentile interval of the replicated differences and the two-sided p-value: twice
+    /// the smaller share of replicates on either side of 0 (NaN replicates left out).
+    pub(crate) fn from_replicates(point: f64, reps: Vec<f64>, level: f64) -> PairedDiff {
+        let defined = reps.iter().filter(|d| !d.is_nan()).count();
+        let le = reps.iter().filter(|&&d| d <= 0.0).count();
+        let ge = reps.iter().filter(|&&d| d >= 0.0).count();
+        let p_value =
+            if defined == 0 { f64::NAN } else { (2.0 * le.min(ge) as f64 / defined as f64).min(1.0) };
+        PairedDiff { diff: interval(point, reps, level), p_value }
+    }
 }
 
 /// Below this many discordant pairs (`b + c`) [`mcnemar`] uses the exact binomial test.

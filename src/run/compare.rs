@@ -14,6 +14,7 @@ use crate::report::results::{
 };
 use crate::train::stop::StopFlag;
 
+use super::recipe::DataKind;
 use super::{Outcome, Recipe, RunOptions, LEVEL};
 
 /// A named change to the recipe.
@@ -289,8 +290,12 @@ struct Collector<'a> {
     planned: Vec<(u64, Option<usize>)>,
     results: Vec<StrategyResult>,
     preds: BTreeMap<String, Vec<Predictions>>,
+    /// Per-block held-out losses of each language-model run, by strategy.
+    losses: BTreeMap<String, Vec<Vec<f64>>>,
     /// The untuned model on each fold's test items (one entry without folds).
     untuned: Vec<(Outcome, Predictions)>,
+    /// The untuned language model's per-block losses (zero-shot perplexity).
+    untuned_lm: Option<(Outcome, Vec<f64>)>,
     retention: Vec<Retention>,
     attributions: Vec<Attribution>,
     classes: Vec<String>,
@@ -364,16 +369,24 @@ impl Collector<'_> {
             if let Some(p) = out.test_predictions.clone() {
                 self.preds.entry(name.to_string()).or_default().push(p);
             }
+            if let Some(l) = out.test_losses.clone() {
+                self.losses.entry(name.to_string()).or_default().push(l);
+            }
             kept.extend(out.retention.clone());
             if baseline {
                 if let Some(bp) = out.baseline_predictions.clone() {
                     self.untuned.push((out, bp));
+                } else if let Some(bl) = out.baseline_losses.clone() {
+                    self.untuned_lm = Some((out, bl));
                 }
             }
         }
         let metrics = match pooled(self.preds.get(name).map(Vec::as_slice).unwrap_or(&[]))? {
             Some(p) => eval::bootstrap_metrics(&p, self.resamples, LEVEL, self.split_seed)?,
-            None => BTreeMap::new(),
+            None => match self.losses.get(name) {
+                Some(l) => eval::lm_metrics(&l.concat(), self.resamples, LEVEL, self.split_seed)?,
+                None => BTreeMap::new(),
+            },
         };
         if let Some(first) = kept.first() {
             self.retention.push(Retention {
@@ -396,10 +409,32 @@ impl Collector<'_> {
         Ok(())
     }
 
+    /// The pretrained language model without any tuning: zero-shot perplexity on the same blocks.
+    fn untuned_lm(&mut self) -> Result<()> {
+        let Some((out, losses)) = self.untuned_lm.take() else { return Ok(()) };
+        let metrics = eval::lm_metrics(&losses, self.resamples, LEVEL, self.split_seed)?;
+        let mut run = seed_run(self.opts.seeds[0], &out, None, &self.metric);
+        run.curve.clear();
+        run.test = metrics.iter().map(|(k, i)| (k.clone(), i.point)).collect();
+        self.results.push(StrategyResult {
+            name: "untuned".into(),
+            description:
+                "the pretrained model without fine-tuning (zero-shot perplexity on the held-out text)".into(),
+            runs: vec![run],
+            metrics,
+            vs_reference: None,
+            train_secs: 0.0,
+            peak_bytes: 0,
+            trainable_params: 0,
+        });
+        self.losses.insert("untuned".into(), vec![losses; self.opts.seeds.len()]);
+        Ok(())
+    }
+
     /// The pretrained model with its untrained head, on the same items: the floor.
     fn untuned(&mut self) -> Result<()> {
         if self.untuned.is_empty() {
-            return Ok(());
+            return self.untuned_lm();
         }
         let fold_preds: Vec<Predictions> = self.untuned.iter().map(|(_, p)| p.clone()).collect();
         let all_folds =
@@ -448,13 +483,18 @@ pub fn compare(
         recipe,
         opts,
         stop,
-        metric: recipe.train.early_stop.as_ref().map_or("accuracy".to_string(), |e| e.metric.clone()),
+        metric: recipe.train.early_stop.as_ref().map_or_else(
+            || if recipe.data.kind == DataKind::Corpus { "perplexity" } else { "accuracy" }.to_string(),
+            |e| e.metric.clone(),
+        ),
         resamples: recipe.output.bootstrap.max(eval::MIN_RESAMPLES),
         split_seed,
         planned: runs_of(opts),
         results: Vec::new(),
         preds: BTreeMap::new(),
+        losses: BTreeMap::new(),
         untuned: Vec::new(),
+        untuned_lm: None,
         retention: Vec::new(),
         attributions: Vec::new(),
         classes: Vec::new(),
@@ -483,6 +523,7 @@ pub fn compare(
     c.untuned()?;
     let metric = c.metric.clone();
     paired_tests(&mut c.results, &c.preds, &metric, c.resamples, split_seed)?;
+    paired_lm_tests(&mut c.results, &c.losses, &metric, c.resamples, split_seed)?;
     let mut environment = BTreeMap::new();
     environment.insert("adapter".into(), engine.adapter_name().to_string());
     environment.insert("whet".into(), env!("CARGO_PKG_VERSION").into());
@@ -575,6 +616,34 @@ fn paired_tests(
             diff: d.diff,
             paired_p: d.p_value,
             mcnemar_p: m.p_value,
+        });
+    }
+    Ok(())
+}
+
+/// Language models against full fine-tuning on the same held-out blocks: a paired bootstrap
+/// of the difference in `metric` (loss or perplexity); McNemar does not apply (NaN).
+fn paired_lm_tests(
+    results: &mut [StrategyResult],
+    losses: &BTreeMap<String, Vec<Vec<f64>>>,
+    metric: &str,
+    resamples: usize,
+    seed: u64,
+) -> Result<()> {
+    let Some(reference) = losses.get(REFERENCE).map(|l| l.concat()) else { return Ok(()) };
+    let metric = if metric == "loss" { "loss" } else { "perplexity" };
+    for r in results.iter_mut().filter(|r| r.name != REFERENCE && r.vs_reference.is_none()) {
+        let Some(mine) = losses.get(r.name.as_str()).map(|l| l.concat()) else { continue };
+        if mine.len() != reference.len() {
+            continue;
+        }
+        let d = eval::paired_lm(&mine, &reference, metric, resamples, LEVEL, seed)?;
+        r.vs_reference = Some(PairedTest {
+            reference: REFERENCE.into(),
+            metric: metric.to_string(),
+            diff: d.diff,
+            paired_p: d.p_value,
+            mcnemar_p: f64::NAN,
         });
     }
     Ok(())

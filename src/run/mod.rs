@@ -70,6 +70,9 @@ pub struct Outcome {
     /// Test-split class probabilities of the untuned and the fine-tuned model (classifiers).
     pub baseline_predictions: Option<Predictions>,
     pub test_predictions: Option<Predictions>,
+    /// Per-block held-out losses of the untuned and the fine-tuned language model.
+    pub baseline_losses: Option<Vec<f64>>,
+    pub test_losses: Option<Vec<f64>>,
     /// Parameters that trained at the end of the run.
     pub trainable_params: u64,
     /// Peak device memory of the run (the engine's buffer pool).
@@ -93,18 +96,36 @@ pub struct SourceRetention {
     pub after_predictions: Option<Predictions>,
 }
 
-/// Evaluate the held-out split, keeping a classifier's predictions for paired comparisons.
-fn held_out(
-    prep: &mut Prepared,
-    name: &str,
-    resamples: usize,
-    seed: u64,
-) -> Result<(Option<Evaluation>, Option<Predictions>)> {
-    match prep.test_predictions()? {
-        Some(p) => {
-            Ok((Some(evaluation(&format!("{name} ({})", prep.test_split()), &p, resamples, seed)?), Some(p)))
-        }
-        None => Ok((prep.test_evaluation(name, resamples, seed)?, None)),
+/// What a held-out evaluation keeps for paired comparisons: a classifier's probabilities or a
+/// language model's per-block losses.
+#[derive(Debug, Clone, Default)]
+pub struct HeldOut {
+    pub evaluation: Option<Evaluation>,
+    pub predictions: Option<Predictions>,
+    pub block_losses: Option<Vec<f64>>,
+}
+
+/// Evaluate the held-out split.
+fn held_out(prep: &mut Prepared, name: &str, resamples: usize, seed: u64) -> Result<HeldOut> {
+    let split = format!("{name} ({})", prep.test_split());
+    if let Some(p) = prep.test_predictions()? {
+        return Ok(HeldOut {
+            evaluation: Some(evaluation(&split, &p, resamples, seed)?),
+            predictions: Some(p),
+            block_losses: None,
+        });
+    }
+    match prep.test_block_losses()? {
+        Some(losses) => Ok(HeldOut {
+            evaluation: Some(Evaluation {
+                split,
+                items: losses.len(),
+                metrics: crate::eval::lm_metrics(&losses, resamples, LEVEL, seed)?,
+            }),
+            predictions: None,
+            block_losses: Some(losses),
+        }),
+        None => Ok(HeldOut::default()),
     }
 }
 
@@ -132,8 +153,9 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
     let resamples = recipe.output.bootstrap.max(1);
     let seed = recipe.train.seed;
     engine.reset_peak();
-    let (baseline, baseline_predictions) =
-        if opts.baseline { held_out(&mut prep, "baseline", resamples, seed)? } else { (None, None) };
+    let base =
+        if opts.baseline { held_out(&mut prep, "baseline", resamples, seed)? } else { HeldOut::default() };
+    let (baseline, baseline_predictions) = (base.evaluation, base.predictions);
 
     let source_before = prep.source_predictions()?;
 
@@ -152,6 +174,8 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
             skipped_items: prep.skipped,
             baseline_predictions,
             test_predictions: None,
+            baseline_losses: base.block_losses,
+            test_losses: None,
             trainable_params: 0,
             peak_bytes: engine.stats().peak_bytes,
             retention: None,
@@ -165,7 +189,8 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
             crate::train::driver::restore_params(prep.task.as_task().params_mut(), &best)?;
         }
     }
-    let (test, test_predictions) = held_out(&mut prep, "test", resamples, seed)?;
+    let held = held_out(&mut prep, "test", resamples, seed)?;
+    let (test, test_predictions, test_losses) = (held.evaluation, held.predictions, held.block_losses);
     let retention = match (source_before, prep.source_predictions()?) {
         (Some((source, before)), Some((_, after))) => Some(SourceRetention {
             before: evaluation(&format!("{source} before"), &before, resamples, seed)?,
@@ -193,6 +218,8 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
         skipped_items: prep.skipped,
         baseline_predictions,
         test_predictions,
+        baseline_losses: base.block_losses,
+        test_losses,
         trainable_params,
         peak_bytes: engine.stats().peak_bytes,
         retention,

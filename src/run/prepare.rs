@@ -544,23 +544,22 @@ impl Prepared {
         if let Some(p) = self.test_predictions()? {
             return Ok(Some(evaluation(&split, &p, resamples, seed)?));
         }
+        match self.test_block_losses()? {
+            // Per-block losses, resampled: an interval on perplexity over held-out text.
+            Some(losses) => Ok(Some(Evaluation {
+                split,
+                items: losses.len(),
+                metrics: crate::eval::lm_metrics(&losses, resamples, super::LEVEL, seed)?,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    /// The mean token loss of every held-out block (causal LMs; `None` otherwise).
+    pub fn test_block_losses(&mut self) -> Result<Option<Vec<f64>>> {
         match (&mut self.task, &self.test) {
             (TaskBox::Lm(t), TestSet::Blocks(blocks)) if !blocks.is_empty() => {
-                // Per-block losses, resampled: an interval on perplexity over held-out text.
-                let losses: Vec<f64> =
-                    blocks.iter().map(|b| t.mean_loss(std::slice::from_ref(b))).collect::<Result<_>>()?;
-                let mean =
-                    |idx: &[usize]| idx.iter().map(|&i| losses[i]).sum::<f64>() / idx.len().max(1) as f64;
-                let loss = crate::eval::bootstrap(losses.len(), resamples, super::LEVEL, seed, mean)?;
-                let ppl = crate::eval::Interval {
-                    point: loss.point.exp(),
-                    lo: loss.lo.exp(),
-                    hi: loss.hi.exp(),
-                    level: loss.level,
-                };
-                let metrics =
-                    [("loss".to_string(), loss), ("perplexity".to_string(), ppl)].into_iter().collect();
-                Ok(Some(Evaluation { split, items: blocks.len(), metrics }))
+                Ok(Some(blocks.iter().map(|b| t.mean_loss(std::slice::from_ref(b))).collect::<Result<_>>()?))
             }
             _ => Ok(None),
         }

@@ -27,3 +27,40 @@ pub fn gpu(file: &str, test: &str) -> Option<(MutexGuard<'static, ()>, Engine)> 
         }
     }
 }
+
+/// GPT-2's byte-to-unicode table: printable bytes map to themselves, the rest to U+0100 onward.
+#[allow(dead_code)]
+fn byte_level_vocab() -> Vec<String> {
+    let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32).collect();
+    printable.extend(0xA1..=0xAC);
+    printable.extend(0xAE..=0xFF);
+    let mut extra = 0;
+    (0u32..256)
+        .map(|b| {
+            if printable.contains(&b) {
+                char::from_u32(b).unwrap().to_string()
+            } else {
+                extra += 1;
+                char::from_u32(255 + extra).unwrap().to_string()
+            }
+        })
+        .collect()
+}
+
+/// Write a byte-level BPE tokenizer.json with no merges (one token per byte): enough for the
+/// tiny GPT-2 fixture, whose vocabulary starts with the 256 byte tokens.
+#[allow(dead_code)]
+pub fn byte_level_tokenizer(path: &std::path::Path) {
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        byte_level_vocab().into_iter().enumerate().map(|(i, t)| (t, i.into())).collect();
+    let tok = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+                  "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": []}
+    });
+    std::fs::write(path, tok.to_string()).unwrap();
+}
