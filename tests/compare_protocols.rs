@@ -274,27 +274,11 @@ dir = "runs/mail"
 #[test]
 fn language_models_compare_on_perplexity_against_the_zero_shot_model() {
     let Some((_g, e)) = common::gpu("compare_protocols", "lm") else { return };
-    let model = common::fixtures::fixtures_dir().join("gpt2_tiny");
-    if !model.exists() {
-        eprintln!("!!!!!!!! compare_protocols: {} ABSENT, CHECK SKIPPED !!!!!!!!", model.display());
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    common::byte_level_tokenizer(&tmp.path().join("tokenizer.json"));
-    std::fs::write(tmp.path().join("corpus.txt"), "to be or not to be, that is the question. ".repeat(40))
-        .unwrap();
+    let Some(tables) = common::gpt2_corpus("compare_protocols", tmp.path()) else { return };
     let r = recipe(
         &format!(
-            r#"
-[model]
-kind = "gpt2"
-path = "{m}"
-tokenizer = "tokenizer.json"
-[data]
-kind = "corpus"
-train = "corpus.txt"
-max_len = 32
-val_ratio = 0.2
+            r#"{tables}
 [train]
 epochs = 2
 batch_size = 4
@@ -303,7 +287,6 @@ schedule = "constant"
 [output]
 dir = "run"
 "#,
-            m = model.display()
         ),
         tmp.path(),
         "lm.toml",

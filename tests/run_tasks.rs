@@ -93,27 +93,11 @@ dir = "run"
 #[test]
 fn gpt2_corpus_fine_tuning_lowers_perplexity_and_generates() {
     let Some((_g, e)) = common::gpu("run_tasks", "gpt2") else { return };
-    let model = common::fixtures::fixtures_dir().join("gpt2_tiny");
-    if !model.exists() {
-        eprintln!("!!!!!!!! run_tasks: {} ABSENT, CHECK SKIPPED !!!!!!!!", model.display());
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
-    common::byte_level_tokenizer(&tmp.path().join("tokenizer.json"));
-    let corpus = "to be or not to be, that is the question. ".repeat(40);
-    std::fs::write(tmp.path().join("corpus.txt"), corpus).unwrap();
+    let Some(tables) = common::gpt2_corpus("run_tasks", tmp.path()) else { return };
     let r = recipe(
         &format!(
-            r#"
-[model]
-kind = "gpt2"
-path = "{m}"
-tokenizer = "tokenizer.json"
-[data]
-kind = "corpus"
-train = "corpus.txt"
-max_len = 32
-val_ratio = 0.2
+            r#"{tables}
 [train]
 epochs = 3
 batch_size = 4
@@ -125,7 +109,6 @@ max_new_tokens = 8
 [output]
 dir = "run"
 "#,
-            m = model.display()
         ),
         tmp.path(),
     );

@@ -47,6 +47,24 @@ fn byte_level_vocab() -> Vec<String> {
         .collect()
 }
 
+/// The tiny GPT-2 fixture and a corpus for it in `dir` (`tokenizer.json`, `corpus.txt`), and
+/// the `[model]` + `[data]` recipe tables naming them; `None` (said loudly) without fixtures.
+#[allow(dead_code)]
+pub fn gpt2_corpus(file: &str, dir: &std::path::Path) -> Option<String> {
+    let model = fixtures::fixtures_dir().join("gpt2_tiny");
+    if !model.exists() {
+        eprintln!("!!!!!!!! {file}: {} ABSENT, CHECK SKIPPED !!!!!!!!", model.display());
+        return None;
+    }
+    byte_level_tokenizer(&dir.join("tokenizer.json"));
+    std::fs::write(dir.join("corpus.txt"), "to be or not to be, that is the question. ".repeat(40)).unwrap();
+    Some(format!(
+        "[model]\nkind = \"gpt2\"\npath = \"{}\"\ntokenizer = \"tokenizer.json\"\n\
+         [data]\nkind = \"corpus\"\ntrain = \"corpus.txt\"\nmax_len = 32\nval_ratio = 0.2\n",
+        model.display()
+    ))
+}
+
 /// Write a byte-level BPE tokenizer.json with no merges (one token per byte): enough for the
 /// tiny GPT-2 fixture, whose vocabulary starts with the 256 byte tokens.
 #[allow(dead_code)]
