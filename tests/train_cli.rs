@@ -285,6 +285,9 @@ fn compare_runs_strategies_and_seeds_into_a_report() {
     assert_eq!(strategies.len(), 3, "{results}");
     assert_eq!(strategies[0]["runs"].as_array().unwrap().len(), 2, "two seeds");
     assert!(strategies[1]["vs_reference"]["paired_p"].is_number(), "paired test vs full fine-tune");
+    // Saliency maps of the first test photos, computed from full fine-tuning's model.
+    let attributions = results["attributions"].as_array().unwrap();
+    assert!(!attributions.is_empty() && attributions.iter().all(|a| a["kind"] == "image"), "{results}");
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(html.contains("linear probe") && html.contains("<svg"), "report lacks strategies or plots");
     // An unknown strategy is an error listing the known ones.
