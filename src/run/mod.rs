@@ -157,7 +157,9 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
         if opts.baseline { held_out(&mut prep, "baseline", resamples, seed)? } else { HeldOut::default() };
     let (baseline, baseline_predictions) = (base.evaluation, base.predictions);
 
-    let source_before = prep.source_predictions()?;
+    // A model drawn from scratch has no source task left to retain.
+    let source_before =
+        if recipe.model.init == "scratch" { None } else { prep.source_predictions()? };
 
     let mut driver =
         Driver::new(engine, prep.driver_config(recipe, opts.progress), prep.optim_config(recipe)?)?;
