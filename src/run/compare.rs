@@ -1,7 +1,9 @@
-//! `whet compare RECIPE.toml`: one recipe run under several fine-tuning strategies × seeds, all
-//! tested on the same held-out items (the split seed stays fixed), written as `results.json` and
-//! a self-contained `report.html` (see [`crate::report`]). Every strategy is compared with full
-//! fine-tuning on the same items: a paired bootstrap of the difference and McNemar's test.
+//! `whet compare RECIPE.toml`: one recipe run under several fine-tuning strategies (see
+//! [`super::strategies`]) × seeds × folds, all tested on the same held-out items (the split
+//! seed stays fixed), written as `results.json` and a self-contained `report.html` (see
+//! [`crate::report`]). Every strategy is compared with full fine-tuning on the same items: a
+//! paired bootstrap of the difference and McNemar's test (per-block losses for language
+//! models). Optional: the learning rate × frozen depth sweep and `--auto` ([`super::sweep`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,172 +17,9 @@ use crate::report::results::{
 use crate::train::stop::StopFlag;
 
 use super::recipe::DataKind;
+use super::strategies::{freeze_below, full};
+pub use super::strategies::{strategies, Strategy, REFERENCE};
 use super::{Outcome, Recipe, RunOptions, LEVEL};
-
-/// A named change to the recipe.
-pub struct Strategy {
-    pub name: &'static str,
-    pub description: &'static str,
-    pub apply: fn(&mut Recipe),
-    /// Whether it makes sense for this recipe (LwF and EWC need a `[source]` task, LoRA a
-    /// transformer); the default matrix leaves out the rest.
-    pub applies: fn(&Recipe) -> bool,
-}
-
-fn always(_: &Recipe) -> bool {
-    true
-}
-
-fn has_source(r: &Recipe) -> bool {
-    r.source.is_some()
-}
-
-fn is_transformer(r: &Recipe) -> bool {
-    matches!(r.model.kind.as_str(), "bert" | "gpt2" | "llama")
-}
-
-/// Full fine-tuning, the base every other strategy changes one thing of.
-fn full(r: &mut Recipe) {
-    r.train.plan = "full".into();
-    r.train.freeze.clear();
-    r.train.lora = None;
-    r.train.lwf = None;
-    r.train.ewc = None;
-    r.train.l2sp = None;
-    r.train.layer_decay = None;
-    r.train.discriminative = None;
-}
-
-/// The attention projections LoRA adapts, by architecture (query and value, as Hu et al.).
-fn lora_targets(kind: &str) -> &'static str {
-    match kind {
-        "gpt2" => "*.attn.c_attn.weight",
-        "llama" => "*self_attn.{q_proj,v_proj}.weight",
-        _ => "*.attention.self.{query,value}.weight",
-    }
-}
-
-/// The reference every other strategy is tested against.
-pub const REFERENCE: &str = "full fine-tune";
-
-/// The strategies `whet compare` knows, by name.
-pub fn strategies() -> Vec<Strategy> {
-    vec![
-        Strategy {
-            name: REFERENCE,
-            description: "every parameter trains (the recipe's own freezing removed)",
-            apply: full,
-            applies: always,
-        },
-        Strategy {
-            name: "from scratch",
-            description:
-                "the same architecture and recipe with every weight drawn afresh: what pretraining is worth",
-            apply: |r| {
-                full(r);
-                r.model.init = "scratch".into();
-            },
-            applies: always,
-        },
-        Strategy {
-            name: "linear probe",
-            description: "only the new head trains; the pretrained body is a fixed feature extractor",
-            apply: |r| {
-                full(r);
-                r.train.plan = "linear-probe".into();
-            },
-            applies: always,
-        },
-        Strategy {
-            name: "LP-FT",
-            description:
-                "the head alone for the first half of the epochs, then everything (Kumar et al. 2022)",
-            apply: |r| {
-                full(r);
-                r.train.plan = "lp-ft".into();
-                r.train.probe_epochs = (r.train.epochs / 2).max(1);
-            },
-            applies: always,
-        },
-        Strategy {
-            name: "gradual unfreezing",
-            description: "the head first, then one more depth from the top every epoch (ULMFiT)",
-            apply: |r| {
-                full(r);
-                r.train.plan = "gradual".into();
-                r.train.unfreeze_every = 1;
-            },
-            applies: always,
-        },
-        Strategy {
-            name: "freeze lower half",
-            description: "the embeddings / stem and the lower half of the blocks stay frozen",
-            apply: |r| {
-                full(r);
-                r.train.freeze = vec![format!("depth:0-{}", LOWER_HALF)];
-            },
-            applies: always,
-        },
-        Strategy {
-            name: "layer-wise LR",
-            description: "full fine-tuning with the learning rate decayed 0.8x per depth below the head",
-            apply: |r| {
-                full(r);
-                r.train.layer_decay = Some(0.8);
-            },
-            applies: always,
-        },
-        Strategy {
-            name: "L2-SP",
-            description: "full fine-tuning pulled toward the pretrained weights (alpha 0.01, beta 0.001)",
-            apply: |r| {
-                full(r);
-                r.train.l2sp = Some([0.01, 0.001]);
-            },
-            applies: always,
-        },
-        Strategy {
-            name: "LwF",
-            description:
-                "full fine-tuning that keeps the source head's outputs on the new inputs (KL at T = 2)",
-            apply: |r| {
-                full(r);
-                r.train.lwf = Some(super::recipe::LwfSection { weight: 1.0, temperature: 2.0 });
-            },
-            applies: has_source,
-        },
-        Strategy {
-            name: "EWC",
-            description:
-                "full fine-tuning anchored by the source task's diagonal Fisher (lambda 1e4, 64 items)",
-            apply: |r| {
-                full(r);
-                r.train.ewc = Some(super::recipe::EwcSection { lambda: 1e4, items: 64 });
-            },
-            applies: has_source,
-        },
-        Strategy {
-            name: "LoRA",
-            description: "rank-8 adapters on the attention query/value projections; the base stays frozen",
-            apply: |r| {
-                full(r);
-                let targets = lora_targets(&r.model.kind).to_string();
-                r.train.lora = Some(super::recipe::LoraSection { rank: 8, alpha: 16.0, targets });
-            },
-            applies: is_transformer,
-        },
-        Strategy {
-            name: "recipe",
-            description: "the recipe exactly as written",
-            apply: |_| {},
-            applies: always,
-        },
-    ]
-}
-
-/// "Lower half" for `freeze lower half`: depths 0..=3 freeze the embeddings and three of
-/// MiniLM's six layers, or the stem and the first three stages of a ResNet.
-const LOWER_HALF: usize = 3;
 
 /// What to compare.
 #[derive(Debug, Clone)]
@@ -512,7 +351,7 @@ pub fn compare(
                 let apply = move |r: &mut Recipe| {
                     full(r);
                     r.train.lr = lr;
-                    r.train.freeze = super::sweep::freeze_below(depth);
+                    r.train.freeze = freeze_below(depth);
                 };
                 c.strategy("auto", &format!("chosen by --auto: {}", a.reason), &apply)?;
             }
@@ -558,7 +397,7 @@ impl<'a> Collector<'a> {
                 let mut r = self.recipe.clone();
                 full(&mut r);
                 r.train.lr = lr;
-                r.train.freeze = super::sweep::freeze_below(depth);
+                r.train.freeze = freeze_below(depth);
                 r.train.max_steps = Some(steps);
                 let seed = self.opts.seeds[0];
                 let dir = self.opts.out_dir.join("sweep").join(format!("depth-{depth}-lr-{lr:e}"));

@@ -20,6 +20,7 @@ pub mod export;
 pub mod inference;
 pub mod prepare;
 pub mod recipe;
+pub mod strategies;
 pub mod sweep;
 pub mod tasks;
 
@@ -158,8 +159,7 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
     let (baseline, baseline_predictions) = (base.evaluation, base.predictions);
 
     // A model drawn from scratch has no source task left to retain.
-    let source_before =
-        if recipe.model.init == "scratch" { None } else { prep.source_predictions()? };
+    let source_before = if recipe.model.init == "scratch" { None } else { prep.source_predictions()? };
 
     let mut driver =
         Driver::new(engine, prep.driver_config(recipe, opts.progress), prep.optim_config(recipe)?)?;

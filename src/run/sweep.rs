@@ -34,15 +34,6 @@ pub struct Runner<'a> {
     pub steps: u64,
 }
 
-/// `depth` blocks frozen from the bottom, as a recipe `freeze` list (empty for 0).
-pub fn freeze_below(depth: usize) -> Vec<String> {
-    if depth == 0 {
-        Vec::new()
-    } else {
-        vec![format!("depth:0-{}", depth - 1)]
-    }
-}
-
 /// The validation score of a run: its best evaluation's `metric`, else its last.
 pub fn validation_score(summary: &RunSummary, metric: &str) -> Option<f64> {
     summary
@@ -152,11 +143,5 @@ mod tests {
         let s = sweep(vec![Some(0.5), Some(0.2), Some(0.9), Some(0.4)], "loss");
         assert_eq!(choose(&s, 1).map(|a| (a.depth, a.lr)), Some((0, 1e-4)));
         assert!(choose(&sweep(vec![None; 4], "accuracy"), 1).is_none());
-    }
-
-    #[test]
-    fn freeze_lists_name_depth_ranges() {
-        assert!(freeze_below(0).is_empty());
-        assert_eq!(freeze_below(3), vec!["depth:0-2".to_string()]);
     }
 }
