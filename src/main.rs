@@ -71,6 +71,14 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Render report.html again from a results.json written by `whet compare` (after an
+    /// upgrade, or to check the numbers by hand).
+    Report {
+        results: std::path::PathBuf,
+        /// Output folder (default: the folder of RESULTS).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Evaluate a finished run on its held-out split, with bootstrap intervals.
     Eval {
         run: std::path::PathBuf,
@@ -139,6 +147,7 @@ fn main() -> ExitCode {
             });
             cli::compare::compare(&recipe, out.as_deref(), &strategies, &seeds, folds, sweep, quiet)
         }
+        Command::Report { results, out } => report(&results, out.as_deref()),
         Command::Eval { run, test, bootstrap } => cli::train::eval(&run, test.as_deref(), bootstrap),
         Command::Predict { run, inputs, top, max_new_tokens } => {
             cli::predict::predict(&run, &inputs, top, max_new_tokens)
@@ -203,6 +212,15 @@ fn bind_report(path: &std::path::Path, kind: &str, classes: Option<usize>) -> wh
             println!("  mapped: {p} <- {k}");
         }
     }
+    Ok(())
+}
+
+/// `whet report RESULTS.json`: the report rendered again from its numbers.
+fn report(results: &std::path::Path, out: Option<&std::path::Path>) -> whet::Result<()> {
+    let r = whet::report::results::CompareResults::load_json(results)?;
+    let dir = out.or_else(|| results.parent()).unwrap_or(std::path::Path::new("."));
+    let path = whet::report::html::write_report(&r, dir)?;
+    println!("report: {}", path.display());
     Ok(())
 }
 

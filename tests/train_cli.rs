@@ -290,6 +290,19 @@ fn compare_runs_strategies_and_seeds_into_a_report() {
     assert!(!attributions.is_empty() && attributions.iter().all(|a| a["kind"] == "image"), "{results}");
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(html.contains("linear probe") && html.contains("<svg"), "report lacks strategies or plots");
+    // `whet report` renders the same page again from results.json alone.
+    let again = tmp.path().join("again");
+    let results_path = out_dir.join("results.json");
+    let o = whet()
+        .args(["report", results_path.to_str().unwrap(), "--out", again.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(again.join("report.html")).unwrap(),
+        html,
+        "the same numbers, the same page"
+    );
     // An unknown strategy is an error listing the known ones.
     let o = whet().args(["compare", r.to_str().unwrap(), "--strategies", "magic"]).output().unwrap();
     assert!(!o.status.success() && text(&o).contains("known:"), "{}", text(&o));

@@ -34,7 +34,7 @@ pub fn compare(
     let r = run_compare(&engine, &recipe, &opts, &stop)?;
     let m = &r.primary_metric;
     println!(
-        "{:<22}{:>30}{:>34}{:>10}",
+        "{:<22}{:>30}  {:>36}{:>10}",
         "strategy",
         format!("{m} [95% CI]"),
         "vs full fine-tune (paired)",
@@ -48,7 +48,7 @@ pub fn compare(
         let d = s.vs_reference.as_ref().map_or("-".to_string(), |p| {
             format!("{:+.4} [{:+.4}, {:+.4}] p={:.3}", p.diff.point, p.diff.lo, p.diff.hi, p.paired_p)
         });
-        println!("{:<22}{v:>30}{d:>34}{:>10.1}", s.name, s.train_secs);
+        println!("{:<22}{v:>30}  {d:>36}{:>10.1}", s.name, s.train_secs);
     }
     if let Some(sw) = &r.sweep {
         println!("sweep ({} on validation; rows: frozen depth, columns: learning rate):", sw.metric);

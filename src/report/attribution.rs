@@ -82,7 +82,8 @@ pub fn token_spans(tokens: &[String], scores: &[f32]) -> String {
         let t = if max > 0.0 && s.is_finite() { s.abs() / max } else { 0.0 };
         let (r, g, b) = if s >= 0.0 { (220, 38, 38) } else { (37, 99, 235) };
         html.push_str(&format!(
-            "<span class=\"tok\" style=\"background: rgba({r}, {g}, {b}, {:.3})\" title=\"{:+.4}\">{}</span>",
+            // <wbr>: spans with nothing between them are one unbreakable word to the browser.
+            "<span class=\"tok\" style=\"background: rgba({r}, {g}, {b}, {:.3})\" title=\"{:+.4}\">{}</span><wbr>",
             0.85 * t,
             s,
             escape(tok)
@@ -133,5 +134,6 @@ mod tests {
         assert!(html.contains("&lt;b&gt;") && !html.contains("<b>"));
         assert!(html.contains("rgba(37, 99, 235, 0.850)"));
         assert!(html.contains("rgba(220, 38, 38, 0.425)"));
+        assert_eq!(html.matches("</span><wbr>").count(), 2, "a line may break after every token");
     }
 }

@@ -60,7 +60,7 @@ svg { max-width: 100%; height: auto; }
 .pair { display: flex; gap: 12px; }
 .pair img { image-rendering: pixelated; border: 1px solid #d0d7de; }
 .label { margin: 0; color: #57606a; font-size: 0.9em; }
-.tokens { line-height: 2; }
+.tokens { line-height: 2; overflow-wrap: anywhere; }
 .tok { padding: 2px 3px; margin: 0 1px; border-radius: 3px; }
 "#;
 
