@@ -51,9 +51,12 @@ fn matmul(c: &mut Criterion) {
         let mut kernels = vec![MatmulKernel::Auto];
         if std::env::var_os("WHET_BENCH_ALL_KERNELS").is_some() {
             kernels.extend([MatmulKernel::Blocked, MatmulKernel::Tiled, MatmulKernel::Generic]);
+            if e.subgroup_size() == Some(8) {
+                kernels.push(MatmulKernel::Subgroup);
+            }
         }
         for kern in kernels {
-            if kern == MatmulKernel::Blocked && (k % 4 != 0 || n % 4 != 0) {
+            if matches!(kern, MatmulKernel::Blocked | MatmulKernel::Subgroup) && (k % 4 != 0 || n % 4 != 0) {
                 continue;
             }
             g.bench_with_input(BenchmarkId::new(format!("{kern:?}"), &label), &(), |bch, _| {

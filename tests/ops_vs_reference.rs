@@ -612,6 +612,7 @@ fn kernel_name(k: MatmulKernel) -> &'static str {
     match k {
         MatmulKernel::Auto => "auto",
         MatmulKernel::Blocked => "blocked",
+        MatmulKernel::Subgroup => "subgroup",
         MatmulKernel::Tiled => "tiled",
         MatmulKernel::Generic => "generic",
     }
@@ -678,10 +679,28 @@ fn matmul_every_kernel_transpose_and_batch() {
         (0, 7, 5),
     ];
     // K % 4 == 0 && N % 4 == 0: the blocked kernel's domain (edges in M and N/4 still awkward).
-    let blocked_sizes =
-        [(1, 4, 4), (7, 64, 68), (65, 256, 12), (257, 20, 64), (63, 8, 260), (1, 256, 256), (17, 0, 8)];
-    for kernel in [MatmulKernel::Generic, MatmulKernel::Tiled, MatmulKernel::Blocked, MatmulKernel::Auto] {
-        let sizes: Vec<(usize, usize, usize)> = if kernel == MatmulKernel::Blocked {
+    // M = 32 / 33 straddle the subgroup kernel's short (16-row) and wide (64-row) variants.
+    let blocked_sizes = [
+        (1, 4, 4),
+        (7, 64, 68),
+        (65, 256, 12),
+        (257, 20, 64),
+        (63, 8, 260),
+        (1, 256, 256),
+        (17, 0, 8),
+        (32, 12, 132),
+        (33, 16, 196),
+    ];
+    let mut kernels = vec![MatmulKernel::Generic, MatmulKernel::Tiled, MatmulKernel::Blocked];
+    if e.subgroup_size() == Some(8) {
+        kernels.push(MatmulKernel::Subgroup);
+    } else {
+        eprintln!("SKIPPED: the subgroup matmul kernel (this adapter's subgroups: {:?})", e.subgroup_size());
+    }
+    kernels.push(MatmulKernel::Auto);
+    for kernel in kernels {
+        let four = matches!(kernel, MatmulKernel::Blocked | MatmulKernel::Subgroup);
+        let sizes: Vec<(usize, usize, usize)> = if four {
             blocked_sizes.to_vec()
         } else {
             any_sizes.iter().chain(&blocked_sizes).cloned().collect()
@@ -695,7 +714,7 @@ fn matmul_every_kernel_transpose_and_batch() {
             }
         }
         // Batched, and a 2-D operand broadcast over the other's batch.
-        let (m, k, n) = if kernel == MatmulKernel::Blocked { (9, 12, 20) } else { (9, 7, 13) };
+        let (m, k, n) = if four { (9, 12, 20) } else { (9, 7, 13) };
         for ta in [false, true] {
             for tb in [false, true] {
                 let (sa, sb) = (stored(m, k, ta), stored(k, n, tb));
@@ -711,6 +730,7 @@ fn matmul_every_kernel_transpose_and_batch() {
     let a = Tensor::from_slice(&e, &[0.0; 6], &[2, 3]).unwrap();
     let b = Tensor::from_slice(&e, &[0.0; 12], &[3, 4]).unwrap();
     assert!(matmul_with(&a, &b, false, false, MatmulKernel::Blocked).is_err());
+    assert!(matmul_with(&a, &b, false, false, MatmulKernel::Subgroup).is_err());
     // Tensor::matmul and matmul_t are the same product.
     let (a, b) = (data(&mut r, 5 * 8, -1.0, 1.0), data(&mut r, 8 * 3, -1.0, 1.0));
     let want = rmm::matmul(&rt(&a, &[5, 8]), &rt(&b, &[8, 3]), false, false);

@@ -99,6 +99,9 @@ pub(crate) struct EngineInner {
     pub(crate) nodes_recorded: AtomicU64,
     pub(crate) saved_bytes: AtomicU64,
     poisoned: AtomicBool,
+    /// The fixed subgroup width when subgroup operations are enabled and every subgroup has the
+    /// same size (lavapipe: 8); kernels that assume a width check this.
+    subgroup_size: Option<u32>,
     /// The backend contains out-of-bounds accesses itself (Vulkan robustBufferAccess, Metal,
     /// DX12), so wgpu's injected bounds checks can be skipped.
     driver_robust: bool,
@@ -218,9 +221,12 @@ impl Engine {
         let info = adapter.get_info();
         let backend = info.backend;
         let limits = adapter.limits();
+        // Subgroup operations, where the adapter has them, let the CPU-adapter matmul share
+        // one load between 8 lanes (see shaders/matmul/matmul_subgroup.wgsl).
+        let features = adapter.features() & wgpu::Features::SUBGROUP;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("whet"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -247,6 +253,10 @@ impl Engine {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let subgroup_size = (features.contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == info.subgroup_max_size
+            && info.subgroup_min_size > 0)
+            .then_some(info.subgroup_min_size);
         let class =
             if info.device_type == wgpu::DeviceType::Cpu { AdapterClass::Cpu } else { AdapterClass::Gpu };
         Ok(Engine(Arc::new(EngineInner {
@@ -273,6 +283,7 @@ impl Engine {
             nodes_recorded: AtomicU64::new(0),
             saved_bytes: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
+            subgroup_size,
             driver_robust: matches!(
                 backend,
                 wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12
@@ -300,6 +311,11 @@ impl Engine {
     /// Adapter details as wgpu reports them.
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.0.info
+    }
+
+    /// The subgroup width, when subgroup operations are on and the width is fixed.
+    pub fn subgroup_size(&self) -> Option<u32> {
+        self.0.subgroup_size
     }
 
     /// CPU rasteriser or real GPU.

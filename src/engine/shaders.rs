@@ -94,6 +94,7 @@ shader!(
 );
 shader!(FILL, "elementwise/fill", [plain("fill"), plain("copy"), plain("fill_u32")]);
 shader!(MATMUL_BLOCKED, "matmul/matmul_blocked", [plain("matmul_blocked")]);
+shader!(MATMUL_SUBGROUP, "matmul/matmul_subgroup", [plain("matmul_sg64"), plain("matmul_sg16")]);
 shader!(MATMUL_TILED, "matmul/matmul_tiled", [plain("matmul_tiled")]);
 shader!(
     MATMUL_GENERIC,
@@ -204,6 +205,7 @@ pub const ALL: &[&ShaderFile] = &[
     &BINARY,
     &FILL,
     &MATMUL_BLOCKED,
+    &MATMUL_SUBGROUP,
     &MATMUL_TILED,
     &MATMUL_GENERIC,
     &REDUCE,

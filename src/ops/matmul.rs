@@ -1,6 +1,9 @@
 //! Matrix multiply, batched, with transposed operands (`shaders/matmul/`).
 //!
-//! Three kernels, chosen at run time per adapter class:
+//! Four kernels, chosen at run time per adapter class:
+//! - `matmul_subgroup`: for CPU adapters with 8-wide subgroups (lavapipe): 64 (or 16) rows x 8
+//!   columns per invocation, each A load shared by the 8 lanes through `subgroupBroadcast`;
+//!   about 3x `matmul_blocked` there. Same operand rules as `matmul_blocked`.
 //! - `matmul_blocked`: register-blocked 32x32 outputs per invocation with vec4 loads and no
 //!   workgroup memory. Fastest on CPU adapters (lavapipe): measured there, workgroup-memory
 //!   tiling ran slower than register blocking, and every storage load inside a loop runs lane
@@ -25,11 +28,19 @@ const BLOCK_TN4: usize = 8;
 const BLOCK_WX: usize = 16;
 const BLOCK_WY: usize = 1;
 
+/// Entry points of `matmul_subgroup.wgsl` as (name, rows, vec4 columns) per invocation; a
+/// workgroup is 8 invocations (`tools/gen_matmul_subgroup.py` must list the same).
+const SUBGROUP_WIDE: (&str, usize, usize) = ("matmul_sg64", 64, 2);
+const SUBGROUP_SHORT: (&str, usize, usize) = ("matmul_sg16", 16, 4);
+const SUBGROUP_LANES: u32 = 8;
+
 /// Which kernel to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatmulKernel {
     /// Pick by adapter class and shape.
     Auto,
+    /// Needs `Engine::subgroup_size() == Some(8)`.
+    Subgroup,
     Blocked,
     Tiled,
     Generic,
@@ -90,7 +101,13 @@ pub(crate) fn matmul_raw(a: &Tensor, b: &Tensor, ta: bool, tb: bool, kernel: Mat
     let sb = if bb.is_empty() { 0 } else { k * n };
     let choice = match kernel {
         MatmulKernel::Auto => match e.adapter_class() {
-            AdapterClass::Cpu if k % 4 == 0 && n % 4 == 0 => MatmulKernel::Blocked,
+            AdapterClass::Cpu if k % 4 == 0 && n % 4 == 0 => {
+                if e.subgroup_size() == Some(SUBGROUP_LANES) {
+                    MatmulKernel::Subgroup
+                } else {
+                    MatmulKernel::Blocked
+                }
+            }
             AdapterClass::Gpu if !ta && !tb => MatmulKernel::Tiled,
             _ => MatmulKernel::Generic,
         },
@@ -107,11 +124,20 @@ pub(crate) fn matmul_raw(a: &Tensor, b: &Tensor, ta: bool, tb: bool, kernel: Mat
         ));
     }
     match choice {
-        MatmulKernel::Blocked => {
+        MatmulKernel::Blocked | MatmulKernel::Subgroup => {
             if k % 4 != 0 || n % 4 != 0 {
                 return Err(Error::arg(
                     "matmul",
-                    format!("the blocked kernel needs K and N divisible by 4, got K={k} N={n}"),
+                    format!("the {choice:?} kernel needs K and N divisible by 4, got K={k} N={n}"),
+                ));
+            }
+            if choice == MatmulKernel::Subgroup && e.subgroup_size() != Some(SUBGROUP_LANES) {
+                return Err(Error::arg(
+                    "matmul",
+                    format!(
+                        "the subgroup kernel needs subgroups of {SUBGROUP_LANES} lanes; this adapter has {:?}",
+                        e.subgroup_size()
+                    ),
                 ));
             }
             // The blocked kernel reads both operands untransposed; copy a transposed one first.
@@ -127,13 +153,26 @@ pub(crate) fn matmul_raw(a: &Tensor, b: &Tensor, ta: bool, tb: bool, kernel: Mat
                 stride_c: (m * n / 4) as u32,
                 _pad: 0,
             };
-            let groups = [
-                (n / 4).div_ceil(BLOCK_TN4).div_ceil(BLOCK_WX) as u32,
-                m.div_ceil(BLOCK_TM).div_ceil(BLOCK_WY) as u32,
-                batch as u32,
-            ];
+            let (kern, groups) = if choice == MatmulKernel::Subgroup {
+                // Short products (attention scores, small batches) waste most of a 64-row tile.
+                let (entry, tm, tn4) = if m <= 32 { SUBGROUP_SHORT } else { SUBGROUP_WIDE };
+                let cols = tn4 * SUBGROUP_LANES as usize;
+                (
+                    Kernel::new(&shaders::MATMUL_SUBGROUP, entry),
+                    [(n / 4).div_ceil(cols) as u32, m.div_ceil(tm) as u32, batch as u32],
+                )
+            } else {
+                (
+                    Kernel::new(&shaders::MATMUL_BLOCKED, "matmul_blocked"),
+                    [
+                        (n / 4).div_ceil(BLOCK_TN4).div_ceil(BLOCK_WX) as u32,
+                        m.div_ceil(BLOCK_TM).div_ceil(BLOCK_WY) as u32,
+                        batch as u32,
+                    ],
+                )
+            };
             e.dispatch(
-                &Kernel::new(&shaders::MATMUL_BLOCKED, "matmul_blocked"),
+                &kern,
                 bytemuck::bytes_of(&p),
                 &[
                     Binding::read(a2.storage(), a2.nbytes()),
