@@ -1,5 +1,6 @@
 //! Where a MiniLM step spends its time: `WHET_PROFILE=1 cargo run --release --example prof_minilm -- <batch>`
-//! (add `FROZEN=1` to freeze the embeddings and layers 0-3). Needs `make assets`.
+//! (add `FROZEN=1` to freeze the embeddings and layers 0-3, `FORWARD_ONLY=1` to time one
+//! forward without a tape). Needs `make assets`.
 use std::time::Instant;
 use whet::models::bert::{Bert, BertConfig, BertInput, BertTask};
 use whet::nn::Mode;
@@ -33,6 +34,10 @@ fn main() {
             l.to_vec().unwrap();
         }
         let t1 = t0.elapsed().as_secs_f64();
+        if std::env::var_os("FORWARD_ONLY").is_some() {
+            eprintln!("B{b}: fwd nograd {t1:.2}s");
+            break;
+        }
         let t0 = Instant::now();
         let l = bert.forward(&input, Mode::EVAL).unwrap().logits.unwrap();
         let loss = cross_entropy(&l, &labels, CrossEntropy::default()).unwrap();

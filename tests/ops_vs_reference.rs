@@ -374,6 +374,12 @@ fn binary_ops_with_broadcasting() {
         (&[1], &[257]),
         (&[2, 1, 3, 1], &[1, 4, 1, 5]),
         (&[257, 4], &[257, 1]),
+        // A tail of 4k elements: the vec4 row kernel (more columns than one workgroup, and
+        // more rows than one grid dimension).
+        (&[65, 8], &[8]),
+        (&[3, 2, 12], &[2, 12]),
+        (&[5, 1028], &[1, 1028]),
+        (&[70_000, 4], &[4]),
     ];
     for op in BinaryOp::ALL {
         for (sa, sb) in pairs {
@@ -653,6 +659,79 @@ fn matmul_case(
     rep.grad(&name, sb, "grad b", g[1].as_ref().unwrap(), &gb, GRAD, 1.0);
 }
 
+/// `ops::linear::linear` against matmul + bias in f64: leading dims folded into rows, both
+/// weight layouts, with and without a bias, on shapes the subgroup kernel's fused bias takes
+/// (in and out multiples of 4) and shapes it leaves to a separate add.
+#[test]
+fn linear_matches_matmul_plus_bias() {
+    let Some((_g, e)) = gpu("linear_matches_matmul_plus_bias") else { return };
+    let mut rep = Report::new("linear_matches_matmul_plus_bias");
+    let mut r = rng(111);
+    // (x shape, out features)
+    let cases: &[(&[usize], usize)] =
+        &[(&[2, 9, 12], 20), (&[70, 8], 36), (&[3, 7], 5), (&[1, 1, 4], 4), (&[5, 16], 68)];
+    for &(xs, out) in cases {
+        let fan_in = xs[xs.len() - 1];
+        let rows = numel(xs) / fan_in;
+        for in_major in [false, true] {
+            for with_bias in [true, false] {
+                let ws: Vec<usize> = if in_major { vec![fan_in, out] } else { vec![out, fan_in] };
+                let x = data(&mut r, numel(xs), -1.0, 1.0);
+                let wv = data(&mut r, numel(&ws), -1.0, 1.0);
+                let bv = data(&mut r, out, -1.0, 1.0);
+                let (xr, wr) = (rt(&x, &[rows, fan_in]), rt(&wv, &ws));
+                let mut want = rmm::matmul(&xr, &wr, false, !in_major);
+                if with_bias {
+                    let brows: Vec<f32> = (0..rows).flat_map(|_| bv.iter().cloned()).collect();
+                    want = want.zip(&rt(&brows, &[rows, out]), |a, b| a + b);
+                }
+                let mut os = xs.to_vec();
+                *os.last_mut().unwrap() = out;
+                let up = weights(&mut r, rows * out);
+                let name = format!("linear x {xs:?} w {ws:?} bias {with_bias}");
+                let bs = [out];
+                let mut inputs = vec![input(&x, xs), input(&wv, &ws)];
+                if with_bias {
+                    inputs.push(input(&bv, &bs));
+                }
+                let Some((got, gs, g)) = run_or_fail(&mut rep, &name, &e, &inputs, &up, |t| {
+                    whet::ops::linear::linear(&t[0], &t[1], t.get(2), in_major)
+                }) else {
+                    continue;
+                };
+                if gs != os {
+                    rep.fail(format!("{name}: output shape {gs:?}, want {os:?}"));
+                    continue;
+                }
+                let atol = 1e-5 * (fan_in as f64 / 64.0).sqrt();
+                rep.close(&name, &os, "forward", &got, &want, (atol, 1e-4));
+                let upr = rt(&up, &[rows, out]);
+                let (gx, gw) = rmm::matmul_backward(&xr, &wr, false, !in_major, &upr);
+                rep.grad(&name, xs, "grad x", g[0].as_ref().unwrap(), &gx, GRAD, 1.0);
+                rep.grad(&name, &ws, "grad w", g[1].as_ref().unwrap(), &gw, GRAD, 1.0);
+                if with_bias {
+                    let gb = rred::sum(&upr, 0, false);
+                    rep.grad(&name, &bs, "grad bias", g[2].as_ref().unwrap(), &gb, GRAD, 1.0);
+                }
+            }
+        }
+    }
+    // Bad shapes are typed errors naming the op.
+    let z = |s: &[usize]| Tensor::zeros(&e, s).unwrap();
+    for (what, res) in [
+        ("inputs", whet::ops::linear::linear(&z(&[2, 3]), &z(&[4, 5]), None, false)),
+        ("bias", whet::ops::linear::linear(&z(&[2, 5]), &z(&[4, 5]), Some(&z(&[5])), false)),
+        ("weight rank", whet::ops::linear::linear(&z(&[2, 5]), &z(&[5]), None, false)),
+    ] {
+        match res {
+            Err(err) if err.to_string().contains("linear") => {}
+            Err(err) => rep.fail(format!("bad {what}: the error does not name linear: {err}")),
+            Ok(_) => rep.fail(format!("linear accepted bad {what}")),
+        }
+    }
+    rep.finish();
+}
+
 fn stored(rows: usize, cols: usize, t: bool) -> Vec<usize> {
     if t {
         vec![cols, rows]
@@ -679,7 +758,8 @@ fn matmul_every_kernel_transpose_and_batch() {
         (0, 7, 5),
     ];
     // K % 4 == 0 && N % 4 == 0: the blocked kernel's domain (edges in M and N/4 still awkward).
-    // M = 32 / 33 straddle the subgroup kernel's short (16-row) and wide (64-row) variants.
+    // M = 32 / 33 straddle the subgroup kernel's short (16-row) and wide (64-row) variants;
+    // M % 4 == 0 (32, 68, 4) lets it read a transposed A in place.
     let blocked_sizes = [
         (1, 4, 4),
         (7, 64, 68),
@@ -690,6 +770,8 @@ fn matmul_every_kernel_transpose_and_batch() {
         (17, 0, 8),
         (32, 12, 132),
         (33, 16, 196),
+        (68, 20, 36),
+        (4, 8, 4),
     ];
     let mut kernels = vec![MatmulKernel::Generic, MatmulKernel::Tiled, MatmulKernel::Blocked];
     if e.subgroup_size() == Some(8) {
@@ -885,6 +967,9 @@ fn embedding_forward_and_table_gradient() {
         (10, 1025, vec![4]),
         (5, 3, vec![0]),
         (7, 0, vec![3]),
+        // dim % 4 == 0: the vec4 kernel (a BERT-width row; more ids than one grid dimension).
+        (30, 384, vec![2, 64]),
+        (9, 4, vec![70_000]),
     ];
     for (v, d, ids_shape) in cases {
         let table = data(&mut r, v * d, -1.0, 1.0);
@@ -1017,6 +1102,11 @@ fn layout_reshape_permute_slice_concat() {
         (vec![2, 3, 2, 3, 2], vec![4, 3, 2, 1, 0]),
         (vec![4, 0, 3], vec![2, 1, 0]),
         (vec![2, 3, 4], vec![0, 1, 2]),
+        // The last axis stays (a multiple of 4): the vec4 kernel, after collapsing dims.
+        (vec![2, 5, 3, 8], vec![0, 2, 1, 3]),
+        (vec![3, 1, 7, 4], vec![2, 0, 1, 3]),
+        (vec![5, 300, 12], vec![1, 0, 2]),
+        (vec![2, 3, 4, 6, 8], vec![1, 2, 0, 3, 4]),
     ];
     for (shape, perm) in &perms {
         let x = data(&mut r, numel(shape), -1.0, 1.0);

@@ -8,7 +8,8 @@ struct Params {
     rank: u32,
     // binary_tail: elements of b, which repeats along the leading dims of a.
     tail: u32,
-    _pad1: u32,
+    // binary_rows4: rows of a (n / tail).
+    rows: u32,
     shape: array<vec4<u32>, 2>,
     sa: array<vec4<u32>, 2>,
     sb: array<vec4<u32>, 2>,
@@ -62,6 +63,36 @@ fn binary_tail(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = min(linear_index(wid, nwg, lid), p.n - 1u);
     out[i] = f(a[i], b[i % p.tail]);
+}
+
+fn f4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    switch OP {
+        case 0u: { return a + b; }
+        case 1u: { return a - b; }
+        case 2u: { return a * b; }
+        default: { return a / b; }
+    }
+}
+
+@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;
+
+// binary_tail when the tail is a multiple of 4: vec4 columns over x, rows over y (folded into
+// z past the grid's limit), so no division at all; llvmpipe runs vector u32 division lane by
+// lane, which made the modulo above most of a bias add's time.
+@compute @workgroup_size(WG1)
+fn binary_rows4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t4 = p.tail / 4u;
+    let row = wid.z * nwg.y + wid.y;
+    if (row >= p.rows) {
+        return;
+    }
+    // Clamped, not branched (see binary_same).
+    let c = min(wid.x * WG1 + lid.x, t4 - 1u);
+    let i = row * t4 + c;
+    out4[i] = f4(a4[i], b4[c]);
 }
 
 @compute @workgroup_size(WG1)

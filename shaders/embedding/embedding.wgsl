@@ -29,6 +29,24 @@ fn embedding_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     out[j] = table[ids[t] * p.dim + d];
 }
 
+@group(0) @binding(2) var<storage, read> table4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;
+
+// Forward for dim % 4 == 0: vec4 columns over x (32 per workgroup: a BERT row of 384 is 96),
+// rows over y, folded into z past the grid's limit; no division (llvmpipe divides lane by
+// lane). Columns past the row are clamped rather than branched (see binary_same).
+@compute @workgroup_size(32)
+fn embedding_forward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_id) lid: vec3<u32>) {
+    let t = wid.z * nwg.y + wid.y;
+    if (t >= p.rows) {
+        return;
+    }
+    let d4 = p.dim / 4u;
+    let c = min(wid.x * 32u + lid.x, d4 - 1u);
+    out4[t * d4 + c] = table4[ids[t] * d4 + c];
+}
+
 @group(0) @binding(1) var<storage, read> uniq: array<u32>;
 @group(0) @binding(2) var<storage, read> offsets: array<u32>;
 @group(0) @binding(3) var<storage, read> pos: array<u32>;

@@ -88,13 +88,25 @@ shader!(
     [
         Spec { entry: "binary_same", overrides: &[("OP", BINARY_OPS)] },
         Spec { entry: "binary_tail", overrides: &[("OP", BINARY_OPS)] },
+        Spec { entry: "binary_rows4", overrides: &[("OP", BINARY_OPS)] },
         Spec { entry: "binary_broadcast", overrides: &[("OP", BINARY_OPS)] },
         Spec { entry: "binary_backward", overrides: &[("OP", &[2.0, 3.0])] },
     ]
 );
 shader!(FILL, "elementwise/fill", [plain("fill"), plain("copy"), plain("fill_u32")]);
 shader!(MATMUL_BLOCKED, "matmul/matmul_blocked", [plain("matmul_blocked")]);
-shader!(MATMUL_SUBGROUP, "matmul/matmul_subgroup", [plain("matmul_sg64"), plain("matmul_sg16")]);
+shader!(
+    MATMUL_SUBGROUP,
+    "matmul/matmul_subgroup",
+    [
+        plain("matmul_sg64_nn"),
+        plain("matmul_sg64_nt"),
+        plain("matmul_sg64_tn"),
+        plain("matmul_sg16_nn"),
+        plain("matmul_sg16_nt"),
+        plain("matmul_sg16_tn")
+    ]
+);
 shader!(MATMUL_TILED, "matmul/matmul_tiled", [plain("matmul_tiled")]);
 shader!(
     MATMUL_GENERIC,
@@ -131,14 +143,18 @@ shader!(
     "norm/rms_norm",
     [plain("rms_norm_forward"), plain("rms_norm_backward_input"), plain("rms_norm_backward_weight"),]
 );
-shader!(EMBEDDING, "embedding/embedding", [plain("embedding_forward"), plain("embedding_backward")]);
+shader!(
+    EMBEDDING,
+    "embedding/embedding",
+    [plain("embedding_forward"), plain("embedding_forward4"), plain("embedding_backward")]
+);
 shader!(
     CROSS_ENTROPY,
     "loss/cross_entropy",
     [plain("cross_entropy_forward"), plain("cross_entropy_backward")]
 );
 shader!(MSE, "loss/mse", [plain("mse_forward"), plain("mse_backward")]);
-shader!(PERMUTE, "layout/permute", [plain("permute")]);
+shader!(PERMUTE, "layout/permute", [plain("permute"), plain("permute_rows4")]);
 shader!(AXIS_COPY, "layout/axis_copy", [plain("axis_read"), plain("axis_write")]);
 shader!(DROPOUT, "dropout/dropout", [plain("dropout_forward"), plain("dropout_backward")]);
 shader!(ADAMW, "optim/adamw", [plain("adamw_step")]);

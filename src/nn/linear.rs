@@ -4,7 +4,7 @@
 
 use crate::error::Result;
 use crate::nn::{Binder, Init, Origin, Params, Pid};
-use crate::ops::matmul::matmul_t;
+use crate::ops::linear::linear;
 use crate::tensor::Tensor;
 
 /// `y = x Wᵀ + b` over the last axis of `x`.
@@ -81,14 +81,13 @@ impl Linear {
     }
 
     pub fn forward(&self, p: &Params, x: &Tensor) -> Result<Tensor> {
-        let mut y = matmul_t(x, p.get(self.weight), false, !self.in_major)?;
-        if let Some(l) = p.lora_of(self.weight) {
+        let y = linear(x, p.get(self.weight), self.bias.map(|b| p.get(b)), self.in_major)?;
+        match p.lora_of(self.weight) {
             // x Aᵀ Bᵀ: two thin products (rank r), never the dense B·A.
-            let xa = matmul_t(x, p.get(l.a), false, true)?;
-            y = y.add(&matmul_t(&xa, p.get(l.b), false, true)?.mul_scalar(l.scale)?)?;
-        }
-        match self.bias {
-            Some(bias) => y.add(p.get(bias)),
+            Some(l) => {
+                let xa = linear(x, p.get(l.a), None, false)?;
+                y.add(&linear(&xa, p.get(l.b), None, false)?.mul_scalar(l.scale)?)
+            }
             None => Ok(y),
         }
     }

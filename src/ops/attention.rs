@@ -11,12 +11,16 @@
 //!   the row's max and log-sum; backward recomputes the scores, one kernel per query row for
 //!   `dQ` and one per key row for `dK`, `dV` (summing over the query rows that see it).
 //!
-//! Neither uses atomics, so results are bitwise deterministic. `Auto` picks by head dim, from
-//! `cargo bench --bench kernels -- attention` on lavapipe (2 shared cores, medians):
-//! MiniLM (B=16, H=12, T=128, D=32, padded) forward 653 ms flash vs 893 ms composite,
-//! forward+backward 2.78 s vs 3.26 s; SmolLM2 (B=2, Hq=9, Hkv=3, T=128, D=64, causal) forward
-//! 85 ms vs 80 ms, forward+backward 340 ms vs 311 ms. So flash for `D <= 32`, composite above
-//! (where the blocked matmul's reuse across a row block pays for the stored probabilities).
+//! Neither uses atomics, so results are bitwise deterministic. `Auto` picks from
+//! `cargo bench --bench kernels -- attention` on lavapipe (2 shared cores, medians). With the
+//! subgroup matmul (lavapipe, Mesa 25): MiniLM (B=16, H=12, T=128, D=32, padded) forward 65 ms
+//! composite vs 220 ms flash, forward+backward 263 ms vs 749 ms; SmolLM2 (B=2, Hq=9, Hkv=3,
+//! T=128, D=64, causal) forward 6.7 ms vs 22 ms, forward+backward 29 ms vs 94 ms: composite
+//! everywhere. With the older blocked matmul (CPU adapters without subgroups): MiniLM forward
+//! 653 ms flash vs 893 ms composite, forward+backward 2.78 s vs 3.26 s; SmolLM2 forward 85 ms
+//! vs 80 ms, forward+backward 340 ms vs 311 ms: flash for `D <= 32`, composite above (where the
+//! matmul's reuse across a row block pays for the stored probabilities). Real GPUs keep that
+//! rule until measured.
 //!
 //! Grouped-query attention costs no copy: query head `h` reads kv head `h / G` (G = Hq/Hkv),
 //! so the G query heads of one kv head are contiguous in `[B, Hq, Tq, D]` and the query is viewed
@@ -26,7 +30,7 @@
 use crate::engine::{shaders, Binding, Engine, Kernel};
 use crate::error::{Error, Result};
 use crate::graph::{bytes_of, record, Backward, Needs};
-use crate::ops::matmul::{matmul_raw, MatmulKernel};
+use crate::ops::matmul::{matmul_raw, uses_subgroup_kernel, MatmulKernel};
 use crate::ops::{launch_1d, same_engine};
 use crate::tensor::{DType, Tensor};
 
@@ -230,8 +234,8 @@ impl Backward for AttentionBackward {
 /// Which implementation [`attention_with`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AttentionKernel {
-    /// Flash for head dims up to [`FLASH_AUTO_MAX_HEAD_DIM`], composite above (measured; see
-    /// the module docs).
+    /// Composite where matmul runs the subgroup kernel; elsewhere flash for head dims up to
+    /// [`FLASH_AUTO_MAX_HEAD_DIM`] and composite above (measured; see the module docs).
     #[default]
     Auto,
     /// Batched matmuls around a fused masked-softmax kernel; saves the probabilities.
@@ -246,6 +250,15 @@ pub const FLASH_MAX_HEAD_DIM: usize = 128;
 
 /// Largest head dim for which [`AttentionKernel::Auto`] picks the flash kernel.
 pub const FLASH_AUTO_MAX_HEAD_DIM: usize = 32;
+
+/// The implementation [`AttentionKernel::Auto`] runs on this engine at this head dim.
+pub fn auto_kernel(e: &Engine, head_dim: usize) -> AttentionKernel {
+    if head_dim <= FLASH_AUTO_MAX_HEAD_DIM && !uses_subgroup_kernel(e) {
+        AttentionKernel::Flash
+    } else {
+        AttentionKernel::Composite
+    }
+}
 
 /// Scaled dot-product attention: `softmax(scale · q·kᵀ + masks) · v`.
 ///
@@ -271,8 +284,11 @@ pub fn attention_with(
     let e = same_engine(OP, &ts)?;
     let geo = check(q, k, v, opts)?;
     match kernel {
-        AttentionKernel::Auto if geo.d <= FLASH_AUTO_MAX_HEAD_DIM => flash(e, q, k, v, opts, geo),
-        AttentionKernel::Auto | AttentionKernel::Composite => composite(e, q, k, v, opts, geo),
+        AttentionKernel::Auto => match auto_kernel(e, geo.d) {
+            AttentionKernel::Flash => flash(e, q, k, v, opts, geo),
+            _ => composite(e, q, k, v, opts, geo),
+        },
+        AttentionKernel::Composite => composite(e, q, k, v, opts, geo),
         AttentionKernel::Flash => {
             if geo.d > FLASH_MAX_HEAD_DIM {
                 return Err(Error::shape(

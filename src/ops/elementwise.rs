@@ -176,7 +176,8 @@ struct BinaryParams {
     rank: u32,
     /// `binary_tail`: element count of the repeating operand.
     tail: u32,
-    _pad: u32,
+    /// `binary_rows4`: rows of the output (`n / tail`).
+    rows: u32,
     shape: [u32; 8],
     sa: [u32; 8],
     sb: [u32; 8],
@@ -190,14 +191,14 @@ fn binary_params(a: &[usize], b: &[usize], out: &[usize]) -> Result<BinaryParams
         n: shape::numel(out) as u32,
         rank: out.len() as u32,
         tail: 0,
-        _pad: 0,
+        rows: 0,
         shape: shape::pack8(out),
         sa: shape::pack8(&shape::broadcast_strides(a, out)),
         sb: shape::pack8(&shape::broadcast_strides(b, out)),
     })
 }
 
-fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
+pub(crate) fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     let e = same_engine(op.name(), &[a, b])?;
     let out_shape = shape::broadcast(op.name(), a.shape(), b.shape())?;
     let out = Tensor::empty(e, &out_shape)?;
@@ -211,6 +212,27 @@ fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
         && !b_core.is_empty()
         && out_shape.ends_with(b_core)
         && b.numel() > 0;
+    let max = e.limits().max_compute_workgroups_per_dimension as usize;
+    if tail && a.shape() != b.shape() && b.numel() % 4 == 0 && out.numel() > 0 {
+        p.tail = b.numel() as u32;
+        let rows = out.numel() / b.numel();
+        p.rows = rows as u32;
+        let gx = (b.numel() / 4).div_ceil(super::WG1 as usize);
+        let (gy, gz) = (rows.min(max), rows.div_ceil(max));
+        if gx <= max && gz <= max {
+            e.dispatch(
+                &Kernel::new(&shaders::BINARY, "binary_rows4").with("OP", op as u32),
+                bytemuck::bytes_of(&p),
+                &[
+                    Binding::read(a.storage(), a.nbytes()),
+                    Binding::read(b.storage(), b.nbytes()),
+                    Binding::write(out.storage(), out.nbytes()),
+                ],
+                [gx as u32, gy as u32, gz as u32],
+            )?;
+            return Ok(out);
+        }
+    }
     let entry = if a.shape() == b.shape() {
         "binary_same"
     } else if tail {

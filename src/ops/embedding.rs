@@ -74,17 +74,25 @@ pub fn embedding(table: &Tensor, ids: &[u32], ids_shape: &[usize]) -> Result<Ten
     os.push(dim);
     let out = Tensor::empty(e, &os)?;
     let p = Params { rows: ids.len() as u32, dim: dim as u32, _pad: [0; 2] };
-    launch_1d(
-        e,
-        &Kernel::new(&shaders::EMBEDDING, "embedding_forward"),
-        &p,
-        &[
-            Binding::read(ids_t.storage(), ids_t.nbytes()),
-            Binding::read(table.storage(), table.nbytes()),
-            Binding::write(out.storage(), out.nbytes()),
-        ],
-        ids.len() * dim,
-    )?;
+    let bindings = [
+        Binding::read(ids_t.storage(), ids_t.nbytes()),
+        Binding::read(table.storage(), table.nbytes()),
+        Binding::write(out.storage(), out.nbytes()),
+    ];
+    let max = e.limits().max_compute_workgroups_per_dimension as usize;
+    let rows = ids.len();
+    let (gx, gy, gz) = ((dim / 4).div_ceil(32), rows.min(max), rows.div_ceil(max));
+    if dim % 4 == 0 && dim > 0 && rows > 0 && gx <= max && gz <= max {
+        let groups = [gx as u32, gy as u32, gz as u32];
+        e.dispatch(
+            &Kernel::new(&shaders::EMBEDDING, "embedding_forward4"),
+            bytemuck::bytes_of(&p),
+            &bindings,
+            groups,
+        )?;
+    } else {
+        launch_1d(e, &Kernel::new(&shaders::EMBEDDING, "embedding_forward"), &p, &bindings, rows * dim)?;
+    }
     record("embedding", out, &[table], |_| {
         let (uniq, offsets, pos) = group_positions(ids);
         Ok(Box::new(EmbeddingBackward {

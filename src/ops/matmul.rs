@@ -3,7 +3,8 @@
 //! Four kernels, chosen at run time per adapter class:
 //! - `matmul_subgroup`: for CPU adapters with 8-wide subgroups (lavapipe): 64 (or 16) rows x 8
 //!   columns per invocation, each A load shared by the 8 lanes through `subgroupBroadcast`;
-//!   about 3x `matmul_blocked` there. Same operand rules as `matmul_blocked`.
+//!   about 3x `matmul_blocked` there. Needs K % 4 == 0 and N % 4 == 0; reads a transposed B
+//!   (or, when M % 4 == 0, a transposed A) in place, so only `Aᵀ·Bᵀ` copies an operand.
 //! - `matmul_blocked`: register-blocked 32x32 outputs per invocation with vec4 loads and no
 //!   workgroup memory. Fastest on CPU adapters (lavapipe): measured there, workgroup-memory
 //!   tiling ran slower than register blocking, and every storage load inside a loop runs lane
@@ -28,11 +29,25 @@ const BLOCK_TN4: usize = 8;
 const BLOCK_WX: usize = 16;
 const BLOCK_WY: usize = 1;
 
-/// Entry points of `matmul_subgroup.wgsl` as (name, rows, vec4 columns) per invocation; a
-/// workgroup is 8 invocations (`tools/gen_matmul_subgroup.py` must list the same).
-const SUBGROUP_WIDE: (&str, usize, usize) = ("matmul_sg64", 64, 2);
-const SUBGROUP_SHORT: (&str, usize, usize) = ("matmul_sg16", 16, 4);
+/// Entry points of `matmul_subgroup.wgsl` by operand layout (nn, nt, tn) with the rows and
+/// vec4 columns per invocation; a workgroup is 8 invocations (`tools/gen_matmul_subgroup.py`
+/// generates the same).
+struct SubgroupTile {
+    entries: [&'static str; 3],
+    rows: usize,
+    cols4: usize,
+}
+const SUBGROUP_WIDE: SubgroupTile =
+    SubgroupTile { entries: ["matmul_sg64_nn", "matmul_sg64_nt", "matmul_sg64_tn"], rows: 64, cols4: 2 };
+const SUBGROUP_SHORT: SubgroupTile =
+    SubgroupTile { entries: ["matmul_sg16_nn", "matmul_sg16_nt", "matmul_sg16_tn"], rows: 16, cols4: 4 };
 const SUBGROUP_LANES: u32 = 8;
+
+/// Whether `MatmulKernel::Auto` takes the subgroup kernel on this engine (a CPU adapter with
+/// 8-wide subgroups); other ops pick their own strategy by it (see `ops::attention`).
+pub(crate) fn uses_subgroup_kernel(e: &crate::Engine) -> bool {
+    e.adapter_class() == AdapterClass::Cpu && e.subgroup_size() == Some(SUBGROUP_LANES)
+}
 
 /// Which kernel to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +71,8 @@ struct Params {
     stride_a: u32,
     stride_b: u32,
     stride_c: u32,
-    _pad: u32,
+    /// `matmul_subgroup.wgsl`: add the bias binding to every row (other kernels: padding).
+    has_bias: u32,
 }
 
 /// Shape of one side as stored: (batch dims, rows, cols).
@@ -69,6 +85,19 @@ fn split(t: &Tensor) -> (Vec<usize>, usize, usize) {
 /// The product without autodiff. `a`, `b` have equal batch dims, or one of them is 2-D and
 /// is broadcast over the other's batch.
 pub(crate) fn matmul_raw(a: &Tensor, b: &Tensor, ta: bool, tb: bool, kernel: MatmulKernel) -> Result<Tensor> {
+    matmul_bias_raw(a, b, ta, tb, kernel, None)
+}
+
+/// [`matmul_raw`] plus `bias` (N) added to every row: inside the subgroup kernel's epilogue,
+/// as a separate add elsewhere.
+pub(crate) fn matmul_bias_raw(
+    a: &Tensor,
+    b: &Tensor,
+    ta: bool,
+    tb: bool,
+    kernel: MatmulKernel,
+    bias: Option<&Tensor>,
+) -> Result<Tensor> {
     let e = same_engine("matmul", &[a, b])?;
     if a.rank() < 2 || b.rank() < 2 {
         return Err(Error::shape("matmul", a.shape(), b.shape(), "both operands need at least 2 dims"));
@@ -102,7 +131,7 @@ pub(crate) fn matmul_raw(a: &Tensor, b: &Tensor, ta: bool, tb: bool, kernel: Mat
     let choice = match kernel {
         MatmulKernel::Auto => match e.adapter_class() {
             AdapterClass::Cpu if k % 4 == 0 && n % 4 == 0 => {
-                if e.subgroup_size() == Some(SUBGROUP_LANES) {
+                if uses_subgroup_kernel(e) {
                     MatmulKernel::Subgroup
                 } else {
                     MatmulKernel::Blocked
@@ -140,9 +169,13 @@ pub(crate) fn matmul_raw(a: &Tensor, b: &Tensor, ta: bool, tb: bool, kernel: Mat
                     ),
                 ));
             }
-            // The blocked kernel reads both operands untransposed; copy a transposed one first.
-            let a2 = if ta { crate::ops::layout::transpose_raw(a)? } else { a.clone() };
-            let b2 = if tb { crate::ops::layout::transpose_raw(b)? } else { b.clone() };
+            // The blocked kernel reads both operands untransposed and the subgroup one reads at
+            // most one of them transposed (A only when M % 4 == 0); copy the rest first.
+            let sub = choice == MatmulKernel::Subgroup;
+            let read_tb = sub && tb;
+            let read_ta = sub && ta && !tb && m % 4 == 0;
+            let a2 = if ta && !read_ta { crate::ops::layout::transpose_raw(a)? } else { a.clone() };
+            let b2 = if tb && !read_tb { crate::ops::layout::transpose_raw(b)? } else { b.clone() };
             let p = Params {
                 m: m as u32,
                 n: n as u32,
@@ -151,15 +184,22 @@ pub(crate) fn matmul_raw(a: &Tensor, b: &Tensor, ta: bool, tb: bool, kernel: Mat
                 stride_a: (sa / 4) as u32,
                 stride_b: (sb / 4) as u32,
                 stride_c: (m * n / 4) as u32,
-                _pad: 0,
+                has_bias: (sub && bias.is_some()) as u32,
             };
             let (kern, groups) = if choice == MatmulKernel::Subgroup {
                 // Short products (attention scores, small batches) waste most of a 64-row tile.
-                let (entry, tm, tn4) = if m <= 32 { SUBGROUP_SHORT } else { SUBGROUP_WIDE };
-                let cols = tn4 * SUBGROUP_LANES as usize;
+                let tile = if m <= 32 { &SUBGROUP_SHORT } else { &SUBGROUP_WIDE };
+                let entry = tile.entries[if read_tb {
+                    1
+                } else if read_ta {
+                    2
+                } else {
+                    0
+                }];
+                let cols = tile.cols4 * SUBGROUP_LANES as usize;
                 (
                     Kernel::new(&shaders::MATMUL_SUBGROUP, entry),
-                    [(n / 4).div_ceil(cols) as u32, m.div_ceil(tm) as u32, batch as u32],
+                    [(n / 4).div_ceil(cols) as u32, m.div_ceil(tile.rows) as u32, batch as u32],
                 )
             } else {
                 (
@@ -171,16 +211,20 @@ pub(crate) fn matmul_raw(a: &Tensor, b: &Tensor, ta: bool, tb: bool, kernel: Mat
                     ],
                 )
             };
-            e.dispatch(
-                &kern,
-                bytemuck::bytes_of(&p),
-                &[
-                    Binding::read(a2.storage(), a2.nbytes()),
-                    Binding::read(b2.storage(), b2.nbytes()),
-                    Binding::write(out.storage(), out.nbytes()),
-                ],
-                groups,
-            )?;
+            let mut bindings = vec![
+                Binding::read(a2.storage(), a2.nbytes()),
+                Binding::read(b2.storage(), b2.nbytes()),
+                Binding::write(out.storage(), out.nbytes()),
+            ];
+            if sub {
+                // Without a bias the binding is unread; B stands in.
+                let t = if let (true, Some(bias)) = (p.has_bias != 0, bias) { bias } else { &b2 };
+                bindings.push(Binding::read(t.storage(), t.nbytes()));
+            }
+            e.dispatch(&kern, bytemuck::bytes_of(&p), &bindings, groups)?;
+            if sub && bias.is_some() {
+                return Ok(out);
+            }
         }
         MatmulKernel::Tiled | MatmulKernel::Generic => {
             let p = Params {
@@ -191,7 +235,7 @@ pub(crate) fn matmul_raw(a: &Tensor, b: &Tensor, ta: bool, tb: bool, kernel: Mat
                 stride_a: sa as u32,
                 stride_b: sb as u32,
                 stride_c: (m * n) as u32,
-                _pad: 0,
+                has_bias: 0,
             };
             let (kern, groups) = if choice == MatmulKernel::Tiled && !ta && !tb {
                 (
@@ -219,7 +263,10 @@ pub(crate) fn matmul_raw(a: &Tensor, b: &Tensor, ta: bool, tb: bool, kernel: Mat
         }
         MatmulKernel::Auto => unreachable!(),
     }
-    Ok(out)
+    match bias {
+        Some(bias) => crate::ops::elementwise::binary_raw(&out, bias, crate::ops::elementwise::BinaryOp::Add),
+        None => Ok(out),
+    }
 }
 
 struct MatmulBackward {

@@ -14,6 +14,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod fill;
 pub mod layout;
+pub mod linear;
 pub mod loss;
 pub mod matmul;
 pub mod norm;

@@ -1,0 +1,106 @@
+//! Fully connected product with its bias in one op: `y = x·Wᵀ + b` (torch layout, `W` is
+//! `[out, in]`) or `y = x·W + b` (GPT-2 `Conv1D`, `W` is `[in, out]`).
+//!
+//! Why an op of its own rather than matmul + add: the leading dims of `x` fold into rows, so
+//! the weight gradient is one `[out, rows]·[rows, in]` product instead of a per-batch product
+//! summed afterwards, and where the subgroup matmul runs the bias is added in its epilogue
+//! instead of a pass over the output (both measured on MiniLM; see `ops::matmul`).
+
+use crate::error::{Error, Result};
+use crate::graph::{bytes_of, record, Backward, Needs};
+use crate::ops::matmul::{matmul_bias_raw, matmul_raw, MatmulKernel};
+use crate::ops::reduce::sum_to_shape;
+use crate::ops::same_engine;
+use crate::tensor::Tensor;
+
+const OP: &str = "linear";
+
+struct LinearBackward {
+    /// `x` as `[rows, in]`, saved when the weight needs a gradient.
+    x: Option<Tensor>,
+    /// Saved when `x` needs a gradient.
+    w: Option<Tensor>,
+    x_shape: Vec<usize>,
+    rows: usize,
+    out: usize,
+    in_major: bool,
+    needs: Needs,
+}
+
+impl Backward for LinearBackward {
+    fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let auto = MatmulKernel::Auto;
+        let g2 = g.view_as(&[self.rows, self.out]);
+        let gx = if self.needs[0] {
+            let w = self.w.as_ref().expect("w saved when x needs grad");
+            // torch layout: dX = G·W; Conv1D: dX = G·Wᵀ.
+            Some(matmul_raw(&g2, w, false, self.in_major, auto)?.view_as(&self.x_shape))
+        } else {
+            None
+        };
+        let gw = if self.needs[1] {
+            let x = self.x.as_ref().expect("x saved when w needs grad");
+            // torch layout: dW = Gᵀ·X ([out, in]); Conv1D: dW = Xᵀ·G ([in, out]).
+            Some(if self.in_major {
+                matmul_raw(x, &g2, true, false, auto)?
+            } else {
+                matmul_raw(&g2, x, true, false, auto)?
+            })
+        } else {
+            None
+        };
+        let gb = match self.needs.get(2) {
+            Some(true) => Some(sum_to_shape(&g2, &[self.out])?),
+            _ => None,
+        };
+        Ok(vec![gx, gw, gb])
+    }
+    fn saved_bytes(&self) -> u64 {
+        bytes_of(&[self.x.as_ref(), self.w.as_ref()])
+    }
+}
+
+/// `x·Wᵀ + b` over the last axis of `x` (`W` stored `[out, in]`), or `x·W + b` when
+/// `in_major` (`W` stored `[in, out]`). `bias`, when given, is `[out]`.
+pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, in_major: bool) -> Result<Tensor> {
+    let mut inputs = vec![x, w];
+    inputs.extend(bias);
+    same_engine(OP, &inputs)?;
+    for t in &inputs {
+        t.expect_f32(OP)?;
+    }
+    if w.rank() != 2 {
+        return Err(Error::shape(OP, x.shape(), w.shape(), "the weight must be 2-D"));
+    }
+    let (fan_in, fan_out) =
+        if in_major { (w.shape()[0], w.shape()[1]) } else { (w.shape()[1], w.shape()[0]) };
+    if x.rank() == 0 || x.shape()[x.rank() - 1] != fan_in {
+        return Err(Error::shape(
+            OP,
+            x.shape(),
+            w.shape(),
+            format!("x's last dim must be the {fan_in} inputs"),
+        ));
+    }
+    if let Some(b) = bias {
+        if b.shape() != [fan_out] {
+            return Err(Error::shape(OP, w.shape(), b.shape(), format!("the bias must be [{fan_out}]")));
+        }
+    }
+    let rows = x.numel() / fan_in.max(1);
+    let x2 = x.view_as(&[rows, fan_in]);
+    let mut out_shape = x.shape().to_vec();
+    *out_shape.last_mut().expect("rank >= 1") = fan_out;
+    let y = matmul_bias_raw(&x2, w, false, !in_major, MatmulKernel::Auto, bias)?.view_as(&out_shape);
+    record(OP, y, &inputs, |needs| {
+        Ok(Box::new(LinearBackward {
+            x: needs[1].then(|| x2.clone()),
+            w: needs[0].then(|| w.clone()),
+            x_shape: x.shape().to_vec(),
+            rows,
+            out: fan_out,
+            in_major,
+            needs: needs.clone(),
+        }))
+    })
+}
