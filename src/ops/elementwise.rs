@@ -212,47 +212,33 @@ pub(crate) fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor>
         && !b_core.is_empty()
         && out_shape.ends_with(b_core)
         && b.numel() > 0;
-    let max = e.limits().max_compute_workgroups_per_dimension as usize;
-    if tail && a.shape() != b.shape() && b.numel() % 4 == 0 && out.numel() > 0 {
-        p.tail = b.numel() as u32;
-        let rows = out.numel() / b.numel();
-        p.rows = rows as u32;
-        let gx = (b.numel() / 4).div_ceil(super::WG1 as usize);
-        let (gy, gz) = (rows.min(max), rows.div_ceil(max));
-        if gx <= max && gz <= max {
-            e.dispatch(
-                &Kernel::new(&shaders::BINARY, "binary_rows4").with("OP", op as u32),
-                bytemuck::bytes_of(&p),
-                &[
-                    Binding::read(a.storage(), a.nbytes()),
-                    Binding::read(b.storage(), b.nbytes()),
-                    Binding::write(out.storage(), out.nbytes()),
-                ],
-                [gx as u32, gy as u32, gz as u32],
-            )?;
-            return Ok(out);
-        }
+    let bindings = [
+        Binding::read(a.storage(), a.nbytes()),
+        Binding::read(b.storage(), b.nbytes()),
+        Binding::write(out.storage(), out.nbytes()),
+    ];
+    if a.shape() == b.shape() {
+        return launch_1d(e, &kernel("binary_same", op), &p, &bindings, out.numel()).map(|_| out);
     }
-    let entry = if a.shape() == b.shape() {
-        "binary_same"
-    } else if tail {
-        p.tail = b.numel() as u32;
-        "binary_tail"
-    } else {
-        "binary_broadcast"
-    };
-    launch_1d(
-        e,
-        &Kernel::new(&shaders::BINARY, entry).with("OP", op as u32),
-        &p,
-        &[
-            Binding::read(a.storage(), a.nbytes()),
-            Binding::read(b.storage(), b.nbytes()),
-            Binding::write(out.storage(), out.nbytes()),
-        ],
-        out.numel(),
-    )?;
-    Ok(out)
+    if !tail {
+        return launch_1d(e, &kernel("binary_broadcast", op), &p, &bindings, out.numel()).map(|_| out);
+    }
+    p.tail = b.numel() as u32;
+    // A tail of 4k elements takes the vec4 row kernel (no division) when its grid fits.
+    let max = e.limits().max_compute_workgroups_per_dimension as usize;
+    let rows = out.numel() / b.numel();
+    let (gx, gy, gz) = ((b.numel() / 4).div_ceil(super::WG1 as usize), rows.min(max), rows.div_ceil(max));
+    if b.numel() % 4 == 0 && rows > 0 && gx <= max && gz <= max {
+        p.rows = rows as u32;
+        let groups = [gx as u32, gy as u32, gz as u32];
+        e.dispatch(&kernel("binary_rows4", op), bytemuck::bytes_of(&p), &bindings, groups)?;
+        return Ok(out);
+    }
+    launch_1d(e, &kernel("binary_tail", op), &p, &bindings, out.numel()).map(|_| out)
+}
+
+fn kernel(entry: &'static str, op: BinaryOp) -> Kernel {
+    Kernel::new(&shaders::BINARY, entry).with("OP", op as u32)
 }
 
 struct BinaryBackward {
