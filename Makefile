@@ -13,17 +13,20 @@ ASSETS := assets
 ## 200 labelled e-mails and print test accuracy / F1 with 95% bootstrap intervals next to the
 ## untuned model; the run folder is runs/minilm-spam.
 demo:
+	tools/ensure_vulkan.sh
 	ASSETS=$(ASSETS) tools/fetch_assets.sh demo
 	$(CARGO) build --release --bin whet
 	target/release/whet train examples/recipes/minilm_spam.toml --fresh
 
 ## mlp-demo: the engine on its own: an MLP trained on the UCI digits.
 mlp-demo: $(ASSETS)/digits.csv.gz
+	tools/ensure_vulkan.sh
 	$(CARGO) run --release --example digits_mlp -- $(ASSETS)/digits.csv.gz
 
 ## test: every test (GPU tests run on lavapipe when there is no GPU) and a build of the benches.
 ## Depends on assets so the real-checkpoint tests run instead of printing SKIP.
 test: assets
+	tools/ensure_vulkan.sh
 	mkdir -p target
 	set -o pipefail; $(CARGO) test --lib --bins --tests --examples 2>&1 | tee target/test.log
 	$(CARGO) build --release --benches

@@ -70,7 +70,7 @@ fn run() -> whet::Result<()> {
     let mut cfg = DriverConfig::new(&out);
     cfg.epochs = 8;
     cfg.batch_size = 10;
-    cfg.resume = false;
+    cfg.resume = whet::train::Resume::Fresh;
     cfg.plan = Plan::LinearProbe { head: task.model.head_select() };
     let mut driver = Driver::new(&engine, cfg, OptimConfig::new(Method::ADAMW, 3e-3))?;
 

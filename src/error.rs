@@ -76,6 +76,30 @@ pub enum Error {
     /// A tensor about to be saved holds NaN or infinity; nothing was written.
     #[error("refusing to save non-finite weights: '{path}' holds NaN or infinity")]
     NonFiniteWeights { path: String },
+    /// The run folder holds a run with other settings, data or model: nothing in it was touched.
+    #[error(
+        "{dir} holds another run; nothing in it was touched. What differs (old → new):\n  {}\n\
+         To start over in that folder: `whet train --fresh` (library: `Resume::Fresh`); to keep \
+         both runs: another output folder (`--out DIR` or `output.dir`)",
+        .changes.join("\n  ")
+    )]
+    RunMismatch { dir: String, changes: Vec<String> },
+    /// The folder already holds a run and the caller did not say whether to continue it.
+    #[error(
+        "{dir} already holds a run: continue it (`Resume::IfSame`, same settings only), start \
+         over (`Resume::Fresh`) or use another folder"
+    )]
+    RunExists { dir: String },
+    /// Another process is training in this run folder.
+    #[error("{dir} is in use by another whet process ({holder}): wait for it, or use another output folder")]
+    RunLocked { dir: String, holder: String },
+    /// A checkpoint or run folder of a format this whet does not read.
+    #[error(
+        "{path}: checkpoint format {found} (written by {written_by}); this whet ({}) reads format \
+         {supported} only: resume it with the whet that wrote it, or start over (`--fresh`)",
+        env!("CARGO_PKG_VERSION")
+    )]
+    CheckpointVersion { path: String, found: u32, written_by: String, supported: u32 },
 }
 
 fn detail_suffix(d: &str) -> String {

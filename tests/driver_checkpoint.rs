@@ -14,6 +14,7 @@ use whet::{Engine, Error};
 
 fn run(e: &Engine, dir: &Path, max_steps: u64) -> whet::Result<whet::train::RunSummary> {
     let mut c = DriverConfig::new(dir);
+    c.resume = whet::train::Resume::IfSame;
     c.batch_size = 16;
     c.max_steps = Some(max_steps);
     c.checkpoint_every = Some(5);

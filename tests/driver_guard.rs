@@ -20,6 +20,7 @@ fn a_nan_item_skips_its_step_and_is_logged() {
     let mut task = DigitsTask::new(&e, 100, 3);
     task.nan_items.insert(42);
     let mut c = DriverConfig::new(dir.path());
+    c.resume = whet::train::Resume::IfSame;
     c.epochs = 1;
     c.batch_size = 16;
     let s = Driver::new(&e, c, optim()).unwrap().run(&mut task, &StopFlag::new()).unwrap();
@@ -54,6 +55,7 @@ fn skipped_steps_change_nothing_and_too_many_in_a_row_fail() {
     let Some((_g, e)) = gpu("skipped_steps_change_nothing_and_too_many_in_a_row_fail") else { return };
     let cfg = |dir: &std::path::Path| {
         let mut c = DriverConfig::new(dir);
+        c.resume = whet::train::Resume::IfSame;
         c.epochs = 5;
         c.batch_size = 16;
         c.max_bad_steps = 3;

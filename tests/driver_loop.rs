@@ -22,6 +22,7 @@ fn trains_digits_and_writes_logs_and_checkpoints() {
     let before = task.evaluate().unwrap();
     task.calls.evaluations = 0;
     let mut c = DriverConfig::new(dir.path());
+    c.resume = whet::train::Resume::IfSame;
     c.epochs = 3;
     c.batch_size = 32;
     let mut d = Driver::new(&e, c, adamw()).unwrap();
@@ -100,6 +101,7 @@ fn trains_digits_and_writes_logs_and_checkpoints() {
     // Running again resumes from the final checkpoint and does nothing more.
     let mut task2 = DigitsTask::new(&e, 320, 3);
     let mut c = DriverConfig::new(dir.path());
+    c.resume = whet::train::Resume::IfSame;
     c.epochs = 3;
     c.batch_size = 32;
     let s2 = Driver::new(&e, c, adamw()).unwrap().run(&mut task2, &StopFlag::new()).unwrap();
@@ -115,6 +117,7 @@ fn accumulation_splits_steps_and_the_last_partial_batch_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let mut task = DigitsTask::new(&e, 100, 3);
     let mut c = DriverConfig::new(dir.path());
+    c.resume = whet::train::Resume::IfSame;
     c.epochs = 2;
     c.batch_size = 16;
     c.grad_accum = 3;
@@ -149,6 +152,7 @@ fn early_stopping_counts_patience_in_evaluations() {
     // 0.50 best, 0.60 best, 0.605 not better by > 0.01, 0.55 worse: patience 2 runs out.
     task.script = vec![m(0.5), m(0.6), m(0.605), m(0.55), m(0.9)];
     let mut c = DriverConfig::new(dir.path());
+    c.resume = whet::train::Resume::IfSame;
     c.epochs = 5;
     c.batch_size = 32;
     c.eval_every = Some(3);
@@ -181,6 +185,7 @@ fn max_steps_stops_mid_epoch_and_evaluates_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let mut task = DigitsTask::new(&e, 320, 3);
     let mut c = DriverConfig::new(dir.path());
+    c.resume = whet::train::Resume::IfSame;
     c.batch_size = 32;
     c.max_steps = Some(4);
     let s = Driver::new(&e, c, adamw()).unwrap().run(&mut task, &StopFlag::new()).unwrap();
@@ -200,6 +205,7 @@ fn a_stop_request_finishes_the_step_and_saves() {
     // Requested (as SIGTERM) while the 4th step's loss is being computed.
     task.stop_at_call = Some((3, flag.clone(), 15));
     let mut c = DriverConfig::new(dir.path());
+    c.resume = whet::train::Resume::IfSame;
     c.batch_size = 32;
     let s = Driver::new(&e, c.clone(), adamw()).unwrap().run(&mut task, &flag).unwrap();
     assert_eq!(s.stopped, StopReason::Interrupted { signal: 15 });
@@ -231,14 +237,17 @@ fn a_stop_request_finishes_the_step_and_saves() {
 fn invalid_settings_are_rejected() {
     let Some((_g, e)) = gpu("invalid_settings_are_rejected") else { return };
     let mut c = DriverConfig::new("unused");
+    c.resume = whet::train::Resume::IfSame;
     c.batch_size = 0;
     assert!(Driver::new(&e, c, adamw()).is_err());
     let mut c = DriverConfig::new("unused");
+    c.resume = whet::train::Resume::IfSame;
     c.eval_every = Some(0);
     assert!(Driver::new(&e, c, adamw()).is_err());
     // Resuming with a different batch size would not be exact: refused, naming both settings.
     let dir = tempfile::tempdir().unwrap();
     let mut c = DriverConfig::new(dir.path());
+    c.resume = whet::train::Resume::IfSame;
     c.batch_size = 32;
     c.max_steps = Some(2);
     let mut task = DigitsTask::new(&e, 320, 3);

@@ -47,6 +47,7 @@ fn run(cfg: &DriverConfig, optim: OptimConfig, n_train: usize, stop: Option<(usi
 
 fn config(dir: &std::path::Path, max_steps: u64) -> DriverConfig {
     let mut c = DriverConfig::new(dir);
+    c.resume = whet::train::Resume::IfSame;
     c.epochs = 10;
     c.max_steps = Some(max_steps);
     c.batch_size = 16;

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use whet::run::{self, inference, prepare, Recipe, RunOptions};
 use whet::train::driver::StopReason;
+use whet::train::run_dir::Opening;
 use whet::train::stop::StopFlag;
 use whet::Engine;
 
@@ -38,8 +39,22 @@ pub fn train(
         println!("skipped: {s}");
     }
     let s = &outcome.summary;
+    match &outcome.opening {
+        Opening::Fresh => {
+            println!("started over: the earlier run's files in {} were removed", outcome.dir.display())
+        }
+        Opening::Resume { extended } if !extended.is_empty() => println!(
+            "extending the run in {} (the learning-rate schedule follows the new length):\n  {}",
+            outcome.dir.display(),
+            extended.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("\n  ")
+        ),
+        _ => {}
+    }
     if let Some(from) = s.resumed_from {
         println!("resumed from step {from}");
+        if from == s.steps && s.stopped == StopReason::Finished {
+            println!("the run had already finished: its model was evaluated again (`--fresh` trains anew)");
+        }
     }
     println!(
         "trained {} steps ({} epochs) in {:.1} s; {} non-finite steps skipped; stopped: {:?}",

@@ -8,6 +8,8 @@
 //! runs/NAME/
 //!   model/            model.safetensors under the checkpoint's own key names (+ config.json,
 //!                     tokenizer.json for Hugging Face models): loadable by transformers and whet
+//!   run.json          the run's fingerprint (recipe values, model and data content), the
+//!                     folder format and whet version: a re-run resumes only the same run
 //!   recipe.toml       the resolved recipe (defaults filled in, absolute paths)
 //!   labels.json       class names by index (classifiers)
 //!   metrics.json      validation history, test metrics with 95% intervals, the baseline's
@@ -17,6 +19,7 @@
 pub mod attribute;
 pub mod compare;
 pub mod export;
+pub mod fingerprint;
 pub mod inference;
 pub mod prepare;
 pub mod recipe;
@@ -33,6 +36,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::eval::{Interval, Predictions};
 use crate::train::driver::{Driver, RunSummary, StopReason};
+use crate::train::run_dir::{Opening, Resume, RunDir};
 use crate::train::stop::StopFlag;
 
 pub use prepare::{Prepared, TaskBox};
@@ -61,6 +65,8 @@ pub struct Evaluation {
 #[derive(Debug)]
 pub struct Outcome {
     pub dir: PathBuf,
+    /// What the run folder held: nothing, this run (resumed), or an earlier run (cleared).
+    pub opening: Opening,
     pub summary: RunSummary,
     pub baseline: Option<Evaluation>,
     pub test: Option<Evaluation>,
@@ -143,9 +149,16 @@ pub fn evaluation(split: &str, p: &Predictions, resamples: usize, seed: u64) -> 
 }
 
 /// Run `recipe` to the end (or until `stop` is requested) and write the run folder.
+///
+/// The folder is claimed first: with `output.resume` (the default) a folder holding the same
+/// run resumes it and one holding another run is refused before anything in it is touched
+/// ([`Error::RunMismatch`] names what differs); `output.resume = false` starts over.
 pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions) -> Result<Outcome> {
     let dir = recipe.output.dir.clone();
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let fp = fingerprint::recipe_fingerprint(recipe)?;
+    let resume = if recipe.output.resume { Resume::IfSame } else { Resume::Fresh };
+    let claim = RunDir::claim(&dir, &fp, resume)?;
+    // Only now: the folder's recipe.toml always describes the run its checkpoints belong to.
     crate::train::checkpoint::replace_atomically(&dir.join("recipe.toml"), recipe.to_toml()?.as_bytes())?;
     let mut prep = prepare::prepare(engine, recipe)?;
     if let Some(labels) = &prep.labels {
@@ -163,11 +176,12 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
 
     let mut driver =
         Driver::new(engine, prep.driver_config(recipe, opts.progress), prep.optim_config(recipe)?)?;
-    let summary = driver.run(prep.task.as_task(), stop)?;
+    let summary = driver.run_in(&claim, prep.task.as_task(), stop)?;
     if matches!(summary.stopped, StopReason::Interrupted { .. }) {
         // The driver saved a checkpoint; `whet train` again resumes from it.
         return Ok(Outcome {
             dir: dir.clone(),
+            opening: claim.opening().clone(),
             summary,
             baseline,
             test: None,
@@ -212,6 +226,7 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
         if opts.attributions > 0 { prep.attributions(opts.attributions, &title)? } else { Vec::new() };
     Ok(Outcome {
         dir,
+        opening: claim.opening().clone(),
         summary,
         baseline,
         test,

@@ -21,6 +21,7 @@ use crate::nn::{BindingReport, Select};
 use crate::optim::{GroupSpec, LayerLr, Method, OptimConfig, Schedule};
 use crate::train::driver::{DriverConfig, EarlyStop, Task};
 use crate::train::l2sp::L2Sp;
+use crate::train::run_dir::Resume;
 use crate::train::unfreeze::Plan;
 
 use super::export::{self, Exported};
@@ -461,7 +462,7 @@ impl Prepared {
         c.max_bad_steps = t.max_bad_steps;
         c.checkpoint_every = t.checkpoint_every;
         c.progress = progress;
-        c.resume = recipe.output.resume;
+        c.resume = if recipe.output.resume { Resume::IfSame } else { Resume::Fresh };
         c.early_stop = t.early_stop.as_ref().map(|e| EarlyStop {
             metric: e.metric.clone(),
             higher_is_better: !matches!(

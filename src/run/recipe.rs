@@ -315,6 +315,8 @@ fn default_init() -> String {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputSection {
+    /// The run folder; default `runs/<recipe file stem>` under the working directory, so two
+    /// recipes never share a folder by accident.
     pub dir: PathBuf,
     /// Continue from the run folder's latest complete checkpoint.
     pub resume: bool,
@@ -324,7 +326,8 @@ pub struct OutputSection {
 
 impl Default for OutputSection {
     fn default() -> Self {
-        OutputSection { dir: PathBuf::from("runs/latest"), resume: true, bootstrap: 1000 }
+        // Empty: filled in from the recipe's file name by `Recipe::parse`.
+        OutputSection { dir: PathBuf::new(), resume: true, bootstrap: 1000 }
     }
 }
 
@@ -403,7 +406,13 @@ impl Recipe {
         for p in [r.data.val.as_mut(), r.data.test.as_mut()].into_iter().flatten() {
             rebase(p);
         }
-        rebase(&mut r.output.dir);
+        if r.output.dir.as_os_str().is_empty() {
+            let stem = path.file_stem().map_or("recipe".into(), |s| s.to_string_lossy().into_owned());
+            let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+            r.output.dir = cwd.join("runs").join(stem);
+        } else {
+            rebase(&mut r.output.dir);
+        }
         if let Some(src) = r.source.as_mut() {
             rebase(&mut src.test);
             if let Some(t) = src.train.as_mut() {

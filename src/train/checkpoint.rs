@@ -7,9 +7,19 @@
 //! step-<n>/optim.safetensors    optimizer moments keyed `<path>.<exp_avg|…>`; step and join
 //!                               steps in the metadata
 //! step-<n>/state.json           loop position, best metric, counters, config digest
-//! step-<n>/manifest.json        size and CRC-32 of the three files above
+//! step-<n>/manifest.json        format version, size and CRC-32 of the three files above
 //! latest.json, best.json        the same manifest plus the directory it describes
 //! ```
+//!
+//! Every manifest carries [`FORMAT_VERSION`] and the whet version that wrote it; a checkpoint of
+//! another format is refused naming both versions ([`Error::CheckpointVersion`]) rather than
+//! misread. A checked-in golden checkpoint (`tests/data/golden_run/`) is resumed by CI, so a
+//! change that breaks today's checkpoints fails a test: bump the version instead.
+//!
+//! Reading trusts nothing in the files: manifests are bounded in size before they are read,
+//! their directory names must be `step-<n>` inside `checkpoints/` and their file names the
+//! three above, every file's size is compared with the manifest's before it is read, and
+//! counts in the optimizer's metadata are bounded by the tensors actually present.
 //!
 //! A save writes a temporary directory, fsyncs each file and the directory, renames it into
 //! place, fsyncs the parent, and only then replaces `latest.json` (and `best.json`) atomically.
@@ -41,6 +51,12 @@ const BEST: &str = "best.json";
 const TMP_PREFIX: &str = ".tmp-";
 /// Checkpoints kept besides the best.
 const KEEP_LAST: usize = 2;
+/// A manifest is a few hundred bytes; anything far larger is not one.
+const MANIFEST_MAX: u64 = 1 << 20;
+
+/// The checkpoint (and run folder) format this whet writes and reads. Bump it whenever a
+/// change would make an older checkpoint load differently, and refresh the golden checkpoint.
+pub const FORMAT_VERSION: u32 = 1;
 
 /// Named tensors as `(path, shape, values)`, in file order.
 pub type NamedTensors = Vec<(String, Vec<usize>, Vec<f32>)>;
@@ -98,10 +114,22 @@ struct FileSum {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Manifest {
+    /// [`FORMAT_VERSION`] when written; manifests from before versioning have none (0).
+    #[serde(default)]
+    format: u32,
+    /// The whet version that wrote it.
+    #[serde(default)]
+    whet: String,
     step: u64,
     /// Directory name under `checkpoints/`.
     dir: String,
     files: BTreeMap<String, FileSum>,
+}
+
+impl Manifest {
+    fn new(step: u64, dir: String, files: BTreeMap<String, FileSum>) -> Manifest {
+        Manifest { format: FORMAT_VERSION, whet: env!("CARGO_PKG_VERSION").into(), step, dir, files }
+    }
 }
 
 /// A verified checkpoint read back.
@@ -235,6 +263,7 @@ fn optim_tensors(o: &OptimState, names: &[&str]) -> Result<(NamedTensors, HashMa
         serde_json::to_string(&layout).map_err(|e| Error::arg("checkpoint", e.to_string()))?,
     );
     meta.insert("names".to_string(), names.join(","));
+    meta.insert("format".to_string(), FORMAT_VERSION.to_string());
     Ok((tensors, meta))
 }
 
@@ -276,7 +305,7 @@ pub(crate) fn save(
     }
     fs::rename(&tmp, &dst).map_err(|e| Error::io(&dst, e))?;
     sync_dir(&root)?;
-    let manifest = Manifest { step: state.step, dir: name, files };
+    let manifest = Manifest::new(state.step, name, files);
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::arg("checkpoint", e.to_string()))?;
     replace_atomically(&root.join(LATEST), &json)?;
     if is_best {
@@ -306,7 +335,7 @@ fn write_dir(
     let p = tmp.join(STATE);
     let json = serde_json::to_vec_pretty(state).map_err(|e| Error::arg("checkpoint", e.to_string()))?;
     files.insert(STATE.to_string(), write_synced(&p, &json)?);
-    let m = Manifest { step: state.step, dir: String::new(), files: files.clone() };
+    let m = Manifest::new(state.step, String::new(), files.clone());
     let json = serde_json::to_vec_pretty(&m).map_err(|e| Error::arg("checkpoint", e.to_string()))?;
     write_synced(&tmp.join(MANIFEST), &json)?;
     sync_dir(tmp)?;
@@ -335,13 +364,64 @@ fn step_dirs(root: &Path) -> Vec<u64> {
     v
 }
 
+/// Read a manifest: bounded in size, of this format, naming only the files a checkpoint has.
 fn read_manifest(path: &Path) -> Result<Manifest> {
-    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Format {
+    let bad = |message: String| Error::Format { path: path.display().to_string(), line: None, message };
+    let bytes = read_bounded(path, MANIFEST_MAX)?;
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Format {
         path: path.display().to_string(),
         line: Some(e.line()),
         message: e.to_string(),
-    })
+    })?;
+    if m.format != FORMAT_VERSION {
+        let written_by = if m.whet.is_empty() {
+            "a whet before checkpoints were versioned".into()
+        } else {
+            format!("whet {}", m.whet)
+        };
+        return Err(Error::CheckpointVersion {
+            path: path.display().to_string(),
+            found: m.format,
+            written_by,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if let Some(k) = m.files.keys().find(|k| ![PARAMS, OPTIM, STATE].contains(&k.as_str())) {
+        return Err(bad(format!("lists '{k}', which is not a checkpoint file")));
+    }
+    Ok(m)
+}
+
+/// The checkpoint directory a top-level manifest names: `step-<n>` for its own step, so a
+/// crafted manifest cannot point outside `checkpoints/`.
+fn named_dir(root: &Path, m: &Manifest, manifest: &Path) -> Result<PathBuf> {
+    if m.dir != step_dir_name(m.step) {
+        return Err(Error::Format {
+            path: manifest.display().to_string(),
+            line: None,
+            message: format!("names directory '{}', expected '{}'", m.dir, step_dir_name(m.step)),
+        });
+    }
+    Ok(root.join(&m.dir))
+}
+
+/// Read a whole file of at most `max` bytes (its size is checked before anything is read).
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let len = fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+    if len > max {
+        return Err(Error::Format {
+            path: path.display().to_string(),
+            line: None,
+            message: format!("{len} bytes, more than the {max} a checkpoint manifest may have"),
+        });
+    }
+    fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// A version mismatch is final: an older checkpoint of the same run has the same format, so
+/// falling back to it would only hide the message.
+fn is_version(e: &Error) -> bool {
+    matches!(e, Error::CheckpointVersion { .. })
 }
 
 /// Keep the newest `KEEP_LAST` checkpoints, the one `latest.json` names and the best.
@@ -369,15 +449,18 @@ pub fn load_latest(out_dir: &Path) -> Result<Option<Checkpoint>> {
     }
     let mut problems = Vec::new();
     let mut tried = None;
-    match read_manifest(&root.join(LATEST)) {
-        Ok(m) => {
+    let latest = root.join(LATEST);
+    match read_manifest(&latest).and_then(|m| Ok((named_dir(&root, &m, &latest)?, m))) {
+        Ok((dir, m)) => {
             tried = Some(m.step);
-            match load_verified(&root.join(&m.dir), &m.files) {
+            match load_verified(&dir, &m.files) {
                 Ok(c) => return Ok(Some(c)),
+                Err(e) if is_version(&e) => return Err(e),
                 Err(e) => problems.push(e.to_string()),
             }
         }
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if is_version(&e) => return Err(e),
         Err(e) => problems.push(e.to_string()),
     }
     let dirs = step_dirs(&root);
@@ -387,6 +470,7 @@ pub fn load_latest(out_dir: &Path) -> Result<Option<Checkpoint>> {
                 log::warn!("resuming from {} ({})", c.dir.display(), problems.join("; "));
                 return Ok(Some(c));
             }
+            Err(e) if is_version(&e) => return Err(e),
             Err(e) => problems.push(e.to_string()),
         }
     }
@@ -403,8 +487,9 @@ pub fn load_latest(out_dir: &Path) -> Result<Option<Checkpoint>> {
 /// The checkpoint `best.json` names, verified.
 pub fn load_best(out_dir: &Path) -> Result<Option<Checkpoint>> {
     let root = out_dir.join(CHECKPOINTS);
-    match read_manifest(&root.join(BEST)) {
-        Ok(m) => load_verified(&root.join(&m.dir), &m.files).map(Some),
+    let best = root.join(BEST);
+    match read_manifest(&best) {
+        Ok(m) => load_verified(&named_dir(&root, &m, &best)?, &m.files).map(Some),
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
@@ -420,6 +505,11 @@ fn read_checked(dir: &Path, name: &str, files: &BTreeMap<String, FileSum>) -> Re
     let path = dir.join(name);
     let bad = |message: String| Error::Format { path: path.display().to_string(), line: None, message };
     let want = files.get(name).ok_or_else(|| bad("not listed in the manifest".into()))?;
+    // Compared before reading: the manifest's number never sizes an allocation.
+    let len = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+    if len != want.size {
+        return Err(bad(format!("{len} bytes, the manifest says {}", want.size)));
+    }
     let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
     if bytes.len() as u64 != want.size {
         return Err(bad(format!("{} bytes, the manifest says {}", bytes.len(), want.size)));
@@ -460,9 +550,19 @@ fn load_verified(dir: &Path, files: &BTreeMap<String, FileSum>) -> Result<Checkp
     let layout: BTreeMap<String, usize> =
         serde_json::from_str(get("moments")?).map_err(|e| bad(format!("metadata 'moments': {e}")))?;
     let names: Vec<&str> = get("names")?.split(',').filter(|s| !s.is_empty()).collect();
+    if let Some(f) = meta.get("format") {
+        if f != &FORMAT_VERSION.to_string() {
+            return Err(bad(format!("metadata 'format' is {f}, the manifest's is {FORMAT_VERSION}")));
+        }
+    }
     let mut by_key: HashMap<String, Vec<f32>> = tensors.into_iter().map(|(k, _, v)| (k, v)).collect();
     let mut moments = BTreeMap::new();
     for (path, n) in layout {
+        // Each moment is a tensor of the file: a larger count is a damaged file, and must not
+        // size an allocation.
+        if n > names.len().max(1) || n > by_key.len() {
+            return Err(bad(format!("metadata 'moments' gives '{path}' {n} tensors; the file has fewer")));
+        }
         let mut kinds = Vec::with_capacity(n);
         for k in 0..n {
             let name = names.get(k).copied().unwrap_or("state");

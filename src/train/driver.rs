@@ -15,6 +15,12 @@
 //! clock, best metric and patience, counters — goes into each checkpoint, and the shuffles
 //! and dropout seeds are pure functions of `(seed, epoch)` and `(seed, attempt, micro-batch)`,
 //! so a resumed run continues bit for bit (check T2).
+//!
+//! A run folder belongs to one run (check T6): [`Driver::run`] claims `out_dir` with a
+//! [`Fingerprint`] of the driver's settings, the host's own keys ([`DriverConfig::fingerprint`])
+//! and the task's initial parameters, and [`DriverConfig::resume`] says what to do with a folder
+//! that already holds a run (by default: refuse it). `run::train` claims the folder itself with
+//! the recipe's fingerprint and hands it over through [`Driver::run_in`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,7 +36,9 @@ use crate::nn::{Mode, Params, Select};
 use crate::optim::{OptimConfig, Optimizer};
 use crate::tensor::Tensor;
 use crate::train::checkpoint::{self, BestMark, TrainState};
+use crate::train::fingerprint::Fingerprint;
 use crate::train::log::{LogRow, RunLog};
+use crate::train::run_dir::{Opening, Resume, RunDir};
 use crate::train::stop::StopFlag;
 use crate::train::unfreeze::Plan;
 
@@ -92,13 +100,17 @@ pub struct DriverConfig {
     pub checkpoint_every: Option<u64>,
     /// Show an indicatif progress bar on stderr (hidden when stderr is not a terminal).
     pub progress: bool,
-    /// Continue from `out_dir`'s latest complete checkpoint, if there is one.
-    pub resume: bool,
+    /// What to do when `out_dir` already holds a run: refuse it (the default), continue it when
+    /// it is the same run, or start over.
+    pub resume: Resume,
+    /// The host's own description of the run (data, model files, settings the driver does not
+    /// see), compared with the folder's on resume beside the driver's settings.
+    pub fingerprint: Fingerprint,
 }
 
 impl DriverConfig {
     /// Defaults: 3 epochs, batches of 16, no accumulation, evaluation per epoch, full
-    /// fine-tuning, seed 0, 5 bad steps, resume on, no progress bar.
+    /// fine-tuning, seed 0, 5 bad steps, an existing run in `out_dir` refused, no progress bar.
     pub fn new(out_dir: impl Into<PathBuf>) -> DriverConfig {
         DriverConfig {
             out_dir: out_dir.into(),
@@ -115,7 +127,8 @@ impl DriverConfig {
             max_bad_steps: 5,
             checkpoint_every: None,
             progress: false,
-            resume: true,
+            resume: Resume::Refuse,
+            fingerprint: Fingerprint::new(),
         }
     }
 }
@@ -146,6 +159,8 @@ pub struct RunSummary {
     /// Steps skipped for a non-finite loss or gradient norm (resumed ones included).
     pub skipped_steps: u64,
     pub resumed_from: Option<u64>,
+    /// Length settings changed since the run began (`epochs`, `max_steps`: old → new).
+    pub extended: Vec<String>,
     /// Seconds of training, across resumes.
     pub train_secs: f64,
     /// Training items of every skipped step.
@@ -247,16 +262,68 @@ impl Driver {
         }
     }
 
+    /// The run's fingerprint as the driver sees it: its own settings, the host's keys and the
+    /// task's initial parameters (paths, shapes and values).
+    pub fn fingerprint(&self, task: &dyn Task) -> Result<Fingerprint> {
+        let c = &self.config;
+        let o = &self.optimizer.config;
+        let mut fp = Fingerprint::new();
+        fp.set("driver.seed", c.seed.to_string())
+            .set("driver.batch_size", c.batch_size.to_string())
+            .set("driver.grad_accum", c.grad_accum.to_string())
+            .set("driver.train_items", task.train_len().to_string())
+            .set("driver.eval_every", format!("{:?}", c.eval_every))
+            .set("driver.early_stop", format!("{:?}", c.early_stop))
+            .set("driver.plan", format!("{:?}", c.plan))
+            .set("driver.freeze", format!("{:?}", c.freeze))
+            .set("driver.dropout_in_frozen", c.dropout_in_frozen.to_string())
+            .set("driver.max_bad_steps", c.max_bad_steps.to_string())
+            // One key per setting: a field a later whet adds shows as a new key (tolerated
+            // across versions), not as a changed one.
+            .set("driver.optimizer.method", format!("{:?}", o.method))
+            .set("driver.optimizer.lr", o.lr.to_string())
+            .set("driver.optimizer.weight_decay", o.weight_decay.to_string())
+            .set("driver.optimizer.groups", format!("{:?}", o.groups))
+            .set("driver.optimizer.layer_lr", format!("{:?}", o.layer_lr))
+            .set("driver.optimizer.decay_1d", o.decay_1d.to_string())
+            .set("driver.optimizer.max_grad_norm", format!("{:?}", o.max_grad_norm))
+            .set("driver.optimizer.rejoin_warmup", o.rejoin_warmup.to_string())
+            .set("driver.schedule.kind", schedule_kind(&o.schedule))
+            // Its length follows the run's: extendable like the epochs.
+            .set_extendable("driver.schedule", format!("{:?}", o.schedule))
+            .set_extendable("driver.epochs", c.epochs.to_string())
+            .set_extendable("driver.max_steps", format!("{:?}", c.max_steps))
+            .set("driver.initial_params", params_digest(task.params())?);
+        fp.merge(&c.fingerprint);
+        Ok(fp)
+    }
+
     /// Train `task` until the epochs or `max_steps` are done, early stopping triggers or
-    /// `stop` is requested. Resumes from `out_dir` first when `config.resume` is set and a
-    /// checkpoint verifies.
+    /// `stop` is requested. Claims `out_dir` first (see the module docs): a folder holding
+    /// another run is refused, the same run resumes from its latest checkpoint that verifies.
     pub fn run(&mut self, task: &mut dyn Task, stop: &StopFlag) -> Result<RunSummary> {
+        let fp = self.fingerprint(task)?;
+        let dir = RunDir::claim(&self.config.out_dir, &fp, self.config.resume)?;
+        self.run_in(&dir, task, stop)
+    }
+
+    /// [`Driver::run`] in a folder the caller has claimed already (with its own fingerprint).
+    pub fn run_in(&mut self, dir: &RunDir, task: &mut dyn Task, stop: &StopFlag) -> Result<RunSummary> {
         let out = self.config.out_dir.clone();
-        std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+        if dir.path() != out.as_path() {
+            return Err(Error::arg(
+                "driver",
+                format!("claimed folder {} is not out_dir {}", dir.path().display(), out.display()),
+            ));
+        }
         let n = task.train_len();
         if n == 0 {
             return Err(Error::arg("driver", "the task has no training items"));
         }
+        let extended = match dir.opening() {
+            Opening::Resume { extended } => extended.iter().map(|c| c.to_string()).collect(),
+            _ => Vec::new(),
+        };
         let digest = self.digest(n);
         let mut st = TrainState {
             step: 0,
@@ -277,7 +344,7 @@ impl Driver {
         let mut resumed_from = None;
         let mut resumed_dir = None;
         let mut pending_optim = None;
-        if self.config.resume {
+        if dir.resumes() {
             if let Some(ck) = checkpoint::load_latest(&out)? {
                 if ck.state.config_digest != digest {
                     return Err(Error::arg(
@@ -453,6 +520,7 @@ impl Driver {
             last: st.last_metrics.as_ref().map(from_opt),
             skipped_steps: st.skipped_steps,
             resumed_from,
+            extended,
             train_secs: st.train_secs,
             skipped_items: st.skipped_items.clone(),
             checkpoint: last_saved.map(|(_, d)| d).or(resumed_dir),
@@ -528,6 +596,29 @@ pub fn restore_params(params: &mut Params, ck: &checkpoint::Checkpoint) -> Resul
         params.assign(path, values)?;
     }
     Ok(())
+}
+
+/// The schedule's shape without its lengths (`Linear`, `Warmup`...): changing it is another run.
+fn schedule_kind(s: &crate::optim::Schedule) -> String {
+    let d = format!("{s:?}");
+    d.split([' ', '{', '(']).next().unwrap_or_default().to_string()
+}
+
+/// SHA-256 over every parameter's path, shape and values, in order.
+fn params_digest(params: &Params) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for e in params.entries() {
+        h.update(e.path.as_bytes());
+        h.update([0]);
+        for d in e.tensor.shape() {
+            h.update((*d as u64).to_le_bytes());
+        }
+        for v in e.tensor.to_vec()? {
+            h.update(v.to_le_bytes());
+        }
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn progress_bar(on: bool, total: u64, at: u64) -> indicatif::ProgressBar {

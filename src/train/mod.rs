@@ -6,12 +6,16 @@ pub mod checkpoint;
 pub mod distill;
 pub mod driver;
 pub mod ewc;
+pub mod fingerprint;
 pub mod l2sp;
 pub mod log;
 pub mod lr_finder;
+pub mod run_dir;
 pub mod stop;
 pub mod unfreeze;
 
 pub use checkpoint::save_params;
 pub use driver::{Driver, DriverConfig, EarlyStop, Metrics, RunSummary, StopReason, Task};
+pub use fingerprint::Fingerprint;
+pub use run_dir::{Resume, RunDir};
 pub use stop::StopFlag;
