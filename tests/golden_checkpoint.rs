@@ -172,3 +172,72 @@ fn regenerate() {
         let _ = std::fs::remove_file(golden().join(f));
     }
 }
+
+/// Rewrite a manifest's JSON with `edit`.
+fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(path, serde_json::to_vec(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn crafted_manifests_cannot_leave_the_folder_or_size_allocations() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_golden(tmp.path());
+    let root = tmp.path().join("checkpoints");
+    // A manifest naming a directory outside checkpoints/: refused; latest falls back to the
+    // newest step directory that verifies on its own.
+    for m in ["latest.json", "best.json"] {
+        edit_json(&root.join(m), |v| v["dir"] = "../../../etc".into());
+    }
+    let err = checkpoint::load_best(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("names directory '../../../etc'"), "{err}");
+    assert_eq!(checkpoint::load_latest(tmp.path()).unwrap().unwrap().step, 3);
+
+    // A manifest far larger than any manifest: refused before it is read.
+    std::fs::write(root.join("best.json"), vec![b' '; 2 << 20]).unwrap();
+    let err = checkpoint::load_best(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("more than"), "{err}");
+
+    // A file whose manifest claims a size other than its own: refused by the sizes alone.
+    let step = root.join("step-3");
+    edit_json(&step.join("manifest.json"), |v| {
+        v["files"]["params.safetensors"]["size"] = (1u64 << 40).into()
+    });
+    let err = checkpoint::load_dir(&step).unwrap_err().to_string();
+    assert!(err.contains("the manifest says 1099511627776"), "{err}");
+    // A file the format does not have: refused.
+    edit_json(&step.join("manifest.json"), |v| {
+        v["files"]["../../x"] = serde_json::json!({"size": 1, "crc32": 0})
+    });
+    let err = checkpoint::load_dir(&step).unwrap_err().to_string();
+    assert!(err.contains("not a checkpoint file"), "{err}");
+}
+
+#[test]
+fn optimizer_counts_larger_than_the_file_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_golden(tmp.path());
+    let step = tmp.path().join("checkpoints/step-3");
+    let optim = step.join("optim.safetensors");
+    let bytes = std::fs::read(&optim).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = meta.metadata().clone().unwrap();
+    // One parameter claiming a billion moments: must not size an allocation.
+    let mut layout: std::collections::BTreeMap<String, usize> =
+        serde_json::from_str(&meta["moments"]).unwrap();
+    let first = layout.keys().next().unwrap().clone();
+    layout.insert(first, 1_000_000_000);
+    meta.insert("moments".into(), serde_json::to_string(&layout).unwrap());
+    let views: Vec<(String, safetensors::tensor::TensorView)> = st.tensors();
+    let crafted = safetensors::tensor::serialize(views, Some(meta)).unwrap();
+    std::fs::write(&optim, &crafted).unwrap();
+    let mut crc = flate2::Crc::new();
+    crc.update(&crafted);
+    edit_json(&step.join("manifest.json"), |v| {
+        v["files"]["optim.safetensors"] = serde_json::json!({"size": crafted.len(), "crc32": crc.sum()})
+    });
+    let err = checkpoint::load_dir(&step).unwrap_err().to_string();
+    assert!(err.contains("1000000000 tensors"), "{err}");
+}
