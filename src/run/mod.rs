@@ -20,6 +20,8 @@ pub mod export;
 pub mod inference;
 pub mod prepare;
 pub mod recipe;
+mod recipe_check;
+mod recipe_keys;
 pub mod strategies;
 pub mod sweep;
 pub mod tasks;
