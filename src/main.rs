@@ -119,6 +119,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The library only emits `log` records (skipped non-finite steps, checkpoint fall-backs,
+    // groups that match nothing); the binary shows them on stderr, warnings and worse unless
+    // RUST_LOG says otherwise.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train { recipe, out, fresh, skip_bad, quiet } => {

@@ -1,4 +1,8 @@
-//! The binary runs and reports an adapter (or says clearly that there is none).
+//! The binary runs and reports an adapter (or says clearly that there is none), refuses
+//! out-of-range flags, and shows the library's warnings on stderr.
+
+#[allow(dead_code)]
+mod common;
 
 use std::process::Command;
 
@@ -54,4 +58,65 @@ fn inspect_shows_gguf_metadata() {
     assert!(stdout.contains("llama.block_count = 30"), "{stdout}");
     assert!(stdout.contains("tokenizer.ggml.tokens = [string; 49152]"), "{stdout}");
     assert!(stdout.contains("token_embd.weight") && stdout.contains("Q8_0"), "{stdout}");
+}
+
+#[test]
+fn out_of_range_count_flags_are_refused_not_raised() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["eval", "no-such-run", "--bootstrap", "0"], "--bootstrap 0"),
+        (&["predict", "no-such-run", "x", "--top", "0"], "--top 0"),
+        (&["predict", "no-such-run", "x", "--max-new-tokens", "0"], "--max-new-tokens 0"),
+        (&["compare", "no-such.toml", "--seeds", "1,2,1"], "seed 1 is given twice"),
+        (&["compare", "no-such.toml", "--folds", "1"], "--folds 1"),
+        (&["compare", "no-such.toml", "--sweep", "--sweep-lrs", "1e-3,0"], "--sweep-lrs 0"),
+    ];
+    for (args, said) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_whet")).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        // Refused before the (missing) run folder or recipe is even opened.
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+    }
+}
+
+/// The tiny GPT-2 trained for one step, with a parameter group that matches nothing (the
+/// optimizer warns about it); then the checkpoint manifest is damaged and the same command
+/// resumes from the step folder (the checkpoint loader warns). RUST_LOG narrows what is shown.
+#[test]
+fn library_warnings_reach_stderr_and_rust_log_filters_them() {
+    let Some((_g, _e)) = common::gpu("cli", "warnings") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(tables) = common::gpt2_corpus("cli", tmp.path()) else { return };
+    let recipe = tmp.path().join("r.toml");
+    std::fs::write(
+        &recipe,
+        format!(
+            "{tables}[train]\nepochs = 1\nmax_steps = 1\nbatch_size = 4\nlr = 1e-3\n\
+             [[train.groups]]\nselect = \"no_such.*\"\nlr = 1e-4\n[output]\ndir = \"run\"\n"
+        ),
+    )
+    .unwrap();
+    let train = |rust_log: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_whet"));
+        c.env("XDG_RUNTIME_DIR", std::env::temp_dir()).args(["train", recipe.to_str().unwrap(), "--quiet"]);
+        match rust_log {
+            Some(v) => c.env("RUST_LOG", v),
+            None => c.env_remove("RUST_LOG"),
+        };
+        let o = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "{}{stderr}", String::from_utf8_lossy(&o.stdout));
+        stderr
+    };
+    let group_warning = "parameter group 'group0:no_such.*'";
+    let stderr = train(None);
+    assert!(stderr.contains(group_warning) && stderr.contains("matches no trainable parameter"), "{stderr}");
+    assert!(stderr.contains("WARN"), "{stderr}");
+
+    let latest = tmp.path().join("run/checkpoints/latest.json");
+    assert!(latest.is_file(), "the first run wrote no checkpoint");
+    std::fs::write(&latest, "{ damaged").unwrap();
+    let stderr = train(Some("whet::train=warn"));
+    assert!(stderr.contains("resuming from") && stderr.contains("latest.json"), "{stderr}");
+    assert!(!stderr.contains(group_warning), "RUST_LOG=whet::train=warn still shows other modules: {stderr}");
 }

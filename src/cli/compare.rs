@@ -17,6 +17,7 @@ pub fn compare(
     sweep: Option<whet::run::sweep::SweepOptions>,
     quiet: bool,
 ) -> whet::Result<()> {
+    check_flags(seeds, folds, sweep.as_ref())?;
     let recipe = Recipe::load(recipe_path)?;
     let out_dir = out.map(Path::to_path_buf).unwrap_or_else(|| recipe.output.dir.join("compare"));
     let stop = StopFlag::new();
@@ -78,5 +79,28 @@ pub fn compare(
         );
     }
     println!("report: {}", out_dir.join(whet::report::html::REPORT_HTML).display());
+    Ok(())
+}
+
+/// The flags refused before anything loads: a repeated seed would count one run twice in the
+/// pooled intervals, one fold is no cross-validation, and a sweep learning rate must be one.
+fn check_flags(
+    seeds: &[u64],
+    folds: Option<usize>,
+    sweep: Option<&whet::run::sweep::SweepOptions>,
+) -> whet::Result<()> {
+    if let Some(s) = seeds.iter().enumerate().find_map(|(i, s)| seeds[..i].contains(s).then_some(s)) {
+        return Err(whet::Error::arg("compare", format!("--seeds: seed {s} is given twice")));
+    }
+    if let Some(k) = folds {
+        super::at_least("compare", "--folds", k, 2)?;
+    }
+    let lrs = sweep.map_or(&[][..], |s| &s.lrs[..]);
+    if let Some(lr) = lrs.iter().find(|lr| !(lr.is_finite() && **lr > 0.0)) {
+        return Err(whet::Error::arg(
+            "compare",
+            format!("--sweep-lrs {lr}: out of range (allowed: finite and > 0)"),
+        ));
+    }
     Ok(())
 }

@@ -6,6 +6,14 @@ pub mod train;
 
 use whet::run::Evaluation;
 
+/// A count given on the command line must be at least `min`: refused, never raised quietly.
+pub fn at_least(command: &'static str, flag: &str, value: usize, min: usize) -> whet::Result<()> {
+    if value >= min {
+        return Ok(());
+    }
+    Err(whet::Error::arg(command, format!("{flag} {value}: out of range (allowed: an integer >= {min})")))
+}
+
 /// Metrics shown first, in this order; others follow alphabetically.
 const LEAD: [&str; 6] = ["accuracy", "f1_macro", "precision_macro", "recall_macro", "auc", "perplexity"];
 

@@ -16,6 +16,10 @@ pub fn predict(
     if inputs.is_empty() {
         return Err(whet::Error::arg("predict", "give image paths, texts or a prompt"));
     }
+    super::at_least("predict", "--top", top, 1)?;
+    if let Some(n) = max_new_tokens {
+        super::at_least("predict", "--max-new-tokens", n, 1)?;
+    }
     let engine = Engine::new(Default::default())?;
     let mut t = Trained::open(&engine, run_dir)?;
     match t.recipe.data.kind {
@@ -41,6 +45,6 @@ pub fn predict(
 }
 
 fn print_ranked(input: &str, ranked: &[(String, f32)], top: usize) {
-    let parts: Vec<String> = ranked.iter().take(top.max(1)).map(|(l, p)| format!("{l} {p:.4}")).collect();
+    let parts: Vec<String> = ranked.iter().take(top).map(|(l, p)| format!("{l} {p:.4}")).collect();
     println!("{input}\t{}", parts.join("\t"));
 }

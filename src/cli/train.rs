@@ -85,6 +85,7 @@ pub fn train(
 
 /// Evaluate a finished run on its recipe's held-out split (or `test`, a table or image folder).
 pub fn eval(run_dir: &Path, test: Option<&Path>, bootstrap: usize) -> whet::Result<()> {
+    super::at_least("eval", "--bootstrap", bootstrap, whet::eval::MIN_RESAMPLES)?;
     let mut recipe = inference::run_recipe(run_dir)?;
     if let Some(t) = test {
         match recipe.data.kind {
@@ -94,7 +95,7 @@ pub fn eval(run_dir: &Path, test: Option<&Path>, bootstrap: usize) -> whet::Resu
     }
     let engine = Engine::new(Default::default())?;
     let mut prep = prepare::prepare(&engine, &recipe)?;
-    match prep.test_evaluation("eval", bootstrap.max(1), recipe.train.seed)? {
+    match prep.test_evaluation("eval", bootstrap, recipe.train.seed)? {
         Some(e) => {
             println!("{}: {} items", e.split, e.items);
             super::print_table(&[("fine-tuned", &e)]);

@@ -23,6 +23,8 @@ pub mod fingerprint;
 pub mod inference;
 pub mod prepare;
 pub mod recipe;
+mod recipe_check;
+mod recipe_keys;
 pub mod strategies;
 pub mod sweep;
 pub mod tasks;

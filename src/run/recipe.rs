@@ -419,7 +419,7 @@ impl Recipe {
                 rebase(t);
             }
         }
-        r.validate(path)?;
+        r.validate(text, path)?;
         Ok(r)
     }
 
@@ -435,111 +435,8 @@ impl Recipe {
         toml::to_string_pretty(self).map_err(|e| Error::arg("recipe", e.to_string()))
     }
 
-    /// Value checks serde cannot express; errors name the key.
-    fn validate(&self, path: &Path) -> Result<()> {
-        let bad = |key: &str, msg: String| Error::Format {
-            path: path.display().to_string(),
-            line: None,
-            message: format!("{key}: {msg}"),
-        };
-        let t = &self.train;
-        if t.batch_size == 0 {
-            return Err(bad("train.batch_size", "must be >= 1".into()));
-        }
-        if t.grad_accum == 0 {
-            return Err(bad("train.grad_accum", "must be >= 1".into()));
-        }
-        if t.epochs == 0 && t.max_steps.is_none() {
-            return Err(bad("train.epochs", "must be >= 1 (or set max_steps)".into()));
-        }
-        if !(t.lr >= 0.0 && t.lr.is_finite()) {
-            return Err(bad("train.lr", format!("{} is not a learning rate", t.lr)));
-        }
-        if !(0.0..1.0).contains(&t.warmup_ratio) {
-            return Err(bad("train.warmup_ratio", format!("{} is not in [0, 1)", t.warmup_ratio)));
-        }
-        if !(0.0..1.0).contains(&t.label_smoothing) {
-            return Err(bad("train.label_smoothing", format!("{} is not in [0, 1)", t.label_smoothing)));
-        }
-        let d = &self.data;
-        for (k, v) in [("data.val_ratio", d.val_ratio), ("data.test_ratio", d.test_ratio)] {
-            if !(0.0..1.0).contains(&v) {
-                return Err(bad(k, format!("{v} is not in [0, 1)")));
-            }
-        }
-        if d.val_ratio + d.test_ratio >= 1.0 {
-            return Err(bad("data.val_ratio", "val_ratio + test_ratio leave nothing to train on".into()));
-        }
-        if d.max_len < 2 {
-            return Err(bad("data.max_len", "must be >= 2".into()));
-        }
-        if !["adamw", "adam", "sgd"].contains(&t.optimizer.as_str()) {
-            return Err(bad("train.optimizer", format!("'{}' (adamw, adam, sgd)", t.optimizer)));
-        }
-        if !["constant", "linear", "cosine", "exponential", "step", "one-cycle"]
-            .contains(&t.schedule.as_str())
-        {
-            return Err(bad(
-                "train.schedule",
-                format!("'{}' (constant, linear, cosine, exponential, step, one-cycle)", t.schedule),
-            ));
-        }
-        if !["full", "linear-probe", "lp-ft", "gradual"].contains(&t.plan.as_str()) {
-            return Err(bad("train.plan", format!("'{}' (full, linear-probe, lp-ft, gradual)", t.plan)));
-        }
-        if !["greedy", "top-k", "top-p"].contains(&self.generate.sampling.as_str()) {
-            return Err(bad(
-                "generate.sampling",
-                format!("'{}' (greedy, top-k, top-p)", self.generate.sampling),
-            ));
-        }
-        if !["pretrained", "scratch"].contains(&self.model.init.as_str()) {
-            return Err(bad("model.init", format!("'{}' (pretrained, scratch)", self.model.init)));
-        }
-        match (d.folds, d.fold) {
-            (Some(k), _) if k < 2 => return Err(bad("data.folds", format!("{k} folds: need >= 2"))),
-            (Some(k), Some(f)) if f >= k => {
-                return Err(bad("data.fold", format!("fold {f} of {k} (folds count from 0)")))
-            }
-            (None, Some(_)) => return Err(bad("data.fold", "needs data.folds".into())),
-            (Some(_), None) => {
-                return Err(bad("data.folds", "needs data.fold (which fold to hold out)".into()))
-            }
-            _ => {}
-        }
-        if d.folds.is_some() && (d.test.is_some() || d.val.is_some() || d.test_ratio > 0.0) {
-            return Err(bad(
-                "data.folds",
-                "cross-validation holds out its own folds: drop data.test, data.val and data.test_ratio"
-                    .into(),
-            ));
-        }
-        if d.folds.is_some() && d.kind == DataKind::Corpus {
-            return Err(bad("data.folds", "cross-validation needs labelled items (not a corpus)".into()));
-        }
-        if (t.lwf.is_some() || t.ewc.is_some()) && self.source.is_none() {
-            return Err(bad("train.lwf / train.ewc", "need a [source] section (the task to keep)".into()));
-        }
-        if t.ewc.is_some() && self.source.as_ref().is_some_and(|s| s.train.is_none()) {
-            return Err(bad("source.train", "train.ewc estimates its Fisher on source.train".into()));
-        }
-        if let Some(l) = t.lwf {
-            if !(l.temperature > 0.0 && l.weight >= 0.0) {
-                return Err(bad("train.lwf", "temperature must be > 0 and weight >= 0".into()));
-            }
-        }
-        if let Some(e) = t.ewc {
-            if !(e.lambda >= 0.0 && e.lambda.is_finite()) || e.items == 0 {
-                return Err(bad("train.ewc", "lambda must be finite and >= 0, items >= 1".into()));
-            }
-        }
-        if self.source.is_some() && d.kind != DataKind::Text {
-            return Err(bad("source", "retention and LwF/EWC are supported for text classifiers".into()));
-        }
-        for s in t.freeze.iter().chain(t.groups.iter().map(|g| &g.select)) {
-            crate::nn::Select::parse(s)
-                .map_err(|e| bad("train.freeze / train.groups.select", e.to_string()))?;
-        }
-        Ok(())
+    /// Every value checked (see [`super::recipe_check`]); errors name the file, line and key.
+    fn validate(&self, text: &str, path: &Path) -> Result<()> {
+        super::recipe_check::check(self, text, path)
     }
 }
