@@ -84,9 +84,10 @@ fn a_full_disk_is_an_io_error_and_the_previous_checkpoint_survives() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    // The save at step 5 writes 5 files (3 data files, the directory manifest, latest.json);
-    // the 6th write, the step-10 weights, fails as a full disk would.
-    fail_writes_after(Some(5));
+    // Claiming the folder writes run.json; the save at step 5 writes 5 files (3 data files,
+    // the directory manifest, latest.json); the 7th write, the step-10 weights, fails as a
+    // full disk would.
+    fail_writes_after(Some(6));
     let err = run(&e, dir.path(), 10).unwrap_err();
     fail_writes_after(None);
     match &err {

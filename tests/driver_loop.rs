@@ -244,7 +244,19 @@ fn invalid_settings_are_rejected() {
     c.resume = whet::train::Resume::IfSame;
     c.eval_every = Some(0);
     assert!(Driver::new(&e, c, adamw()).is_err());
-    // Resuming with a different batch size would not be exact: refused, naming both settings.
+    // Zero bad steps or zero patience are refused, not quietly made 1.
+    let mut c = DriverConfig::new("unused");
+    c.max_bad_steps = 0;
+    assert!(Driver::new(&e, c, adamw()).is_err());
+    let mut c = DriverConfig::new("unused");
+    c.early_stop = Some(whet::train::EarlyStop {
+        metric: "loss".into(),
+        higher_is_better: false,
+        patience: 0,
+        min_delta: 0.0,
+    });
+    assert!(Driver::new(&e, c, adamw()).is_err());
+    // Resuming with a different batch size is another run: refused, naming both settings.
     let dir = tempfile::tempdir().unwrap();
     let mut c = DriverConfig::new(dir.path());
     c.resume = whet::train::Resume::IfSame;
@@ -255,5 +267,5 @@ fn invalid_settings_are_rejected() {
     c.batch_size = 16;
     let mut task = DigitsTask::new(&e, 320, 3);
     let err = Driver::new(&e, c, adamw()).unwrap().run(&mut task, &StopFlag::new()).unwrap_err();
-    assert!(err.to_string().contains("batch=32") && err.to_string().contains("batch=16"), "{err}");
+    assert!(err.to_string().contains("driver.batch_size: 32 → 16"), "{err}");
 }

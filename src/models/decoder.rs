@@ -160,10 +160,24 @@ pub fn pick(logits: &[f32], sampling: Sampling, rng: &mut ChaCha8Rng) -> Result<
     };
     let (keep, temperature) = match sampling {
         Sampling::Greedy => return Ok(argmax()),
-        Sampling::TopK { k, temperature } => (Keep::K(k.max(1)), temperature),
+        Sampling::TopK { k, temperature } => (Keep::K(k), temperature),
         Sampling::TopP { p, temperature } => (Keep::P(p), temperature),
     };
-    if !(temperature > 0.0) {
+    match keep {
+        Keep::K(0) => return Err(Error::arg("sampling", "top-k needs k >= 1")),
+        Keep::P(p) if !(p > 0.0 && p <= 1.0) => {
+            return Err(Error::arg("sampling", format!("top-p needs p in (0, 1], got {p}")))
+        }
+        _ => {}
+    }
+    if !(temperature.is_finite() && temperature >= 0.0) {
+        return Err(Error::arg(
+            "sampling",
+            format!("temperature must be finite and >= 0, got {temperature}"),
+        ));
+    }
+    // Temperature 0 is the limit of sharpening: the most likely token.
+    if temperature == 0.0 {
         return Ok(argmax());
     }
     let mut idx: Vec<usize> = (0..logits.len()).collect();
@@ -224,5 +238,22 @@ mod tests {
             assert!(t == 1 || t == 2, "top-p sampled {t}");
         }
         assert!(pick(&[f32::NAN], Sampling::Greedy, &mut rng).is_err());
+    }
+
+    #[test]
+    fn out_of_range_sampling_settings_are_refused_not_changed() {
+        let logits = [0.0f32, 5.0, 4.9];
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for bad in [
+            Sampling::TopK { k: 0, temperature: 1.0 },
+            Sampling::TopP { p: 0.0, temperature: 1.0 },
+            Sampling::TopP { p: 1.5, temperature: 1.0 },
+            Sampling::TopK { k: 2, temperature: -1.0 },
+            Sampling::TopK { k: 2, temperature: f32::NAN },
+        ] {
+            let e = pick(&logits, bad, &mut rng).unwrap_err().to_string();
+            assert!(e.contains("sampling"), "{e}");
+        }
+        assert_eq!(pick(&logits, Sampling::TopK { k: 2, temperature: 0.0 }, &mut rng).unwrap(), 1, "greedy");
     }
 }

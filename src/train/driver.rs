@@ -220,6 +220,9 @@ impl Driver {
         if config.eval_every == Some(0) || config.checkpoint_every == Some(0) {
             return Err(Error::arg("driver", "eval_every and checkpoint_every must be >= 1 when set"));
         }
+        if config.max_bad_steps == 0 || config.early_stop.as_ref().is_some_and(|e| e.patience == 0) {
+            return Err(Error::arg("driver", "max_bad_steps and early-stopping patience must be >= 1"));
+        }
         Ok(Driver {
             engine: engine.clone(),
             optimizer: Optimizer::new(engine, optim)?,
@@ -468,7 +471,7 @@ impl Driver {
                         None => {}
                     }
                     if let Some(es) = &self.config.early_stop {
-                        early = st.since_best >= es.patience.max(1) && !finishing;
+                        early = st.since_best >= es.patience && !finishing;
                     }
                     st.last_metrics = Some(to_opt(&m));
                     row.metrics = to_opt(&m);
@@ -478,7 +481,7 @@ impl Driver {
                 log.push(row)?;
                 bar.set_position(st.step);
                 bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {metric_msg}"));
-                if !ok && st.bad_steps >= self.config.max_bad_steps.max(1) {
+                if !ok && st.bad_steps >= self.config.max_bad_steps {
                     bar.abandon();
                     return Err(Error::NonFiniteSteps { consecutive: st.bad_steps, step: st.step, items });
                 }

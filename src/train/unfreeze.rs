@@ -28,7 +28,8 @@ impl Plan {
         Plan::Gradual {
             head: Select::Depth(d..=d),
             groups: (0..d).rev().map(|k| Select::Depth(k..=k)).collect(),
-            every: every.max(1),
+            // 0 is refused by `apply`, not silently changed.
+            every,
         }
     }
 
