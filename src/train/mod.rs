@@ -9,6 +9,7 @@ pub mod ewc;
 pub mod l2sp;
 pub mod log;
 pub mod lr_finder;
+pub mod micro_batch;
 pub mod stop;
 pub mod unfreeze;
 
