@@ -143,7 +143,7 @@ impl Engine {
         let storage = self.storage(capacity, true, &what)?;
         if !bytes.is_empty() {
             let len = bytes.len() as u64;
-            if len % 4 == 0 {
+            if len.is_multiple_of(4) {
                 self.0.queue.write_buffer(storage.buffer(), 0, bytes);
             } else {
                 let mut padded = bytes.to_vec();

@@ -616,7 +616,7 @@ impl Engine {
         if bytes == 0 {
             return Ok(());
         }
-        if bytes % 4 != 0 || src.offset % 4 != 0 || dst.offset % 4 != 0 {
+        if !(bytes.is_multiple_of(4) && src.offset.is_multiple_of(4) && dst.offset.is_multiple_of(4)) {
             return Err(Error::arg(
                 "copy",
                 format!("{bytes} bytes at offsets {}/{} are not 4-aligned", src.offset, dst.offset),
