@@ -70,7 +70,12 @@ fn byte_level_vocab() -> Vec<String> {
 pub fn gpt2_corpus(file: &str, dir: &std::path::Path) -> Option<String> {
     let model = fixtures::fixtures_dir().join("gpt2_tiny");
     if !model.exists() {
-        eprintln!("!!!!!!!! {file}: {} ABSENT, CHECK SKIPPED !!!!!!!!", model.display());
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "!!!!!!!! {file}: {} ABSENT, CHECK SKIPPED !!!!!!!!",
+            model.display()
+        );
         return None;
     }
     byte_level_tokenizer(&dir.join("tokenizer.json"));
