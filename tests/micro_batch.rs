@@ -190,7 +190,8 @@ fn split_equals_accumulation(test: &str, bn: bool) {
     warnings_here();
     let Some(e) = capped(test) else { return };
     let mut split = ConvTask::new(&e, bn);
-    assert_eq!(run(&e, &mut split, 8, 1, true).unwrap().steps, 4);
+    let summary = run(&e, &mut split, 8, 1, true).unwrap();
+    assert_eq!(summary.steps, 4);
     // The first attempt took all 8 items and failed before any GPU work; every later call is
     // a micro-batch of the size that fits.
     let (first, later) = split.calls.split_first().unwrap();
@@ -199,6 +200,7 @@ fn split_equals_accumulation(test: &str, bn: bool) {
     assert!(k < 8 && 8 % k == 0, "micro-batch of {k}");
     assert!(later.iter().all(|(items, _)| items.len() == k), "{:?}", split.calls);
     assert_eq!(later.len(), 4 * 8 / k);
+    assert_eq!(summary.micro_batch, Some(k));
     let notices: Vec<String> = warnings_here().into_iter().filter(|l| l.contains("does not fit")).collect();
     assert_eq!(notices.len(), 1, "{notices:?}");
     let want = format!("running it as {} micro-batches of {k} with accumulation", 8 / k);
@@ -207,7 +209,7 @@ fn split_equals_accumulation(test: &str, bn: bool) {
 
     let Some(e2) = capped(test) else { return };
     let mut explicit = ConvTask::new(&e2, bn);
-    run(&e2, &mut explicit, k, 8 / k, true).unwrap();
+    assert_eq!(run(&e2, &mut explicit, k, 8 / k, true).unwrap().micro_batch, None);
     assert_eq!(explicit.calls, later, "items or dropout seeds differ");
     assert_eq!(split.bits(), explicit.bits(), "parameters differ from explicit accumulation");
 }

@@ -165,6 +165,9 @@ pub struct RunSummary {
     pub skipped_items: Vec<usize>,
     /// The final checkpoint's directory.
     pub checkpoint: Option<PathBuf>,
+    /// Items per micro-batch when `batch_size` did not fit the device and the driver split
+    /// it ([`micro_batch`](super::micro_batch)); `None` when every batch fitted.
+    pub micro_batch: Option<usize>,
 }
 
 /// Runs training for a [`Task`].
@@ -472,6 +475,7 @@ impl Driver {
             train_secs: st.train_secs,
             skipped_items: st.skipped_items.clone(),
             checkpoint: last_saved.map(|(_, d)| d).or(resumed_dir),
+            micro_batch: self.split.split_size(self.config.batch_size),
         })
     }
 

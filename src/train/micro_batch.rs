@@ -43,6 +43,11 @@ impl Splitter {
         self.size.map_or(batch, |s| s.min(batch)).max(1)
     }
 
+    /// Items per micro-batch when batches of `batch` are being split.
+    pub fn split_size(&self, batch: usize) -> Option<usize> {
+        self.size.filter(|&s| s < batch)
+    }
+
     /// Whether no step has run at the current size yet.
     pub fn on_probation(&self) -> bool {
         !self.proven
