@@ -2,9 +2,9 @@
 //! accumulation instead of failing.
 //!
 //! A tensor past the adapter's binding limit is refused with [`Error::BufferTooBig`] before
-//! any GPU call (lavapipe allows 128 MiB per binding: the first activation of a 224² batch of
-//! 32 in EfficientNet-B0 is 32·32·112·112·4 bytes = 51 MiB, its expanded ones past it), and
-//! running out of memory is [`Error::OutOfMemory`]. Either way the step's gradients so far are
+//! any GPU call (lavapipe allows 128 MiB per binding; EfficientNet-Lite0's first expanded
+//! activation for a 224² batch of 32 is 32·96·112·112 f32 = 154 MB, so lavapipe runs that
+//! batch as 2 micro-batches of 16), and running out of memory is [`Error::OutOfMemory`]. Either way the step's gradients so far are
 //! discarded and the step is run again with smaller micro-batches, estimated from the failing
 //! allocation (bytes over limit) or halved, and balanced so the batch splits evenly. The size
 //! that works is kept for the rest of the run, and one warning says so.
