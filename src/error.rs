@@ -16,7 +16,8 @@ pub enum Error {
     /// The device refused to open with the adapter's limits.
     #[error("could not open device on adapter '{adapter}': {reason}")]
     DeviceRequest { adapter: String, reason: String },
-    /// The device was lost (driver reset, GPU removed); every later op returns this promptly.
+    /// The device was lost (driver reset, GPU removed, `Device::destroy`); every later op,
+    /// upload, readback and wait on the same engine returns this at once. Open a new engine.
     #[error("GPU device lost: {0}")]
     DeviceLost(String),
     /// A wgpu validation error that our own checks should have caught first.
@@ -25,13 +26,28 @@ pub enum Error {
     /// A shader failed naga's parse or validation, or pipeline creation.
     #[error("shader '{shader}' failed to compile: {message}")]
     ShaderCompile { shader: String, message: String },
-    /// The device ran out of memory while allocating `bytes`; distinct from `BufferTooBig`.
-    #[error("out of GPU memory allocating {bytes} bytes for {what}")]
-    OutOfMemory { what: String, bytes: u64 },
-    /// A tensor can never fit in one buffer or binding on this adapter.
+    /// The device ran out of memory while allocating `bytes` for `what` (the op and shape), with
+    /// `in_use` bytes of tensors alive; `limit` is the engine's memory cap when that was the
+    /// bound (`EngineOptions::max_memory_bytes`), `None` when the driver refused. Distinct from
+    /// `BufferTooBig`: freeing tensors can make it fit, and the engine stays usable.
+    #[error("out of GPU memory allocating {bytes} bytes for {what} ({in_use} bytes in use{})", memory_limit_suffix(.limit))]
+    OutOfMemory { what: String, bytes: u64, in_use: u64, limit: Option<u64> },
+    /// A tensor can never fit in one buffer or binding on this adapter; `what` names the op and
+    /// the shape. Raised before any GPU call.
     #[error("{what} needs {bytes} bytes but this adapter allows at most {limit} bytes per {limit_name}")]
     BufferTooBig { what: String, bytes: u64, limit: u64, limit_name: &'static str },
-    /// A GPU wait exceeded the engine's timeout.
+    /// A training batch does not fit the device (`source` is the allocation that failed) and
+    /// was not split into micro-batches; `fits` is the largest batch that did, `None` when not
+    /// even one item fits.
+    #[error("a batch of {batch} items does not fit this adapter: {source}; {}", batch_hint(*.batch, .fits))]
+    BatchTooBig {
+        batch: usize,
+        fits: Option<usize>,
+        #[source]
+        source: Box<Error>,
+    },
+    /// A GPU wait exceeded the engine's timeout. The work was submitted and still runs: the
+    /// engine stays usable, and a later wait (see `Engine::set_timeout`) sees it finish.
     #[error("GPU work did not finish within {0:?}")]
     Timeout(std::time::Duration),
     /// Shapes do not fit the op.
@@ -107,6 +123,21 @@ fn detail_suffix(d: &str) -> String {
         String::new()
     } else {
         format!(" ({d})")
+    }
+}
+
+fn memory_limit_suffix(l: &Option<u64>) -> String {
+    l.map(|l| format!(", limit {l} bytes set by EngineOptions::max_memory_bytes")).unwrap_or_default()
+}
+
+fn batch_hint(batch: usize, fits: &Option<usize>) -> String {
+    match fits {
+        Some(k) => format!(
+            "the largest batch that fits is {k}: set batch_size = {k} and grad_accum = {} for the same \
+             step, or let the driver split it (split_batches)",
+            batch.div_ceil(*k)
+        ),
+        None => "not even one item fits: shrink the inputs (image size, sequence length) or the model".into(),
     }
 }
 

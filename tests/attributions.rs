@@ -171,7 +171,12 @@ fn efficientnet_saliency_matches_finite_differences() {
     let photo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/data/hymenoptera_data/val/bees/1032546534_06907fe3b3.jpg");
     if !photo.exists() {
-        eprintln!("!!!!!!!! {test}: {} ABSENT, CHECK SKIPPED !!!!!!!!", photo.display());
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "!!!!!!!! {test}: {} ABSENT, CHECK SKIPPED !!!!!!!!",
+            photo.display()
+        );
         return;
     }
     let Some((_g, e)) = common::gpu("attributions", "efficientnet") else { return };

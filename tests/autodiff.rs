@@ -2,10 +2,13 @@
 //! node and saved-byte accounting, and backward twice on a consumed graph.
 
 use whet::graph::count_nodes;
-use whet::{Engine, Error, Tensor};
+use whet::{Engine, EngineOptions, Error, Tensor};
 
-fn engine() -> Option<Engine> {
-    Engine::try_default()
+mod common;
+
+/// A fresh engine per test, or `None` after the loud skip line without an adapter.
+fn engine(test: &str) -> Option<Engine> {
+    common::own_engine("autodiff", test, EngineOptions::default())
 }
 
 fn close(a: &[f32], b: &[f32], tol: f32) {
@@ -17,7 +20,7 @@ fn close(a: &[f32], b: &[f32], tol: f32) {
 
 #[test]
 fn x_times_x_gives_two_x() {
-    let Some(e) = engine() else { return };
+    let Some(e) = engine("x_times_x_gives_two_x") else { return };
     let x = Tensor::param(&e, &[1.0, -2.0, 3.5], &[3]).unwrap();
     // d/dx sum(x*x) = 2x: the same tensor used twice accumulates both contributions.
     let g = x.mul(&x).unwrap().sum_all().unwrap().backward().unwrap();
@@ -26,7 +29,7 @@ fn x_times_x_gives_two_x() {
 
 #[test]
 fn reused_intermediate_accumulates() {
-    let Some(e) = engine() else { return };
+    let Some(e) = engine("reused_intermediate_accumulates") else { return };
     let x = Tensor::param(&e, &[0.5, 2.0], &[2]).unwrap();
     let y = x.exp().unwrap();
     // L = sum(y + y*y) => dL/dx = e^x + 2e^{2x}
@@ -38,7 +41,7 @@ fn reused_intermediate_accumulates() {
 
 #[test]
 fn broadcast_gradients_are_reduced_to_the_input_shape() {
-    let Some(e) = engine() else { return };
+    let Some(e) = engine("broadcast_gradients_are_reduced_to_the_input_shape") else { return };
     let a = Tensor::param(&e, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
     let b = Tensor::param(&e, &[10.0, 20.0, 30.0], &[3]).unwrap();
     let c = Tensor::param(&e, &[2.0, 3.0], &[2, 1]).unwrap();
@@ -57,7 +60,7 @@ fn broadcast_gradients_are_reduced_to_the_input_shape() {
 
 #[test]
 fn frozen_inputs_record_no_node_and_save_nothing() {
-    let Some(e) = engine() else { return };
+    let Some(e) = engine("frozen_inputs_record_no_node_and_save_nothing") else { return };
     let w = Tensor::from_slice(&e, &[1.0; 12], &[4, 3]).unwrap(); // frozen: no grad
     let x = Tensor::from_slice(&e, &[0.5; 8], &[2, 4]).unwrap();
     let before = e.stats();
@@ -86,7 +89,7 @@ fn frozen_inputs_record_no_node_and_save_nothing() {
 
 #[test]
 fn no_grad_scope_records_nothing() {
-    let Some(e) = engine() else { return };
+    let Some(e) = engine("no_grad_scope_records_nothing") else { return };
     let w = Tensor::param(&e, &[1.0, 2.0], &[2]).unwrap();
     let before = e.stats().nodes_recorded;
     let y = {
@@ -102,7 +105,7 @@ fn no_grad_scope_records_nothing() {
 
 #[test]
 fn detached_tensors_get_no_gradient() {
-    let Some(e) = engine() else { return };
+    let Some(e) = engine("detached_tensors_get_no_gradient") else { return };
     let w = Tensor::param(&e, &[3.0], &[1]).unwrap();
     let d = w.detach();
     let l = w.mul(&d).unwrap().sum_all().unwrap(); // d treated as a constant: dL/dw = d = 3
@@ -113,7 +116,7 @@ fn detached_tensors_get_no_gradient() {
 
 #[test]
 fn backward_twice_is_a_typed_error() {
-    let Some(e) = engine() else { return };
+    let Some(e) = engine("backward_twice_is_a_typed_error") else { return };
     let w = Tensor::param(&e, &[1.0, 2.0], &[2]).unwrap();
     let l = w.exp().unwrap().sum_all().unwrap();
     l.backward().unwrap();
@@ -125,7 +128,7 @@ fn backward_twice_is_a_typed_error() {
 
 #[test]
 fn backward_needs_a_scalar() {
-    let Some(e) = engine() else { return };
+    let Some(e) = engine("backward_needs_a_scalar") else { return };
     let w = Tensor::param(&e, &[1.0, 2.0], &[2]).unwrap();
     let y = w.exp().unwrap();
     assert!(matches!(y.backward(), Err(Error::Backward(m)) if m.contains("scalar")));
@@ -133,7 +136,7 @@ fn backward_needs_a_scalar() {
 
 #[test]
 fn deep_chains_do_not_overflow_the_stack() {
-    let Some(e) = engine() else { return };
+    let Some(e) = engine("deep_chains_do_not_overflow_the_stack") else { return };
     let w = Tensor::param(&e, &[1.0], &[1]).unwrap();
     let mut t = w.clone();
     for _ in 0..3000 {
@@ -145,7 +148,7 @@ fn deep_chains_do_not_overflow_the_stack() {
 
 #[test]
 fn no_grad_on_one_thread_does_not_stop_recording_on_another() {
-    let Some(e) = engine() else { return };
+    let Some(e) = engine("no_grad_on_one_thread_does_not_stop_recording_on_another") else { return };
     let w = Tensor::param(&e, &[1.0, 2.0], &[2]).unwrap();
     let _g = e.no_grad();
     assert!(!e.grad_enabled());

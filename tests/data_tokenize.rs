@@ -110,7 +110,12 @@ fn smollm2_corpus_chunks_match_whole_text() {
     let Some(path) = fx::asset("smollm2_corpus", SMOLLM) else { return };
     let shakespeare = fx::fixtures_dir().join("../data/tinyshakespeare.txt");
     let Ok(text) = std::fs::read_to_string(&shakespeare) else {
-        eprintln!("!!!!!!!! smollm2_corpus: {} ABSENT, SKIPPED !!!!!!!!", shakespeare.display());
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "!!!!!!!! smollm2_corpus: {} ABSENT, SKIPPED !!!!!!!!",
+            shakespeare.display()
+        );
         return;
     };
     let tok = TextTokenizer::from_gguf(&path).unwrap();

@@ -8,6 +8,9 @@ use whet::ops::loss::{cross_entropy, CrossEntropy};
 use whet::optim::{Method, OptimConfig, Optimizer};
 use whet::{Engine, Tensor};
 
+mod common;
+
+const FILE: &str = "determinism";
 const CHILD_ENV: &str = "WHET_DETERMINISM_CHILD";
 
 fn fnv1a(words: impl Iterator<Item = u32>) -> u64 {
@@ -60,7 +63,7 @@ fn determinism_child() {
 
 #[test]
 fn same_seed_three_processes_bitwise_identical() {
-    if Engine::try_default().is_none() {
+    if common::own_engine(FILE, "same_seed_three_processes_bitwise_identical", Default::default()).is_none() {
         return;
     }
     let exe = std::env::current_exe().unwrap();

@@ -7,6 +7,13 @@ use whet::nn::{Origin, Params, Slot};
 use whet::optim::{Method, OptimConfig, Optimizer};
 use whet::{Engine, EngineOptions, Error, Tensor};
 
+mod common;
+
+/// A fresh engine per test, or `None` after the loud skip line without an adapter.
+fn engine(test: &str) -> Option<Engine> {
+    common::own_engine("engine", test, EngineOptions::default())
+}
+
 #[test]
 fn unknown_adapter_name_is_a_typed_error_listing_the_choices() {
     let opts = EngineOptions { adapter: Some("no-such-gpu-xyz".into()), ..Default::default() };
@@ -19,7 +26,7 @@ fn unknown_adapter_name_is_a_typed_error_listing_the_choices() {
 
 #[test]
 fn adapter_is_reported_and_limits_are_the_adapters_own() {
-    let Some(e) = Engine::try_default() else { return };
+    let Some(e) = engine("adapter_is_reported_and_limits_are_the_adapters_own") else { return };
     eprintln!("adapter: {} {:?}", e.adapter_name(), e.adapter_class());
     // The defaults cap storage bindings at 128 MiB; we request what the adapter offers.
     assert!(e.limits().max_storage_buffer_binding_size >= 128 << 20);
@@ -27,7 +34,7 @@ fn adapter_is_reported_and_limits_are_the_adapters_own() {
 
 #[test]
 fn shape_errors_name_the_op_and_both_shapes() {
-    let Some(e) = Engine::try_default() else { return };
+    let Some(e) = engine("shape_errors_name_the_op_and_both_shapes") else { return };
     let a = Tensor::zeros(&e, &[2, 3]).unwrap();
     let b = Tensor::zeros(&e, &[4, 5]).unwrap();
     let msg = a.matmul(&b).unwrap_err().to_string();
@@ -41,7 +48,7 @@ fn shape_errors_name_the_op_and_both_shapes() {
 
 #[test]
 fn bad_ids_and_labels_are_rejected_on_the_host() {
-    let Some(e) = Engine::try_default() else { return };
+    let Some(e) = engine("bad_ids_and_labels_are_rejected_on_the_host") else { return };
     let table = Tensor::zeros(&e, &[10, 4]).unwrap();
     let msg = table.embedding(&[1, 2, 10], &[3]).unwrap_err().to_string();
     assert!(msg.contains("id 10") && msg.contains("vocabulary size 10"), "{msg}");
@@ -52,7 +59,7 @@ fn bad_ids_and_labels_are_rejected_on_the_host() {
 
 #[test]
 fn tensors_past_the_binding_limit_are_refused_before_any_gpu_call() {
-    let Some(e) = Engine::try_default() else { return };
+    let Some(e) = engine("tensors_past_the_binding_limit_are_refused_before_any_gpu_call") else { return };
     let limit = e.limits().max_storage_buffer_binding_size as usize;
     let too_many = limit / 4 + 1;
     match Tensor::zeros(&e, &[too_many]) {
@@ -71,7 +78,7 @@ fn broken_wgsl_through_the_engine_is_a_shader_compile_error() {
         source: "@compute @workgroup_size(WG1) fn main() { let y = 1.0 + ; }",
         specs: &[Spec { entry: "main", overrides: &[] }],
     };
-    let Some(e) = Engine::try_default() else { return };
+    let Some(e) = engine("broken_wgsl_through_the_engine_is_a_shader_compile_error") else { return };
     match e.precompile(&Kernel::new(&BROKEN, "main"), &[]) {
         Err(Error::ShaderCompile { shader, message }) => {
             assert_eq!(shader, "test/broken_engine");
@@ -85,7 +92,7 @@ fn broken_wgsl_through_the_engine_is_a_shader_compile_error() {
 
 #[test]
 fn a_warm_step_allocates_no_buffers_and_compiles_no_pipelines() {
-    let Some(e) = Engine::try_default() else { return };
+    let Some(e) = engine("a_warm_step_allocates_no_buffers_and_compiles_no_pipelines") else { return };
     let mut params = Params::new();
     let w0 = Tensor::param(&e, &vec![0.01; 64 * 32], &[64, 32]).unwrap();
     let w = params.push("w", w0, Slot::Param, Origin::Fresh).unwrap();
@@ -113,7 +120,7 @@ fn a_warm_step_allocates_no_buffers_and_compiles_no_pipelines() {
 
 #[test]
 fn two_engines_on_two_threads_agree_with_sequential_runs() {
-    let Some(_) = Engine::try_default() else { return };
+    let Some(_) = engine("two_engines_on_two_threads_agree_with_sequential_runs") else { return };
     let run = || -> Vec<f32> {
         let e = Engine::new(Default::default()).unwrap();
         let w0 = Tensor::param(&e, &(0..48).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<_>>(), &[12, 4])

@@ -37,7 +37,12 @@ fn resnet18_export_matches_torchvision_keys_and_reloads() {
     let Some((_g, e)) = common::gpu("export_keys", "resnet18") else { return };
     let path = fixtures_dir().join("resnet18_tv.weights.safetensors");
     if !path.exists() {
-        eprintln!("!!!!!!!! export_keys: {} ABSENT, CHECK SKIPPED !!!!!!!!", path.display());
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "!!!!!!!! export_keys: {} ABSENT, CHECK SKIPPED !!!!!!!!",
+            path.display()
+        );
         return;
     }
     let (model, report) = zoo::load(&e, &path, ModelKind::ResNet, Some(3), 1).unwrap();

@@ -777,7 +777,12 @@ fn matmul_every_kernel_transpose_and_batch() {
     if e.subgroup_size() == Some(8) {
         kernels.push(MatmulKernel::Subgroup);
     } else {
-        eprintln!("SKIPPED: the subgroup matmul kernel (this adapter's subgroups: {:?})", e.subgroup_size());
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: the subgroup matmul kernel (this adapter's subgroups: {:?})",
+            e.subgroup_size()
+        );
     }
     kernels.push(MatmulKernel::Auto);
     for kernel in kernels {

@@ -535,8 +535,11 @@ fn run_chromium(
 #[test]
 fn report_renders_in_headless_chromium() {
     let Some(bin) = chromium() else {
-        println!("!!!!!!!! report_renders_in_headless_chromium: CHROMIUM ABSENT, CHECK SKIPPED !!!!!!!!");
-        eprintln!("!!!!!!!! report_renders_in_headless_chromium: CHROMIUM ABSENT, CHECK SKIPPED !!!!!!!!");
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "!!!!!!!! report_renders_in_headless_chromium: CHROMIUM ABSENT, CHECK SKIPPED !!!!!!!!"
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();

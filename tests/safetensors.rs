@@ -130,7 +130,8 @@ fn files_written_by_the_reference_crate_round_trip() {
 fn real_fixture_checkpoints_validate() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
     if !dir.exists() {
-        eprintln!("SKIPPED: ../shared/fixtures is absent");
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "SKIPPED: ../shared/fixtures is absent");
         return;
     }
     for f in ["resnet18_tv.weights.safetensors", "gpt2_tiny/model.safetensors", "minilm_cls.io.safetensors"] {

@@ -60,6 +60,10 @@ pub fn train(
         "trained {} steps ({} epochs) in {:.1} s; {} non-finite steps skipped; stopped: {:?}",
         s.steps, s.epochs, s.train_secs, s.skipped_steps, s.stopped
     );
+    if let Some(k) = s.micro_batch {
+        let b = recipe.train.batch_size;
+        println!("batches of {b} did not fit one dispatch: ran as {} micro-batches of {k}", b.div_ceil(k));
+    }
     if let StopReason::Interrupted { signal } = s.stopped {
         println!(
             "interrupted: checkpoint saved in {}; run the same command to resume",

@@ -81,6 +81,11 @@ impl BufferPool {
         self.recent.entry(class).or_default().push(buf);
     }
 
+    /// A buffer handed out is dropped instead of returned (one wgpu may still be mapping).
+    pub fn forget(&mut self, class: u64) {
+        self.in_use -= class;
+    }
+
     /// Everything recorded so far was submitted: recent releases become clean.
     pub fn settle(&mut self) {
         for (class, mut bufs) in self.recent.drain() {
@@ -89,9 +94,11 @@ impl BufferPool {
     }
 
     /// Drop every parked buffer (frees device memory; used on out-of-memory before a retry).
+    /// wgpu keeps a buffer that recorded work still uses alive until that work is done.
     pub fn trim(&mut self) {
         self.free.clear();
-        self.pooled = self.recent.iter().map(|(c, v)| c * v.len() as u64).sum();
+        self.recent.clear();
+        self.pooled = 0;
     }
 }
 

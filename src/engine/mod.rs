@@ -3,15 +3,19 @@
 //! An [`Engine`] owns one device and queue and everything cached on them: shader modules,
 //! pipelines, a buffer pool and the batch of recorded dispatches. Ops record dispatches; nothing
 //! is submitted until a readback, an upload or an explicit [`Engine::flush`], so a whole training
-//! step becomes one command buffer. All GPU waits go through [`Engine::wait`], which has a
-//! timeout, and wgpu's errors are captured into typed [`Error`]s instead of wgpu's default
-//! handler, which panics.
+//! step becomes one command buffer. All GPU waits go through one helper with a timeout
+//! (`wait.rs`), wgpu's errors are captured into typed [`Error`]s instead of wgpu's default
+//! handler, which panics, a lost device fails every later call at once (`health.rs`), and
+//! allocations are checked against the binding, buffer and memory limits (`memory.rs`).
 
 mod batch;
 pub mod buffers;
 pub mod dispatch;
+mod health;
+mod memory;
 pub mod pipeline;
 pub mod shaders;
+mod wait;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -20,6 +24,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use batch::Batch;
 use buffers::BufferPool;
+use health::Health;
+use memory::Caps;
 pub use pipeline::Kernel;
 use pipeline::{LayoutKey, PipelineCache};
 
@@ -35,6 +41,15 @@ pub struct EngineOptions {
     pub adapter: Option<String>,
     /// Longest a single GPU wait may take before it fails with [`Error::Timeout`].
     pub timeout: Duration,
+    /// Bytes one storage binding (so one tensor) may hold, below the adapter's own limit:
+    /// leaves room for other work on the device, and lets tests reach the limit with small
+    /// shapes. At least 4096.
+    pub max_binding_bytes: Option<u64>,
+    /// Device memory the engine's storage buffers (tensors, optimizer arenas, the pool) may
+    /// take; past it an allocation is [`Error::OutOfMemory`], as with PyTorch's per-process
+    /// memory fraction. Useful on a shared GPU, and on CPU adapters such as lavapipe, whose
+    /// allocations never fail and exhaust host memory instead.
+    pub max_memory_bytes: Option<u64>,
 }
 
 impl Default for EngineOptions {
@@ -42,6 +57,8 @@ impl Default for EngineOptions {
         EngineOptions {
             adapter: std::env::var("WHET_ADAPTER").ok().filter(|s| !s.is_empty()),
             timeout: Duration::from_secs(120),
+            max_binding_bytes: None,
+            max_memory_bytes: None,
         }
     }
 }
@@ -81,7 +98,9 @@ pub(crate) struct EngineInner {
     info: wgpu::AdapterInfo,
     pub(crate) limits: wgpu::Limits,
     class: AdapterClass,
-    timeout: Duration,
+    /// The wait timeout (see `wait.rs`); atomic so a host can change it on a shared engine.
+    timeout_nanos: AtomicU64,
+    caps: Caps,
     cache: Mutex<PipelineCache>,
     pool: Mutex<BufferPool>,
     staging: Mutex<BufferPool>,
@@ -91,8 +110,7 @@ pub(crate) struct EngineInner {
     profile: Option<Mutex<std::collections::BTreeMap<String, (u64, f64)>>>,
     ring: wgpu::Buffer,
     uniform_align: u64,
-    errors: Arc<Mutex<Vec<String>>>,
-    lost: Arc<Mutex<Option<String>>>,
+    health: Arc<Health>,
     next_id: AtomicU64,
     dispatches: AtomicU64,
     submits: AtomicU64,
@@ -171,6 +189,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The engine's own caps from `options`, applied to `limits` (which the engine then enforces
+/// and reports; the device itself is opened with the adapter's limits).
+fn caps(options: &EngineOptions, limits: &mut wgpu::Limits) -> Result<Caps> {
+    if let Some(b) = options.max_binding_bytes {
+        if b < memory::MIN_BINDING_CAP {
+            return Err(Error::arg(
+                "engine",
+                format!("max_binding_bytes {b} is below the minimum {}", memory::MIN_BINDING_CAP),
+            ));
+        }
+    }
+    let binding = options.max_binding_bytes.filter(|&b| b < limits.max_storage_buffer_binding_size);
+    if let Some(b) = binding {
+        limits.max_storage_buffer_binding_size = b;
+    }
+    Ok(Caps { binding, memory: options.max_memory_bytes })
+}
+
 fn rank(t: wgpu::DeviceType) -> u8 {
     match t {
         wgpu::DeviceType::DiscreteGpu => 0,
@@ -212,40 +248,37 @@ impl Engine {
         }
         adapters.sort_by_key(|a| rank(a.get_info().device_type));
         let adapter = adapters.remove(0);
-        Self::from_adapter(adapter, options.timeout)
+        Self::from_adapter_with(adapter, &options)
     }
 
     /// Open a device on a chosen adapter, with the adapter's own limits (the defaults cap
     /// storage bindings at 128 MiB, too small for real embedding tables).
     pub fn from_adapter(adapter: wgpu::Adapter, timeout: Duration) -> Result<Engine> {
+        let options = EngineOptions { adapter: None, timeout, ..EngineOptions::default() };
+        Self::from_adapter_with(adapter, &options)
+    }
+
+    /// [`Engine::from_adapter`] with the limits and timeout of `options` (its `adapter` is not
+    /// used: the adapter is given).
+    pub fn from_adapter_with(adapter: wgpu::Adapter, options: &EngineOptions) -> Result<Engine> {
         let info = adapter.get_info();
         let backend = info.backend;
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        let caps = caps(options, &mut limits)?;
         // Subgroup operations, where the adapter has them, let the CPU-adapter matmul share
         // one load between 8 lanes (see shaders/matmul/matmul_subgroup.wgsl).
         let features = adapter.features() & wgpu::Features::SUBGROUP;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("whet"),
             required_features: features,
-            required_limits: limits.clone(),
+            required_limits: adapter.limits(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| Error::DeviceRequest { adapter: info.name.clone(), reason: e.to_string() })?;
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let sink = errors.clone();
-        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            lock(&sink).push(e.to_string());
-        }));
-        let lost = Arc::new(Mutex::new(None));
-        let lost_sink = lost.clone();
-        device.set_device_lost_callback(move |reason, msg| {
-            // Dropping the device also reports "lost" with reason Destroyed; that is not a fault.
-            if reason != wgpu::DeviceLostReason::Destroyed {
-                *lock(&lost_sink) = Some(format!("{reason:?}: {msg}"));
-            }
-        });
+        let health = Arc::new(Health::default());
+        health::install(&device, &health);
         let uniform_align = (limits.min_uniform_buffer_offset_alignment as u64).max(UNIFORM_SLOT);
         let ring = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("whet uniform ring"),
@@ -265,7 +298,8 @@ impl Engine {
             info,
             limits,
             class,
-            timeout,
+            timeout_nanos: AtomicU64::new(u64::try_from(options.timeout.as_nanos()).unwrap_or(u64::MAX)),
+            caps,
             cache: Mutex::new(PipelineCache::default()),
             pool: Mutex::new(BufferPool::default()),
             staging: Mutex::new(BufferPool::default()),
@@ -275,8 +309,7 @@ impl Engine {
                 .map(|_| Mutex::new(Default::default())),
             ring,
             uniform_align,
-            errors,
-            lost,
+            health,
             next_id: AtomicU64::new(1),
             dispatches: AtomicU64::new(0),
             submits: AtomicU64::new(0),
@@ -323,7 +356,8 @@ impl Engine {
         self.0.class
     }
 
-    /// Limits the device was opened with (the adapter's own).
+    /// The limits the engine enforces: the adapter's own, with
+    /// [`EngineOptions::max_binding_bytes`] applied.
     pub fn limits(&self) -> &wgpu::Limits {
         &self.0.limits
     }
@@ -366,100 +400,6 @@ impl Engine {
         NO_GRAD_DEPTH.with(|d| d.get() == 0)
     }
 
-    /// Fails fast once the device is lost or a wgpu error was captured.
-    pub(crate) fn check_health(&self, context: &str) -> Result<()> {
-        if let Some(msg) = lock(&self.0.lost).clone() {
-            return Err(Error::DeviceLost(msg));
-        }
-        let mut errs = lock(&self.0.errors);
-        if !errs.is_empty() {
-            let message = errs.join("; ");
-            errs.clear();
-            self.0.poisoned.store(true, Ordering::Relaxed);
-            return Err(Error::Gpu { context: context.to_string(), message });
-        }
-        Ok(())
-    }
-
-    /// Allocate a storage buffer of at least `bytes`, from the pool when possible.
-    pub(crate) fn alloc(&self, bytes: u64, what: &str) -> Result<Arc<Storage>> {
-        self.storage(bytes, false, what)
-    }
-
-    /// A pooled (or new) storage buffer of at least `bytes`; `clean` asks for one that no
-    /// pending dispatch uses (see `BufferPool::take_clean`).
-    fn storage(&self, bytes: u64, clean: bool, what: &str) -> Result<Arc<Storage>> {
-        self.check_fits(bytes, what)?;
-        let class = buffers::size_class(bytes);
-        let parked = {
-            let mut pool = lock(&self.0.pool);
-            if clean {
-                pool.take_clean(class)
-            } else {
-                pool.take(class)
-            }
-        };
-        let buffer = match parked {
-            Some(b) => b,
-            None => {
-                let usage =
-                    wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-                let b = self.create_buffer_checked(class, usage, what)?;
-                lock(&self.0.pool).note_created(class);
-                b
-            }
-        };
-        Ok(Arc::new(Storage { buffer: Some(buffer), class, engine: Arc::downgrade(&self.0) }))
-    }
-
-    /// G1: refuse what can never fit before any GPU call.
-    pub(crate) fn check_fits(&self, bytes: u64, what: &str) -> Result<()> {
-        let l = &self.0.limits;
-        if bytes > l.max_buffer_size {
-            return Err(Error::BufferTooBig {
-                what: what.to_string(),
-                bytes,
-                limit: l.max_buffer_size,
-                limit_name: "buffer (max_buffer_size)",
-            });
-        }
-        let bind = l.max_storage_buffer_binding_size as u64;
-        if bytes > bind {
-            return Err(Error::BufferTooBig {
-                what: what.to_string(),
-                bytes,
-                limit: bind,
-                limit_name: "storage binding (max_storage_buffer_binding_size)",
-            });
-        }
-        Ok(())
-    }
-
-    fn create_buffer_checked(
-        &self,
-        size: u64,
-        usage: wgpu::BufferUsages,
-        what: &str,
-    ) -> Result<wgpu::Buffer> {
-        let attempt = || {
-            let scope = self.0.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-            let buffer = self.0.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(what),
-                size,
-                usage,
-                mapped_at_creation: false,
-            });
-            pollster::block_on(scope.pop()).is_none().then_some(buffer)
-        };
-        if let Some(b) = attempt() {
-            return Ok(b);
-        }
-        // Free what the pool holds and try once more before giving up (G2: out of memory is
-        // distinct from a buffer that can never fit, and the engine stays usable).
-        lock(&self.0.pool).trim();
-        attempt().ok_or_else(|| Error::OutOfMemory { what: what.to_string(), bytes: size })
-    }
-
     /// Record one dispatch. `uniform` holds the kernel's per-call scalars (binding 0); the
     /// storage bindings follow as bindings 1..=n in order.
     pub(crate) fn dispatch(
@@ -469,6 +409,7 @@ impl Engine {
         bindings: &[Binding<'_>],
         groups: [u32; 3],
     ) -> Result<()> {
+        self.check_alive()?;
         if groups.contains(&0) {
             return Ok(());
         }
@@ -548,6 +489,7 @@ impl Engine {
         kernel: &Kernel,
         layout: LayoutKey,
     ) -> Result<(Arc<wgpu::ComputePipeline>, Arc<wgpu::BindGroupLayout>)> {
+        self.check_alive()?;
         let key = kernel.key(layout.clone());
         let mut cache = lock(&self.0.cache);
         let (bgl, pl) = match cache.layouts.get(&layout) {
@@ -674,7 +616,7 @@ impl Engine {
         if bytes == 0 {
             return Ok(());
         }
-        if bytes % 4 != 0 || src.offset % 4 != 0 || dst.offset % 4 != 0 {
+        if !(bytes.is_multiple_of(4) && src.offset.is_multiple_of(4) && dst.offset.is_multiple_of(4)) {
             return Err(Error::arg(
                 "copy",
                 format!("{bytes} bytes at offsets {}/{} are not 4-aligned", src.offset, dst.offset),
@@ -696,7 +638,13 @@ impl Engine {
         &self,
         copy: Option<(&wgpu::Buffer, u64, &wgpu::Buffer, u64)>,
     ) -> Result<Option<wgpu::SubmissionIndex>> {
-        self.check_health("before submit")?;
+        if let Err(e) = self.check_health("before submit") {
+            if self.is_lost() {
+                // Nothing recorded will ever run: free what it holds.
+                drop(std::mem::take(&mut *lock(&self.0.batch)));
+            }
+            return Err(e);
+        }
         let taken = std::mem::take(&mut *lock(&self.0.batch));
         if taken.is_empty() && copy.is_none() {
             return Ok(None);
@@ -706,102 +654,6 @@ impl Engine {
         self.0.submits.fetch_add(1, Ordering::Relaxed);
         self.check_health("submit")?;
         Ok(Some(idx))
-    }
-
-    /// Block until `idx` (or everything submitted) has finished, at most the engine's timeout.
-    pub(crate) fn wait(&self, idx: Option<wgpu::SubmissionIndex>) -> Result<()> {
-        let r =
-            self.0.device.poll(wgpu::PollType::Wait { submission_index: idx, timeout: Some(self.0.timeout) });
-        match r {
-            Ok(_) => self.check_health("wait"),
-            Err(wgpu::PollError::Timeout) => Err(Error::Timeout(self.0.timeout)),
-            Err(e) => {
-                self.check_health("wait")?;
-                Err(Error::DeviceLost(e.to_string()))
-            }
-        }
-    }
-
-    /// Submit pending work and wait for all of it.
-    pub fn sync(&self) -> Result<()> {
-        let idx = self.submit_batch(None)?;
-        self.wait(idx)
-    }
-
-    /// A new storage buffer holding `bytes`. The buffer is one no pending dispatch uses, so the
-    /// write (which wgpu runs before the next submit's commands) cannot overtake recorded work
-    /// and no submit is needed: uploading a batch mid-step keeps the step in one command buffer.
-    pub(crate) fn upload_new(&self, bytes: &[u8], capacity: u64, what: &str) -> Result<Arc<Storage>> {
-        let storage = self.storage(capacity, true, what)?;
-        if !bytes.is_empty() {
-            let len = bytes.len() as u64;
-            if len % 4 == 0 {
-                self.0.queue.write_buffer(storage.buffer(), 0, bytes);
-            } else {
-                let mut padded = bytes.to_vec();
-                padded.resize(len.div_ceil(4) as usize * 4, 0);
-                self.0.queue.write_buffer(storage.buffer(), 0, &padded);
-            }
-        }
-        Ok(storage)
-    }
-
-    /// Copy the first `bytes` of a storage buffer back to the host (submits and waits).
-    pub(crate) fn download(&self, src: View<'_>, bytes: u64) -> Result<Vec<u8>> {
-        if bytes == 0 {
-            self.flush()?;
-            return Ok(Vec::new());
-        }
-        let size = bytes.div_ceil(4) * 4;
-        let class = buffers::size_class(size);
-        let parked = lock(&self.0.staging).take(class);
-        let staging = match parked {
-            Some(b) => b,
-            None => {
-                let b = self.create_buffer_checked(
-                    class,
-                    wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    "readback staging",
-                )?;
-                lock(&self.0.staging).note_created(class);
-                b
-            }
-        };
-        let result = self.read_staging(src, &staging, size, bytes);
-        lock(&self.0.staging).give(class, staging);
-        result
-    }
-
-    fn read_staging(&self, src: View<'_>, staging: &wgpu::Buffer, size: u64, bytes: u64) -> Result<Vec<u8>> {
-        let idx = self.submit_batch(Some((src.storage.buffer(), src.offset, staging, size)))?;
-        let slice = staging.slice(0..size);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.wait(idx)?;
-        match rx.try_recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Error::Gpu { context: "readback map".into(), message: e.to_string() }),
-            Err(_) => {
-                // The map callback fires during a poll; one more bounded wait.
-                self.wait(None)?;
-                match rx.try_recv() {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        return Err(Error::Gpu { context: "readback map".into(), message: e.to_string() })
-                    }
-                    Err(_) => return Err(Error::Timeout(self.0.timeout)),
-                }
-            }
-        }
-        let out = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu { context: "readback map".into(), message: e.to_string() })?
-            [..bytes as usize]
-            .to_vec();
-        staging.unmap();
-        Ok(out)
     }
 }
 

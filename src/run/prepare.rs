@@ -460,6 +460,7 @@ impl Prepared {
         c.seed = t.seed;
         c.dropout_in_frozen = t.dropout_in_frozen;
         c.max_bad_steps = t.max_bad_steps;
+        c.split_batches = t.split_batches;
         c.checkpoint_every = t.checkpoint_every;
         c.progress = progress;
         c.resume = if recipe.output.resume { Resume::IfSame } else { Resume::Fresh };

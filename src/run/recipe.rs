@@ -205,6 +205,9 @@ pub struct TrainSection {
     pub checkpoint_every: Option<u64>,
     /// Consecutive non-finite steps before the run aborts.
     pub max_bad_steps: usize,
+    /// Run a batch that does not fit the device as micro-batches with accumulation (on by
+    /// default); off, it is an error naming the largest batch that fits.
+    pub split_batches: bool,
 }
 
 impl Default for TrainSection {
@@ -241,6 +244,7 @@ impl Default for TrainSection {
             ewc: None,
             checkpoint_every: None,
             max_bad_steps: 5,
+            split_batches: true,
         }
     }
 }

@@ -28,6 +28,42 @@ impl DType {
     }
 }
 
+/// What an allocation is for, as errors name it: the op (the source file that asked, found by
+/// `#[track_caller]` so no op has to pass its name), the shape and the dtype, e.g.
+/// `conv: f32 [32, 1280, 112, 112] (src/ops/conv.rs:512)`. Formatted only on an error or a new
+/// buffer, never per step.
+pub(crate) struct AllocFor<'a> {
+    at: &'static std::panic::Location<'static>,
+    shape: &'a [usize],
+    dtype: DType,
+}
+
+impl<'a> AllocFor<'a> {
+    #[track_caller]
+    fn here(shape: &'a [usize], dtype: DType) -> Self {
+        AllocFor { at: std::panic::Location::caller(), shape, dtype }
+    }
+
+    /// `src/ops/conv.rs` -> `conv`; `src/ops/mod.rs` -> `ops`.
+    fn op(&self) -> &'static str {
+        let path = std::path::Path::new(self.at.file());
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("tensor");
+        match stem {
+            "mod" | "lib" => {
+                path.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str()).unwrap_or(stem)
+            }
+            _ => stem,
+        }
+    }
+}
+
+impl std::fmt::Display for AllocFor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (op, at) = (self.op(), self.at);
+        write!(f, "{op}: {} {:?} ({}:{})", self.dtype.name(), self.shape, at.file(), at.line())
+    }
+}
+
 /// Identity of a tensor for gradient bookkeeping.
 pub type TensorId = u64;
 
@@ -89,17 +125,20 @@ impl Tensor {
     }
 
     /// An uninitialised f32 tensor (contents are whatever the pooled buffer held).
+    #[track_caller]
     pub(crate) fn empty(engine: &Engine, shape: &[usize]) -> Result<Tensor> {
         Self::empty_typed(engine, shape, DType::F32)
     }
 
+    #[track_caller]
     pub(crate) fn empty_typed(engine: &Engine, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let n = checked_numel(shape)?;
-        let storage = engine.alloc(n as u64 * 4, "tensor")?;
+        let storage = engine.alloc(n as u64 * 4, AllocFor::here(shape, dtype))?;
         Ok(Self::from_storage(engine, storage, shape.to_vec(), dtype))
     }
 
     /// Upload f32 data with the given shape.
+    #[track_caller]
     pub fn from_slice(engine: &Engine, data: &[f32], shape: &[usize]) -> Result<Tensor> {
         let n = checked_numel(shape)?;
         if n != data.len() {
@@ -108,11 +147,13 @@ impl Tensor {
                 format!("{} values do not fill shape {:?} ({} elements)", data.len(), shape, n),
             ));
         }
-        let storage = engine.upload_new(bytemuck::cast_slice(data), n as u64 * 4, "tensor")?;
+        let what = AllocFor::here(shape, DType::F32);
+        let storage = engine.upload_new(bytemuck::cast_slice(data), n as u64 * 4, what)?;
         Ok(Self::from_storage(engine, storage, shape.to_vec(), DType::F32))
     }
 
     /// Upload u32 data (token ids, class labels) with the given shape.
+    #[track_caller]
     pub fn from_u32(engine: &Engine, data: &[u32], shape: &[usize]) -> Result<Tensor> {
         let n = checked_numel(shape)?;
         if n != data.len() {
@@ -121,31 +162,37 @@ impl Tensor {
                 format!("{} values do not fill shape {:?} ({} elements)", data.len(), shape, n),
             ));
         }
-        let storage = engine.upload_new(bytemuck::cast_slice(data), n as u64 * 4, "tensor")?;
+        let what = AllocFor::here(shape, DType::U32);
+        let storage = engine.upload_new(bytemuck::cast_slice(data), n as u64 * 4, what)?;
         Ok(Self::from_storage(engine, storage, shape.to_vec(), DType::U32))
     }
 
     /// A scalar (shape `[]`).
+    #[track_caller]
     pub fn scalar(engine: &Engine, v: f32) -> Result<Tensor> {
         Self::from_slice(engine, &[v], &[])
     }
 
     /// A tensor filled with `value`, computed on the device (no upload).
+    #[track_caller]
     pub fn full(engine: &Engine, shape: &[usize], value: f32) -> Result<Tensor> {
         let t = Self::empty(engine, shape)?;
         crate::ops::fill::fill(&t, value)?;
         Ok(t)
     }
 
+    #[track_caller]
     pub fn zeros(engine: &Engine, shape: &[usize]) -> Result<Tensor> {
         Self::full(engine, shape, 0.0)
     }
 
+    #[track_caller]
     pub fn ones(engine: &Engine, shape: &[usize]) -> Result<Tensor> {
         Self::full(engine, shape, 1.0)
     }
 
     /// A trainable leaf: gradients are computed for it by `backward`.
+    #[track_caller]
     pub fn param(engine: &Engine, data: &[f32], shape: &[usize]) -> Result<Tensor> {
         Ok(Self::from_slice(engine, data, shape)?.requires_grad_(true))
     }

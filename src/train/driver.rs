@@ -6,6 +6,14 @@
 //! spans epochs and every checkpoint falls on a step boundary). Each micro-batch's loss is
 //! weighted by its share of the step's items, so the update follows the mean over the step.
 //!
+//! A batch that does not fit the device (a tensor past the binding limit, or out of memory)
+//! is run as smaller micro-batches with accumulation, found on the first step and kept, with
+//! one warning ([`micro_batch`](super::micro_batch)). Without batch norm that gives the same
+//! parameters as setting `grad_accum` by hand; with batch norm each micro-batch is
+//! normalised with its own statistics and updates the running statistics once (a batch of
+//! 32 run as 4 × 8 trains like batches of 8). `split_batches = false` makes it an
+//! [`Error::BatchTooBig`] naming the largest batch that fits instead.
+//!
 //! Per step the host reads back exactly one 2-float buffer, `[loss, gradient norm]`, to decide
 //! whether the step is finite (check T3) before the optimizer touches anything; a non-finite
 //! step is dropped, its items are logged, and `max_bad_steps` of them in a row end the run
@@ -38,6 +46,7 @@ use crate::tensor::Tensor;
 use crate::train::checkpoint::{self, BestMark, TrainState};
 use crate::train::fingerprint::Fingerprint;
 use crate::train::log::{LogRow, RunLog};
+use crate::train::micro_batch::{self, Snapshot, Splitter};
 use crate::train::run_dir::{Opening, Resume, RunDir};
 use crate::train::stop::StopFlag;
 use crate::train::unfreeze::Plan;
@@ -106,6 +115,9 @@ pub struct DriverConfig {
     /// The host's own description of the run (data, model files, settings the driver does not
     /// see), compared with the folder's on resume beside the driver's settings.
     pub fingerprint: Fingerprint,
+    /// Run a batch that does not fit the device as micro-batches with accumulation (see the
+    /// module docs for batch norm); off, such a batch is [`Error::BatchTooBig`].
+    pub split_batches: bool,
 }
 
 impl DriverConfig {
@@ -129,6 +141,7 @@ impl DriverConfig {
             progress: false,
             resume: Resume::Refuse,
             fingerprint: Fingerprint::new(),
+            split_batches: true,
         }
     }
 }
@@ -167,6 +180,9 @@ pub struct RunSummary {
     pub skipped_items: Vec<usize>,
     /// The final checkpoint's directory.
     pub checkpoint: Option<PathBuf>,
+    /// Items per micro-batch when `batch_size` did not fit the device and the driver split
+    /// it ([`micro_batch`](super::micro_batch)); `None` when every batch fitted.
+    pub micro_batch: Option<usize>,
 }
 
 /// Runs training for a [`Task`].
@@ -176,6 +192,8 @@ pub struct Driver {
     optimizer: Optimizer,
     /// `[loss, grad norm]`: the one readback of a step.
     readback: Tensor,
+    /// Micro-batch size once a batch did not fit.
+    split: Splitter,
 }
 
 /// splitmix64 of `a` mixed with `b`: unrelated streams for neighbouring inputs.
@@ -227,6 +245,7 @@ impl Driver {
             engine: engine.clone(),
             optimizer: Optimizer::new(engine, optim)?,
             readback: Tensor::zeros(engine, &[2])?,
+            split: Splitter::default(),
             config,
         })
     }
@@ -281,6 +300,8 @@ impl Driver {
             .set("driver.freeze", format!("{:?}", c.freeze))
             .set("driver.dropout_in_frozen", c.dropout_in_frozen.to_string())
             .set("driver.max_bad_steps", c.max_bad_steps.to_string())
+            .set("driver.split_batches", c.split_batches.to_string())
+            .set("driver.split_batches", c.split_batches.to_string())
             // One key per setting: a field a later whet adds shows as a new key (tolerated
             // across versions), not as a changed one.
             .set("driver.optimizer.method", format!("{:?}", o.method))
@@ -527,15 +548,52 @@ impl Driver {
             train_secs: st.train_secs,
             skipped_items: st.skipped_items.clone(),
             checkpoint: last_saved.map(|(_, d)| d).or(resumed_dir),
+            micro_batch: self.split.split_size(self.config.batch_size),
         })
     }
 
-    /// Forward and backward over the step's micro-batches, gathering gradients in the
-    /// optimizer; returns `[loss, grad norm]` with one readback.
+    /// [`Driver::gather_chunks`] at the micro-batch size that fits: a step that does not fit
+    /// is discarded (buffers restored) and run again smaller ([`micro_batch`]).
     fn gather(&mut self, task: &mut dyn Task, items: &[usize], attempt: u64) -> Result<(f32, f32)> {
+        let batch = self.config.batch_size;
+        let snapshot = match self.split.on_probation() {
+            true => Some(Snapshot::take(task.params())?),
+            false => None,
+        };
+        loop {
+            let size = self.split.size(batch);
+            match self.gather_chunks(task, items, attempt, size) {
+                Err(e) if micro_batch::does_not_fit(&e) => {
+                    self.optimizer.discard();
+                    if let Some(s) = &snapshot {
+                        s.restore(task.params_mut())?;
+                    }
+                    self.split.shrink(batch, size, e)?;
+                }
+                Ok(r) => {
+                    if let Err(e) = self.split.confirm(batch, size, self.config.split_batches) {
+                        self.optimizer.discard();
+                        return Err(e);
+                    }
+                    return Ok(r);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Forward and backward over the step's micro-batches of `size` items, gathering
+    /// gradients in the optimizer; returns `[loss, grad norm]` with one readback.
+    fn gather_chunks(
+        &mut self,
+        task: &mut dyn Task,
+        items: &[usize],
+        attempt: u64,
+        size: usize,
+    ) -> Result<(f32, f32)> {
         let total = items.len();
         let mut sum: Option<Tensor> = None;
-        for (m, chunk) in items.chunks(self.config.batch_size).enumerate() {
+        for (m, chunk) in items.chunks(size).enumerate() {
             let mut mode = Mode::train(mix(mix(self.config.seed, attempt), m as u64));
             mode.dropout_in_frozen = self.config.dropout_in_frozen;
             let loss = task.loss(chunk, mode)?;

@@ -10,6 +10,7 @@ pub mod fingerprint;
 pub mod l2sp;
 pub mod log;
 pub mod lr_finder;
+pub mod micro_batch;
 pub mod run_dir;
 pub mod stop;
 pub mod unfreeze;

@@ -4,11 +4,12 @@ pub mod fixtures;
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use whet::Engine;
+use whet::{Engine, EngineOptions, Error};
 
 /// The file's engine and a guard that serialises the tests using it (they share one device
 /// queue, and their counters and timings should not interleave). `None`, after a loud line on
 /// stderr, when the machine has no adapter.
+#[allow(dead_code)]
 pub fn gpu(file: &str, test: &str) -> Option<(MutexGuard<'static, ()>, Engine)> {
     static LOCK: Mutex<()> = Mutex::new(());
     static ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
@@ -16,16 +17,32 @@ pub fn gpu(file: &str, test: &str) -> Option<(MutexGuard<'static, ()>, Engine)> 
     match ENGINE.get_or_init(Engine::try_default) {
         Some(e) => Some((guard, e.clone())),
         None => {
-            // Written to the stderr handle, not eprintln!: libtest captures eprintln! output of
-            // passing tests, and a skip must be visible.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "!!!!!!!! {file}::{test}: NO GPU ADAPTER, GPU CHECKS SKIPPED !!!!!!!!"
-            );
+            no_adapter(file, test);
             None
         }
     }
+}
+
+/// An engine of the test's own with `options` (tests that change limits or lose the device),
+/// or `None` after the loud line when the machine has no adapter.
+#[allow(dead_code)]
+pub fn own_engine(file: &str, test: &str, options: EngineOptions) -> Option<Engine> {
+    match Engine::new(options) {
+        Ok(e) => Some(e),
+        Err(Error::NoAdapter(_)) => {
+            no_adapter(file, test);
+            None
+        }
+        Err(e) => panic!("{file}::{test}: the engine did not open: {e}"),
+    }
+}
+
+/// The loud skip line. Written to the stderr handle, not eprintln!: libtest captures
+/// eprintln! output of passing tests, and a skip must be visible.
+pub fn no_adapter(file: &str, test: &str) {
+    use std::io::Write;
+    let _ =
+        writeln!(std::io::stderr(), "!!!!!!!! {file}::{test}: NO GPU ADAPTER, GPU CHECKS SKIPPED !!!!!!!!");
 }
 
 /// GPT-2's byte-to-unicode table: printable bytes map to themselves, the rest to U+0100 onward.
@@ -53,7 +70,12 @@ fn byte_level_vocab() -> Vec<String> {
 pub fn gpt2_corpus(file: &str, dir: &std::path::Path) -> Option<String> {
     let model = fixtures::fixtures_dir().join("gpt2_tiny");
     if !model.exists() {
-        eprintln!("!!!!!!!! {file}: {} ABSENT, CHECK SKIPPED !!!!!!!!", model.display());
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "!!!!!!!! {file}: {} ABSENT, CHECK SKIPPED !!!!!!!!",
+            model.display()
+        );
         return None;
     }
     byte_level_tokenizer(&dir.join("tokenizer.json"));

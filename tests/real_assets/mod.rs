@@ -13,7 +13,8 @@ fn found(p: PathBuf, how: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("\n*** SKIP: {} is missing ({how}) ***\n", p.display());
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "\n*** SKIP: {} is missing ({how}) ***\n", p.display());
         None
     }
 }

@@ -1,0 +1,156 @@
+//! Device memory: what can never fit (check G1), what does not fit now (check G2), and the
+//! pooled allocation between them.
+//!
+//! A buffer past the binding or buffer limit is refused before any GPU call with
+//! [`Error::BufferTooBig`], naming the op and shape that asked for it; the driver splits a
+//! training batch on it (see `train::micro_batch`). Running out of memory is
+//! [`Error::OutOfMemory`]: from the engine's own cap (`EngineOptions::max_memory_bytes`, checked
+//! against its accounting, as PyTorch's per-process memory fraction is) or from the driver
+//! (a wgpu error scope with the out-of-memory filter). Either way the pool's parked buffers
+//! are freed and the allocation tried once more first, and the engine stays usable.
+
+use std::fmt::Display;
+use std::sync::Arc;
+
+use super::{buffers, lock, Engine, Storage};
+use crate::error::{Error, Result};
+
+/// Limits the engine enforces below the adapter's own.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Caps {
+    /// Bytes per storage binding (already applied to the engine's `limits`).
+    pub binding: Option<u64>,
+    /// Bytes of storage buffers in use plus parked in the pool.
+    pub memory: Option<u64>,
+}
+
+/// Smallest binding cap accepted: an optimizer arena page must hold one aligned slot.
+pub(super) const MIN_BINDING_CAP: u64 = 4096;
+
+impl Engine {
+    /// Allocate a storage buffer of at least `bytes`, from the pool when possible. `what`
+    /// (op and shape) is only formatted for an error or a new buffer's label.
+    pub(crate) fn alloc(&self, bytes: u64, what: impl Display) -> Result<Arc<Storage>> {
+        self.storage(bytes, false, &what)
+    }
+
+    /// A pooled (or new) storage buffer of at least `bytes`; `clean` asks for one that no
+    /// pending dispatch uses (see `BufferPool::take_clean`).
+    fn storage(&self, bytes: u64, clean: bool, what: &dyn Display) -> Result<Arc<Storage>> {
+        self.check_alive()?;
+        self.check_fits(bytes, what)?;
+        let class = buffers::size_class(bytes);
+        let parked = {
+            let mut pool = lock(&self.0.pool);
+            if clean {
+                pool.take_clean(class)
+            } else {
+                pool.take(class)
+            }
+        };
+        let buffer = match parked {
+            Some(b) => b,
+            None => {
+                self.reserve(class, what)?;
+                let usage =
+                    wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+                let b = self.create_buffer_checked(class, usage, what)?;
+                lock(&self.0.pool).note_created(class);
+                b
+            }
+        };
+        Ok(Arc::new(Storage { buffer: Some(buffer), class, engine: Arc::downgrade(&self.0) }))
+    }
+
+    /// G1: refuse what can never fit before any GPU call.
+    pub(crate) fn check_fits(&self, bytes: u64, what: &dyn Display) -> Result<()> {
+        let l = &self.0.limits;
+        let too_big = |limit: u64, limit_name: &'static str| Error::BufferTooBig {
+            what: what.to_string(),
+            bytes,
+            limit,
+            limit_name,
+        };
+        if bytes > l.max_buffer_size {
+            return Err(too_big(l.max_buffer_size, "buffer (max_buffer_size)"));
+        }
+        let bind = l.max_storage_buffer_binding_size;
+        if bytes > bind {
+            let name = if self.0.caps.binding == Some(bind) {
+                "storage binding (EngineOptions::max_binding_bytes)"
+            } else {
+                "storage binding (max_storage_buffer_binding_size)"
+            };
+            return Err(too_big(bind, name));
+        }
+        Ok(())
+    }
+
+    /// G2 under the engine's own cap: room for a new buffer of `class` bytes, freeing parked
+    /// buffers when that makes room.
+    fn reserve(&self, class: u64, what: &dyn Display) -> Result<()> {
+        let Some(cap) = self.0.caps.memory else { return Ok(()) };
+        let mut pool = lock(&self.0.pool);
+        if pool.in_use + pool.pooled + class > cap {
+            pool.trim();
+        }
+        if pool.in_use + pool.pooled + class > cap {
+            return Err(Error::OutOfMemory {
+                what: what.to_string(),
+                bytes: class,
+                in_use: pool.in_use,
+                limit: Some(cap),
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn create_buffer_checked(
+        &self,
+        size: u64,
+        usage: wgpu::BufferUsages,
+        what: &dyn Display,
+    ) -> Result<wgpu::Buffer> {
+        let label = what.to_string();
+        let attempt = || {
+            let scope = self.0.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+            let buffer = self.0.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(&label),
+                size,
+                usage,
+                mapped_at_creation: false,
+            });
+            pollster::block_on(scope.pop()).is_none().then_some(buffer)
+        };
+        if let Some(b) = attempt() {
+            return Ok(b);
+        }
+        // Free what the pool holds and try once more before giving up (wgpu's out-of-memory
+        // on buffer creation does not lose the device, so the engine stays usable).
+        lock(&self.0.pool).trim();
+        attempt().ok_or_else(|| Error::OutOfMemory {
+            what: label.clone(),
+            bytes: size,
+            in_use: lock(&self.0.pool).in_use,
+            limit: None,
+        })
+    }
+
+    /// A new storage buffer holding `bytes`. The buffer is one no pending dispatch uses, so the
+    /// write (which wgpu runs before the next submit's commands) cannot overtake recorded work
+    /// and no submit is needed: uploading a batch mid-step keeps the step in one command buffer.
+    pub(crate) fn upload_new(&self, bytes: &[u8], capacity: u64, what: impl Display) -> Result<Arc<Storage>> {
+        let storage = self.storage(capacity, true, &what)?;
+        if !bytes.is_empty() {
+            let len = bytes.len() as u64;
+            if len.is_multiple_of(4) {
+                self.0.queue.write_buffer(storage.buffer(), 0, bytes);
+            } else {
+                let mut padded = bytes.to_vec();
+                padded.resize(len.div_ceil(4) as usize * 4, 0);
+                self.0.queue.write_buffer(storage.buffer(), 0, &padded);
+            }
+        }
+        Ok(storage)
+    }
+}

@@ -1,0 +1,109 @@
+//! Every GPU wait, with a timeout (check G4), and the readbacks built on it.
+//!
+//! A wait that runs out of time returns [`Error::Timeout`] and leaves the submitted work
+//! running: nothing is cancelled or lost, the engine stays usable, and a later wait (after
+//! [`Engine::set_timeout`], say) sees the work finish. A readback whose wait failed drops its
+//! staging buffer rather than parking it, since wgpu may still be mapping it.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::{buffers, lock, Engine, View};
+use crate::error::{Error, Result};
+
+impl Engine {
+    /// The longest a single GPU wait may take before it fails with [`Error::Timeout`].
+    pub fn timeout(&self) -> Duration {
+        Duration::from_nanos(self.0.timeout_nanos.load(Ordering::Relaxed))
+    }
+
+    /// Change the wait timeout, e.g. to wait out work that an earlier, shorter wait gave up on.
+    pub fn set_timeout(&self, timeout: Duration) {
+        let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        self.0.timeout_nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    /// Block until `idx` (or everything submitted) has finished, at most the engine's timeout.
+    /// The one place that waits on the device.
+    pub(crate) fn wait(&self, idx: Option<wgpu::SubmissionIndex>) -> Result<()> {
+        self.check_alive()?;
+        let timeout = self.timeout();
+        let r = self.0.device.poll(wgpu::PollType::Wait { submission_index: idx, timeout: Some(timeout) });
+        match r {
+            Ok(_) => self.check_health("wait"),
+            Err(wgpu::PollError::Timeout) => Err(Error::Timeout(timeout)),
+            // wgpu drops a submit on a device it considers lost; waiting for it then fails
+            // with a wrong submission index. No later work will run either.
+            Err(e) => {
+                self.check_health("wait")?;
+                let reason = format!("waiting for submitted work failed: {e}");
+                self.0.health.record_loss(reason.clone());
+                Err(Error::DeviceLost(reason))
+            }
+        }
+    }
+
+    /// Submit pending work and wait for all of it.
+    pub fn sync(&self) -> Result<()> {
+        let idx = self.submit_batch(None)?;
+        self.wait(idx)
+    }
+
+    /// Copy the first `bytes` of a storage buffer back to the host (submits and waits).
+    pub(crate) fn download(&self, src: View<'_>, bytes: u64) -> Result<Vec<u8>> {
+        self.check_alive()?;
+        if bytes == 0 {
+            self.flush()?;
+            return Ok(Vec::new());
+        }
+        let size = bytes.div_ceil(4) * 4;
+        let class = buffers::size_class(size);
+        let parked = lock(&self.0.staging).take(class);
+        let staging = match parked {
+            Some(b) => b,
+            None => {
+                let b = self.create_buffer_checked(
+                    class,
+                    wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    &"readback staging",
+                )?;
+                lock(&self.0.staging).note_created(class);
+                b
+            }
+        };
+        let result = self.read_staging(src, &staging, size, bytes);
+        let mut parking = lock(&self.0.staging);
+        match result {
+            Ok(_) => parking.give(class, staging),
+            // Possibly still being mapped: reusing it would be a validation error.
+            Err(_) => parking.forget(class),
+        }
+        result
+    }
+
+    fn read_staging(&self, src: View<'_>, staging: &wgpu::Buffer, size: u64, bytes: u64) -> Result<Vec<u8>> {
+        let idx = self.submit_batch(Some((src.storage.buffer(), src.offset, staging, size)))?;
+        let slice = staging.slice(0..size);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait(idx)?;
+        let mapped = match rx.try_recv() {
+            Ok(r) => r,
+            Err(_) => {
+                // The map callback fires during a poll; one more bounded wait.
+                self.wait(None)?;
+                rx.try_recv().map_err(|_| Error::Timeout(self.timeout()))?
+            }
+        };
+        mapped.map_err(|e| Error::Gpu { context: "readback map".into(), message: e.to_string() })?;
+        let out = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu { context: "readback map".into(), message: e.to_string() })?
+            [..bytes as usize]
+            .to_vec();
+        staging.unmap();
+        Ok(out)
+    }
+}
