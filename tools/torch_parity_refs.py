@@ -12,6 +12,10 @@ Run with the torch venv, from the repository root:
     python tools/torch_parity_refs.py verify        # reproduce the shared fixture's numbers
     python tools/torch_parity_refs.py efficientnet  # write tests/fixtures/efficientnet_lite0_pairs.*
     python tools/torch_parity_refs.py kinks         # float32 vs float64 on those pairs, kink by kink
+    python tools/torch_parity_refs.py decoders      # write tests/fixtures/decoders_inputs.* (needs transformers)
+
+The decoders (../shared/fixtures/gpt2_tiny, llama_tiny) run through transformers in float64 on
+token ids of other shapes than the shared fixture's, drawn from a seeded generator.
 
 Images are stored as the PIL-resized uint8 pixels: (x - 127) / 128 of them is exact in f32,
 so the test rebuilds the very input tensor used here.
@@ -292,6 +296,68 @@ def efficientnet():
     (OUT / "efficientnet_lite0_pairs.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
+# Decoder inputs: (name, batch, sequence length); ids uniform over the vocabulary, seed 13.
+DECODER_INPUTS = [("b1_t7", 1, 7), ("b3_t11", 3, 11), ("b2_t16", 2, 16)]
+# Matrix gradients keep every 2nd row, embedding gradients every 8th (the test compares those
+# rows); vectors are kept whole.
+DECODER_ROW_STRIDE = {"transformer.wte.weight": 8, "model.embed_tokens.weight": 8}
+
+
+def decoder_row_stride(name, grad):
+    return DECODER_ROW_STRIDE.get(name, 2) if grad.dim() == 2 else 1
+
+
+def decoders():
+    """tests/fixtures/decoders_inputs.{safetensors,json}: logits, loss and the shared fixture's
+    gradients of gpt2_tiny and llama_tiny on other token ids."""
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    rng = np.random.default_rng(13)
+    tensors, models = {}, {}
+    for model in ["gpt2_tiny", "llama_tiny"]:
+        shared = load_file(str(SHARED / f"fixtures/{model}.io.safetensors"))
+        grads = sorted(k[5:] for k in shared if k.startswith("grad."))
+        m = AutoModelForCausalLM.from_pretrained(
+            str(SHARED / f"fixtures/{model}"), dtype=torch.float64, attn_implementation="eager"
+        ).eval()
+        params = dict(m.named_parameters())
+        inputs = []
+        for name, b, t in DECODER_INPUTS:
+            ids = torch.from_numpy(rng.integers(0, m.config.vocab_size, size=(b, t), dtype=np.int64))
+            m.zero_grad()
+            out = m(input_ids=ids, labels=ids)  # HF causal-LM loss: logits[:, :-1] vs ids[:, 1:]
+            out.loss.backward()
+            key = f"{model}.{name}"
+            tensors[f"{key}.input_ids"] = ids.numpy()
+            tensors[f"{key}.logits"] = f32(out.logits)
+            tensors[f"{key}.loss"] = f32(out.loss.reshape(1))
+            for k in grads:
+                tensors[f"{key}.grad.{k}"] = f32(params[k].grad[:: decoder_row_stride(k, params[k])])
+            inputs.append({"name": name, "batch": b, "seq": t})
+            print(f"{key}: loss {out.loss.item():.6f}")
+        models[model] = {
+            "weights": f"../shared/fixtures/{model}/",
+            "inputs": inputs,
+            "row_stride": {k: decoder_row_stride(k, params[k]) for k in grads},
+        }
+    save_file(tensors, str(OUT / "decoders_inputs.safetensors"))
+    meta = {
+        "generated_by": "tools/torch_parity_refs.py decoders",
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__},
+        "models": models,
+        "per_input": {
+            "MODEL.INPUT.input_ids": "(batch, seq) int64, uniform over the vocabulary (numpy default_rng(13))",
+            "MODEL.INPUT.logits": "(batch, seq, vocab)",
+            "MODEL.INPUT.loss": "(1,) HF causal-LM loss, logits[:, :-1] vs ids[:, 1:], mean",
+            "MODEL.INPUT.grad.NAME": "gradient of the loss (HF names, as the shared fixture's grad.*); "
+            "rows 0, s, 2s, ... where row_stride names s",
+        },
+        "computed_in": "float64 (eager attention, dropout off), stored as float32",
+    }
+    (OUT / "decoders_inputs.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else "verify"
     if cmd == "verify":
@@ -300,5 +366,7 @@ if __name__ == "__main__":
         efficientnet()
     elif cmd == "kinks":
         kinks()
+    elif cmd == "decoders":
+        decoders()
     else:
         sys.exit(__doc__)
