@@ -457,3 +457,89 @@ fn conv2d_frozen_input_and_frozen_weight() {
     }
     rep.finish();
 }
+
+// ------------------------------------------------------------------ ReLU6 kinks
+
+/// Integers in -2..=2 summing to 0, shuffled: a channel whose batch mean is exactly 0, so every
+/// 0 in it normalises to exactly 0 in float32 and float64 alike.
+fn zero_mean_channel(r: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..n - n % 5).map(|j| (j % 5) as f32 - 2.0).collect();
+    v.extend([0.0; 4].iter().take(n % 5));
+    for i in (1..n).rev() {
+        v.swap(i, r.random_range(0..=i));
+    }
+    v
+}
+
+/// Train-mode BatchNorm, ReLU6, then a stride-2 TF-SAME depthwise conv (EfficientNet's
+/// pattern), with BatchNorm biases 0 and 6 so the zeros of the input land exactly on the two
+/// kinks. The GPU must take torch's side there (derivative 0: `hardtanh_backward` passes only
+/// 0 < z < 6), and the side matters: with the other side the reference's gradients move by far
+/// more than the tolerance. That is why float32 and float64 runs of a network disagree by
+/// percents on inputs with a value within rounding of a kink (issue 13 item 9), and why
+/// tests/model_cnn.rs compares EfficientNet-Lite0's gradients kink for kink.
+#[test]
+fn batch_norm_relu6_kinks_decide_the_gradient() {
+    let test = "batch_norm_relu6_kinks_decide_the_gradient";
+    let Some((_g, e)) = gpu(test) else { return };
+    let mut rep = Report::new(test);
+    let mut r = rng(913);
+    let (n, c, h) = (2usize, 2usize, 6usize);
+    let xs = [n, c, h, h];
+    let per = n * h * h;
+    let channels: Vec<Vec<f32>> = (0..c).map(|_| zero_mean_channel(&mut r, per)).collect();
+    let x: Vec<f32> = (0..n * c * h * h)
+        .map(|i| channels[(i / (h * h)) % c][(i / (c * h * h)) * h * h + i % (h * h)])
+        .collect();
+    let (wv, bv) = (vec![0.75f32, 1.25], vec![0.0f32, 6.0]);
+    let cw = data(&mut r, c * 9, -1.0, 1.0);
+    let (rmv, rvv) = (vec![0.0f32; c], vec![1.0f32; c]);
+    let rm = Tensor::from_slice(&e, &rmv, &[c]).unwrap();
+    let rv = Tensor::from_slice(&e, &rvv, &[c]).unwrap();
+    let bn = BatchNorm { training: true, momentum: 0.1, eps: 1e-3 };
+    let dw = Conv2d { stride: (2, 2), padding: Padding::Same, groups: c, ..Conv2d::default() };
+    let ((_, shape, g), up) =
+        run(&e, &mut r, &[(&x, &xs), (&wv, &[c]), (&bv, &[c]), (&cw, &[c, 1, 3, 3])], |t| {
+            conv2d(&batch_norm(&t[0], &t[1], &t[2], &rm, &rv, &bn)?.relu6()?, &t[3], None, &dw)
+        })
+        .unwrap();
+
+    let (xr, wr, br, rmr, rvr) = (rt(&x, &xs), rt(&wv, &[c]), rt(&bv, &[c]), rt(&rmv, &[c]), rt(&rvv, &[c]));
+    let z = rbn::batch_norm(&xr, &wr, &br, &rmr, &rvr, true, 1e-3);
+    let on_kink = z.data.iter().filter(|v| **v == 0.0 || **v == 6.0).count();
+    assert_eq!(on_kink, x.iter().filter(|v| **v == 0.0).count(), "every zero of x lands on a kink");
+    // Reference gradients with the derivative on a kink set to `at_kink`.
+    let reference = |at_kink: f64| {
+        let a = z.map(|v| v.clamp(0.0, 6.0));
+        let (ga, gcw, _) = rconv::conv2d_backward(&a, &rt(&cw, &[c, 1, 3, 3]), &dw, &rt(&up, &shape));
+        let d = |v: f64| {
+            if v == 0.0 || v == 6.0 {
+                at_kink
+            } else if v > 0.0 && v < 6.0 {
+                1.0
+            } else {
+                0.0
+            }
+        };
+        let gz = RefTensor::new(ga.data.iter().zip(&z.data).map(|(g, v)| g * d(*v)).collect(), &xs);
+        let (gx, gw, gb) = rbn::batch_norm_backward(&xr, &wr, &rmr, &rvr, true, 1e-3, &gz);
+        [gx, gw, gb, gcw]
+    };
+    let names = ["grad x", "grad bn weight", "grad bn bias", "grad conv weight"];
+    let torch_side = reference(0.0);
+    for ((name, got), want) in names.iter().zip(&g).zip(&torch_side) {
+        rep.grad("bn+relu6+depthwise", name, got, want, (per as f64 / 64.0).sqrt());
+    }
+    // The other side of the kinks: the same GPU gradients of x and the BatchNorm bias must fail
+    // by a wide margin (the BatchNorm weight's does not move: its terms carry xhat = 0 there).
+    let other_side = reference(1.0);
+    for i in [0, 2] {
+        let (name, got, want) = (names[i], &g[i], &other_side[i]);
+        let scale = want.data.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let d = got.iter().zip(&want.data).fold(0.0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
+        if d < 1e-2 * scale {
+            rep.fail(format!("{name}: the kink side moves it by only {:.1e} of its scale", d / scale));
+        }
+    }
+    rep.finish();
+}

@@ -29,23 +29,31 @@ fn minilm_reproduces_hf_input_ids() {
     let meta = fixture_json("minilm_cls");
     let sentences: Vec<&str> =
         meta["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
-    assert_eq!(meta["max_length"], 16);
+    let max_len = meta["max_length"].as_u64().expect("max_length") as usize;
+    let (ids, mask) = (fx::u32s(&io, "input_ids"), fx::u32s(&io, "attention_mask"));
     let items: Vec<(&str, Option<&str>)> = sentences.iter().map(|s| (*s, None)).collect();
-    let b = tok.encode_batch_padded(&items, 16).unwrap();
-    assert_eq!((b.batch, b.seq), (4, 16));
-    assert_eq!(b.ids, fx::u32s(&io, "input_ids"));
-    assert_eq!(b.mask, fx::u32s(&io, "attention_mask"));
+    let b = tok.encode_batch_padded(&items, max_len).unwrap();
+    assert_eq!((b.batch, b.seq), (sentences.len(), max_len));
+    assert_eq!(b.ids, ids);
+    assert_eq!(b.mask, mask);
     assert_eq!(b.type_ids, fx::u32s(&io, "token_type_ids"));
-    // Padding to the longest row: the fixture's first 12 columns.
-    let b = tok.encode_batch(&items, 16).unwrap();
-    assert_eq!((b.batch, b.seq), (4, 12));
-    let want: Vec<u32> = fx::u32s(&io, "input_ids").chunks(16).flat_map(|r| r[..12].to_vec()).collect();
+    // Padding to the longest row: the fixture's first columns up to its longest mask.
+    let longest = mask.chunks(max_len).map(|r| r.iter().sum::<u32>() as usize).max().unwrap();
+    let b = tok.encode_batch(&items, max_len).unwrap();
+    assert_eq!((b.batch, b.seq), (sentences.len(), longest));
+    let want: Vec<u32> = ids.chunks(max_len).flat_map(|r| r[..longest].to_vec()).collect();
     assert_eq!(b.ids, want);
-    // encode with and without [CLS]/[SEP], and back.
-    let ids = tok.encode(sentences[3], true).unwrap();
-    assert_eq!(ids, vec![101, 2339, 2079, 8870, 16405, 12171, 1029, 102]);
-    assert_eq!(tok.encode(sentences[3], false).unwrap(), ids[1..7].to_vec());
-    assert_eq!(tok.decode(&ids, true).unwrap(), "why do cats purr?");
+    // encode with and without [CLS]/[SEP] gives each fixture row's unpadded ids, and decoding
+    // them encodes back to the same ids.
+    for (k, s) in sentences.iter().enumerate() {
+        let row = &ids[k * max_len..(k + 1) * max_len];
+        let n = mask[k * max_len..(k + 1) * max_len].iter().sum::<u32>() as usize;
+        let got = tok.encode(s, true).unwrap();
+        assert_eq!(got, row[..n], "sentence {k}");
+        assert_eq!(tok.encode(s, false).unwrap(), row[1..n - 1], "sentence {k} without specials");
+        let text = tok.decode(&got, true).unwrap();
+        assert_eq!(tok.encode(&text, true).unwrap(), got, "sentence {k} decoded as {text:?}");
+    }
 }
 
 #[test]

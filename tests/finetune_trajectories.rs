@@ -23,12 +23,20 @@ fn minilm(e: &Engine, io: &SafeTensorsFile, test: &str) -> Option<(Bert, SafeTen
     let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
     let config = BertConfig::from_json(&cfg, &cfg_path.display().to_string()).unwrap();
     let st = SafeTensorsFile::open(dir.join("model.safetensors")).unwrap();
+    let num_labels = fx::f32s(io, "head.classifier.weight").1[0];
     let (mut bert, _) =
-        Bert::load(e, &st, "minilm", config, BertTask::SequenceClassification { num_labels: 3 }, 0).unwrap();
+        Bert::load(e, &st, "minilm", config, BertTask::SequenceClassification { num_labels }, 0).unwrap();
     for name in ["classifier.weight", "classifier.bias"] {
         bert.params.assign(name, &io.read_f32(&format!("head.{name}")).unwrap().0).unwrap();
     }
     Some((bert, st))
+}
+
+/// (batch, sequence length) of the fixture's `input_ids`.
+fn batch_seq(io: &SafeTensorsFile) -> (usize, usize) {
+    let (_, shape) = fx::f32s(io, "input_ids");
+    assert_eq!(shape.len(), 2, "input_ids must be (batch, seq)");
+    (shape[0], shape[1])
 }
 
 /// Three AdamW steps (lr 1e-4, wd 0.01 on every parameter, torch semantics) on the fixture
@@ -50,19 +58,21 @@ fn minilm_run(case: &str, frozen: bool) {
     let types = fx::u32s(&io, "token_type_ids");
     let mask = fx::u32s(&io, "attention_mask");
     let labels = fx::u32s(&io, "labels");
+    let (batch, seq) = batch_seq(&io);
     let input = BertInput {
         ids: &ids,
         type_ids: Some(&types),
         attention_mask: Some(&mask),
-        batch: 4,
-        seq: 16,
+        batch,
+        seq,
         embed_offset: None,
     };
     let mut opt =
         Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 1e-4).weight_decay(0.01).decay_all()).unwrap();
+    let want = fx::f32s(&io, &format!("{prefix}.losses")).0;
     let mut losses = Vec::new();
     let mut nodes = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..want.len() {
         let logits = bert.forward(&input, Mode::EVAL).unwrap().logits.unwrap();
         let loss = cross_entropy(&logits, &labels, CrossEntropy::default()).unwrap();
         nodes.push(count_nodes(&loss));
@@ -79,7 +89,6 @@ fn minilm_run(case: &str, frozen: bool) {
         opt.step(&mut bert.params, &grads).unwrap();
     }
     let mut p = Parity::new(if frozen { "minilm_cls adamw_frozen" } else { "minilm_cls adamw_full" });
-    let want = fx::f32s(&io, &format!("{prefix}.losses")).0;
     for (i, (g, w)) in losses.iter().zip(&want).enumerate() {
         // losses within 1e-4 relative
         p.abs(&format!("loss before step {i}"), &[*g], &[*w], 1e-4 * w.abs() as f64);
@@ -124,8 +133,8 @@ fn freezing_removes_tape_nodes_and_optimizer_state() {
     let Some((mut bert, _)) = minilm(&e, &io, case) else { return };
     let ids = fx::u32s(&io, "input_ids");
     let labels = fx::u32s(&io, "labels");
-    let input =
-        BertInput { ids: &ids, type_ids: None, attention_mask: None, batch: 4, seq: 16, embed_offset: None };
+    let (batch, seq) = batch_seq(&io);
+    let input = BertInput { ids: &ids, type_ids: None, attention_mask: None, batch, seq, embed_offset: None };
     let run = |bert: &mut Bert| {
         let logits = bert.forward(&input, Mode::EVAL).unwrap().logits.unwrap();
         let loss = cross_entropy(&logits, &labels, CrossEntropy::default()).unwrap();
@@ -141,8 +150,10 @@ fn freezing_removes_tape_nodes_and_optimizer_state() {
     let (probe_nodes, probe_bytes) = run(&mut bert);
     eprintln!("[{case}] nodes full/frozen/probe {full_nodes}/{frozen_nodes}/{probe_nodes}; state bytes {full_bytes}/{frozen_bytes}/{probe_bytes}");
     assert!(frozen_nodes < full_nodes / 2 && probe_nodes < 5, "frozen layers must record no nodes");
-    // The head: weight 3x384 = 1152 floats (18 slots of 64), bias 3 (one slot); two moments.
-    assert_eq!(probe_bytes, 2 * 4 * (1152 + 64), "a linear probe holds state for the head only");
+    // The head: weight and bias, each padded to slots of 64 floats; two moments.
+    let slots = |name: &str| bert.params.by_path(name).unwrap().numel().div_ceil(64) * 64;
+    let head = slots("classifier.weight") + slots("classifier.bias");
+    assert_eq!(probe_bytes, 2 * 4 * head as u64, "a linear probe holds state for the head only");
     assert!(frozen_bytes * 3 < full_bytes);
     assert!(
         bert.params.freeze(&Select::parse("no.such.*").unwrap()).is_err(),
@@ -163,15 +174,17 @@ fn gpt2_adamw_matches_pytorch() {
     let (mut m, _) = Gpt2::load(&e, &st, "gpt2_tiny", cfg).unwrap();
     let ids = fx::u32s(&io, "input_ids");
     let mut opt = Optimizer::new(&e, OptimConfig::new(Method::ADAMW, 1e-3).weight_decay(0.0)).unwrap();
+    let want = fx::f32s(&io, "adamw.losses").0;
+    let (batch, seq) = batch_seq(&io);
     let mut losses = Vec::new();
-    for _ in 0..3 {
-        let loss = causal_lm_loss(&m.logits(&ids, 2, 16, None).unwrap(), &ids, None).unwrap();
+    for _ in 0..want.len() {
+        let loss = causal_lm_loss(&m.logits(&ids, batch, seq, None).unwrap(), &ids, None).unwrap();
         losses.push(loss.item().unwrap());
         let g = loss.backward().unwrap();
         opt.step(&mut m.params, &g).unwrap();
     }
     let mut p = Parity::new("gpt2_tiny adamw");
-    for (i, (g, w)) in losses.iter().zip(&fx::f32s(&io, "adamw.losses").0).enumerate() {
+    for (i, (g, w)) in losses.iter().zip(&want).enumerate() {
         p.abs(&format!("loss before step {i}"), &[*g], &[*w], 1e-4 * w.abs() as f64);
     }
     p.finish();

@@ -22,8 +22,9 @@ fn minilm_matches_pytorch() {
     let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
     let config = BertConfig::from_json(&cfg, &cfg_path.display().to_string()).unwrap();
     let st = SafeTensorsFile::open(dir.join("model.safetensors")).unwrap();
+    let num_labels = fx::f32s(&io, "head.classifier.weight").1[0];
     let (mut bert, report) =
-        Bert::load(&e, &st, "minilm", config, BertTask::SequenceClassification { num_labels: 3 }, 0).unwrap();
+        Bert::load(&e, &st, "minilm", config, BertTask::SequenceClassification { num_labels }, 0).unwrap();
     assert!(report.is_clean(), "{report}");
     assert_eq!(report.ignored, vec!["embeddings.position_ids".to_string()]);
     assert_eq!(report.fresh.len(), 2, "only the head is new: {report}");
@@ -32,6 +33,7 @@ fn minilm_matches_pytorch() {
         bert.params.assign(name, &v).unwrap();
     }
 
+    let (_, ids_shape) = fx::f32s(&io, "input_ids");
     let ids = fx::u32s(&io, "input_ids");
     let types = fx::u32s(&io, "token_type_ids");
     let mask = fx::u32s(&io, "attention_mask");
@@ -40,8 +42,8 @@ fn minilm_matches_pytorch() {
         ids: &ids,
         type_ids: Some(&types),
         attention_mask: Some(&mask),
-        batch: 4,
-        seq: 16,
+        batch: ids_shape[0],
+        seq: ids_shape[1],
         embed_offset: None,
     };
 

@@ -1,7 +1,8 @@
 //! A3 parity: GPT-2 and Llama-style decoders (HF directories in ../shared/fixtures) against
 //! PyTorch float64: logits at every position, the causal-LM loss and the listed gradients
-//! (GPT-2's tied `wte` and square Conv1D `c_proj` included); plus KV-cache generation equal to
-//! full recomputation.
+//! (GPT-2's tied `wte` and square Conv1D `c_proj` included), on the shared fixture's ids and on
+//! the other shapes of tests/fixtures/decoders_inputs; plus KV-cache generation equal to full
+//! recomputation.
 
 mod common;
 
@@ -21,20 +22,43 @@ fn dir(name: &str) -> (serde_json::Value, String, SafeTensorsFile) {
     (v, cp.display().to_string(), SafeTensorsFile::open(d.join("model.safetensors")).unwrap())
 }
 
+/// (batch, sequence length) of the fixture's `input_ids`.
+fn batch_seq(io: &SafeTensorsFile) -> (usize, usize) {
+    let (_, shape) = fx::f32s(io, "input_ids");
+    assert_eq!(shape.len(), 2, "input_ids must be (batch, seq)");
+    (shape[0], shape[1])
+}
+
 /// Logits, loss and gradients of `case` for a model given as its logits function and params.
 fn check(case: &'static str, io: &SafeTensorsFile, logits: Tensor, params: &Params) {
-    let ids = fx::u32s(io, "input_ids");
     let mut p = Parity::new(case);
-    p.abs("logits", &logits.to_vec().unwrap(), &fx::f32s(io, "logits").0, 1e-3);
+    compare(&mut p, io, "", &serde_json::Map::new(), logits, params);
+    p.finish();
+}
+
+/// Against the references `{key}input_ids`, `{key}logits`, `{key}loss` and `{key}grad.NAME`,
+/// the last holding rows 0, s, 2s, ... of the gradient where `row_stride` names s (else all).
+fn compare(
+    p: &mut Parity,
+    io: &SafeTensorsFile,
+    key: &str,
+    row_stride: &serde_json::Map<String, serde_json::Value>,
+    logits: Tensor,
+    params: &Params,
+) {
+    let ids = fx::u32s(io, &format!("{key}input_ids"));
+    p.abs(&format!("{key}logits"), &logits.to_vec().unwrap(), &fx::f32s(io, &format!("{key}logits")).0, 1e-3);
     let loss = causal_lm_loss(&logits, &ids, None).unwrap();
-    p.abs("loss", &[loss.item().unwrap()], &fx::f32s(io, "loss").0, 1e-4);
+    p.abs(&format!("{key}loss"), &[loss.item().unwrap()], &fx::f32s(io, &format!("{key}loss")).0, 1e-4);
     let grads = loss.backward().unwrap();
     for info in io.tensors() {
-        let Some(name) = info.name.strip_prefix("grad.") else { continue };
-        let g = grads.get(params.by_path(name).unwrap()).unwrap_or_else(|| panic!("no gradient for {name}"));
-        p.rel(&info.name, &g.to_vec().unwrap(), &io.read_f32(&info.name).unwrap().0, 1e-3);
+        let Some(name) = info.name.strip_prefix(&format!("{key}grad.")) else { continue };
+        let t = params.by_path(name).unwrap();
+        let g = grads.get(t).unwrap_or_else(|| panic!("no gradient for {name}")).to_vec().unwrap();
+        let stride = row_stride.get(name).map_or(1, |s| s.as_u64().expect("row stride") as usize);
+        let rows: Vec<f32> = g.chunks(g.len() / t.shape()[0]).step_by(stride).flatten().copied().collect();
+        p.rel(&info.name, &rows, &io.read_f32(&info.name).unwrap().0, 1e-3);
     }
-    p.finish();
 }
 
 /// Greedy generation with the KV cache equals greedy decoding by full recomputation.
@@ -61,9 +85,10 @@ fn gpt2_tiny_matches_pytorch() {
     let (m, report) = Gpt2::load(&e, &st, "gpt2_tiny", Gpt2Config::from_json(&cfg, &path).unwrap()).unwrap();
     assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
     let ids = fx::u32s(&io, "input_ids");
-    let logits = m.logits(&ids, 2, 16, None).unwrap();
+    let (batch, seq) = batch_seq(&io);
+    let logits = m.logits(&ids, batch, seq, None).unwrap();
     check("gpt2_tiny", &io, logits, &m.params);
-    cache_matches_recompute(&e, &m, &ids[..5]);
+    cache_matches_recompute(&e, &m, &ids[..seq.min(5)]);
 }
 
 #[test]
@@ -75,9 +100,54 @@ fn llama_tiny_matches_pytorch() {
         Llama::load(&e, &st, "llama_tiny", LlamaConfig::from_json(&cfg, &path).unwrap()).unwrap();
     assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
     let ids = fx::u32s(&io, "input_ids");
-    let logits = m.logits(&ids, 2, 16, None).unwrap();
+    let (batch, seq) = batch_seq(&io);
+    let logits = m.logits(&ids, batch, seq, None).unwrap();
     check("llama_tiny", &io, logits, &m.params);
-    cache_matches_recompute(&e, &m, &ids[..5]);
+    cache_matches_recompute(&e, &m, &ids[..seq.min(5)]);
+}
+
+/// GPT-2 and Llama tiny on token ids of other shapes than the shared fixture's: every model,
+/// input and gradient row listed in tests/fixtures/decoders_inputs (tools/torch_parity_refs.py).
+#[test]
+fn decoders_match_pytorch_on_other_token_ids() {
+    let case = "decoders_match_pytorch_on_other_token_ids";
+    let Some((_g, e)) = common::gpu("model_decoders", case) else { return };
+    if fx::io(case, "gpt2_tiny").is_none() {
+        return;
+    }
+    let meta = fx::json(&fx::local_dir(), "decoders_inputs");
+    let io = SafeTensorsFile::open(fx::local_dir().join("decoders_inputs.safetensors")).unwrap();
+    let models = meta["models"].as_object().expect("models");
+    assert!(!models.is_empty(), "decoders_inputs lists no models");
+    let mut p = Parity::new("decoders_inputs");
+    for (name, spec) in models {
+        let (cfg, path, st) = dir(name);
+        let (m, params): (Box<dyn CausalLm>, Params) = match name.as_str() {
+            "gpt2_tiny" => {
+                let (m, _) = Gpt2::load(&e, &st, name, Gpt2Config::from_json(&cfg, &path).unwrap()).unwrap();
+                let params = m.params.clone();
+                (Box::new(m), params)
+            }
+            "llama_tiny" => {
+                let (m, _) =
+                    Llama::load(&e, &st, name, LlamaConfig::from_json(&cfg, &path).unwrap()).unwrap();
+                let params = m.params.clone();
+                (Box::new(m), params)
+            }
+            other => panic!("decoders_inputs names an unknown model {other}"),
+        };
+        let row_stride = spec["row_stride"].as_object().expect("row_stride");
+        let inputs = spec["inputs"].as_array().expect("inputs");
+        assert!(!inputs.is_empty(), "no inputs for {name}");
+        for input in inputs {
+            let key = format!("{name}.{}.", input["name"].as_str().expect("input name"));
+            let ids = fx::u32s(&io, &format!("{key}input_ids"));
+            let (_, shape) = fx::f32s(&io, &format!("{key}input_ids"));
+            let logits = m.logits(&ids, shape[0], shape[1], None).unwrap();
+            compare(&mut p, &io, &key, row_stride, logits, &params);
+        }
+    }
+    p.finish();
 }
 
 /// Real SmolLM2-135M (Q4_1 GGUF from the PyPI wheel): logits at every prompt position against
@@ -91,7 +161,9 @@ fn smollm2_gguf_matches_pytorch() {
     let (m, report) = Llama::from_gguf(&e, &path).unwrap();
     assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
     let mut p = Parity::new("smollm2");
-    for k in 0..2 {
+    let prompts = fx::json(&fx::fixtures_dir(), "smollm2")["prompts"].as_array().expect("prompts").len();
+    assert!(prompts > 0, "the fixture lists no prompts");
+    for k in 0..prompts {
         let ids = fx::u32s(&io, &format!("prompt{k}.input_ids"));
         let logits = {
             let _ng = e.no_grad();
@@ -103,9 +175,10 @@ fn smollm2_gguf_matches_pytorch() {
             &fx::f32s(&io, &format!("prompt{k}.logits")).0,
             1e-3,
         );
-        let opts = Generate { max_new_tokens: 8, sampling: Sampling::Greedy, seed: 0, eos: None };
+        let want = fx::u32s(&io, &format!("prompt{k}.greedy_ids"));
+        let opts = Generate { max_new_tokens: want.len(), sampling: Sampling::Greedy, seed: 0, eos: None };
         let got = generate(&m, &ids, &opts).unwrap();
-        assert_eq!(got, fx::u32s(&io, &format!("prompt{k}.greedy_ids")), "prompt{k}: greedy tokens");
+        assert_eq!(got, want, "prompt{k}: greedy tokens");
     }
     p.finish();
 }

@@ -185,25 +185,42 @@ impl EfficientNetLite {
 
     /// Pooled features `[N, 1280]`.
     pub fn features(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.features_inspected(x, mode, &mut |_, _| Ok(()))
+    }
+
+    /// [`features`](Self::features), showing `inspect` the input of every ReLU6 in forward
+    /// order, named after the BatchNorm that produced it (`_bn0`, `_blocks.{i}._bn0` when the
+    /// block expands, `_blocks.{i}._bn1`, then the head's `_bn1`). These pre-activations decide
+    /// which side of a kink each element takes, which float32 and float64 runs of the same
+    /// network can decide differently for values within rounding of 0 or 6; the parity tests
+    /// read them to compare gradients kink for kink.
+    pub fn features_inspected(
+        &self,
+        x: &Tensor,
+        mode: Mode,
+        inspect: &mut dyn FnMut(&str, &Tensor) -> Result<()>,
+    ) -> Result<Tensor> {
         let p = &self.params;
         if x.rank() != 4 || x.shape()[1] != 3 {
             return Err(Error::shape("efficientnet", x.shape(), &[0, 3, 0, 0], "input must be [N, 3, H, W]"));
         }
-        let cbr = |l: &(ConvLayer, BatchNorm2d), x: &Tensor| -> Result<Tensor> {
-            l.1.forward(p, &l.0.forward(p, x)?, mode)
+        let mut cbr6 = |l: &(ConvLayer, BatchNorm2d), x: &Tensor, name: &str| -> Result<Tensor> {
+            let z = l.1.forward(p, &l.0.forward(p, x)?, mode)?;
+            inspect(name, &z)?;
+            z.relu6()
         };
-        let mut h = cbr(&self.stem, x)?.relu6()?;
-        for blk in &self.blocks {
+        let mut h = cbr6(&self.stem, x, "_bn0")?;
+        for (i, blk) in self.blocks.iter().enumerate() {
             let mut y = match &blk.expand {
-                Some(l) => cbr(l, &h)?.relu6()?,
+                Some(l) => cbr6(l, &h, &format!("_blocks.{i}._bn0"))?,
                 None => h.clone(),
             };
-            y = cbr(&blk.depthwise, &y)?.relu6()?;
-            y = cbr(&blk.project, &y)?;
+            y = cbr6(&blk.depthwise, &y, &format!("_blocks.{i}._bn1"))?;
+            y = blk.project.1.forward(p, &blk.project.0.forward(p, &y)?, mode)?;
             let s = blk.spec;
             h = if s.stride == 1 && s.input == s.output { y.add(&h)? } else { y };
         }
-        let h = cbr(&self.head, &h)?.relu6()?;
+        let h = cbr6(&self.head, &h, "_bn1")?;
         let n = h.shape()[0];
         let c = h.shape()[1];
         adaptive_avg_pool2d(&h, (1, 1))?.reshape(&[n, c])
@@ -211,7 +228,18 @@ impl EfficientNetLite {
 
     /// Class logits `[N, classes]`.
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let f = self.features(x, mode)?;
+        self.forward_inspected(x, mode, &mut |_, _| Ok(()))
+    }
+
+    /// [`forward`](Self::forward) with the ReLU6 inputs shown to `inspect` (see
+    /// [`features_inspected`](Self::features_inspected)).
+    pub fn forward_inspected(
+        &self,
+        x: &Tensor,
+        mode: Mode,
+        inspect: &mut dyn FnMut(&str, &Tensor) -> Result<()>,
+    ) -> Result<Tensor> {
+        let f = self.features_inspected(x, mode, inspect)?;
         self.fc.forward(&self.params, &mode.dropout(&f, self.dropout, 1)?)
     }
 }

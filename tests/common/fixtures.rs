@@ -11,6 +11,18 @@ pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
 }
 
+/// tests/fixtures: the compact references checked in with the code (always present).
+pub fn local_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A fixture's JSON description (`NAME.json` in `dir`).
+pub fn json(dir: &std::path::Path, name: &str) -> serde_json::Value {
+    let p = dir.join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
 pub fn assets_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets")
 }
@@ -114,6 +126,11 @@ impl Parity {
             got.get(i).copied().unwrap_or(f32::NAN),
             want.get(i).copied().unwrap_or(f32::NAN),
         ));
+    }
+
+    /// A line for the report that checks nothing.
+    pub fn note(&mut self, line: String) {
+        self.lines.push(format!("info {line}"));
     }
 
     pub fn finish(self) {
