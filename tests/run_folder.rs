@@ -10,7 +10,7 @@ use std::path::Path;
 
 use driver_common::{fresh_engine, gpu, DigitsTask};
 use whet::optim::{Method, OptimConfig};
-use whet::train::{Driver, DriverConfig, Fingerprint, Resume, RunDir, StopFlag};
+use whet::train::{Driver, DriverConfig, Resume, RunDir, StopFlag};
 use whet::Error;
 
 fn optim(lr: f64) -> OptimConfig {
@@ -138,12 +138,19 @@ fn a_second_claimant_is_locked_out_until_the_first_lets_go() {
     let again = run(config(dir.path(), 2, Resume::IfSame), 1e-3).unwrap();
     assert_eq!(again.resumed_from, Some(2), "the same run, now free: resumed");
 
-    // A host key of its own makes another run.
-    let mut other = config(dir.path(), 2, Resume::IfSame);
-    other.fingerprint = Fingerprint::new();
-    other.fingerprint.set("host.data", "v2");
-    let err = run(other, 1e-3).unwrap_err();
-    assert!(err.to_string().contains("host.data: (absent) → v2"), "{err}");
+    // A host key is compared like the driver's own: another value is another run.
+    let host = |v: &str, resume: Resume| {
+        let mut c = config(dir.path(), 2, resume);
+        c.fingerprint.set("host.data", v);
+        c
+    };
+    let fresh = run(host("v1", Resume::Fresh), 1e-3).unwrap();
+    assert_eq!(fresh.resumed_from, None);
+    let err = run(host("v2", Resume::IfSame), 1e-3).unwrap_err();
+    assert!(err.to_string().contains("host.data: v1 → v2"), "{err}");
+    // A key only one build records (an older host, an older whet) is not a change of the run.
+    let s = run(config(dir.path(), 2, Resume::IfSame), 1e-3).unwrap();
+    assert_eq!(s.resumed_from, Some(2), "host.data recorded by one side only: resumed");
 }
 
 #[test]

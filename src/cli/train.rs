@@ -43,7 +43,7 @@ pub fn train(
         Opening::Fresh => {
             println!("started over: the earlier run's files in {} were removed", outcome.dir.display())
         }
-        Opening::Resume { extended } if !extended.is_empty() => println!(
+        Opening::Resume { extended, .. } if !extended.is_empty() => println!(
             "extending the run in {} (the learning-rate schedule follows the new length):\n  {}",
             outcome.dir.display(),
             extended.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("\n  ")

@@ -47,6 +47,11 @@ fn flatten(prefix: &str, v: &serde_json::Value, fp: &mut Fingerprint) {
     }
     match v {
         serde_json::Value::Object(map) => {
+            // The table itself is a key too: `train.lora` going from null to a table is a
+            // change of one key, not keys that appear (which would read as another build's).
+            if !prefix.is_empty() {
+                fp.set(format!("recipe.{prefix}"), "{table}");
+            }
             for (k, v) in map {
                 let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
                 flatten(&key, v, fp);
@@ -60,5 +65,45 @@ fn flatten(prefix: &str, v: &serde_json::Value, fp: &mut Fingerprint) {
                 fp.set(key, leaf.to_string());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipe(dir: &Path, train: &str) -> Recipe {
+        let model = dir.join("model.safetensors");
+        let data = dir.join("data.tsv");
+        std::fs::write(&model, b"weights").unwrap();
+        std::fs::write(&data, "text\tlabel\nhi\ta\n").unwrap();
+        let text = format!(
+            "[model]\nkind = \"bert\"\npath = \"{}\"\n[data]\nkind = \"text\"\ntrain = \"{}\"\n[train]\n{train}\n",
+            model.display(),
+            data.display()
+        );
+        Recipe::parse(&text, &dir.join("r.toml"), dir).unwrap()
+    }
+
+    #[test]
+    fn a_table_appearing_is_a_change_of_its_key_not_a_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = recipe_fingerprint(&recipe(dir.path(), "lr = 1e-4")).unwrap();
+        let lora = recipe(dir.path(), "lr = 1e-4\nlora = { rank = 8, alpha = 16.0, targets = \"*query*\" }");
+        let changes = recipe_fingerprint(&lora).unwrap().changes_from(&plain);
+        let both_sides: Vec<String> =
+            changes.iter().filter(|c| c.old.is_some() && c.new.is_some()).map(|c| c.to_string()).collect();
+        assert_eq!(both_sides, ["recipe.train.lora: null → {table}"], "{changes:?}");
+    }
+
+    #[test]
+    fn reporting_keys_do_not_count_and_length_keys_extend() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = recipe_fingerprint(&recipe(dir.path(), "epochs = 2\ncheckpoint_every = 5")).unwrap();
+        let b = recipe_fingerprint(&recipe(dir.path(), "epochs = 3\ncheckpoint_every = 7")).unwrap();
+        let changes = b.changes_from(&a);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(b.is_extendable(&changes[0].key), "{changes:?}");
+        assert!(a.get("file.model.path").is_some_and(|d| d.contains("sha256")), "{a:?}");
     }
 }

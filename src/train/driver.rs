@@ -345,7 +345,12 @@ impl Driver {
             return Err(Error::arg("driver", "the task has no training items"));
         }
         let extended = match dir.opening() {
-            Opening::Resume { extended } => extended.iter().map(|c| c.to_string()).collect(),
+            Opening::Resume { extended, one_sided } => {
+                for c in one_sided {
+                    log::info!("{}: recorded by only one whet build, not compared ({c})", out.display());
+                }
+                extended.iter().map(|c| c.to_string()).collect()
+            }
             _ => Vec::new(),
         };
         let digest = self.digest(n);

@@ -7,7 +7,10 @@
 //! - no `run.json` (and no checkpoints): a new run; `run.json` is written once the folder is
 //!   locked;
 //! - the same fingerprint: resume (keys that only set the run's length may differ: the run is
-//!   extended, and `run.json` records the new length);
+//!   extended, and `run.json` records the new length). A key recorded on one side only is
+//!   one that another build of whet (or of the host) records and this one does not, or the
+//!   reverse, never a user's edit (every build records all of its keys, `null` included):
+//!   it is reported, not refused, so an upgrade resumes its runs;
 //! - another fingerprint: refused before anything in the folder is touched, naming every key
 //!   that differs, old → new ([`Error::RunMismatch`]), unless the caller asked to start over
 //!   ([`Resume::Fresh`]), which clears the previous run's files first;
@@ -65,8 +68,9 @@ pub enum Opening {
     /// Nothing of an earlier run.
     New,
     /// The same run: continue from its latest checkpoint. `extended` lists the length keys
-    /// (epochs, max steps) that changed.
-    Resume { extended: Vec<Change> },
+    /// (epochs, max steps) that changed; `one_sided` the keys only one of the two builds
+    /// records.
+    Resume { extended: Vec<Change>, one_sided: Vec<Change> },
     /// An earlier run's files were removed ([`Resume::Fresh`]).
     Fresh,
 }
@@ -102,7 +106,7 @@ impl RunDir {
             clear(dir)?;
         }
         let rewrite = match &opening {
-            Opening::Resume { extended } => !extended.is_empty(),
+            Opening::Resume { extended, one_sided } => !extended.is_empty() || !one_sided.is_empty(),
             _ => true,
         };
         if rewrite {
@@ -169,19 +173,23 @@ fn decide(dir: &Path, fp: &Fingerprint, resume: Resume) -> Result<Opening> {
     if resume == Resume::Refuse {
         return Err(Error::RunExists { dir: dir.display().to_string() });
     }
-    // A key that one whet version records and another does not is not a change of the run.
-    let other_version = stored.whet != env!("CARGO_PKG_VERSION");
-    let (extended, hard): (Vec<Change>, Vec<Change>) = fp
-        .changes_from(&stored.fingerprint)
-        .into_iter()
-        .partition(|c| fp.is_extendable(&c.key) || (other_version && (c.old.is_none() || c.new.is_none())));
+    let (mut extended, mut one_sided, mut hard) = (Vec::new(), Vec::new(), Vec::new());
+    for c in fp.changes_from(&stored.fingerprint) {
+        if fp.is_extendable(&c.key) {
+            extended.push(c);
+        } else if c.old.is_none() || c.new.is_none() {
+            one_sided.push(c);
+        } else {
+            hard.push(c);
+        }
+    }
     if !hard.is_empty() {
         return Err(Error::RunMismatch {
             dir: dir.display().to_string(),
             changes: hard.iter().map(Change::to_string).collect(),
         });
     }
-    Ok(Opening::Resume { extended })
+    Ok(Opening::Resume { extended, one_sided })
 }
 
 fn read_run_file(dir: &Path) -> Result<Option<RunFile>> {
