@@ -324,13 +324,14 @@ impl Engine {
         })))
     }
 
-    /// The default engine, or `None` (with the reason printed to stderr) when no adapter exists.
+    /// The default engine, or `None` (with the reason as a `log` warning) when no adapter exists.
     /// Meant for tests and examples that must still run their CPU parts without a GPU.
     pub fn try_default() -> Option<Engine> {
         match Engine::new(EngineOptions::default()) {
             Ok(e) => Some(e),
             Err(err) => {
-                eprintln!("whet: NO GPU ADAPTER, GPU checks skipped: {err}");
+                // A library writes no output of its own: the caller says what it skips.
+                log::warn!("no GPU adapter: {err}");
                 None
             }
         }
