@@ -122,7 +122,17 @@ impl TextTable {
             None => TableFormat::from_path(path)?,
         };
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let body = bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(&bytes);
+        Self::from_bytes(path, &bytes, &TableOptions { format: Some(format), ..opts.clone() })
+    }
+
+    /// [`TextTable::open`] for bytes already in memory; `path` names them in errors (and gives
+    /// the format when `opts.format` is `None`).
+    pub fn from_bytes(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<TextTable> {
+        let format = match opts.format {
+            Some(f) => f,
+            None => TableFormat::from_path(path)?,
+        };
+        let body = bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(bytes);
         let fail = |line: Option<usize>, message: String| Error::Format {
             path: path.display().to_string(),
             line,
@@ -213,11 +223,6 @@ fn resolve_fixed(map: &LabelMap, label: Option<&RawLabel>) -> std::result::Resul
     }
 }
 
-/// Byte offset -> 1-based line, given the line of `base` and the bytes in between.
-fn line_at(bytes: &[u8], base: usize, base_line: usize, at: usize) -> usize {
-    base_line + bytes.get(base..at).map_or(0, |s| s.iter().filter(|&&b| b == b'\n').count())
-}
-
 /// A record's raw fields and the line it starts on.
 struct RawRecord {
     line: usize,
@@ -268,6 +273,9 @@ impl<'a> Records<'a> {
     fn parse(&mut self, start: usize, start_line: usize) -> std::result::Result<RawRecord, Bad> {
         let b = self.b;
         let mut i = start;
+        // The line of byte `i`, counted as bytes are consumed (recounting from the record's
+        // start at each field would be quadratic in a record of many quoted fields).
+        let mut line = start_line;
         let mut fields = Vec::new();
         let max = self.max;
         let too_long =
@@ -275,7 +283,7 @@ impl<'a> Records<'a> {
         loop {
             let mut field = Vec::new();
             if self.quoting && b.get(i) == Some(&b'"') {
-                let open_line = line_at(b, start, start_line, i);
+                let open_line = line;
                 i += 1;
                 loop {
                     if i - start > max {
@@ -299,6 +307,7 @@ impl<'a> Records<'a> {
                         }
                         Some(&c) => {
                             field.push(c);
+                            line += usize::from(c == b'\n');
                             i += 1;
                         }
                     }
@@ -309,7 +318,7 @@ impl<'a> Records<'a> {
                     Some(b'\r') if matches!(b.get(i + 1), None | Some(b'\n')) => i += 1,
                     Some(&c) => {
                         return Err((
-                            line_at(b, start, start_line, i),
+                            line,
                             format!("unexpected {:?} after a closing quote (a quote inside a quoted field is written \"\")", c as char),
                         ))
                     }
@@ -334,12 +343,13 @@ impl<'a> Records<'a> {
                 Some(&c) if c == self.delim => i += 1,
                 Some(b'\n') => {
                     i += 1;
+                    line += 1;
                     break;
                 }
                 _ => break,
             }
         }
-        self.line = line_at(b, start, start_line, i);
+        self.line = line;
         self.pos = i;
         Ok(RawRecord { line: start_line, fields })
     }
@@ -376,14 +386,19 @@ fn read_delimited(
     let names = (0..header.fields.len())
         .map(|k| field_str(&header, k).map(|s| s.trim().to_string()))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    for (k, n) in names.iter().enumerate() {
-        if names[..k].contains(n) {
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    for n in &names {
+        if !seen.insert(n.as_str()) {
             return Err((header.line, format!("column '{n}' appears twice in the header")));
         }
     }
     let column = |want: &str| {
         names.iter().position(|n| n == want).ok_or_else(|| {
-            (header.line, format!("no column '{want}' in the header (columns: {})", names.join(", ")))
+            let mut shown: Vec<&str> = names.iter().take(20).map(String::as_str).collect();
+            if names.len() > 20 {
+                shown.push("...");
+            }
+            (header.line, format!("no column '{want}' in the header (columns: {})", shown.join(", ")))
         })
     };
     let text_col = column(&opts.text)?;

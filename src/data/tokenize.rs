@@ -83,8 +83,13 @@ impl TextTokenizer {
     /// batch functions do both explicitly); its pad id, if set, is kept.
     pub fn from_file(path: &Path) -> Result<TextTokenizer> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// [`TextTokenizer::from_file`] for bytes already in memory; `path` names them in errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<TextTokenizer> {
         let tok = guarded("parsing", || {
-            Tokenizer::from_bytes(&bytes).map_err(|e| match e.downcast_ref::<serde_json::Error>() {
+            Tokenizer::from_bytes(bytes).map_err(|e| match e.downcast_ref::<serde_json::Error>() {
                 Some(j) => {
                     format!("not a valid tokenizer.json (line {}, column {}): {j}", j.line(), j.column())
                 }
@@ -101,7 +106,12 @@ impl TextTokenizer {
     /// pre-tokenizer named by `tokenizer.ggml.pre` (`gpt2`/`default`, or `smollm`, which splits
     /// digits one by one as SmolLM's tokenizer.json does).
     pub fn from_gguf(path: &Path) -> Result<TextTokenizer> {
-        let g = GgufFile::open(path)?;
+        Self::from_gguf_file(&GgufFile::open(path)?)
+    }
+
+    /// [`TextTokenizer::from_gguf`] for a GGUF file already open.
+    pub fn from_gguf_file(g: &GgufFile) -> Result<TextTokenizer> {
+        let path = g.path();
         let model = g.get_str("tokenizer.ggml.model")?;
         if model != "gpt2" {
             return Err(fmt_err(

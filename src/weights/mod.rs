@@ -9,6 +9,7 @@ mod open;
 pub mod pickle;
 pub mod quant;
 pub mod safetensors;
+mod safetensors_header;
 pub mod torch;
 
 pub use open::open;
