@@ -218,8 +218,15 @@ impl TextTokenizer {
         if vocab == 0 {
             return Err(fmt_err(path, "the vocabulary is empty"));
         }
-        let mut bad: Vec<(String, u32)> =
-            tok.get_vocab(true).into_iter().filter(|(_, id)| *id as usize >= vocab).collect();
+        // When every id below `vocab` names a token, the (at most `vocab`) tokens fill exactly
+        // those ids and none lies outside; only otherwise is the vocabulary copied (a 4M-token
+        // file would spend seconds and hundreds of MiB on the copy) to find the one that does.
+        let dense = (0..vocab).all(|i| u32::try_from(i).ok().and_then(|i| tok.id_to_token(i)).is_some());
+        let mut bad: Vec<(String, u32)> = if dense {
+            Vec::new()
+        } else {
+            tok.get_vocab(true).into_iter().filter(|(_, id)| *id as usize >= vocab).collect()
+        };
         bad.sort_by_key(|b| b.1);
         if let Some((t, id)) = bad.last() {
             return Err(fmt_err(

@@ -79,12 +79,55 @@ pub struct Loaded {
     pub storages: Vec<Arc<StorageRef>>,
 }
 
+/// Make room for one more element of `v`, charging the budget for the vector's new capacity
+/// (the stacks are charged for what they hold at their fullest, not for every push).
+fn grow<T>(v: &mut Vec<T>, budget: &mut Budget) -> Result<(), String> {
+    if v.len() == v.capacity() {
+        let extra = v.capacity().max(4);
+        budget.charge(extra * std::mem::size_of::<T>())?;
+        v.reserve_exact(extra);
+    }
+    Ok(())
+}
+
+/// The memo: indices are dense in practice (BINPUT counts up, MEMOIZE appends), so they live
+/// in a vector (one value slot an entry); a crafted far index goes to a hash map instead.
+#[derive(Default)]
+struct Memo {
+    dense: Vec<Value>,
+    sparse: HashMap<u32, Value>,
+}
+
+impl Memo {
+    fn len(&self) -> usize {
+        self.dense.len() + self.sparse.len()
+    }
+
+    fn get(&self, idx: u32) -> Option<&Value> {
+        self.dense.get(idx as usize).or_else(|| self.sparse.get(&idx))
+    }
+
+    fn put(&mut self, idx: u32, v: Value, budget: &mut Budget) -> Result<(), String> {
+        let i = idx as usize;
+        if i < self.dense.len() {
+            self.dense[i] = v;
+        } else if i == self.dense.len() {
+            grow(&mut self.dense, budget)?;
+            self.sparse.remove(&idx);
+            self.dense.push(v);
+        } else if self.sparse.insert(idx, v).is_none() {
+            budget.charge(cost::MEMO)?;
+        }
+        Ok(())
+    }
+}
+
 /// The stack machine's state.
 struct Machine<'a> {
     r: Reader<'a>,
     stack: Vec<Value>,
     marks: Vec<usize>,
-    memo: HashMap<u32, Value>,
+    memo: Memo,
     storages: Vec<Arc<StorageRef>>,
     budget: Budget,
 }
@@ -95,7 +138,7 @@ pub fn load(buf: &[u8]) -> Result<Loaded, String> {
         r: Reader { buf, pos: 0 },
         stack: Vec::new(),
         marks: Vec::new(),
-        memo: HashMap::new(),
+        memo: Memo::default(),
         storages: Vec::new(),
         budget: Budget::for_input(buf.len()),
     };
@@ -112,7 +155,7 @@ pub fn load(buf: &[u8]) -> Result<Loaded, String> {
 
 impl Machine<'_> {
     fn push(&mut self, v: Value) -> Result<(), String> {
-        self.budget.charge(cost::VALUE)?;
+        grow(&mut self.stack, &mut self.budget)?;
         self.stack.push(v);
         Ok(())
     }
@@ -155,7 +198,7 @@ impl Machine<'_> {
                 self.r.u64()?;
             }
             b'(' => {
-                self.budget.charge(std::mem::size_of::<usize>())?;
+                grow(&mut self.marks, &mut self.budget)?;
                 self.marks.push(self.stack.len());
             }
             b'0' => {
@@ -243,14 +286,13 @@ impl Machine<'_> {
                     _ => self.memo.len() as u32,
                 };
                 let v = self.top("BINPUT")?.clone();
-                self.budget.charge(cost::MEMO)?;
-                self.memo.insert(idx, v);
+                self.memo.put(idx, v, &mut self.budget)?;
             }
             _ => {
                 let idx = if op == b'h' { self.r.u8()? as u32 } else { self.r.u32()? };
                 let v = self
                     .memo
-                    .get(&idx)
+                    .get(idx)
                     .ok_or_else(|| format!("BINGET of unknown memo index {idx} at byte {at}"))?
                     .clone();
                 self.push(v)?;
@@ -305,7 +347,7 @@ impl Machine<'_> {
     }
 
     fn tuple(&mut self, items: Vec<Value>) -> Result<(), String> {
-        self.budget.charge(cost::CONTAINER + items.len() * cost::VALUE)?;
+        self.budget.charge(cost::CONTAINER + items.len() * std::mem::size_of::<Value>())?;
         let t = Tuple::new(items)?;
         self.push(Value::Tuple(Rc::new(t)))
     }
@@ -332,7 +374,7 @@ impl Machine<'_> {
             return Err(format!("{op} on a {}, not a list", self.top(op)?.kind()));
         };
         let l = l.clone();
-        self.budget.charge(items.len() * cost::VALUE)?;
+        self.budget.charge(items.len() * cost::LIST_ITEM)?;
         l.extend(items)
     }
 
