@@ -80,6 +80,22 @@ pub fn decode(path: &Path, limits: &ImageLimits) -> Result<RgbImage> {
     decode_bytes(path, &bytes, limits)
 }
 
+/// Memory [`decode`] may hold for `path` at its peak (the file, the decoder's widest buffer,
+/// the RGB result), judged from the file's size and header alone; 0 when there is nothing to
+/// decode (not a regular file, unreadable header: `decode` then fails without allocating).
+pub fn decode_cost(path: &Path, limits: &ImageLimits) -> u64 {
+    let Ok(meta) = std::fs::metadata(path) else { return 0 };
+    if !meta.is_file() || meta.len() > limits.max_file_bytes {
+        return 0;
+    }
+    let dims = ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .ok()
+        .and_then(|r| r.into_dimensions().ok());
+    let px = dims.map_or(0, |(w, h)| w as u64 * h as u64);
+    meta.len() + (px * 8).min(limits.max_alloc) + px * 3
+}
+
 /// [`decode`] for bytes already in memory; `path` names them in errors.
 pub fn decode_bytes(path: &Path, bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage> {
     if bytes.is_empty() {
