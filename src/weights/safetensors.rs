@@ -92,8 +92,11 @@ impl SafeTensorsFile {
     }
 }
 
-/// Validate the layout; returns (start of data, entries, metadata) or a message.
-fn parse(buf: &[u8]) -> std::result::Result<(usize, Vec<Entry>, Vec<(String, String)>), String> {
+/// Start of the data, tensor entries, and `__metadata__`.
+type Layout = (usize, Vec<Entry>, Vec<(String, String)>);
+
+/// Validate the layout, or say what is wrong.
+fn parse(buf: &[u8]) -> std::result::Result<Layout, String> {
     if buf.len() < 8 {
         return Err(format!("{} bytes is too short for a safetensors header length", buf.len()));
     }

@@ -21,7 +21,10 @@ use super::{refused, Outcome};
 /// The size the bound is promised for.
 const BIG: usize = 64 << 20;
 
-pub const CASES: &[(&str, fn() -> Outcome)] = &[
+/// A crafted file: it builds its input, reads it, and checks the outcome.
+pub type Case = fn() -> Outcome;
+
+pub const CASES: &[(&str, Case)] = &[
     ("pickle_billion_laughs", pickle_billion_laughs),
     ("pickle_deep_tuples", pickle_deep_tuples),
     ("pickle_mark_flood", pickle_mark_flood),
