@@ -35,9 +35,10 @@ fn replay(kind: &str) -> usize {
         let data = std::fs::read(path).unwrap();
         let entry = fuzzing::entry(target).unwrap();
         let r = std::panic::catch_unwind(|| entry(&data));
+        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
         match r {
-            Ok(Ok(())) => eprintln!("{kind}/{target}/{}: ok", path.display()),
-            Ok(Err(e)) => eprintln!("{kind}/{target}/{}: typed error: {e}", path.display()),
+            Ok(Ok(())) => eprintln!("{kind}/{target}/{name}: ok"),
+            Ok(Err(e)) => eprintln!("{kind}/{target}/{name}: typed error: {e}"),
             Err(_) => panic!("{}: the {target} entry point panicked", path.display()),
         }
     }
