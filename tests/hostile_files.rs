@@ -120,6 +120,7 @@ cases!(
     safetensors_long_shape,
     csv_wide_header,
     csv_quoted_fields,
+    csv_many_labels,
     image_16384x1,
     image_strip_resize,
     tokenizer_huge_vocab,

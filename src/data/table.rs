@@ -161,8 +161,9 @@ impl TextTable {
                 LabelMap::empty()
             }
             (Some(_), Some(fixed)) => {
+                let index = LabelIndex::new(fixed);
                 for r in rows {
-                    match resolve_fixed(fixed, r.label.as_ref()) {
+                    match resolve_fixed(&index, r.label.as_ref()) {
                         Ok(l) => {
                             items.push(TextItem { text: r.text, pair: r.pair, label: Some(l), line: r.line })
                         }
@@ -175,8 +176,9 @@ impl TextTable {
                 let names: Vec<String> =
                     rows.iter().filter_map(|r| r.label.as_ref().map(label_name)).collect();
                 let map = LabelMap::from_observed(names.iter().map(String::as_str));
+                let index = LabelIndex::new(&map);
                 for (r, name) in rows.into_iter().zip(&names) {
-                    let label = map.index(name);
+                    let label = index.get(name);
                     items.push(TextItem { text: r.text, pair: r.pair, label, line: r.line });
                 }
                 map
@@ -203,7 +205,26 @@ fn label_name(l: &RawLabel) -> String {
     }
 }
 
-fn resolve_fixed(map: &LabelMap, label: Option<&RawLabel>) -> std::result::Result<usize, String> {
+/// Class indices by name, hashed once per table (a row per class would make
+/// [`LabelMap::index`]'s scan quadratic).
+struct LabelIndex<'a> {
+    map: &'a LabelMap,
+    by_name: std::collections::HashMap<&'a str, usize>,
+}
+
+impl<'a> LabelIndex<'a> {
+    fn new(map: &'a LabelMap) -> Self {
+        let by_name = map.names().iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        LabelIndex { map, by_name }
+    }
+
+    fn get(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+}
+
+fn resolve_fixed(index: &LabelIndex, label: Option<&RawLabel>) -> std::result::Result<usize, String> {
+    let map = index.map;
     let known = || {
         let mut s: Vec<&str> = map.names().iter().take(10).map(String::as_str).collect();
         if map.len() > 10 {
@@ -214,10 +235,10 @@ fn resolve_fixed(map: &LabelMap, label: Option<&RawLabel>) -> std::result::Resul
     match label {
         None => Err("missing label".into()),
         Some(RawLabel::Name(n)) => {
-            map.index(n).ok_or_else(|| format!("unknown label '{n}' (known: {})", known()))
+            index.get(n).ok_or_else(|| format!("unknown label '{n}' (known: {})", known()))
         }
-        Some(RawLabel::Int(i)) => map
-            .index(&i.to_string())
+        Some(RawLabel::Int(i)) => index
+            .get(&i.to_string())
             .or_else(|| usize::try_from(*i).ok().filter(|&k| k < map.len()))
             .ok_or_else(|| format!("label {i} is out of range for {} classes ({})", map.len(), known())),
     }

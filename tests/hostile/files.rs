@@ -41,6 +41,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("safetensors_long_shape", safetensors_long_shape),
     ("csv_wide_header", csv_wide_header),
     ("csv_quoted_fields", csv_quoted_fields),
+    ("csv_many_labels", csv_many_labels),
     ("image_16384x1", image_16384x1),
     ("image_strip_resize", image_strip_resize),
     ("tokenizer_huge_vocab", tokenizer_huge_vocab),
@@ -229,6 +230,17 @@ fn csv_quoted_fields() -> Outcome {
     csv.push_str("\"y\"\n");
     let r = TextTable::from_bytes(Path::new("quoted.csv"), csv.as_bytes(), &table_opts());
     refused(r, "quoted.csv", "expected 2 fields as in the header, found 1000001")
+}
+
+/// Two million rows, each its own class (a label lookup by scanning: 2·10¹² comparisons).
+fn csv_many_labels() -> Outcome {
+    let n = 2_000_000;
+    let mut csv = String::from("text,label\n");
+    (0..n).for_each(|i| csv.push_str(&format!("t,L{i}\n")));
+    let t = TextTable::from_bytes(Path::new("labels.csv"), csv.as_bytes(), &table_opts()).unwrap();
+    assert_eq!((t.items.len(), t.labels.len()), (n, n));
+    assert_eq!(t.labels.name(t.items[n - 1].label.unwrap()), Some(format!("L{}", n - 1).as_str()));
+    Outcome::Loaded(format!("{n} rows of {n} classes"))
 }
 
 /// A 16384×1 PNG: within the width limit, but 4,194,304×256 after resizing the short side.
