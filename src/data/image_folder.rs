@@ -349,11 +349,14 @@ impl ImageFolder {
         }
         let labels = LabelMap::new(walk.classes.iter().cloned().collect())?;
 
+        // Hashed once: one scan of the class list per file would be quadratic.
+        let class_index: std::collections::HashMap<&str, usize> =
+            labels.names().iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
         let mut splits: [Vec<ImageItem>; 3] = Default::default();
         for (k, range) in spans {
             for i in range {
                 if let (Some((path, class)), Some(None)) = (walk.files.get(i), verdicts.get(i)) {
-                    let label = labels.index(class).unwrap_or(0);
+                    let label = class_index.get(class.as_str()).copied().unwrap_or(0);
                     splits[k].push(ImageItem { path: path.clone(), label });
                 }
             }
