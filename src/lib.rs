@@ -27,6 +27,8 @@ pub mod data;
 pub mod engine;
 pub mod error;
 pub mod eval;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod graph;
 pub mod models;
 pub mod nn;

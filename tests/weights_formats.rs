@@ -8,7 +8,7 @@ mod real_assets;
 use std::path::Path;
 
 use real_assets::{asset, data, fixture, scratch};
-use whet::weights::gguf::{GgufFile, MetaValue};
+use whet::weights::gguf::{GgufFile, MetaArray, MetaValue};
 use whet::weights::gguf_llama::{unpermute_rows, GgufLlama};
 use whet::weights::hf_dir::HfDir;
 use whet::weights::safetensors::SafeTensorsFile;
@@ -244,10 +244,7 @@ fn synthetic_gguf_metadata_shapes_and_values() {
     assert_eq!(g.get_f32("k.f64").unwrap(), 1.5);
     assert_eq!(g.get_str_array("tokenizer.ggml.tokens").unwrap(), ["<s>", "a", "b c"]);
     assert_eq!(g.get_int_array("tokenizer.ggml.token_type").unwrap(), [3, 1, -1]);
-    assert_eq!(
-        g.get_array("k.nested").unwrap(),
-        [MetaValue::Array(vec![MetaValue::U8(7), MetaValue::U8(9)])]
-    );
+    assert_eq!(g.get_array("k.nested").unwrap(), &MetaArray::Array(vec![MetaArray::U8(vec![7, 9])]));
     assert!(err_of(g.get_str("k.u8")).contains("metadata 'k.u8' is u8, expected a string"));
     assert!(err_of(g.get_u32("missing")).contains("missing metadata key 'missing'"));
     // Dims [3, 2] innermost-first are 2 rows of 3, row-major.

@@ -2,7 +2,10 @@
 //! normalised CHW f32 tensor the way torchvision's `Resize + CenterCrop + Normalize` does.
 //!
 //! Decoding trusts the content, not the extension, and refuses a file from its header (claimed
-//! dimensions, byte size, allocation) before any pixel buffer is allocated.
+//! dimensions, aspect ratio, byte size, allocation) before any pixel buffer is allocated. The
+//! aspect bound matters after decoding too: resizing the shorter side of a 16384×1 strip to 256
+//! would make a 4,194,304×256 image, so resizing is bounded by pixel count as well
+//! ([`MAX_RESIZED_PIXELS`]) whatever image it is handed.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -23,13 +26,29 @@ pub struct ImageLimits {
     pub max_file_bytes: u64,
     /// Memory the decoder may allocate for one image.
     pub max_alloc: u64,
+    /// Longest side over shortest side: `max_aspect`:1 at most (panoramas are ~10:1).
+    pub max_aspect: u32,
 }
 
 impl Default for ImageLimits {
     fn default() -> Self {
-        ImageLimits { max_width: 16384, max_height: 16384, max_file_bytes: 64 << 20, max_alloc: 512 << 20 }
+        ImageLimits {
+            max_width: 16384,
+            max_height: 16384,
+            max_file_bytes: 64 << 20,
+            max_alloc: 512 << 20,
+            max_aspect: 64,
+        }
     }
 }
+
+/// Most pixels a resize may produce (4096², 192 MiB as f32 RGB): the longer side of an extreme
+/// strip is cropped about its centre first, so only images beyond the aspect limit change.
+pub const MAX_RESIZED_PIXELS: u64 = 1 << 24;
+
+/// Largest crop and resize sides an [`ImageSpec`] may ask for (a crop must fit in
+/// [`MAX_RESIZED_PIXELS`]).
+pub const MAX_SIDE: u32 = 4096;
 
 fn bad(path: &Path, message: impl Into<String>) -> Error {
     Error::Format { path: path.display().to_string(), line: None, message: message.into() }
@@ -59,6 +78,22 @@ pub fn decode(path: &Path, limits: &ImageLimits) -> Result<RgbImage> {
     }
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     decode_bytes(path, &bytes, limits)
+}
+
+/// Memory [`decode`] may hold for `path` at its peak (the file, the decoder's widest buffer,
+/// the RGB result), judged from the file's size and header alone; 0 when there is nothing to
+/// decode (not a regular file, unreadable header: `decode` then fails without allocating).
+pub fn decode_cost(path: &Path, limits: &ImageLimits) -> u64 {
+    let Ok(meta) = std::fs::metadata(path) else { return 0 };
+    if !meta.is_file() || meta.len() > limits.max_file_bytes {
+        return 0;
+    }
+    let dims = ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .ok()
+        .and_then(|r| r.into_dimensions().ok());
+    let px = dims.map_or(0, |(w, h)| w as u64 * h as u64);
+    meta.len() + (px * 8).min(limits.max_alloc) + px * 3
 }
 
 /// [`decode`] for bytes already in memory; `path` names them in errors.
@@ -106,6 +141,15 @@ pub fn decode_bytes(path: &Path, bytes: &[u8], limits: &ImageLimits) -> Result<R
                 format!(
                     "claims {w}x{h} pixels, over the limit of {}x{} (refused before decoding)",
                     limits.max_width, limits.max_height
+                ),
+            ));
+        }
+        if w.max(h) as u64 > w.min(h) as u64 * limits.max_aspect as u64 {
+            return Err(bad(
+                path,
+                format!(
+                    "{w}x{h} pixels is more elongated than the limit of {}:1 (refused before decoding)",
+                    limits.max_aspect
                 ),
             ));
         }
@@ -163,12 +207,12 @@ impl ImageSpec {
         ImageSpec { size, resize: (size as u64 * 256 / 224) as u32, ..self.clone() }
     }
 
-    /// Sizes positive, standard deviations positive and finite.
+    /// Sizes positive and at most [`MAX_SIDE`], standard deviations positive and finite.
     pub fn validate(&self) -> Result<()> {
-        if self.size == 0 || self.resize == 0 {
+        if self.size == 0 || self.resize == 0 || self.size > MAX_SIDE || self.resize > MAX_SIDE {
             return Err(Error::arg(
                 "ImageSpec",
-                format!("size {} and resize {} must be positive", self.size, self.resize),
+                format!("size {} and resize {} must be in 1..={MAX_SIDE}", self.size, self.resize),
             ));
         }
         if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || self.mean.iter().any(|m| !m.is_finite()) {
@@ -317,17 +361,36 @@ impl Pixels {
     }
 }
 
-/// Resize so the shorter side is `short` (the longer side truncated, as torchvision does), with
-/// a triangle (bilinear, antialiased) filter.
+/// Size of `w`×`h` with the shorter side resized to `short` (the longer side truncated, as
+/// torchvision does).
+pub fn resized_size(w: u32, h: u32, short: u32) -> (u32, u32) {
+    let (w, h, s) = (w.max(1) as u64, h.max(1) as u64, short as u64);
+    let (nw, nh) = if w <= h { (s, s * h / w) } else { (s * w / h, s) };
+    (nw.clamp(1, u32::MAX as u64) as u32, nh.clamp(1, u32::MAX as u64) as u32)
+}
+
+/// Resize so the shorter side is `short`, with a triangle (bilinear, antialiased) filter. An
+/// image that would come out larger than [`MAX_RESIZED_PIXELS`] (only a strip beyond the aspect
+/// limit can) is first cropped about its centre along the longer side.
 fn resize_shorter(img: &RgbImage, short: u32) -> RgbImage {
-    let (w, h) = (img.width() as u64, img.height() as u64);
+    let (w, h) = (img.width(), img.height());
     if w == 0 || h == 0 || short == 0 {
         return RgbImage::new(0, 0);
     }
-    let (nw, nh) =
-        if w <= h { (short as u64, short as u64 * h / w) } else { (short as u64 * w / h, short as u64) };
-    let (nw, nh) = (nw.max(1) as u32, nh.max(1) as u32);
-    if (nw, nh) == (img.width(), img.height()) {
+    let (nw, nh) = resized_size(w, h, short);
+    if nw as u64 * nh as u64 > MAX_RESIZED_PIXELS {
+        // Longest allowed output side, and the source span that maps onto it.
+        let long = (MAX_RESIZED_PIXELS / short as u64).max(short as u64);
+        let (sw, sh) = if w <= h {
+            (w, (long * w as u64 / short as u64).clamp(1, h as u64) as u32)
+        } else {
+            ((long * h as u64 / short as u64).clamp(1, w as u64) as u32, h)
+        };
+        let crop = image::imageops::crop_imm(img, (w - sw) / 2, (h - sh) / 2, sw, sh).to_image();
+        let (cw, ch) = if w <= h { (short, long as u32) } else { (long as u32, short) };
+        return image::imageops::resize(&crop, cw, ch, FilterType::Triangle);
+    }
+    if (nw, nh) == (w, h) {
         return img.clone();
     }
     image::imageops::resize(img, nw, nh, FilterType::Triangle)

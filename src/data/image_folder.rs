@@ -11,8 +11,9 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 
-use super::image::{decode, ImageLimits};
+use super::image::{decode, decode_cost, ImageLimits};
 use super::labels::LabelMap;
 use super::skip::{enforce, SkipPolicy, Skipped};
 use super::split::stratified_split;
@@ -203,17 +204,50 @@ impl Walk {
     }
 }
 
-/// Decode every file (in parallel); `None` for a good file, the reason for a bad one.
+/// Memory the pre-scan's decoders may hold at once, whatever the thread count: a few large
+/// images wait for each other instead of each thread holding half a gigabyte.
+const PRESCAN_MEMORY: u64 = 1 << 30;
+
+/// Admits decodes while their summed [`decode_cost`] fits in [`PRESCAN_MEMORY`] (one at a time
+/// past it, so a single image over the bound still gets decoded and judged).
+#[derive(Default)]
+struct Gate {
+    used: Mutex<u64>,
+    freed: Condvar,
+}
+
+impl Gate {
+    fn enter(&self, need: u64) -> u64 {
+        let need = need.min(PRESCAN_MEMORY);
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used > 0 && *used + need > PRESCAN_MEMORY {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += need;
+        need
+    }
+
+    fn leave(&self, need: u64) {
+        *self.used.lock().unwrap_or_else(|e| e.into_inner()) -= need;
+        self.freed.notify_all();
+    }
+}
+
+/// Decode every file (in parallel, under the memory gate); `None` for a good file, the reason
+/// for a bad one.
 fn prescan(files: &[(PathBuf, String)], limits: &ImageLimits) -> Vec<Option<String>> {
     let threads =
         std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8).min(files.len().max(1));
     let mut out = vec![None; files.len()];
     let chunk = files.len().div_ceil(threads).max(1);
+    let gate = &Gate::default();
     std::thread::scope(|s| {
         for (fs, os) in files.chunks(chunk).zip(out.chunks_mut(chunk)) {
             s.spawn(move || {
                 for ((path, _), o) in fs.iter().zip(os.iter_mut()) {
+                    let held = gate.enter(decode_cost(path, limits));
                     *o = decode(path, limits).err().map(|e| reason(&e));
+                    gate.leave(held);
                 }
             });
         }
@@ -315,11 +349,14 @@ impl ImageFolder {
         }
         let labels = LabelMap::new(walk.classes.iter().cloned().collect())?;
 
+        // Hashed once: one scan of the class list per file would be quadratic.
+        let class_index: std::collections::HashMap<&str, usize> =
+            labels.names().iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
         let mut splits: [Vec<ImageItem>; 3] = Default::default();
         for (k, range) in spans {
             for i in range {
                 if let (Some((path, class)), Some(None)) = (walk.files.get(i), verdicts.get(i)) {
-                    let label = labels.index(class).unwrap_or(0);
+                    let label = class_index.get(class.as_str()).copied().unwrap_or(0);
                     splits[k].push(ImageItem { path: path.clone(), label });
                 }
             }

@@ -122,7 +122,17 @@ impl TextTable {
             None => TableFormat::from_path(path)?,
         };
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let body = bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(&bytes);
+        Self::from_bytes(path, &bytes, &TableOptions { format: Some(format), ..opts.clone() })
+    }
+
+    /// [`TextTable::open`] for bytes already in memory; `path` names them in errors (and gives
+    /// the format when `opts.format` is `None`).
+    pub fn from_bytes(path: &Path, bytes: &[u8], opts: &TableOptions) -> Result<TextTable> {
+        let format = match opts.format {
+            Some(f) => f,
+            None => TableFormat::from_path(path)?,
+        };
+        let body = bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(bytes);
         let fail = |line: Option<usize>, message: String| Error::Format {
             path: path.display().to_string(),
             line,
@@ -151,8 +161,9 @@ impl TextTable {
                 LabelMap::empty()
             }
             (Some(_), Some(fixed)) => {
+                let index = LabelIndex::new(fixed);
                 for r in rows {
-                    match resolve_fixed(fixed, r.label.as_ref()) {
+                    match resolve_fixed(&index, r.label.as_ref()) {
                         Ok(l) => {
                             items.push(TextItem { text: r.text, pair: r.pair, label: Some(l), line: r.line })
                         }
@@ -165,8 +176,9 @@ impl TextTable {
                 let names: Vec<String> =
                     rows.iter().filter_map(|r| r.label.as_ref().map(label_name)).collect();
                 let map = LabelMap::from_observed(names.iter().map(String::as_str));
+                let index = LabelIndex::new(&map);
                 for (r, name) in rows.into_iter().zip(&names) {
-                    let label = map.index(name);
+                    let label = index.get(name);
                     items.push(TextItem { text: r.text, pair: r.pair, label, line: r.line });
                 }
                 map
@@ -193,7 +205,26 @@ fn label_name(l: &RawLabel) -> String {
     }
 }
 
-fn resolve_fixed(map: &LabelMap, label: Option<&RawLabel>) -> std::result::Result<usize, String> {
+/// Class indices by name, hashed once per table (a row per class would make
+/// [`LabelMap::index`]'s scan quadratic).
+struct LabelIndex<'a> {
+    map: &'a LabelMap,
+    by_name: std::collections::HashMap<&'a str, usize>,
+}
+
+impl<'a> LabelIndex<'a> {
+    fn new(map: &'a LabelMap) -> Self {
+        let by_name = map.names().iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        LabelIndex { map, by_name }
+    }
+
+    fn get(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+}
+
+fn resolve_fixed(index: &LabelIndex, label: Option<&RawLabel>) -> std::result::Result<usize, String> {
+    let map = index.map;
     let known = || {
         let mut s: Vec<&str> = map.names().iter().take(10).map(String::as_str).collect();
         if map.len() > 10 {
@@ -204,18 +235,13 @@ fn resolve_fixed(map: &LabelMap, label: Option<&RawLabel>) -> std::result::Resul
     match label {
         None => Err("missing label".into()),
         Some(RawLabel::Name(n)) => {
-            map.index(n).ok_or_else(|| format!("unknown label '{n}' (known: {})", known()))
+            index.get(n).ok_or_else(|| format!("unknown label '{n}' (known: {})", known()))
         }
-        Some(RawLabel::Int(i)) => map
-            .index(&i.to_string())
+        Some(RawLabel::Int(i)) => index
+            .get(&i.to_string())
             .or_else(|| usize::try_from(*i).ok().filter(|&k| k < map.len()))
             .ok_or_else(|| format!("label {i} is out of range for {} classes ({})", map.len(), known())),
     }
-}
-
-/// Byte offset -> 1-based line, given the line of `base` and the bytes in between.
-fn line_at(bytes: &[u8], base: usize, base_line: usize, at: usize) -> usize {
-    base_line + bytes.get(base..at).map_or(0, |s| s.iter().filter(|&&b| b == b'\n').count())
 }
 
 /// A record's raw fields and the line it starts on.
@@ -268,6 +294,9 @@ impl<'a> Records<'a> {
     fn parse(&mut self, start: usize, start_line: usize) -> std::result::Result<RawRecord, Bad> {
         let b = self.b;
         let mut i = start;
+        // The line of byte `i`, counted as bytes are consumed (recounting from the record's
+        // start at each field would be quadratic in a record of many quoted fields).
+        let mut line = start_line;
         let mut fields = Vec::new();
         let max = self.max;
         let too_long =
@@ -275,7 +304,7 @@ impl<'a> Records<'a> {
         loop {
             let mut field = Vec::new();
             if self.quoting && b.get(i) == Some(&b'"') {
-                let open_line = line_at(b, start, start_line, i);
+                let open_line = line;
                 i += 1;
                 loop {
                     if i - start > max {
@@ -299,6 +328,7 @@ impl<'a> Records<'a> {
                         }
                         Some(&c) => {
                             field.push(c);
+                            line += usize::from(c == b'\n');
                             i += 1;
                         }
                     }
@@ -309,7 +339,7 @@ impl<'a> Records<'a> {
                     Some(b'\r') if matches!(b.get(i + 1), None | Some(b'\n')) => i += 1,
                     Some(&c) => {
                         return Err((
-                            line_at(b, start, start_line, i),
+                            line,
                             format!("unexpected {:?} after a closing quote (a quote inside a quoted field is written \"\")", c as char),
                         ))
                     }
@@ -334,12 +364,13 @@ impl<'a> Records<'a> {
                 Some(&c) if c == self.delim => i += 1,
                 Some(b'\n') => {
                     i += 1;
+                    line += 1;
                     break;
                 }
                 _ => break,
             }
         }
-        self.line = line_at(b, start, start_line, i);
+        self.line = line;
         self.pos = i;
         Ok(RawRecord { line: start_line, fields })
     }
@@ -376,14 +407,19 @@ fn read_delimited(
     let names = (0..header.fields.len())
         .map(|k| field_str(&header, k).map(|s| s.trim().to_string()))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    for (k, n) in names.iter().enumerate() {
-        if names[..k].contains(n) {
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    for n in &names {
+        if !seen.insert(n.as_str()) {
             return Err((header.line, format!("column '{n}' appears twice in the header")));
         }
     }
     let column = |want: &str| {
         names.iter().position(|n| n == want).ok_or_else(|| {
-            (header.line, format!("no column '{want}' in the header (columns: {})", names.join(", ")))
+            let mut shown: Vec<&str> = names.iter().take(20).map(String::as_str).collect();
+            if names.len() > 20 {
+                shown.push("...");
+            }
+            (header.line, format!("no column '{want}' in the header (columns: {})", shown.join(", ")))
         })
     };
     let text_col = column(&opts.text)?;

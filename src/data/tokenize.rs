@@ -83,8 +83,13 @@ impl TextTokenizer {
     /// batch functions do both explicitly); its pad id, if set, is kept.
     pub fn from_file(path: &Path) -> Result<TextTokenizer> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// [`TextTokenizer::from_file`] for bytes already in memory; `path` names them in errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<TextTokenizer> {
         let tok = guarded("parsing", || {
-            Tokenizer::from_bytes(&bytes).map_err(|e| match e.downcast_ref::<serde_json::Error>() {
+            Tokenizer::from_bytes(bytes).map_err(|e| match e.downcast_ref::<serde_json::Error>() {
                 Some(j) => {
                     format!("not a valid tokenizer.json (line {}, column {}): {j}", j.line(), j.column())
                 }
@@ -101,7 +106,12 @@ impl TextTokenizer {
     /// pre-tokenizer named by `tokenizer.ggml.pre` (`gpt2`/`default`, or `smollm`, which splits
     /// digits one by one as SmolLM's tokenizer.json does).
     pub fn from_gguf(path: &Path) -> Result<TextTokenizer> {
-        let g = GgufFile::open(path)?;
+        Self::from_gguf_file(&GgufFile::open(path)?)
+    }
+
+    /// [`TextTokenizer::from_gguf`] for a GGUF file already open.
+    pub fn from_gguf_file(g: &GgufFile) -> Result<TextTokenizer> {
+        let path = g.path();
         let model = g.get_str("tokenizer.ggml.model")?;
         if model != "gpt2" {
             return Err(fmt_err(
@@ -208,8 +218,15 @@ impl TextTokenizer {
         if vocab == 0 {
             return Err(fmt_err(path, "the vocabulary is empty"));
         }
-        let mut bad: Vec<(String, u32)> =
-            tok.get_vocab(true).into_iter().filter(|(_, id)| *id as usize >= vocab).collect();
+        // When every id below `vocab` names a token, the (at most `vocab`) tokens fill exactly
+        // those ids and none lies outside; only otherwise is the vocabulary copied (a 4M-token
+        // file would spend seconds and hundreds of MiB on the copy) to find the one that does.
+        let dense = (0..vocab).all(|i| u32::try_from(i).ok().and_then(|i| tok.id_to_token(i)).is_some());
+        let mut bad: Vec<(String, u32)> = if dense {
+            Vec::new()
+        } else {
+            tok.get_vocab(true).into_iter().filter(|(_, id)| *id as usize >= vocab).collect()
+        };
         bad.sort_by_key(|b| b.1);
         if let Some((t, id)) = bad.last() {
             return Err(fmt_err(

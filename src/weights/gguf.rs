@@ -5,93 +5,16 @@
 //! Dims are stored innermost-first (ggml's ne[0] is the row length); [`TensorInfo::shape`] is
 //! reported row-major, as torch and HF would (`[rows, cols]`). Every count and length is checked
 //! against the bytes left before anything is allocated, and every tensor's byte range against
-//! the file, so a crafted file is an error and never a panic or a huge allocation.
+//! the file, so a crafted file is an error and never a panic or a huge allocation. Metadata
+//! arrays are stored by element type ([`MetaArray`]), so they cost memory in proportion to
+//! their bytes in the file, and keys and tensor names are looked up by hash.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+pub use super::gguf_meta::{MetaArray, MetaValue};
 use super::{format_err, numel, quant, Bytes, TensorInfo, WeightDType, WeightSource};
 use crate::error::{Error, Result};
-
-/// A metadata value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MetaValue {
-    U8(u8),
-    I8(i8),
-    U16(u16),
-    I16(i16),
-    U32(u32),
-    I32(i32),
-    U64(u64),
-    I64(i64),
-    F32(f32),
-    F64(f64),
-    Bool(bool),
-    Str(String),
-    Array(Vec<MetaValue>),
-}
-
-impl MetaValue {
-    /// The value as an integer, whatever its stored width.
-    pub fn as_i64(&self) -> Option<i64> {
-        Some(match *self {
-            MetaValue::U8(v) => v as i64,
-            MetaValue::I8(v) => v as i64,
-            MetaValue::U16(v) => v as i64,
-            MetaValue::I16(v) => v as i64,
-            MetaValue::U32(v) => v as i64,
-            MetaValue::I32(v) => v as i64,
-            MetaValue::U64(v) => i64::try_from(v).ok()?,
-            MetaValue::I64(v) => v,
-            _ => return None,
-        })
-    }
-
-    /// The value as a float (floats of either width, or integers).
-    pub fn as_f64(&self) -> Option<f64> {
-        match *self {
-            MetaValue::F32(v) => Some(v as f64),
-            MetaValue::F64(v) => Some(v),
-            _ => self.as_i64().map(|v| v as f64),
-        }
-    }
-
-    /// Type name for messages and `whet inspect`.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            MetaValue::U8(_) => "u8",
-            MetaValue::I8(_) => "i8",
-            MetaValue::U16(_) => "u16",
-            MetaValue::I16(_) => "i16",
-            MetaValue::U32(_) => "u32",
-            MetaValue::I32(_) => "i32",
-            MetaValue::U64(_) => "u64",
-            MetaValue::I64(_) => "i64",
-            MetaValue::F32(_) => "f32",
-            MetaValue::F64(_) => "f64",
-            MetaValue::Bool(_) => "bool",
-            MetaValue::Str(_) => "string",
-            MetaValue::Array(_) => "array",
-        }
-    }
-}
-
-/// Scalars print plainly; arrays as `[type; length]` (tokenizer arrays have ~50k entries).
-impl std::fmt::Display for MetaValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MetaValue::F32(v) => write!(f, "{v}"),
-            MetaValue::F64(v) => write!(f, "{v}"),
-            MetaValue::Bool(v) => write!(f, "{v}"),
-            MetaValue::Str(s) => write!(f, "{s:?}"),
-            MetaValue::Array(a) => {
-                write!(f, "[{}; {}]", a.first().map(|x| x.type_name()).unwrap_or("empty"), a.len())
-            }
-            other => {
-                write!(f, "{}", other.as_i64().map(|v| v.to_string()).unwrap_or_else(|| format!("{other:?}")))
-            }
-        }
-    }
-}
 
 struct Entry {
     info: TensorInfo,
@@ -106,7 +29,11 @@ pub struct GgufFile {
     bytes: Bytes,
     pub version: u32,
     metadata: Vec<(String, MetaValue)>,
+    /// Metadata key → position in `metadata`.
+    keys: HashMap<String, usize>,
     entries: Vec<Entry>,
+    /// Tensor name → position in `entries`.
+    names: HashMap<String, usize>,
     alignment: usize,
 }
 
@@ -192,32 +119,88 @@ impl<'a> Cursor<'a> {
                 b => return Err(format!("metadata '{key}': bool byte {b}")),
             },
             8 => MetaValue::Str(self.string(key)?),
-            9 => {
-                if depth >= MAX_ARRAY_DEPTH {
-                    return Err(format!("metadata '{key}': arrays nested deeper than {MAX_ARRAY_DEPTH}"));
-                }
-                let ety = self.u32(key)?;
-                let n = self.u64(key)?;
-                // Every element takes at least one byte, so a count past the bytes left is a lie;
-                // checking first keeps a crafted count from reserving gigabytes.
-                if n > (self.buf.len() - self.pos) as u64 {
-                    return Err(format!("metadata '{key}': array of {n} elements is longer than the file"));
-                }
-                let mut v = Vec::with_capacity(n as usize);
-                for _ in 0..n {
-                    v.push(self.value(ety, key, depth + 1)?);
-                }
-                MetaValue::Array(v)
-            }
+            9 => MetaValue::Array(self.array(key, depth)?),
             10 => MetaValue::U64(u64::from_le_bytes(self.arr(key)?)),
             11 => MetaValue::I64(i64::from_le_bytes(self.arr(key)?)),
             12 => MetaValue::F64(f64::from_le_bytes(self.arr(key)?)),
             t => return Err(format!("metadata '{key}': unknown value type {t}")),
         })
     }
+
+    /// An array: element type, count, elements. The count is checked against the bytes left
+    /// (at the element type's smallest encoding) before anything is allocated.
+    fn array(&mut self, key: &str, depth: usize) -> std::result::Result<MetaArray, String> {
+        if depth >= MAX_ARRAY_DEPTH {
+            return Err(format!("metadata '{key}': arrays nested deeper than {MAX_ARRAY_DEPTH}"));
+        }
+        let ety = self.u32(key)?;
+        let n = self.u64(key)?;
+        let min = match ety {
+            0 | 1 | 7 => 1,
+            2 | 3 => 2,
+            4..=6 => 4,
+            8 | 10..=12 => 8,
+            // A nested array's own type and count.
+            9 => 12,
+            t => return Err(format!("metadata '{key}': unknown value type {t}")),
+        };
+        let left = (self.buf.len() - self.pos) as u64;
+        if n.checked_mul(min).is_none_or(|b| b > left) {
+            return Err(format!("metadata '{key}': array of {n} elements is longer than the file"));
+        }
+        let n = n as usize;
+        Ok(match ety {
+            0 => MetaArray::U8(self.take(n as u64, key)?.to_vec()),
+            1 => MetaArray::I8(self.fixed(n, key, |b: [u8; 1]| b[0] as i8)?),
+            2 => MetaArray::U16(self.fixed(n, key, u16::from_le_bytes)?),
+            3 => MetaArray::I16(self.fixed(n, key, i16::from_le_bytes)?),
+            4 => MetaArray::U32(self.fixed(n, key, u32::from_le_bytes)?),
+            5 => MetaArray::I32(self.fixed(n, key, i32::from_le_bytes)?),
+            6 => MetaArray::F32(self.fixed(n, key, f32::from_le_bytes)?),
+            7 => {
+                let b = self.take(n as u64, key)?;
+                if let Some(x) = b.iter().find(|&&x| x > 1) {
+                    return Err(format!("metadata '{key}': bool byte {x}"));
+                }
+                MetaArray::Bool(b.iter().map(|&x| x == 1).collect())
+            }
+            8 => MetaArray::Str((0..n).map(|_| self.string(key)).collect::<std::result::Result<_, _>>()?),
+            9 => MetaArray::Array(
+                (0..n).map(|_| self.array(key, depth + 1)).collect::<std::result::Result<_, _>>()?,
+            ),
+            10 => MetaArray::U64(self.fixed(n, key, u64::from_le_bytes)?),
+            11 => MetaArray::I64(self.fixed(n, key, i64::from_le_bytes)?),
+            _ => MetaArray::F64(self.fixed(n, key, f64::from_le_bytes)?),
+        })
+    }
+
+    /// `n` fixed-size little-endian elements.
+    fn fixed<const N: usize, T>(
+        &mut self,
+        n: usize,
+        key: &str,
+        f: impl Fn([u8; N]) -> T,
+    ) -> std::result::Result<Vec<T>, String> {
+        let b = self.take((n * N) as u64, key)?;
+        Ok(b.chunks_exact(N)
+            .map(|c| {
+                let mut a = [0u8; N];
+                a.copy_from_slice(c);
+                f(a)
+            })
+            .collect())
+    }
 }
 
-type Parsed = (u32, Vec<(String, MetaValue)>, Vec<Entry>, usize);
+/// What [`parse`] finds: version, metadata (with its key index), tensors, alignment.
+struct Parsed {
+    version: u32,
+    metadata: Vec<(String, MetaValue)>,
+    keys: HashMap<String, usize>,
+    entries: Vec<Entry>,
+    names: HashMap<String, usize>,
+    alignment: usize,
+}
 
 fn parse(buf: &[u8]) -> std::result::Result<Parsed, String> {
     let mut c = Cursor { buf, pos: 0 };
@@ -236,27 +219,40 @@ fn parse(buf: &[u8]) -> std::result::Result<Parsed, String> {
         return Err(format!("{n_kv} metadata entries and {n_tensors} tensors cannot fit in {left} bytes"));
     }
     let mut metadata: Vec<(String, MetaValue)> = Vec::with_capacity(n_kv as usize);
+    let mut keys = HashMap::with_capacity(n_kv as usize);
     for _ in 0..n_kv {
         let key = c.string("metadata key")?;
-        if metadata.iter().any(|(k, _)| *k == key) {
-            return Err(format!("duplicate metadata key '{key}'"));
+        if keys.contains_key(&key) {
+            return Err(format!("duplicate metadata key '{}'", key.chars().take(80).collect::<String>()));
         }
         let ty = c.u32(&key)?;
         let v = c.value(ty, &key, 0)?;
+        keys.insert(key.clone(), metadata.len());
         metadata.push((key, v));
     }
-    let alignment = match metadata.iter().find(|(k, _)| k == "general.alignment") {
+    let alignment = match keys.get("general.alignment").map(|&i| &metadata[i].1) {
         None => 32,
-        Some((_, v)) => match v.as_i64() {
+        Some(v) => match v.as_i64() {
             Some(a) if a > 0 && (a as u64).is_power_of_two() && a <= 1 << 20 => a as usize,
             _ => return Err(format!("general.alignment {v:?} is not a power of two")),
         },
     };
+    let (entries, names) = tensor_infos(&mut c, n_tensors, alignment)?;
+    Ok(Parsed { version, metadata, keys, entries, names, alignment })
+}
+
+/// The tensor infos after the metadata, each checked against the data section.
+fn tensor_infos(
+    c: &mut Cursor,
+    n_tensors: u64,
+    alignment: usize,
+) -> std::result::Result<(Vec<Entry>, HashMap<String, usize>), String> {
+    let buf = c.buf;
     let mut raw = Vec::with_capacity(n_tensors as usize);
-    let mut seen = std::collections::HashSet::new();
-    for _ in 0..n_tensors {
+    let mut names = HashMap::with_capacity(n_tensors as usize);
+    for i in 0..n_tensors as usize {
         let name = c.string("tensor name")?;
-        if !seen.insert(name.clone()) {
+        if names.insert(name.clone(), i).is_some() {
             return Err(format!("duplicate tensor '{name}'"));
         }
         let nd = c.u32(&name)?;
@@ -302,7 +298,7 @@ fn parse(buf: &[u8]) -> std::result::Result<Parsed, String> {
         let shape: Vec<usize> = dims.iter().rev().copied().collect();
         entries.push(Entry { info: TensorInfo { name, dtype, shape }, begin, end: begin + bytes as usize });
     }
-    Ok((version, metadata, entries, alignment))
+    Ok((entries, names))
 }
 
 impl GgufFile {
@@ -318,8 +314,9 @@ impl GgufFile {
     }
 
     fn from_bytes(path: &Path, bytes: Bytes) -> Result<Self> {
-        let (version, metadata, entries, alignment) = parse(&bytes).map_err(|m| format_err(path, m))?;
-        Ok(GgufFile { path: path.to_path_buf(), bytes, version, metadata, entries, alignment })
+        let Parsed { version, metadata, keys, entries, names, alignment } =
+            parse(&bytes).map_err(|m| format_err(path, m))?;
+        Ok(GgufFile { path: path.to_path_buf(), bytes, version, metadata, keys, entries, names, alignment })
     }
 
     /// The file this was read from.
@@ -339,7 +336,7 @@ impl GgufFile {
 
     /// The metadata value `key`, if present.
     pub fn get(&self, key: &str) -> Option<&MetaValue> {
-        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.keys.get(key).and_then(|&i| self.metadata.get(i)).map(|(_, v)| v)
     }
 
     fn need(&self, key: &str) -> Result<&MetaValue> {
@@ -393,7 +390,7 @@ impl GgufFile {
     }
 
     /// An array value, elements of any type.
-    pub fn get_array(&self, key: &str) -> Result<&[MetaValue]> {
+    pub fn get_array(&self, key: &str) -> Result<&MetaArray> {
         match self.need(key)? {
             MetaValue::Array(a) => Ok(a),
             v => Err(self.wrong(key, "an array", v)),
@@ -402,27 +399,29 @@ impl GgufFile {
 
     /// An array of strings (`tokenizer.ggml.tokens`, `tokenizer.ggml.merges`).
     pub fn get_str_array(&self, key: &str) -> Result<Vec<&str>> {
-        self.get_array(key)?
-            .iter()
-            .map(|v| match v {
-                MetaValue::Str(s) => Ok(s.as_str()),
-                v => Err(self.wrong(key, "an array of strings", v)),
-            })
-            .collect()
+        match self.get_array(key)? {
+            MetaArray::Str(v) => Ok(v.iter().map(String::as_str).collect()),
+            a => Err(self.wrong_array(key, "strings", a)),
+        }
+    }
+
+    fn wrong_array(&self, key: &str, want: &str, a: &MetaArray) -> Error {
+        format_err(
+            &self.path,
+            format!("metadata '{key}' is an array of {}, expected {want}", a.elem_type_name()),
+        )
     }
 
     /// An array of integers of any width (`tokenizer.ggml.token_type`).
     pub fn get_int_array(&self, key: &str) -> Result<Vec<i64>> {
-        self.get_array(key)?
-            .iter()
-            .map(|v| v.as_i64().ok_or_else(|| self.wrong(key, "an array of integers", v)))
-            .collect()
+        let a = self.get_array(key)?;
+        a.to_i64().ok_or_else(|| self.wrong_array(key, "integers (fitting i64)", a))
     }
 
     fn entry(&self, name: &str) -> Result<&Entry> {
-        self.entries
-            .iter()
-            .find(|e| e.info.name == name)
+        self.names
+            .get(name)
+            .and_then(|&i| self.entries.get(i))
             .ok_or_else(|| format_err(&self.path, format!("no tensor named '{name}'")))
     }
 

@@ -7,7 +7,12 @@
 //! `hd` rows, HF row `p·hd/2 + i` (half p ∈ {0,1}, i < hd/2) is stored as GGUF row `2i + p`.
 //! [`GgufLlama`] undoes that with the head counts from the metadata (q uses
 //! `attention.head_count`, k `attention.head_count_kv`).
+//!
+//! A tensor with fewer dimensions than the architecture gives it (a 1-D `token_embd.weight`, a
+//! scalar norm) is refused when the file is wrapped, naming the tensor and both ranks, so no
+//! later code indexes a shape that is too short.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::gguf::GgufFile;
@@ -66,14 +71,17 @@ pub fn hf_llama_config(g: &GgufFile) -> Result<LlamaConfig> {
         Some(_) => u("attention.head_count_kv")?,
         None => heads,
     };
-    let has = |n: &str| g.tensors().iter().any(|t| t.name == n);
+    let tensors = g.tensors();
+    let has = |n: &str| tensors.iter().any(|t| t.name == n);
     let vocab_size = match g.get("llama.vocab_size") {
         Some(_) => u("vocab_size")?,
         None => match g.get_array("tokenizer.ggml.tokens") {
             Ok(a) => a.len(),
-            Err(_) => {
-                g.tensors().iter().find(|t| t.name == "token_embd.weight").map(|t| t.shape[0]).unwrap_or(0)
-            }
+            Err(_) => tensors
+                .iter()
+                .find(|t| t.name == "token_embd.weight")
+                .and_then(|t| t.shape.first().copied())
+                .unwrap_or(0),
         },
     };
     let rope_theta = match g.get("llama.rope.freq_base") {
@@ -94,6 +102,16 @@ pub fn hf_llama_config(g: &GgufFile) -> Result<LlamaConfig> {
     })
 }
 
+/// The rank the architecture gives a GGUF llama tensor: matrices are 2-D, norms and biases 1-D.
+fn needed_rank(gguf: &str) -> usize {
+    let norm = gguf.ends_with("norm.weight");
+    if gguf.ends_with(".weight") && !norm {
+        2
+    } else {
+        1
+    }
+}
+
 /// Which rows to un-permute, and with how many heads.
 #[derive(Clone, Copy)]
 enum Perm {
@@ -107,6 +125,8 @@ pub struct GgufLlama {
     config: LlamaConfig,
     /// (HF name, GGUF name, permutation), in file order.
     names: Vec<(String, String, Perm)>,
+    /// HF name → position in `names`.
+    index: HashMap<String, usize>,
 }
 
 /// The HF name of a GGUF llama tensor, and whether q/k un-permutation applies.
@@ -179,12 +199,28 @@ impl GgufLlama {
     /// which HF recomputes) are left out of [`WeightSource::tensors`].
     pub fn new(file: GgufFile) -> Result<Self> {
         let config = hf_llama_config(&file)?;
-        let names = file
-            .tensors()
-            .into_iter()
-            .filter_map(|t| hf_name(&t.name, &config).map(|(hf, p)| (hf, t.name, p)))
-            .collect();
-        Ok(GgufLlama { file, config, names })
+        let mut names = Vec::new();
+        let mut index = HashMap::new();
+        for t in file.tensors() {
+            let Some((hf, p)) = hf_name(&t.name, &config) else { continue };
+            let need = needed_rank(&t.name);
+            if t.shape.len() < need {
+                return Err(format_err(
+                    file.path(),
+                    format!(
+                        "'{}' has {} dimension(s) {:?}; a llama model needs {need}",
+                        t.name,
+                        t.shape.len(),
+                        t.shape
+                    ),
+                ));
+            }
+            if index.insert(hf.clone(), names.len()).is_some() {
+                return Err(format_err(file.path(), format!("two GGUF tensors map to '{hf}'")));
+            }
+            names.push((hf, t.name, p));
+        }
+        Ok(GgufLlama { file, config, names, index })
     }
 
     /// The HF config values.
@@ -198,22 +234,24 @@ impl GgufLlama {
     }
 
     fn lookup(&self, name: &str) -> Result<&(String, String, Perm)> {
-        self.names
-            .iter()
-            .find(|(hf, _, _)| hf == name)
+        self.index
+            .get(name)
+            .and_then(|&i| self.names.get(i))
             .ok_or_else(|| format_err(self.file.path(), format!("no tensor named '{name}'")))
     }
 }
 
 impl WeightSource for GgufLlama {
     fn tensors(&self) -> Vec<TensorInfo> {
-        let infos = self.file.tensors();
-        self.names
-            .iter()
-            .filter_map(|(hf, gg, _)| {
-                infos.iter().find(|t| &t.name == gg).map(|t| TensorInfo { name: hf.clone(), ..t.clone() })
-            })
-            .collect()
+        // `names` is in file order and holds a subset of the file's tensors, so one pass pairs them.
+        let mut names = self.names.iter().peekable();
+        let mut out = Vec::with_capacity(self.names.len());
+        for t in self.file.tensors() {
+            if let Some((hf, _, _)) = names.next_if(|(_, gg, _)| *gg == t.name) {
+                out.push(TensorInfo { name: hf.clone(), ..t });
+            }
+        }
+        out
     }
 
     fn read_f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {

@@ -97,6 +97,7 @@ fn open_sharded(dir: &Path, index: &Path) -> Result<Weights> {
     let wm =
         v.get("weight_map").and_then(|w| w.as_object()).ok_or_else(|| err("no weight_map object".into()))?;
     let mut shard_names: Vec<&str> = Vec::new();
+    let mut shard_index: HashMap<&str, usize> = HashMap::new();
     let mut map = HashMap::new();
     for (k, f) in wm {
         let f = f.as_str().ok_or_else(|| err(format!("weight_map['{k}'] is not a string")))?;
@@ -104,13 +105,10 @@ fn open_sharded(dir: &Path, index: &Path) -> Result<Weights> {
         if f.is_empty() || f.contains('/') || f.contains('\\') || f == "." || f == ".." {
             return Err(err(format!("weight_map['{k}'] names '{f}', not a file in the directory")));
         }
-        let i = match shard_names.iter().position(|s| *s == f) {
-            Some(i) => i,
-            None => {
-                shard_names.push(f);
-                shard_names.len() - 1
-            }
-        };
+        let i = *shard_index.entry(f).or_insert_with(|| {
+            shard_names.push(f);
+            shard_names.len() - 1
+        });
         map.insert(k.clone(), i);
     }
     if map.is_empty() {
@@ -146,8 +144,11 @@ fn open_sharded(dir: &Path, index: &Path) -> Result<Weights> {
     }
     if order.len() != map.len() {
         let have: std::collections::HashSet<&str> = order.iter().map(|t| t.name.as_str()).collect();
-        let (k, &i) = map.iter().find(|(k, _)| !have.contains(k.as_str())).expect("a key is missing");
-        return Err(err(format!("weight_map maps '{k}' to '{}', which does not hold it", shard_names[i])));
+        let missing = map.iter().find(|(k, _)| !have.contains(k.as_str()));
+        return Err(err(match missing {
+            Some((k, &i)) => format!("weight_map maps '{k}' to '{}', which does not hold it", shard_names[i]),
+            None => "weight_map and the shards disagree".into(),
+        }));
     }
     Ok(Weights::Sharded { shards, map, order })
 }

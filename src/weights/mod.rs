@@ -4,11 +4,13 @@
 
 pub mod gguf;
 pub mod gguf_llama;
+mod gguf_meta;
 pub mod hf_dir;
 mod open;
 pub mod pickle;
 pub mod quant;
 pub mod safetensors;
+mod safetensors_header;
 pub mod torch;
 
 pub use open::open;

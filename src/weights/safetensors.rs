@@ -6,12 +6,11 @@
 //! length against the file, UTF-8 and JSON, known dtypes, shape × dtype size == byte range
 //! (without overflow), ranges inside the data, no overlaps, no holes, no trailing bytes.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use serde::de::{MapAccess, Visitor};
-
-use super::{TensorInfo, WeightDType, WeightSource};
+use super::safetensors_header::{Header, RawTensor};
+use super::{Bytes, TensorInfo, WeightDType, WeightSource};
 use crate::error::{Error, Result};
 
 /// Headers larger than this are refused (the reference implementation's limit).
@@ -26,9 +25,11 @@ struct Entry {
 /// A validated, memory-mapped safetensors file.
 pub struct SafeTensorsFile {
     path: PathBuf,
-    map: memmap2::Mmap,
+    map: Bytes,
     data_start: usize,
     entries: Vec<Entry>,
+    /// Tensor name → position in `entries`.
+    index: HashMap<String, usize>,
     /// `__metadata__` (string → string), if present.
     pub metadata: Vec<(String, String)>,
 }
@@ -49,43 +50,26 @@ fn dtype(s: &str) -> Option<WeightDType> {
     })
 }
 
-/// The header's top-level object as an ordered list, so duplicate keys can be seen.
-struct OrderedMap(Vec<(String, serde_json::Value)>);
-
-impl<'de> serde::Deserialize<'de> for OrderedMap {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = OrderedMap;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> std::result::Result<OrderedMap, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = m.next_entry::<String, serde_json::Value>()? {
-                    out.push((k, v));
-                }
-                Ok(OrderedMap(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
 impl SafeTensorsFile {
     /// Open and validate `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        // SAFETY: the map is read-only; a file truncated underneath us is the one hazard, the
-        // same as for every mmap-based loader (safetensors, candle).
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(path, Bytes::map(path)?)
+    }
+
+    /// Parse bytes already in memory; `path` only names them in errors.
+    pub fn from_vec(path: impl AsRef<Path>, bytes: Vec<u8>) -> Result<Self> {
+        Self::from_bytes(path.as_ref(), Bytes::Owned(bytes))
+    }
+
+    fn from_bytes(path: &Path, map: Bytes) -> Result<Self> {
         let (data_start, entries, metadata) = parse(&map).map_err(|message| Error::Format {
             path: path.display().to_string(),
             line: None,
             message,
         })?;
-        Ok(SafeTensorsFile { path: path.to_path_buf(), map, data_start, entries, metadata })
+        let index = entries.iter().enumerate().map(|(i, e)| (e.info.name.clone(), i)).collect();
+        Ok(SafeTensorsFile { path: path.to_path_buf(), map, data_start, entries, index, metadata })
     }
 
     /// The file this was read from.
@@ -100,7 +84,7 @@ impl SafeTensorsFile {
     }
 
     fn entry(&self, name: &str) -> Result<&Entry> {
-        self.entries.iter().find(|e| e.info.name == name).ok_or_else(|| Error::Format {
+        self.index.get(name).and_then(|&i| self.entries.get(i)).ok_or_else(|| Error::Format {
             path: self.path.display().to_string(),
             line: None,
             message: format!("no tensor named '{name}'"),
@@ -108,8 +92,11 @@ impl SafeTensorsFile {
     }
 }
 
-/// Validate the layout; returns (start of data, entries, metadata) or a message.
-fn parse(buf: &[u8]) -> std::result::Result<(usize, Vec<Entry>, Vec<(String, String)>), String> {
+/// Start of the data, tensor entries, and `__metadata__`.
+type Layout = (usize, Vec<Entry>, Vec<(String, String)>);
+
+/// Validate the layout, or say what is wrong.
+fn parse(buf: &[u8]) -> std::result::Result<Layout, String> {
     if buf.len() < 8 {
         return Err(format!("{} bytes is too short for a safetensors header length", buf.len()));
     }
@@ -122,73 +109,17 @@ fn parse(buf: &[u8]) -> std::result::Result<(usize, Vec<Entry>, Vec<(String, Str
     }
     let n = n as usize;
     let header = std::str::from_utf8(&buf[8..8 + n]).map_err(|e| format!("header is not UTF-8: {e}"))?;
+    // Syntax first (a pass that allocates nothing), so damage reads as such rather than as the
+    // first type mismatch the structured pass happens to meet.
+    serde_json::from_str::<serde::de::IgnoredAny>(header)
+        .map_err(|e| format!("header is not a JSON object: {e}"))?;
     let mut de = serde_json::Deserializer::from_str(header);
-    let OrderedMap(items) =
-        serde::Deserialize::deserialize(&mut de).map_err(|e| format!("header is not a JSON object: {e}"))?;
+    let h: Header = serde::Deserialize::deserialize(&mut de).map_err(|e| format!("header: {e}"))?;
     // Trailing spaces are how writers pad the header to alignment; anything else is garbage.
     de.end().map_err(|e| format!("header has trailing content: {e}"))?;
     let data_len = buf.len() - 8 - n;
-    let mut seen = HashSet::new();
-    let mut metadata = Vec::new();
-    let mut entries = Vec::new();
-    for (name, value) in items {
-        if !seen.insert(name.clone()) {
-            return Err(format!("duplicate key '{name}'"));
-        }
-        if name == "__metadata__" {
-            let obj = value.as_object().ok_or("__metadata__ is not an object")?;
-            for (k, v) in obj {
-                let v = v.as_str().ok_or_else(|| format!("__metadata__ value for '{k}' is not a string"))?;
-                metadata.push((k.clone(), v.to_string()));
-            }
-            continue;
-        }
-        if name.is_empty() {
-            return Err("empty tensor name".into());
-        }
-        if name.contains('\0') {
-            return Err(format!("tensor name {name:?} contains NUL"));
-        }
-        let obj = value.as_object().ok_or_else(|| format!("'{name}': entry is not an object"))?;
-        if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "dtype" | "shape" | "data_offsets")) {
-            return Err(format!("'{name}': unknown field '{k}'"));
-        }
-        let dt =
-            obj.get("dtype").and_then(|v| v.as_str()).ok_or_else(|| format!("'{name}': missing dtype"))?;
-        let dt = dtype(dt).ok_or_else(|| format!("'{name}': unknown dtype '{dt}'"))?;
-        let shape: Vec<usize> = obj
-            .get("shape")
-            .and_then(|v| v.as_array())
-            .ok_or_else(|| format!("'{name}': missing shape"))?
-            .iter()
-            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
-            .collect::<Option<_>>()
-            .ok_or_else(|| format!("'{name}': shape is not a list of non-negative integers"))?;
-        let offs = obj
-            .get("data_offsets")
-            .and_then(|v| v.as_array())
-            .filter(|a| a.len() == 2)
-            .and_then(|a| Some((a[0].as_u64()? as usize, a[1].as_u64()? as usize)))
-            .ok_or_else(|| format!("'{name}': data_offsets must be [begin, end]"))?;
-        let (begin, end) = offs;
-        if begin > end {
-            return Err(format!("'{name}': data_offsets [{begin}, {end}] run backwards"));
-        }
-        if end > data_len {
-            return Err(format!("'{name}': data_offsets end {end} is past the {data_len} data bytes"));
-        }
-        let bytes = shape
-            .iter()
-            .try_fold(dt.size(), |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| format!("'{name}': shape {shape:?} overflows"))?;
-        if bytes != end - begin {
-            return Err(format!(
-                "'{name}': shape {shape:?} of {dt:?} needs {bytes} bytes but data_offsets span {}",
-                end - begin
-            ));
-        }
-        entries.push(Entry { info: TensorInfo { name, dtype: dt, shape }, begin, end });
-    }
+    let entries =
+        h.tensors.into_iter().map(|t| entry(t, data_len)).collect::<std::result::Result<Vec<_>, _>>()?;
     // Ranges must tile the data exactly: sorted, each starting where the previous ended.
     let mut ranges: Vec<(usize, usize, &str)> =
         entries.iter().map(|e| (e.begin, e.end, e.info.name.as_str())).collect();
@@ -208,7 +139,42 @@ fn parse(buf: &[u8]) -> std::result::Result<(usize, Vec<Entry>, Vec<(String, Str
     if at != data_len {
         return Err(format!("{} trailing bytes after the last tensor", data_len - at));
     }
-    Ok((8 + n, entries, metadata))
+    Ok((8 + n, entries, h.metadata))
+}
+
+/// One tensor entry checked on its own: known dtype, shape × dtype size == byte range.
+fn entry(t: RawTensor, data_len: usize) -> std::result::Result<Entry, String> {
+    let RawTensor { name, dtype: dt, shape, offsets } = t;
+    let dt = dt.ok_or_else(|| format!("'{name}': missing dtype"))?;
+    let dt = dtype(&dt).ok_or_else(|| format!("'{name}': unknown dtype '{dt}'"))?;
+    let shape: Vec<usize> = shape
+        .ok_or_else(|| format!("'{name}': missing shape"))?
+        .into_iter()
+        .map(usize::try_from)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| format!("'{name}': shape is not a list of non-negative integers"))?;
+    let (begin, end) = offsets.ok_or_else(|| format!("'{name}': data_offsets must be [begin, end]"))?;
+    let (begin, end) = (
+        usize::try_from(begin).map_err(|_| format!("'{name}': data_offsets overflow"))?,
+        usize::try_from(end).map_err(|_| format!("'{name}': data_offsets overflow"))?,
+    );
+    if begin > end {
+        return Err(format!("'{name}': data_offsets [{begin}, {end}] run backwards"));
+    }
+    if end > data_len {
+        return Err(format!("'{name}': data_offsets end {end} is past the {data_len} data bytes"));
+    }
+    let bytes = shape
+        .iter()
+        .try_fold(dt.size(), |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("'{name}': shape {shape:?} overflows"))?;
+    if bytes != end - begin {
+        return Err(format!(
+            "'{name}': shape {shape:?} of {dt:?} needs {bytes} bytes but data_offsets span {}",
+            end - begin
+        ));
+    }
+    Ok(Entry { info: TensorInfo { name, dtype: dt, shape }, begin, end })
 }
 
 /// Convert little-endian bytes of `dt` to f32. Integer tensors (BatchNorm's

@@ -16,13 +16,16 @@
 //! optimizer lists) are skipped.
 //!
 //! Every storage's byte range is checked against the file, and every tensor's view
-//! (offset + Σ (size−1)·stride) against its storage, when the file is opened.
+//! (offset + Σ (size−1)·stride) against its storage, when the file is opened. A view may not
+//! hold more elements than its storage (a stride-0 expansion would turn a few bytes into
+//! gigabytes on read), and flattening is charged to a budget proportional to the pickle's size,
+//! since shared sub-dicts can make a small pickle describe an exponentially large tree.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
-use super::pickle::{self, StorageRef, TensorRef, Value};
+use super::pickle::{self, Dict, StorageRef, TensorRef, Value};
 use super::{format_err, numel, Bytes, TensorInfo, WeightDType, WeightSource};
 use crate::error::{Error, Result};
 
@@ -32,8 +35,7 @@ pub const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\x
 /// Keys that wrap the state dict in training checkpoints, in priority order.
 pub const WRAPPER_KEYS: [&str; 5] = ["state_dict", "model_state_dict", "model", "module", "net"];
 
-/// Object graphs with more nodes than this are refused while flattening (shared sub-dicts can
-/// make a small pickle describe an exponentially large tree).
+/// Object graphs with more nodes than this are refused while flattening.
 const MAX_NODES: usize = 1 << 22;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +56,10 @@ pub struct TorchFile {
     path: PathBuf,
     bytes: Bytes,
     format: TorchFormat,
-    storages: HashMap<String, Storage>,
-    tensors: Vec<(String, TensorRef)>,
+    storages: HashMap<Arc<str>, Storage>,
+    tensors: Vec<(String, Arc<TensorRef>)>,
+    /// Tensor name → position in `tensors`.
+    index: HashMap<String, usize>,
 }
 
 type Msg<T> = std::result::Result<T, String>;
@@ -73,7 +77,7 @@ impl TorchFile {
     }
 
     fn from_bytes(path: &Path, bytes: Bytes) -> Result<Self> {
-        let (format, (root, storages)) = if bytes.starts_with(b"PK\x03\x04") {
+        let (format, Parsed { root, storages, pickle_len }) = if bytes.starts_with(b"PK\x03\x04") {
             (TorchFormat::Zip, parse_zip(&bytes).map_err(|e| e.at(path))?)
         } else if bytes.starts_with(LEGACY_MAGIC) {
             (TorchFormat::Legacy, parse_legacy(&bytes).map_err(|m| format_err(path, m))?)
@@ -83,11 +87,16 @@ impl TorchFile {
                 "not a PyTorch checkpoint (neither a zip nor the legacy magic number)",
             ));
         };
-        let tensors = choose(&root).map_err(|m| format_err(path, m))?;
-        for (name, t) in &tensors {
+        let mut walk = Walk::for_pickle(pickle_len);
+        let tensors = choose(&root, &mut walk).map_err(|m| format_err(path, m))?;
+        let mut index = HashMap::with_capacity(tensors.len());
+        for (i, (name, t)) in tensors.iter().enumerate() {
+            if index.insert(name.clone(), i).is_some() {
+                return Err(format_err(path, format!("tensor name '{name}' appears twice after flattening")));
+            }
             check_view(name, t, &storages).map_err(|m| format_err(path, m))?;
         }
-        Ok(TorchFile { path: path.to_path_buf(), bytes, format, storages, tensors })
+        Ok(TorchFile { path: path.to_path_buf(), bytes, format, storages, tensors, index })
     }
 
     /// Zip or legacy.
@@ -129,9 +138,17 @@ impl From<String> for Fail {
     }
 }
 
+/// What a container yields: the unpickled object, its storages, and the pickle's size (the
+/// flattening budget is proportional to it).
+struct Parsed {
+    root: Value,
+    storages: HashMap<Arc<str>, Storage>,
+    pickle_len: usize,
+}
+
 /// Record each storage's dtype and claimed size, refusing a key used with two dtypes.
-fn storage_table(refs: &[StorageRef]) -> Msg<HashMap<String, (WeightDType, u64)>> {
-    let mut t: HashMap<String, (WeightDType, u64)> = HashMap::new();
+fn storage_table(refs: &[Arc<StorageRef>]) -> Msg<HashMap<Arc<str>, (WeightDType, u64)>> {
+    let mut t: HashMap<Arc<str>, (WeightDType, u64)> = HashMap::new();
     for s in refs {
         match t.get(&s.key) {
             Some(&(dt, n)) if (dt, n) != (s.dtype, s.numel) => {
@@ -152,7 +169,7 @@ fn nbytes(dt: WeightDType, numel: u64, key: &str) -> Msg<u64> {
     numel.checked_mul(dt.size() as u64).ok_or_else(|| format!("storage '{key}': size overflows"))
 }
 
-fn parse_zip(buf: &[u8]) -> std::result::Result<(Value, HashMap<String, Storage>), Fail> {
+fn parse_zip(buf: &[u8]) -> std::result::Result<Parsed, Fail> {
     let mut z =
         zip::ZipArchive::new(std::io::Cursor::new(buf)).map_err(|e| format!("bad zip archive: {e}"))?;
     // Entry name → index; the archive's top folder is named after the file, so find data.pkl.
@@ -208,10 +225,10 @@ fn parse_zip(buf: &[u8]) -> std::result::Result<(Value, HashMap<String, Storage>
         }
         storages.insert(key, Storage { dtype, numel, begin: b });
     }
-    Ok((loaded.value, storages))
+    Ok(Parsed { root: loaded.value, storages, pickle_len: e - b })
 }
 
-fn parse_legacy(buf: &[u8]) -> Msg<(Value, HashMap<String, Storage>)> {
+fn parse_legacy(buf: &[u8]) -> Msg<Parsed> {
     let mut pos = 0;
     let mut next = |what: &str| -> Msg<pickle::Loaded> {
         let l = pickle::load(&buf[pos..]).map_err(|m| format!("legacy {what} pickle at byte {pos}: {m}"))?;
@@ -225,29 +242,28 @@ fn parse_legacy(buf: &[u8]) -> Msg<(Value, HashMap<String, Storage>)> {
         v => return Err(format!("legacy protocol version is a {} other than 1001", v.kind())),
     }
     if let Value::Dict(d) = next("sys_info")?.value {
-        let big = d
-            .borrow()
-            .iter()
-            .any(|(k, v)| matches!((k, v), (Value::Str(k), Value::Bool(false)) if k == "little_endian"));
-        if big {
+        if matches!(d.get("little_endian"), Some(Value::Bool(false))) {
             return Err("big-endian legacy checkpoints are not supported".into());
         }
     }
     let main = next("object")?;
     let table = storage_table(&main.storages)?;
     let keys = match next("storage keys")?.value {
-        Value::List(l) => l.borrow().clone(),
+        Value::List(l) => l.items().clone(),
         v => return Err(format!("legacy storage key list is a {}", v.kind())),
     };
     let mut storages = HashMap::new();
     for k in keys {
-        let key = match k {
-            Value::Str(s) => s,
-            Value::Int(i) => i.to_string(),
+        let name: std::borrow::Cow<str> = match &k {
+            Value::Str(s) => (&**s).into(),
+            Value::Int(i) => i.to_string().into(),
             v => return Err(format!("legacy storage key is a {}", v.kind())),
         };
-        let &(dtype, numel) =
-            table.get(&key).ok_or_else(|| format!("storage key '{key}' is not used by the object"))?;
+        // The table's own key is reused: the list may repeat one huge memoized string.
+        let (key, &(dtype, numel)) = table
+            .get_key_value(&*name)
+            .ok_or_else(|| format!("storage key '{}' is not used by the object", short(&name)))?;
+        let key = key.clone();
         if pos + 8 > buf.len() {
             return Err(format!("storage '{key}': file ends at {} before its size header", buf.len()));
         }
@@ -274,70 +290,116 @@ fn parse_legacy(buf: &[u8]) -> Msg<(Value, HashMap<String, Storage>)> {
     if pos != buf.len() {
         return Err(format!("{} trailing bytes after the last storage", buf.len() - pos));
     }
-    Ok((main.value, storages))
+    Ok(Parsed { root: main.value, storages, pickle_len: main.end })
+}
+
+/// At most 80 characters of a name taken from the file, for messages.
+fn short(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+/// What flattening may still spend: dict entries visited, and bytes of names and views kept.
+struct Walk {
+    nodes: usize,
+    bytes: usize,
+}
+
+impl Walk {
+    fn for_pickle(len: usize) -> Walk {
+        let bytes =
+            len.saturating_mul(pickle::value::BUDGET_PER_BYTE).saturating_add(pickle::value::BUDGET_BASE);
+        Walk { nodes: MAX_NODES, bytes }
+    }
+
+    fn visit(&mut self) -> Msg<()> {
+        self.nodes = self.nodes.checked_sub(1).ok_or("object graph too large (shared sub-dicts?)")?;
+        Ok(())
+    }
+
+    fn keep(&mut self, bytes: usize) -> Msg<()> {
+        self.bytes = self
+            .bytes
+            .checked_sub(bytes)
+            .ok_or("flattened names take more memory than the pickle's size allows (shared sub-dicts?)")?;
+        Ok(())
+    }
 }
 
 /// Pick the state dict (see the module docs) and flatten it.
-fn choose(root: &Value) -> Msg<Vec<(String, TensorRef)>> {
+fn choose(root: &Value, walk: &mut Walk) -> Msg<Vec<(String, Arc<TensorRef>)>> {
     let Value::Dict(d) = root else {
         return Err(format!("the checkpoint holds a {}, not a dict of tensors", root.kind()));
     };
-    let mut budget = MAX_NODES;
-    for key in WRAPPER_KEYS {
-        let inner =
-            d.borrow().iter().find(|(k, _)| matches!(k, Value::Str(s) if s == key)).map(|(_, v)| v.clone());
-        if let Some(v @ Value::Dict(_)) = inner {
-            let mut out = Vec::new();
-            flatten(&v, "", 0, &mut budget, &mut out)?;
-            if !out.is_empty() {
-                return choose(&v);
+    let mut d = d.clone();
+    // Each step goes one dict deeper, so this ends within the parser's depth limit.
+    'descend: loop {
+        for key in WRAPPER_KEYS {
+            if let Some(Value::Dict(inner)) = d.get(key) {
+                if has_tensor(&inner, 0, walk)? {
+                    d = inner;
+                    continue 'descend;
+                }
             }
         }
+        break;
     }
     let mut out = Vec::new();
-    flatten(root, "", 0, &mut budget, &mut out)?;
+    flatten(&d, "", 0, walk, &mut out)?;
     if out.is_empty() {
         return Err("no tensors in the checkpoint".into());
     }
-    let mut seen = std::collections::HashSet::new();
-    for (n, _) in &out {
-        if !seen.insert(n.as_str()) {
-            return Err(format!("tensor name '{n}' appears twice after flattening"));
+    Ok(out)
+}
+
+/// Whether `d` or a dict inside it holds a tensor.
+fn has_tensor(d: &Dict, depth: usize, walk: &mut Walk) -> Msg<bool> {
+    if depth > pickle::MAX_DEPTH {
+        return Err(format!("dicts nested deeper than {}", pickle::MAX_DEPTH));
+    }
+    for (_, v) in d.entries().iter() {
+        walk.visit()?;
+        match v {
+            Value::Tensor(_) => return Ok(true),
+            Value::Dict(inner) if has_tensor(inner, depth + 1, walk)? => return Ok(true),
+            _ => {}
         }
     }
-    Ok(out.into_iter().map(|(n, t)| (n, (*t).clone())).collect())
+    Ok(false)
 }
 
 fn flatten(
-    v: &Value,
+    d: &Dict,
     prefix: &str,
     depth: usize,
-    budget: &mut usize,
-    out: &mut Vec<(String, Rc<TensorRef>)>,
+    walk: &mut Walk,
+    out: &mut Vec<(String, Arc<TensorRef>)>,
 ) -> Msg<()> {
     if depth > pickle::MAX_DEPTH {
-        return Err(format!("dicts nested deeper than {} (a cycle?)", pickle::MAX_DEPTH));
+        return Err(format!("dicts nested deeper than {}", pickle::MAX_DEPTH));
     }
-    let Value::Dict(d) = v else { return Ok(()) };
-    for (k, v) in d.borrow().iter() {
-        *budget = budget.checked_sub(1).ok_or("object graph too large")?;
+    for (k, v) in d.entries().iter() {
+        walk.visit()?;
+        if !matches!(v, Value::Tensor(_) | Value::Dict(_)) {
+            continue;
+        }
         let key = match k {
-            Value::Str(s) => s.clone(),
+            Value::Str(s) => s.to_string(),
             Value::Int(i) => i.to_string(),
             _ => continue,
         };
         let name = if prefix.is_empty() { key } else { format!("{prefix}.{key}") };
+        walk.keep(name.len() + 2 * std::mem::size_of::<(String, usize)>())?;
         match v {
             Value::Tensor(t) => out.push((name, t.clone())),
-            Value::Dict(_) => flatten(v, &name, depth + 1, budget, out)?,
+            Value::Dict(inner) => flatten(inner, &name, depth + 1, walk, out)?,
             _ => {}
         }
     }
     Ok(())
 }
 
-/// The view must stay inside its storage and match its dtype.
-fn check_view(name: &str, t: &TensorRef, storages: &HashMap<String, Storage>) -> Msg<()> {
+/// The view must stay inside its storage, hold no more elements than it, and match its dtype.
+fn check_view(name: &str, t: &TensorRef, storages: &HashMap<Arc<str>, Storage>) -> Msg<()> {
     let s = storages
         .get(&t.storage.key)
         .ok_or_else(|| format!("'{name}': storage '{}' is missing", t.storage.key))?;
@@ -350,6 +412,12 @@ fn check_view(name: &str, t: &TensorRef, storages: &HashMap<String, Storage>) ->
     let n = numel(&t.shape).ok_or_else(|| format!("'{name}': shape {:?} overflows", t.shape))?;
     if n == 0 {
         return Ok(());
+    }
+    if n as u64 > s.numel {
+        return Err(format!(
+            "'{name}': view of shape {:?} has {n} elements, more than the {} of storage '{}' (expanded views are not supported)",
+            t.shape, s.numel, t.storage.key
+        ));
     }
     let last = t
         .shape
@@ -415,12 +483,14 @@ impl WeightSource for TorchFile {
 
     fn read_f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
         let (_, t) = self
-            .tensors
-            .iter()
-            .find(|(n, _)| n == name)
+            .index
+            .get(name)
+            .and_then(|&i| self.tensors.get(i))
             .ok_or_else(|| format_err(&self.path, format!("no tensor named '{name}'")))?;
         // Validated at open: the storage exists and the view lies inside it.
-        let s = &self.storages[&t.storage.key];
+        let s = self.storages.get(&t.storage.key).ok_or_else(|| {
+            format_err(&self.path, format!("'{name}': storage '{}' is missing", t.storage.key))
+        })?;
         let el = s.dtype.size();
         let data = &self.bytes[s.begin..s.begin + s.numel as usize * el];
         let bytes = gather(data, t, el);
