@@ -5,6 +5,7 @@
 //! - ResNet-18 (torchvision layout, the resnet18_tv fixture weights), batch 8 at 64×64, SGD;
 //! - EfficientNet-Lite0 (real ImageNet weights), batch 8 at 128×128, AdamW;
 //! - SmolLM2-135M (real, dequantised from the Q4_1 GGUF), batch 2 × 128 tokens, AdamW.
+//!
 //! Reports samples/s through criterion; prints once per model the peak device memory,
 //! optimizer state bytes, the step's estimated FLOPs, the achieved GFLOP/s and its share of
 //! the engine's own matmul speed measured in the same run (the figure to watch on lavapipe).

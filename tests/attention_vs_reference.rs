@@ -112,9 +112,7 @@ fn pad_mask(r: &mut ChaCha8Rng, pad: Pad, b: usize, tk: usize) -> Option<Vec<f32
         ),
         Pad::Holes => {
             let mut m: Vec<f32> = (0..b * tk).map(|_| if r.random_bool(0.8) { 1.0 } else { 0.0 }).collect();
-            for j in 0..tk {
-                m[j] = 0.0;
-            }
+            m[..tk].fill(0.0);
             for bi in 1..b {
                 for j in 0..3.min(tk) {
                     m[bi * tk + j] = 0.0;

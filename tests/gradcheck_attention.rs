@@ -100,7 +100,7 @@ fn rope_reference_gradient_is_the_transpose_rotation() {
         let res = gradcheck(
             |xs| ratt::rope(&xs[0], &cos, &sin, offset),
             |_, g| vec![Some(ratt::rope_backward(g, &cos, &sin, offset))],
-            &[x.clone()],
+            std::slice::from_ref(&x),
         );
         if let Err(e) = res {
             panic!("rope {shape:?} offset {offset}: {e}");

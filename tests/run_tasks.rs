@@ -85,7 +85,7 @@ dir = "run"
     }
     let src = whet::weights::open(&model).unwrap();
     let (w0, _) = src.read_f32("embeddings.word_embeddings.weight").unwrap();
-    let exported = whet::weights::open(&out.dir.join("model")).unwrap();
+    let exported = whet::weights::open(out.dir.join("model")).unwrap();
     let (w1, _) = exported.read_f32("embeddings.word_embeddings.weight").unwrap();
     assert!(w0 == w1, "a frozen tensor changed");
 }

@@ -71,7 +71,7 @@ impl BertConfig {
             line: None,
             message: format!("BERT config: {e}"),
         })?;
-        if c.num_attention_heads == 0 || c.hidden_size % c.num_attention_heads != 0 {
+        if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
             return Err(Error::Format {
                 path: path.into(),
                 line: None,

@@ -68,7 +68,7 @@ impl Gpt2Config {
             line: None,
             message: format!("GPT-2 config: {e}"),
         })?;
-        if c.n_head == 0 || c.n_embd % c.n_head != 0 {
+        if c.n_head == 0 || !c.n_embd.is_multiple_of(c.n_head) {
             return Err(Error::Format {
                 path: path.into(),
                 line: None,

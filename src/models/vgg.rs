@@ -149,12 +149,8 @@ impl Vgg {
 
 /// 0..L−1 = feature layers by position, L = classifier.
 fn vgg_depth(path: &str, _layers: usize) -> usize {
-    match path
-        .strip_prefix("features.")
+    path.strip_prefix("features.")
         .and_then(|r| r.split('.').next())
         .and_then(|s| s.parse::<usize>().ok())
-    {
-        Some(i) => i,
-        None => 64,
-    }
+        .unwrap_or(64)
 }

@@ -277,7 +277,7 @@ impl<'a> Binder<'a> {
             return placeholder(self);
         }
         let bytes = shape.iter().product::<usize>() as u64 * 4;
-        let limit = self.engine.limits().max_storage_buffer_binding_size as u64;
+        let limit = self.engine.limits().max_storage_buffer_binding_size;
         if bytes > limit {
             self.report.too_big.push((info.name.clone(), bytes, limit));
             return placeholder(self);

@@ -102,7 +102,7 @@ fn check(q: &Tensor, k: &Tensor, v: &Tensor, opts: &Attention) -> Result<Geometr
     if [g.b, g.hq, g.hkv, g.tq, g.tk, g.d].contains(&0) {
         return Err(Error::shape(OP, qs, ks, "every dim must be at least 1"));
     }
-    if g.hq % g.hkv != 0 {
+    if !g.hq.is_multiple_of(g.hkv) {
         return Err(Error::shape(
             OP,
             qs,

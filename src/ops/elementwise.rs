@@ -228,7 +228,7 @@ pub(crate) fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor>
     let max = e.limits().max_compute_workgroups_per_dimension as usize;
     let rows = out.numel() / b.numel();
     let (gx, gy, gz) = ((b.numel() / 4).div_ceil(super::WG1 as usize), rows.min(max), rows.div_ceil(max));
-    if b.numel() % 4 == 0 && rows > 0 && gx <= max && gz <= max {
+    if b.numel().is_multiple_of(4) && rows > 0 && gx <= max && gz <= max {
         p.rows = rows as u32;
         let groups = [gx as u32, gy as u32, gz as u32];
         e.dispatch(&kernel("binary_rows4", op), bytemuck::bytes_of(&p), &bindings, groups)?;

@@ -31,7 +31,7 @@ pub fn reshape(x: &Tensor, new_shape: &[usize]) -> Result<Tensor> {
     }
     if let Some(&i) = infer.first() {
         let known: usize = s.iter().filter(|&&d| d != usize::MAX).product();
-        if known == 0 || x.numel() % known != 0 {
+        if known == 0 || !x.numel().is_multiple_of(known) {
             return Err(Error::shape("reshape", x.shape(), new_shape, "cannot infer the missing dim"));
         }
         s[i] = x.numel() / known;
@@ -95,7 +95,7 @@ fn collapse(shape: &[usize], perm: &[usize]) -> (Vec<usize>, Vec<usize>) {
 fn rows4_launch(x: &Tensor, perm: &[usize]) -> Option<(RowsParams, [u32; 3])> {
     let (cs, cp) = collapse(x.shape(), perm);
     let r = cs.len();
-    if r < 2 || r > 4 || cp[r - 1] != r - 1 || cs[r - 1] % 4 != 0 {
+    if !(2..=4).contains(&r) || cp[r - 1] != r - 1 || cs[r - 1] % 4 != 0 {
         return None;
     }
     // Pad to 4 dims with leading size-1 dims.

@@ -13,6 +13,7 @@
 //!   first: O(n²) next to the O(n³) product).
 //! - `matmul_tiled`: 64x64 workgroup tiles staged in workgroup memory, for real GPUs.
 //! - `matmul_generic`: any sizes, transposes read in place; the fallback for awkward shapes.
+//!
 //! All three are tested on every adapter for correctness.
 
 use crate::engine::{shaders, AdapterClass, Binding, Kernel};

@@ -24,7 +24,7 @@ fn check_affine(op: &'static str, x: &Tensor, ps: &[&Tensor]) -> Result<(usize, 
             return Err(Error::shape(op, x.shape(), p.shape(), format!("weight/bias must be [{c}]")));
         }
     }
-    Ok((if c == 0 { 0 } else { x.numel() / c }, c))
+    Ok((x.numel().checked_div(c).unwrap_or(0), c))
 }
 
 struct LayerNormBackward {

@@ -32,7 +32,7 @@ pub struct RopeTable {
 impl RopeTable {
     /// Tables for `head_dim` (must be even) and positions `0..max_positions`.
     pub fn new(engine: &Engine, head_dim: usize, max_positions: usize, theta: f64) -> Result<RopeTable> {
-        if head_dim == 0 || head_dim % 2 != 0 {
+        if head_dim == 0 || !head_dim.is_multiple_of(2) {
             return Err(Error::arg("rope", format!("head dim must be even and positive, got {head_dim}")));
         }
         if max_positions == 0 {

@@ -16,7 +16,7 @@ struct Params {
 
 fn rows_cols(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
     let c = *x.shape().last().ok_or_else(|| Error::arg(op, "needs at least one dim"))?;
-    Ok((if c == 0 { 0 } else { x.numel() / c }, c))
+    Ok((x.numel().checked_div(c).unwrap_or(0), c))
 }
 
 struct SoftmaxBackward {

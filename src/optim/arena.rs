@@ -90,7 +90,7 @@ impl Arena {
         old: Option<&Arena>,
     ) -> Result<Arena> {
         let limits = engine.limits();
-        let cap_bytes = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        let cap_bytes = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let cap = (cap_bytes / 4) as usize / ALIGN * ALIGN;
         wants.sort_by_key(|w| (w.group, w.born, w.pid.0));
         let mut slots = Vec::with_capacity(wants.len());

@@ -530,4 +530,4 @@ impl Optimizer {
 }
 
 // The arena pads slots to whole 256-byte units; a binding's size is a multiple of 16 bytes.
-const _: () = assert!(ALIGN * 4 % 256 == 0);
+const _: () = assert!((ALIGN * 4).is_multiple_of(256));

@@ -134,7 +134,7 @@ pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
                         text_pair: d.text_pair.clone(),
                         label: Some(d.label.clone()),
                         labels,
-                        policy: policy.clone(),
+                        policy,
                         ..Default::default()
                     },
                 )
@@ -286,7 +286,7 @@ fn source_table(
             text_pair: d.text_pair.clone(),
             label: Some(src.label.clone().unwrap_or_else(|| d.label.clone())),
             labels,
-            policy: policy.clone(),
+            policy: *policy,
             ..Default::default()
         },
     )

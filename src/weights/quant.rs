@@ -192,7 +192,7 @@ mod tests {
         b.extend(s);
         let mut qs = [0u8; 128];
         qs[0] = 0x5 | (0x7 << 4); // element 0 (sub 0) = 5, element 32 (sub 1) = 7
-        qs[64] = 0x0 | (0x9 << 4); // sub-block 4 element 0 = 0; sub 5 element 0 = 9
+        qs[64] = 0x9 << 4; // sub-block 4 element 0 = 0; sub 5 element 0 = 9
         b.extend(qs);
         assert_eq!(scale_min_k4(5, &s), (17, 18));
         let y = dequantize(Q4_K, &b, 256).unwrap();

@@ -35,7 +35,7 @@ fn dims(q: &RefTensor, k: &RefTensor, v: &RefTensor) -> Dims {
         d: q.shape[3],
     };
     assert!(k.shape[0] == d.b && k.shape[3] == d.d, "reference: attention q {:?} k {:?}", q.shape, k.shape);
-    assert!(d.hkv > 0 && d.hq % d.hkv == 0, "reference: attention heads {} / {}", d.hq, d.hkv);
+    assert!(d.hkv > 0 && d.hq.is_multiple_of(d.hkv), "reference: attention heads {} / {}", d.hq, d.hkv);
     d
 }
 
