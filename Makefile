@@ -29,6 +29,8 @@ test: assets
 	tools/ensure_vulkan.sh
 	mkdir -p target
 	set -o pipefail; $(CARGO) test --lib --bins --tests --examples 2>&1 | tee target/test.log
+	@# The library as an app embeds it: no CLI, progress bar, signal handlers or report plots.
+	set -o pipefail; $(CARGO) test --lib --no-default-features 2>&1 | tee -a target/test.log
 	$(CARGO) build --release --benches
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 

@@ -2,14 +2,14 @@
 //! external reference) built from a [`CompareResults`], and the writer that puts it next to
 //! results.json.
 
-use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use super::escape::escape;
 use super::results::CompareResults;
-use super::sections;
 use crate::error::{Error, Result};
+#[cfg(feature = "report")]
+use {super::escape::escape, super::sections, std::fmt::Write};
 
+#[cfg(feature = "report")]
 /// The report's sections in page order: `(id, heading)`. Every one is always present; one
 /// without data says so in a line.
 pub const SECTIONS: [(&str, &str); 8] = [
@@ -28,6 +28,7 @@ pub const RESULTS_JSON: &str = "results.json";
 /// See [`RESULTS_JSON`].
 pub const REPORT_HTML: &str = "report.html";
 
+#[cfg(feature = "report")]
 const STYLE: &str = r#"
 :root { color-scheme: light; }
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 0;
@@ -64,6 +65,7 @@ svg { max-width: 100%; height: auto; }
 .tok { padding: 2px 3px; margin: 0 1px; border-radius: 3px; }
 "#;
 
+#[cfg(feature = "report")]
 /// The whole report as one HTML document. Checks `r` first
 /// ([`CompareResults::validate`]); everything from user data is escaped.
 pub fn render_html(r: &CompareResults) -> Result<String> {
@@ -109,11 +111,20 @@ pub fn render_html(r: &CompareResults) -> Result<String> {
 /// Writes `dir/results.json` and `dir/report.html` (creating `dir`), each through a synced
 /// temporary file and a rename, and returns the path of report.html. The page is rendered
 /// before anything is written, so results that cannot be rendered leave `dir` untouched.
+/// Without the `report` feature: results.json alone (checked the same way), and its path.
 pub fn write_report(r: &CompareResults, dir: &Path) -> Result<PathBuf> {
+    #[cfg(feature = "report")]
     let html = render_html(r)?;
+    #[cfg(not(feature = "report"))]
+    r.validate()?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     r.save_json(&dir.join(RESULTS_JSON))?;
-    let path = dir.join(REPORT_HTML);
-    crate::train::checkpoint::replace_atomically(&path, html.as_bytes())?;
-    Ok(path)
+    #[cfg(not(feature = "report"))]
+    return Ok(dir.join(RESULTS_JSON));
+    #[cfg(feature = "report")]
+    {
+        let path = dir.join(REPORT_HTML);
+        crate::train::checkpoint::replace_atomically(&path, html.as_bytes())?;
+        Ok(path)
+    }
 }

@@ -6,15 +6,26 @@
 //! Every string that comes from user data (class names, strategy names, tokens, labels) is
 //! HTML-escaped before it reaches the page.
 
+//!
+//! The page and its plots come with the `report` feature (part of `cli`); without it
+//! [`write_report`] writes results.json alone.
+
+// Without the page, the escaping and image helpers only serve their own tests.
+#[cfg_attr(not(feature = "report"), allow(dead_code))]
 pub mod attribution;
+#[cfg_attr(not(feature = "report"), allow(dead_code))]
 mod escape;
 pub mod html;
+#[cfg(feature = "report")]
 pub mod plots;
 pub mod results;
+#[cfg(feature = "report")]
 mod sections;
 mod serde_nan;
 
-pub use html::{render_html, write_report, REPORT_HTML, RESULTS_JSON, SECTIONS};
+#[cfg(feature = "report")]
+pub use html::{render_html, SECTIONS};
+pub use html::{write_report, REPORT_HTML, RESULTS_JSON};
 pub use results::{
     Attribution, AutoChoice, CompareResults, CurvePoint, PairedTest, Retention, RocCurve, SeedRun,
     StrategyResult, Sweep,

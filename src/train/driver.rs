@@ -47,6 +47,7 @@ use crate::train::checkpoint::{self, BestMark, TrainState};
 use crate::train::fingerprint::Fingerprint;
 use crate::train::log::{LogRow, RunLog};
 use crate::train::micro_batch::{self, Snapshot, Splitter};
+use crate::train::progress::StepBar;
 use crate::train::run_dir::{Opening, Resume, RunDir};
 use crate::train::stop::StopFlag;
 use crate::train::unfreeze::Plan;
@@ -107,7 +108,8 @@ pub struct DriverConfig {
     /// Also checkpoint every this many steps (checkpoints are always written at evaluations
     /// and at the end).
     pub checkpoint_every: Option<u64>,
-    /// Show an indicatif progress bar on stderr (hidden when stderr is not a terminal).
+    /// Show a progress bar on stderr (hidden when stderr is not a terminal; nothing without the
+    /// `progress` feature).
     pub progress: bool,
     /// What to do when `out_dir` already holds a run: refuse it (the default), continue it when
     /// it is the same run, or start over.
@@ -400,7 +402,7 @@ impl Driver {
         if let Some(m) = self.config.max_steps {
             total = total.min(m);
         }
-        let bar = progress_bar(self.config.progress, total, st.step);
+        let bar = StepBar::new(self.config.progress, total, st.step);
         let t0 = Instant::now();
         let secs_before = st.train_secs;
         let mut last_saved: Option<(u64, PathBuf)> = None;
@@ -505,8 +507,7 @@ impl Driver {
                 st.train_secs = secs_before + t0.elapsed().as_secs_f64();
                 row.secs = st.train_secs;
                 log.push(row)?;
-                bar.set_position(st.step);
-                bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {metric_msg}"));
+                bar.step(st.step, || format!("loss {loss:.4} lr {lr:.2e} {metric_msg}"));
                 if !ok && st.bad_steps >= self.config.max_bad_steps {
                     bar.abandon();
                     return Err(Error::NonFiniteSteps { consecutive: st.bad_steps, step: st.step, items });
@@ -540,7 +541,7 @@ impl Driver {
             let dir = self.save(task.params(), &st, false)?;
             last_saved = Some((st.step, dir));
         }
-        bar.finish_and_clear();
+        bar.finish();
         Ok(RunSummary {
             steps: st.step,
             epochs: st.epoch,
@@ -685,18 +686,4 @@ fn params_digest(params: &Params) -> Result<String> {
         }
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn progress_bar(on: bool, total: u64, at: u64) -> indicatif::ProgressBar {
-    if !on {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{bar:30.cyan/blue} {pos}/{len} steps [{elapsed_precise} < {eta_precise}] {msg}",
-    ) {
-        bar.set_style(style);
-    }
-    bar.set_position(at);
-    bar
 }

@@ -3,11 +3,12 @@
 //! step, writes a final checkpoint and returns `StopReason::Interrupted`.
 //!
 //! The library installs no signal handler on its own (check C2): a binary opts in with
-//! [`StopFlag::install_signal_handlers`].
+//! `StopFlag::install_signal_handlers` (the `signals` feature, part of `cli`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+#[cfg(feature = "signals")]
 use crate::error::{Error, Result};
 
 /// A shared "please stop" flag holding the signal number that asked (0 = not requested).
@@ -44,7 +45,8 @@ impl StopFlag {
 
     /// Make SIGINT and SIGTERM set this flag (and do nothing else: the process keeps running
     /// until the driver has finished its step and saved). A second signal only sets the flag
-    /// again, so it can never interrupt the save.
+    /// again, so it can never interrupt the save. (With the `signals` feature, part of `cli`.)
+    #[cfg(feature = "signals")]
     pub fn install_signal_handlers(&self) -> Result<()> {
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             signal_hook::flag::register_usize(sig, self.0.clone(), sig as usize)
