@@ -47,7 +47,7 @@ pub use recipe::Recipe;
 /// How a run is shown.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
-    /// indicatif progress bars (hidden when stderr is not a terminal).
+    /// Progress on stderr: a bar on a terminal, else a plain line every 30 s and at the end.
     pub progress: bool,
     /// Evaluate the untuned model on the test split first (the baseline column).
     pub baseline: bool,

@@ -108,8 +108,8 @@ pub struct DriverConfig {
     /// Also checkpoint every this many steps (checkpoints are always written at evaluations
     /// and at the end).
     pub checkpoint_every: Option<u64>,
-    /// Show a progress bar on stderr (hidden when stderr is not a terminal; nothing without the
-    /// `progress` feature).
+    /// Show progress on stderr: a bar on a terminal (the `progress` feature), else a plain line
+    /// every 30 s and at the end.
     pub progress: bool,
     /// What to do when `out_dir` already holds a run: refuse it (the default), continue it when
     /// it is the same run, or start over.
