@@ -65,8 +65,11 @@ fn thirty_sigkills_resume_every_time_to_the_same_bits() {
     let per_step = (t0.elapsed() - startup).div_f64(120.0);
     let reference = std::fs::read(run.join("model/model.safetensors")).unwrap();
 
-    // Kills from just before the first step to a few steps into the run, so that each life
-    // makes little progress and the 30 kills spread over the whole run.
+    // Each life is killed a few steps past where the last one stopped, counted in log rows
+    // rather than guessed from the straight run's timing: a resumed process starts faster (no
+    // untuned evaluation) and a faster host runs more steps in the same time, so a wall-clock
+    // placement can let the run finish before the 30th kill. A third of the kills land in the
+    // startup (before any step), the rest up to one step after the chosen row, often mid-save.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed);
     let r = recipe(killed.path(), &tables);
     let run = killed.path().join("run");
@@ -74,8 +77,19 @@ fn thirty_sigkills_resume_every_time_to_the_same_bits() {
     while kills < KILLS {
         let before = logged_steps(&run);
         let mut child = whet().args(["train", "--quiet"]).arg(&r).stdout(Stdio::null()).spawn().unwrap();
-        let wait = startup.mul_f64(rng.random_range(0.5..1.0)) + per_step.mul_f64(rng.random_range(0.0..4.0));
-        std::thread::sleep(wait);
+        let rows: usize = rng.random_range(0..3);
+        if rows == 0 {
+            std::thread::sleep(startup.mul_f64(rng.random_range(0.3..1.0)));
+        } else {
+            let deadline = Instant::now() + startup * 3 + per_step * (rows as u32 + 2);
+            while logged_steps(&run) < before + rows && Instant::now() < deadline {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            std::thread::sleep(per_step.mul_f64(rng.random_range(0.0..1.0)));
+        }
         if child.try_wait().unwrap().is_some() {
             finished_early = true;
             break;
@@ -89,12 +103,13 @@ fn thirty_sigkills_resume_every_time_to_the_same_bits() {
             panic!("after kill {kills} (step {before}+): {e}");
         }
     }
+    let reached = logged_steps(&run);
     let o = whet().args(["train", "--quiet"]).arg(&r).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let survived = std::fs::read(run.join("model/model.safetensors")).unwrap();
     eprintln!(
-        "SIGKILL: {kills}/{KILLS} kills survived ({during_save} left a save half-written); \
-         startup {startup:.1?}, {per_step:.2?} a step"
+        "SIGKILL: {kills}/{KILLS} kills survived ({during_save} left a save half-written), the last at \
+         step {reached} of 120; startup {startup:.1?}, {per_step:.2?} a step"
     );
     assert!(!finished_early, "the run finished before {KILLS} kills: place them earlier");
     assert!(survived == reference, "the killed-and-resumed run's model differs from the straight run's");
