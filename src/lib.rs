@@ -38,6 +38,7 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod tensor;

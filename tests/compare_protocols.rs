@@ -133,7 +133,7 @@ fn from_scratch_redraws_every_weight_by_the_transformer_rules() {
     tsv(&tmp.path().join("sst.tsv"), "sentence", ("pos", POS), ("neg", NEG), 4);
     let mut r = recipe(&sentiment_recipe(&model, ""), tmp.path(), "r.toml");
     r.model.init = "scratch".into();
-    let mut prep = prepare(&e, &r).unwrap();
+    let mut prep = prepare(&e, &r, false).unwrap();
     let p = prep.task.as_task().params();
     let vals = |path: &str| p.by_path(path).unwrap().to_vec().unwrap();
     let src = whet::weights::open(&model).unwrap();
@@ -235,7 +235,7 @@ dir = "runs/mail"
     );
 
     // The kept head reproduces the source run's own test predictions on the same items.
-    let mut prep = prepare(&e, &kept).unwrap();
+    let mut prep = prepare(&e, &kept, false).unwrap();
     let (name, before) = prep.source_predictions().unwrap().expect("source predictions");
     assert_eq!(name, "sentiment");
     let want = src_out.test_predictions.as_ref().unwrap();
@@ -247,7 +247,7 @@ dir = "runs/mail"
     // add nothing, so the loss equals plain fine-tuning's.
     let items: Vec<usize> = (0..6).collect();
     let with_terms = prep.task.as_task().loss(&items, Mode::EVAL).unwrap().item().unwrap();
-    let mut plain_prep = prepare(&e, &plain).unwrap();
+    let mut plain_prep = prepare(&e, &plain, false).unwrap();
     let without = plain_prep.task.as_task().loss(&items, Mode::EVAL).unwrap().item().unwrap();
     assert!((with_terms - without).abs() < 1e-5, "LwF/EWC at the start: {with_terms} vs {without}");
     let TaskBox::Text(t) = &prep.task else { panic!("a text task") };
@@ -267,7 +267,7 @@ dir = "runs/mail"
 
     // The original MiniLM has no sentiment head to keep: a clear error, not a random head.
     let no_head = target("").replace(&src_model.display().to_string(), &model.display().to_string());
-    let err = prepare(&e, &recipe(&no_head, dir, "nohead.toml")).err().expect("refused").to_string();
+    let err = prepare(&e, &recipe(&no_head, dir, "nohead.toml"), false).err().expect("refused").to_string();
     assert!(err.contains("fine-tune on the source task first"), "{err}");
 }
 

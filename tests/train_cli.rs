@@ -38,6 +38,15 @@ fn has_gpu() -> bool {
 }
 
 /// `root/{train,val}/{red,blue}/*.png`: two colour classes with noise, 40x40.
+/// Files under `dir`, at any depth.
+fn walk_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| if e.path().is_dir() { walk_files(&e.path()) } else { 1 })
+        .sum()
+}
+
 fn image_folder(root: &Path, per_class: usize) {
     for (split, n) in [("train", per_class), ("val", per_class / 2)] {
         for (ci, class) in ["blue", "red"].iter().enumerate() {
@@ -265,7 +274,6 @@ fn compare_runs_strategies_and_seeds_into_a_report() {
         .args([
             "compare",
             r.to_str().unwrap(),
-            "--quiet",
             "--seeds",
             "0,1",
             "--out",
@@ -279,6 +287,24 @@ fn compare_runs_strategies_and_seeds_into_a_report() {
     for s in ["full fine-tune", "linear probe", "untuned", "report:"] {
         assert!(out.contains(s), "{s} missing: {out}");
     }
+    // Without --quiet and off a terminal, every wait leaves plain lines: each run announced
+    // with the overall count (2 strategies x 2 seeds), the pre-scan, the checkpoint being
+    // bound, the held-out evaluations and each run's steps.
+    let err = String::from_utf8_lossy(&o.stderr);
+    let images = walk_files(&data);
+    for line in [
+        "run 1/4 · ".to_string(),
+        "run 4/4 · ".to_string(),
+        "/seed-1 · ".to_string(),
+        format!("image {images}/{images} (100%)"),
+        "loading ".to_string(),
+        "evaluating baseline on the ".to_string(),
+        "evaluating test on the ".to_string(),
+        "(100%) · loss ".to_string(),
+    ] {
+        assert!(err.contains(&line), "no '{line}' on stderr: {err}");
+    }
+    assert!(!err.contains("run 5/"), "more runs announced than planned: {err}");
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
     let strategies = results["strategies"].as_array().unwrap();

@@ -98,7 +98,7 @@ pub fn eval(run_dir: &Path, test: Option<&Path>, bootstrap: usize) -> whet::Resu
         }
     }
     let engine = Engine::new(Default::default())?;
-    let mut prep = prepare::prepare(&engine, &recipe)?;
+    let mut prep = prepare::prepare(&engine, &recipe, true)?;
     match prep.test_evaluation("eval", bootstrap, recipe.train.seed)? {
         Some(e) => {
             println!("{}: {} items", e.split, e.items);

@@ -18,6 +18,7 @@ use super::labels::LabelMap;
 use super::skip::{enforce, SkipPolicy, Skipped};
 use super::split::stratified_split;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 
 /// One image and its class index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct ImageFolderOptions {
     pub seed: u64,
     pub policy: SkipPolicy,
     pub limits: ImageLimits,
+    /// Show the pre-scan's progress on stderr (a large folder takes minutes to decode).
+    pub progress: bool,
 }
 
 impl Default for ImageFolderOptions {
@@ -46,6 +49,7 @@ impl Default for ImageFolderOptions {
             seed: 0,
             policy: SkipPolicy::default(),
             limits: ImageLimits::default(),
+            progress: false,
         }
     }
 }
@@ -235,12 +239,13 @@ impl Gate {
 
 /// Decode every file (in parallel, under the memory gate); `None` for a good file, the reason
 /// for a bad one.
-fn prescan(files: &[(PathBuf, String)], limits: &ImageLimits) -> Vec<Option<String>> {
+fn prescan(files: &[(PathBuf, String)], limits: &ImageLimits, progress: bool) -> Vec<Option<String>> {
     let threads =
         std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8).min(files.len().max(1));
     let mut out = vec![None; files.len()];
     let chunk = files.len().div_ceil(threads).max(1);
     let gate = &Gate::default();
+    let shown = &Progress::new(progress, "image", files.len() as u64, 0);
     std::thread::scope(|s| {
         for (fs, os) in files.chunks(chunk).zip(out.chunks_mut(chunk)) {
             s.spawn(move || {
@@ -248,10 +253,12 @@ fn prescan(files: &[(PathBuf, String)], limits: &ImageLimits) -> Vec<Option<Stri
                     let held = gate.enter(decode_cost(path, limits));
                     *o = decode(path, limits).err().map(|e| reason(&e));
                     gate.leave(held);
+                    shown.inc();
                 }
             });
         }
     });
+    shown.finish();
     out
 }
 
@@ -327,7 +334,7 @@ impl ImageFolder {
             spans.push((0, 0..walk.files.len()));
         }
 
-        let verdicts = prescan(&walk.files, &opts.limits);
+        let verdicts = prescan(&walk.files, &opts.limits, opts.progress);
         let mut bad = walk.bad.clone();
         for ((path, _), v) in walk.files.iter().zip(&verdicts) {
             if let Some(r) = v {

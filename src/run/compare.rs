@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::eval::{self, Interval, Predictions};
+use crate::progress::Stages;
 use crate::report::results::{
     Attribution, CompareResults, CurvePoint, PairedTest, Retention, RocCurve, SeedRun, StrategyResult,
 };
@@ -141,6 +142,8 @@ struct Collector<'a> {
     /// Optimizer steps and parameter depths of the first run (sizes the sweep's probe runs).
     first_steps: Option<u64>,
     max_depth: usize,
+    /// "run 7/40 · full/seed-1 · ETA 23m" before each training run.
+    stages: Stages,
 }
 
 impl Collector<'_> {
@@ -167,6 +170,8 @@ impl Collector<'_> {
             r.data.test_ratio = 0.0;
             r.output.dir = r.output.dir.join(format!("fold-{f}"));
         }
+        let what = r.output.dir.strip_prefix(&self.opts.out_dir).unwrap_or(&r.output.dir);
+        self.stages.begin(&what.display().to_string());
         let run = RunOptions { progress: self.opts.progress, baseline, attributions };
         let out = super::train(self.engine, &r, self.stop, run)?;
         if self.stop.requested().is_some() {
@@ -339,13 +344,19 @@ pub fn compare(
         classes: Vec::new(),
         first_steps: None,
         max_depth: 0,
+        stages: Stages::new(opts.progress, "run", (chosen.len() * runs_of(opts).len()) as u64),
     };
     for s in &chosen {
         c.strategy(s.name, s.description, &s.apply)?;
     }
     let (sweep, auto) = match &opts.sweep {
         Some(so) => {
-            let (sweep, choice) = super::sweep::run_sweep(&c.sweep_runner(), so)?;
+            let runner = c.sweep_runner();
+            let (lrs, depths) = super::sweep::grid(&runner, so);
+            let auto_runs = if so.auto { c.planned.len() } else { 0 };
+            c.stages.grow((lrs.len() * depths.len() + auto_runs) as u64);
+            let (sweep, choice) = super::sweep::run_sweep(&runner, so)?;
+            drop(runner);
             if let Some(a) = &choice {
                 let (depth, lr) = (a.depth, a.lr);
                 let apply = move |r: &mut Recipe| {

@@ -37,6 +37,7 @@ use serde::Serialize;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::eval::{Interval, Predictions};
+use crate::progress::Phase;
 use crate::train::driver::{Driver, RunSummary, StopReason};
 use crate::train::run_dir::{Opening, Resume, RunDir};
 use crate::train::stop::StopFlag;
@@ -115,7 +116,14 @@ pub struct HeldOut {
 }
 
 /// Evaluate the held-out split.
-fn held_out(prep: &mut Prepared, name: &str, resamples: usize, seed: u64) -> Result<HeldOut> {
+fn held_out(prep: &mut Prepared, name: &str, resamples: usize, seed: u64, progress: bool) -> Result<HeldOut> {
+    let phase = Phase::begin(progress, format!("evaluating {name} on the {} split", prep.test_split()));
+    let held = held_out_now(prep, name, resamples, seed);
+    phase.end();
+    held
+}
+
+fn held_out_now(prep: &mut Prepared, name: &str, resamples: usize, seed: u64) -> Result<HeldOut> {
     let split = format!("{name} ({})", prep.test_split());
     if let Some(p) = prep.test_predictions()? {
         return Ok(HeldOut {
@@ -162,7 +170,7 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
     let claim = RunDir::claim(&dir, &fp, resume)?;
     // Only now: the folder's recipe.toml always describes the run its checkpoints belong to.
     crate::train::checkpoint::replace_atomically(&dir.join("recipe.toml"), recipe.to_toml()?.as_bytes())?;
-    let mut prep = prepare::prepare(engine, recipe)?;
+    let mut prep = prepare::prepare(engine, recipe, opts.progress)?;
     if let Some(labels) = &prep.labels {
         labels.save(&dir.join("labels.json"))?;
     }
@@ -170,7 +178,7 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
     let seed = recipe.train.seed;
     engine.reset_peak();
     let base =
-        if opts.baseline { held_out(&mut prep, "baseline", resamples, seed)? } else { HeldOut::default() };
+        if opts.baseline { held_out(&mut prep, "baseline", resamples, seed, opts.progress)? } else { HeldOut::default() };
     let (baseline, baseline_predictions) = (base.evaluation, base.predictions);
 
     // A model drawn from scratch has no source task left to retain.
@@ -207,7 +215,7 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
             crate::train::driver::restore_params(prep.task.as_task().params_mut(), &best)?;
         }
     }
-    let held = held_out(&mut prep, "test", resamples, seed)?;
+    let held = held_out(&mut prep, "test", resamples, seed, opts.progress)?;
     let (test, test_predictions, test_losses) = (held.evaluation, held.predictions, held.block_losses);
     let retention = match (source_before, prep.source_predictions()?) {
         (Some((source, before)), Some((_, after))) => Some(SourceRetention {

@@ -15,6 +15,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::models::decoder::{generate, Generate};
 use crate::models::zoo::{self, ModelKind};
+use crate::progress::Phase;
 use crate::nn::init::{reinitialise, Family};
 use crate::nn::lora::LoraConfig;
 use crate::nn::{BindingReport, Select};
@@ -72,14 +73,30 @@ pub struct Prepared {
     train_len: usize,
 }
 
-/// Load everything `recipe` names and build its task.
-pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
+/// The recipe's model with a head of `classes` outputs (`None`: the model's own), seeded by
+/// the training seed; a spinner or two lines while a large checkpoint is read and bound.
+fn load_model(
+    engine: &Engine,
+    recipe: &Recipe,
+    kind: ModelKind,
+    classes: Option<usize>,
+    progress: bool,
+) -> Result<(zoo::AnyModel, BindingReport)> {
+    let what = format!("loading {} ({})", recipe.model.path.display(), recipe.model.kind);
+    let phase = Phase::begin(progress, what);
+    let loaded = zoo::load(engine, &recipe.model.path, kind, classes, recipe.train.seed);
+    phase.end();
+    loaded
+}
+
+/// Load everything `recipe` names and build its task; with `progress`, the slow parts (the
+/// image pre-scan) show their progress on stderr.
+pub fn prepare(engine: &Engine, recipe: &Recipe, progress: bool) -> Result<Prepared> {
     let kind: ModelKind = recipe.model.kind.parse()?;
     let d = &recipe.data;
     // Splits and subsets follow `data.split_seed` (default: the training seed), so runs with
     // different training seeds can share one test set (paired comparisons).
     let seed = d.split_seed.unwrap_or(recipe.train.seed);
-    let init_seed = recipe.train.seed;
     let policy = SkipPolicy { skip_bad: d.skip_bad, max_skipped: d.max_skipped };
     let mut skipped = Vec::new();
     let (task, labels, test, test_split, report, tokenizer) = match d.kind {
@@ -89,12 +106,13 @@ pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
                 test_ratio: d.test_ratio,
                 seed,
                 policy,
+                progress,
                 ..Default::default()
             };
             let folder = ImageFolder::open(&d.train, &opts)?;
             skipped.extend(folder.skipped.iter().map(|s| s.to_string()));
             let classes = folder.labels.len();
-            let (model, report) = zoo::load(engine, &recipe.model.path, kind, Some(classes), init_seed)?;
+            let (model, report) = load_model(engine, recipe, kind, Some(classes), progress)?;
             let mut spec = model.image_spec().ok_or_else(|| {
                 Error::arg("recipe", format!("model.kind '{}' is not an image model", recipe.model.kind))
             })?;
@@ -179,11 +197,11 @@ pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
             let classes = labels.len();
             let (model, report, source) = match &recipe.source {
                 None => {
-                    let (m, r) = zoo::load(engine, &recipe.model.path, kind, Some(classes), init_seed)?;
+                    let (m, r) = load_model(engine, recipe, kind, Some(classes), progress)?;
                     (m, r, None)
                 }
                 Some(src) => {
-                    let (m, r, kept) = with_source_head(engine, recipe, src, kind, classes, &policy)?;
+                    let (m, r, kept) = with_source_head(engine, recipe, src, kind, classes, &policy, progress)?;
                     (m, r, Some(kept))
                 }
             };
@@ -208,7 +226,7 @@ pub fn prepare(engine: &Engine, recipe: &Recipe) -> Result<Prepared> {
             (TaskBox::Text(t), Some(labels), TestSet::Texts(test), split, report, Some(tok))
         }
         DataKind::Corpus => {
-            let (model, report) = zoo::load(engine, &recipe.model.path, kind, None, init_seed)?;
+            let (model, report) = load_model(engine, recipe, kind, None, progress)?;
             let tok = tokenizer_for(recipe)?;
             let corpus = crate::data::corpus::Corpus::open(&d.train, &tok)?;
             let (mut train, val) = corpus.split(d.max_len, d.val_ratio);
@@ -296,6 +314,7 @@ fn source_table(
 /// fresh head of `classes` outputs for the new task. The source labels come from the run
 /// folder's `labels.json` beside the checkpoint when there is one (the order the head was
 /// trained with), else from the source table.
+#[allow(clippy::too_many_arguments)] // until the model registry (issue 18) owns loading
 fn with_source_head(
     engine: &Engine,
     recipe: &Recipe,
@@ -303,6 +322,7 @@ fn with_source_head(
     kind: ModelKind,
     classes: usize,
     policy: &SkipPolicy,
+    progress: bool,
 ) -> Result<(zoo::AnyModel, BindingReport, SourceHead)> {
     let saved = recipe.model.path.join("labels.json");
     let fixed = if saved.is_file() { Some(LabelMap::load(&saved)?) } else { None };
@@ -311,7 +331,7 @@ fn with_source_head(
     let seed = recipe.data.split_seed.unwrap_or(recipe.train.seed);
     let test = subset(table.items, |t| t.label.unwrap_or(0), src.limit, seed)?;
     let init_seed = recipe.train.seed;
-    let (mut model, report) = zoo::load(engine, &recipe.model.path, kind, Some(labels.len()), init_seed)?;
+    let (mut model, report) = load_model(engine, recipe, kind, Some(labels.len()), progress)?;
     let name = src.name.clone().unwrap_or_else(|| src.test.display().to_string());
     let kept = SourceHead::capture(model.params(), name, labels, test)?;
     model.replace_head(classes, init_seed)?;

@@ -48,8 +48,8 @@ fn lower_is_better(metric: &str) -> bool {
     matches!(metric, "loss" | "perplexity" | "log_loss" | "ece" | "mse" | "mae" | "rmse")
 }
 
-/// Run the grid; with `opts.auto`, also choose the best cell.
-pub fn run_sweep(r: &Runner, opts: &SweepOptions) -> Result<(Sweep, Option<AutoChoice>)> {
+/// The grid's learning rates and frozen depths (the defaults centred on the recipe's).
+pub fn grid(r: &Runner, opts: &SweepOptions) -> (Vec<f64>, Vec<usize>) {
     let lrs = if opts.lrs.is_empty() { vec![r.lr * 0.3, r.lr, r.lr * 3.0] } else { opts.lrs.clone() };
     let depths = if opts.depths.is_empty() {
         let mut d = vec![0, r.max_depth / 2, r.max_depth];
@@ -58,6 +58,12 @@ pub fn run_sweep(r: &Runner, opts: &SweepOptions) -> Result<(Sweep, Option<AutoC
     } else {
         opts.depths.clone()
     };
+    (lrs, depths)
+}
+
+/// Run the grid; with `opts.auto`, also choose the best cell.
+pub fn run_sweep(r: &Runner, opts: &SweepOptions) -> Result<(Sweep, Option<AutoChoice>)> {
+    let (lrs, depths) = grid(r, opts);
     if let Some(bad) = lrs.iter().find(|l| !(l.is_finite() && **l > 0.0)) {
         return Err(Error::arg("sweep", format!("learning rate {bad} is not > 0")));
     }

@@ -42,12 +42,12 @@ use crate::engine::{Engine, View};
 use crate::error::{Error, Result};
 use crate::nn::{Mode, Params, Select};
 use crate::optim::{OptimConfig, Optimizer};
+use crate::progress::Progress;
 use crate::tensor::Tensor;
 use crate::train::checkpoint::{self, BestMark, TrainState};
 use crate::train::fingerprint::Fingerprint;
 use crate::train::log::{LogRow, RunLog};
 use crate::train::micro_batch::{self, Snapshot, Splitter};
-use crate::train::progress::StepBar;
 use crate::train::run_dir::{Opening, Resume, RunDir};
 use crate::train::stop::StopFlag;
 use crate::train::unfreeze::Plan;
@@ -402,7 +402,7 @@ impl Driver {
         if let Some(m) = self.config.max_steps {
             total = total.min(m);
         }
-        let bar = StepBar::new(self.config.progress, total, st.step);
+        let bar = Progress::new(self.config.progress, "step", total, st.step);
         let t0 = Instant::now();
         let secs_before = st.train_secs;
         let mut last_saved: Option<(u64, PathBuf)> = None;
@@ -466,6 +466,7 @@ impl Driver {
                 let mut improved = false;
                 let mut early = false;
                 if evaluate {
+                    bar.note(&format!("loss {loss:.4} · evaluating"));
                     let m = {
                         let _g = self.engine.no_grad();
                         task.evaluate()?
@@ -485,7 +486,7 @@ impl Driver {
                             } else {
                                 st.since_best += 1;
                             }
-                            metric_msg = format!("{key} {v:.4}");
+                            metric_msg = format!("· val {key} {v:.4}");
                         }
                         None if self.config.early_stop.is_some() => {
                             return Err(Error::arg(

@@ -11,7 +11,6 @@ pub mod l2sp;
 pub mod log;
 pub mod lr_finder;
 pub mod micro_batch;
-mod progress;
 pub mod run_dir;
 pub mod stop;
 pub mod unfreeze;
