@@ -90,162 +90,17 @@ fn load_model(
 }
 
 /// Load everything `recipe` names and build its task; with `progress`, the slow parts (the
-/// image pre-scan) show their progress on stderr.
+/// image pre-scan, binding the checkpoint) show their progress on stderr.
 pub fn prepare(engine: &Engine, recipe: &Recipe, progress: bool) -> Result<Prepared> {
     let kind: ModelKind = recipe.model.kind.parse()?;
-    let d = &recipe.data;
-    // Splits and subsets follow `data.split_seed` (default: the training seed), so runs with
-    // different training seeds can share one test set (paired comparisons).
-    let seed = d.split_seed.unwrap_or(recipe.train.seed);
-    let policy = SkipPolicy { skip_bad: d.skip_bad, max_skipped: d.max_skipped };
     let mut skipped = Vec::new();
-    let (task, labels, test, test_split, report, tokenizer) = match d.kind {
-        DataKind::ImageFolder => {
-            let opts = ImageFolderOptions {
-                val_ratio: d.val_ratio,
-                test_ratio: d.test_ratio,
-                seed,
-                policy,
-                progress,
-                ..Default::default()
-            };
-            let folder = ImageFolder::open(&d.train, &opts)?;
-            skipped.extend(folder.skipped.iter().map(|s| s.to_string()));
-            let classes = folder.labels.len();
-            let (model, report) = load_model(engine, recipe, kind, Some(classes), progress)?;
-            let mut spec = model.image_spec().ok_or_else(|| {
-                Error::arg("recipe", format!("model.kind '{}' is not an image model", recipe.model.kind))
-            })?;
-            if let Some(s) = recipe.model.image_size {
-                spec = spec.scaled(s);
-            }
-            let mut folder = folder;
-            if let Some((k, f)) = d.folds.zip(d.fold) {
-                // Cross-validation over every labelled image: fold f is the test split,
-                // validation is carved from the other folds.
-                let mut pool = std::mem::take(&mut folder.train);
-                pool.append(&mut folder.val);
-                pool.append(&mut folder.test);
-                folder.test = hold_out_fold(&mut pool, |i| i.label, k, f, seed)?;
-                let ys: Vec<usize> = pool.iter().map(|i| i.label).collect();
-                let (_, held) = stratified_split(&ys, d.val_ratio, seed ^ 2)?;
-                folder.val = take(&mut pool, &held);
-                folder.train = pool;
-            }
-            let train = subset(folder.train, |i| i.label, d.limit_train, seed)?;
-            let val = subset(folder.val, |i| i.label, d.limit_eval, seed)?;
-            let (test, split) = if folder.test.is_empty() {
-                (val.clone(), "val")
-            } else {
-                (subset(folder.test, |i| i.label, d.limit_test.or(d.limit_eval), seed)?, "test")
-            };
-            let mut t = ImageTask::new(engine, model, train, val, classes, recipe.augment.clone(), spec)?;
-            t.label_smoothing = recipe.train.label_smoothing;
-            (TaskBox::Image(t), Some(folder.labels), TestSet::Images(test), split, report, None)
-        }
-        DataKind::Text => {
-            let table = |path: &Path, column: &str, labels: Option<LabelMap>| -> Result<TextTable> {
-                TextTable::open(
-                    path,
-                    &TableOptions {
-                        text: column.to_string(),
-                        text_pair: d.text_pair.clone(),
-                        label: Some(d.label.clone()),
-                        labels,
-                        policy,
-                        ..Default::default()
-                    },
-                )
-            };
-            let train_table = table(&d.train, &d.text, None)?;
-            let labels = train_table.labels.clone();
-            skipped.extend(train_table.skipped.iter().map(|s| s.to_string()));
-            let eval_column = d.eval_text.as_deref().unwrap_or(&d.text);
-            let mut rest = train_table.items;
-            let label_of = |t: &TextItem| t.label.unwrap_or(0);
-            let carve = |rest: &mut Vec<TextItem>, ratio: f64, salt: u64| -> Result<Vec<TextItem>> {
-                let ys: Vec<usize> = rest.iter().map(label_of).collect();
-                let (_, held) = stratified_split(&ys, ratio, seed ^ salt)?;
-                Ok(take(rest, &held))
-            };
-            let (test, split) = match (&d.test, d.folds.zip(d.fold)) {
-                (_, Some((k, f))) => (hold_out_fold(&mut rest, label_of, k, f, seed)?, "test"),
-                (Some(p), None) => {
-                    let t = table(p, eval_column, Some(labels.clone()))?;
-                    skipped.extend(t.skipped.iter().map(|s| s.to_string()));
-                    (t.items, "test")
-                }
-                (None, None) if d.test_ratio > 0.0 => (carve(&mut rest, d.test_ratio, 1)?, "test"),
-                (None, None) => (Vec::new(), "val"),
-            };
-            let val = match &d.val {
-                Some(p) if d.folds.is_none() => {
-                    let t = table(p, eval_column, Some(labels.clone()))?;
-                    skipped.extend(t.skipped.iter().map(|s| s.to_string()));
-                    t.items
-                }
-                _ if d.folds.is_some() => carve(&mut rest, d.val_ratio, 2)?,
-                _ => carve(&mut rest, d.val_ratio / (1.0 - d.test_ratio), 2)?,
-            };
-            let train = subset(rest, label_of, d.limit_train, seed)?;
-            let val = subset(val, label_of, d.limit_eval, seed)?;
-            let test = if split == "val" {
-                val.clone()
-            } else {
-                subset(test, label_of, d.limit_test.or(d.limit_eval), seed)?
-            };
-            let classes = labels.len();
-            let (model, report, source) = match &recipe.source {
-                None => {
-                    let (m, r) = load_model(engine, recipe, kind, Some(classes), progress)?;
-                    (m, r, None)
-                }
-                Some(src) => {
-                    let (m, r, kept) = with_source_head(engine, recipe, src, kind, classes, &policy, progress)?;
-                    (m, r, Some(kept))
-                }
-            };
-            let tok = tokenizer_for(recipe)?;
-            let mut t = TextTask::new(engine, model, tok.clone(), train, val, classes, d.max_len)?;
-            t.label_smoothing = recipe.train.label_smoothing;
-            if let Some(kept) = source {
-                let labels = kept.labels.clone();
-                t.source = Some(kept);
-                if let Some(l) = recipe.train.lwf {
-                    t.record_teacher(l.weight, l.temperature)?;
-                }
-                if let (Some(e), Some(src)) = (recipe.train.ewc, &recipe.source) {
-                    let path = src.train.as_ref().ok_or_else(|| {
-                        Error::arg("recipe", "train.ewc estimates its Fisher on source.train")
-                    })?;
-                    let table = source_table(recipe, src, path, Some(labels), &policy, true)?;
-                    let items = subset(table.items, label_of, Some(e.items), seed)?;
-                    t.estimate_ewc(e.lambda, &items)?;
-                }
-            }
-            (TaskBox::Text(t), Some(labels), TestSet::Texts(test), split, report, Some(tok))
-        }
-        DataKind::Corpus => {
-            let (model, report) = load_model(engine, recipe, kind, None, progress)?;
-            let tok = tokenizer_for(recipe)?;
-            let corpus = crate::data::corpus::Corpus::open(&d.train, &tok)?;
-            let (mut train, val) = corpus.split(d.max_len, d.val_ratio);
-            if let Some(n) = d.limit_train {
-                train.truncate(n);
-            }
-            let val: Vec<Range<usize>> = match d.limit_eval {
-                Some(n) => val.into_iter().take(n).collect(),
-                None => val,
-            };
-            let vocab = match &model {
-                zoo::AnyModel::Gpt2(m) => m.config.vocab_size,
-                zoo::AnyModel::Llama(m) => m.config.vocab_size,
-                _ => return Err(Error::arg("recipe", "data.kind = \"corpus\" needs a gpt2 or llama model")),
-            };
-            let t = LmTask::new(engine, model, corpus.tokens, train, val.clone(), vocab)?;
-            (TaskBox::Lm(t), None, TestSet::Blocks(val), "val", report, Some(tok))
-        }
+    let from = Source { engine, recipe, kind, progress };
+    let built = match recipe.data.kind {
+        DataKind::ImageFolder => from.images(&mut skipped)?,
+        DataKind::Text => from.texts(&mut skipped)?,
+        DataKind::Corpus => from.corpus()?,
     };
+    let Built { task, labels, test, test_split, report, tokenizer } = built;
     let mut prep = Prepared {
         task,
         labels,
@@ -267,6 +122,194 @@ pub fn prepare(engine: &Engine, recipe: &Recipe, progress: bool) -> Result<Prepa
     prep.train_len = prep.task.as_task().train_len();
     prep.apply_adaptation(recipe)?;
     Ok(prep)
+}
+
+/// What one data kind builds: the task with its model, the labels, the held-out items.
+struct Built {
+    task: TaskBox,
+    labels: Option<LabelMap>,
+    test: TestSet,
+    test_split: &'static str,
+    report: BindingReport,
+    tokenizer: Option<TextTokenizer>,
+}
+
+/// What every data kind builds from. Splits and subsets follow `data.split_seed` (default: the
+/// training seed), so runs with different training seeds can share one test set (paired
+/// comparisons).
+struct Source<'a> {
+    engine: &'a Engine,
+    recipe: &'a Recipe,
+    kind: ModelKind,
+    progress: bool,
+}
+
+impl Source<'_> {
+    fn seed(&self) -> u64 {
+        self.recipe.data.split_seed.unwrap_or(self.recipe.train.seed)
+    }
+
+    fn policy(&self) -> SkipPolicy {
+        SkipPolicy { skip_bad: self.recipe.data.skip_bad, max_skipped: self.recipe.data.max_skipped }
+    }
+
+    /// An image folder (pre-scanned), split or folded, with an image model.
+    fn images(&self, skipped: &mut Vec<String>) -> Result<Built> {
+        let (engine, recipe, kind, progress) = (self.engine, self.recipe, self.kind, self.progress);
+        let (d, seed, policy) = (&recipe.data, self.seed(), self.policy());
+        let opts = ImageFolderOptions {
+            val_ratio: d.val_ratio,
+            test_ratio: d.test_ratio,
+            seed,
+            policy,
+            progress,
+            ..Default::default()
+        };
+        let folder = ImageFolder::open(&d.train, &opts)?;
+        skipped.extend(folder.skipped.iter().map(|s| s.to_string()));
+        let classes = folder.labels.len();
+        let (model, report) = load_model(engine, recipe, kind, Some(classes), progress)?;
+        let mut spec = model.image_spec().ok_or_else(|| {
+            Error::arg("recipe", format!("model.kind '{}' is not an image model", recipe.model.kind))
+        })?;
+        if let Some(s) = recipe.model.image_size {
+            spec = spec.scaled(s);
+        }
+        let mut folder = folder;
+        if let Some((k, f)) = d.folds.zip(d.fold) {
+            // Cross-validation over every labelled image: fold f is the test split,
+            // validation is carved from the other folds.
+            let mut pool = std::mem::take(&mut folder.train);
+            pool.append(&mut folder.val);
+            pool.append(&mut folder.test);
+            folder.test = hold_out_fold(&mut pool, |i| i.label, k, f, seed)?;
+            let ys: Vec<usize> = pool.iter().map(|i| i.label).collect();
+            let (_, held) = stratified_split(&ys, d.val_ratio, seed ^ 2)?;
+            folder.val = take(&mut pool, &held);
+            folder.train = pool;
+        }
+        let train = subset(folder.train, |i| i.label, d.limit_train, seed)?;
+        let val = subset(folder.val, |i| i.label, d.limit_eval, seed)?;
+        let (test, split) = if folder.test.is_empty() {
+            (val.clone(), "val")
+        } else {
+            (subset(folder.test, |i| i.label, d.limit_test.or(d.limit_eval), seed)?, "test")
+        };
+        let mut t = ImageTask::new(engine, model, train, val, classes, recipe.augment.clone(), spec)?;
+        t.label_smoothing = recipe.train.label_smoothing;
+        Ok(Built { task: TaskBox::Image(t), labels: Some(folder.labels), test: TestSet::Images(test), test_split: split, report, tokenizer: None })
+    }
+
+    /// A labelled table of texts (with optional test/val tables, folds, a source task to
+    /// retain) with a text classifier.
+    fn texts(&self, skipped: &mut Vec<String>) -> Result<Built> {
+        let (engine, recipe, kind, progress) = (self.engine, self.recipe, self.kind, self.progress);
+        let (d, seed, policy) = (&recipe.data, self.seed(), self.policy());
+        let table = |path: &Path, column: &str, labels: Option<LabelMap>| -> Result<TextTable> {
+            TextTable::open(
+                path,
+                &TableOptions {
+                    text: column.to_string(),
+                    text_pair: d.text_pair.clone(),
+                    label: Some(d.label.clone()),
+                    labels,
+                    policy,
+                    ..Default::default()
+                },
+            )
+        };
+        let train_table = table(&d.train, &d.text, None)?;
+        let labels = train_table.labels.clone();
+        skipped.extend(train_table.skipped.iter().map(|s| s.to_string()));
+        let eval_column = d.eval_text.as_deref().unwrap_or(&d.text);
+        let mut rest = train_table.items;
+        let label_of = |t: &TextItem| t.label.unwrap_or(0);
+        let carve = |rest: &mut Vec<TextItem>, ratio: f64, salt: u64| -> Result<Vec<TextItem>> {
+            let ys: Vec<usize> = rest.iter().map(label_of).collect();
+            let (_, held) = stratified_split(&ys, ratio, seed ^ salt)?;
+            Ok(take(rest, &held))
+        };
+        let (test, split) = match (&d.test, d.folds.zip(d.fold)) {
+            (_, Some((k, f))) => (hold_out_fold(&mut rest, label_of, k, f, seed)?, "test"),
+            (Some(p), None) => {
+                let t = table(p, eval_column, Some(labels.clone()))?;
+                skipped.extend(t.skipped.iter().map(|s| s.to_string()));
+                (t.items, "test")
+            }
+            (None, None) if d.test_ratio > 0.0 => (carve(&mut rest, d.test_ratio, 1)?, "test"),
+            (None, None) => (Vec::new(), "val"),
+        };
+        let val = match &d.val {
+            Some(p) if d.folds.is_none() => {
+                let t = table(p, eval_column, Some(labels.clone()))?;
+                skipped.extend(t.skipped.iter().map(|s| s.to_string()));
+                t.items
+            }
+            _ if d.folds.is_some() => carve(&mut rest, d.val_ratio, 2)?,
+            _ => carve(&mut rest, d.val_ratio / (1.0 - d.test_ratio), 2)?,
+        };
+        let train = subset(rest, label_of, d.limit_train, seed)?;
+        let val = subset(val, label_of, d.limit_eval, seed)?;
+        let test = if split == "val" {
+            val.clone()
+        } else {
+            subset(test, label_of, d.limit_test.or(d.limit_eval), seed)?
+        };
+        let classes = labels.len();
+        let (model, report, source) = match &recipe.source {
+            None => {
+                let (m, r) = load_model(engine, recipe, kind, Some(classes), progress)?;
+                (m, r, None)
+            }
+            Some(src) => {
+                let (m, r, kept) = with_source_head(engine, recipe, src, kind, classes, &policy, progress)?;
+                (m, r, Some(kept))
+            }
+        };
+        let tok = tokenizer_for(recipe)?;
+        let mut t = TextTask::new(engine, model, tok.clone(), train, val, classes, d.max_len)?;
+        t.label_smoothing = recipe.train.label_smoothing;
+        if let Some(kept) = source {
+            let labels = kept.labels.clone();
+            t.source = Some(kept);
+            if let Some(l) = recipe.train.lwf {
+                t.record_teacher(l.weight, l.temperature)?;
+            }
+            if let (Some(e), Some(src)) = (recipe.train.ewc, &recipe.source) {
+                let path = src.train.as_ref().ok_or_else(|| {
+                    Error::arg("recipe", "train.ewc estimates its Fisher on source.train")
+                })?;
+                let table = source_table(recipe, src, path, Some(labels), &policy, true)?;
+                let items = subset(table.items, label_of, Some(e.items), seed)?;
+                t.estimate_ewc(e.lambda, &items)?;
+            }
+        }
+        Ok(Built { task: TaskBox::Text(t), labels: Some(labels), test: TestSet::Texts(test), test_split: split, report, tokenizer: Some(tok) })
+    }
+
+    /// A text corpus cut into blocks, with a decoder language model.
+    fn corpus(&self) -> Result<Built> {
+        let (engine, recipe, kind, progress) = (self.engine, self.recipe, self.kind, self.progress);
+        let d = &recipe.data;
+        let (model, report) = load_model(engine, recipe, kind, None, progress)?;
+        let tok = tokenizer_for(recipe)?;
+        let corpus = crate::data::corpus::Corpus::open(&d.train, &tok)?;
+        let (mut train, val) = corpus.split(d.max_len, d.val_ratio);
+        if let Some(n) = d.limit_train {
+            train.truncate(n);
+        }
+        let val: Vec<Range<usize>> = match d.limit_eval {
+            Some(n) => val.into_iter().take(n).collect(),
+            None => val,
+        };
+        let vocab = match &model {
+            zoo::AnyModel::Gpt2(m) => m.config.vocab_size,
+            zoo::AnyModel::Llama(m) => m.config.vocab_size,
+            _ => return Err(Error::arg("recipe", "data.kind = \"corpus\" needs a gpt2 or llama model")),
+        };
+        let t = LmTask::new(engine, model, corpus.tokens, train, val.clone(), vocab)?;
+        Ok(Built { task: TaskBox::Lm(t), labels: None, test: TestSet::Blocks(val), test_split: "val", report, tokenizer: Some(tok) })
+    }
 }
 
 /// A seeded, stratified subset of at most `limit` items (all when `None` or not smaller).
