@@ -27,6 +27,7 @@
 // the point, so clippy's partial_cmp suggestion would hide it.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+pub mod bench;
 pub mod data;
 pub mod engine;
 pub mod error;

@@ -1,5 +1,5 @@
 //! The `whet` command line: `train RECIPE.toml`, `compare RECIPE.toml`, `eval RUN_DIR`, `predict RUN_DIR INPUT...`,
-//! `inspect CHECKPOINT` and `devices`. Every command has `--help`.
+//! `inspect CHECKPOINT`, `devices` and `bench`. Every command has `--help`.
 
 mod cli;
 
@@ -104,6 +104,27 @@ enum Command {
     },
     /// List the GPU adapters (Vulkan, Metal, DX12; lavapipe without a GPU) and the one whet picks.
     Devices,
+    /// Measure this GPU: kernels (matmul, bandwidth, softmax, conv, attention, dispatch cost)
+    /// and model training steps (MiniLM full and frozen, ResNet-18, EfficientNet-Lite0, SmolLM2
+    /// with LoRA), each the median of interleaved rounds with its spread. Or, with --compare,
+    /// put two saved runs side by side.
+    Bench {
+        /// Small sizes and two model steps (under a minute on lavapipe).
+        #[arg(long)]
+        quick: bool,
+        /// Timing rounds (every case once per round).
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Only cases whose name contains one of these, comma separated (e.g. matmul,resnet).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Also write the records to FILE as JSON (for --compare or other tools).
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        /// Compare two JSON files written by --json (A B): B's speed relative to A's per case.
+        #[arg(long, num_args = 2, value_names = ["A", "B"])]
+        compare: Option<Vec<std::path::PathBuf>>,
+    },
     /// List a checkpoint's tensors (name, dtype, shape) and parameter count; GGUF metadata too.
     Inspect {
         /// safetensors, GGUF, PyTorch .pth/.bin (zip or legacy) file, or a Hugging Face model directory.
@@ -157,6 +178,10 @@ fn main() -> ExitCode {
             cli::predict::predict(&run, &inputs, top, max_new_tokens)
         }
         Command::Devices => devices(),
+        Command::Bench { quick, repeats, only, json, compare } => match compare.as_deref() {
+            Some([a, b]) => cli::bench::compare(a, b),
+            _ => cli::bench::bench(whet::bench::BenchOptions { quick, repeats, only }, json.as_deref()),
+        },
         Command::Inspect { checkpoint, model, classes } => inspect(&checkpoint).and_then(|()| match model {
             Some(kind) => bind_report(&checkpoint, &kind, classes),
             None => Ok(()),

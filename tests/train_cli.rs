@@ -271,14 +271,7 @@ fn compare_runs_strategies_and_seeds_into_a_report() {
     let r = recipe(tmp.path(), &w, &data, "epochs = 2");
     let out_dir = tmp.path().join("cmp");
     let o = whet()
-        .args([
-            "compare",
-            r.to_str().unwrap(),
-            "--seeds",
-            "0,1",
-            "--out",
-            out_dir.to_str().unwrap(),
-        ])
+        .args(["compare", r.to_str().unwrap(), "--seeds", "0,1", "--out", out_dir.to_str().unwrap()])
         .args(["--strategies", "full fine-tune,linear probe"])
         .output()
         .unwrap();

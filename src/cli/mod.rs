@@ -1,5 +1,6 @@
 //! `whet train`, `eval` and `predict`: thin wrappers over [`whet::run`] that print.
 
+pub mod bench;
 pub mod compare;
 pub mod predict;
 pub mod train;

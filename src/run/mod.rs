@@ -177,8 +177,11 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
     let resamples = recipe.output.bootstrap.max(1);
     let seed = recipe.train.seed;
     engine.reset_peak();
-    let base =
-        if opts.baseline { held_out(&mut prep, "baseline", resamples, seed, opts.progress)? } else { HeldOut::default() };
+    let base = if opts.baseline {
+        held_out(&mut prep, "baseline", resamples, seed, opts.progress)?
+    } else {
+        HeldOut::default()
+    };
     let (baseline, baseline_predictions) = (base.evaluation, base.predictions);
 
     // A model drawn from scratch has no source task left to retain.

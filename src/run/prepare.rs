@@ -15,11 +15,11 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::models::decoder::{generate, Generate};
 use crate::models::zoo::{self, ModelKind};
-use crate::progress::Phase;
 use crate::nn::init::{reinitialise, Family};
 use crate::nn::lora::LoraConfig;
 use crate::nn::{BindingReport, Select};
 use crate::optim::{GroupSpec, LayerLr, Method, OptimConfig, Schedule};
+use crate::progress::Phase;
 use crate::train::driver::{DriverConfig, EarlyStop, Task};
 use crate::train::l2sp::L2Sp;
 use crate::train::run_dir::Resume;
@@ -197,7 +197,14 @@ impl Source<'_> {
         };
         let mut t = ImageTask::new(engine, model, train, val, classes, recipe.augment.clone(), spec)?;
         t.label_smoothing = recipe.train.label_smoothing;
-        Ok(Built { task: TaskBox::Image(t), labels: Some(folder.labels), test: TestSet::Images(test), test_split: split, report, tokenizer: None })
+        Ok(Built {
+            task: TaskBox::Image(t),
+            labels: Some(folder.labels),
+            test: TestSet::Images(test),
+            test_split: split,
+            report,
+            tokenizer: None,
+        })
     }
 
     /// A labelled table of texts (with optional test/val tables, folds, a source task to
@@ -276,15 +283,23 @@ impl Source<'_> {
                 t.record_teacher(l.weight, l.temperature)?;
             }
             if let (Some(e), Some(src)) = (recipe.train.ewc, &recipe.source) {
-                let path = src.train.as_ref().ok_or_else(|| {
-                    Error::arg("recipe", "train.ewc estimates its Fisher on source.train")
-                })?;
+                let path = src
+                    .train
+                    .as_ref()
+                    .ok_or_else(|| Error::arg("recipe", "train.ewc estimates its Fisher on source.train"))?;
                 let table = source_table(recipe, src, path, Some(labels), &policy, true)?;
                 let items = subset(table.items, label_of, Some(e.items), seed)?;
                 t.estimate_ewc(e.lambda, &items)?;
             }
         }
-        Ok(Built { task: TaskBox::Text(t), labels: Some(labels), test: TestSet::Texts(test), test_split: split, report, tokenizer: Some(tok) })
+        Ok(Built {
+            task: TaskBox::Text(t),
+            labels: Some(labels),
+            test: TestSet::Texts(test),
+            test_split: split,
+            report,
+            tokenizer: Some(tok),
+        })
     }
 
     /// A text corpus cut into blocks, with a decoder language model.
@@ -308,7 +323,14 @@ impl Source<'_> {
             _ => return Err(Error::arg("recipe", "data.kind = \"corpus\" needs a gpt2 or llama model")),
         };
         let t = LmTask::new(engine, model, corpus.tokens, train, val.clone(), vocab)?;
-        Ok(Built { task: TaskBox::Lm(t), labels: None, test: TestSet::Blocks(val), test_split: "val", report, tokenizer: Some(tok) })
+        Ok(Built {
+            task: TaskBox::Lm(t),
+            labels: None,
+            test: TestSet::Blocks(val),
+            test_split: "val",
+            report,
+            tokenizer: Some(tok),
+        })
     }
 }
 
