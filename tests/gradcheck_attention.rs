@@ -20,7 +20,8 @@ fn mask(r: &mut ChaCha8Rng, b: usize, tk: usize, keep: f64) -> RefTensor {
 }
 
 /// (B, Hq, Hkv, Tq, Tk, D, causal, masked)
-const CASES: &[(usize, usize, usize, usize, usize, usize, bool, bool)] = &[
+type Case = (usize, usize, usize, usize, usize, usize, bool, bool);
+const CASES: &[Case] = &[
     (1, 1, 1, 1, 1, 1, false, false),
     (1, 2, 2, 3, 3, 4, false, false),
     (2, 2, 2, 4, 4, 3, true, false),

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::nn::attention::sdpa;
-use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Origin, Params, Pid, Slot};
+use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Origin, ParamGetter, Params, Pid, Slot};
 use crate::ops::embedding::embedding;
 use crate::ops::norm::layer_norm;
 use crate::tensor::Tensor;
@@ -203,7 +203,7 @@ impl Bert {
             get(&mut b, "bert.embeddings.token_type_embeddings.weight", &[c.type_vocab_size, h], normal)?;
         let ln = |b: &mut Binder,
                   path: &str,
-                  get: &mut dyn FnMut(&mut Binder, &str, &[usize], Init) -> Result<Pid>| {
+                  get: &mut ParamGetter| {
             Ok::<_, Error>((
                 get(b, &format!("{path}.weight"), &[h], Init::Ones)?,
                 get(b, &format!("{path}.bias"), &[h], Init::Zeros)?,
@@ -214,7 +214,7 @@ impl Bert {
                    path: &str,
                    i: usize,
                    o: usize,
-                   get: &mut dyn FnMut(&mut Binder, &str, &[usize], Init) -> Result<Pid>| {
+                   get: &mut ParamGetter| {
             Ok::<_, Error>(Linear {
                 weight: get(b, &format!("{path}.weight"), &[o, i], normal)?,
                 bias: Some(get(b, &format!("{path}.bias"), &[o], Init::Zeros)?),

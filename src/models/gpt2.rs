@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::models::bert::activation;
 use crate::models::decoder::{CausalLm, KvCache};
 use crate::nn::attention::sdpa;
-use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Params, Pid};
+use crate::nn::{Binder, BindingReport, Init, Linear, Mode, ParamGetter, Params, Pid};
 use crate::ops::embedding::embedding;
 use crate::ops::matmul::matmul_t;
 use crate::ops::norm::layer_norm;
@@ -142,7 +142,7 @@ impl Gpt2 {
         };
         let ln = |b: &mut Binder,
                   path: &str,
-                  get: &mut dyn FnMut(&mut Binder, &str, &[usize], Init) -> Result<Pid>| {
+                  get: &mut ParamGetter| {
             Ok::<_, Error>((
                 get(b, &format!("{path}.weight"), &[e], Init::Ones)?,
                 get(b, &format!("{path}.bias"), &[e], Init::Zeros)?,
@@ -153,7 +153,7 @@ impl Gpt2 {
              path: &str,
              i: usize,
              o: usize,
-             get: &mut dyn FnMut(&mut Binder, &str, &[usize], Init) -> Result<Pid>| {
+             get: &mut ParamGetter| {
                 Ok::<_, Error>(Linear {
                     weight: get(b, &format!("{path}.weight"), &[i, o], normal)?,
                     bias: Some(get(b, &format!("{path}.bias"), &[o], Init::Zeros)?),

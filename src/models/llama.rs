@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::models::decoder::{CausalLm, KvCache};
 use crate::nn::attention::sdpa;
 use crate::nn::rope::Rope;
-use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Params, Pid};
+use crate::nn::{Binder, BindingReport, Init, Linear, Mode, ParamGetter, Params, Pid};
 use crate::ops::embedding::embedding;
 use crate::ops::matmul::matmul_t;
 use crate::ops::norm::rms_norm;
@@ -184,7 +184,7 @@ impl Llama {
                    i: usize,
                    o: usize,
                    bias: bool,
-                   get: &mut dyn FnMut(&mut Binder, &str, &[usize], Init) -> Result<Pid>| {
+                   get: &mut ParamGetter| {
             Ok::<_, Error>(Linear {
                 weight: get(b, &format!("{path}.weight"), &[o, i], normal)?,
                 bias: if bias { Some(get(b, &format!("{path}.bias"), &[o], Init::Zeros)?) } else { None },

@@ -110,6 +110,10 @@ impl fmt::Display for BindingReport {
     }
 }
 
+/// How a model builder asks for one parameter (path, shape, initialiser when fresh): loaded
+/// from the checkpoint or drawn from scratch, whichever the builder was given.
+pub type ParamGetter<'g> = dyn FnMut(&mut Binder, &str, &[usize], Init) -> Result<Pid> + 'g;
+
 /// Builds a model's [`Params`] from a checkpoint (or from scratch), recording a report.
 pub struct Binder<'a> {
     engine: Engine,

@@ -15,7 +15,7 @@ pub mod params;
 pub mod rope;
 pub mod select;
 
-pub use binder::{Binder, BindingReport};
+pub use binder::{Binder, BindingReport, ParamGetter};
 pub use init::Init;
 pub use linear::Linear;
 pub use params::{Entry, Lora, Origin, Params, Pid, Slot};

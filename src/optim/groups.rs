@@ -109,6 +109,7 @@ pub struct Resolved {
 }
 
 /// Resolve every entry (trainable parameters only are passed in).
+#[allow(clippy::too_many_arguments)] // the recipe's [train] keys, each one named at the call
 pub fn resolve(
     entries: &[&Entry],
     specs: &[GroupSpec],

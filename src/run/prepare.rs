@@ -34,6 +34,8 @@ use super::tasks::text::TextTask;
 use super::{evaluation, Evaluation};
 
 /// The task of a run, by kind.
+// One per run, never in a collection: boxing the larger variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum TaskBox {
     Image(ImageTask),
     Text(TextTask),

@@ -73,6 +73,8 @@ pub fn u32s(f: &SafeTensorsFile, name: &str) -> Vec<u32> {
 }
 
 /// Largest |got − want|, its index, and the largest |want|.
+// `!(d <= worst)` on purpose: a NaN difference must become the worst, which `d > worst` skips.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 pub fn max_diff(got: &[f32], want: &[f32]) -> (f64, usize, f64) {
     assert_eq!(got.len(), want.len(), "length mismatch");
     let mut worst = (0.0f64, 0usize);
