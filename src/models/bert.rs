@@ -201,20 +201,14 @@ impl Bert {
         )?;
         let typ =
             get(&mut b, "bert.embeddings.token_type_embeddings.weight", &[c.type_vocab_size, h], normal)?;
-        let ln = |b: &mut Binder,
-                  path: &str,
-                  get: &mut ParamGetter| {
+        let ln = |b: &mut Binder, path: &str, get: &mut ParamGetter| {
             Ok::<_, Error>((
                 get(b, &format!("{path}.weight"), &[h], Init::Ones)?,
                 get(b, &format!("{path}.bias"), &[h], Init::Zeros)?,
             ))
         };
         let emb_ln = ln(&mut b, "bert.embeddings.LayerNorm", &mut get)?;
-        let lin = |b: &mut Binder,
-                   path: &str,
-                   i: usize,
-                   o: usize,
-                   get: &mut ParamGetter| {
+        let lin = |b: &mut Binder, path: &str, i: usize, o: usize, get: &mut ParamGetter| {
             Ok::<_, Error>(Linear {
                 weight: get(b, &format!("{path}.weight"), &[o, i], normal)?,
                 bias: Some(get(b, &format!("{path}.bias"), &[o], Init::Zeros)?),

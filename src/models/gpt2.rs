@@ -140,28 +140,21 @@ impl Gpt2 {
                 b.param(path, shape)
             }
         };
-        let ln = |b: &mut Binder,
-                  path: &str,
-                  get: &mut ParamGetter| {
+        let ln = |b: &mut Binder, path: &str, get: &mut ParamGetter| {
             Ok::<_, Error>((
                 get(b, &format!("{path}.weight"), &[e], Init::Ones)?,
                 get(b, &format!("{path}.bias"), &[e], Init::Zeros)?,
             ))
         };
-        let conv1d =
-            |b: &mut Binder,
-             path: &str,
-             i: usize,
-             o: usize,
-             get: &mut ParamGetter| {
-                Ok::<_, Error>(Linear {
-                    weight: get(b, &format!("{path}.weight"), &[i, o], normal)?,
-                    bias: Some(get(b, &format!("{path}.bias"), &[o], Init::Zeros)?),
-                    in_features: i,
-                    out_features: o,
-                    in_major: true,
-                })
-            };
+        let conv1d = |b: &mut Binder, path: &str, i: usize, o: usize, get: &mut ParamGetter| {
+            Ok::<_, Error>(Linear {
+                weight: get(b, &format!("{path}.weight"), &[i, o], normal)?,
+                bias: Some(get(b, &format!("{path}.bias"), &[o], Init::Zeros)?),
+                in_features: i,
+                out_features: o,
+                in_major: true,
+            })
+        };
         let wte = get(&mut b, "transformer.wte.weight", &[c.vocab_size, e], normal)?;
         let wpe = get(&mut b, "transformer.wpe.weight", &[c.n_positions, e], normal)?;
         let mut blocks = Vec::new();

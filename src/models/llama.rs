@@ -179,12 +179,7 @@ impl Llama {
                 b.param(path, shape)
             }
         };
-        let lin = |b: &mut Binder,
-                   path: &str,
-                   i: usize,
-                   o: usize,
-                   bias: bool,
-                   get: &mut ParamGetter| {
+        let lin = |b: &mut Binder, path: &str, i: usize, o: usize, bias: bool, get: &mut ParamGetter| {
             Ok::<_, Error>(Linear {
                 weight: get(b, &format!("{path}.weight"), &[o, i], normal)?,
                 bias: if bias { Some(get(b, &format!("{path}.bias"), &[o], Init::Zeros)?) } else { None },

@@ -12,41 +12,11 @@ use crate::models::decoder::CausalLm;
 use crate::models::efficientnet::EfficientNetLite;
 use crate::models::gpt2::{Gpt2, Gpt2Config};
 use crate::models::llama::{Llama, LlamaConfig};
+pub use crate::models::registry::ModelKind;
 use crate::models::resnet::ResNet;
 use crate::models::vgg::Vgg;
 use crate::nn::{BindingReport, Mode, Origin, Params, Select, Slot};
 use crate::tensor::Tensor;
-
-/// Model families the zoo binds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelKind {
-    ResNet,
-    Vgg,
-    EfficientNetLite,
-    Bert,
-    Gpt2,
-    Llama,
-}
-
-impl std::str::FromStr for ModelKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
-            "resnet" => ModelKind::ResNet,
-            "vgg" => ModelKind::Vgg,
-            "efficientnet" | "efficientnetlite" => ModelKind::EfficientNetLite,
-            "bert" => ModelKind::Bert,
-            "gpt2" => ModelKind::Gpt2,
-            "llama" | "smollm2" => ModelKind::Llama,
-            _ => {
-                return Err(Error::arg(
-                    "model",
-                    format!("unknown model '{s}' (resnet, vgg, efficientnet-lite, bert, gpt2, llama)"),
-                ))
-            }
-        })
-    }
-}
 
 /// A bound model of any kind.
 pub enum AnyModel {
@@ -155,6 +125,21 @@ impl AnyModel {
         }
     }
 
+    /// The token vocabulary of a text model (`None` for image models).
+    pub fn vocab_size(&self) -> Option<usize> {
+        match self {
+            AnyModel::Bert(m) => Some(m.config.vocab_size),
+            AnyModel::Gpt2(m) => Some(m.config.vocab_size),
+            AnyModel::Llama(m) => Some(m.config.vocab_size),
+            _ => None,
+        }
+    }
+
+    /// Whether [`AnyModel::causal_lm`] gives a language model.
+    pub fn is_causal_lm(&self) -> bool {
+        self.kind().architecture().causal_lm
+    }
+
     pub fn kind(&self) -> ModelKind {
         match self {
             AnyModel::ResNet(_) => ModelKind::ResNet,
@@ -169,13 +154,7 @@ impl AnyModel {
     /// The task head: what a linear probe trains. Freshly initialised parameters count as head
     /// too (BERT's pooler when the checkpoint has none).
     pub fn head_select(&self) -> Select {
-        let named = match self {
-            AnyModel::ResNet(_) => "fc.*",
-            AnyModel::Vgg(_) => "classifier.6.*",
-            AnyModel::EfficientNetLite(_) => "_fc.*",
-            AnyModel::Bert(_) => "classifier.*",
-            AnyModel::Gpt2(_) | AnyModel::Llama(_) => "lm_head.*",
-        };
+        let named = self.kind().architecture().head;
         let fresh: Vec<Select> = self
             .params()
             .entries()
@@ -189,15 +168,7 @@ impl AnyModel {
     /// How images are prepared for this model: input size and the normalisation its pretrained
     /// weights were trained with (None for text models).
     pub fn image_spec(&self) -> Option<ImageSpec> {
-        match self {
-            AnyModel::ResNet(_) | AnyModel::Vgg(_) => Some(ImageSpec::IMAGENET),
-            // The TF-Lite-friendly EfficientNet-Lite models take (x - 127) / 128, resized to 224
-            // (no 256 → 224 crop).
-            AnyModel::EfficientNetLite(_) => {
-                Some(ImageSpec { size: 224, resize: 224, mean: [127.0 / 255.0; 3], std: [128.0 / 255.0; 3] })
-            }
-            _ => None,
-        }
+        self.kind().architecture().image_spec.clone()
     }
 
     /// Class logits `[N, classes]` of normalised images `[N, 3, H, W]`.

@@ -9,6 +9,7 @@ use crate::data::tokenize::{check_ids, TextTokenizer};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::models::decoder::{generate, Generate};
+use crate::models::registry::ExportLayout;
 use crate::models::zoo::{self, AnyModel, ModelKind};
 use crate::nn::Mode;
 use crate::tensor::Tensor;
@@ -31,9 +32,9 @@ pub struct Trained {
 /// The exported model inside a run folder, as `zoo::load` takes it.
 pub fn exported_model_path(run: &Path, kind: ModelKind) -> PathBuf {
     let dir = run.join("model");
-    match kind {
-        ModelKind::ResNet | ModelKind::Vgg | ModelKind::EfficientNetLite => dir.join("model.safetensors"),
-        _ => dir,
+    match kind.architecture().export {
+        ExportLayout::File => dir.join("model.safetensors"),
+        ExportLayout::HfDir => dir,
     }
 }
 
@@ -120,15 +121,17 @@ impl Trained {
     /// Classify texts.
     pub fn classify_texts(&self, texts: &[String]) -> Result<Vec<Ranked>> {
         let tok = self.tokenizer.as_ref().ok_or_else(|| Error::arg("predict", "the run has no tokenizer"))?;
-        let AnyModel::Bert(bert) = &self.model else {
-            return Err(Error::arg("predict", "the run's model is not a text classifier"));
-        };
+        // Image models have no vocabulary; a decoder's classify_text below says it is none.
+        let vocab = self
+            .model
+            .vocab_size()
+            .ok_or_else(|| Error::arg("predict", "the run's model is not a text classifier"))?;
         let _g = self.engine.no_grad();
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(super::tasks::EVAL_BATCH) {
             let items: Vec<(&str, Option<&str>)> = chunk.iter().map(|t| (t.as_str(), None)).collect();
             let b = tok.encode_batch(&items, self.recipe.data.max_len)?;
-            check_ids(&b.ids, bert.config.vocab_size, "token ids")?;
+            check_ids(&b.ids, vocab, "token ids")?;
             let input = super::tasks::text::bert_input(&b);
             out.extend(self.softmax_rows(&self.model.classify_text(&input, Mode::EVAL)?)?);
         }

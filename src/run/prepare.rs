@@ -15,7 +15,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::models::decoder::{generate, Generate};
 use crate::models::zoo::{self, ModelKind};
-use crate::nn::init::{reinitialise, Family};
+use crate::nn::init::reinitialise;
 use crate::nn::lora::LoraConfig;
 use crate::nn::{BindingReport, Select};
 use crate::optim::{GroupSpec, LayerLr, Method, OptimConfig, Schedule};
@@ -319,10 +319,15 @@ impl Source<'_> {
             Some(n) => val.into_iter().take(n).collect(),
             None => val,
         };
-        let vocab = match &model {
-            zoo::AnyModel::Gpt2(m) => m.config.vocab_size,
-            zoo::AnyModel::Llama(m) => m.config.vocab_size,
-            _ => return Err(Error::arg("recipe", "data.kind = \"corpus\" needs a gpt2 or llama model")),
+        let vocab = match model.vocab_size() {
+            Some(v) if model.is_causal_lm() => v,
+            _ => {
+                let names = crate::models::registry::causal_lm_names();
+                return Err(Error::arg(
+                    "recipe",
+                    format!("data.kind = \"corpus\" needs a causal language model ({names})"),
+                ));
+            }
         };
         let t = LmTask::new(engine, model, corpus.tokens, train, val.clone(), vocab)?;
         Ok(Built {
@@ -453,10 +458,7 @@ impl Prepared {
     fn apply_adaptation(&mut self, recipe: &Recipe) -> Result<()> {
         let t = &recipe.train;
         let head = self.head.clone();
-        let family = match self.kind {
-            ModelKind::Bert | ModelKind::Gpt2 | ModelKind::Llama => Family::Transformer,
-            _ => Family::ConvNet,
-        };
+        let family = self.kind.architecture().family;
         let task = self.task.as_task();
         if recipe.model.init == "scratch" {
             reinitialise(task.params_mut(), family, t.seed)?;
@@ -713,8 +715,8 @@ impl Prepared {
                     labels.names().iter().enumerate().map(|(i, n)| (n.clone(), i.into())).collect();
                 obj.insert("id2label".into(), id2label.into());
                 obj.insert("label2id".into(), label2id.into());
-                if self.kind == ModelKind::Bert {
-                    obj.insert("architectures".into(), serde_json::json!(["BertForSequenceClassification"]));
+                if let Some(class) = self.kind.architecture().hf_classifier {
+                    obj.insert("architectures".into(), serde_json::json!([class]));
                 }
             }
             let text = serde_json::to_string_pretty(&cfg).map_err(|e| Error::arg("export", e.to_string()))?;

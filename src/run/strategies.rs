@@ -1,6 +1,8 @@
 //! The fine-tuning strategies `whet compare` runs: each one a named change to the recipe, all
 //! built on full fine-tuning so that each differs from the reference in one respect.
 
+use crate::models::registry::ModelKind;
+
 use super::recipe::{EwcSection, LoraSection, LwfSection, Recipe};
 
 /// A named change to the recipe.
@@ -21,8 +23,13 @@ fn has_source(r: &Recipe) -> bool {
     r.source.is_some()
 }
 
-fn is_transformer(r: &Recipe) -> bool {
-    matches!(r.model.kind.as_str(), "bert" | "gpt2" | "llama")
+/// The weights the LoRA strategy adapts for the recipe's model (`None`: LoRA does not apply).
+fn lora_targets(r: &Recipe) -> Option<&'static str> {
+    r.model.kind.parse::<ModelKind>().ok().and_then(|k| k.architecture().lora_targets)
+}
+
+fn has_lora_targets(r: &Recipe) -> bool {
+    lora_targets(r).is_some()
 }
 
 /// Full fine-tuning, the base every other strategy changes one thing of.
@@ -38,14 +45,6 @@ pub(crate) fn full(r: &mut Recipe) {
 }
 
 /// The attention projections LoRA adapts, by architecture (query and value, as Hu et al.).
-fn lora_targets(kind: &str) -> &'static str {
-    match kind {
-        "gpt2" => "*.attn.c_attn.weight",
-        "llama" => "*self_attn.{q_proj,v_proj}.weight",
-        _ => "*.attention.self.{query,value}.weight",
-    }
-}
-
 /// The reference every other strategy is tested against.
 pub const REFERENCE: &str = "full fine-tune";
 
@@ -150,10 +149,10 @@ pub fn strategies() -> Vec<Strategy> {
             description: "rank-8 adapters on the attention query/value projections; the base stays frozen",
             apply: |r| {
                 full(r);
-                let targets = lora_targets(&r.model.kind).to_string();
+                let targets = lora_targets(r).unwrap_or_default().to_string();
                 r.train.lora = Some(LoraSection { rank: 8, alpha: 16.0, targets });
             },
-            applies: is_transformer,
+            applies: has_lora_targets,
         },
         Strategy {
             name: "recipe",
@@ -219,7 +218,10 @@ mod tests {
         assert!(!applies("LwF", &recipe("bert", false)) && applies("LwF", &recipe("bert", true)));
         assert!(!applies("EWC", &recipe("bert", false)));
         assert!(applies("LoRA", &recipe("llama", false)) && !applies("LoRA", &recipe("resnet", false)));
-        assert_eq!(lora_targets("llama"), "*self_attn.{q_proj,v_proj}.weight");
+        assert_eq!(lora_targets(&recipe("llama", false)), Some("*self_attn.{q_proj,v_proj}.weight"));
+        // An alias is the same architecture (it once was a Llama to one function only).
+        assert!(applies("LoRA", &recipe("SmolLM2", false)));
+        assert_eq!(lora_targets(&recipe("smollm2", false)), lora_targets(&recipe("llama", false)));
         assert!(freeze_below(0).is_empty());
         assert_eq!(freeze_below(3), ["depth:0-2"]);
     }

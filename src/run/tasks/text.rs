@@ -78,10 +78,7 @@ impl TextTask {
     }
 
     fn vocab(&self) -> usize {
-        match &self.model {
-            AnyModel::Bert(b) => b.config.vocab_size,
-            _ => self.tokenizer.vocab_size(),
-        }
+        self.model.vocab_size().unwrap_or_else(|| self.tokenizer.vocab_size())
     }
 
     /// Tokenise `items` into one padded batch, ids checked against the model's vocabulary.
