@@ -17,16 +17,9 @@ fn engine() -> Engine {
     Engine::new(Default::default()).expect("kernels bench needs an adapter (lavapipe or a GPU)")
 }
 
+/// The same deterministic values `whet bench` times on.
 fn rand(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-        })
-        .collect()
+    whet::bench::values(n, seed)
 }
 
 fn time<F: FnMut()>(e: &Engine, iters: u64, mut f: F) -> Duration {

@@ -11,7 +11,7 @@ use crate::tensor::Tensor;
 
 /// Deterministic values in [-0.5, 0.5) (xorshift): the numbers do not matter, only that they
 /// are finite and not all equal.
-pub(super) fn values(n: usize, seed: u64) -> Vec<f32> {
+pub fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     (0..n)
         .map(|_| {

@@ -22,6 +22,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 
 pub use compare::{compare, Comparison};
+pub use kernels::values;
 pub use steps::{minilm_config, smollm2_config, Lite0Shapes};
 
 /// What to run.
