@@ -9,8 +9,8 @@
 //! Every buffer carries an id that is never reused, so a bind group cached under the ids it
 //! names (`bind_cache.rs`) can never be mistaken for one over a newer buffer. Which parked
 //! buffer is handed out depends only on which buffers are parked, not on the order they came
-//! back (`insert_sorted`): a warm step then gets the same buffers as the step before and finds
-//! its bind groups cached.
+//! back between steps (`insert_sorted`): a warm step then gets the same buffers as the step
+//! before and finds its bind groups cached.
 
 use std::collections::HashMap;
 
@@ -58,15 +58,10 @@ pub struct BufferPool {
 impl BufferPool {
     /// Take a free buffer of this class, if any.
     pub fn take(&mut self, class: u64) -> Option<Pooled> {
-        // The newest parked buffer, clean or not: the choice then depends only on which
-        // buffers are parked (see `insert_sorted`).
-        let newest = |m: &HashMap<u64, Vec<Pooled>>| m.get(&class).and_then(|v| v.last()).map(|p| p.id);
-        let from = match (newest(&self.recent), newest(&self.free)) {
-            (Some(r), Some(f)) if f > r => &mut self.free,
-            (Some(_), _) => &mut self.recent,
-            (None, _) => &mut self.free,
+        let b = match self.recent.get_mut(&class).and_then(|v| v.pop()) {
+            Some(b) => b,
+            None => self.free.get_mut(&class)?.pop()?,
         };
-        let b = from.get_mut(&class)?.pop()?;
         self.pooled -= class;
         self.note_out(class);
         Some(b)
@@ -94,14 +89,18 @@ impl BufferPool {
     }
 
     /// Return a buffer to the pool; `clean` when no recorded-but-unsubmitted work uses it
-    /// (nothing is recorded), so it is a safe host-write target at once. Parking a buffer
-    /// freed after a step's final sync as clean keeps the next step from depending on what
-    /// the previous one freed last.
+    /// (nothing is recorded), so it is a safe host-write target at once. Within a step,
+    /// releases are reused last-in first-out (the buffer freed last is the one still in the
+    /// CPU adapter's caches); what is parked clean between steps is kept sorted by id, so the
+    /// next step does not depend on the order the previous one's tensors were dropped in.
     pub fn give(&mut self, class: u64, buf: Pooled, clean: bool) {
         self.in_use -= class;
         self.pooled += class;
-        let to = if clean { &mut self.free } else { &mut self.recent };
-        insert_sorted(to.entry(class).or_default(), buf);
+        if clean {
+            insert_sorted(self.free.entry(class).or_default(), buf);
+        } else {
+            self.recent.entry(class).or_default().push(buf);
+        }
     }
 
     /// A buffer handed out is dropped instead of returned (one wgpu may still be mapping).
@@ -131,10 +130,10 @@ impl BufferPool {
     }
 }
 
-/// Parked buffers are kept sorted by id and taken from the end (the newest buffer first), so
-/// which one `take` returns depends on which are parked, not on the order they came back in:
-/// tensors are freed in hash-map order in places, and a step must see the same buffers as
-/// the step before for its bind groups to be cached.
+/// Clean buffers are kept sorted by id and taken from the end (the newest buffer first), so
+/// which one is taken depends on which are parked, not on the order they came back in:
+/// tensors are freed in hash-map order in places (a dropped `GradStore`), and a step must see
+/// the same buffers as the step before for its bind groups to be cached.
 fn insert_sorted(v: &mut Vec<Pooled>, p: Pooled) {
     let at = v.partition_point(|q| q.id < p.id);
     v.insert(at, p);
