@@ -203,7 +203,7 @@ fn choose(e: &crate::Engine, kernel: MatmulKernel, d: &Dims, ta: bool, tb: bool)
         return kernel;
     }
     match e.adapter_class() {
-        AdapterClass::Cpu if d.k % 4 == 0 && d.n % 4 == 0 => {
+        AdapterClass::Cpu if d.k.is_multiple_of(4) && d.n.is_multiple_of(4) => {
             if uses_subgroup_kernel(e) {
                 MatmulKernel::Subgroup
             } else {
@@ -217,7 +217,7 @@ fn choose(e: &crate::Engine, kernel: MatmulKernel, d: &Dims, ta: bool, tb: bool)
 
 /// The blocked and subgroup kernels' requirements, as errors naming what is missing.
 fn check_register_blocked(e: &crate::Engine, choice: MatmulKernel, d: &Dims) -> Result<()> {
-    if d.k % 4 != 0 || d.n % 4 != 0 {
+    if !(d.k.is_multiple_of(4) && d.n.is_multiple_of(4)) {
         return Err(Error::arg(
             "matmul",
             format!("the {choice:?} kernel needs K and N divisible by 4, got K={} N={}", d.k, d.n),
@@ -250,7 +250,7 @@ fn register_blocked(
     // most one of them transposed (A only when M % 4 == 0); copy the rest first.
     let sub = choice == MatmulKernel::Subgroup;
     let read_tb = sub && tb;
-    let read_ta = sub && ta && !tb && d.m % 4 == 0;
+    let read_ta = sub && ta && !tb && d.m.is_multiple_of(4);
     let a2 = if ta && !read_ta { crate::ops::layout::transpose_raw(a)? } else { a.clone() };
     let b2 = if tb && !read_tb { crate::ops::layout::transpose_raw(b)? } else { b.clone() };
     let fused = sub && bias.is_some();
