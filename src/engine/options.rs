@@ -55,3 +55,27 @@ impl EngineOptions {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::EngineOptions;
+
+    // The only test in the crate that sets these variables (the process's environment is
+    // shared by every test thread).
+    #[test]
+    fn only_from_env_reads_the_environment() {
+        std::env::set_var("WHET_ADAPTER", "some-gpu");
+        std::env::set_var("WHET_PROFILE", "1");
+        std::env::set_var("WHET_DUMP_SHADERS", "1");
+        let plain = EngineOptions::default();
+        let cli = EngineOptions::from_env();
+        std::env::set_var("WHET_PROFILE", "0");
+        let profile_zero = EngineOptions::from_env().profile;
+        for v in ["WHET_ADAPTER", "WHET_PROFILE", "WHET_DUMP_SHADERS"] {
+            std::env::remove_var(v);
+        }
+        assert_eq!((plain.adapter, plain.profile, plain.dump_shaders), (None, false, false));
+        assert_eq!((cli.adapter.as_deref(), cli.profile, cli.dump_shaders), (Some("some-gpu"), true, true));
+        assert!(!profile_zero, "WHET_PROFILE=0 means off");
+    }
+}
