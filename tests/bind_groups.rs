@@ -68,7 +68,8 @@ fn a_reused_buffer_binds_its_new_contents() {
     let Some(e) = engine("a_reused_buffer_binds_its_new_contents") else { return };
     let (v1, v2) = (values(1000, 0.0), values(1000, 5.0));
     let want = |v: &[f32]| v.iter().map(|x| x.tanh().exp()).collect::<Vec<f32>>();
-    let (s1, s2) = (Tensor::from_slice(&e, &v1, &[1000]).unwrap(), Tensor::from_slice(&e, &v2, &[1000]).unwrap());
+    let (s1, s2) =
+        (Tensor::from_slice(&e, &v1, &[1000]).unwrap(), Tensor::from_slice(&e, &v2, &[1000]).unwrap());
     // Each round frees its two results, and the next takes the same two buffers back from the
     // pool with new numbers in them: the exp dispatch soon finds its group cached, and must
     // still read this round's numbers.
