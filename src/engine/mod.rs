@@ -4,7 +4,7 @@
 //! pipelines, a buffer pool and the batch of recorded dispatches. Ops record dispatches; nothing
 //! is submitted until a readback, an upload or an explicit [`Engine::flush`], so a whole training
 //! step becomes one command buffer. All GPU waits go through one helper with a timeout
-//! (`wait.rs`), wgpu's errors are captured into typed [`Error`]s instead of wgpu's default
+//! (`wait.rs`), wgpu's errors are captured into typed [`Error`](crate::Error)s instead of wgpu's default
 //! handler, which panics, a lost device fails every later call at once (`health.rs`), and
 //! allocations are checked against the binding, buffer and memory limits (`memory.rs`).
 //!
