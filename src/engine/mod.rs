@@ -1,12 +1,13 @@
 //! The engine: the only module that touches wgpu.
 //!
 //! An [`Engine`] owns one device and queue and everything cached on them: shader modules,
-//! pipelines, a buffer pool and the batch of recorded dispatches. Ops record dispatches; nothing
-//! is submitted until a readback, an upload or an explicit [`Engine::flush`], so a whole training
-//! step becomes one command buffer. All GPU waits go through one helper with a timeout
-//! (`wait.rs`), wgpu's errors are captured into typed [`Error`](crate::Error)s instead of wgpu's default
-//! handler, which panics, a lost device fails every later call at once (`health.rs`), and
-//! allocations are checked against the binding, buffer and memory limits (`memory.rs`).
+//! pipelines, bind groups, a buffer pool and the batch of recorded dispatches. Ops record
+//! dispatches; nothing is submitted until a readback, an upload or an explicit
+//! [`Engine::flush`], so a whole training step becomes one command buffer. All GPU waits go
+//! through one helper with a timeout (`wait.rs`), wgpu's errors are captured into typed
+//! [`Error`](crate::Error)s instead of wgpu's default handler, which panics, a lost device
+//! fails every later call at once (`health.rs`), and allocations are checked against the
+//! binding, buffer and memory limits (`memory.rs`).
 //!
 //! The rooms: `options.rs` (what a host chooses), `open.rs` (adapter and device),
 //! `storage.rs` (buffers as tensors and dispatches see them), `buffers.rs` (the pool),
