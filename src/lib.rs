@@ -3,13 +3,28 @@
 //! Fine-tune pretrained models on any GPU. The crate is layered, and the folder tree is the
 //! architecture:
 //!
-//! - [`engine`]: the only module that touches wgpu — adapter choice, pipelines cached by code
-//!   shape, a buffer pool, one submit per batch of dispatches, waits with a timeout.
+//! - [`engine`]: the only module that touches wgpu — adapter choice ([`EngineOptions`], which
+//!   the library fills from no environment variable), pipelines cached by code shape, a buffer
+//!   pool, bind groups cached by the buffers they bind, one submit per batch of dispatches,
+//!   waits with a timeout.
 //! - [`tensor`]: f32/u32 device tensors, row-major, contiguous, broadcasting shapes.
 //! - [`graph`]: reverse-mode autodiff; frozen inputs record nothing.
 //! - [`ops`]: one file per op family, forward and backward side by side, each dispatching WGSL
 //!   from `shaders/`; `ops::reference` is the plain CPU f64 version of every op.
 //! - [`optim`]: optimizers that update parameters on the device.
+//! - [`nn`]: named parameters, the checkpoint binder and its report, initialisers and layers.
+//! - [`weights`]: checkpoint readers (safetensors, HF directories, PyTorch, GGUF) behind one
+//!   trait, picked by content.
+//! - [`models`]: the model zoo — configs, loaders, forward passes, task heads, parameter paths.
+//! - [`data`]: image folders, text tables, corpora, tokenizers, labels and seeded splits, all
+//!   checked on the CPU before training starts.
+//! - [`train`]: the fine-tuning driver (loop, checkpoints, log, stop flag) and the defences
+//!   against forgetting (L2-SP, EWC, distillation), unfreezing plans, the LR range test.
+//! - [`eval`]: metrics, curves, calibration and bootstrap intervals, in f64 on the CPU.
+//! - [`run`]: a recipe in, a fine-tuned model and its numbers out (what `whet train` does).
+//! - [`report`]: the `whet compare` results and their self-contained HTML report.
+//! - [`error`]: the one error type; every variant says what a user needs to act on it.
+//! - `fuzzing`: entry points for the fuzz targets (hidden from the docs).
 //!
 //! ```no_run
 //! use whet::{Engine, Tensor};

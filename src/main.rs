@@ -233,7 +233,7 @@ fn inspect(path: &std::path::Path) -> whet::Result<()> {
 /// (the same text a failed load gives).
 fn bind_report(path: &std::path::Path, kind: &str, classes: Option<usize>) -> whet::Result<()> {
     let kind: whet::models::zoo::ModelKind = kind.parse()?;
-    let engine = whet::Engine::new(Default::default())?;
+    let engine = whet::Engine::new(whet::EngineOptions::from_env())?;
     let (_model, report) = whet::models::zoo::load(&engine, path, kind, classes, 0)?;
     print!("{report}");
     for (p, k) in &report.mapped {
@@ -254,7 +254,7 @@ fn report(results: &std::path::Path, out: Option<&std::path::Path>) -> whet::Res
 }
 
 fn devices() -> whet::Result<()> {
-    let engine = whet::Engine::new(Default::default())?;
+    let engine = whet::Engine::new(whet::EngineOptions::from_env())?;
     let info = engine.adapter_info();
     println!(
         "using: {} ({:?}, {:?}, driver {})",

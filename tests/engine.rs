@@ -114,6 +114,7 @@ fn a_warm_step_allocates_no_buffers_and_compiles_no_pipelines() {
     let after = e.stats();
     assert_eq!(after.buffers_created, before.buffers_created, "buffers allocated in a warm step");
     assert_eq!(after.pipelines_compiled, before.pipelines_compiled, "pipelines compiled in a warm step");
+    assert_eq!(after.bind_groups_created, before.bind_groups_created, "bind groups created in a warm step");
     // One submit per step (the sync); everything else is recorded into it.
     assert_eq!(after.submits - before.submits, 3, "submits per 3 steps");
 }

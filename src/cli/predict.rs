@@ -20,7 +20,7 @@ pub fn predict(
     if let Some(n) = max_new_tokens {
         super::at_least("predict", "--max-new-tokens", n, 1)?;
     }
-    let engine = Engine::new(Default::default())?;
+    let engine = Engine::new(whet::EngineOptions::from_env())?;
     let mut t = Trained::open(&engine, run_dir)?;
     match t.recipe.data.kind {
         DataKind::ImageFolder => {

@@ -27,7 +27,7 @@ pub fn train(
     let stop = StopFlag::new();
     // The library installs no handler; the CLI asks for one so Ctrl-C finishes the step and saves.
     stop.install_signal_handlers()?;
-    let engine = Engine::new(Default::default())?;
+    let engine = Engine::new(whet::EngineOptions::from_env())?;
     println!("whet train {}  (adapter: {})", recipe_path.display(), engine.adapter_name());
     let outcome = run::train(
         &engine,
@@ -97,7 +97,7 @@ pub fn eval(run_dir: &Path, test: Option<&Path>, bootstrap: usize) -> whet::Resu
             _ => recipe.data.train = t.to_path_buf(),
         }
     }
-    let engine = Engine::new(Default::default())?;
+    let engine = Engine::new(whet::EngineOptions::from_env())?;
     let mut prep = prepare::prepare(&engine, &recipe, true)?;
     match prep.test_evaluation("eval", bootstrap, recipe.train.seed)? {
         Some(e) => {

@@ -3,8 +3,13 @@
 //! Measured on lavapipe: one dispatch + submit + wait costs about 50 µs, a dispatch inside an
 //! open compute pass 16–26 µs. So a whole step is recorded here and submitted as one command
 //! buffer with one compute pass; per-dispatch scalars are packed into one uniform upload.
+//! Buffer copies are recorded in the same order, between the dispatches around them.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+use super::{lock, Engine, View};
+use crate::error::{Error, Result};
 
 enum Recorded {
     Dispatch {
@@ -98,5 +103,58 @@ impl Batch {
             encoder.copy_buffer_to_buffer(src, src_offset, dst, 0, size);
         }
         queue.submit(Some(encoder.finish()))
+    }
+}
+
+impl Engine {
+    /// Submit everything recorded so far as one command buffer (does not wait).
+    pub fn flush(&self) -> Result<()> {
+        self.submit_batch(None).map(|_| ())
+    }
+
+    /// Record a copy of `bytes` (a multiple of 4) from `src` to `dst` in program order with the
+    /// dispatches around it (the compute pass is split there). No dispatch, no shader.
+    pub(crate) fn copy(&self, src: View<'_>, dst: View<'_>, bytes: u64) -> Result<()> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        if !(bytes.is_multiple_of(4) && src.offset.is_multiple_of(4) && dst.offset.is_multiple_of(4)) {
+            return Err(Error::arg(
+                "copy",
+                format!("{bytes} bytes at offsets {}/{} are not 4-aligned", src.offset, dst.offset),
+            ));
+        }
+        self.check_health("copy")?;
+        lock(&self.0.batch).push_copy(
+            src.storage.buffer().clone(),
+            src.offset,
+            dst.storage.buffer().clone(),
+            dst.offset,
+            bytes,
+        );
+        Ok(())
+    }
+
+    /// Submit the batch, optionally followed by one buffer copy; returns the submission.
+    pub(super) fn submit_batch(
+        &self,
+        copy: Option<(&wgpu::Buffer, u64, &wgpu::Buffer, u64)>,
+    ) -> Result<Option<wgpu::SubmissionIndex>> {
+        if let Err(e) = self.check_health("before submit") {
+            if self.is_lost() {
+                // Nothing recorded will ever run: free what it holds.
+                drop(std::mem::take(&mut *lock(&self.0.batch)));
+            }
+            return Err(e);
+        }
+        let taken = std::mem::take(&mut *lock(&self.0.batch));
+        if taken.is_empty() && copy.is_none() {
+            return Ok(None);
+        }
+        let idx = taken.submit(&self.0.device, &self.0.queue, &self.0.ring, copy);
+        lock(&self.0.pool).settle();
+        self.0.submits.fetch_add(1, Ordering::Relaxed);
+        self.check_health("submit")?;
+        Ok(Some(idx))
     }
 }

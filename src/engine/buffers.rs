@@ -5,6 +5,12 @@
 //! returned to the pool when the last tensor using them drops. Reuse is safe without waiting for
 //! the GPU because every dispatch is recorded in program order on one queue and wgpu inserts a
 //! barrier between two read-write uses of a buffer.
+//!
+//! Every buffer carries an id that is never reused, so a bind group cached under the ids it
+//! names (`bind_cache.rs`) can never be mistaken for one over a newer buffer. Which parked
+//! buffer is handed out depends only on which buffers are parked, not on the order they came
+//! back between steps (`insert_sorted`): a warm step then gets the same buffers as the step
+//! before and finds its bind groups cached.
 
 use std::collections::HashMap;
 
@@ -24,15 +30,21 @@ pub fn size_class(bytes: u64) -> u64 {
     }
 }
 
+/// A pooled buffer and its id (unique for the engine's life).
+pub struct Pooled {
+    pub id: u64,
+    pub buffer: wgpu::Buffer,
+}
+
 /// Free buffers by size class.
 #[derive(Default)]
 pub struct BufferPool {
     /// Released before the last submit: no recorded-but-unsubmitted dispatch uses them, so a
     /// host write (`queue.write_buffer`, which runs before the next submit's commands) is safe.
-    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    free: HashMap<u64, Vec<Pooled>>,
     /// Released since the last submit: pending dispatches may still read them. Reusing them as
     /// op outputs is safe (the GPU runs dispatches in order), as host-write targets it is not.
-    recent: HashMap<u64, Vec<wgpu::Buffer>>,
+    recent: HashMap<u64, Vec<Pooled>>,
     /// Bytes currently handed out to tensors.
     pub in_use: u64,
     /// High-water mark of `in_use`.
@@ -45,7 +57,7 @@ pub struct BufferPool {
 
 impl BufferPool {
     /// Take a free buffer of this class, if any.
-    pub fn take(&mut self, class: u64) -> Option<wgpu::Buffer> {
+    pub fn take(&mut self, class: u64) -> Option<Pooled> {
         let b = match self.recent.get_mut(&class).and_then(|v| v.pop()) {
             Some(b) => b,
             None => self.free.get_mut(&class)?.pop()?,
@@ -56,17 +68,19 @@ impl BufferPool {
     }
 
     /// Take a buffer that no pending dispatch uses (a safe target for a host write).
-    pub fn take_clean(&mut self, class: u64) -> Option<wgpu::Buffer> {
+    pub fn take_clean(&mut self, class: u64) -> Option<Pooled> {
         let b = self.free.get_mut(&class)?.pop()?;
         self.pooled -= class;
         self.note_out(class);
         Some(b)
     }
 
-    /// Account for a freshly created buffer.
-    pub fn note_created(&mut self, class: u64) {
+    /// Account for a freshly created buffer; returns its id.
+    pub fn note_created(&mut self, class: u64) -> u64 {
         self.created += 1;
         self.note_out(class);
+        // Ids start at 1 and count creations: never reused while the pool lives.
+        self.created
     }
 
     fn note_out(&mut self, class: u64) {
@@ -74,11 +88,19 @@ impl BufferPool {
         self.peak = self.peak.max(self.in_use);
     }
 
-    /// Return a buffer to the pool.
-    pub fn give(&mut self, class: u64, buf: wgpu::Buffer) {
+    /// Return a buffer to the pool; `clean` when no recorded-but-unsubmitted work uses it
+    /// (nothing is recorded), so it is a safe host-write target at once. Within a step,
+    /// releases are reused last-in first-out (the buffer freed last is the one still in the
+    /// CPU adapter's caches); what is parked clean between steps is kept sorted by id, so the
+    /// next step does not depend on the order the previous one's tensors were dropped in.
+    pub fn give(&mut self, class: u64, buf: Pooled, clean: bool) {
         self.in_use -= class;
         self.pooled += class;
-        self.recent.entry(class).or_default().push(buf);
+        if clean {
+            insert_sorted(self.free.entry(class).or_default(), buf);
+        } else {
+            self.recent.entry(class).or_default().push(buf);
+        }
     }
 
     /// A buffer handed out is dropped instead of returned (one wgpu may still be mapping).
@@ -88,18 +110,33 @@ impl BufferPool {
 
     /// Everything recorded so far was submitted: recent releases become clean.
     pub fn settle(&mut self) {
-        for (class, mut bufs) in self.recent.drain() {
-            self.free.entry(class).or_default().append(&mut bufs);
+        for (class, bufs) in self.recent.drain() {
+            let free = self.free.entry(class).or_default();
+            for b in bufs {
+                insert_sorted(free, b);
+            }
         }
     }
 
-    /// Drop every parked buffer (frees device memory; used on out-of-memory before a retry).
+    /// Drop every parked buffer (frees device memory; used on out-of-memory before a retry)
+    /// and return their ids, whose cached bind groups must go too or they keep the memory.
     /// wgpu keeps a buffer that recorded work still uses alive until that work is done.
-    pub fn trim(&mut self) {
+    pub fn trim(&mut self) -> Vec<u64> {
+        let ids = self.free.values().chain(self.recent.values()).flatten().map(|p| p.id).collect();
         self.free.clear();
         self.recent.clear();
         self.pooled = 0;
+        ids
     }
+}
+
+/// Clean buffers are kept sorted by id and taken from the end (the newest buffer first), so
+/// which one is taken depends on which are parked, not on the order they came back in:
+/// tensors are freed in hash-map order in places (a dropped `GradStore`), and a step must see
+/// the same buffers as the step before for its bind groups to be cached.
+fn insert_sorted(v: &mut Vec<Pooled>, p: Pooled) {
+    let at = v.partition_point(|q| q.id < p.id);
+    v.insert(at, p);
 }
 
 #[cfg(test)]

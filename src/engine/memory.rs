@@ -12,7 +12,8 @@
 use std::fmt::Display;
 use std::sync::Arc;
 
-use super::{buffers, lock, Engine, Storage};
+use super::buffers::{self, Pooled};
+use super::{lock, Engine, EngineOptions, Storage};
 use crate::error::{Error, Result};
 
 /// Limits the engine enforces below the adapter's own.
@@ -26,6 +27,24 @@ pub(super) struct Caps {
 
 /// Smallest binding cap accepted: an optimizer arena page must hold one aligned slot.
 pub(super) const MIN_BINDING_CAP: u64 = 4096;
+
+/// The engine's own caps from `options`, applied to `limits` (which the engine then enforces
+/// and reports; the device itself is opened with the adapter's limits).
+pub(super) fn caps(options: &EngineOptions, limits: &mut wgpu::Limits) -> Result<Caps> {
+    if let Some(b) = options.max_binding_bytes {
+        if b < MIN_BINDING_CAP {
+            return Err(Error::arg(
+                "engine",
+                format!("max_binding_bytes {b} is below the minimum {}", MIN_BINDING_CAP),
+            ));
+        }
+    }
+    let binding = options.max_binding_bytes.filter(|&b| b < limits.max_storage_buffer_binding_size);
+    if let Some(b) = binding {
+        limits.max_storage_buffer_binding_size = b;
+    }
+    Ok(Caps { binding, memory: options.max_memory_bytes })
+}
 
 impl Engine {
     /// Allocate a storage buffer of at least `bytes`, from the pool when possible. `what`
@@ -48,18 +67,17 @@ impl Engine {
                 pool.take(class)
             }
         };
-        let buffer = match parked {
-            Some(b) => b,
+        let Pooled { id, buffer } = match parked {
+            Some(p) => p,
             None => {
                 self.reserve(class, what)?;
                 let usage =
                     wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-                let b = self.create_buffer_checked(class, usage, what)?;
-                lock(&self.0.pool).note_created(class);
-                b
+                let buffer = self.create_buffer_checked(class, usage, what)?;
+                Pooled { id: lock(&self.0.pool).note_created(class), buffer }
             }
         };
-        Ok(Arc::new(Storage { buffer: Some(buffer), class, engine: Arc::downgrade(&self.0) }))
+        Ok(Arc::new(Storage { buffer: Some(buffer), id, class, engine: Arc::downgrade(&self.0) }))
     }
 
     /// G1: refuse what can never fit before any GPU call.
@@ -90,11 +108,12 @@ impl Engine {
     /// buffers when that makes room.
     fn reserve(&self, class: u64, what: &dyn Display) -> Result<()> {
         let Some(cap) = self.0.caps.memory else { return Ok(()) };
-        let mut pool = lock(&self.0.pool);
-        if pool.in_use + pool.pooled + class > cap {
-            pool.trim();
+        let over = |pool: &buffers::BufferPool| pool.in_use + pool.pooled + class > cap;
+        if over(&lock(&self.0.pool)) {
+            self.trim_pool();
         }
-        if pool.in_use + pool.pooled + class > cap {
+        let pool = lock(&self.0.pool);
+        if over(&pool) {
             return Err(Error::OutOfMemory {
                 what: what.to_string(),
                 bytes: class,
@@ -127,7 +146,7 @@ impl Engine {
         }
         // Free what the pool holds and try once more before giving up (wgpu's out-of-memory
         // on buffer creation does not lose the device, so the engine stays usable).
-        lock(&self.0.pool).trim();
+        self.trim_pool();
         attempt().ok_or_else(|| Error::OutOfMemory {
             what: label.clone(),
             bytes: size,

@@ -1,11 +1,16 @@
 //! Pipeline cache keyed by what changes the generated code: shader file, entry point, override
 //! constants and the binding layout. Per-call numbers (sizes, eps, learning rates) travel in the
 //! uniform ring and never reach this key, so a new learning rate never compiles a shader.
+//!
+//! Also here: compiling shader modules (naga first, for messages that name the line) and the
+//! bind-group layouts, one per access pattern of the storage bindings.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::shaders::ShaderFile;
+use super::shaders::{self, ShaderFile};
+use super::{lock, Engine};
+use crate::error::{Error, Result};
 
 /// Read-only (`true`) or read-write (`false`) for each storage binding 1..=n.
 pub type LayoutKey = Vec<bool>;
@@ -66,5 +71,136 @@ impl Kernel {
             constants: self.constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
             layout,
         }
+    }
+}
+
+impl Engine {
+    /// Compile (or fetch from the cache) the pipeline for `kernel` with storage bindings of the
+    /// given access (`true` = read-only), without dispatching. Apps call it at start-up so the
+    /// first training step compiles nothing; a shader that does not compile is
+    /// [`Error::ShaderCompile`] with naga's message.
+    pub fn precompile(&self, kernel: &Kernel, read_only: &[bool]) -> Result<()> {
+        self.pipeline(kernel, read_only.to_vec()).map(|_| ())
+    }
+
+    pub(super) fn pipeline(
+        &self,
+        kernel: &Kernel,
+        layout: LayoutKey,
+    ) -> Result<(Arc<wgpu::ComputePipeline>, Arc<wgpu::BindGroupLayout>)> {
+        self.check_alive()?;
+        let key = kernel.key(layout.clone());
+        let mut cache = lock(&self.0.cache);
+        let (bgl, pl) = match cache.layouts.get(&layout) {
+            Some(l) => l.clone(),
+            None => {
+                let l = self.make_layout(&layout);
+                cache.layouts.insert(layout.clone(), l.clone());
+                l
+            }
+        };
+        if let Some(p) = cache.pipelines.get(&key) {
+            return Ok((p.clone(), bgl));
+        }
+        let module = match cache.modules.get(kernel.file.name) {
+            Some(m) => m.clone(),
+            None => {
+                let m = Arc::new(self.compile_module(kernel.file)?);
+                cache.modules.insert(kernel.file.name, m.clone());
+                m
+            }
+        };
+        let label = key.label();
+        if self.0.dump_shaders {
+            eprintln!("whet: compiling pipeline {label}");
+        }
+        let scope = self.0.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = self.0.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&label),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some(kernel.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &kernel.constants.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
+                // Our kernels never read workgroup memory before writing it.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::ShaderCompile { shader: label, message: e.to_string() });
+        }
+        let pipeline = Arc::new(pipeline);
+        cache.pipelines.insert(key, pipeline.clone());
+        cache.compiled += 1;
+        Ok((pipeline, bgl))
+    }
+
+    fn compile_module(&self, file: &shaders::ShaderFile) -> Result<wgpu::ShaderModule> {
+        // naga first: its message names the line, which wgpu's wrapped error may not.
+        shaders::validate(file, &[])
+            .map_err(|message| Error::ShaderCompile { shader: file.name.to_string(), message })?;
+        let source = file.full_source();
+        if self.0.dump_shaders {
+            eprintln!("whet: ---- {} ----\n{source}", file.name);
+        }
+        let scope = self.0.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        // Our kernels are trusted code: every loop is bounded by a uniform, every index is
+        // clamped or guarded, and every divisor is a dim of a non-empty dispatch (empty ones are
+        // never submitted). wgpu's injected checks (a counter in every loop, a guard on every
+        // integer division, a clamp on every access) cost lavapipe dearly on matmul, so they
+        // are off; out-of-bounds accesses are still contained by the driver's robust buffer
+        // access where the backend has it.
+        let mut checks = wgpu::ShaderRuntimeChecks::unchecked();
+        checks.bounds_checks = !self.0.driver_robust;
+        // SAFETY: see above; the shaders are the crate's own, validated by naga first.
+        let module = unsafe {
+            self.0.device.create_shader_module_trusted(
+                wgpu::ShaderModuleDescriptor {
+                    label: Some(file.name),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                },
+                checks,
+            )
+        };
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::ShaderCompile { shader: file.name.to_string(), message: e.to_string() });
+        }
+        Ok(module)
+    }
+
+    fn make_layout(&self, layout: &LayoutKey) -> (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>) {
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: None,
+            },
+            count: None,
+        }];
+        for (i, ro) in layout.iter().enumerate() {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: i as u32 + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: *ro },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        let bgl = self
+            .0
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: None, entries: &entries });
+        let pl = self.0.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: None,
+            bind_group_layouts: &[Some(&bgl)],
+            immediate_size: 0,
+        });
+        (Arc::new(bgl), Arc::new(pl))
     }
 }

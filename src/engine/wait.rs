@@ -8,7 +8,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{buffers, lock, Engine, View};
+use super::buffers::{self, Pooled};
+use super::{lock, Engine, View};
 use crate::error::{Error, Result};
 
 impl Engine {
@@ -60,21 +61,20 @@ impl Engine {
         let class = buffers::size_class(size);
         let parked = lock(&self.0.staging).take(class);
         let staging = match parked {
-            Some(b) => b,
+            Some(p) => p,
             None => {
-                let b = self.create_buffer_checked(
+                let buffer = self.create_buffer_checked(
                     class,
                     wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                     &"readback staging",
                 )?;
-                lock(&self.0.staging).note_created(class);
-                b
+                Pooled { id: lock(&self.0.staging).note_created(class), buffer }
             }
         };
-        let result = self.read_staging(src, &staging, size, bytes);
+        let result = self.read_staging(src, &staging.buffer, size, bytes);
         let mut parking = lock(&self.0.staging);
         match result {
-            Ok(_) => parking.give(class, staging),
+            Ok(_) => parking.give(class, staging, true),
             // Possibly still being mapped: reusing it would be a validation error.
             Err(_) => parking.forget(class),
         }

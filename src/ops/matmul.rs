@@ -100,174 +100,231 @@ pub(crate) fn matmul_bias_raw(
     bias: Option<&Tensor>,
 ) -> Result<Tensor> {
     let e = same_engine("matmul", &[a, b])?;
-    if a.rank() < 2 || b.rank() < 2 {
-        return Err(Error::shape("matmul", a.shape(), b.shape(), "both operands need at least 2 dims"));
-    }
-    let (ba, ar, ac) = split(a);
-    let (bb, br, bc) = split(b);
-    let (m, ka) = if ta { (ac, ar) } else { (ar, ac) };
-    let (kb, n) = if tb { (bc, br) } else { (br, bc) };
-    if ka != kb {
-        return Err(Error::shape("matmul", a.shape(), b.shape(), format!("inner dims {ka} and {kb} differ")));
-    }
-    let k = ka;
-    let batch_dims = if ba == bb || bb.is_empty() {
-        ba.clone()
-    } else if ba.is_empty() {
-        bb.clone()
-    } else {
-        return Err(Error::shape(
-            "matmul",
-            a.shape(),
-            b.shape(),
-            "batch dims must match (or one operand be 2-D)",
-        ));
-    };
-    let batch = shape::numel(&batch_dims);
-    let mut out_shape = batch_dims.clone();
-    out_shape.extend([m, n]);
+    let d = Dims::of(a, b, ta, tb)?;
+    let mut out_shape = d.batch_dims.clone();
+    out_shape.extend([d.m, d.n]);
     let out = Tensor::empty(e, &out_shape)?;
-    let sa = if ba.is_empty() { 0 } else { m * k };
-    let sb = if bb.is_empty() { 0 } else { k * n };
-    let choice = match kernel {
-        MatmulKernel::Auto => match e.adapter_class() {
-            AdapterClass::Cpu if k % 4 == 0 && n % 4 == 0 => {
-                if uses_subgroup_kernel(e) {
-                    MatmulKernel::Subgroup
-                } else {
-                    MatmulKernel::Blocked
-                }
-            }
-            AdapterClass::Gpu if !ta && !tb => MatmulKernel::Tiled,
-            _ => MatmulKernel::Generic,
-        },
-        other => other,
-    };
+    let choice = choose(e, kernel, &d, ta, tb);
     if out.numel() == 0 {
         return Ok(out);
     }
     let max = e.limits().max_compute_workgroups_per_dimension as usize;
-    if batch > max {
+    if d.batch > max {
         return Err(Error::arg(
             "matmul",
-            format!("batch {batch} exceeds the adapter's {max} workgroups per dim"),
+            format!("batch {} exceeds the adapter's {max} workgroups per dim", d.batch),
         ));
     }
-    match choice {
+    let fused = match choice {
         MatmulKernel::Blocked | MatmulKernel::Subgroup => {
-            if k % 4 != 0 || n % 4 != 0 {
-                return Err(Error::arg(
-                    "matmul",
-                    format!("the {choice:?} kernel needs K and N divisible by 4, got K={k} N={n}"),
-                ));
-            }
-            if choice == MatmulKernel::Subgroup && e.subgroup_size() != Some(SUBGROUP_LANES) {
-                return Err(Error::arg(
-                    "matmul",
-                    format!(
-                        "the subgroup kernel needs subgroups of {SUBGROUP_LANES} lanes; this adapter has {:?}",
-                        e.subgroup_size()
-                    ),
-                ));
-            }
-            // The blocked kernel reads both operands untransposed and the subgroup one reads at
-            // most one of them transposed (A only when M % 4 == 0); copy the rest first.
-            let sub = choice == MatmulKernel::Subgroup;
-            let read_tb = sub && tb;
-            let read_ta = sub && ta && !tb && m % 4 == 0;
-            let a2 = if ta && !read_ta { crate::ops::layout::transpose_raw(a)? } else { a.clone() };
-            let b2 = if tb && !read_tb { crate::ops::layout::transpose_raw(b)? } else { b.clone() };
-            let p = Params {
-                m: m as u32,
-                n: n as u32,
-                k: k as u32,
-                batch: batch as u32,
-                stride_a: (sa / 4) as u32,
-                stride_b: (sb / 4) as u32,
-                stride_c: (m * n / 4) as u32,
-                has_bias: (sub && bias.is_some()) as u32,
-            };
-            let (kern, groups) = if choice == MatmulKernel::Subgroup {
-                // Short products (attention scores, small batches) waste most of a 64-row tile.
-                let tile = if m <= 32 { &SUBGROUP_SHORT } else { &SUBGROUP_WIDE };
-                let entry = tile.entries[if read_tb {
-                    1
-                } else if read_ta {
-                    2
-                } else {
-                    0
-                }];
-                let cols = tile.cols4 * SUBGROUP_LANES as usize;
-                (
-                    Kernel::new(&shaders::MATMUL_SUBGROUP, entry),
-                    [(n / 4).div_ceil(cols) as u32, m.div_ceil(tile.rows) as u32, batch as u32],
-                )
-            } else {
-                (
-                    Kernel::new(&shaders::MATMUL_BLOCKED, "matmul_blocked"),
-                    [
-                        (n / 4).div_ceil(BLOCK_TN4).div_ceil(BLOCK_WX) as u32,
-                        m.div_ceil(BLOCK_TM).div_ceil(BLOCK_WY) as u32,
-                        batch as u32,
-                    ],
-                )
-            };
-            let mut bindings = vec![
-                Binding::read(a2.storage(), a2.nbytes()),
-                Binding::read(b2.storage(), b2.nbytes()),
-                Binding::write(out.storage(), out.nbytes()),
-            ];
-            if sub {
-                // Without a bias the binding is unread; B stands in.
-                let t = if let (true, Some(bias)) = (p.has_bias != 0, bias) { bias } else { &b2 };
-                bindings.push(Binding::read(t.storage(), t.nbytes()));
-            }
-            e.dispatch(&kern, bytemuck::bytes_of(&p), &bindings, groups)?;
-            if sub && bias.is_some() {
-                return Ok(out);
-            }
+            register_blocked(e, [a, b], [ta, tb], &d, choice, bias, &out)?
         }
         MatmulKernel::Tiled | MatmulKernel::Generic => {
-            let p = Params {
-                m: m as u32,
-                n: n as u32,
-                k: k as u32,
-                batch: batch as u32,
-                stride_a: sa as u32,
-                stride_b: sb as u32,
-                stride_c: (m * n) as u32,
-                has_bias: 0,
-            };
-            let (kern, groups) = if choice == MatmulKernel::Tiled && !ta && !tb {
-                (
-                    Kernel::new(&shaders::MATMUL_TILED, "matmul_tiled"),
-                    [n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32],
-                )
-            } else {
-                (
-                    Kernel::new(&shaders::MATMUL_GENERIC, "matmul_generic")
-                        .with("TRANS_A", ta as u32)
-                        .with("TRANS_B", tb as u32),
-                    [n.div_ceil(4).div_ceil(8) as u32, m.div_ceil(4).div_ceil(8) as u32, batch as u32],
-                )
-            };
-            e.dispatch(
-                &kern,
-                bytemuck::bytes_of(&p),
-                &[
-                    Binding::read(a.storage(), a.nbytes()),
-                    Binding::read(b.storage(), b.nbytes()),
-                    Binding::write(out.storage(), out.nbytes()),
-                ],
-                groups,
-            )?;
+            workgroup_tiled(e, [a, b], [ta, tb], &d, choice, &out)?;
+            false
         }
-        MatmulKernel::Auto => unreachable!(),
-    }
+        MatmulKernel::Auto => unreachable!("choose() resolves Auto"),
+    };
     match bias {
-        Some(bias) => crate::ops::elementwise::binary_raw(&out, bias, crate::ops::elementwise::BinaryOp::Add),
-        None => Ok(out),
+        Some(bias) if !fused => {
+            crate::ops::elementwise::binary_raw(&out, bias, crate::ops::elementwise::BinaryOp::Add)
+        }
+        _ => Ok(out),
     }
+}
+
+/// The product's sizes, checked: `C[batch] (m x n) = op(A) (m x k) · op(B) (k x n)`.
+struct Dims {
+    m: usize,
+    n: usize,
+    k: usize,
+    batch_dims: Vec<usize>,
+    batch: usize,
+    /// Elements between consecutive batch entries of A and B (0 for a broadcast 2-D operand).
+    sa: usize,
+    sb: usize,
+}
+
+impl Dims {
+    fn of(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Dims> {
+        if a.rank() < 2 || b.rank() < 2 {
+            return Err(Error::shape("matmul", a.shape(), b.shape(), "both operands need at least 2 dims"));
+        }
+        let (ba, ar, ac) = split(a);
+        let (bb, br, bc) = split(b);
+        let (m, ka) = if ta { (ac, ar) } else { (ar, ac) };
+        let (kb, n) = if tb { (bc, br) } else { (br, bc) };
+        if ka != kb {
+            return Err(Error::shape(
+                "matmul",
+                a.shape(),
+                b.shape(),
+                format!("inner dims {ka} and {kb} differ"),
+            ));
+        }
+        let k = ka;
+        let batch_dims = if ba == bb || bb.is_empty() {
+            ba.clone()
+        } else if ba.is_empty() {
+            bb.clone()
+        } else {
+            return Err(Error::shape(
+                "matmul",
+                a.shape(),
+                b.shape(),
+                "batch dims must match (or one operand be 2-D)",
+            ));
+        };
+        let batch = shape::numel(&batch_dims);
+        let sa = if ba.is_empty() { 0 } else { m * k };
+        let sb = if bb.is_empty() { 0 } else { k * n };
+        Ok(Dims { m, n, k, batch_dims, batch, sa, sb })
+    }
+
+    /// The kernels' parameters; `vec4` counts strides in vec4s (blocked and subgroup kernels).
+    fn params(&self, vec4: bool, has_bias: bool) -> Params {
+        let unit = if vec4 { 4 } else { 1 };
+        Params {
+            m: self.m as u32,
+            n: self.n as u32,
+            k: self.k as u32,
+            batch: self.batch as u32,
+            stride_a: (self.sa / unit) as u32,
+            stride_b: (self.sb / unit) as u32,
+            stride_c: (self.m * self.n / unit) as u32,
+            has_bias: has_bias as u32,
+        }
+    }
+}
+
+/// `kernel`, with `Auto` resolved by adapter class and shape.
+fn choose(e: &crate::Engine, kernel: MatmulKernel, d: &Dims, ta: bool, tb: bool) -> MatmulKernel {
+    if kernel != MatmulKernel::Auto {
+        return kernel;
+    }
+    match e.adapter_class() {
+        AdapterClass::Cpu if d.k.is_multiple_of(4) && d.n.is_multiple_of(4) => {
+            if uses_subgroup_kernel(e) {
+                MatmulKernel::Subgroup
+            } else {
+                MatmulKernel::Blocked
+            }
+        }
+        AdapterClass::Gpu if !ta && !tb => MatmulKernel::Tiled,
+        _ => MatmulKernel::Generic,
+    }
+}
+
+/// The blocked and subgroup kernels' requirements, as errors naming what is missing.
+fn check_register_blocked(e: &crate::Engine, choice: MatmulKernel, d: &Dims) -> Result<()> {
+    if !(d.k.is_multiple_of(4) && d.n.is_multiple_of(4)) {
+        return Err(Error::arg(
+            "matmul",
+            format!("the {choice:?} kernel needs K and N divisible by 4, got K={} N={}", d.k, d.n),
+        ));
+    }
+    if choice == MatmulKernel::Subgroup && e.subgroup_size() != Some(SUBGROUP_LANES) {
+        return Err(Error::arg(
+            "matmul",
+            format!(
+                "the subgroup kernel needs subgroups of {SUBGROUP_LANES} lanes; this adapter has {:?}",
+                e.subgroup_size()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Dispatch the blocked or subgroup kernel into `out`; true when `bias` was added there.
+fn register_blocked(
+    e: &crate::Engine,
+    [a, b]: [&Tensor; 2],
+    [ta, tb]: [bool; 2],
+    d: &Dims,
+    choice: MatmulKernel,
+    bias: Option<&Tensor>,
+    out: &Tensor,
+) -> Result<bool> {
+    check_register_blocked(e, choice, d)?;
+    // The blocked kernel reads both operands untransposed and the subgroup one reads at
+    // most one of them transposed (A only when M % 4 == 0); copy the rest first.
+    let sub = choice == MatmulKernel::Subgroup;
+    let read_tb = sub && tb;
+    let read_ta = sub && ta && !tb && d.m.is_multiple_of(4);
+    let a2 = if ta && !read_ta { crate::ops::layout::transpose_raw(a)? } else { a.clone() };
+    let b2 = if tb && !read_tb { crate::ops::layout::transpose_raw(b)? } else { b.clone() };
+    let fused = sub && bias.is_some();
+    let p = d.params(true, fused);
+    let (kern, groups) = if sub { subgroup_kernel(d, read_ta, read_tb) } else { blocked_kernel(d) };
+    let mut bindings = vec![
+        Binding::read(a2.storage(), a2.nbytes()),
+        Binding::read(b2.storage(), b2.nbytes()),
+        Binding::write(out.storage(), out.nbytes()),
+    ];
+    if sub {
+        // Without a bias the binding is unread; B stands in.
+        let t = bias.unwrap_or(&b2);
+        bindings.push(Binding::read(t.storage(), t.nbytes()));
+    }
+    e.dispatch(&kern, bytemuck::bytes_of(&p), &bindings, groups)?;
+    Ok(fused)
+}
+
+/// The subgroup entry for the operand layout, and its workgroups.
+fn subgroup_kernel(d: &Dims, read_ta: bool, read_tb: bool) -> (Kernel, [u32; 3]) {
+    // Short products (attention scores, small batches) waste most of a 64-row tile.
+    let tile = if d.m <= 32 { &SUBGROUP_SHORT } else { &SUBGROUP_WIDE };
+    let entry = tile.entries[if read_tb {
+        1
+    } else if read_ta {
+        2
+    } else {
+        0
+    }];
+    let cols = tile.cols4 * SUBGROUP_LANES as usize;
+    let groups = [(d.n / 4).div_ceil(cols) as u32, d.m.div_ceil(tile.rows) as u32, d.batch as u32];
+    (Kernel::new(&shaders::MATMUL_SUBGROUP, entry), groups)
+}
+
+/// `matmul_blocked.wgsl` and its workgroups.
+fn blocked_kernel(d: &Dims) -> (Kernel, [u32; 3]) {
+    let groups = [
+        (d.n / 4).div_ceil(BLOCK_TN4).div_ceil(BLOCK_WX) as u32,
+        d.m.div_ceil(BLOCK_TM).div_ceil(BLOCK_WY) as u32,
+        d.batch as u32,
+    ];
+    (Kernel::new(&shaders::MATMUL_BLOCKED, "matmul_blocked"), groups)
+}
+
+/// Dispatch the tiled kernel (untransposed operands) or the generic one into `out`.
+fn workgroup_tiled(
+    e: &crate::Engine,
+    [a, b]: [&Tensor; 2],
+    [ta, tb]: [bool; 2],
+    d: &Dims,
+    choice: MatmulKernel,
+    out: &Tensor,
+) -> Result<()> {
+    let p = d.params(false, false);
+    let (kern, groups) = if choice == MatmulKernel::Tiled && !ta && !tb {
+        (
+            Kernel::new(&shaders::MATMUL_TILED, "matmul_tiled"),
+            [d.n.div_ceil(64) as u32, d.m.div_ceil(64) as u32, d.batch as u32],
+        )
+    } else {
+        (
+            Kernel::new(&shaders::MATMUL_GENERIC, "matmul_generic")
+                .with("TRANS_A", ta as u32)
+                .with("TRANS_B", tb as u32),
+            [d.n.div_ceil(4).div_ceil(8) as u32, d.m.div_ceil(4).div_ceil(8) as u32, d.batch as u32],
+        )
+    };
+    let bindings = [
+        Binding::read(a.storage(), a.nbytes()),
+        Binding::read(b.storage(), b.nbytes()),
+        Binding::write(out.storage(), out.nbytes()),
+    ];
+    e.dispatch(&kern, bytemuck::bytes_of(&p), &bindings, groups)
 }
 
 struct MatmulBackward {
