@@ -167,7 +167,7 @@ impl Collector<'_> {
             r.data.test_ratio = 0.0;
             r.output.dir = r.output.dir.join(format!("fold-{f}"));
         }
-        let run = RunOptions { progress: self.opts.progress, baseline, attributions };
+        let run = RunOptions { progress: self.opts.progress, baseline, attributions, ..Default::default() };
         let out = super::train(self.engine, &r, self.stop, run)?;
         if self.stop.requested().is_some() {
             return Err(Error::arg("compare", "interrupted; the finished runs are in the output folder"));
