@@ -74,7 +74,11 @@ fn every_step_evaluation_and_the_end_reach_the_callback() {
     assert_eq!(evals.last().unwrap().1, s.last.as_ref().unwrap()["loss"]);
     for (i, e) in seen.iter().enumerate() {
         if let Event::Evaluated { step, .. } = e {
-            assert!(matches!(&seen[i - 1], Event::Step(s) if s.step == *step), "{e:?} after {:?}", seen[i - 1]);
+            assert!(
+                matches!(&seen[i - 1], Event::Step(s) if s.step == *step),
+                "{e:?} after {:?}",
+                seen[i - 1]
+            );
         }
     }
     assert_eq!(
@@ -120,5 +124,37 @@ fn cancelling_from_the_callback_stops_at_that_step_with_a_checkpoint() {
     let snap = task.snapshot();
     for (path, _, vals) in &ck.params {
         assert_eq!(&snap[path], vals, "the checkpoint holds the weights after step 4");
+    }
+}
+
+#[test]
+fn a_checkpoint_of_other_loop_settings_is_a_run_mismatch_a_host_can_match() {
+    let Some((_g, e)) = gpu("a_checkpoint_of_other_loop_settings_is_a_run_mismatch_a_host_can_match") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The host claims the folder with its own description of the run (as `run::train` does),
+    // which does not name the batch size: only the checkpoint knows it.
+    let mut fp = whet::train::Fingerprint::new();
+    fp.set("host.data", "digits");
+    let run = |batch: usize| {
+        let claim = whet::train::RunDir::claim(dir.path(), &fp, whet::train::Resume::IfSame).unwrap();
+        let mut c = DriverConfig::new(dir.path());
+        c.batch_size = batch;
+        c.max_steps = Some(2);
+        let mut task = DigitsTask::new(&e, 160, 3);
+        Driver::new(&e, c, adamw()).unwrap().run_in(&claim, &mut task, &StopFlag::new())
+    };
+    assert_eq!(run(32).unwrap().steps, 2);
+    match run(16) {
+        Err(whet::Error::RunMismatch { dir: d, changes }) => {
+            assert_eq!(d, dir.path().display().to_string());
+            assert!(
+                changes.len() == 1 && changes[0].contains("batch=32") && changes[0].contains("batch=16"),
+                "{changes:?}"
+            );
+        }
+        Err(other) => panic!("another error: {other}"),
+        Ok(s) => panic!("resumed a checkpoint of batch 32 with batch 16: {s:?}"),
     }
 }

@@ -383,15 +383,14 @@ impl Driver {
         if dir.resumes() {
             if let Some(ck) = checkpoint::load_latest(&out)? {
                 if ck.state.config_digest != digest {
-                    return Err(Error::arg(
-                        "resume",
-                        format!(
-                            "{} was written with [{}], this run has [{digest}]: resume with the same \
-                             settings, or start in a new output directory (or with resume off)",
+                    return Err(Error::RunMismatch {
+                        dir: out.display().to_string(),
+                        changes: vec![format!(
+                            "checkpoint {}: [{}] → [{digest}]",
                             ck.dir.display(),
                             ck.state.config_digest
-                        ),
-                    ));
+                        )],
+                    });
                 }
                 restore_params(task.params_mut(), &ck)?;
                 st = ck.state;
