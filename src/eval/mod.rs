@@ -110,6 +110,12 @@ impl Predictions {
         self.labels.is_empty()
     }
 
+    /// Each item's class probabilities, one row per item (in item order).
+    pub fn rows(&self) -> std::slice::ChunksExact<'_, f32> {
+        // `new` refused zero classes, so the chunk size is never 0.
+        self.probs.chunks_exact(self.classes.max(1))
+    }
+
     /// The probability row of item `i`, or `None` past the end (or if `probs` is short).
     pub fn row(&self, i: usize) -> Option<&[f32]> {
         let start = i.checked_mul(self.classes)?;
@@ -164,6 +170,13 @@ fn argmax(row: &[f32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_are_one_probability_row_per_item() {
+        let p = Predictions::new(vec![0.9, 0.1, 0.3, 0.7, 0.5, 0.5], vec![0, 1, 0], 2).unwrap();
+        let rows: Vec<&[f32]> = p.rows().collect();
+        assert_eq!(rows, [&[0.9, 0.1][..], &[0.3, 0.7], &[0.5, 0.5]]);
+    }
 
     #[test]
     fn argmax_ties_go_to_the_lowest_index() {

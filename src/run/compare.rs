@@ -172,7 +172,7 @@ impl Collector<'_> {
         }
         let what = r.output.dir.strip_prefix(&self.opts.out_dir).unwrap_or(&r.output.dir);
         self.stages.begin(&what.display().to_string());
-        let run = RunOptions { progress: self.opts.progress, baseline, attributions };
+        let run = RunOptions { progress: self.opts.progress, baseline, attributions, ..Default::default() };
         let out = super::train(self.engine, &r, self.stop, run)?;
         if self.stop.requested().is_some() {
             return Err(Error::arg("compare", "interrupted; the finished runs are in the output folder"));

@@ -46,7 +46,7 @@ pub use prepare::{Prepared, TaskBox};
 pub use recipe::Recipe;
 
 /// How a run is shown.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Progress on stderr: a bar on a terminal, else a plain line every 30 s and at the end.
     pub progress: bool,
@@ -54,6 +54,9 @@ pub struct RunOptions {
     pub baseline: bool,
     /// Attributions of this many test items after training (for `whet compare`'s report).
     pub attributions: usize,
+    /// The host's progress callback: the driver's [`Event`](crate::train::Event)s (steps,
+    /// validation results, the end).
+    pub on_event: Option<crate::train::OnEvent>,
 }
 
 /// Metrics of one split with bootstrap intervals.
@@ -187,8 +190,9 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
     // A model drawn from scratch has no source task left to retain.
     let source_before = if recipe.model.init == "scratch" { None } else { prep.source_predictions()? };
 
-    let mut driver =
-        Driver::new(engine, prep.driver_config(recipe, opts.progress), prep.optim_config(recipe)?)?;
+    let mut config = prep.driver_config(recipe, opts.progress);
+    config.on_event = opts.on_event.clone();
+    let mut driver = Driver::new(engine, config, prep.optim_config(recipe)?)?;
     let summary = driver.run_in(&claim, prep.task.as_task(), stop)?;
     if matches!(summary.stopped, StopReason::Interrupted { .. }) {
         // The driver saved a checkpoint; `whet train` again resumes from it.

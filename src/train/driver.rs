@@ -45,6 +45,7 @@ use crate::optim::{OptimConfig, Optimizer};
 use crate::progress::Progress;
 use crate::tensor::Tensor;
 use crate::train::checkpoint::{self, BestMark, TrainState};
+use crate::train::events::{self, Event, OnEvent, StepEvent};
 use crate::train::fingerprint::Fingerprint;
 use crate::train::log::{LogRow, RunLog};
 use crate::train::micro_batch::{self, Snapshot, Splitter};
@@ -120,6 +121,9 @@ pub struct DriverConfig {
     /// Run a batch that does not fit the device as micro-batches with accumulation (see the
     /// module docs for batch norm); off, such a batch is [`Error::BatchTooBig`].
     pub split_batches: bool,
+    /// The host's callback: an [`Event`] after every step, every evaluation and at the end
+    /// ([`events`](super::events)); no extra readback is made for it.
+    pub on_event: Option<OnEvent>,
 }
 
 impl DriverConfig {
@@ -144,6 +148,7 @@ impl DriverConfig {
             resume: Resume::Refuse,
             fingerprint: Fingerprint::new(),
             split_batches: true,
+            on_event: None,
         }
     }
 }
@@ -378,15 +383,14 @@ impl Driver {
         if dir.resumes() {
             if let Some(ck) = checkpoint::load_latest(&out)? {
                 if ck.state.config_digest != digest {
-                    return Err(Error::arg(
-                        "resume",
-                        format!(
-                            "{} was written with [{}], this run has [{digest}]: resume with the same \
-                             settings, or start in a new output directory (or with resume off)",
+                    return Err(Error::RunMismatch {
+                        dir: out.display().to_string(),
+                        changes: vec![format!(
+                            "checkpoint {}: [{}] → [{digest}]",
                             ck.dir.display(),
                             ck.state.config_digest
-                        ),
-                    ));
+                        )],
+                    });
                 }
                 restore_params(task.params_mut(), &ck)?;
                 st = ck.state;
@@ -403,6 +407,13 @@ impl Driver {
             total = total.min(m);
         }
         let bar = Progress::new(self.config.progress, "step", total, st.step);
+        let on_event = self.config.on_event.clone();
+        let emit = |e: Event| {
+            if let Some(cb) = &on_event {
+                cb.emit(&e);
+            }
+        };
+        let first_step = st.step;
         let t0 = Instant::now();
         let secs_before = st.train_secs;
         let mut last_saved: Option<(u64, PathBuf)> = None;
@@ -463,8 +474,10 @@ impl Driver {
                     Some(k) => ok && st.step.is_multiple_of(k),
                     None => epoch_end,
                 } || finishing;
+                let step_epoch = if epoch_end { st.epoch - 1 } else { st.epoch };
                 let mut improved = false;
                 let mut early = false;
+                let mut evaluated = None;
                 if evaluate {
                     bar.note(&format!("loss {loss:.4} · evaluating"));
                     let m = {
@@ -504,11 +517,31 @@ impl Driver {
                     }
                     st.last_metrics = Some(to_opt(&m));
                     row.metrics = to_opt(&m);
+                    evaluated = Some(m);
                 }
                 st.train_secs = secs_before + t0.elapsed().as_secs_f64();
                 row.secs = st.train_secs;
                 log.push(row)?;
                 bar.step(st.step, || format!("loss {loss:.4} lr {lr:.2e} {metric_msg}"));
+                // Before the stop flag is read: a callback that cancels on this step stops here.
+                emit(Event::Step(StepEvent {
+                    step: st.step,
+                    total,
+                    epoch: step_epoch,
+                    loss: loss.is_finite().then_some(loss),
+                    grad_norm: norm.is_finite().then_some(norm),
+                    lr,
+                    skipped: !ok,
+                    elapsed_secs: st.train_secs,
+                    eta_secs: events::eta(
+                        t0.elapsed().as_secs_f64(),
+                        st.step - first_step,
+                        total.saturating_sub(st.step),
+                    ),
+                }));
+                if let Some(metrics) = evaluated {
+                    emit(Event::Evaluated { step: st.step, epoch: step_epoch, metrics });
+                }
                 if !ok && st.bad_steps >= self.config.max_bad_steps {
                     bar.abandon();
                     return Err(Error::NonFiniteSteps { consecutive: st.bad_steps, step: st.step, items });
@@ -543,6 +576,7 @@ impl Driver {
             last_saved = Some((st.step, dir));
         }
         bar.finish();
+        emit(Event::Finished { steps: st.step, epochs: st.epoch, stopped });
         Ok(RunSummary {
             steps: st.step,
             epochs: st.epoch,

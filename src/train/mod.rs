@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod distill;
 pub mod driver;
+pub mod events;
 pub mod ewc;
 pub mod fingerprint;
 pub mod l2sp;
@@ -17,6 +18,7 @@ pub mod unfreeze;
 
 pub use checkpoint::save_params;
 pub use driver::{Driver, DriverConfig, EarlyStop, Metrics, RunSummary, StopReason, Task};
+pub use events::{Event, OnEvent, StepEvent};
 pub use fingerprint::Fingerprint;
 pub use run_dir::{Resume, RunDir};
 pub use stop::StopFlag;

@@ -1,4 +1,4 @@
-//! Cooperative stopping. The driver polls a [`StopFlag`] after every optimizer step; whoever
+//! Cooperative stopping, and the host's cancel handle. The driver polls a [`StopFlag`] after every optimizer step; whoever
 //! wants the run to end (a signal handler, a UI, a test) sets it, and the driver finishes the
 //! step, writes a final checkpoint and returns `StopReason::Interrupted`.
 //!
@@ -32,6 +32,13 @@ impl StopFlag {
         // 0 means "not requested", so a request always stores something non-zero.
         let v = if signal > 0 { signal as usize } else { usize::MAX };
         self.0.store(v, Ordering::SeqCst);
+    }
+
+    /// Ask the run to stop on behalf of the host (a "Cancel" button): the driver finishes the
+    /// step, saves a checkpoint and returns `StopReason::Interrupted { signal: 0 }`. Safe from
+    /// any thread and from the driver's own event callback.
+    pub fn cancel(&self) {
+        self.request(0)
     }
 
     /// The signal that asked to stop, if any.
