@@ -15,14 +15,18 @@
 //! - [`nn`]: named parameters, the checkpoint binder and its report, initialisers and layers.
 //! - [`weights`]: checkpoint readers (safetensors, HF directories, PyTorch, GGUF) behind one
 //!   trait, picked by content.
-//! - [`models`]: the model zoo — configs, loaders, forward passes, task heads, parameter paths.
+//! - [`models`]: the model zoo — configs, loaders, forward passes, task heads, parameter paths;
+//!   `models::registry` is the one table of what each architecture is.
 //! - [`data`]: image folders, text tables, corpora, tokenizers, labels and seeded splits, all
 //!   checked on the CPU before training starts.
-//! - [`train`]: the fine-tuning driver (loop, checkpoints, log, stop flag) and the defences
-//!   against forgetting (L2-SP, EWC, distillation), unfreezing plans, the LR range test.
+//! - [`train`]: the fine-tuning driver (loop, checkpoints, log, stop flag, the events a host
+//!   program receives) and the defences against forgetting (L2-SP, EWC, distillation),
+//!   unfreezing plans, the LR range test.
 //! - [`eval`]: metrics, curves, calibration and bootstrap intervals, in f64 on the CPU.
 //! - [`run`]: a recipe in, a fine-tuned model and its numbers out (what `whet train` does).
 //! - [`report`]: the `whet compare` results and their self-contained HTML report.
+//! - [`progress`]: what a user sees while waiting: bars on a terminal, plain lines elsewhere.
+//! - [`bench`]: `whet bench`'s kernel and model-step cases, records and comparisons.
 //! - [`error`]: the one error type; every variant says what a user needs to act on it.
 //! - `fuzzing`: entry points for the fuzz targets (hidden from the docs).
 //!
