@@ -125,7 +125,7 @@ pub unsafe extern "C" fn whet_evaluate(
             )));
         }
         let recipe = inference::run_recipe(Path::new(dir))?;
-        let mut prep = prepare::prepare(&engine.engine, &recipe)?;
+        let mut prep = prepare::prepare(&engine.engine, &recipe, false)?;
         let e = prep.test_evaluation("eval", bootstrap, recipe.train.seed)?.ok_or_else(|| {
             Failure::Whet(whet::Error::arg("eval", "the recipe has no held-out items to evaluate"))
         })?;
