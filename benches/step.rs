@@ -27,7 +27,8 @@ fn values(n: usize, seed: u32, scale: f32) -> Vec<f32> {
 }
 
 fn step(c: &mut Criterion) {
-    let e = Engine::new(whet::EngineOptions::from_env()).expect("step bench needs an adapter (lavapipe or a GPU)");
+    let e = Engine::new(whet::EngineOptions::from_env())
+        .expect("step bench needs an adapter (lavapipe or a GPU)");
     let mut params = Params::new();
     let mut add = |n: &str, t: Tensor| params.push(n, t, Slot::Param, Origin::Fresh).unwrap();
     let w1 = add("w1", Tensor::param(&e, &values(D_IN * HIDDEN, 1, 0.06), &[D_IN, HIDDEN]).unwrap());
