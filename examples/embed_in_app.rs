@@ -49,7 +49,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(&out);
     // Typed errors name what is wrong, e.g. a model folder that is not there:
     match Engine::new(Default::default())
-        .and_then(|e| zoo::load(&e, Path::new("no/such/model"), ModelKind::Bert, Some(2), 0))
+        .and_then(|e| zoo::load(&e, Path::new("no/such/model"), ModelKind::named("bert")?, Some(2), 0))
     {
         Ok(_) => println!("unexpected: loaded a missing model"),
         Err(e) => println!("as expected, a clear error: {e}"),
@@ -128,7 +128,7 @@ fn train_on_worker(
             line: i + 1,
         })
         .collect();
-    let (model, _report) = zoo::load(&engine, model_dir, ModelKind::Bert, Some(labels.len()), 7)?;
+    let (model, _report) = zoo::load(&engine, model_dir, ModelKind::named("bert")?, Some(labels.len()), 7)?;
     let tokenizer = TextTokenizer::from_file(&model_dir.join("tokenizer.json"))?;
     let mut task = TextTask::new(&engine, model, tokenizer, items.clone(), items, labels.len(), 32)?;
 

@@ -15,8 +15,11 @@
 //! - [`nn`]: named parameters, the checkpoint binder and its report, initialisers and layers.
 //! - [`weights`]: checkpoint readers (safetensors, HF directories, PyTorch, GGUF) behind one
 //!   trait, picked by content.
-//! - [`models`]: the model zoo — configs, loaders, forward passes, task heads, parameter paths;
-//!   `models::registry` is the one table of what each architecture is.
+//! - [`models`]: the model zoo — configs, loaders, forward passes, task heads, parameter paths.
+//!   Each architecture is one file implementing `models::model::Model` plus its row in
+//!   `models::registry` (names, head, init family, export, LoRA targets, loader); the rest of
+//!   the crate holds `Box<dyn Model>` and never names an architecture. Hosts add their own with
+//!   `registry::register`.
 //! - [`data`]: image folders, text tables, corpora, tokenizers, labels and seeded splits, all
 //!   checked on the CPU before training starts.
 //! - [`train`]: the fine-tuning driver (loop, checkpoints, log, stop flag, the events a host
@@ -65,7 +68,7 @@ pub mod tensor;
 pub mod train;
 pub mod weights;
 
-pub use engine::{Engine, EngineOptions};
+pub use engine::{AdapterSummary, Engine, EngineOptions};
 pub use error::{Error, Result};
 pub use graph::GradStore;
 pub use tensor::{DType, Tensor};

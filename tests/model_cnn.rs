@@ -15,6 +15,7 @@ use common::fixtures::{self as fx, Parity};
 use lite0_f64::{Kinks, Lite0F64};
 use whet::models::efficientnet::EfficientNetLite;
 use whet::models::resnet::ResNet;
+use whet::models::vgg::Vgg;
 use whet::models::zoo::{self, AnyModel, ModelKind};
 use whet::nn::Mode;
 use whet::ops::loss::{cross_entropy, CrossEntropy};
@@ -130,24 +131,20 @@ fn vgg11_bn_matches_torchvision() {
 fn tv_cnn(e: &whet::Engine, name: &str) -> AnyModel {
     let path = fx::fixtures_dir().join(format!("{name}.weights.safetensors"));
     let kind = match name {
-        "resnet18_tv" => ModelKind::ResNet,
-        "vgg11_bn_tv" => ModelKind::Vgg,
+        "resnet18_tv" => kind("resnet"),
+        "vgg11_bn_tv" => kind("vgg"),
         other => panic!("cnn_inputs names an unknown model {other}"),
     };
     let (mut m, report) = zoo::load(e, &path, kind, None, 0).unwrap();
     assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
-    if let AnyModel::Vgg(v) = &mut m {
+    if let Some(v) = m.downcast_mut::<Vgg>() {
         v.dropout = 0.0;
     }
     m
 }
 
 fn tv_forward(m: &AnyModel, x: &Tensor, mode: Mode) -> Tensor {
-    match m {
-        AnyModel::ResNet(r) => r.forward(x, mode).unwrap(),
-        AnyModel::Vgg(v) => v.forward(x, mode).unwrap(),
-        _ => unreachable!("tv_cnn binds ResNet or VGG only"),
-    }
+    m.classify_images(x, mode).unwrap()
 }
 
 /// ResNet-18 and VGG-11-BN on the inputs of tests/fixtures/cnn_inputs, other than the shared
@@ -460,4 +457,8 @@ fn frozen_batchnorm_keeps_its_running_statistics() {
     m.forward(&x, Mode::train(0)).unwrap().sum_all().unwrap().backward().unwrap();
     assert_eq!(read(&m, "layer1.0.bn1.running_mean"), frozen0, "frozen BN statistics moved");
     assert_ne!(read(&m, "bn1.running_mean"), live0, "trainable BN statistics did not move");
+}
+
+fn kind(name: &str) -> ModelKind {
+    name.parse().unwrap()
 }

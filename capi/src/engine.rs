@@ -43,9 +43,9 @@ pub unsafe extern "C" fn whet_engine_free(engine: *mut WhetEngine) {
     unsafe { free_box(engine) }
 }
 
-/// The adapters whet can use, as a JSON array of `{"name", "backend", "device_type"}` in the
-/// platform's order; a name (or part of it) goes to `whet_engine_new`. Free with
-/// `whet_string_free`.
+/// The adapters whet can use, best first, as a JSON array of `{"name", "backend",
+/// "device_type", "preferred"}` (`preferred`: the one `whet_engine_new` opens when no name is
+/// given); a name (or part of it) goes to `whet_engine_new`. Free with `whet_string_free`.
 ///
 /// # Safety
 /// `out` is valid for a write.
@@ -53,18 +53,14 @@ pub unsafe extern "C" fn whet_engine_free(engine: *mut WhetEngine) {
 pub unsafe extern "C" fn whet_adapters_json(out: *mut *mut c_char) -> WhetStatus {
     guard(|| {
         needed(out, "out")?;
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = wgpu::Backends::PRIMARY;
-        let instance = wgpu::Instance::new(desc);
-        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
-        let list: Vec<serde_json::Value> = adapters
-            .iter()
+        let list: Vec<serde_json::Value> = whet::Engine::adapters()
+            .into_iter()
             .map(|a| {
-                let i = a.get_info();
                 serde_json::json!({
-                    "name": i.name,
-                    "backend": format!("{:?}", i.backend),
-                    "device_type": format!("{:?}", i.device_type),
+                    "name": a.name,
+                    "backend": a.backend,
+                    "device_type": a.device_type,
+                    "preferred": a.preferred,
                 })
             })
             .collect();

@@ -38,6 +38,7 @@ use buffers::BufferPool;
 pub use grad_mode::NoGradGuard;
 use health::Health;
 use memory::Caps;
+pub use open::AdapterSummary;
 pub use options::EngineOptions;
 pub use pipeline::Kernel;
 use pipeline::PipelineCache;

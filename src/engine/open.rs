@@ -22,14 +22,52 @@ fn rank(t: wgpu::DeviceType) -> u8 {
     }
 }
 
+/// One adapter the platform offers, as [`Engine::adapters`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterSummary {
+    pub name: String,
+    /// "Vulkan", "Metal", "Dx12".
+    pub backend: String,
+    /// "DiscreteGpu", "IntegratedGpu", "VirtualGpu", "Cpu", "Other".
+    pub device_type: String,
+    /// The one [`Engine::new`] opens when no adapter is named.
+    pub preferred: bool,
+}
+
+/// Every Vulkan, Metal or DX12 adapter, best first: discrete > integrated > virtual > CPU
+/// (a stable sort: the platform's order within a class).
+fn ranked_adapters() -> Vec<wgpu::Adapter> {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = wgpu::Backends::PRIMARY;
+    let instance = wgpu::Instance::new(desc);
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+    adapters.sort_by_key(|a| rank(a.get_info().device_type));
+    adapters
+}
+
 impl Engine {
+    /// The adapters whet can open, best first; a name (or part of it) goes to
+    /// [`EngineOptions::adapter`]. Empty when the platform has no Vulkan, Metal or DX12 driver.
+    pub fn adapters() -> Vec<AdapterSummary> {
+        ranked_adapters()
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let info = a.get_info();
+                AdapterSummary {
+                    name: info.name,
+                    backend: format!("{:?}", info.backend),
+                    device_type: format!("{:?}", info.device_type),
+                    preferred: i == 0,
+                }
+            })
+            .collect()
+    }
+
     /// Open the best adapter: discrete > integrated > virtual > CPU, or the one named by
     /// `options.adapter`.
     pub fn new(options: EngineOptions) -> Result<Engine> {
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = wgpu::Backends::PRIMARY;
-        let instance = wgpu::Instance::new(desc);
-        let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+        let mut adapters = ranked_adapters();
         if adapters.is_empty() {
             return Err(Error::NoAdapter(
                 "no Vulkan, Metal or DX12 adapter found (on Linux without a GPU install Mesa's lavapipe: \
@@ -51,7 +89,6 @@ impl Engine {
                 )));
             }
         }
-        adapters.sort_by_key(|a| rank(a.get_info().device_type));
         let adapter = adapters.remove(0);
         Self::from_adapter_with(adapter, &options)
     }

@@ -10,7 +10,10 @@ use serde::Deserialize;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::models::model::{Model, TextEncoder};
+use crate::models::registry::{Architecture, ExportLayout};
 use crate::nn::attention::sdpa;
+use crate::nn::init::Family;
 use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Origin, ParamGetter, Params, Pid, Slot};
 use crate::ops::embedding::embedding;
 use crate::ops::norm::layer_norm;
@@ -446,5 +449,63 @@ fn depth(path: &str, layers: usize) -> usize {
         rest.split('.').next().and_then(|s| s.parse::<usize>().ok()).map_or(0, |l| l + 1)
     } else {
         layers + 1
+    }
+}
+
+/// BERT's registry row: a Hugging Face directory, with a sequence-classification head when
+/// the task has classes (the checkpoint's own when its shape fits), else the bare encoder.
+pub static ARCHITECTURE: Architecture = Architecture {
+    name: "bert",
+    aliases: &[],
+    family: Family::Transformer,
+    head: "classifier.*",
+    image_spec: None,
+    export: ExportLayout::HfDir,
+    hf_classifier: Some("BertForSequenceClassification"),
+    causal_lm: false,
+    lora_targets: Some("*.attention.self.{query,value}.weight"),
+    load: |s| {
+        let (cfg, cfg_name) = s.hf_config()?;
+        let task = match s.classes {
+            Some(n) => BertTask::SequenceClassification { num_labels: n },
+            None => BertTask::Encoder,
+        };
+        let config = BertConfig::from_json(&cfg, &cfg_name)?;
+        let src = crate::weights::open(s.path)?;
+        let (m, r) = Bert::load(s.engine, src.as_ref(), &s.name(), config, task, s.seed)?;
+        Ok((Box::new(m), r))
+    },
+};
+
+impl Model for Bert {
+    fn architecture(&self) -> &'static Architecture {
+        &ARCHITECTURE
+    }
+    fn params(&self) -> &Params {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut Params {
+        &mut self.params
+    }
+    fn vocab_size(&self) -> Option<usize> {
+        Some(self.config.vocab_size)
+    }
+    fn text_encoder(&self) -> Option<&dyn TextEncoder> {
+        Some(self)
+    }
+    fn replace_head(&mut self, classes: usize, seed: u64) -> Result<()> {
+        Bert::replace_head(self, BertTask::SequenceClassification { num_labels: classes }, seed)
+    }
+}
+
+impl TextEncoder for Bert {
+    fn hidden_size(&self) -> usize {
+        self.config.hidden_size
+    }
+    fn encode(&self, input: &BertInput, mode: Mode) -> Result<BertOutput> {
+        self.forward(input, mode)
+    }
+    fn word_embeddings(&self, input: &BertInput) -> Result<Tensor> {
+        Bert::word_embeddings(self, input)
     }
 }

@@ -8,9 +8,13 @@
 //! widths — is read from the checkpoint; strides follow the stage table (a stage starts where
 //! the output width changes).
 
+use crate::data::image::ImageSpec;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::models::model::Model;
+use crate::models::registry::{Architecture, ExportLayout};
 use crate::nn::conv::{BatchNorm2d, ConvLayer};
+use crate::nn::init::Family;
 use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Params};
 use crate::ops::conv::{Conv2d, Padding};
 use crate::ops::pool::adaptive_avg_pool2d;
@@ -252,5 +256,46 @@ fn depth(path: &str, blocks: usize) -> usize {
         0
     } else {
         blocks + 1
+    }
+}
+
+/// The TF-Lite-friendly EfficientNet-Lite models take (x - 127) / 128, resized to 224 (no
+/// 256 → 224 crop).
+const LITE: ImageSpec =
+    ImageSpec { size: 224, resize: 224, mean: [127.0 / 255.0; 3], std: [128.0 / 255.0; 3] };
+
+/// EfficientNet-Lite's registry row.
+pub static ARCHITECTURE: Architecture = Architecture {
+    name: "efficientnet-lite",
+    aliases: &["efficientnet"],
+    family: Family::ConvNet,
+    head: "_fc.*",
+    image_spec: Some(LITE),
+    export: ExportLayout::File,
+    hf_classifier: None,
+    causal_lm: false,
+    lora_targets: None,
+    load: |s| {
+        let src = crate::weights::open(s.path)?;
+        let (m, r) = EfficientNetLite::load(s.engine, src.as_ref(), &s.name(), s.classes, s.seed)?;
+        Ok((Box::new(m), r))
+    },
+};
+
+impl Model for EfficientNetLite {
+    fn architecture(&self) -> &'static Architecture {
+        &ARCHITECTURE
+    }
+    fn params(&self) -> &Params {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut Params {
+        &mut self.params
+    }
+    fn classify_images(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward(x, mode)
+    }
+    fn replace_head(&mut self, classes: usize, seed: u64) -> Result<()> {
+        EfficientNetLite::replace_head(self, classes, seed)
     }
 }

@@ -11,7 +11,10 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::models::bert::activation;
 use crate::models::decoder::{CausalLm, KvCache};
+use crate::models::model::Model;
+use crate::models::registry::{Architecture, ExportLayout};
 use crate::nn::attention::sdpa;
+use crate::nn::init::Family;
 use crate::nn::{Binder, BindingReport, Init, Linear, Mode, ParamGetter, Params, Pid};
 use crate::ops::embedding::embedding;
 use crate::ops::matmul::matmul_t;
@@ -278,5 +281,43 @@ fn depth(path: &str, layers: usize) -> usize {
         rest.split('.').next().and_then(|s| s.parse::<usize>().ok()).map_or(0, |l| l + 1)
     } else {
         layers + 1
+    }
+}
+
+/// GPT-2's registry row: a Hugging Face directory.
+pub static ARCHITECTURE: Architecture = Architecture {
+    name: "gpt2",
+    aliases: &[],
+    family: Family::Transformer,
+    head: "lm_head.*",
+    image_spec: None,
+    export: ExportLayout::HfDir,
+    hf_classifier: None,
+    causal_lm: true,
+    lora_targets: Some("*.attn.c_attn.weight"),
+    load: |s| {
+        let (cfg, cfg_name) = s.hf_config()?;
+        let config = Gpt2Config::from_json(&cfg, &cfg_name)?;
+        let (m, r) = Gpt2::load(s.engine, crate::weights::open(s.path)?.as_ref(), &s.name(), config)?;
+        Ok((Box::new(m), r))
+    },
+};
+
+impl Model for Gpt2 {
+    fn architecture(&self) -> &'static Architecture {
+        &ARCHITECTURE
+    }
+    fn params(&self) -> &Params {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut Params {
+        &mut self.params
+    }
+    fn vocab_size(&self) -> Option<usize> {
+        Some(self.config.vocab_size)
+    }
+    fn as_causal_lm(&mut self, mode: Mode) -> Option<&dyn CausalLm> {
+        self.mode = mode;
+        Some(self)
     }
 }

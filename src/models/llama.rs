@@ -10,7 +10,10 @@ use serde::Deserialize;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::models::decoder::{CausalLm, KvCache};
+use crate::models::model::Model;
+use crate::models::registry::{Architecture, ExportLayout};
 use crate::nn::attention::sdpa;
+use crate::nn::init::Family;
 use crate::nn::rope::Rope;
 use crate::nn::{Binder, BindingReport, Init, Linear, Mode, ParamGetter, Params, Pid};
 use crate::ops::embedding::embedding;
@@ -308,5 +311,48 @@ fn depth(path: &str, layers: usize) -> usize {
         rest.split('.').next().and_then(|s| s.parse::<usize>().ok()).map_or(0, |l| l + 1)
     } else {
         layers + 1
+    }
+}
+
+/// The Llama family's registry row: a GGUF file (SmolLM2 as llama.cpp ships it) or a Hugging
+/// Face directory.
+pub static ARCHITECTURE: Architecture = Architecture {
+    name: "llama",
+    aliases: &["smollm2"],
+    family: Family::Transformer,
+    head: "lm_head.*",
+    image_spec: None,
+    export: ExportLayout::HfDir,
+    hf_classifier: None,
+    causal_lm: true,
+    lora_targets: Some("*self_attn.{q_proj,v_proj}.weight"),
+    load: |s| {
+        let (m, r) = if s.path.is_file() {
+            Llama::from_gguf(s.engine, s.path)?
+        } else {
+            let (cfg, cfg_name) = s.hf_config()?;
+            let config = LlamaConfig::from_json(&cfg, &cfg_name)?;
+            Llama::load(s.engine, crate::weights::open(s.path)?.as_ref(), &s.name(), config)?
+        };
+        Ok((Box::new(m), r))
+    },
+};
+
+impl Model for Llama {
+    fn architecture(&self) -> &'static Architecture {
+        &ARCHITECTURE
+    }
+    fn params(&self) -> &Params {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut Params {
+        &mut self.params
+    }
+    fn vocab_size(&self) -> Option<usize> {
+        Some(self.config.vocab_size)
+    }
+    fn as_causal_lm(&mut self, mode: Mode) -> Option<&dyn CausalLm> {
+        self.mode = mode;
+        Some(self)
     }
 }

@@ -1,39 +1,38 @@
-//! What whet knows about each architecture, in one table: the names a recipe may use, how its
+//! What whet knows about each architecture, one row each: the names a recipe may use, how its
 //! weights are drawn from scratch, which parameters are the task head, how images are prepared
-//! for it and how a run exports it. Everything outside `models/` asks this table (or the model
-//! itself) and never compares kind names.
+//! for it, how a run exports it, and the loader that binds a checkpoint to it. Everything
+//! outside `models/` asks a row (or the model, through [`Model`](crate::models::model::Model))
+//! and never compares kind names: a `model.kind` string is parsed into a [`ModelKind`] once.
 //!
-//! Adding an architecture: its file under `models/` (config, loader, forward, heads), one
-//! [`ModelKind`] variant, one row in [`ARCHITECTURES`] and its arms in `zoo.rs`, and its tests.
+//! Adding an architecture (the steps `CONTRIBUTING.md` counts):
+//! 1. its file under `models/`: config, loader, forward, heads, depth map, an
+//!    `impl Model` and its `pub static ARCHITECTURE: Architecture` row;
+//! 2. one line in [`BUILTIN`];
+//! 3. its tests (parity against PyTorch from the shared fixtures).
+//!
+//! A host program (or a test) adds one at run time with [`register`], without touching whet:
+//! `tests/model_plugin.rs` trains such a model through `whet::run::train`.
+
+use std::sync::RwLock;
 
 use crate::data::image::ImageSpec;
 use crate::error::{Error, Result};
+use crate::models::model::{LoadSpec, Loaded};
+use crate::models::{bert, efficientnet, gpt2, llama, resnet, vgg};
 use crate::nn::init::Family;
-
-/// Model families the zoo binds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelKind {
-    ResNet,
-    Vgg,
-    EfficientNetLite,
-    Bert,
-    Gpt2,
-    Llama,
-}
 
 /// How a run folder holds its exported model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportLayout {
-    /// `model/model.safetensors` in the torchvision key layout.
+    /// `model/model.safetensors` in the checkpoint's key layout.
     File,
     /// `model/` as a Hugging Face directory (config.json, model.safetensors, tokenizer.json).
     HfDir,
 }
 
 /// One architecture's facts.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Architecture {
-    pub kind: ModelKind,
     /// The recipe's `model.kind`, as printed.
     pub name: &'static str,
     /// Other spellings a recipe may use (compared without case, '-' or '_').
@@ -52,91 +51,47 @@ pub struct Architecture {
     /// The weights `whet compare`'s LoRA strategy adapts (the attention's query and value
     /// projections, as PEFT's defaults); `None`: LoRA does not apply.
     pub lora_targets: Option<&'static str>,
+    /// Binds a checkpoint to this architecture.
+    pub load: fn(&LoadSpec) -> Result<Loaded>,
 }
 
-/// The TF-Lite-friendly EfficientNet-Lite models take (x - 127) / 128, resized to 224 (no
-/// 256 → 224 crop).
-const LITE: ImageSpec =
-    ImageSpec { size: 224, resize: 224, mean: [127.0 / 255.0; 3], std: [128.0 / 255.0; 3] };
-
-pub const ARCHITECTURES: &[Architecture] = &[
-    Architecture {
-        kind: ModelKind::ResNet,
-        name: "resnet",
-        aliases: &[],
-        family: Family::ConvNet,
-        head: "fc.*",
-        image_spec: Some(ImageSpec::IMAGENET),
-        export: ExportLayout::File,
-        causal_lm: false,
-        lora_targets: None,
-        hf_classifier: None,
-    },
-    Architecture {
-        kind: ModelKind::Vgg,
-        name: "vgg",
-        aliases: &[],
-        family: Family::ConvNet,
-        head: "classifier.6.*",
-        image_spec: Some(ImageSpec::IMAGENET),
-        export: ExportLayout::File,
-        causal_lm: false,
-        lora_targets: None,
-        hf_classifier: None,
-    },
-    Architecture {
-        kind: ModelKind::EfficientNetLite,
-        name: "efficientnet-lite",
-        aliases: &["efficientnet"],
-        family: Family::ConvNet,
-        head: "_fc.*",
-        image_spec: Some(LITE),
-        export: ExportLayout::File,
-        causal_lm: false,
-        lora_targets: None,
-        hf_classifier: None,
-    },
-    Architecture {
-        kind: ModelKind::Bert,
-        name: "bert",
-        aliases: &[],
-        family: Family::Transformer,
-        head: "classifier.*",
-        image_spec: None,
-        export: ExportLayout::HfDir,
-        causal_lm: false,
-        lora_targets: Some("*.attention.self.{query,value}.weight"),
-        hf_classifier: Some("BertForSequenceClassification"),
-    },
-    Architecture {
-        kind: ModelKind::Gpt2,
-        name: "gpt2",
-        aliases: &[],
-        family: Family::Transformer,
-        head: "lm_head.*",
-        image_spec: None,
-        export: ExportLayout::HfDir,
-        causal_lm: true,
-        lora_targets: Some("*.attn.c_attn.weight"),
-        hf_classifier: None,
-    },
-    Architecture {
-        kind: ModelKind::Llama,
-        name: "llama",
-        aliases: &["smollm2"],
-        family: Family::Transformer,
-        head: "lm_head.*",
-        image_spec: None,
-        export: ExportLayout::HfDir,
-        causal_lm: true,
-        lora_targets: Some("*self_attn.{q_proj,v_proj}.weight"),
-        hf_classifier: None,
-    },
+/// The architectures whet ships, one line each.
+static BUILTIN: [&Architecture; 6] = [
+    &resnet::ARCHITECTURE,
+    &vgg::ARCHITECTURE,
+    &efficientnet::ARCHITECTURE,
+    &bert::ARCHITECTURE,
+    &gpt2::ARCHITECTURE,
+    &llama::ARCHITECTURE,
 ];
+
+/// Rows a host program added with [`register`]. Rows are leaked: an architecture, once known,
+/// stays known for the life of the process, so a [`ModelKind`] can be a plain reference.
+static REGISTERED: RwLock<Vec<&'static Architecture>> = RwLock::new(Vec::new());
+
+/// Every known architecture: the built-in ones, then the registered ones in order.
+pub fn architectures() -> Vec<&'static Architecture> {
+    let extra = REGISTERED.read().map(|r| r.clone()).unwrap_or_else(|p| p.into_inner().clone());
+    BUILTIN.iter().copied().chain(extra).collect()
+}
+
+/// Add an architecture; its name and aliases must be new (compared as recipes compare them).
+pub fn register(arch: Architecture) -> Result<ModelKind> {
+    let mut rows = REGISTERED.write().unwrap_or_else(|p| p.into_inner());
+    let known: Vec<&Architecture> = BUILTIN.iter().copied().chain(rows.iter().copied()).collect();
+    for n in std::iter::once(&arch.name).chain(arch.aliases) {
+        if let Some(a) = known.iter().find(|a| spells(a, n)) {
+            return Err(Error::arg("register", format!("'{n}' already names the architecture {}", a.name)));
+        }
+    }
+    let row: &'static Architecture = Box::leak(Box::new(arch));
+    rows.push(row);
+    Ok(ModelKind(row))
+}
 
 /// The names of the architectures that train on a corpus ("gpt2, llama"), for errors.
 pub fn causal_lm_names() -> String {
-    ARCHITECTURES.iter().filter(|a| a.causal_lm).map(|a| a.name).collect::<Vec<_>>().join(", ")
+    architectures().iter().filter(|a| a.causal_lm).map(|a| a.name).collect::<Vec<_>>().join(", ")
 }
 
 /// Names compare without case, '-' or '_' ("EfficientNet_Lite" is "efficientnet-lite").
@@ -144,26 +99,68 @@ fn canonical(s: &str) -> String {
     s.to_ascii_lowercase().replace(['-', '_'], "")
 }
 
+/// Whether `a` answers to `name` (its own name or an alias).
+fn spells(a: &Architecture, name: &str) -> bool {
+    let want = canonical(name);
+    std::iter::once(&a.name).chain(a.aliases).any(|n| canonical(n) == want)
+}
+
+/// A model architecture, parsed once from a recipe's `model.kind` (or [`register`]ed): a handle
+/// to its registry row.
+#[derive(Clone, Copy)]
+pub struct ModelKind(&'static Architecture);
+
 impl ModelKind {
-    /// This kind's row of [`ARCHITECTURES`].
+    /// The kind of a row.
+    pub fn of(arch: &'static Architecture) -> ModelKind {
+        ModelKind(arch)
+    }
+
+    /// The kind a name or alias spells ("bert", "SmolLM2"), or a typed error listing the known
+    /// names.
+    pub fn named(name: &str) -> Result<ModelKind> {
+        let rows = architectures();
+        rows.iter().find(|a| spells(a, name)).map(|a| ModelKind(a)).ok_or_else(|| {
+            let names: Vec<&str> = rows.iter().map(|a| a.name).collect();
+            Error::arg("model", format!("unknown model '{name}' ({})", names.join(", ")))
+        })
+    }
+
+    /// This kind's row.
     pub fn architecture(self) -> &'static Architecture {
-        // Every kind has a row (tests/model_registry.rs); the first row is never reached.
-        ARCHITECTURES.iter().find(|a| a.kind == self).unwrap_or(&ARCHITECTURES[0])
+        self.0
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0.name
+    }
+}
+
+/// Kinds are their names: rows are never duplicated under one name ([`register`] refuses).
+impl PartialEq for ModelKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for ModelKind {}
+
+impl std::fmt::Debug for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name)
     }
 }
 
 impl std::str::FromStr for ModelKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let want = canonical(s);
-        ARCHITECTURES
-            .iter()
-            .find(|a| std::iter::once(&a.name).chain(a.aliases).any(|n| canonical(n) == want))
-            .map(|a| a.kind)
-            .ok_or_else(|| {
-                let names: Vec<&str> = ARCHITECTURES.iter().map(|a| a.name).collect();
-                Error::arg("model", format!("unknown model '{s}' ({})", names.join(", ")))
-            })
+        ModelKind::named(s)
     }
 }
 
@@ -173,18 +170,40 @@ mod tests {
 
     #[test]
     fn every_name_and_alias_parses_to_its_row_and_nothing_else_does() {
-        for a in ARCHITECTURES {
-            assert_eq!(a.kind.architecture().name, a.name);
+        let rows = architectures();
+        for a in &rows {
             for n in std::iter::once(&a.name).chain(a.aliases) {
-                assert_eq!(n.parse::<ModelKind>().unwrap(), a.kind, "{n}");
-                assert_eq!(n.to_uppercase().replace('-', "_").parse::<ModelKind>().unwrap(), a.kind, "{n}");
+                assert_eq!(n.parse::<ModelKind>().unwrap().name(), a.name, "{n}");
+                assert_eq!(n.to_uppercase().replace('-', "_").parse::<ModelKind>().unwrap().name(), a.name);
             }
         }
-        let kinds: Vec<ModelKind> = ARCHITECTURES.iter().map(|a| a.kind).collect();
-        let mut unique = kinds.clone();
-        unique.dedup();
-        assert_eq!(kinds, unique, "one row per kind");
+        let mut names: Vec<&str> = rows.iter().map(|a| a.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), rows.len(), "one row per name");
         let err = "resnet50x".parse::<ModelKind>().unwrap_err().to_string();
         assert!(err.contains("resnet50x") && err.contains("efficientnet-lite, bert"), "{err}");
+    }
+
+    #[test]
+    fn a_name_or_alias_already_taken_is_refused() {
+        let row = |name, aliases| Architecture {
+            name,
+            aliases,
+            family: Family::ConvNet,
+            head: "fc.*",
+            image_spec: None,
+            export: ExportLayout::File,
+            hf_classifier: None,
+            causal_lm: false,
+            lora_targets: None,
+            load: |_| Err(Error::arg("test", "not loadable")),
+        };
+        let err = register(row("Res_Net", &[])).unwrap_err().to_string();
+        assert!(err.contains("'Res_Net' already names the architecture resnet"), "{err}");
+        let err = register(row("registry-test-new", &["smollm2"])).unwrap_err().to_string();
+        assert!(err.contains("architecture llama"), "{err}");
+        let kind = register(row("registry-test-ok", &[])).unwrap();
+        assert_eq!("REGISTRY_TEST_OK".parse::<ModelKind>().unwrap(), kind);
     }
 }

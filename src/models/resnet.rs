@@ -3,9 +3,13 @@
 //! Bottleneck blocks stride on the 3×3 conv (torchvision's "v1.5"). The architecture is read
 //! from the checkpoint's keys, so any of the four depths binds without naming it.
 
+use crate::data::image::ImageSpec;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::models::model::Model;
+use crate::models::registry::{Architecture, ExportLayout};
 use crate::nn::conv::{BatchNorm2d, ConvLayer};
+use crate::nn::init::Family;
 use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Params};
 use crate::ops::conv::{Conv2d, Padding};
 use crate::ops::pool::{adaptive_avg_pool2d, max_pool2d};
@@ -247,5 +251,41 @@ fn depth(path: &str) -> usize {
         Some(d) => d as usize,
         None if path.starts_with("fc.") => 5,
         None => 0,
+    }
+}
+
+/// ResNet's registry row.
+pub static ARCHITECTURE: Architecture = Architecture {
+    name: "resnet",
+    aliases: &[],
+    family: Family::ConvNet,
+    head: "fc.*",
+    image_spec: Some(ImageSpec::IMAGENET),
+    export: ExportLayout::File,
+    hf_classifier: None,
+    causal_lm: false,
+    lora_targets: None,
+    load: |s| {
+        let (m, r) =
+            ResNet::load(s.engine, crate::weights::open(s.path)?.as_ref(), &s.name(), s.classes, s.seed)?;
+        Ok((Box::new(m), r))
+    },
+};
+
+impl Model for ResNet {
+    fn architecture(&self) -> &'static Architecture {
+        &ARCHITECTURE
+    }
+    fn params(&self) -> &Params {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut Params {
+        &mut self.params
+    }
+    fn classify_images(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward(x, mode)
+    }
+    fn replace_head(&mut self, classes: usize, seed: u64) -> Result<()> {
+        ResNet::replace_head(self, classes, seed)
     }
 }

@@ -5,9 +5,13 @@
 //! bindings hold less (lavapipe: 128 MiB), binding reports it as too big — a typed error
 //! before any GPU call — rather than failing inside the driver.
 
+use crate::data::image::ImageSpec;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::models::model::Model;
+use crate::models::registry::{Architecture, ExportLayout};
 use crate::nn::conv::{BatchNorm2d, ConvLayer};
+use crate::nn::init::Family;
 use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Params};
 use crate::ops::conv::{Conv2d, Padding};
 use crate::ops::pool::{adaptive_avg_pool2d, max_pool2d};
@@ -153,4 +157,40 @@ fn vgg_depth(path: &str, _layers: usize) -> usize {
         .and_then(|r| r.split('.').next())
         .and_then(|s| s.parse::<usize>().ok())
         .unwrap_or(64)
+}
+
+/// VGG's registry row.
+pub static ARCHITECTURE: Architecture = Architecture {
+    name: "vgg",
+    aliases: &[],
+    family: Family::ConvNet,
+    head: "classifier.6.*",
+    image_spec: Some(ImageSpec::IMAGENET),
+    export: ExportLayout::File,
+    hf_classifier: None,
+    causal_lm: false,
+    lora_targets: None,
+    load: |s| {
+        let (m, r) =
+            Vgg::load(s.engine, crate::weights::open(s.path)?.as_ref(), &s.name(), s.classes, s.seed)?;
+        Ok((Box::new(m), r))
+    },
+};
+
+impl Model for Vgg {
+    fn architecture(&self) -> &'static Architecture {
+        &ARCHITECTURE
+    }
+    fn params(&self) -> &Params {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut Params {
+        &mut self.params
+    }
+    fn classify_images(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward(x, mode)
+    }
+    fn replace_head(&mut self, classes: usize, seed: u64) -> Result<()> {
+        Vgg::replace_head(self, classes, seed)
+    }
 }

@@ -25,7 +25,6 @@ use crate::data::table::TextItem;
 use crate::error::{Error, Result};
 use crate::graph::GradStore;
 use crate::models::bert::BertInput;
-use crate::models::zoo::AnyModel;
 use crate::nn::Mode;
 use crate::report::Attribution;
 use crate::run::tasks::image::ImageTask;
@@ -40,14 +39,9 @@ pub fn text_attributions(
     class_names: &[String],
     title: &str,
 ) -> Result<Vec<Attribution>> {
-    let AnyModel::Bert(bert) = &task.model else {
-        return Err(Error::arg(
-            "text_attributions",
-            format!("{:?} has no input embeddings to attribute to", task.model.kind()),
-        ));
-    };
+    let encoder = task.model.text("text_attributions")?;
     needs_grad(&task.engine)?;
-    let h = bert.config.hidden_size;
+    let h = encoder.hidden_size();
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let batch = task.encode(&[item])?;
@@ -55,14 +49,14 @@ pub fn text_attributions(
         // The word vectors themselves, from the lookup the forward makes; no tape needed.
         let word = {
             let _g = task.engine.no_grad();
-            bert.word_embeddings(&plain)?.to_vec()?
+            encoder.word_embeddings(&plain)?.to_vec()?
         };
         // x = e + offset with offset = 0, so ∂logit/∂offset = ∂logit/∂e = ∂logit/∂w (e is w
         // plus terms that do not depend on the token).
         let offset = Tensor::zeros(&task.engine, &[1, batch.seq, h])?.requires_grad_(true);
         let input = BertInput { embed_offset: Some(&offset), ..plain };
-        let logits = bert
-            .forward(&input, Mode::EVAL)?
+        let logits = encoder
+            .encode(&input, Mode::EVAL)?
             .logits
             .ok_or_else(|| Error::arg("text_attributions", "the model has no classification head"))?;
         let (pred, prob) = predicted(&logits)?;
