@@ -164,9 +164,9 @@ enum WhetStatus whet_engine_new(const char *adapter, struct WhetEngine **out);
 void whet_engine_free(struct WhetEngine *engine);
 
 /*
- The adapters whet can use, as a JSON array of `{"name", "backend", "device_type"}` in the
- platform's order; a name (or part of it) goes to `whet_engine_new`. Free with
- `whet_string_free`.
+ The adapters whet can use, best first, as a JSON array of `{"name", "backend",
+ "device_type", "preferred"}` (`preferred`: the one `whet_engine_new` opens when no name is
+ given); a name (or part of it) goes to `whet_engine_new`. Free with `whet_string_free`.
 
  # Safety
  `out` is valid for a write.
