@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::models::model::{Model, TextEncoder};
+use crate::models::model::{model_basics, Model, TextEncoder};
 use crate::models::registry::{Architecture, ExportLayout};
 use crate::nn::attention::sdpa;
 use crate::nn::init::Family;
@@ -478,15 +478,7 @@ pub static ARCHITECTURE: Architecture = Architecture {
 };
 
 impl Model for Bert {
-    fn architecture(&self) -> &'static Architecture {
-        &ARCHITECTURE
-    }
-    fn params(&self) -> &Params {
-        &self.params
-    }
-    fn params_mut(&mut self) -> &mut Params {
-        &mut self.params
-    }
+    model_basics!(ARCHITECTURE);
     fn vocab_size(&self) -> Option<usize> {
         Some(self.config.vocab_size)
     }

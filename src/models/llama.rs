@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::models::decoder::{CausalLm, KvCache};
-use crate::models::model::Model;
+use crate::models::model::{model_basics, Model};
 use crate::models::registry::{Architecture, ExportLayout};
 use crate::nn::attention::sdpa;
 use crate::nn::init::Family;
@@ -339,15 +339,7 @@ pub static ARCHITECTURE: Architecture = Architecture {
 };
 
 impl Model for Llama {
-    fn architecture(&self) -> &'static Architecture {
-        &ARCHITECTURE
-    }
-    fn params(&self) -> &Params {
-        &self.params
-    }
-    fn params_mut(&mut self) -> &mut Params {
-        &mut self.params
-    }
+    model_basics!(ARCHITECTURE);
     fn vocab_size(&self) -> Option<usize> {
         Some(self.config.vocab_size)
     }

@@ -69,6 +69,23 @@ impl<T: Any> AsAny for T {
     }
 }
 
+/// The accessors every built-in model writes the same way, inside its `impl Model`: its
+/// registry row and its `params` field.
+macro_rules! model_basics {
+    ($row:expr) => {
+        fn architecture(&self) -> &'static $crate::models::registry::Architecture {
+            &$row
+        }
+        fn params(&self) -> &$crate::nn::Params {
+            &self.params
+        }
+        fn params_mut(&mut self) -> &mut $crate::nn::Params {
+            &mut self.params
+        }
+    };
+}
+pub(crate) use model_basics;
+
 /// One architecture's behaviour. The depth map that freezing, gradual unfreezing and layer-wise
 /// learning rates use is set on the parameters at binding time (`Params::set_depths`).
 pub trait Model: AsAny + Send {

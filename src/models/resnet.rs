@@ -6,7 +6,7 @@
 use crate::data::image::ImageSpec;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::models::model::Model;
+use crate::models::model::{model_basics, Model};
 use crate::models::registry::{Architecture, ExportLayout};
 use crate::nn::conv::{BatchNorm2d, ConvLayer};
 use crate::nn::init::Family;
@@ -273,15 +273,7 @@ pub static ARCHITECTURE: Architecture = Architecture {
 };
 
 impl Model for ResNet {
-    fn architecture(&self) -> &'static Architecture {
-        &ARCHITECTURE
-    }
-    fn params(&self) -> &Params {
-        &self.params
-    }
-    fn params_mut(&mut self) -> &mut Params {
-        &mut self.params
-    }
+    model_basics!(ARCHITECTURE);
     fn classify_images(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         self.forward(x, mode)
     }
