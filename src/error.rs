@@ -176,6 +176,15 @@ impl Error {
         Error::InvalidArgument { op, message: message.into() }
     }
 
+    /// The message without an invalid argument's operation prefix: for an error re-raised
+    /// under a recipe key, which names the place itself.
+    pub fn detail(&self) -> String {
+        match self {
+            Error::InvalidArgument { message, .. } => message.clone(),
+            e => e.to_string(),
+        }
+    }
+
     /// Shorthand for an I/O error with its path.
     pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
         Error::Io { path: path.as_ref().display().to_string(), source }

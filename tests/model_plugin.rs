@@ -48,6 +48,7 @@ fn kind() -> ModelKind {
             hf_classifier: None,
             causal_lm: false,
             lora_targets: None,
+            config_types: &[],
             load: load_pooled,
         })
         .unwrap()

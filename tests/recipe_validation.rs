@@ -194,3 +194,96 @@ fn nan_and_inf_are_refused_anywhere_with_the_key_and_line() {
     // Finite in the file but infinite as an f32: the field's own check catches it.
     refused(&recipe("", "", "weight_decay = 1e39", ""), "train.weight_decay", "inf");
 }
+
+/// The fixture folder of the tiny GPT-2 (a Hugging Face directory whose config.json names its
+/// `model_type`), or `None` after a loud line when the shared fixtures are absent.
+fn gpt2_dir() -> Option<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/gpt2_tiny");
+    if dir.join("config.json").is_file() {
+        return Some(dir);
+    }
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "!!!!!!!! recipe_validation: {} ABSENT, CHECKS SKIPPED !!!!!!!!",
+        dir.display()
+    );
+    None
+}
+
+fn model_type(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["model_type"].as_str().unwrap().to_string()
+}
+
+fn corpus_recipe(model_lines: &str) -> String {
+    format!("[model]\n{model_lines}\n[data]\nkind = \"corpus\"\ntrain = \"c.txt\"\n[train]\nlr = 1e-3\n")
+}
+
+#[test]
+fn model_kind_is_read_from_the_checkpoint_when_left_out_and_a_contradiction_is_refused() {
+    let Some(dir) = gpt2_dir() else { return };
+    let declared = model_type(&dir);
+    let r = parse(&corpus_recipe(&format!("path = \"{}\"", dir.display()))).unwrap();
+    assert_eq!(r.model.kind, declared.parse::<whet::models::zoo::ModelKind>().unwrap().name());
+
+    // Another architecture than the checkpoint's: refused at the model.kind line.
+    let other = whet::models::registry::architectures()
+        .into_iter()
+        .find(|a| !a.config_types.contains(&declared.as_str()))
+        .unwrap();
+    let text = corpus_recipe(&format!("kind = \"{}\"\npath = \"{}\"", other.name, dir.display()));
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(
+        e.starts_with("r.toml:2:")
+            && e.contains("model.kind")
+            && e.contains(&format!("a {declared} checkpoint")),
+        "{e}"
+    );
+
+    // A file that does not say what it is needs model.kind, and the error lists the choices.
+    let weights = dir.join("model.safetensors");
+    let e = parse(&corpus_recipe(&format!("path = \"{}\"", weights.display()))).unwrap_err().to_string();
+    assert!(e.contains("model.kind is missing") && e.contains("efficientnet-lite, bert"), "{e}");
+}
+
+#[test]
+fn a_hugging_face_id_is_found_in_a_local_cache_and_a_missing_one_names_where_it_looked() {
+    let Some(dir) = gpt2_dir() else { return };
+    let cache = tempfile::tempdir().unwrap();
+    let commit = "89abcdef0123456789abcdef0123456789abcdef";
+    let repo = cache.path().join("models--tiny-org--gpt2-tiny");
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(dir.join(f), snapshot.join(f)).unwrap();
+    }
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    let hf = whet::weights::hf_cache::HfCache::new(cache.path());
+    let base = tempfile::tempdir().unwrap();
+    let r = Recipe::parse_with(
+        &corpus_recipe("path = \"tiny-org/gpt2-tiny\""),
+        Path::new("r.toml"),
+        base.path(),
+        Some(&hf),
+    )
+    .unwrap();
+    assert_eq!(r.model.path, snapshot);
+    assert_eq!(r.model.kind, model_type(&dir).parse::<whet::models::zoo::ModelKind>().unwrap().name());
+
+    let e = Recipe::parse_with(
+        &corpus_recipe("path = \"tiny-org/absent@v1\""),
+        Path::new("r.toml"),
+        base.path(),
+        Some(&hf),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with("r.toml:2:") && e.contains("model.path") && e.contains("models--tiny-org--absent"),
+        "{e}"
+    );
+    assert!(e.contains("refs/v1") && e.contains(&cache.path().display().to_string()), "{e}");
+}

@@ -18,7 +18,7 @@ pub fn compare(
     quiet: bool,
 ) -> whet::Result<()> {
     check_flags(seeds, folds, sweep.as_ref())?;
-    let recipe = Recipe::load(recipe_path)?;
+    let recipe = Recipe::load_with(recipe_path, whet::weights::hf_cache::HfCache::from_env().as_ref())?;
     let out_dir = out.map(Path::to_path_buf).unwrap_or_else(|| recipe.output.dir.join("compare"));
     let stop = StopFlag::new();
     stop.install_signal_handlers()?;

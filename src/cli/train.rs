@@ -16,7 +16,7 @@ pub fn train(
     skip_bad: bool,
     quiet: bool,
 ) -> whet::Result<u8> {
-    let mut recipe = Recipe::load(recipe_path)?;
+    let mut recipe = Recipe::load_with(recipe_path, whet::weights::hf_cache::HfCache::from_env().as_ref())?;
     if let Some(o) = out {
         recipe.output.dir = o.to_path_buf();
     }

@@ -464,6 +464,7 @@ pub static ARCHITECTURE: Architecture = Architecture {
     hf_classifier: Some("BertForSequenceClassification"),
     causal_lm: false,
     lora_targets: Some("*.attention.self.{query,value}.weight"),
+    config_types: &["bert"],
     load: |s| {
         let (cfg, cfg_name) = s.hf_config()?;
         let task = match s.classes {

@@ -275,6 +275,7 @@ pub static ARCHITECTURE: Architecture = Architecture {
     hf_classifier: None,
     causal_lm: false,
     lora_targets: None,
+    config_types: &[],
     load: |s| {
         let src = crate::weights::open(s.path)?;
         let (m, r) = EfficientNetLite::load(s.engine, src.as_ref(), &s.name(), s.classes, s.seed)?;

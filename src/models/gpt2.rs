@@ -295,6 +295,7 @@ pub static ARCHITECTURE: Architecture = Architecture {
     hf_classifier: None,
     causal_lm: true,
     lora_targets: Some("*.attn.c_attn.weight"),
+    config_types: &["gpt2"],
     load: |s| {
         let (cfg, cfg_name) = s.hf_config()?;
         let config = Gpt2Config::from_json(&cfg, &cfg_name)?;

@@ -326,6 +326,7 @@ pub static ARCHITECTURE: Architecture = Architecture {
     hf_classifier: None,
     causal_lm: true,
     lora_targets: Some("*self_attn.{q_proj,v_proj}.weight"),
+    config_types: &["llama"],
     load: |s| {
         let (m, r) = if s.path.is_file() {
             Llama::from_gguf(s.engine, s.path)?

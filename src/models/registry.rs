@@ -13,6 +13,7 @@
 //! A host program (or a test) adds one at run time with [`register`], without touching whet:
 //! `tests/model_plugin.rs` trains such a model through `whet::run::train`.
 
+use std::path::Path;
 use std::sync::RwLock;
 
 use crate::data::image::ImageSpec;
@@ -51,6 +52,9 @@ pub struct Architecture {
     /// The weights `whet compare`'s LoRA strategy adapts (the attention's query and value
     /// projections, as PEFT's defaults); `None`: LoRA does not apply.
     pub lora_targets: Option<&'static str>,
+    /// What its checkpoints call it: `model_type` in a Hugging Face `config.json`,
+    /// `general.architecture` in a GGUF file. A recipe without `model.kind` is matched by these.
+    pub config_types: &'static [&'static str],
     /// Binds a checkpoint to this architecture.
     pub load: fn(&LoadSpec) -> Result<Loaded>,
 }
@@ -105,6 +109,24 @@ fn spells(a: &Architecture, name: &str) -> bool {
     std::iter::once(&a.name).chain(a.aliases).any(|n| canonical(n) == want)
 }
 
+/// What the checkpoint at `path` says it is, and where it says so: `model_type` of a Hugging
+/// Face directory's `config.json`, or `general.architecture` of a GGUF file. `None` for a file
+/// that does not say (a torchvision state dict) or a path that does not exist.
+pub fn declared_type(path: &Path) -> Result<Option<(String, String)>> {
+    let config = path.join("config.json");
+    if path.is_dir() && config.is_file() {
+        let json = crate::weights::hf_dir::read_json(&config)?;
+        let t = json.get("model_type").and_then(|v| v.as_str());
+        return Ok(t.map(|t| (t.to_string(), format!("{} (model_type)", config.display()))));
+    }
+    if path.is_file() && crate::weights::gguf::is_gguf(path) {
+        let g = crate::weights::gguf::GgufFile::open(path)?;
+        let t = g.get_str("general.architecture").ok();
+        return Ok(t.map(|t| (t.to_string(), format!("{} (general.architecture)", path.display()))));
+    }
+    Ok(None)
+}
+
 /// A model architecture, parsed once from a recipe's `model.kind` (or [`register`]ed): a handle
 /// to its registry row.
 #[derive(Clone, Copy)]
@@ -124,6 +146,24 @@ impl ModelKind {
             let names: Vec<&str> = rows.iter().map(|a| a.name).collect();
             Error::arg("model", format!("unknown model '{name}' ({})", names.join(", ")))
         })
+    }
+
+    /// The kind the checkpoint at `path` declares ([`declared_type`]); a declared type no row
+    /// binds is an error naming it and the types whet knows.
+    pub fn detect(path: &Path) -> Result<Option<ModelKind>> {
+        let Some((t, source)) = declared_type(path)? else { return Ok(None) };
+        let rows = architectures();
+        if let Some(a) = rows.iter().find(|a| a.config_types.contains(&t.as_str())) {
+            return Ok(Some(ModelKind(a)));
+        }
+        let known: Vec<String> = rows
+            .iter()
+            .flat_map(|a| a.config_types.iter().map(move |c| format!("{c} ({})", a.name)))
+            .collect();
+        Err(Error::arg(
+            "model",
+            format!("{source} is '{t}', which whet does not bind (it binds {})", known.join(", ")),
+        ))
     }
 
     /// This kind's row.
@@ -197,6 +237,7 @@ mod tests {
             hf_classifier: None,
             causal_lm: false,
             lora_targets: None,
+            config_types: &[],
             load: |_| Err(Error::arg("test", "not loadable")),
         };
         let err = register(row("Res_Net", &[])).unwrap_err().to_string();

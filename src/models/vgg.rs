@@ -170,6 +170,7 @@ pub static ARCHITECTURE: Architecture = Architecture {
     hf_classifier: None,
     causal_lm: false,
     lora_targets: None,
+    config_types: &[],
     load: |s| {
         let (m, r) =
             Vgg::load(s.engine, crate::weights::open(s.path)?.as_ref(), &s.name(), s.classes, s.seed)?;

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::image::Augment;
 use crate::error::{Error, Result};
+use crate::models::registry::{self, ModelKind};
+use crate::weights::hf_cache::{resolve_model_path, HfCache};
+
+use super::recipe_keys::KeyLines;
 
 /// A whole recipe (see README.md, "Recipes", for complete examples).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,9 +65,13 @@ pub struct SourceSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// resnet, vgg, efficientnet-lite, bert, gpt2, llama.
+    /// resnet, vgg, efficientnet-lite, bert, gpt2, llama (or a registered architecture). May be
+    /// left out where the checkpoint says what it is (`config.json`'s `model_type`, GGUF's
+    /// `general.architecture`); filled in when the recipe is read.
+    #[serde(default)]
     pub kind: String,
-    /// A checkpoint file (.safetensors, .pth, .gguf) or a Hugging Face model directory.
+    /// A checkpoint file (.safetensors, .pth, .gguf), a Hugging Face model directory, or a
+    /// Hugging Face id (`org/name`, `org/name@revision`) found in the local Hugging Face cache.
     pub path: PathBuf,
     /// tokenizer.json for text models; default: `<path>/tokenizer.json`, or the GGUF's own.
     #[serde(default)]
@@ -393,6 +401,11 @@ impl Recipe {
     /// Parse `text` (named `path` in errors). Relative paths in the recipe are taken relative to
     /// `base` (the recipe's folder), so a recipe works from any working directory.
     pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Recipe> {
+        Recipe::parse_with(text, path, base, None)
+    }
+
+    /// [`parse`](Self::parse), with Hugging Face ids in `model.path` looked up in `cache`.
+    pub fn parse_with(text: &str, path: &Path, base: &Path, cache: Option<&HfCache>) -> Result<Recipe> {
         let mut r: Recipe = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             Error::Format { path: path.display().to_string(), line, message: e.message().to_string() }
@@ -402,7 +415,9 @@ impl Recipe {
                 *p = base.join(&*p);
             }
         };
-        rebase(&mut r.model.path);
+        let keys = KeyLines::parse(text, path)?;
+        r.model.path = resolve_model_path(&r.model.path, base, cache)
+            .map_err(|e| keys.error("model.path", format!(": {}", e.detail())))?;
         if let Some(t) = r.model.tokenizer.as_mut() {
             rebase(t);
         }
@@ -424,14 +439,20 @@ impl Recipe {
             }
         }
         r.validate(text, path)?;
+        r.model.kind = model_kind(&r.model, &keys)?;
         Ok(r)
     }
 
     /// Read and parse a recipe file.
     pub fn load(path: &Path) -> Result<Recipe> {
+        Recipe::load_with(path, None)
+    }
+
+    /// [`load`](Self::load), with Hugging Face ids in `model.path` looked up in `cache`.
+    pub fn load_with(path: &Path, cache: Option<&HfCache>) -> Result<Recipe> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        Recipe::parse(&text, path, base)
+        Recipe::parse_with(&text, path, base, cache)
     }
 
     /// The resolved recipe as TOML (defaults filled in, paths absolute), saved in the run folder.
@@ -442,5 +463,36 @@ impl Recipe {
     /// Every value checked (see [`super::recipe_check`]); errors name the file, line and key.
     fn validate(&self, text: &str, path: &Path) -> Result<()> {
         super::recipe_check::check(self, text, path)
+    }
+}
+
+/// `model.kind` as written, checked against what the checkpoint declares, or the declared kind
+/// when the recipe names none. The name is kept as the recipe spelled it ("smollm2").
+fn model_kind(m: &ModelSection, keys: &KeyLines) -> Result<String> {
+    let declared =
+        ModelKind::detect(&m.path).map_err(|e| keys.error("model.path", format!(": {}", e.detail())))?;
+    if m.kind.is_empty() {
+        return match declared {
+            Some(k) => Ok(k.name().to_string()),
+            None => {
+                let names: Vec<&str> = registry::architectures().iter().map(|a| a.name).collect();
+                let message = format!(
+                    " is missing, and {} does not say what it is (no config.json model_type or GGUF \
+                     architecture): set it to one of {}",
+                    m.path.display(),
+                    names.join(", ")
+                );
+                Err(keys.error("model.kind", message))
+            }
+        };
+    }
+    let kind: ModelKind =
+        ModelKind::named(&m.kind).map_err(|e| keys.error("model.kind", format!(": {}", e.detail())))?;
+    match declared {
+        Some(d) if d != kind => Err(keys.error(
+            "model.kind",
+            format!(" = \"{}\", but {} is a {} checkpoint", m.kind, m.path.display(), d.name()),
+        )),
+        _ => Ok(m.kind.clone()),
     }
 }

@@ -301,6 +301,13 @@ fn tensor_infos(
     Ok((entries, names))
 }
 
+/// Whether the file at `path` starts with GGUF's magic (without reading further).
+pub fn is_gguf(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"GGUF"
+}
+
 impl GgufFile {
     /// Open and validate `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {

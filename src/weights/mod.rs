@@ -5,6 +5,7 @@
 pub mod gguf;
 pub mod gguf_llama;
 mod gguf_meta;
+pub mod hf_cache;
 pub mod hf_dir;
 mod open;
 pub mod pickle;
