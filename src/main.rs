@@ -20,7 +20,8 @@ enum Command {
     /// run folder (model/, metrics.json, log.csv, checkpoints/). Ctrl-C finishes the step, saves a
     /// checkpoint and exits 130 (SIGTERM: 143); the same command resumes.
     Train {
-        recipe: std::path::PathBuf,
+        #[command(flatten)]
+        recipe: cli::recipe_args::RecipeArgs,
         /// Run folder (overrides [output] dir).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
@@ -40,7 +41,8 @@ enum Command {
     /// a [source] task, LoRA, the recipe as written) × seeds (× folds), all tested on the same
     /// items, and write results.json + a self-contained report.html with paired tests.
     Compare {
-        recipe: std::path::PathBuf,
+        #[command(flatten)]
+        recipe: cli::recipe_args::RecipeArgs,
         /// Output folder (default: <output dir>/compare).
         #[arg(long)]
         out: Option<std::path::PathBuf>,

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use whet::run::recipe::RecipeOptions;
 use whet::run::Recipe;
 
 /// A valid text-classification recipe with `extra` lines added to each table (tables that
@@ -267,7 +268,7 @@ fn a_hugging_face_id_is_found_in_a_local_cache_and_a_missing_one_names_where_it_
         &corpus_recipe("path = \"tiny-org/gpt2-tiny\""),
         Path::new("r.toml"),
         base.path(),
-        Some(&hf),
+        &RecipeOptions { hf_cache: Some(hf.clone()), ..Default::default() },
     )
     .unwrap();
     assert_eq!(r.model.path, snapshot);
@@ -277,7 +278,7 @@ fn a_hugging_face_id_is_found_in_a_local_cache_and_a_missing_one_names_where_it_
         &corpus_recipe("path = \"tiny-org/absent@v1\""),
         Path::new("r.toml"),
         base.path(),
-        Some(&hf),
+        &RecipeOptions { hf_cache: Some(hf.clone()), ..Default::default() },
     )
     .unwrap_err()
     .to_string();

@@ -251,6 +251,43 @@ fn a_recipe_typo_is_an_error_naming_file_and_line() {
 }
 
 #[test]
+fn set_overrides_are_checked_like_the_file_and_print_config_shows_the_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("r.toml");
+    let out_dir = tmp.path().join("run");
+    std::fs::write(
+        &p,
+        format!(
+            "[model]\nkind = \"resnet\"\npath = \"x\"\n\n[data]\nkind = \"text\"\ntrain = \"t.csv\"\n\n\
+             [train]\nlr = 0.1\n\n[output]\ndir = \"{}\"\n",
+            out_dir.display()
+        ),
+    )
+    .unwrap();
+    let r = p.to_str().unwrap();
+    let o = whet()
+        .args(["train", r, "--print-config", "--set", "train.lr=3e-5", "--set", "train.optimizer=sgd"])
+        .args(["--max-steps", "7"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let printed: toml::Table = toml::from_str(&String::from_utf8_lossy(&o.stdout)).unwrap();
+    assert_eq!(printed["train"]["lr"].as_float(), Some(3e-5));
+    assert_eq!(printed["train"]["optimizer"].as_str(), Some("sgd"));
+    assert_eq!(printed["train"]["max_steps"].as_integer(), Some(7));
+    assert!(!out_dir.exists(), "--print-config trains nothing");
+
+    // An override out of range fails as the file's value would, naming the override and the
+    // line of the key it replaced.
+    let o = whet().args(["train", r, "--set", "train.lr=-1"]).output().unwrap();
+    let out = text(&o);
+    assert!(!o.status.success());
+    assert!(out.contains("--set train.lr=-1:10:") && out.contains("train.lr = -1"), "{out}");
+    let o = whet().args(["compare", r, "--print-config", "--set", "train.lrr=1"]).output().unwrap();
+    assert!(!o.status.success() && text(&o).contains("lrr"), "{}", text(&o));
+}
+
+#[test]
 fn every_command_has_help() {
     for cmd in ["train", "eval", "predict", "inspect", "devices"] {
         let o = whet().args([cmd, "--help"]).output().unwrap();

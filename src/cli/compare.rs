@@ -4,12 +4,13 @@
 use std::path::Path;
 
 use whet::run::compare::{compare as run_compare, CompareOptions};
-use whet::run::Recipe;
 use whet::train::stop::StopFlag;
 use whet::Engine;
 
+use super::recipe_args::RecipeArgs;
+
 pub fn compare(
-    recipe_path: &Path,
+    args: &RecipeArgs,
     out: Option<&Path>,
     strategies: &[String],
     seeds: &[u64],
@@ -18,7 +19,11 @@ pub fn compare(
     quiet: bool,
 ) -> whet::Result<()> {
     check_flags(seeds, folds, sweep.as_ref())?;
-    let recipe = Recipe::load_with(recipe_path, whet::weights::hf_cache::HfCache::from_env().as_ref())?;
+    let recipe_path = &args.recipe;
+    let recipe = args.load()?;
+    if args.printed(&recipe)? {
+        return Ok(());
+    }
     let out_dir = out.map(Path::to_path_buf).unwrap_or_else(|| recipe.output.dir.join("compare"));
     let stop = StopFlag::new();
     stop.install_signal_handlers()?;

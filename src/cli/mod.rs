@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod compare;
 pub mod predict;
+pub mod recipe_args;
 pub mod train;
 
 use whet::run::Evaluation;

@@ -2,21 +2,24 @@
 
 use std::path::Path;
 
-use whet::run::{self, inference, prepare, Recipe, RunOptions};
+use whet::run::{self, inference, prepare, RunOptions};
 use whet::train::driver::StopReason;
 use whet::train::run_dir::Opening;
 use whet::train::stop::StopFlag;
 use whet::Engine;
 
+use super::recipe_args::RecipeArgs;
+
 /// What `whet train` ends with: 0, or 128 + the signal that stopped it (130 SIGINT, 143 SIGTERM).
 pub fn train(
-    recipe_path: &Path,
+    args: &RecipeArgs,
     out: Option<&Path>,
     fresh: bool,
     skip_bad: bool,
     quiet: bool,
 ) -> whet::Result<u8> {
-    let mut recipe = Recipe::load_with(recipe_path, whet::weights::hf_cache::HfCache::from_env().as_ref())?;
+    let recipe_path = &args.recipe;
+    let mut recipe = args.load()?;
     if let Some(o) = out {
         recipe.output.dir = o.to_path_buf();
     }
@@ -24,6 +27,9 @@ pub fn train(
         recipe.output.resume = false;
     }
     recipe.data.skip_bad |= skip_bad;
+    if args.printed(&recipe)? {
+        return Ok(0);
+    }
     let stop = StopFlag::new();
     // The library installs no handler; the CLI asks for one so Ctrl-C finishes the step and saves.
     stop.install_signal_handlers()?;

@@ -25,6 +25,7 @@ pub mod prepare;
 pub mod recipe;
 mod recipe_check;
 mod recipe_keys;
+pub mod recipe_set;
 pub mod strategies;
 pub mod sweep;
 pub mod tasks;

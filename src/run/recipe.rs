@@ -12,6 +12,7 @@ use crate::models::registry::{self, ModelKind};
 use crate::weights::hf_cache::{resolve_model_path, HfCache};
 
 use super::recipe_keys::KeyLines;
+use super::recipe_set::Override;
 
 /// A whole recipe (see README.md, "Recipes", for complete examples).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -397,15 +398,36 @@ fn default_max_skipped() -> f64 {
     0.05
 }
 
+/// How a recipe is read beyond its text.
+#[derive(Debug, Clone, Default)]
+pub struct RecipeOptions {
+    /// `key=value` overrides (`train.lr=3e-5`), checked like the file's own values.
+    pub overrides: Vec<String>,
+    /// Where `model.path = "org/name"` is looked up; `None`: ids are not resolved.
+    pub hf_cache: Option<HfCache>,
+}
+
 impl Recipe {
     /// Parse `text` (named `path` in errors). Relative paths in the recipe are taken relative to
     /// `base` (the recipe's folder), so a recipe works from any working directory.
     pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Recipe> {
-        Recipe::parse_with(text, path, base, None)
+        Recipe::parse_inner(text, path, base, None)
     }
 
-    /// [`parse`](Self::parse), with Hugging Face ids in `model.path` looked up in `cache`.
-    pub fn parse_with(text: &str, path: &Path, base: &Path, cache: Option<&HfCache>) -> Result<Recipe> {
+    /// [`parse`](Self::parse) with `opts`: overrides applied to the text first (errors then name
+    /// the file "with --set …"), Hugging Face ids in `model.path` looked up in the cache.
+    pub fn parse_with(text: &str, path: &Path, base: &Path, opts: &RecipeOptions) -> Result<Recipe> {
+        if opts.overrides.is_empty() {
+            return Recipe::parse_inner(text, path, base, opts.hf_cache.as_ref());
+        }
+        let overrides: Vec<Override> =
+            opts.overrides.iter().map(|o| Override::parse(o)).collect::<Result<_>>()?;
+        let edited = super::recipe_set::apply(text, &overrides)?;
+        let named = format!("{} with --set {}", path.display(), opts.overrides.join(" --set "));
+        Recipe::parse_inner(&edited, Path::new(&named), base, opts.hf_cache.as_ref())
+    }
+
+    fn parse_inner(text: &str, path: &Path, base: &Path, cache: Option<&HfCache>) -> Result<Recipe> {
         let mut r: Recipe = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             Error::Format { path: path.display().to_string(), line, message: e.message().to_string() }
@@ -445,14 +467,14 @@ impl Recipe {
 
     /// Read and parse a recipe file.
     pub fn load(path: &Path) -> Result<Recipe> {
-        Recipe::load_with(path, None)
+        Recipe::load_with(path, &RecipeOptions::default())
     }
 
-    /// [`load`](Self::load), with Hugging Face ids in `model.path` looked up in `cache`.
-    pub fn load_with(path: &Path, cache: Option<&HfCache>) -> Result<Recipe> {
+    /// [`load`](Self::load) with overrides and a Hugging Face cache.
+    pub fn load_with(path: &Path, opts: &RecipeOptions) -> Result<Recipe> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        Recipe::parse_with(&text, path, base, cache)
+        Recipe::parse_with(&text, path, base, opts)
     }
 
     /// The resolved recipe as TOML (defaults filled in, paths absolute), saved in the run folder.
