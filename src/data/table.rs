@@ -77,13 +77,36 @@ impl Default for TableOptions {
     }
 }
 
-/// One example: text, optional pair text, label index, and its 1-based line in the file.
+/// One example: text, optional pair text, label index, and its 1-based line in the file it was
+/// read from; 0 for an item made in memory ([`TextItem::new`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextItem {
     pub text: String,
     pub pair: Option<String>,
     pub label: Option<usize>,
     pub line: usize,
+}
+
+impl TextItem {
+    /// An item made in memory: no file, so no line (0).
+    pub fn new(text: impl Into<String>, label: Option<usize>) -> TextItem {
+        TextItem { text: text.into(), pair: None, label, line: 0 }
+    }
+
+    /// The same item with a second text (sentence-pair tasks).
+    pub fn with_pair(mut self, pair: impl Into<String>) -> TextItem {
+        self.pair = Some(pair.into());
+        self
+    }
+
+    /// "line N: " for an item read from a file, "" for one made in memory: the start of a
+    /// message about the item.
+    pub fn place(&self) -> String {
+        match self.line {
+            0 => String::new(),
+            l => format!("line {l}: "),
+        }
+    }
 }
 
 /// A parsed table. `labels` is `opts.labels` when given, otherwise the observed labels (see
