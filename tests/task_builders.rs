@@ -28,12 +28,12 @@ fn text_and_image_builders_name_the_missing_or_wrong_setting() {
     let load = || zoo::load(&e, &dir, ModelKind::Bert, Some(2), 3).unwrap().0;
     let tok = TextTokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
     let items = vec![TextItem::new("a fine day", Some(1)), TextItem::new("rain again", Some(0))];
-    assert_eq!(items[0].line, 0, "made in memory: no line");
+    assert_eq!(items[0].line, None, "made in memory: no line");
     assert_eq!(items[0].place(), "");
 
     let m = invalid(TextTask::builder(&e, load(), tok.clone()).train(items.clone()).build());
     assert!(m.contains("classes is not set"), "{m}");
-    let too_high = vec![TextItem { line: 3, ..TextItem::new("x", Some(2)) }];
+    let too_high = vec![TextItem { line: Some(3), ..TextItem::new("x", Some(2)) }];
     let m = invalid(TextTask::builder(&e, load(), tok.clone()).train(too_high).classes(2).build());
     assert!(m.contains("line 3: label Some(2) is not below classes = 2"), "{m}");
     let unlabelled = vec![TextItem::new("x", None).with_pair("y")];
