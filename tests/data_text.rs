@@ -183,7 +183,7 @@ fn sst2_real_files() {
     // The file has CRLF line ends: no text keeps the '\r'.
     assert_eq!(t.items[0].text, "hide new secretions from the parental units");
     assert!(t.items.iter().all(|i| !i.text.contains('\r')));
-    assert_eq!(t.items[0].line, 2);
+    assert_eq!(t.items[0].line, Some(2));
     // dev/test name the text column `content`; with the training labels fixed.
     let opts = TableOptions { text: "content".into(), labels: Some(t.labels.clone()), ..Default::default() };
     let dev = TextTable::open(&dir.join("dev.tsv"), &opts).unwrap();

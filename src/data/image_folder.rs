@@ -27,6 +27,13 @@ pub struct ImageItem {
     pub label: usize,
 }
 
+impl ImageItem {
+    /// An image a host program names itself (not found by scanning a folder).
+    pub fn new(path: impl Into<PathBuf>, label: usize) -> ImageItem {
+        ImageItem { path: path.into(), label }
+    }
+}
+
 /// How to split and how to treat bad files.
 #[derive(Debug, Clone)]
 pub struct ImageFolderOptions {
@@ -280,23 +287,32 @@ fn hold_out(items: Vec<ImageItem>, frac: f64, seed: u64) -> Result<(Vec<ImageIte
     Ok((pick(&keep), pick(&hold)))
 }
 
-impl ImageFolder {
-    /// Scan `root` (layout A or B, see the module docs), decode every file, apply the skip
-    /// policy, and split. Classes are the union of the class folder names over all splits (an
-    /// empty class folder still gets an index), in plain sorted order as torchvision's
-    /// ImageFolder; files are in sorted path order.
-    pub fn open(root: &Path, opts: &ImageFolderOptions) -> Result<ImageFolder> {
-        check_ratio("val_ratio", opts.val_ratio)?;
-        check_ratio("test_ratio", opts.test_ratio)?;
-        if opts.val_ratio + opts.test_ratio >= 1.0 {
-            return Err(Error::arg(
-                "ImageFolder",
-                format!(
-                    "val_ratio {} + test_ratio {} leaves nothing to train on",
-                    opts.val_ratio, opts.test_ratio
-                ),
-            ));
-        }
+fn check_ratios(opts: &ImageFolderOptions) -> Result<()> {
+    check_ratio("val_ratio", opts.val_ratio)?;
+    check_ratio("test_ratio", opts.test_ratio)?;
+    if opts.val_ratio + opts.test_ratio >= 1.0 {
+        return Err(Error::arg(
+            "ImageFolder",
+            format!(
+                "val_ratio {} + test_ratio {} leaves nothing to train on",
+                opts.val_ratio, opts.test_ratio
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The files of a root in layout A or B, before decoding.
+struct Layout {
+    walk: Walk,
+    /// (split index 0/1/2 = train/val/test, range into `walk.files`).
+    spans: Vec<(usize, std::ops::Range<usize>)>,
+    has_val: bool,
+    has_test: bool,
+}
+
+impl Layout {
+    fn scan(root: &Path) -> Result<Layout> {
         let top = entries(root).map_err(|e| Error::io(root, e))?;
         let dirs: Vec<(String, PathBuf)> = top.into_iter().filter(|(_, p)| p.is_dir()).collect();
         let find =
@@ -304,22 +320,21 @@ impl ImageFolder {
         let train_dir = find(&["train"]);
         let val_dir = find(&["val", "valid", "validation"]);
         let test_dir = find(&["test"]);
-
         let mut walk = Walk::default();
-        let mut spans = Vec::new(); // (split index 0/1/2, range into walk.files)
+        let mut spans = Vec::new();
         if let Some((_, train)) = train_dir {
-            for (n, _) in &dirs {
-                let known = [train_dir, val_dir, test_dir].iter().flatten().any(|(k, _)| k == n);
-                if !known {
-                    return Err(Error::Format {
-                        path: root.display().to_string(),
-                        line: None,
-                        message: format!(
-                            "has a 'train' folder, so its layout is train/val/test, but also a folder '{n}'; \
-                             move it out or point at a folder with one layout"
-                        ),
-                    });
-                }
+            if let Some((n, _)) = dirs
+                .iter()
+                .find(|(n, _)| ![train_dir, val_dir, test_dir].iter().flatten().any(|(k, _)| k == n))
+            {
+                return Err(Error::Format {
+                    path: root.display().to_string(),
+                    line: None,
+                    message: format!(
+                        "has a 'train' folder, so its layout is train/val/test, but also a folder '{n}'; \
+                         move it out or point at a folder with one layout"
+                    ),
+                });
             }
             for (k, d) in [Some(train), val_dir.map(|v| &v.1), test_dir.map(|t| &t.1)].into_iter().enumerate()
             {
@@ -333,49 +348,70 @@ impl ImageFolder {
             walk.split(root, false)?;
             spans.push((0, 0..walk.files.len()));
         }
+        Ok(Layout { walk, spans, has_val: val_dir.is_some(), has_test: test_dir.is_some() })
+    }
 
-        let verdicts = prescan(&walk.files, &opts.limits, opts.progress);
-        let mut bad = walk.bad.clone();
-        for ((path, _), v) in walk.files.iter().zip(&verdicts) {
-            if let Some(r) = v {
-                bad.push(skipped(path, r.clone()));
-            }
-        }
-        // Every candidate counts towards the threshold: decoded files and bad folder entries.
-        let total = walk.files.len() + walk.bad.len();
-        bad.sort_by(|a, b| a.path.cmp(&b.path));
-        let what = format!("image folder {}", root.display());
-        let skipped = enforce(&opts.policy, bad, total, &what)?;
-        if walk.classes.is_empty() || verdicts.iter().all(|v| v.is_some()) {
-            return Err(Error::Format {
-                path: root.display().to_string(),
-                line: None,
-                message: "no images found (expected root/<class>/<image> or root/train/<class>/<image>)"
-                    .into(),
-            });
-        }
-        let labels = LabelMap::new(walk.classes.iter().cloned().collect())?;
-
+    /// The good files of each split (`verdicts[i]` is `None`) with their class indices.
+    fn items(&self, labels: &LabelMap, verdicts: &[Option<String>]) -> [Vec<ImageItem>; 3] {
         // Hashed once: one scan of the class list per file would be quadratic.
         let class_index: std::collections::HashMap<&str, usize> =
             labels.names().iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
         let mut splits: [Vec<ImageItem>; 3] = Default::default();
-        for (k, range) in spans {
-            for i in range {
-                if let (Some((path, class)), Some(None)) = (walk.files.get(i), verdicts.get(i)) {
+        for (k, range) in &self.spans {
+            for i in range.clone() {
+                if let (Some((path, class)), Some(None)) = (self.walk.files.get(i), verdicts.get(i)) {
                     let label = class_index.get(class.as_str()).copied().unwrap_or(0);
-                    splits[k].push(ImageItem { path: path.clone(), label });
+                    splits[*k].push(ImageItem { path: path.clone(), label });
                 }
             }
         }
-        let [mut train, mut val, mut test] = splits;
-        if test_dir.is_none() && opts.test_ratio > 0.0 {
+        splits
+    }
+}
+
+/// Apply the skip policy to the bad files and folder entries; an error when there is nothing
+/// good to train on.
+fn judge(root: &Path, walk: &Walk, verdicts: &[Option<String>], policy: &SkipPolicy) -> Result<Vec<Skipped>> {
+    let mut bad = walk.bad.clone();
+    for ((path, _), v) in walk.files.iter().zip(verdicts) {
+        if let Some(r) = v {
+            bad.push(skipped(path, r.clone()));
+        }
+    }
+    // Every candidate counts towards the threshold: decoded files and bad folder entries.
+    let total = walk.files.len() + walk.bad.len();
+    bad.sort_by(|a, b| a.path.cmp(&b.path));
+    let what = format!("image folder {}", root.display());
+    let skipped = enforce(policy, bad, total, &what)?;
+    if walk.classes.is_empty() || verdicts.iter().all(|v| v.is_some()) {
+        return Err(Error::Format {
+            path: root.display().to_string(),
+            line: None,
+            message: "no images found (expected root/<class>/<image> or root/train/<class>/<image>)".into(),
+        });
+    }
+    Ok(skipped)
+}
+
+impl ImageFolder {
+    /// Scan `root` (layout A or B, see the module docs), decode every file, apply the skip
+    /// policy, and split. Classes are the union of the class folder names over all splits (an
+    /// empty class folder still gets an index), in plain sorted order as torchvision's
+    /// ImageFolder; files are in sorted path order.
+    pub fn open(root: &Path, opts: &ImageFolderOptions) -> Result<ImageFolder> {
+        check_ratios(opts)?;
+        let layout = Layout::scan(root)?;
+        let verdicts = prescan(&layout.walk.files, &opts.limits, opts.progress);
+        let skipped = judge(root, &layout.walk, &verdicts, &opts.policy)?;
+        let labels = LabelMap::new(layout.walk.classes.iter().cloned().collect())?;
+        let [mut train, mut val, mut test] = layout.items(&labels, &verdicts);
+        if !layout.has_test && opts.test_ratio > 0.0 {
             (train, test) = hold_out(train, opts.test_ratio, opts.seed)?;
         }
-        if val_dir.is_none() && opts.val_ratio > 0.0 {
+        if !layout.has_val && opts.val_ratio > 0.0 {
             // Relative to what is left after the test holdout, so val is val_ratio of the whole.
             let frac =
-                if test_dir.is_none() { opts.val_ratio / (1.0 - opts.test_ratio) } else { opts.val_ratio };
+                if layout.has_test { opts.val_ratio } else { opts.val_ratio / (1.0 - opts.test_ratio) };
             (train, val) = hold_out(train, frac, opts.seed.wrapping_add(1))?;
         }
         Ok(ImageFolder { root: root.to_path_buf(), labels, train, val, test, skipped })

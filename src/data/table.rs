@@ -77,13 +77,33 @@ impl Default for TableOptions {
     }
 }
 
-/// One example: text, optional pair text, label index, and its 1-based line in the file.
+/// One example: text, optional pair text, label index, and its 1-based line in the file it was
+/// read from (`None` for an item a host program made in memory).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextItem {
     pub text: String,
     pub pair: Option<String>,
     pub label: Option<usize>,
-    pub line: usize,
+    pub line: Option<usize>,
+}
+
+impl TextItem {
+    /// An item made in memory: no file, no line.
+    pub fn new(text: impl Into<String>, label: Option<usize>) -> TextItem {
+        TextItem { text: text.into(), pair: None, label, line: None }
+    }
+
+    /// The same item with a second text (sentence-pair tasks).
+    pub fn with_pair(mut self, pair: impl Into<String>) -> TextItem {
+        self.pair = Some(pair.into());
+        self
+    }
+
+    /// "line N: " for an item read from a file, "" for one made in memory: the start of a
+    /// message about the item.
+    pub fn place(&self) -> String {
+        self.line.map_or(String::new(), |l| format!("line {l}: "))
+    }
 }
 
 /// A parsed table. `labels` is `opts.labels` when given, otherwise the observed labels (see
@@ -156,7 +176,7 @@ impl TextTable {
                     text: r.text,
                     pair: r.pair,
                     label: None,
-                    line: r.line,
+                    line: Some(r.line),
                 }));
                 LabelMap::empty()
             }
@@ -164,9 +184,12 @@ impl TextTable {
                 let index = LabelIndex::new(fixed);
                 for r in rows {
                     match resolve_fixed(&index, r.label.as_ref()) {
-                        Ok(l) => {
-                            items.push(TextItem { text: r.text, pair: r.pair, label: Some(l), line: r.line })
-                        }
+                        Ok(l) => items.push(TextItem {
+                            text: r.text,
+                            pair: r.pair,
+                            label: Some(l),
+                            line: Some(r.line),
+                        }),
                         Err(m) => bad.push((r.line, m)),
                     }
                 }
@@ -179,7 +202,7 @@ impl TextTable {
                 let index = LabelIndex::new(&map);
                 for (r, name) in rows.into_iter().zip(&names) {
                     let label = index.get(name);
-                    items.push(TextItem { text: r.text, pair: r.pair, label, line: r.line });
+                    items.push(TextItem { text: r.text, pair: r.pair, label, line: Some(r.line) });
                 }
                 map
             }

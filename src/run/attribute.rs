@@ -75,11 +75,14 @@ pub fn text_attributions(
             scores.push(s as f32);
         }
         if let Some(i) = first_non_finite(&scores) {
-            let m = format!("line {}: the score of token {i} is not finite", item.line);
+            let m = format!("{}the score of token {i} is not finite", item.place());
             return Err(Error::arg("text_attributions", m));
         }
         out.push(Attribution::Text {
-            title: format!("{title} · line {}", item.line),
+            title: match item.line {
+                Some(l) => format!("{title} · line {l}"),
+                None => title.to_string(),
+            },
             label: label_text(item.label, pred, prob, class_names),
             tokens,
             scores,

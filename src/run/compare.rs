@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::eval::{self, Interval, Predictions};
 use crate::progress::Stages;
 use crate::report::results::{
-    Attribution, CompareResults, CurvePoint, PairedTest, Retention, RocCurve, SeedRun, StrategyResult,
+    Attribution, AutoChoice, CompareResults, CurvePoint, PairedTest, Retention, RocCurve, SeedRun,
+    StrategyResult, Sweep,
 };
 use crate::train::stop::StopFlag;
 
@@ -193,45 +194,13 @@ impl Collector<'_> {
             let first_run = baseline && fold.is_none_or(|f| f == 0);
             let shown = if first_run { ATTRIBUTED_ITEMS } else { 0 };
             let out = self.train(r, seed, fold, dir, baseline, shown)?;
-            for mut a in out.attributions.iter().cloned() {
-                retitle(&mut a, name);
-                self.attributions.push(a);
-            }
-            if self.classes.is_empty() {
-                if let Ok(l) = crate::data::labels::LabelMap::load(&out.dir.join("labels.json")) {
-                    self.classes = l.names().to_vec();
-                }
-            }
-            self.first_steps.get_or_insert(out.summary.steps);
-            self.max_depth = self.max_depth.max(out.max_depth);
             secs += out.summary.train_secs;
             peak = peak.max(out.peak_bytes);
             trainable = trainable.max(out.trainable_params);
-            let mut run = seed_run(seed, &out, out.test_predictions.as_ref(), &self.metric);
-            run.fold = fold;
-            runs.push(run);
-            if let Some(p) = out.test_predictions.clone() {
-                self.preds.entry(name.to_string()).or_default().push(p);
-            }
-            if let Some(l) = out.test_losses.clone() {
-                self.losses.entry(name.to_string()).or_default().push(l);
-            }
             kept.extend(out.retention.clone());
-            if baseline {
-                if let Some(bp) = out.baseline_predictions.clone() {
-                    self.untuned.push((out, bp));
-                } else if let Some(bl) = out.baseline_losses.clone() {
-                    self.untuned_lm = Some((out, bl));
-                }
-            }
+            runs.push(self.keep(name, seed, fold, baseline, out));
         }
-        let metrics = match pooled(self.preds.get(name).map(Vec::as_slice).unwrap_or(&[]))? {
-            Some(p) => eval::bootstrap_metrics(&p, self.resamples, LEVEL, self.split_seed)?,
-            None => match self.losses.get(name) {
-                Some(l) => eval::lm_metrics(&l.concat(), self.resamples, LEVEL, self.split_seed)?,
-                None => BTreeMap::new(),
-            },
-        };
+        let metrics = self.pooled_metrics(name)?;
         if let Some(first) = kept.first() {
             self.retention.push(Retention {
                 strategy: name.to_string(),
@@ -251,6 +220,50 @@ impl Collector<'_> {
             trainable_params: trainable,
         });
         Ok(())
+    }
+
+    /// File one run of strategy `name`: its attributions, classes, predictions or losses for
+    /// the paired tests, and (the `baseline` run) the untuned model's; returns its report row.
+    fn keep(&mut self, name: &str, seed: u64, fold: Option<usize>, baseline: bool, out: Outcome) -> SeedRun {
+        for mut a in out.attributions.iter().cloned() {
+            retitle(&mut a, name);
+            self.attributions.push(a);
+        }
+        if self.classes.is_empty() {
+            if let Ok(l) = crate::data::labels::LabelMap::load(&out.dir.join("labels.json")) {
+                self.classes = l.names().to_vec();
+            }
+        }
+        self.first_steps.get_or_insert(out.summary.steps);
+        self.max_depth = self.max_depth.max(out.max_depth);
+        let mut run = seed_run(seed, &out, out.test_predictions.as_ref(), &self.metric);
+        run.fold = fold;
+        if let Some(p) = out.test_predictions.clone() {
+            self.preds.entry(name.to_string()).or_default().push(p);
+        }
+        if let Some(l) = out.test_losses.clone() {
+            self.losses.entry(name.to_string()).or_default().push(l);
+        }
+        if baseline {
+            if let Some(bp) = out.baseline_predictions.clone() {
+                self.untuned.push((out, bp));
+            } else if let Some(bl) = out.baseline_losses.clone() {
+                self.untuned_lm = Some((out, bl));
+            }
+        }
+        run
+    }
+
+    /// Metrics with intervals over every run of strategy `name`, predictions (or block
+    /// losses) pooled.
+    fn pooled_metrics(&self, name: &str) -> Result<BTreeMap<String, Interval>> {
+        Ok(match pooled(self.preds.get(name).map(Vec::as_slice).unwrap_or(&[]))? {
+            Some(p) => eval::bootstrap_metrics(&p, self.resamples, LEVEL, self.split_seed)?,
+            None => match self.losses.get(name) {
+                Some(l) => eval::lm_metrics(&l.concat(), self.resamples, LEVEL, self.split_seed)?,
+                None => BTreeMap::new(),
+            },
+        })
     }
 
     /// The pretrained language model without any tuning: zero-shot perplexity on the same blocks.
@@ -321,67 +334,18 @@ pub fn compare(
     if opts.seeds.is_empty() {
         return Err(Error::arg("compare", "give at least one seed"));
     }
-    let split_seed = recipe.data.split_seed.unwrap_or(recipe.train.seed);
-    let mut c = Collector {
-        engine,
-        recipe,
-        opts,
-        stop,
-        metric: recipe.train.early_stop.as_ref().map_or_else(
-            || if recipe.data.kind == DataKind::Corpus { "perplexity" } else { "accuracy" }.to_string(),
-            |e| e.metric.clone(),
-        ),
-        resamples: recipe.output.bootstrap.max(eval::MIN_RESAMPLES),
-        split_seed,
-        planned: runs_of(opts),
-        results: Vec::new(),
-        preds: BTreeMap::new(),
-        losses: BTreeMap::new(),
-        untuned: Vec::new(),
-        untuned_lm: None,
-        retention: Vec::new(),
-        attributions: Vec::new(),
-        classes: Vec::new(),
-        first_steps: None,
-        max_depth: 0,
-        stages: Stages::new(opts.progress, "run", (chosen.len() * runs_of(opts).len()) as u64),
-    };
+    let mut c = Collector::new(engine, recipe, opts, stop, chosen.len());
     for s in &chosen {
         c.strategy(s.name, s.description, &s.apply)?;
     }
     let (sweep, auto) = match &opts.sweep {
-        Some(so) => {
-            let runner = c.sweep_runner();
-            let (lrs, depths) = super::sweep::grid(&runner, so);
-            let auto_runs = if so.auto { c.planned.len() } else { 0 };
-            c.stages.grow((lrs.len() * depths.len() + auto_runs) as u64);
-            let (sweep, choice) = super::sweep::run_sweep(&runner, so)?;
-            drop(runner);
-            if let Some(a) = &choice {
-                let (depth, lr) = (a.depth, a.lr);
-                let apply = move |r: &mut Recipe| {
-                    full(r);
-                    r.train.lr = lr;
-                    r.train.freeze = freeze_below(depth);
-                };
-                c.strategy("auto", &format!("chosen by --auto: {}", a.reason), &apply)?;
-            }
-            (Some(sweep), choice)
-        }
+        Some(so) => c.sweep_and_auto(so)?,
         None => (None, None),
     };
     c.untuned()?;
-    let metric = c.metric.clone();
+    let (metric, split_seed) = (c.metric.clone(), c.split_seed);
     paired_tests(&mut c.results, &c.preds, &metric, c.resamples, split_seed)?;
     paired_lm_tests(&mut c.results, &c.losses, &metric, c.resamples, split_seed)?;
-    let mut environment = BTreeMap::new();
-    environment.insert("adapter".into(), engine.adapter_name().to_string());
-    environment.insert("whet".into(), env!("CARGO_PKG_VERSION").into());
-    environment.insert("seeds".into(), format!("{:?}", opts.seeds));
-    if let Some(k) = opts.folds {
-        environment
-            .insert("folds".into(), format!("{k} (stratified; each fold from the pretrained weights)"));
-    }
     let out = CompareResults {
         title: format!("{} on {}", recipe.model.kind, recipe.data.train.display()),
         task: format!("{:?}", recipe.data.kind),
@@ -394,10 +358,81 @@ pub fn compare(
         retention: c.retention,
         auto,
         attributions: c.attributions,
-        environment,
+        environment: environment(engine, opts),
     };
     crate::report::html::write_report(&out, &opts.out_dir)?;
     Ok(out)
+}
+
+/// Where the comparison ran, for the report.
+fn environment(engine: &Engine, opts: &CompareOptions) -> BTreeMap<String, String> {
+    let mut environment = BTreeMap::new();
+    environment.insert("adapter".into(), engine.adapter_name().to_string());
+    environment.insert("whet".into(), env!("CARGO_PKG_VERSION").into());
+    environment.insert("seeds".into(), format!("{:?}", opts.seeds));
+    if let Some(k) = opts.folds {
+        environment
+            .insert("folds".into(), format!("{k} (stratified; each fold from the pretrained weights)"));
+    }
+    environment
+}
+
+impl<'a> Collector<'a> {
+    fn new(
+        engine: &'a Engine,
+        recipe: &'a Recipe,
+        opts: &'a CompareOptions,
+        stop: &'a StopFlag,
+        strategies: usize,
+    ) -> Collector<'a> {
+        Collector {
+            engine,
+            recipe,
+            opts,
+            stop,
+            metric: recipe.train.early_stop.as_ref().map_or_else(
+                || if recipe.data.kind == DataKind::Corpus { "perplexity" } else { "accuracy" }.to_string(),
+                |e| e.metric.clone(),
+            ),
+            resamples: recipe.output.bootstrap.max(eval::MIN_RESAMPLES),
+            split_seed: recipe.data.split_seed.unwrap_or(recipe.train.seed),
+            planned: runs_of(opts),
+            results: Vec::new(),
+            preds: BTreeMap::new(),
+            losses: BTreeMap::new(),
+            untuned: Vec::new(),
+            untuned_lm: None,
+            retention: Vec::new(),
+            attributions: Vec::new(),
+            classes: Vec::new(),
+            first_steps: None,
+            max_depth: 0,
+            stages: Stages::new(opts.progress, "run", (strategies * runs_of(opts).len()) as u64),
+        }
+    }
+
+    /// The learning-rate × frozen-depth sweep, and with `--auto` the strategy it chooses.
+    fn sweep_and_auto(
+        &mut self,
+        so: &super::sweep::SweepOptions,
+    ) -> Result<(Option<Sweep>, Option<AutoChoice>)> {
+        let runner = self.sweep_runner();
+        let (lrs, depths) = super::sweep::grid(&runner, so);
+        let auto_runs = if so.auto { self.planned.len() } else { 0 };
+        self.stages.grow((lrs.len() * depths.len() + auto_runs) as u64);
+        let (sweep, choice) = super::sweep::run_sweep(&runner, so)?;
+        drop(runner);
+        if let Some(a) = &choice {
+            let (depth, lr) = (a.depth, a.lr);
+            let apply = move |r: &mut Recipe| {
+                full(r);
+                r.train.lr = lr;
+                r.train.freeze = freeze_below(depth);
+            };
+            self.strategy("auto", &format!("chosen by --auto: {}", a.reason), &apply)?;
+        }
+        Ok((Some(sweep), choice))
+    }
 }
 
 impl<'a> Collector<'a> {

@@ -12,9 +12,13 @@ use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
 
+use crate::data::labels::LabelMap;
 use crate::error::{Error, Result};
+use crate::models::zoo::ModelKind;
 use crate::nn::{BindingReport, Params};
 use crate::weights::{WeightDType, WeightSource};
+
+use super::prepare::Prepared;
 
 /// What was written.
 #[derive(Debug, Clone)]
@@ -114,4 +118,64 @@ pub fn export_safetensors(
         .map_err(|e| Error::arg("export", format!("{}: {e}", path.display())))?;
     crate::train::checkpoint::replace_atomically(path, &bytes)?;
     Ok(Exported { path: path.to_path_buf(), tensors: blobs.into_iter().map(|(k, _, s, _)| (k, s)).collect() })
+}
+
+impl Prepared {
+    /// Write the model folder: weights under the checkpoint's key names, plus what a Hugging
+    /// Face loader needs beside them.
+    pub fn export(&mut self, dir: &Path) -> Result<Exported> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let is_gguf = self.model_path.extension().is_some_and(|e| e == "gguf");
+        let source = if is_gguf { None } else { Some(crate::weights::open(&self.model_path)?) };
+        let params = self.task.as_task().params();
+        let out =
+            export_safetensors(params, &self.report, source.as_deref(), &dir.join("model.safetensors"))?;
+        if let Some(cfg) = config_json(&self.model_path, self.labels.as_ref(), self.kind)? {
+            let text = serde_json::to_string_pretty(&cfg).map_err(|e| Error::arg("export", e.to_string()))?;
+            crate::train::checkpoint::replace_atomically(&dir.join("config.json"), text.as_bytes())?;
+        }
+        if let Some(tok) = &self.tokenizer {
+            let p = dir.join("tokenizer.json");
+            tok.inner().save(&p, false).map_err(|e| Error::io(&p, std::io::Error::other(e.to_string())))?;
+        }
+        if let Some(labels) = &self.labels {
+            labels.save(&dir.join("labels.json"))?;
+        }
+        Ok(out)
+    }
+}
+
+/// config.json of the exported model: the source's (classifier labels added), or one derived
+/// from a GGUF file; `None` when the source has none.
+fn config_json(
+    model_path: &Path,
+    labels: Option<&LabelMap>,
+    kind: ModelKind,
+) -> Result<Option<serde_json::Value>> {
+    let config = if model_path.extension().is_some_and(|e| e == "gguf") {
+        Some(crate::weights::gguf_llama::GgufLlama::open(model_path)?.config().to_json())
+    } else if model_path.is_dir() && model_path.join("config.json").is_file() {
+        let p = model_path.join("config.json");
+        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?;
+        Some(serde_json::from_str(&text).map_err(|e| Error::Format {
+            path: p.display().to_string(),
+            line: Some(e.line()),
+            message: e.to_string(),
+        })?)
+    } else {
+        None
+    };
+    let Some(mut cfg) = config else { return Ok(None) };
+    if let (Some(labels), Some(obj)) = (labels, cfg.as_object_mut()) {
+        let id2label: serde_json::Map<String, serde_json::Value> =
+            labels.names().iter().enumerate().map(|(i, n)| (i.to_string(), n.clone().into())).collect();
+        let label2id: serde_json::Map<String, serde_json::Value> =
+            labels.names().iter().enumerate().map(|(i, n)| (n.clone(), i.into())).collect();
+        obj.insert("id2label".into(), id2label.into());
+        obj.insert("label2id".into(), label2id.into());
+        if let Some(class) = kind.architecture().hf_classifier {
+            obj.insert("architectures".into(), serde_json::json!([class]));
+        }
+    }
+    Ok(Some(cfg))
 }

@@ -18,14 +18,19 @@
 
 pub mod attribute;
 pub mod compare;
+pub mod data;
+pub mod evaluate;
 pub mod export;
 pub mod fingerprint;
 pub mod inference;
+pub mod model_task;
 pub mod prepare;
 pub mod recipe;
 mod recipe_check;
 mod recipe_keys;
 pub mod recipe_set;
+pub mod settings;
+pub mod splits;
 pub mod strategies;
 pub mod sweep;
 pub mod tasks;
@@ -38,11 +43,11 @@ use serde::Serialize;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::eval::{Interval, Predictions};
-use crate::progress::Phase;
 use crate::train::driver::{Driver, RunSummary, StopReason};
 use crate::train::run_dir::{Opening, Resume, RunDir};
 use crate::train::stop::StopFlag;
 
+pub use evaluate::HeldOut;
 pub use prepare::{Prepared, TaskBox};
 pub use recipe::Recipe;
 
@@ -110,46 +115,6 @@ pub struct SourceRetention {
     pub after_predictions: Option<Predictions>,
 }
 
-/// What a held-out evaluation keeps for paired comparisons: a classifier's probabilities or a
-/// language model's per-block losses.
-#[derive(Debug, Clone, Default)]
-pub struct HeldOut {
-    pub evaluation: Option<Evaluation>,
-    pub predictions: Option<Predictions>,
-    pub block_losses: Option<Vec<f64>>,
-}
-
-/// Evaluate the held-out split.
-fn held_out(prep: &mut Prepared, name: &str, resamples: usize, seed: u64, progress: bool) -> Result<HeldOut> {
-    let phase = Phase::begin(progress, format!("evaluating {name} on the {} split", prep.test_split()));
-    let held = held_out_now(prep, name, resamples, seed);
-    phase.end();
-    held
-}
-
-fn held_out_now(prep: &mut Prepared, name: &str, resamples: usize, seed: u64) -> Result<HeldOut> {
-    let split = format!("{name} ({})", prep.test_split());
-    if let Some(p) = prep.test_predictions()? {
-        return Ok(HeldOut {
-            evaluation: Some(evaluation(&split, &p, resamples, seed)?),
-            predictions: Some(p),
-            block_losses: None,
-        });
-    }
-    match prep.test_block_losses()? {
-        Some(losses) => Ok(HeldOut {
-            evaluation: Some(Evaluation {
-                split,
-                items: losses.len(),
-                metrics: crate::eval::lm_metrics(&losses, resamples, LEVEL, seed)?,
-            }),
-            predictions: None,
-            block_losses: Some(losses),
-        }),
-        None => Ok(HeldOut::default()),
-    }
-}
-
 /// Interval level of every reported metric.
 pub const LEVEL: f64 = 0.95;
 
@@ -168,26 +133,14 @@ pub fn evaluation(split: &str, p: &Predictions, resamples: usize, seed: u64) -> 
 /// run resumes it and one holding another run is refused before anything in it is touched
 /// ([`Error::RunMismatch`] names what differs); `output.resume = false` starts over.
 pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions) -> Result<Outcome> {
-    let dir = recipe.output.dir.clone();
-    let fp = fingerprint::recipe_fingerprint(recipe)?;
-    let resume = if recipe.output.resume { Resume::IfSame } else { Resume::Fresh };
-    let claim = RunDir::claim(&dir, &fp, resume)?;
-    // Only now: the folder's recipe.toml always describes the run its checkpoints belong to.
-    crate::train::checkpoint::replace_atomically(&dir.join("recipe.toml"), recipe.to_toml()?.as_bytes())?;
+    let claim = claim(recipe)?;
     let mut prep = prepare::prepare(engine, recipe, opts.progress)?;
     if let Some(labels) = &prep.labels {
-        labels.save(&dir.join("labels.json"))?;
+        labels.save(&recipe.output.dir.join("labels.json"))?;
     }
-    let resamples = recipe.output.bootstrap.max(1);
-    let seed = recipe.train.seed;
+    let held = HeldOutSettings::of(recipe, opts.progress);
     engine.reset_peak();
-    let base = if opts.baseline {
-        held_out(&mut prep, "baseline", resamples, seed, opts.progress)?
-    } else {
-        HeldOut::default()
-    };
-    let (baseline, baseline_predictions) = (base.evaluation, base.predictions);
-
+    let baseline = if opts.baseline { held.evaluate(&mut prep, "baseline")? } else { HeldOut::default() };
     // A model drawn from scratch has no source task left to retain.
     let source_before = if recipe.model.init == "scratch" { None } else { prep.source_predictions()? };
 
@@ -195,82 +148,125 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
     config.on_event = opts.on_event.clone();
     let mut driver = Driver::new(engine, config, prep.optim_config(recipe)?)?;
     let summary = driver.run_in(&claim, prep.task.as_task(), stop)?;
-    if matches!(summary.stopped, StopReason::Interrupted { .. }) {
+    let mut outcome = Outcome::begun(engine, recipe, &claim, summary, baseline, prep.skipped.clone());
+    if matches!(outcome.summary.stopped, StopReason::Interrupted { .. }) {
         // The driver saved a checkpoint; `whet train` again resumes from it.
-        return Ok(Outcome {
-            dir: dir.clone(),
+        return Ok(outcome);
+    }
+    conclude(engine, recipe, &mut prep, source_before, &held, &opts, &mut outcome)?;
+    Ok(outcome)
+}
+
+/// Claim the recipe's run folder (see [`train`]) and write its `recipe.toml`.
+fn claim(recipe: &Recipe) -> Result<RunDir> {
+    let dir = &recipe.output.dir;
+    let fp = fingerprint::recipe_fingerprint(recipe)?;
+    let resume = if recipe.output.resume { Resume::IfSame } else { Resume::Fresh };
+    let claim = RunDir::claim(dir, &fp, resume)?;
+    // Only now: the folder's recipe.toml always describes the run its checkpoints belong to.
+    crate::train::checkpoint::replace_atomically(&dir.join("recipe.toml"), recipe.to_toml()?.as_bytes())?;
+    Ok(claim)
+}
+
+/// How the held-out split is evaluated, before and after training.
+struct HeldOutSettings {
+    resamples: usize,
+    seed: u64,
+    progress: bool,
+}
+
+impl HeldOutSettings {
+    fn of(recipe: &Recipe, progress: bool) -> HeldOutSettings {
+        HeldOutSettings { resamples: recipe.output.bootstrap.max(1), seed: recipe.train.seed, progress }
+    }
+
+    fn evaluate(&self, prep: &mut Prepared, name: &str) -> Result<HeldOut> {
+        evaluate::held_out(prep, name, self.resamples, self.seed, self.progress)
+    }
+
+    fn evaluation(&self, split: &str, p: &Predictions) -> Result<Evaluation> {
+        evaluation(split, p, self.resamples, self.seed)
+    }
+}
+
+/// After a finished run: restore the best weights, evaluate them on the test split (and the
+/// source task), sample, export, and write `metrics.json`.
+fn conclude(
+    engine: &Engine,
+    recipe: &Recipe,
+    prep: &mut Prepared,
+    source_before: Option<(String, Predictions)>,
+    held: &HeldOutSettings,
+    opts: &RunOptions,
+    out: &mut Outcome,
+) -> Result<()> {
+    let dir = recipe.output.dir.clone();
+    // Evaluate and export the best validated weights, not merely the last.
+    if out.summary.best.is_some() {
+        if let Some(best) = crate::train::checkpoint::load_best(&dir)? {
+            crate::train::driver::restore_params(prep.task.as_task().params_mut(), &best)?;
+        }
+    }
+    let test = held.evaluate(prep, "test")?;
+    (out.test, out.test_predictions, out.test_losses) =
+        (test.evaluation, test.predictions, test.block_losses);
+    out.retention = match (source_before, prep.source_predictions()?) {
+        (Some((source, before)), Some((_, after))) => Some(SourceRetention {
+            before: held.evaluation(&format!("{source} before"), &before)?,
+            after: held.evaluation(&format!("{source} after"), &after)?,
+            after_predictions: Some(after),
+            source,
+        }),
+        _ => None,
+    };
+    out.sample = prep.sample(recipe)?;
+    out.exported = prep.export(&dir.join("model"))?;
+    write_metrics(&dir, out)?;
+    out.trainable_params = prep.task.as_task().params().count(true) as u64;
+    out.max_depth = prep.task.as_task().params().max_depth();
+    let title = dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    if opts.attributions > 0 {
+        out.attributions = prep.attributions(opts.attributions, &title)?;
+    }
+    out.peak_bytes = engine.stats().peak_bytes;
+    Ok(())
+}
+
+impl Outcome {
+    /// What a run that trained (or was interrupted) has so far: its summary and baseline.
+    fn begun(
+        engine: &Engine,
+        recipe: &Recipe,
+        claim: &RunDir,
+        summary: RunSummary,
+        baseline: HeldOut,
+        skipped: Vec<String>,
+    ) -> Outcome {
+        let dir = recipe.output.dir.clone();
+        Outcome {
             opening: claim.opening().clone(),
             summary,
-            baseline,
+            baseline: baseline.evaluation,
             test: None,
             sample: None,
-            exported: export::Exported { path: dir, tensors: Default::default() },
-            skipped_items: prep.skipped,
-            baseline_predictions,
+            exported: export::Exported { path: dir.clone(), tensors: Default::default() },
+            dir,
+            skipped_items: skipped,
+            baseline_predictions: baseline.predictions,
             test_predictions: None,
-            baseline_losses: base.block_losses,
+            baseline_losses: baseline.block_losses,
             test_losses: None,
             trainable_params: 0,
             peak_bytes: engine.stats().peak_bytes,
             retention: None,
             max_depth: 0,
             attributions: Vec::new(),
-        });
-    }
-    // Evaluate and export the best validated weights, not merely the last.
-    if summary.best.is_some() {
-        if let Some(best) = crate::train::checkpoint::load_best(&dir)? {
-            crate::train::driver::restore_params(prep.task.as_task().params_mut(), &best)?;
         }
     }
-    let held = held_out(&mut prep, "test", resamples, seed, opts.progress)?;
-    let (test, test_predictions, test_losses) = (held.evaluation, held.predictions, held.block_losses);
-    let retention = match (source_before, prep.source_predictions()?) {
-        (Some((source, before)), Some((_, after))) => Some(SourceRetention {
-            before: evaluation(&format!("{source} before"), &before, resamples, seed)?,
-            after: evaluation(&format!("{source} after"), &after, resamples, seed)?,
-            after_predictions: Some(after),
-            source,
-        }),
-        _ => None,
-    };
-    let sample = prep.sample(recipe)?;
-    let exported = prep.export(&dir.join("model"))?;
-    write_metrics(&dir, &summary, baseline.as_ref(), test.as_ref(), sample.as_deref(), retention.as_ref())?;
-    let trainable_params = prep.task.as_task().params().count(true) as u64;
-    let max_depth = prep.task.as_task().params().max_depth();
-    let title = recipe.output.dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
-    let attributions =
-        if opts.attributions > 0 { prep.attributions(opts.attributions, &title)? } else { Vec::new() };
-    Ok(Outcome {
-        dir,
-        opening: claim.opening().clone(),
-        summary,
-        baseline,
-        test,
-        sample,
-        exported,
-        skipped_items: prep.skipped,
-        baseline_predictions,
-        test_predictions,
-        baseline_losses: base.block_losses,
-        test_losses,
-        trainable_params,
-        peak_bytes: engine.stats().peak_bytes,
-        retention,
-        max_depth,
-        attributions,
-    })
 }
 
-fn write_metrics(
-    dir: &Path,
-    summary: &RunSummary,
-    baseline: Option<&Evaluation>,
-    test: Option<&Evaluation>,
-    sample: Option<&str>,
-    retention: Option<&SourceRetention>,
-) -> Result<()> {
+fn write_metrics(dir: &Path, out: &Outcome) -> Result<()> {
+    let summary = &out.summary;
     let v = serde_json::json!({
         "steps": summary.steps,
         "epochs": summary.epochs,
@@ -279,10 +275,10 @@ fn write_metrics(
         "skipped_steps": summary.skipped_steps,
         "best": summary.best.as_ref().map(|(s, m)| serde_json::json!({"step": s, "metrics": m})),
         "last_validation": summary.last,
-        "test": test,
-        "baseline": baseline,
-        "sample": sample,
-        "retention": retention,
+        "test": out.test,
+        "baseline": out.baseline,
+        "sample": out.sample,
+        "retention": out.retention,
     });
     let text = serde_json::to_string_pretty(&v).map_err(|e| Error::arg("metrics.json", e.to_string()))?;
     crate::train::checkpoint::replace_atomically(&dir.join("metrics.json"), text.as_bytes())

@@ -41,7 +41,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::engine::{Engine, View};
 use crate::error::{Error, Result};
 use crate::nn::{Mode, Params, Select};
-use crate::optim::{OptimConfig, Optimizer};
+use crate::optim::{OptimConfig, OptimState, Optimizer};
 use crate::progress::Progress;
 use crate::tensor::Tensor;
 use crate::train::checkpoint::{self, BestMark, TrainState};
@@ -231,6 +231,92 @@ fn finite(v: f32) -> Option<f64> {
     v.is_finite().then_some(v as f64)
 }
 
+/// Length settings a resumed run changed ("epochs: 3 → 5"), logging the keys only one whet
+/// build recorded.
+fn extended_settings(opening: &Opening, out: &std::path::Path) -> Vec<String> {
+    match opening {
+        Opening::Resume { extended, one_sided } => {
+            for c in one_sided {
+                log::info!("{}: recorded by only one whet build, not compared ({c})", out.display());
+            }
+            extended.iter().map(|c| c.to_string()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// One call of [`Driver::run_in`]: the checkpointed [`TrainState`] plus what the loop keeps
+/// only while it runs.
+struct Session {
+    st: TrainState,
+    /// Training items, and items per optimizer step.
+    n: usize,
+    per_step: usize,
+    /// Steps of the whole run (the progress bar's and the events' total).
+    total: u64,
+    log: RunLog,
+    bar: Progress,
+    /// Where this call started: ETA and elapsed time count from here.
+    first_step: u64,
+    t0: Instant,
+    secs_before: f64,
+    last_saved: Option<(u64, PathBuf)>,
+    resumed_from: Option<u64>,
+    resumed_dir: Option<PathBuf>,
+    /// Moments of the resumed checkpoint, loaded once the first epoch has frozen what it freezes.
+    pending_optim: Option<OptimState>,
+    /// The last validation result, shown on the progress line.
+    metric_msg: String,
+}
+
+/// The state of a run before its first step.
+fn fresh_state(n: usize, digest: &str) -> TrainState {
+    TrainState {
+        step: 0,
+        epoch: 0,
+        cursor: 0,
+        attempts: 0,
+        train_len: n,
+        accum_pos: 0,
+        best: None,
+        since_best: 0,
+        bad_steps: 0,
+        skipped_steps: 0,
+        skipped_items: Vec::new(),
+        train_secs: 0.0,
+        last_metrics: None,
+        config_digest: digest.to_string(),
+    }
+}
+
+/// What one step did.
+struct Taken {
+    items: Vec<usize>,
+    loss: f32,
+    norm: f32,
+    lr: f64,
+    /// Finite loss and gradient norm: the optimizer updated.
+    ok: bool,
+    /// The epoch the step belongs to, and whether it ended it.
+    epoch: usize,
+    epoch_end: bool,
+}
+
+/// What an evaluation decided.
+#[derive(Default)]
+struct Verdict {
+    improved: bool,
+    early: bool,
+    metrics: Option<Metrics>,
+}
+
+/// How the loop goes on after a step.
+enum Flow {
+    Next,
+    EpochEnd,
+    Stop(StopReason),
+}
+
 impl Driver {
     pub fn new(engine: &Engine, config: DriverConfig, optim: OptimConfig) -> Result<Driver> {
         if config.batch_size == 0 || config.grad_accum == 0 {
@@ -351,37 +437,20 @@ impl Driver {
         if n == 0 {
             return Err(Error::arg("driver", "the task has no training items"));
         }
-        let extended = match dir.opening() {
-            Opening::Resume { extended, one_sided } => {
-                for c in one_sided {
-                    log::info!("{}: recorded by only one whet build, not compared ({c})", out.display());
-                }
-                extended.iter().map(|c| c.to_string()).collect()
-            }
-            _ => Vec::new(),
-        };
+        let extended = extended_settings(dir.opening(), &out);
+        let mut s = self.open(dir, task, n)?;
+        let stopped = self.epochs(task, &mut s, stop)?;
+        self.finish(task, s, stopped, extended)
+    }
+
+    /// The loop's state at its start: fresh, or the latest checkpoint's when `dir` resumes.
+    fn open(&mut self, dir: &RunDir, task: &mut dyn Task, n: usize) -> Result<Session> {
+        let out = &self.config.out_dir;
         let digest = self.digest(n);
-        let mut st = TrainState {
-            step: 0,
-            epoch: 0,
-            cursor: 0,
-            attempts: 0,
-            train_len: n,
-            accum_pos: 0,
-            best: None,
-            since_best: 0,
-            bad_steps: 0,
-            skipped_steps: 0,
-            skipped_items: Vec::new(),
-            train_secs: 0.0,
-            last_metrics: None,
-            config_digest: digest.clone(),
-        };
-        let mut resumed_from = None;
-        let mut resumed_dir = None;
-        let mut pending_optim = None;
+        let (mut st, mut resumed_from, mut resumed_dir, mut pending_optim) =
+            (fresh_state(n, &digest), None, None, None);
         if dir.resumes() {
-            if let Some(ck) = checkpoint::load_latest(&out)? {
+            if let Some(ck) = checkpoint::load_latest(out)? {
                 if ck.state.config_digest != digest {
                     return Err(Error::RunMismatch {
                         dir: out.display().to_string(),
@@ -399,176 +468,233 @@ impl Driver {
                 pending_optim = Some(ck.optim);
             }
         }
-        let mut log = RunLog::open(&out, resumed_from)?;
+        let log = RunLog::open(out, resumed_from)?;
         let per_step = self.config.batch_size * self.config.grad_accum;
-        let steps_per_epoch = n.div_ceil(per_step) as u64;
-        let mut total = steps_per_epoch * self.config.epochs as u64;
+        let mut total = n.div_ceil(per_step) as u64 * self.config.epochs as u64;
         if let Some(m) = self.config.max_steps {
             total = total.min(m);
         }
-        let bar = Progress::new(self.config.progress, "step", total, st.step);
-        let on_event = self.config.on_event.clone();
-        let emit = |e: Event| {
-            if let Some(cb) = &on_event {
-                cb.emit(&e);
-            }
-        };
-        let first_step = st.step;
-        let t0 = Instant::now();
-        let secs_before = st.train_secs;
-        let mut last_saved: Option<(u64, PathBuf)> = None;
-        let max_steps = self.config.max_steps.unwrap_or(u64::MAX);
-        let mut stopped = StopReason::Finished;
-        let mut metric_msg = String::new();
+        Ok(Session {
+            n,
+            per_step,
+            total,
+            log,
+            bar: Progress::new(self.config.progress, "step", total, st.step),
+            first_step: st.step,
+            t0: Instant::now(),
+            secs_before: st.train_secs,
+            last_saved: None,
+            resumed_from,
+            resumed_dir,
+            pending_optim,
+            metric_msg: String::new(),
+            st,
+        })
+    }
 
-        'epochs: while st.epoch < self.config.epochs && st.step < max_steps {
-            self.config.plan.apply(task.params_mut(), st.epoch)?;
+    /// Epochs until the run is done or stopped.
+    fn epochs(&mut self, task: &mut dyn Task, s: &mut Session, stop: &StopFlag) -> Result<StopReason> {
+        let max_steps = self.max_steps();
+        while s.st.epoch < self.config.epochs && s.st.step < max_steps {
+            self.config.plan.apply(task.params_mut(), s.st.epoch)?;
             if let Some(f) = &self.config.freeze {
                 task.params_mut().freeze(f)?;
             }
-            if let Some(o) = pending_optim.take() {
+            if let Some(o) = s.pending_optim.take() {
                 self.optimizer.load_state(task.params_mut(), &o)?;
             }
-            let perm = permutation(self.config.seed, st.epoch, n);
-            while st.cursor < n {
-                let end = (st.cursor + per_step).min(n);
-                let items = perm.get(st.cursor..end).unwrap_or(&[]).to_vec();
-                let lr = self.optimizer.config.schedule.lr(self.optimizer.config.lr, st.step);
-                let (loss, norm) = self.gather(task, &items, st.attempts)?;
-                st.attempts += 1;
-                st.cursor = end;
-                let ok = loss.is_finite() && norm.is_finite();
-                let mut row = LogRow {
-                    step: st.step,
-                    epoch: st.epoch,
-                    loss: finite(loss),
-                    lr,
-                    grad_norm: finite(norm),
-                    secs: 0.0,
-                    skipped_items: Vec::new(),
-                    metrics: BTreeMap::new(),
-                };
-                if ok {
-                    self.optimizer.update()?;
-                    st.step += 1;
-                    st.bad_steps = 0;
-                } else {
-                    self.optimizer.discard();
-                    st.bad_steps += 1;
-                    st.skipped_steps += 1;
-                    st.skipped_items.extend_from_slice(&items);
-                    log::warn!(
-                        "step {}: non-finite loss {loss} or gradient norm {norm}; skipped items {items:?}",
-                        st.step
-                    );
-                    row.skipped_items = items.clone();
-                }
-                row.step = st.step;
-                let epoch_end = st.cursor >= n;
-                if epoch_end {
-                    st.epoch += 1;
-                    st.cursor = 0;
-                }
-                let finishing = st.epoch >= self.config.epochs || st.step >= max_steps;
-                let evaluate = match self.config.eval_every {
-                    Some(k) => ok && st.step.is_multiple_of(k),
-                    None => epoch_end,
-                } || finishing;
-                let step_epoch = if epoch_end { st.epoch - 1 } else { st.epoch };
-                let mut improved = false;
-                let mut early = false;
-                let mut evaluated = None;
-                if evaluate {
-                    bar.note(&format!("loss {loss:.4} · evaluating"));
-                    let m = {
-                        let _g = self.engine.no_grad();
-                        task.evaluate()?
-                    };
-                    let key = self.config.early_stop.as_ref().map_or("loss", |e| e.metric.as_str());
-                    match m.get(key) {
-                        Some(&v) => {
-                            if self.improves(v, st.best.as_ref()) {
-                                st.best = Some(BestMark {
-                                    step: st.step,
-                                    metric: key.into(),
-                                    value: v,
-                                    metrics: to_opt(&m),
-                                });
-                                st.since_best = 0;
-                                improved = true;
-                            } else {
-                                st.since_best += 1;
-                            }
-                            metric_msg = format!("· val {key} {v:.4}");
-                        }
-                        None if self.config.early_stop.is_some() => {
-                            return Err(Error::arg(
-                                "early_stop",
-                                format!(
-                                    "metric '{key}' is not among the evaluated metrics {:?}",
-                                    m.keys().collect::<Vec<_>>()
-                                ),
-                            ));
-                        }
-                        None => {}
-                    }
-                    if let Some(es) = &self.config.early_stop {
-                        early = st.since_best >= es.patience && !finishing;
-                    }
-                    st.last_metrics = Some(to_opt(&m));
-                    row.metrics = to_opt(&m);
-                    evaluated = Some(m);
-                }
-                st.train_secs = secs_before + t0.elapsed().as_secs_f64();
-                row.secs = st.train_secs;
-                log.push(row)?;
-                bar.step(st.step, || format!("loss {loss:.4} lr {lr:.2e} {metric_msg}"));
-                // Before the stop flag is read: a callback that cancels on this step stops here.
-                emit(Event::Step(StepEvent {
-                    step: st.step,
-                    total,
-                    epoch: step_epoch,
-                    loss: loss.is_finite().then_some(loss),
-                    grad_norm: norm.is_finite().then_some(norm),
-                    lr,
-                    skipped: !ok,
-                    elapsed_secs: st.train_secs,
-                    eta_secs: events::eta(
-                        t0.elapsed().as_secs_f64(),
-                        st.step - first_step,
-                        total.saturating_sub(st.step),
-                    ),
-                }));
-                if let Some(metrics) = evaluated {
-                    emit(Event::Evaluated { step: st.step, epoch: step_epoch, metrics });
-                }
-                if !ok && st.bad_steps >= self.config.max_bad_steps {
-                    bar.abandon();
-                    return Err(Error::NonFiniteSteps { consecutive: st.bad_steps, step: st.step, items });
-                }
-                let signal = stop.requested();
-                let periodic = self.config.checkpoint_every.is_some_and(|k| ok && st.step.is_multiple_of(k));
-                if evaluate || periodic || finishing || early || signal.is_some() {
-                    let dir = self.save(task.params(), &st, improved)?;
-                    last_saved = Some((st.step, dir));
-                }
-                if let Some(s) = signal {
-                    stopped = StopReason::Interrupted { signal: s };
-                    break 'epochs;
-                }
-                if early {
-                    stopped = StopReason::EarlyStopped;
-                    break 'epochs;
-                }
-                if st.step >= max_steps {
-                    break 'epochs;
-                }
-                if epoch_end {
+            let perm = permutation(self.config.seed, s.st.epoch, s.n);
+            while s.st.cursor < s.n {
+                match self.step(task, s, &perm, stop)? {
+                    Flow::Next => {}
                     // The next epoch applies its plan and draws its own permutation.
-                    break;
+                    Flow::EpochEnd => break,
+                    Flow::Stop(reason) => return Ok(reason),
                 }
             }
         }
+        Ok(StopReason::Finished)
+    }
+
+    fn max_steps(&self) -> u64 {
+        self.config.max_steps.unwrap_or(u64::MAX)
+    }
+
+    /// One optimizer step with its evaluation, log row, events and checkpoint; says how the
+    /// loop goes on.
+    fn step(
+        &mut self,
+        task: &mut dyn Task,
+        s: &mut Session,
+        perm: &[usize],
+        stop: &StopFlag,
+    ) -> Result<Flow> {
+        let taken = self.take_step(task, s, perm)?;
+        let finishing = s.st.epoch >= self.config.epochs || s.st.step >= self.max_steps();
+        let evaluate = match self.config.eval_every {
+            Some(k) => taken.ok && s.st.step.is_multiple_of(k),
+            None => taken.epoch_end,
+        } || finishing;
+        let verdict =
+            if evaluate { self.evaluate(task, s, finishing, taken.loss)? } else { Verdict::default() };
+        self.record(s, &taken, verdict.metrics)?;
+        if !taken.ok && s.st.bad_steps >= self.config.max_bad_steps {
+            s.bar.abandon();
+            let items = taken.items;
+            return Err(Error::NonFiniteSteps { consecutive: s.st.bad_steps, step: s.st.step, items });
+        }
+        let signal = stop.requested();
+        let periodic = self.config.checkpoint_every.is_some_and(|k| taken.ok && s.st.step.is_multiple_of(k));
+        if evaluate || periodic || finishing || verdict.early || signal.is_some() {
+            let dir = self.save(task.params(), &s.st, verdict.improved)?;
+            s.last_saved = Some((s.st.step, dir));
+        }
+        Ok(if let Some(signal) = signal {
+            Flow::Stop(StopReason::Interrupted { signal })
+        } else if verdict.early {
+            Flow::Stop(StopReason::EarlyStopped)
+        } else if s.st.step >= self.max_steps() {
+            Flow::Stop(StopReason::Finished)
+        } else if taken.epoch_end {
+            Flow::EpochEnd
+        } else {
+            Flow::Next
+        })
+    }
+
+    /// Gather the step's gradients and update, or drop a non-finite step; moves the cursor.
+    fn take_step(&mut self, task: &mut dyn Task, s: &mut Session, perm: &[usize]) -> Result<Taken> {
+        let st = &mut s.st;
+        let end = (st.cursor + s.per_step).min(s.n);
+        let items = perm.get(st.cursor..end).unwrap_or(&[]).to_vec();
+        let lr = self.optimizer.config.schedule.lr(self.optimizer.config.lr, st.step);
+        let (loss, norm) = self.gather(task, &items, st.attempts)?;
+        st.attempts += 1;
+        st.cursor = end;
+        let ok = loss.is_finite() && norm.is_finite();
+        if ok {
+            self.optimizer.update()?;
+            st.step += 1;
+            st.bad_steps = 0;
+        } else {
+            self.optimizer.discard();
+            st.bad_steps += 1;
+            st.skipped_steps += 1;
+            st.skipped_items.extend_from_slice(&items);
+            log::warn!(
+                "step {}: non-finite loss {loss} or gradient norm {norm}; skipped items {items:?}",
+                st.step
+            );
+        }
+        let epoch = st.epoch;
+        let epoch_end = st.cursor >= s.n;
+        if epoch_end {
+            st.epoch += 1;
+            st.cursor = 0;
+        }
+        Ok(Taken { items, loss, norm, lr, ok, epoch, epoch_end })
+    }
+
+    /// Evaluate, track the best metric and the early-stopping patience.
+    fn evaluate(
+        &mut self,
+        task: &mut dyn Task,
+        s: &mut Session,
+        finishing: bool,
+        loss: f32,
+    ) -> Result<Verdict> {
+        s.bar.note(&format!("loss {loss:.4} · evaluating"));
+        let m = {
+            let _g = self.engine.no_grad();
+            task.evaluate()?
+        };
+        let st = &mut s.st;
+        let key = self.config.early_stop.as_ref().map_or("loss", |e| e.metric.as_str());
+        let mut improved = false;
+        match m.get(key) {
+            Some(&v) => {
+                if self.improves(v, st.best.as_ref()) {
+                    st.best =
+                        Some(BestMark { step: st.step, metric: key.into(), value: v, metrics: to_opt(&m) });
+                    st.since_best = 0;
+                    improved = true;
+                } else {
+                    st.since_best += 1;
+                }
+                s.metric_msg = format!("· val {key} {v:.4}");
+            }
+            None if self.config.early_stop.is_some() => {
+                return Err(Error::arg(
+                    "early_stop",
+                    format!(
+                        "metric '{key}' is not among the evaluated metrics {:?}",
+                        m.keys().collect::<Vec<_>>()
+                    ),
+                ));
+            }
+            None => {}
+        }
+        let early =
+            self.config.early_stop.as_ref().is_some_and(|es| st.since_best >= es.patience && !finishing);
+        st.last_metrics = Some(to_opt(&m));
+        Ok(Verdict { improved, early, metrics: Some(m) })
+    }
+
+    /// The step's log row, progress line and events.
+    fn record(&self, s: &mut Session, taken: &Taken, metrics: Option<Metrics>) -> Result<()> {
+        let Taken { loss, norm, lr, ok, epoch, .. } = *taken;
+        s.st.train_secs = s.secs_before + s.t0.elapsed().as_secs_f64();
+        let row = LogRow {
+            step: s.st.step,
+            epoch,
+            loss: finite(loss),
+            lr,
+            grad_norm: finite(norm),
+            secs: s.st.train_secs,
+            skipped_items: if ok { Vec::new() } else { taken.items.clone() },
+            metrics: metrics.as_ref().map(to_opt).unwrap_or_default(),
+        };
+        s.log.push(row)?;
+        let msg = &s.metric_msg;
+        s.bar.step(s.st.step, || format!("loss {loss:.4} lr {lr:.2e} {msg}"));
+        // Before the stop flag is read: a callback that cancels on this step stops here.
+        self.emit(Event::Step(StepEvent {
+            step: s.st.step,
+            total: s.total,
+            epoch,
+            loss: loss.is_finite().then_some(loss),
+            grad_norm: norm.is_finite().then_some(norm),
+            lr,
+            skipped: !ok,
+            elapsed_secs: s.st.train_secs,
+            eta_secs: events::eta(
+                s.t0.elapsed().as_secs_f64(),
+                s.st.step - s.first_step,
+                s.total.saturating_sub(s.st.step),
+            ),
+        }));
+        if let Some(metrics) = metrics {
+            self.emit(Event::Evaluated { step: s.st.step, epoch, metrics });
+        }
+        Ok(())
+    }
+
+    fn emit(&self, e: Event) {
+        if let Some(cb) = &self.config.on_event {
+            cb.emit(&e);
+        }
+    }
+
+    /// The final checkpoint (when the loop saved none) and the summary.
+    fn finish(
+        &mut self,
+        task: &mut dyn Task,
+        s: Session,
+        stopped: StopReason,
+        extended: Vec<String>,
+    ) -> Result<RunSummary> {
+        // `log` is dropped last, as before: its file closes after the final checkpoint.
+        let Session { st, mut last_saved, resumed_from, resumed_dir, bar, log: _log, .. } = s;
         // A run resumed from its final checkpoint (or with nothing left to do) still reports
         // and keeps a final checkpoint.
         if last_saved.is_none() && resumed_from.is_none() {
@@ -576,7 +702,7 @@ impl Driver {
             last_saved = Some((st.step, dir));
         }
         bar.finish();
-        emit(Event::Finished { steps: st.step, epochs: st.epoch, stopped });
+        self.emit(Event::Finished { steps: st.step, epochs: st.epoch, stopped });
         Ok(RunSummary {
             steps: st.step,
             epochs: st.epoch,

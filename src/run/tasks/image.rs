@@ -39,33 +39,106 @@ pub struct ImageTask {
     val_inputs: Option<Vec<Vec<f32>>>,
 }
 
-impl ImageTask {
-    pub fn new(
-        engine: &Engine,
-        model: AnyModel,
-        train: Vec<ImageItem>,
-        val: Vec<ImageItem>,
-        classes: usize,
-        augment: Augment,
-        spec: ImageSpec,
-    ) -> Result<ImageTask> {
-        if train.is_empty() {
+/// Builds an [`ImageTask`]: `ImageTask::builder(&engine, model).train(items).val(items)
+/// .classes(2).build()?`.
+pub struct ImageTaskBuilder {
+    engine: Engine,
+    model: AnyModel,
+    train: Vec<ImageItem>,
+    val: Vec<ImageItem>,
+    classes: Option<usize>,
+    augment: Augment,
+    spec: Option<ImageSpec>,
+    label_smoothing: f32,
+}
+
+impl ImageTaskBuilder {
+    /// Labelled images to train on (required, at least one).
+    pub fn train(mut self, items: Vec<ImageItem>) -> Self {
+        self.train = items;
+        self
+    }
+
+    /// Labelled images evaluated after each epoch (default: none).
+    pub fn val(mut self, items: Vec<ImageItem>) -> Self {
+        self.val = items;
+        self
+    }
+
+    /// Number of classes, the model head's outputs (required).
+    pub fn classes(mut self, n: usize) -> Self {
+        self.classes = Some(n);
+        self
+    }
+
+    /// Training-time augmentation (default: none).
+    pub fn augment(mut self, augment: Augment) -> Self {
+        self.augment = augment;
+        self
+    }
+
+    /// Input size and normalisation (default: the model's own `image_spec()`).
+    pub fn spec(mut self, spec: ImageSpec) -> Self {
+        self.spec = Some(spec);
+        self
+    }
+
+    /// Label smoothing of the training loss (default 0).
+    pub fn label_smoothing(mut self, eps: f32) -> Self {
+        self.label_smoothing = eps;
+        self
+    }
+
+    /// The task, or [`Error::InvalidArgument`] naming the setting that is missing or wrong.
+    pub fn build(self) -> Result<ImageTask> {
+        const OP: &str = "ImageTask::builder";
+        let classes = self.classes.ok_or_else(|| Error::arg(OP, "classes is not set"))?;
+        if classes == 0 {
+            return Err(Error::arg(OP, "classes must be >= 1"));
+        }
+        if self.train.is_empty() {
             return Err(Error::arg("image task", "no training images"));
         }
+        if let Some(i) = self.train.iter().chain(&self.val).find(|i| i.label >= classes) {
+            return Err(Error::arg(
+                OP,
+                format!("{}: label {} is not below classes = {classes}", i.path.display(), i.label),
+            ));
+        }
+        let spec = match self.spec.or_else(|| self.model.image_spec()) {
+            Some(s) => s,
+            None => return Err(Error::arg(OP, "spec is not set and the model is not an image model")),
+        };
         Ok(ImageTask {
-            engine: engine.clone(),
-            model,
+            engine: self.engine,
+            model: self.model,
             spec,
-            augment,
+            augment: self.augment,
             classes,
-            label_smoothing: 0.0,
+            label_smoothing: self.label_smoothing,
             l2sp: None,
-            train,
-            val,
+            train: self.train,
+            val: self.val,
             limits: ImageLimits::default(),
             decoded: HashMap::new(),
             val_inputs: None,
         })
+    }
+}
+
+impl ImageTask {
+    /// An [`ImageTaskBuilder`] for `model`.
+    pub fn builder(engine: &Engine, model: AnyModel) -> ImageTaskBuilder {
+        ImageTaskBuilder {
+            engine: engine.clone(),
+            model,
+            train: Vec::new(),
+            val: Vec::new(),
+            classes: None,
+            augment: Augment::default(),
+            spec: None,
+            label_smoothing: 0.0,
+        }
     }
 
     /// Decode and shrink to the model's resize size (the largest any transform reads).

@@ -28,21 +28,63 @@ pub struct LmTask {
     vocab: usize,
 }
 
-impl LmTask {
-    pub fn new(
-        engine: &Engine,
-        model: AnyModel,
-        tokens: Vec<u32>,
-        train: Vec<Range<usize>>,
-        val: Vec<Range<usize>>,
-        vocab: usize,
-    ) -> Result<LmTask> {
-        if train.is_empty() {
+/// Builds an [`LmTask`]: `LmTask::builder(&engine, model, tokens).train(blocks)
+/// .val(blocks).build()?`.
+pub struct LmTaskBuilder {
+    engine: Engine,
+    model: AnyModel,
+    tokens: Vec<u32>,
+    train: Vec<Range<usize>>,
+    val: Vec<Range<usize>>,
+    vocab: Option<usize>,
+}
+
+impl LmTaskBuilder {
+    /// Token ranges to train on (required, at least one).
+    pub fn train(mut self, blocks: Vec<Range<usize>>) -> Self {
+        self.train = blocks;
+        self
+    }
+
+    /// Token ranges evaluated after each epoch (default: none).
+    pub fn val(mut self, blocks: Vec<Range<usize>>) -> Self {
+        self.val = blocks;
+        self
+    }
+
+    /// Vocabulary size every token id is checked against (default: the model's).
+    pub fn vocab(mut self, n: usize) -> Self {
+        self.vocab = Some(n);
+        self
+    }
+
+    /// The task, or [`Error::InvalidArgument`] naming the setting that is missing or wrong.
+    pub fn build(self) -> Result<LmTask> {
+        if self.train.is_empty() {
             return Err(Error::arg("lm task", "the corpus is shorter than one block"));
         }
+        let vocab = self.vocab.or_else(|| self.model.vocab_size()).ok_or_else(|| {
+            Error::arg("LmTask::builder", "vocab is not set and the model has no vocabulary")
+        })?;
         // Every id checked once against the model's vocabulary before anything is uploaded.
-        check_ids(&tokens, vocab, "corpus token ids")?;
-        Ok(LmTask { engine: engine.clone(), model, l2sp: None, tokens, train, val, vocab })
+        check_ids(&self.tokens, vocab, "corpus token ids")?;
+        let (engine, model, tokens, train, val) =
+            (self.engine, self.model, self.tokens, self.train, self.val);
+        Ok(LmTask { engine, model, l2sp: None, tokens, train, val, vocab })
+    }
+}
+
+impl LmTask {
+    /// An [`LmTaskBuilder`] over the token ids of a corpus.
+    pub fn builder(engine: &Engine, model: AnyModel, tokens: Vec<u32>) -> LmTaskBuilder {
+        LmTaskBuilder {
+            engine: engine.clone(),
+            model,
+            tokens,
+            train: Vec::new(),
+            val: Vec::new(),
+            vocab: None,
+        }
     }
 
     fn gather(&self, blocks: &[&Range<usize>]) -> Result<(Vec<u32>, usize)> {

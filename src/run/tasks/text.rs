@@ -48,33 +48,98 @@ pub struct TextTask {
     val_batches: Option<Vec<TextBatch>>,
 }
 
-impl TextTask {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        engine: &Engine,
-        model: AnyModel,
-        tokenizer: TextTokenizer,
-        train: Vec<TextItem>,
-        val: Vec<TextItem>,
-        classes: usize,
-        max_len: usize,
-    ) -> Result<TextTask> {
-        if train.iter().any(|t| t.label.is_none()) {
+/// Builds a [`TextTask`]: `TextTask::builder(&engine, model, tokenizer).train(items)
+/// .val(items).classes(2).max_len(128).build()?`.
+pub struct TextTaskBuilder {
+    engine: Engine,
+    model: AnyModel,
+    tokenizer: TextTokenizer,
+    train: Vec<TextItem>,
+    val: Vec<TextItem>,
+    classes: Option<usize>,
+    max_len: usize,
+    label_smoothing: f32,
+}
+
+impl TextTaskBuilder {
+    /// Labelled items to train on (required).
+    pub fn train(mut self, items: Vec<TextItem>) -> Self {
+        self.train = items;
+        self
+    }
+
+    /// Labelled items evaluated after each epoch (default: none).
+    pub fn val(mut self, items: Vec<TextItem>) -> Self {
+        self.val = items;
+        self
+    }
+
+    /// Number of classes, the model head's outputs (required).
+    pub fn classes(mut self, n: usize) -> Self {
+        self.classes = Some(n);
+        self
+    }
+
+    /// Longest token sequence; longer texts are truncated (default 128).
+    pub fn max_len(mut self, n: usize) -> Self {
+        self.max_len = n;
+        self
+    }
+
+    /// Label smoothing of the training loss (default 0).
+    pub fn label_smoothing(mut self, eps: f32) -> Self {
+        self.label_smoothing = eps;
+        self
+    }
+
+    /// The task, or [`Error::InvalidArgument`] naming the setting that is missing or wrong.
+    pub fn build(self) -> Result<TextTask> {
+        const OP: &str = "TextTask::builder";
+        let classes = self.classes.ok_or_else(|| Error::arg(OP, "classes is not set"))?;
+        if classes == 0 {
+            return Err(Error::arg(OP, "classes must be >= 1"));
+        }
+        if self.max_len == 0 {
+            return Err(Error::arg(OP, "max_len must be >= 1"));
+        }
+        if self.train.iter().any(|t| t.label.is_none()) {
             return Err(Error::arg("text task", "training items need labels"));
         }
+        if let Some(t) = self.train.iter().chain(&self.val).find(|t| t.label.is_some_and(|l| l >= classes)) {
+            return Err(Error::arg(
+                OP,
+                format!("{}label {:?} is not below classes = {classes}", t.place(), t.label),
+            ));
+        }
         Ok(TextTask {
+            engine: self.engine,
+            model: self.model,
+            tokenizer: self.tokenizer,
+            max_len: self.max_len,
+            classes,
+            label_smoothing: self.label_smoothing,
+            l2sp: None,
+            source: None,
+            train: self.train,
+            val: self.val,
+            val_batches: None,
+        })
+    }
+}
+
+impl TextTask {
+    /// A [`TextTaskBuilder`] for `model` reading its texts with `tokenizer`.
+    pub fn builder(engine: &Engine, model: AnyModel, tokenizer: TextTokenizer) -> TextTaskBuilder {
+        TextTaskBuilder {
             engine: engine.clone(),
             model,
             tokenizer,
-            max_len,
-            classes,
+            train: Vec::new(),
+            val: Vec::new(),
+            classes: None,
+            max_len: 128,
             label_smoothing: 0.0,
-            l2sp: None,
-            source: None,
-            train,
-            val,
-            val_batches: None,
-        })
+        }
     }
 
     fn vocab(&self) -> usize {
