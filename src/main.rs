@@ -127,6 +127,28 @@ enum Command {
         #[arg(long, num_args = 2, value_names = ["A", "B"])]
         compare: Option<Vec<std::path::PathBuf>>,
     },
+    /// The learning-rate range test on the recipe's task (its optimizer, batch size, freezing
+    /// and adapters): the loss as the rate grows geometrically, a suggested rate, and the plot
+    /// (SVG). Nothing is trained or written but the plot.
+    LrFind {
+        #[command(flatten)]
+        recipe: cli::recipe_args::RecipeArgs,
+        /// First learning rate of the sweep.
+        #[arg(long, default_value_t = 1e-7)]
+        start: f64,
+        /// Last learning rate of the sweep (it stops earlier when the loss diverges).
+        #[arg(long, default_value_t = 10.0)]
+        end: f64,
+        /// Batches of the sweep (at least 5).
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        /// Where the plot goes (default: <output dir>/lr_find.svg).
+        #[arg(long)]
+        plot: Option<std::path::PathBuf>,
+        /// No progress lines while loading.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// List a checkpoint's tensors (name, dtype, shape) and parameter count; GGUF metadata too.
     Inspect {
         /// safetensors, GGUF, PyTorch .pth/.bin (zip or legacy) file, or a Hugging Face model directory.
@@ -180,6 +202,9 @@ fn main() -> ExitCode {
             cli::predict::predict(&run, &inputs, top, max_new_tokens)
         }
         Command::Devices => devices(),
+        Command::LrFind { recipe, start, end, steps, plot, quiet } => {
+            cli::lr_find::lr_find(&recipe, &cli::lr_find::Sweep { start, end, steps }, plot.as_deref(), quiet)
+        }
         Command::Bench { quick, repeats, only, json, compare } => match compare.as_deref() {
             Some([a, b]) => cli::bench::compare(a, b),
             _ => cli::bench::bench(whet::bench::BenchOptions { quick, repeats, only }, json.as_deref()),

@@ -288,8 +288,43 @@ fn set_overrides_are_checked_like_the_file_and_print_config_shows_the_result() {
 }
 
 #[test]
+fn lr_find_sweeps_the_recipes_task_suggests_a_rate_and_plots_it() {
+    let Some(w) = weights() else { return };
+    if !has_gpu() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    image_folder(&data, 6);
+    let r = recipe(tmp.path(), &w, &data, "epochs = 1");
+    let plot = tmp.path().join("plots/lr.svg");
+    let (start, end) = (1e-4, 10.0);
+    let o = whet()
+        .args(["lr-find", r.to_str().unwrap(), "--steps", "12", "--quiet", "--plot", plot.to_str().unwrap()])
+        .args(["--start", &start.to_string(), "--end", &end.to_string()])
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let suggested: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("suggested learning rate: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no suggestion: {out}"));
+    assert!((start..=end).contains(&suggested), "{suggested} outside the sweep: {out}");
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("learning-rate range test"),
+        "{}",
+        &svg[..200.min(svg.len())]
+    );
+    assert!(!tmp.path().join("run").exists(), "lr-find trains no run: nothing in the output folder");
+}
+
+#[test]
 fn every_command_has_help() {
-    for cmd in ["train", "eval", "predict", "inspect", "devices"] {
+    for cmd in ["train", "eval", "predict", "inspect", "devices", "compare", "lr-find", "bench"] {
         let o = whet().args([cmd, "--help"]).output().unwrap();
         assert!(o.status.success(), "{cmd} --help: {}", text(&o));
         assert!(String::from_utf8_lossy(&o.stdout).contains("Usage"), "{cmd}");

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod compare;
+pub mod lr_find;
 pub mod predict;
 pub mod recipe_args;
 pub mod train;

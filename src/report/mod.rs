@@ -17,6 +17,8 @@ pub mod attribution;
 mod escape;
 pub mod html;
 #[cfg(feature = "report")]
+pub mod lr_plot;
+#[cfg(feature = "report")]
 pub mod plots;
 pub mod results;
 #[cfg(feature = "report")]

@@ -36,15 +36,15 @@ pub fn strategy_color(i: usize) -> RGBColor {
 /// Points of the averaged ROC curve: true positive rates read at these false positive rates.
 const ROC_GRID: usize = 101;
 
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 
 /// Turns a plotters error into ours, naming the plot.
-fn drawing<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
+pub(super) fn drawing<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
     move |e| Error::arg("report plot", format!("drawing the {what}: {e}"))
 }
 
 /// A value range covering `values` with a 5% margin; `(0, 1)` when there are none.
-fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
+pub(super) fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for v in values.filter(|v| v.is_finite()) {
         lo = lo.min(v);

@@ -23,6 +23,7 @@ pub mod evaluate;
 pub mod export;
 pub mod fingerprint;
 pub mod inference;
+pub mod lr_find;
 pub mod model_task;
 pub mod prepare;
 pub mod recipe;
