@@ -93,17 +93,7 @@ enum Command {
     },
     /// Classify images or texts with a finished run (labels with probabilities), or continue
     /// prompts with a fine-tuned language model.
-    Predict {
-        run: std::path::PathBuf,
-        /// Image paths, texts, or prompts.
-        inputs: Vec<String>,
-        /// Labels shown per input.
-        #[arg(long, default_value_t = 2)]
-        top: usize,
-        /// Tokens to generate (language models).
-        #[arg(long)]
-        max_new_tokens: Option<usize>,
-    },
+    Predict(cli::predict::PredictArgs),
     /// List the GPU adapters (Vulkan, Metal, DX12; lavapipe without a GPU) and the one whet picks.
     Devices,
     /// Measure this GPU: kernels (matmul, bandwidth, softmax, conv, attention, dispatch cost)
@@ -198,9 +188,7 @@ fn main() -> ExitCode {
         }
         Command::Report { results, out } => report(&results, out.as_deref()),
         Command::Eval { run, test, bootstrap } => cli::train::eval(&run, test.as_deref(), bootstrap),
-        Command::Predict { run, inputs, top, max_new_tokens } => {
-            cli::predict::predict(&run, &inputs, top, max_new_tokens)
-        }
+        Command::Predict(args) => cli::predict::predict(&args),
         Command::Devices => devices(),
         Command::LrFind { recipe, start, end, steps, plot, quiet } => {
             cli::lr_find::lr_find(&recipe, &cli::lr_find::Sweep { start, end, steps }, plot.as_deref(), quiet)

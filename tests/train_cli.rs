@@ -67,6 +67,34 @@ fn image_folder(root: &Path, per_class: usize) {
     }
 }
 
+/// (input, label, probability) of `whet predict --output x.csv`; the class columns sum to 1.
+fn csv_rows(text: &str) -> Vec<(String, String, f64)> {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let header = r.headers().unwrap().clone();
+    assert_eq!(&header.iter().take(3).collect::<Vec<_>>(), &["input", "label", "probability"]);
+    assert!(header.iter().any(|h| h == "p(red)") && header.iter().any(|h| h == "p(blue)"), "{header:?}");
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            let total: f64 = rec.iter().skip(3).map(|p| p.parse::<f64>().unwrap()).sum();
+            assert!((total - 1.0).abs() < 1e-4, "class probabilities sum to {total}");
+            (rec[0].to_string(), rec[1].to_string(), rec[2].parse().unwrap())
+        })
+        .collect()
+}
+
+/// The same from `--output x.jsonl`.
+fn jsonl_rows(text: &str) -> Vec<(String, String, f64)> {
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let label = v["label"].as_str().unwrap().to_string();
+            assert_eq!(v["probabilities"][&label].as_f64(), v["probability"].as_f64(), "{v}");
+            (v["input"].as_str().unwrap().to_string(), label, v["probability"].as_f64().unwrap())
+        })
+        .collect()
+}
+
 fn recipe(dir: &Path, weights: &Path, data: &Path, train_extra: &str) -> PathBuf {
     let text = format!(
         r#"
@@ -138,6 +166,25 @@ fn train_eval_predict_write_and_use_a_run_folder() {
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("red") && out.contains("blue"), "labels with probabilities: {out}");
+
+    // A folder of inputs to a file: one row per image, a probability column per class, and
+    // the same predictions as JSON Lines.
+    let val = data.join("val");
+    let images = walk_files(&val);
+    for (name, rows_of) in
+        [("p.csv", csv_rows as fn(&str) -> Vec<(String, String, f64)>), ("p.jsonl", jsonl_rows)]
+    {
+        let file = tmp.path().join(name);
+        let args = ["predict", run.to_str().unwrap(), "--input", val.to_str().unwrap(), "--output"];
+        let o = whet().args(args).arg(&file).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let rows = rows_of(&std::fs::read_to_string(&file).unwrap());
+        assert_eq!(rows.len(), images, "one row per image of {}", val.display());
+        for (input, label, p) in &rows {
+            assert!(input.ends_with(".png") && ["red", "blue"].contains(&label.as_str()), "{input} {label}");
+            assert!((0.5..=1.0).contains(p), "the top label's probability {p}");
+        }
+    }
 
     let o = whet().args(["eval", run.to_str().unwrap(), "--bootstrap", "1000"]).output().unwrap();
     let out = text(&o);

@@ -1,50 +1,139 @@
-//! `whet predict RUN_DIR INPUT...`: labels with probabilities for images or texts, or a
-//! generated continuation for a language model.
+//! `whet predict RUN_DIR [INPUT...] [--input FILE] [--output FILE]`: labels with probabilities
+//! for images or texts, or a generated continuation for a language model; on screen, or as
+//! CSV / JSON Lines.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use whet::run::inference::Trained;
 use whet::run::recipe::DataKind;
 use whet::Engine;
 
-pub fn predict(
-    run_dir: &Path,
-    inputs: &[String],
-    top: usize,
-    max_new_tokens: Option<usize>,
-) -> whet::Result<()> {
-    if inputs.is_empty() {
-        return Err(whet::Error::arg("predict", "give image paths, texts or a prompt"));
-    }
-    super::at_least("predict", "--top", top, 1)?;
-    if let Some(n) = max_new_tokens {
+use super::predict_io::{self, Row};
+
+#[derive(Debug, clap::Args)]
+pub struct PredictArgs {
+    /// A run folder written by `whet train`.
+    pub run: PathBuf,
+    /// Image paths, texts, or prompts.
+    pub inputs: Vec<String>,
+    /// Also read inputs from FILE: a CSV/TSV/JSONL table (the recipe's text column), an image
+    /// folder, or one input a line.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Write the predictions to FILE instead of the screen: .csv or .jsonl.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Labels shown per input.
+    #[arg(long, default_value_t = 2)]
+    pub top: usize,
+    /// Tokens to generate (language models).
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
+    /// Sampling temperature (language models; with --top-k or --top-p, else top-k 40).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Sample among the K most likely tokens (language models).
+    #[arg(long, value_name = "K")]
+    pub top_k: Option<usize>,
+    /// Sample from the smallest set of tokens whose probability reaches P (language models).
+    #[arg(long, value_name = "P", conflicts_with = "top_k")]
+    pub top_p: Option<f32>,
+}
+
+pub fn predict(a: &PredictArgs) -> whet::Result<()> {
+    super::at_least("predict", "--top", a.top, 1)?;
+    if let Some(n) = a.max_new_tokens {
         super::at_least("predict", "--max-new-tokens", n, 1)?;
     }
+    // The flags are checked before anything is loaded.
+    sampling(a, &mut Default::default())?;
     let engine = Engine::new(whet::EngineOptions::from_env())?;
-    let mut t = Trained::open(&engine, run_dir)?;
-    match t.recipe.data.kind {
+    let mut t = Trained::open(&engine, &a.run)?;
+    sampling(a, &mut t.recipe.generate)?;
+    let rows = rows(a, &mut t)?;
+    match &a.output {
+        Some(out) => {
+            let classes: Vec<String> = t.labels.as_ref().map(|l| l.names().to_vec()).unwrap_or_default();
+            predict_io::write(out, &rows, &classes)?;
+            println!("{} predictions: {}", rows.len(), out.display());
+        }
+        None => rows.iter().for_each(|r| show(r, a.top)),
+    }
+    Ok(())
+}
+
+/// The inputs of the command line, then those of `--input`.
+fn inputs(a: &PredictArgs, kind: DataKind, column: &str) -> whet::Result<Vec<String>> {
+    let mut all = a.inputs.clone();
+    if let Some(f) = &a.input {
+        match kind {
+            DataKind::ImageFolder => {
+                all.extend(predict_io::images(f)?.into_iter().map(|p| p.display().to_string()))
+            }
+            _ => all.extend(predict_io::texts(f, column)?),
+        }
+    }
+    if all.is_empty() {
+        return Err(whet::Error::arg("predict", "give image paths, texts or a prompt, or --input FILE"));
+    }
+    Ok(all)
+}
+
+/// Every input's prediction; classifiers run in batches.
+fn rows(a: &PredictArgs, t: &mut Trained) -> whet::Result<Vec<Row>> {
+    let column = t.recipe.data.eval_text.clone().unwrap_or_else(|| t.recipe.data.text.clone());
+    let inputs = inputs(a, t.recipe.data.kind, &column)?;
+    let ranked = |input: String, ranked| Row::Ranked { input, ranked };
+    Ok(match t.recipe.data.kind {
         DataKind::ImageFolder => {
             let paths: Vec<PathBuf> = inputs.iter().map(PathBuf::from).collect();
-            for (p, ranked) in paths.iter().zip(t.classify_images(&paths)?) {
-                print_ranked(&p.display().to_string(), &ranked, top);
-            }
+            inputs.into_iter().zip(t.classify_images(&paths)?).map(|(i, r)| ranked(i, r)).collect()
         }
         DataKind::Text => {
-            for (text, ranked) in inputs.iter().zip(t.classify_texts(inputs)?) {
-                let shown: String = text.chars().take(60).collect();
-                print_ranked(&shown, &ranked, top);
-            }
+            let r = t.classify_texts(&inputs)?;
+            inputs.into_iter().zip(r).map(|(i, r)| ranked(i, r)).collect()
         }
-        DataKind::Corpus => {
-            for prompt in inputs {
-                println!("{}", t.generate(prompt, max_new_tokens)?);
-            }
+        DataKind::Corpus => inputs
+            .into_iter()
+            .map(|input| Ok(Row::Generated { output: t.generate(&input, a.max_new_tokens)?, input }))
+            .collect::<whet::Result<_>>()?,
+    })
+}
+
+/// `--temperature`, `--top-k`, `--top-p` over the run's `[generate]` settings.
+fn sampling(a: &PredictArgs, g: &mut whet::run::recipe::GenerateSection) -> whet::Result<()> {
+    let bad = |flag: &str, v: String, allowed: &str| {
+        Err(whet::Error::arg("predict", format!("{flag} {v}: out of range (allowed: {allowed})")))
+    };
+    if let Some(k) = a.top_k {
+        super::at_least("predict", "--top-k", k, 1)?;
+        (g.sampling, g.top_k) = ("top-k".into(), k);
+    }
+    if let Some(p) = a.top_p {
+        if !(p > 0.0 && p <= 1.0) {
+            return bad("--top-p", p.to_string(), "(0, 1]");
+        }
+        (g.sampling, g.top_p) = ("top-p".into(), p);
+    }
+    if let Some(temp) = a.temperature {
+        if !(temp.is_finite() && temp > 0.0) {
+            return bad("--temperature", temp.to_string(), "finite and > 0");
+        }
+        g.temperature = temp;
+        if g.sampling == "greedy" {
+            g.sampling = "top-k".into();
         }
     }
     Ok(())
 }
 
-fn print_ranked(input: &str, ranked: &[(String, f32)], top: usize) {
-    let parts: Vec<String> = ranked.iter().take(top).map(|(l, p)| format!("{l} {p:.4}")).collect();
-    println!("{input}\t{}", parts.join("\t"));
+fn show(row: &Row, top: usize) {
+    match row {
+        Row::Generated { output, .. } => println!("{output}"),
+        Row::Ranked { input, ranked } => {
+            let shown: String = input.chars().take(60).collect();
+            let parts: Vec<String> = ranked.iter().take(top).map(|(l, p)| format!("{l} {p:.4}")).collect();
+            println!("{shown}\t{}", parts.join("\t"));
+        }
+    }
 }

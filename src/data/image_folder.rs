@@ -79,7 +79,8 @@ fn ignored(name: &str) -> bool {
 
 const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"];
 
-fn has_image_extension(p: &Path) -> bool {
+/// Whether `p` names an image by its extension (png, jpg, jpeg, bmp, gif, webp, tif, tiff).
+pub fn has_image_extension(p: &Path) -> bool {
     p.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
