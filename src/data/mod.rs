@@ -6,6 +6,7 @@
 //! folder is decoded file by file in a pre-scan, a table is parsed record by record, and every
 //! problem names the file and, for text, the 1-based line.
 
+pub mod chat;
 pub mod corpus;
 pub mod digits;
 pub mod image;
