@@ -2,7 +2,9 @@
 //! for images or texts, or a generated continuation for a language model; on screen, or as
 //! CSV / JSON Lines.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use whet::data::chat::{ChatTemplate, Message};
 
 use whet::run::inference::Trained;
 use whet::run::recipe::DataKind;
@@ -38,6 +40,10 @@ pub struct PredictArgs {
     /// Sample from the smallest set of tokens whose probability reaches P (language models).
     #[arg(long, value_name = "P", conflicts_with = "top_k")]
     pub top_p: Option<f32>,
+    /// Language models: each input is a user's message, rendered with the model's chat template
+    /// (the run's model/tokenizer_config.json), and the output is the assistant's answer.
+    #[arg(long)]
+    pub chat: bool,
 }
 
 pub fn predict(a: &PredictArgs) -> whet::Result<()> {
@@ -93,10 +99,32 @@ fn rows(a: &PredictArgs, t: &mut Trained) -> whet::Result<Vec<Row>> {
             let r = t.classify_texts(&inputs)?;
             inputs.into_iter().zip(r).map(|(i, r)| ranked(i, r)).collect()
         }
-        DataKind::Corpus => inputs
-            .into_iter()
-            .map(|input| Ok(Row::Generated { output: t.generate(&input, a.max_new_tokens)?, input }))
-            .collect::<whet::Result<_>>()?,
+        DataKind::Corpus => {
+            let template = if a.chat { Some(chat_template(&a.run)?) } else { None };
+            let mut rows = Vec::with_capacity(inputs.len());
+            for input in inputs {
+                let output = match &template {
+                    Some(tpl) => {
+                        let prompt = tpl.render(&[Message::new("user", &input)], true)?;
+                        let full = t.generate(&prompt, a.max_new_tokens)?;
+                        full.strip_prefix(&prompt).unwrap_or(&full).trim().to_string()
+                    }
+                    None => t.generate(&input, a.max_new_tokens)?,
+                };
+                rows.push(Row::Generated { input, output });
+            }
+            rows
+        }
+    })
+}
+
+/// The chat template exported with the run's model.
+fn chat_template(run: &Path) -> whet::Result<ChatTemplate> {
+    let p = run.join("model").join("tokenizer_config.json");
+    let found = if p.is_file() { ChatTemplate::from_tokenizer_config(&p)? } else { None };
+    found.ok_or_else(|| {
+        let m = format!("--chat: the run's model has no chat template ({} holds none)", p.display());
+        whet::Error::arg("predict", m)
     })
 }
 
@@ -135,5 +163,22 @@ fn show(row: &Row, top: usize) {
             let parts: Vec<String> = ranked.iter().take(top).map(|(l, p)| format!("{l} {p:.4}")).collect();
             println!("{shown}\t{}", parts.join("\t"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_uses_the_template_exported_with_the_run_or_says_there_is_none() {
+        let run = tempfile::tempdir().unwrap();
+        let e = chat_template(run.path()).unwrap_err().to_string();
+        assert!(e.contains("--chat") && e.contains("tokenizer_config.json"), "{e}");
+        std::fs::create_dir_all(run.path().join("model")).unwrap();
+        let cfg = serde_json::json!({"chat_template": "<{{ messages[0]['role'] }}>{{ messages[0]['content'] }}{% if add_generation_prompt %}<bot>{% endif %}"});
+        std::fs::write(run.path().join("model/tokenizer_config.json"), cfg.to_string()).unwrap();
+        let t = chat_template(run.path()).unwrap();
+        assert_eq!(t.render(&[Message::new("user", "hi")], true).unwrap(), "<user>hi<bot>");
     }
 }

