@@ -128,20 +128,35 @@ bootstrap = 1000
     p
 }
 
+/// A temporary folder with a two-colour image folder of `per_class` images a class and a recipe
+/// over it (`train_extra` added to `[train]`); `None` after a loud line without the fixture
+/// weights or an adapter.
+struct Setup {
+    tmp: tempfile::TempDir,
+    data: PathBuf,
+    recipe: PathBuf,
+    weights: PathBuf,
+}
+
+fn setup(per_class: usize, train_extra: &str) -> Option<Setup> {
+    let weights = weights()?;
+    if !has_gpu() {
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    image_folder(&data, per_class);
+    let recipe = recipe(tmp.path(), &weights, &data, train_extra);
+    Some(Setup { tmp, data, recipe, weights })
+}
+
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[test]
 fn train_eval_predict_write_and_use_a_run_folder() {
-    let Some(w) = weights() else { return };
-    if !has_gpu() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    image_folder(&data, 8);
-    let r = recipe(tmp.path(), &w, &data, "epochs = 2");
+    let Some(Setup { tmp, data, recipe: r, .. }) = setup(8, "epochs = 2") else { return };
     let o = whet().args(["train", r.to_str().unwrap(), "--quiet"]).output().unwrap();
     let out = text(&o);
     assert!(o.status.success(), "{out}");
@@ -193,14 +208,7 @@ fn train_eval_predict_write_and_use_a_run_folder() {
 
 #[test]
 fn sigint_finishes_the_step_saves_exits_130_and_resumes() {
-    let Some(w) = weights() else { return };
-    if !has_gpu() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    image_folder(&data, 8);
-    let r = recipe(tmp.path(), &w, &data, "epochs = 50");
+    let Some(Setup { tmp, data, recipe: r, weights: w }) = setup(8, "epochs = 50") else { return };
     let child = whet()
         .args(["train", r.to_str().unwrap(), "--quiet"])
         .stdout(std::process::Stdio::piped())
@@ -336,14 +344,7 @@ fn set_overrides_are_checked_like_the_file_and_print_config_shows_the_result() {
 
 #[test]
 fn lr_find_sweeps_the_recipes_task_suggests_a_rate_and_plots_it() {
-    let Some(w) = weights() else { return };
-    if !has_gpu() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    image_folder(&data, 6);
-    let r = recipe(tmp.path(), &w, &data, "epochs = 1");
+    let Some(Setup { tmp, data: _, recipe: r, .. }) = setup(6, "epochs = 1") else { return };
     let plot = tmp.path().join("plots/lr.svg");
     let (start, end) = (1e-4, 10.0);
     let o = whet()
@@ -380,14 +381,7 @@ fn every_command_has_help() {
 
 #[test]
 fn compare_runs_strategies_and_seeds_into_a_report() {
-    let Some(w) = weights() else { return };
-    if !has_gpu() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    image_folder(&data, 6);
-    let r = recipe(tmp.path(), &w, &data, "epochs = 2");
+    let Some(Setup { tmp, data, recipe: r, .. }) = setup(6, "epochs = 2") else { return };
     let out_dir = tmp.path().join("cmp");
     let o = whet()
         .args(["compare", r.to_str().unwrap(), "--seeds", "0,1", "--out", out_dir.to_str().unwrap()])
