@@ -55,15 +55,13 @@ fn kvrow(d: &Dims, b: usize, kvh: usize, j: usize) -> usize {
     ((b * d.hkv + kvh) * d.tk + j) * d.d
 }
 
-/// Softmax weights of row (b, h, i) over its visible keys `keys`.
+/// Softmax weights of row `(b, h, i)` over its visible keys `keys`.
 fn weights(
     q: &RefTensor,
     k: &RefTensor,
     o: &RefAttention,
     d: &Dims,
-    b: usize,
-    h: usize,
-    i: usize,
+    (b, h, i): (usize, usize, usize),
     keys: &[usize],
 ) -> Vec<f64> {
     let kvh = h / (d.hq / d.hkv);
@@ -90,7 +88,7 @@ pub fn attention(q: &RefTensor, k: &RefTensor, v: &RefTensor, o: &RefAttention) 
             let kvh = h / (d.hq / d.hkv);
             for i in 0..d.tq {
                 let keys = visible(o, &d, b, i);
-                let p = weights(q, k, o, &d, b, h, i, &keys);
+                let p = weights(q, k, o, &d, (b, h, i), &keys);
                 let qo = qrow(&d, b, h, i);
                 for (&j, &pj) in keys.iter().zip(&p) {
                     let vo = kvrow(&d, b, kvh, j);
@@ -120,7 +118,7 @@ pub fn attention_backward(
             let kvh = h / (d.hq / d.hkv);
             for i in 0..d.tq {
                 let keys = visible(o, &d, b, i);
-                let p = weights(q, k, o, &d, b, h, i, &keys);
+                let p = weights(q, k, o, &d, (b, h, i), &keys);
                 let qo = qrow(&d, b, h, i);
                 // dp_j = g · v_j; ds_j = p_j (dp_j - Σ p dp).
                 let dp: Vec<f64> = keys
