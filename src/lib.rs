@@ -14,22 +14,24 @@
 //! - [`optim`]: optimizers that update parameters on the device.
 //! - [`nn`]: named parameters, the checkpoint binder and its report, initialisers and layers.
 //! - [`weights`]: checkpoint readers (safetensors, HF directories, PyTorch, GGUF) behind one
-//!   trait, picked by content.
+//!   trait, picked by content; Hugging Face ids resolved in the local cache (`hf_cache`).
 //! - [`models`]: the model zoo — configs, loaders, forward passes, task heads, parameter paths.
 //!   Each architecture is one file implementing `models::model::Model` plus its row in
 //!   `models::registry` (names, head, init family, export, LoRA targets, loader); the rest of
 //!   the crate holds `Box<dyn Model>` and never names an architecture. Hosts add their own with
 //!   `registry::register`.
-//! - [`data`]: image folders, text tables, corpora, tokenizers, labels and seeded splits, all
-//!   checked on the CPU before training starts.
+//! - [`data`]: image folders, text tables, corpora, tokenizers, chat templates, labels and
+//!   seeded splits, all checked on the CPU before training starts.
 //! - [`train`]: the fine-tuning driver (loop, checkpoints, log, stop flag, the events a host
 //!   program receives) and the defences against forgetting (L2-SP, EWC, distillation),
 //!   unfreezing plans, the LR range test.
 //! - [`eval`]: metrics, curves, calibration and bootstrap intervals, in f64 on the CPU.
 //! - [`run`]: a recipe in, a fine-tuned model and its numbers out (what `whet train` does), as
 //!   stages: data (one split routine for images, tables and corpora) → model and task →
-//!   optimizer and plan → driver → evaluation → export.
-//! - [`report`]: the `whet compare` results and their self-contained HTML report.
+//!   optimizer and plan → driver → evaluation → export; recipes with `--set` overrides
+//!   (`recipe_set`) and the learning-rate range test of a recipe (`lr_find`).
+//! - [`report`]: the `whet compare` results and their self-contained HTML report; the
+//!   `whet lr-find` plot.
 //! - [`progress`]: what a user sees while waiting: bars on a terminal, plain lines elsewhere.
 //! - [`bench`]: `whet bench`'s kernel and model-step cases, records and comparisons.
 //! - [`error`]: the one error type; every variant says what a user needs to act on it.

@@ -131,7 +131,7 @@ impl dyn Model {
         ModelKind::of(self.architecture())
     }
 
-    /// Whether [`causal_lm`](Self::causal_lm) gives a language model.
+    /// Whether `causal_lm()` gives a language model.
     pub fn is_causal_lm(&self) -> bool {
         self.architecture().causal_lm
     }

@@ -7,7 +7,7 @@
 //! Adding an architecture (the steps `CONTRIBUTING.md` counts):
 //! 1. its file under `models/`: config, loader, forward, heads, depth map, an
 //!    `impl Model` and its `pub static ARCHITECTURE: Architecture` row;
-//! 2. one line in [`BUILTIN`];
+//! 2. one line in `BUILTIN`;
 //! 3. its tests (parity against PyTorch from the shared fixtures).
 //!
 //! A host program (or a test) adds one at run time with [`register`], without touching whet:
