@@ -460,7 +460,7 @@ impl Recipe {
                 rebase(t);
             }
         }
-        r.validate(text, path)?;
+        r.validate(&keys)?;
         r.model.kind = model_kind(&r.model, &keys)?;
         Ok(r)
     }
@@ -483,8 +483,8 @@ impl Recipe {
     }
 
     /// Every value checked (see [`super::recipe_check`]); errors name the file, line and key.
-    fn validate(&self, text: &str, path: &Path) -> Result<()> {
-        super::recipe_check::check(self, text, path)
+    fn validate(&self, keys: &KeyLines) -> Result<()> {
+        super::recipe_check::check(self, keys)
     }
 }
 

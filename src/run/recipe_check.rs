@@ -5,7 +5,6 @@
 //! because a silently changed setting makes a run that is not the one the recipe describes.
 
 use std::fmt;
-use std::path::Path;
 
 use super::recipe::{DataKind, GenerateSection, ModelSection, OutputSection, Recipe, TrainSection};
 use super::recipe_keys::KeyLines;
@@ -59,9 +58,9 @@ const MAX_RESAMPLES: usize = 1_000_000;
 /// above 2048 one batch of images outgrows any GPU buffer.
 const IMAGE_SIZES: (u64, u64) = (16, 2048);
 
-/// Check every value of `r`, parsed from `text` (the file `path`).
-pub(super) fn check(r: &Recipe, text: &str, path: &Path) -> Result<()> {
-    let k = Checker(KeyLines::parse(text, path)?);
+/// Check every value of `r`; `keys` places each in its file.
+pub(super) fn check(r: &Recipe, keys: &KeyLines) -> Result<()> {
+    let k = Checker(keys);
     k.model(&r.model)?;
     k.data(r)?;
     k.train(&r.train)?;
@@ -73,9 +72,9 @@ pub(super) fn check(r: &Recipe, text: &str, path: &Path) -> Result<()> {
     Ok(())
 }
 
-struct Checker(KeyLines);
+struct Checker<'a>(&'a KeyLines);
 
-impl Checker {
+impl Checker<'_> {
     /// `key = x` must lie in `allowed`.
     fn real(&self, key: &str, x: impl Into<f64> + fmt::Display + Copy, allowed: Interval) -> Result<()> {
         if allowed.contains(x.into()) {
