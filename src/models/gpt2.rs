@@ -17,7 +17,7 @@ use crate::nn::attention::sdpa;
 use crate::nn::init::Family;
 use crate::nn::{Binder, BindingReport, Init, Linear, Mode, ParamGetter, Params, Pid};
 use crate::ops::embedding::embedding;
-use crate::ops::matmul::matmul_t;
+use crate::ops::linear::linear;
 use crate::ops::norm::layer_norm;
 use crate::tensor::Tensor;
 use crate::weights::WeightSource;
@@ -254,7 +254,8 @@ impl Gpt2 {
         }
         let x = layer_norm(&x, p.get(self.ln_f.0), p.get(self.ln_f.1), eps)?;
         let head = p.get(self.lm_head.unwrap_or(self.wte));
-        matmul_t(&x, head, false, true)
+        // As a linear layer, so a quantized (tied) table is read by the quantized kernels.
+        linear(&x, head, None, false)
     }
 }
 

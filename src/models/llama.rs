@@ -17,7 +17,7 @@ use crate::nn::init::Family;
 use crate::nn::rope::Rope;
 use crate::nn::{Binder, BindingReport, Init, Linear, Mode, ParamGetter, Params, Pid};
 use crate::ops::embedding::embedding;
-use crate::ops::matmul::matmul_t;
+use crate::ops::linear::linear;
 use crate::ops::norm::rms_norm;
 use crate::tensor::Tensor;
 use crate::weights::WeightSource;
@@ -144,19 +144,42 @@ impl Llama {
         name: &str,
         config: LlamaConfig,
     ) -> Result<(Llama, BindingReport)> {
+        Self::load_keeping(engine, source, name, config, false)
+    }
+
+    /// [`Self::load`], keeping block-quantized matrices quantized on the device when `keep`.
+    fn load_keeping(
+        engine: &Engine,
+        source: &dyn WeightSource,
+        name: &str,
+        config: LlamaConfig,
+        keep: bool,
+    ) -> Result<(Llama, BindingReport)> {
         config.validate().map_err(|m| Error::arg("llama", m))?;
-        let b = Binder::new(engine, Some(source), name, "llama").ignore_suffix("rotary_emb.inv_freq");
+        let b = Binder::new(engine, Some(source), name, "llama")
+            .ignore_suffix("rotary_emb.inv_freq")
+            .keep_quantized(keep);
         Self::build(engine, b, config, false)
     }
 
     /// Load a llama.cpp GGUF file (e.g. SmolLM2): tensors renamed to HF keys, q/k rows
     /// un-permuted back to the `rotate_half` layout, every quantised type dequantised to f32.
     pub fn from_gguf(engine: &Engine, path: impl AsRef<std::path::Path>) -> Result<(Llama, BindingReport)> {
+        Self::from_gguf_keeping(engine, path, false)
+    }
+
+    /// [`Self::from_gguf`], keeping the Q4_0 / Q4_1 / Q8_0 / Q4_K matrices quantized on the
+    /// device when `keep` (frozen weights then never exist in f32; see `tensor::quant`).
+    pub fn from_gguf_keeping(
+        engine: &Engine,
+        path: impl AsRef<std::path::Path>,
+        keep: bool,
+    ) -> Result<(Llama, BindingReport)> {
         let path = path.as_ref();
         let src = crate::weights::gguf_llama::GgufLlama::open(path)?;
         let name = path.display().to_string();
         let config = LlamaConfig::from_json(&src.config().to_json(), &name)?;
-        Self::load(engine, &src, &name, config)
+        Self::load_keeping(engine, &src, &name, config, keep)
     }
 
     /// A randomly initialised model (HF init: N(0, 0.02²), norms 1).
@@ -284,7 +307,8 @@ impl Llama {
             kv.advance(t);
         }
         let x = rms_norm(&x, p.get(self.norm), eps)?;
-        matmul_t(&x, p.get(self.lm_head.unwrap_or(self.embed)), false, true)
+        // As a linear layer, so a quantized (tied) table is read by the quantized kernels.
+        linear(&x, p.get(self.lm_head.unwrap_or(self.embed)), None, false)
     }
 }
 
@@ -329,11 +353,12 @@ pub static ARCHITECTURE: Architecture = Architecture {
     config_types: &["llama"],
     load: |s| {
         let (m, r) = if s.path.is_file() {
-            Llama::from_gguf(s.engine, s.path)?
+            Llama::from_gguf_keeping(s.engine, s.path, s.keep_quantized)?
         } else {
             let (cfg, cfg_name) = s.hf_config()?;
             let config = LlamaConfig::from_json(&cfg, &cfg_name)?;
-            Llama::load(s.engine, crate::weights::open(s.path)?.as_ref(), &s.name(), config)?
+            let source = crate::weights::open(s.path)?;
+            Llama::load_keeping(s.engine, source.as_ref(), &s.name(), config, s.keep_quantized)?
         };
         Ok((Box::new(m), r))
     },

@@ -27,6 +27,9 @@ pub struct LoadSpec<'a> {
     pub path: &'a Path,
     pub classes: Option<usize>,
     pub seed: u64,
+    /// Keep a checkpoint's block-quantized matrices quantized on the device (models that read
+    /// GGUF files honour it; the run expands whatever trains).
+    pub keep_quantized: bool,
 }
 
 impl LoadSpec<'_> {

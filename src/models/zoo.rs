@@ -23,5 +23,10 @@ pub fn load(
     classes: Option<usize>,
     seed: u64,
 ) -> Result<(AnyModel, BindingReport)> {
-    (kind.architecture().load)(&LoadSpec { engine, path, classes, seed })
+    load_spec(kind, &LoadSpec { engine, path, classes, seed, keep_quantized: false })
+}
+
+/// [`load`] with every option of [`LoadSpec`] (e.g. quantized weights kept quantized).
+pub fn load_spec(kind: ModelKind, spec: &LoadSpec) -> Result<(AnyModel, BindingReport)> {
+    (kind.architecture().load)(spec)
 }

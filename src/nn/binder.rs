@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::nn::{Init, Origin, Params, Pid, Slot};
-use crate::tensor::Tensor;
+use crate::tensor::{QuantType, Tensor};
 use crate::weights::{TensorInfo, WeightDType, WeightSource};
 
 /// Everything learned while binding a checkpoint to a model.
@@ -128,6 +128,9 @@ pub struct Binder<'a> {
     params: Params,
     report: BindingReport,
     rng: ChaCha8Rng,
+    /// Keep a checkpoint's GGML blocks on the device for 2-D weights (`model.quantize` other
+    /// than "none"); the run expands the ones that train (`Params::expand_trainable`).
+    keep_quantized: bool,
 }
 
 impl<'a> Binder<'a> {
@@ -153,7 +156,14 @@ impl<'a> Binder<'a> {
                 ..Default::default()
             },
             rng: ChaCha8Rng::seed_from_u64(0),
+            keep_quantized: false,
         }
+    }
+
+    /// Keep block-quantized 2-D weights quantized instead of expanding them to f32.
+    pub fn keep_quantized(mut self, on: bool) -> Self {
+        self.keep_quantized = on;
+        self
     }
 
     /// Also try each model path without `prefix` when the exact key is absent.
@@ -280,13 +290,19 @@ impl<'a> Binder<'a> {
             self.report.bad_dtype.push((info.name.clone(), info.dtype));
             return placeholder(self);
         }
-        let bytes = shape.iter().product::<usize>() as u64 * 4;
+        let quant = QuantType::of(info.dtype)
+            .filter(|q| self.keep_quantized && shape.len() == 2 && shape[1].is_multiple_of(q.block_elems()));
+        let n = shape.iter().product::<usize>();
+        let bytes = quant.map_or(n as u64 * 4, |q| q.device_bytes(n));
         let limit = self.engine.limits().max_storage_buffer_binding_size;
         if bytes > limit {
             self.report.too_big.push((info.name.clone(), bytes, limit));
             return placeholder(self);
         }
         let source = self.source.expect("a key was found, so there is a source");
+        if let Some(q) = quant {
+            return self.load_blocks(source, path, &info.name, q, shape, slot);
+        }
         let data = match source.read_f32(&info.name) {
             Ok((d, _)) => d,
             Err(e) => {
@@ -300,6 +316,43 @@ impl<'a> Binder<'a> {
         }
         let t = Tensor::from_slice(&self.engine, &data, shape)?;
         self.report.mapped.push((path.to_string(), info.name.clone()));
+        self.params.push(path, t, slot, Origin::Checkpoint)
+    }
+
+    /// `path` from the checkpoint's blocks, kept quantized (scales are checked for finiteness:
+    /// a NaN scale poisons its whole block).
+    fn load_blocks(
+        &mut self,
+        source: &dyn WeightSource,
+        path: &str,
+        key: &str,
+        qt: QuantType,
+        shape: &[usize],
+        slot: Slot,
+    ) -> Result<Pid> {
+        let blocks = match source.read_blocks(key) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                self.report
+                    .errors
+                    .push(format!("{key}: the source gave no blocks for a {} tensor", qt.name()));
+                return self.params.push(path, Tensor::zeros(&self.engine, &[1])?, slot, Origin::Checkpoint);
+            }
+            Err(e) => {
+                self.report.errors.push(format!("{key}: {e}"));
+                return self.params.push(path, Tensor::zeros(&self.engine, &[1])?, slot, Origin::Checkpoint);
+            }
+        };
+        let bad = blocks
+            .bytes
+            .chunks_exact(qt.file_block_bytes())
+            .filter(|b| !half::f16::from_le_bytes([b[0], b[1]]).is_finite())
+            .count();
+        if bad > 0 {
+            self.report.nonfinite.push((key.to_string(), bad));
+        }
+        let t = Tensor::from_quantized(&self.engine, qt, &blocks.bytes, shape)?;
+        self.report.mapped.push((path.to_string(), key.to_string()));
         self.params.push(path, t, slot, Origin::Checkpoint)
     }
 

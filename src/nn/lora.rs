@@ -103,7 +103,7 @@ pub fn merged(params: &Params) -> Result<Vec<(String, Tensor)>> {
                 } else {
                     params.get(l.b).matmul(params.get(l.a))?
                 };
-                e.tensor.detach().add(&delta.mul_scalar(l.scale)?)?
+                crate::ops::quant::dequantize(&e.tensor.detach())?.add(&delta.mul_scalar(l.scale)?)?
             }
             None => e.tensor.detach(),
         };

@@ -158,13 +158,19 @@ impl Params {
         let id =
             self.find(path).ok_or_else(|| Error::arg("params.assign", format!("no parameter '{path}'")))?;
         let old = self.get(id);
+        // A quantized weight restored from a checkpoint holds the values it already has
+        // (frozen weights never move): keep its blocks rather than expanding it to f32.
+        if old.quant_type().is_some() && old.numel() == data.len() && old.to_vec()? == data {
+            return Ok(());
+        }
         let t = Tensor::from_slice(old.engine(), data, old.shape())?;
         self.replace(id, t)
     }
 
     /// Freeze (`trainable = false`) or unfreeze every parameter whose path satisfies `select`;
-    /// returns how many changed. Buffers are never trainable.
-    pub fn set_trainable_where(&mut self, select: impl Fn(&str) -> bool, trainable: bool) -> usize {
+    /// returns how many changed. Buffers are never trainable. A block-quantized weight that
+    /// becomes trainable is expanded to f32 first (its blocks take no gradient).
+    pub fn set_trainable_where(&mut self, select: impl Fn(&str) -> bool, trainable: bool) -> Result<usize> {
         let mut changed = 0;
         for e in &mut self.entries {
             if e.slot == Slot::Param && select(&e.path) && e.tensor.requires_grad() != trainable {
@@ -172,7 +178,42 @@ impl Params {
                 changed += 1;
             }
         }
-        changed
+        self.expand_trainable()?;
+        Ok(changed)
+    }
+
+    /// Expand every trainable block-quantized weight to f32 (on the device); returns how many.
+    /// Frozen ones stay quantized.
+    pub fn expand_trainable(&mut self) -> Result<usize> {
+        let mut n = 0;
+        for e in &mut self.entries {
+            if e.trainable() && e.tensor.quant_type().is_some() {
+                let _g = e.tensor.engine().no_grad();
+                e.tensor = crate::ops::quant::dequantize(&e.tensor)?.requires_grad_(true);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Block-quantize every frozen 2-D parameter whose rows are whole blocks of `qt` and that is
+    /// stored `[out, in]` (linear weights and embedding tables): `model.quantize` for an f32
+    /// checkpoint. Returns how many were quantized. One tensor at a time is read back and
+    /// quantized on the host, so the transient memory is one weight.
+    pub fn quantize_frozen(&mut self, qt: crate::tensor::QuantType) -> Result<usize> {
+        let mut n = 0;
+        for e in &mut self.entries {
+            let t = &e.tensor;
+            let fits = t.rank() == 2 && t.shape()[1].is_multiple_of(qt.block_elems());
+            if e.slot != Slot::Param || t.requires_grad() || e.in_major || !fits || t.quant_type().is_some() {
+                continue;
+            }
+            let blocks = crate::weights::quantize::quantize(qt.weight_dtype(), &t.to_vec()?)
+                .map_err(|m| Error::arg("model.quantize", format!("{}: {m}", e.path)))?;
+            e.tensor = Tensor::from_quantized(t.engine(), qt, &blocks, t.shape())?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Mark a linear weight as stored `[in, out]` (GPT-2 Conv1D).
@@ -225,7 +266,7 @@ impl Params {
             return Err(Error::arg("params", format!("{select:?} matches no parameter")));
         }
         let depths: HashMap<String, usize> = self.entries.iter().map(|e| (e.path.clone(), e.depth)).collect();
-        Ok(self.set_trainable_where(|p| m.matches(p, depths[p]), on))
+        self.set_trainable_where(|p| m.matches(p, depths[p]), on)
     }
 
     /// Trainable parameters, in order.
@@ -236,6 +277,15 @@ impl Params {
     /// Every parameter (frozen or not), in order.
     pub fn parameters(&self) -> Vec<&Tensor> {
         self.entries.iter().filter(|e| e.slot == Slot::Param).map(|e| &e.tensor).collect()
+    }
+
+    /// Device bytes of every entry, by dtype name (`f32`, `q4_1`, …).
+    pub fn bytes_by_dtype(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for e in &self.entries {
+            *out.entry(e.tensor.dtype().name().to_string()).or_insert(0) += e.tensor.nbytes();
+        }
+        out
     }
 
     /// Element count of the parameters; of the trainable ones only with `trainable_only`.

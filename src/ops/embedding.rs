@@ -54,7 +54,9 @@ impl Backward for EmbeddingBackward {
 
 /// Look up rows of `table` (V, D) for `ids` (any shape `S`); returns `S + [D]`.
 pub fn embedding(table: &Tensor, ids: &[u32], ids_shape: &[usize]) -> Result<Tensor> {
-    table.expect_f32("embedding")?;
+    if table.quant_type().is_none() {
+        table.expect_f32("embedding")?;
+    }
     if table.rank() != 2 {
         return Err(Error::arg("embedding", format!("table must be (vocab, dim), got {:?}", table.shape())));
     }
@@ -72,6 +74,9 @@ pub fn embedding(table: &Tensor, ids: &[u32], ids_shape: &[usize]) -> Result<Ten
     let ids_t = Tensor::from_u32(e, ids, &[ids.len()])?;
     let mut os = ids_shape.to_vec();
     os.push(dim);
+    if table.quant_type().is_some() {
+        return quantized(table, &ids_t, &os);
+    }
     let out = Tensor::empty(e, &os)?;
     let p = Params { rows: ids.len() as u32, dim: dim as u32, _pad: [0; 2] };
     let bindings = [
@@ -103,6 +108,17 @@ pub fn embedding(table: &Tensor, ids: &[u32], ids_shape: &[usize]) -> Result<Ten
             pos: Tensor::from_u32(e, &pos, &[pos.len()])?,
         }))
     })
+}
+
+/// The gather from a quantized (frozen) table: no backward node, as the table takes no gradient.
+fn quantized(table: &Tensor, ids: &Tensor, out_shape: &[usize]) -> Result<Tensor> {
+    if table.requires_grad() && table.engine().grad_enabled() {
+        return Err(Error::arg(
+            "embedding",
+            format!("the quantized table {:?} requires a gradient; expand it to f32 first", table.shape()),
+        ));
+    }
+    Ok(crate::ops::quant::qembedding(table, ids)?.view_as(out_shape))
 }
 
 /// Group positions by id: (distinct ids, CSR offsets, positions in id-then-position order).

@@ -5,10 +5,14 @@
 //! the weight gradient is one `[out, rows]·[rows, in]` product instead of a per-batch product
 //! summed afterwards, and where the subgroup matmul runs the bias is added in its epilogue
 //! instead of a pass over the output (both measured on MiniLM; see `ops::matmul`).
+//!
+//! A block-quantized `W` (a frozen weight, `ops::quant`) takes the quantized kernels for the
+//! forward and for the input's gradient; it never needs a gradient of its own.
 
 use crate::error::{Error, Result};
 use crate::graph::{bytes_of, record, Backward, Needs};
 use crate::ops::matmul::{matmul_bias_raw, matmul_raw, MatmulKernel};
+use crate::ops::quant::{qmatmul_nn, qmatmul_nt};
 use crate::ops::reduce::sum_to_shape;
 use crate::ops::same_engine;
 use crate::tensor::Tensor;
@@ -34,7 +38,11 @@ impl Backward for LinearBackward {
         let gx = if self.needs[0] {
             let w = self.w.as_ref().expect("w saved when x needs grad");
             // torch layout: dX = G·W; Conv1D: dX = G·Wᵀ.
-            Some(matmul_raw(&g2, w, false, self.in_major, auto)?.view_as(&self.x_shape))
+            let gx = match w.quant_type() {
+                Some(_) => qmatmul_nn(&g2, w)?,
+                None => matmul_raw(&g2, w, false, self.in_major, auto)?,
+            };
+            Some(gx.view_as(&self.x_shape))
         } else {
             None
         };
@@ -67,8 +75,11 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, in_major: bool) -> 
     inputs.extend(bias);
     same_engine(OP, &inputs)?;
     for t in &inputs {
-        t.expect_f32(OP)?;
+        if t.quant_type().is_none() || t.id() != w.id() {
+            t.expect_f32(OP)?;
+        }
     }
+    check_quantized(w, in_major)?;
     if w.rank() != 2 {
         return Err(Error::shape(OP, x.shape(), w.shape(), "the weight must be 2-D"));
     }
@@ -91,7 +102,11 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, in_major: bool) -> 
     let x2 = x.view_as(&[rows, fan_in]);
     let mut out_shape = x.shape().to_vec();
     *out_shape.last_mut().expect("rank >= 1") = fan_out;
-    let y = matmul_bias_raw(&x2, w, false, !in_major, MatmulKernel::Auto, bias)?.view_as(&out_shape);
+    let y = match w.quant_type() {
+        Some(_) => qmatmul_nt(&x2, w, bias)?,
+        None => matmul_bias_raw(&x2, w, false, !in_major, MatmulKernel::Auto, bias)?,
+    }
+    .view_as(&out_shape);
     record(OP, y, &inputs, |needs| {
         Ok(Box::new(LinearBackward {
             x: needs[1].then(|| x2.clone()),
@@ -103,4 +118,28 @@ pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, in_major: bool) -> 
             needs: needs.clone(),
         }))
     })
+}
+
+/// A quantized weight is frozen and stored `[out, in]` with its blocks along the inputs; one
+/// that asks for a gradient was made trainable without being expanded (`Params::unfreeze`
+/// expands it), which would silently train nothing.
+fn check_quantized(w: &Tensor, in_major: bool) -> Result<()> {
+    let Some(qt) = w.quant_type() else { return Ok(()) };
+    if in_major {
+        return Err(Error::arg(
+            OP,
+            format!("a {} weight must be stored [out, in], not as a Conv1D", qt.name()),
+        ));
+    }
+    if w.requires_grad() && w.engine().grad_enabled() {
+        return Err(Error::arg(
+            OP,
+            format!(
+                "the {} weight {:?} requires a gradient; a trainable weight must be expanded to f32 first",
+                qt.name(),
+                w.shape()
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -97,6 +97,8 @@ pub struct Outcome {
     pub trainable_params: u64,
     /// Peak device memory of the run (the engine's buffer pool).
     pub peak_bytes: u64,
+    /// Device bytes of the model's parameters and buffers by dtype (`f32`, `q4_1`, …).
+    pub weight_bytes: std::collections::BTreeMap<String, u64>,
     /// The source task before and after (a `[source]` recipe).
     pub retention: Option<SourceRetention>,
     /// Deepest parameter depth of the model (the head's), for depth-based freezing.
@@ -222,6 +224,8 @@ fn conclude(
     };
     out.sample = prep.sample(recipe)?;
     out.exported = prep.export(&dir.join("model"))?;
+    out.peak_bytes = engine.stats().peak_bytes;
+    out.weight_bytes = prep.task.as_task().params().bytes_by_dtype();
     write_metrics(&dir, out)?;
     out.trainable_params = prep.task.as_task().params().count(true) as u64;
     out.max_depth = prep.task.as_task().params().max_depth();
@@ -259,6 +263,7 @@ impl Outcome {
             test_losses: None,
             trainable_params: 0,
             peak_bytes: engine.stats().peak_bytes,
+            weight_bytes: Default::default(),
             retention: None,
             max_depth: 0,
             attributions: Vec::new(),
@@ -280,6 +285,8 @@ fn write_metrics(dir: &Path, out: &Outcome) -> Result<()> {
         "baseline": out.baseline,
         "sample": out.sample,
         "retention": out.retention,
+        "peak_device_bytes": out.peak_bytes,
+        "weight_device_bytes": out.weight_bytes,
     });
     let text = serde_json::to_string_pretty(&v).map_err(|e| Error::arg("metrics.json", e.to_string()))?;
     crate::train::checkpoint::replace_atomically(&dir.join("metrics.json"), text.as_bytes())

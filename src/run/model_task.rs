@@ -12,13 +12,16 @@ use crate::data::table::{TableOptions, TextItem, TextTable};
 use crate::data::tokenize::TextTokenizer;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::models::model::LoadSpec;
 use crate::models::zoo::{self, AnyModel, ModelKind};
 use crate::nn::init::reinitialise;
 use crate::nn::lora::LoraConfig;
-use crate::nn::{BindingReport, Select};
+use crate::nn::{BindingReport, Params, Select};
 use crate::progress::Phase;
+use crate::tensor::QuantType;
 use crate::train::driver::Task;
 use crate::train::l2sp::L2Sp;
+use crate::train::unfreeze::Plan;
 
 use super::data::{skip_policy, split_seed, tokenizer_for, Items};
 use super::recipe::{Recipe, SourceSection};
@@ -122,7 +125,14 @@ impl Loader<'_> {
         let r = self.recipe;
         let phase =
             Phase::begin(self.progress, format!("loading {} ({})", r.model.path.display(), r.model.kind));
-        let loaded = zoo::load(self.engine, &r.model.path, self.kind, classes, r.train.seed);
+        let spec = LoadSpec {
+            engine: self.engine,
+            path: &r.model.path,
+            classes,
+            seed: r.train.seed,
+            keep_quantized: r.model.quantize != "none",
+        };
+        let loaded = zoo::load_spec(self.kind, &spec);
         phase.end();
         loaded
     }
@@ -264,6 +274,35 @@ fn source_table(
     )
 }
 
+/// `model.quantize` once the first epoch's trainable set is known: weights that stay frozen for
+/// the whole run are quantized (`q8_0`, `q4_0`) or keep the checkpoint's blocks (`keep`), and
+/// every weight that trains is f32 (a later unfreeze expands its weights then).
+fn settle_storage(params: &mut Params, head: &Select, recipe: &Recipe) -> Result<()> {
+    let plan = super::settings::plan(&recipe.train, head.clone(), params);
+    plan.apply(params, 0)?;
+    let to = match recipe.model.quantize.as_str() {
+        "q8_0" => Some(QuantType::Q8_0),
+        "q4_0" => Some(QuantType::Q4_0),
+        _ => None,
+    };
+    if let Some(qt) = to {
+        if !matches!(plan, Plan::LinearProbe { .. }) {
+            return Err(Error::arg(
+                "recipe",
+                format!(
+                    "model.quantize = \"{}\" quantizes weights that stay frozen, but plan \"{}\" unfreezes them \
+                     later; use LoRA or plan = \"linear-probe\", or model.quantize = \"keep\"",
+                    qt.name(),
+                    recipe.train.plan
+                ),
+            ));
+        }
+        params.quantize_frozen(qt)?;
+    }
+    params.expand_trainable()?;
+    Ok(())
+}
+
 /// Scratch initialisation, LoRA and L2-SP.
 fn adapt(task: &mut TaskBox, head: &Select, recipe: &Recipe, kind: ModelKind) -> Result<()> {
     let t = &recipe.train;
@@ -282,6 +321,7 @@ fn adapt(task: &mut TaskBox, head: &Select, recipe: &Recipe, kind: ModelKind) ->
         };
         crate::nn::lora::apply(params, &cfg)?;
     }
+    settle_storage(params, head, recipe)?;
     if let Some([alpha, beta]) = t.l2sp {
         let r = L2Sp::new(task.as_task().params(), alpha, beta)?;
         task.set_l2sp(r);

@@ -87,6 +87,13 @@ pub struct ModelSection {
     /// afresh, the baseline that shows what pretraining is worth.
     #[serde(default = "default_init")]
     pub init: String,
+    /// How frozen weights are stored on the device: `keep` (default: a GGUF's Q4_0 / Q4_1 /
+    /// Q8_0 / Q4_K matrices stay in their blocks, f32 checkpoints stay f32), `none` (everything
+    /// expanded to f32), or `q8_0` / `q4_0` (an f32 checkpoint's frozen matrices quantized on
+    /// load; needs weights that stay frozen: LoRA or `plan = "linear-probe"`). Weights that
+    /// train are always f32.
+    #[serde(default = "default_quantize")]
+    pub quantize: String,
 }
 
 /// What the data is.
@@ -322,6 +329,9 @@ fn default_fisher_items() -> usize {
 }
 fn default_init() -> String {
     "pretrained".into()
+}
+fn default_quantize() -> String {
+    "keep".into()
 }
 
 /// `[output]`.

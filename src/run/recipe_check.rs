@@ -289,7 +289,7 @@ impl Checker<'_> {
     /// Settings that name one of a fixed set.
     fn names(&self, r: &Recipe) -> Result<()> {
         let t = &r.train;
-        let choices: [(&str, &str, &[&str]); 5] = [
+        let choices: [(&str, &str, &[&str]); 6] = [
             ("train.optimizer", &t.optimizer, &["adamw", "adam", "sgd"]),
             (
                 "train.schedule",
@@ -299,6 +299,7 @@ impl Checker<'_> {
             ("train.plan", &t.plan, &["full", "linear-probe", "lp-ft", "gradual"]),
             ("generate.sampling", &r.generate.sampling, &["greedy", "top-k", "top-p"]),
             ("model.init", &r.model.init, &["pretrained", "scratch"]),
+            ("model.quantize", &r.model.quantize, &["keep", "none", "q8_0", "q4_0"]),
         ];
         for (key, value, known) in choices {
             if !known.contains(&value) {

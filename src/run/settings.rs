@@ -103,7 +103,7 @@ pub fn driver_config(recipe: &Recipe, head: &Select, params: &Params, progress: 
 }
 
 /// Which parameters train in which epoch.
-fn plan(t: &TrainSection, head: Select, params: &Params) -> Plan {
+pub(super) fn plan(t: &TrainSection, head: Select, params: &Params) -> Plan {
     if t.lora.is_some() {
         // The base stays frozen; adapters and the head train.
         return Plan::LinearProbe { head: Select::Any(vec![head, Select::Glob("*.lora_[AB]".into())]) };

@@ -1,10 +1,14 @@
-//! Tensors: f32 (or u32 index) data on the device, row-major and always contiguous.
+//! Tensors: f32 (or u32 index) data on the device, row-major and always contiguous; a frozen
+//! weight may instead be block-quantized ([`quant`]).
 //!
 //! A [`Tensor`] is a cheap handle (`Arc`). Reshape shares storage; every other layout change
 //! (permute, slice, concat) produces a fresh contiguous tensor through a copy kernel, so every
 //! kernel can assume dense row-major input.
 
+pub mod quant;
 pub mod shape;
+
+pub use quant::QuantType;
 
 use std::sync::Arc;
 
@@ -17,6 +21,8 @@ use crate::graph::Node;
 pub enum DType {
     F32,
     U32,
+    /// GGML blocks, read only by the kernels of `ops::quant` (a frozen weight).
+    Quant(QuantType),
 }
 
 impl DType {
@@ -24,6 +30,7 @@ impl DType {
         match self {
             DType::F32 => "f32",
             DType::U32 => "u32",
+            DType::Quant(q) => q.name(),
         }
     }
 }
@@ -249,9 +256,12 @@ impl Tensor {
     pub(crate) fn storage_arc(&self) -> &Arc<Storage> {
         &self.0.storage
     }
-    /// Bytes of data (numel * 4).
+    /// Bytes of data on the device (numel * 4, or the blocks of a quantized tensor).
     pub fn nbytes(&self) -> u64 {
-        self.numel() as u64 * 4
+        match self.0.dtype {
+            DType::Quant(q) => q.device_bytes(self.numel()),
+            _ => self.numel() as u64 * 4,
+        }
     }
 
     pub(crate) fn expect_f32(&self, op: &'static str) -> Result<()> {
@@ -261,8 +271,12 @@ impl Tensor {
         Ok(())
     }
 
-    /// Read the data back as f32 (submits pending work and waits).
+    /// Read the data back as f32 (submits pending work and waits); a quantized tensor is
+    /// dequantized on the host.
     pub fn to_vec(&self) -> Result<Vec<f32>> {
+        if let DType::Quant(q) = self.0.dtype {
+            return self.dequantized_on_host(q);
+        }
         self.expect_f32("to_vec")?;
         let bytes = self.0.engine.download(self.storage(), self.nbytes())?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))

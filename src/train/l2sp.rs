@@ -25,7 +25,13 @@ impl L2Sp {
         for e in params.entries() {
             if e.slot == Slot::Param && e.origin == Origin::Checkpoint {
                 let _g = e.tensor.engine().no_grad();
-                anchors.push((e.path.clone(), e.tensor.detach().contiguous_copy()?));
+                // A quantized (frozen) weight is anchored at its dequantized values, so the
+                // penalty still holds if a later epoch unfreezes (and expands) it.
+                let anchor = match e.tensor.quant_type() {
+                    Some(_) => crate::ops::quant::dequantize(&e.tensor)?,
+                    None => e.tensor.detach().contiguous_copy()?,
+                };
+                anchors.push((e.path.clone(), anchor));
             }
         }
         Ok(L2Sp { alpha, beta, anchors })

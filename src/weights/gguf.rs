@@ -456,4 +456,13 @@ impl WeightSource for GgufFile {
         };
         Ok((data, e.info.shape.clone()))
     }
+
+    fn read_blocks(&self, name: &str) -> Result<Option<super::QuantBlocks>> {
+        let e = self.entry(name)?;
+        if !e.info.dtype.is_quantized() {
+            return Ok(None);
+        }
+        let bytes = self.bytes[e.begin..e.end].to_vec();
+        Ok(Some(super::QuantBlocks { dtype: e.info.dtype, bytes, shape: e.info.shape.clone() }))
+    }
 }

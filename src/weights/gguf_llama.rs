@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::gguf::GgufFile;
-use super::{format_err, TensorInfo, WeightSource};
+use super::{format_err, QuantBlocks, TensorInfo, WeightSource};
 use crate::error::{Error, Result};
 
 /// HF-style Llama hyperparameters read from GGUF metadata.
@@ -161,12 +161,12 @@ fn hf_name(gguf: &str, c: &LlamaConfig) -> Option<(String, Perm)> {
 
 /// Undo the converter's q/k row permutation in place. `data` is row-major with `rows` rows of
 /// `cols` (1 for a bias); `heads` must divide `rows` into heads of an even size.
-pub fn unpermute_rows(
-    data: &[f32],
+pub fn unpermute_rows<T: Copy + Default>(
+    data: &[T],
     rows: usize,
     cols: usize,
     heads: usize,
-) -> std::result::Result<Vec<f32>, String> {
+) -> std::result::Result<Vec<T>, String> {
     if heads == 0
         || !rows.is_multiple_of(heads)
         || !(rows / heads).is_multiple_of(2)
@@ -176,7 +176,7 @@ pub fn unpermute_rows(
     }
     let hd = rows / heads;
     let half = hd / 2;
-    let mut out = vec![0f32; data.len()];
+    let mut out = vec![T::default(); data.len()];
     for h in 0..heads {
         for p in 0..2 {
             for i in 0..half {
@@ -267,6 +267,19 @@ impl WeightSource for GgufLlama {
                 Ok((data, shape))
             }
         }
+    }
+
+    fn read_blocks(&self, name: &str) -> Result<Option<QuantBlocks>> {
+        let (_, gg, perm) = self.lookup(name)?;
+        let Some(mut q) = self.file.read_blocks(gg)? else { return Ok(None) };
+        if let Perm::Heads(h) = perm {
+            // Blocks run along a row, so a row permutation moves whole runs of blocks.
+            let rows = q.shape.first().copied().unwrap_or(0);
+            let row_bytes = if rows == 0 { 0 } else { q.bytes.len() / rows };
+            q.bytes = unpermute_rows(&q.bytes, rows, row_bytes, *h)
+                .map_err(|m| format_err(self.file.path(), format!("'{gg}': {m}")))?;
+        }
+        Ok(Some(q))
     }
 }
 

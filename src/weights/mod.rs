@@ -10,6 +10,7 @@ pub mod hf_dir;
 mod open;
 pub mod pickle;
 pub mod quant;
+pub mod quantize;
 pub mod safetensors;
 mod safetensors_header;
 pub mod torch;
@@ -87,6 +88,21 @@ pub trait WeightSource {
     fn tensors(&self) -> Vec<TensorInfo>;
     /// The tensor `name` converted to f32 (row-major), with its shape.
     fn read_f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)>;
+    /// The tensor `name` as it is stored, when that is GGML blocks: (dtype, the blocks in file
+    /// layout with rows in the order [`Self::read_f32`] gives them, shape). `None` for plain
+    /// dtypes and for sources that only hand out f32.
+    fn read_blocks(&self, _name: &str) -> Result<Option<QuantBlocks>> {
+        Ok(None)
+    }
+}
+
+/// A block-quantized tensor as a checkpoint stores it.
+#[derive(Debug, Clone)]
+pub struct QuantBlocks {
+    pub dtype: WeightDType,
+    /// The blocks, row-major: each row of `shape[1]` elements is `shape[1] / block` blocks.
+    pub bytes: Vec<u8>,
+    pub shape: Vec<usize>,
 }
 
 /// Total element count of a shape, `None` on overflow (a crafted file, never a real one).

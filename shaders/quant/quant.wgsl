@@ -1,0 +1,201 @@
+// Frozen weights kept block-quantized on the device (GGML's formats) and dequantized in
+// registers: the products a frozen linear weight takes part in (forward, and the backward with
+// respect to the input), the embedding gather, and a plain dequantize.
+//
+// Device layout (src/tensor/quant.rs): the file's blocks with a 2-byte header padded to a word,
+// so every block starts on a u32 and no byte is read across a word:
+//   Q4_0  5 words / 32:  [d f16 | pad] [16 bytes of nibbles]          x = (q - 8) d
+//   Q4_1  5 words / 32:  [d f16 | m f16] [16 bytes of nibbles]        x = q d + m
+//   Q8_0  9 words / 32:  [d f16 | pad] [32 signed bytes]              x = q d
+//   Q4_K 36 words / 256: [d | dmin] [12 bytes of 6-bit scales/mins] [128 bytes of nibbles]
+// In a 32-element (sub-)block the low nibbles are elements 0..16 and the high ones 16..32.
+// A weight `[rows, cols]` is row-major with cols a multiple of the block, so element e of the
+// flat order is element e % B of block e / B.
+
+override QTYPE: u32 = 0u; // 0 Q4_0, 1 Q4_1, 2 Q8_0, 3 Q4_K
+
+@group(0) @binding(1) var<storage, read> qw: array<u32>;
+
+// Eight 4-bit codes starting at bit `shift` of each byte of two words, as floats.
+fn nibbles8(w0: u32, w1: u32, shift: u32) -> array<vec4<f32>, 2> {
+    let a = vec4<u32>(w0 >> shift, w0 >> (shift + 8u), w0 >> (shift + 16u), w0 >> (shift + 24u));
+    let b = vec4<u32>(w1 >> shift, w1 >> (shift + 8u), w1 >> (shift + 16u), w1 >> (shift + 24u));
+    return array<vec4<f32>, 2>(vec4<f32>(a & vec4<u32>(15u)), vec4<f32>(b & vec4<u32>(15u)));
+}
+
+// The four signed bytes of a word, as floats (arithmetic shifts sign-extend).
+fn bytes4_signed(w: u32) -> vec4<f32> {
+    let v = bitcast<vec4<i32>>(vec4<u32>(w << 24u, w << 16u, w << 8u, w));
+    return vec4<f32>(v >> vec4<u32>(24u));
+}
+
+// Byte j of a Q4_K block's 12 scale bytes (words 1..4 of the block).
+fn k_scale_byte(base: u32, j: u32) -> u32 {
+    return (qw[base + 1u + (j >> 2u)] >> ((j & 3u) * 8u)) & 255u;
+}
+
+// Sub-block j's 6-bit (scale, min) of a Q4_K block: pairs 0..4 are the low 6 bits of bytes
+// 0..4 / 4..8; pairs 4..8 take their low nibble from bytes 8..12 and their top two bits from
+// the spare high bits of bytes 0..8.
+fn k_scale_min(base: u32, j: u32) -> vec2<f32> {
+    if (j < 4u) {
+        return vec2<f32>(f32(k_scale_byte(base, j) & 63u), f32(k_scale_byte(base, j + 4u) & 63u));
+    }
+    let hi = k_scale_byte(base, j + 4u);
+    let sc = (hi & 15u) | ((k_scale_byte(base, j - 4u) >> 6u) << 4u);
+    let mn = (hi >> 4u) | ((k_scale_byte(base, j) >> 6u) << 4u);
+    return vec2<f32>(f32(sc), f32(mn));
+}
+
+// The eight weights at flat elements e..e+8 (e a multiple of 8).
+fn deq8(e: u32) -> array<vec4<f32>, 2> {
+    if (QTYPE == 3u) {
+        let base = (e >> 8u) * 36u;
+        let w = e & 255u;
+        let sub = w >> 5u;
+        let at = base + 4u + (sub >> 1u) * 8u + ((w >> 3u) & 3u) * 2u;
+        let q = nibbles8(qw[at], qw[at + 1u], (sub & 1u) * 4u);
+        let dm = unpack2x16float(qw[base]);
+        let sm = k_scale_min(base, sub);
+        let a = dm.x * sm.x;
+        let b = -dm.y * sm.y;
+        return array<vec4<f32>, 2>(q[0] * a + b, q[1] * a + b);
+    }
+    if (QTYPE == 2u) {
+        let base = (e >> 5u) * 9u;
+        let at = base + 1u + ((e & 31u) >> 2u);
+        let d = unpack2x16float(qw[base]).x;
+        return array<vec4<f32>, 2>(bytes4_signed(qw[at]) * d, bytes4_signed(qw[at + 1u]) * d);
+    }
+    let base = (e >> 5u) * 5u;
+    let o8 = (e & 31u) >> 3u;
+    let at = base + 1u + (o8 & 1u) * 2u;
+    let q = nibbles8(qw[at], qw[at + 1u], (o8 >> 1u) * 4u);
+    let dm = unpack2x16float(qw[base]);
+    // Q4_0: (q - 8) d; Q4_1: q d + m.
+    let b = select(-8.0 * dm.x, dm.y, QTYPE == 1u);
+    return array<vec4<f32>, 2>(q[0] * dm.x + b, q[1] * dm.x + b);
+}
+
+struct Params {
+    m: u32, // rows of x (and of y / dx)
+    n: u32, // rows of the weight (its outputs)
+    k: u32, // columns of the weight (its inputs), a multiple of the block
+    has_bias: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+// Rows of x per invocation in both products (each dequantized weight chunk is reused this often).
+const R: u32 = 8u;
+
+@group(0) @binding(2) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+// y (m, n) = x (m, k) · Wᵀ (+ bias): each invocation owns 8 rows x 4 weight rows. Rows and
+// weight rows past the edge are clamped when read and skipped when written.
+@compute @workgroup_size(16)
+fn qmatmul_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let n0 = (wid.x * 16u + lid.x) * 4u;
+    let m0 = (wid.z * 65535u + wid.y) * R;
+    if (n0 >= p.n || m0 >= p.m) {
+        return;
+    }
+    let k4 = p.k / 4u;
+    var acc: array<vec4<f32>, R>;
+    for (var k = 0u; k < p.k; k += 8u) {
+        let w0 = deq8(min(n0, p.n - 1u) * p.k + k);
+        let w1 = deq8(min(n0 + 1u, p.n - 1u) * p.k + k);
+        let w2 = deq8(min(n0 + 2u, p.n - 1u) * p.k + k);
+        let w3 = deq8(min(n0 + 3u, p.n - 1u) * p.k + k);
+        for (var r = 0u; r < R; r++) {
+            let at = min(m0 + r, p.m - 1u) * k4 + k / 4u;
+            let xa = x4[at];
+            let xb = x4[at + 1u];
+            acc[r] += vec4<f32>(dot(xa, w0[0]) + dot(xb, w0[1]), dot(xa, w1[0]) + dot(xb, w1[1]),
+                dot(xa, w2[0]) + dot(xb, w2[1]), dot(xa, w3[0]) + dot(xb, w3[1]));
+        }
+    }
+    for (var r = 0u; r < R; r++) {
+        let row = m0 + r;
+        if (row >= p.m) {
+            break;
+        }
+        for (var c = 0u; c < 4u; c++) {
+            let col = n0 + c;
+            if (col < p.n) {
+                var v = acc[r][c];
+                if (p.has_bias != 0u) {
+                    v += bias[col];
+                }
+                y[row * p.n + col] = v;
+            }
+        }
+    }
+}
+
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;
+
+// dx (m, k) = g (m, n) · W: each invocation owns 8 rows x 8 columns of dx (one chunk of a
+// block), summing over the weight's rows in order.
+@compute @workgroup_size(16)
+fn qmatmul_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let k0 = (wid.x * 16u + lid.x) * 8u;
+    let m0 = (wid.z * 65535u + wid.y) * R;
+    if (k0 >= p.k || m0 >= p.m) {
+        return;
+    }
+    var acc: array<vec4<f32>, 16>; // R rows x 2 vec4
+    for (var n = 0u; n < p.n; n++) {
+        let w = deq8(n * p.k + k0);
+        for (var r = 0u; r < R; r++) {
+            let gv = vec4<f32>(g[min(m0 + r, p.m - 1u) * p.n + n]);
+            acc[2u * r] = fma(gv, w[0], acc[2u * r]);
+            acc[2u * r + 1u] = fma(gv, w[1], acc[2u * r + 1u]);
+        }
+    }
+    let k4 = p.k / 4u;
+    for (var r = 0u; r < R; r++) {
+        let row = m0 + r;
+        if (row >= p.m) {
+            break;
+        }
+        out4[row * k4 + k0 / 4u] = acc[2u * r];
+        out4[row * k4 + k0 / 4u + 1u] = acc[2u * r + 1u];
+    }
+}
+
+@group(0) @binding(2) var<storage, read> ids: array<u32>;
+
+// out (rows, k) = W[ids] (p.m = rows, p.k = the row length): one chunk of 8 per invocation.
+@compute @workgroup_size(WG1)
+fn qembedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j = linear_index(wid, nwg, lid);
+    let chunks = p.k / 8u;
+    if (j >= p.m * chunks) {
+        return;
+    }
+    let t = j / chunks;
+    let c = j % chunks;
+    let w = deq8(ids[t] * p.k + c * 8u);
+    out4[t * (p.k / 4u) + c * 2u] = w[0];
+    out4[t * (p.k / 4u) + c * 2u + 1u] = w[1];
+}
+
+@group(0) @binding(2) var<storage, read_write> dq4: array<vec4<f32>>;
+
+// dq4 = the whole weight in f32 (p.m = elements / 8): one chunk of 8 per invocation.
+@compute @workgroup_size(WG1)
+fn dequantize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j = linear_index(wid, nwg, lid);
+    if (j >= p.m) {
+        return;
+    }
+    let w = deq8(j * 8u);
+    dq4[2u * j] = w[0];
+    dq4[2u * j + 1u] = w[1];
+}
