@@ -89,7 +89,7 @@ fn assert_close(what: &str, got: &[f32], want: &[f64], rel: f64) {
 /// Shapes (m, n, k): k is a multiple of the block; m and n straddle the kernels' tiles.
 fn shapes(qt: QuantType) -> Vec<(usize, usize, usize)> {
     let b = qt.block_elems();
-    vec![(1, 1, b), (7, 5, b), (9, 33, 3 * b), (17, 4, 2 * b), (16, 12, b)]
+    vec![(1, 1, b), (7, 5, b), (9, 33, 3 * b), (17, 4, 2 * b), (16, 12, b), (70, 68, 2 * b)]
 }
 
 #[test]

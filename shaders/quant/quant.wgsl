@@ -86,50 +86,64 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-// Rows of x per invocation in both products (each dequantized weight chunk is reused this often).
-const R: u32 = 8u;
-
 @group(0) @binding(2) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
-// y (m, n) = x (m, k) · Wᵀ (+ bias): each invocation owns 8 rows x 4 weight rows. Rows and
+// Rows of x and weight rows per qmatmul_nt invocation. Lavapipe runs every storage load lane by
+// lane, so the tile is as large as keeps loads rare: per 8-element chunk of k, 8 dequantized
+// weight chunks and 32 rows of x feed 2048 multiply-adds.
+const NT_ROWS: u32 = 32u;
+const NT_COLS: u32 = 8u;
+
+// y (m, n) = x (m, k) · Wᵀ (+ bias): each invocation owns 32 rows x 8 weight rows. Rows and
 // weight rows past the edge are clamped when read and skipped when written.
-@compute @workgroup_size(16)
+@compute @workgroup_size(8)
 fn qmatmul_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let n0 = (wid.x * 16u + lid.x) * 4u;
-    let m0 = (wid.z * 65535u + wid.y) * R;
+    let n0 = (wid.x * 8u + lid.x) * NT_COLS;
+    let m0 = (wid.z * 65535u + wid.y) * NT_ROWS;
     if (n0 >= p.n || m0 >= p.m) {
         return;
     }
     let k4 = p.k / 4u;
-    var acc: array<vec4<f32>, R>;
+    // Row r's outputs n0..n0+4 in acc[2r], n0+4..n0+8 in acc[2r+1].
+    var acc: array<vec4<f32>, 64>;
+    var rows: array<u32, NT_COLS>;
+    for (var c = 0u; c < NT_COLS; c++) {
+        rows[c] = min(n0 + c, p.n - 1u) * p.k;
+    }
     for (var k = 0u; k < p.k; k += 8u) {
-        let w0 = deq8(min(n0, p.n - 1u) * p.k + k);
-        let w1 = deq8(min(n0 + 1u, p.n - 1u) * p.k + k);
-        let w2 = deq8(min(n0 + 2u, p.n - 1u) * p.k + k);
-        let w3 = deq8(min(n0 + 3u, p.n - 1u) * p.k + k);
-        for (var r = 0u; r < R; r++) {
+        var lo: array<mat4x4<f32>, 2>; // [half of the chunk]: columns = weight rows 0..4
+        var hi: array<mat4x4<f32>, 2>; // weight rows 4..8
+        for (var c = 0u; c < 4u; c++) {
+            let a = deq8(rows[c] + k);
+            let b = deq8(rows[c + 4u] + k);
+            lo[0][c] = a[0];
+            lo[1][c] = a[1];
+            hi[0][c] = b[0];
+            hi[1][c] = b[1];
+        }
+        for (var r = 0u; r < NT_ROWS; r++) {
             let at = min(m0 + r, p.m - 1u) * k4 + k / 4u;
             let xa = x4[at];
             let xb = x4[at + 1u];
-            acc[r] += vec4<f32>(dot(xa, w0[0]) + dot(xb, w0[1]), dot(xa, w1[0]) + dot(xb, w1[1]),
-                dot(xa, w2[0]) + dot(xb, w2[1]), dot(xa, w3[0]) + dot(xb, w3[1]));
+            acc[2u * r] += xa * lo[0] + xb * lo[1];
+            acc[2u * r + 1u] += xa * hi[0] + xb * hi[1];
         }
     }
-    for (var r = 0u; r < R; r++) {
+    for (var r = 0u; r < NT_ROWS; r++) {
         let row = m0 + r;
         if (row >= p.m) {
             break;
         }
-        for (var c = 0u; c < 4u; c++) {
+        for (var c = 0u; c < NT_COLS; c++) {
             let col = n0 + c;
             if (col < p.n) {
-                var v = acc[r][c];
+                var o = acc[2u * r + c / 4u][c % 4u];
                 if (p.has_bias != 0u) {
-                    v += bias[col];
+                    o += bias[col];
                 }
-                y[row * p.n + col] = v;
+                y[row * p.n + col] = o;
             }
         }
     }
@@ -138,32 +152,83 @@ fn qmatmul_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 @group(0) @binding(2) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;
 
-// dx (m, k) = g (m, n) · W: each invocation owns 8 rows x 8 columns of dx (one chunk of a
-// block), summing over the weight's rows in order.
-@compute @workgroup_size(16)
+// Rows of g per qmatmul_nn invocation: per 4 weight rows, 4 dequantized chunks and 32 loads
+// of g (4 values each) feed 1024 multiply-adds (lavapipe runs every storage load lane by lane).
+const NN_ROWS: u32 = 32u;
+
+@group(0) @binding(2) var<storage, read> g4: array<vec4<f32>>;
+
+// Four weight rows' chunks as the columns of two matrices: M · (g values) sums them.
+struct Chunk4 {
+    lo: mat4x4<f32>,
+    hi: mat4x4<f32>,
+}
+
+fn chunk4(n: u32, k0: u32) -> Chunk4 {
+    let a = deq8(n * p.k + k0);
+    let b = deq8((n + 1u) * p.k + k0);
+    let c = deq8((n + 2u) * p.k + k0);
+    let d = deq8((n + 3u) * p.k + k0);
+    return Chunk4(mat4x4<f32>(a[0], b[0], c[0], d[0]), mat4x4<f32>(a[1], b[1], c[1], d[1]));
+}
+
+// dx (m, k) = g (m, n) · W for n % 4 == 0: each invocation owns 32 rows x 8 columns of dx (one
+// chunk), summing over the weight's rows in order, four at a time.
+@compute @workgroup_size(8)
 fn qmatmul_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let k0 = (wid.x * 16u + lid.x) * 8u;
-    let m0 = (wid.z * 65535u + wid.y) * R;
+    let k0 = (wid.x * 8u + lid.x) * 8u;
+    let m0 = (wid.z * 65535u + wid.y) * NN_ROWS;
     if (k0 >= p.k || m0 >= p.m) {
         return;
     }
-    var acc: array<vec4<f32>, 16>; // R rows x 2 vec4
-    for (var n = 0u; n < p.n; n++) {
-        let w = deq8(n * p.k + k0);
-        for (var r = 0u; r < R; r++) {
-            let gv = vec4<f32>(g[min(m0 + r, p.m - 1u) * p.n + n]);
-            acc[2u * r] = fma(gv, w[0], acc[2u * r]);
-            acc[2u * r + 1u] = fma(gv, w[1], acc[2u * r + 1u]);
+    let n4 = p.n / 4u;
+    var lo: array<vec4<f32>, NN_ROWS>;
+    var hi: array<vec4<f32>, NN_ROWS>;
+    for (var j = 0u; j < n4; j++) {
+        let w = chunk4(4u * j, k0);
+        for (var r = 0u; r < NN_ROWS; r++) {
+            let gv = g4[min(m0 + r, p.m - 1u) * n4 + j];
+            lo[r] += w.lo * gv;
+            hi[r] += w.hi * gv;
         }
     }
     let k4 = p.k / 4u;
-    for (var r = 0u; r < R; r++) {
+    for (var r = 0u; r < NN_ROWS; r++) {
         let row = m0 + r;
         if (row >= p.m) {
             break;
         }
-        out4[row * k4 + k0 / 4u] = acc[2u * r];
-        out4[row * k4 + k0 / 4u + 1u] = acc[2u * r + 1u];
+        out4[row * k4 + k0 / 4u] = lo[r];
+        out4[row * k4 + k0 / 4u + 1u] = hi[r];
+    }
+}
+
+// The same for any n: one weight row at a time, 8 rows of dx per invocation.
+@compute @workgroup_size(8)
+fn qmatmul_nn_any(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let k0 = (wid.x * 8u + lid.x) * 8u;
+    let m0 = (wid.z * 65535u + wid.y) * 8u;
+    if (k0 >= p.k || m0 >= p.m) {
+        return;
+    }
+    var lo: array<vec4<f32>, 8>;
+    var hi: array<vec4<f32>, 8>;
+    for (var n = 0u; n < p.n; n++) {
+        let w = deq8(n * p.k + k0);
+        for (var r = 0u; r < 8u; r++) {
+            let gv = vec4<f32>(g[min(m0 + r, p.m - 1u) * p.n + n]);
+            lo[r] = fma(gv, w[0], lo[r]);
+            hi[r] = fma(gv, w[1], hi[r]);
+        }
+    }
+    let k4 = p.k / 4u;
+    for (var r = 0u; r < 8u; r++) {
+        let row = m0 + r;
+        if (row >= p.m) {
+            break;
+        }
+        out4[row * k4 + k0 / 4u] = lo[r];
+        out4[row * k4 + k0 / 4u + 1u] = hi[r];
     }
 }
 

@@ -1,5 +1,7 @@
 //! Kernel cases: matmul at square sizes, memory bandwidth (add), softmax, convolution (a
-//! ResNet 3×3 and a depthwise 3×3), attention, and the cost of a dispatch inside one submit.
+//! ResNet 3×3 and a depthwise 3×3), attention, a frozen linear layer's forward and input
+//! gradient with its weight in f32 and in Q4_0 / Q8_0 blocks, and the cost of a dispatch
+//! inside one submit.
 //! Each runs without a tape (forward only) and waits for the device.
 
 use super::Case;
@@ -89,6 +91,7 @@ pub(super) fn cases<'a>(e: &'a Engine, quick: bool, wanted: &dyn Fn(&str) -> boo
         let opts = Attention::new(d);
         out.push(case(e, name.into(), Some((gflop, "GFLOP/s")), move || attention(&q, &k, &v, &opts)));
     }
+    out.extend(linear_cases(e, wanted)?);
     if wanted("dispatch_100_one_submit") {
         // 100 dependent one-element dispatches in one submit: the fixed cost of a dispatch.
         let one = tensor(e, &[1], 9)?;
@@ -99,6 +102,45 @@ pub(super) fn cases<'a>(e: &'a Engine, quick: bool, wanted: &dyn Fn(&str) -> boo
             }
             Ok(t)
         }));
+    }
+    Ok(out)
+}
+
+/// A frozen linear layer the size of SmolLM2's MLP (576 → 1536) over 512 tokens: `x·Wᵀ` and
+/// `g·W` with the weight in f32 and kept quantized (`ops::quant`), side by side.
+fn linear_cases<'a>(e: &'a Engine, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<Case<'a>>> {
+    use crate::tensor::QuantType;
+    use crate::weights::quantize::quantize;
+    let (m, n, k) = (512, 1536, 576);
+    let gflop = 2.0 * (m * n * k) as f64 / 1e9;
+    let mut out = Vec::new();
+    for qt in [None, Some(QuantType::Q4_0), Some(QuantType::Q8_0)] {
+        let dtype = qt.map_or("f32", QuantType::name);
+        let (fwd, dx) = (format!("linear_{dtype}_{m}x{n}x{k}"), format!("linear_dx_{dtype}_{m}x{n}x{k}"));
+        if !wanted(&fwd) && !wanted(&dx) {
+            continue;
+        }
+        let wf = values(n * k, 21);
+        let w = match qt {
+            None => Tensor::from_slice(e, &wf, &[n, k])?,
+            Some(q) => {
+                let blocks = quantize(q.weight_dtype(), &wf).map_err(|m| crate::Error::arg("bench", m))?;
+                Tensor::from_quantized(e, q, &blocks, &[n, k])?
+            }
+        };
+        if wanted(&fwd) {
+            let (x, w) = (tensor(e, &[m, k], 22)?, w.clone());
+            out.push(case(e, fwd, Some((gflop, "GFLOP/s")), move || {
+                crate::ops::linear::linear(&x, &w, None, false)
+            }));
+        }
+        if wanted(&dx) {
+            let g = tensor(e, &[m, n], 23)?;
+            out.push(case(e, dx, Some((gflop, "GFLOP/s")), move || match w.quant_type() {
+                Some(_) => crate::ops::quant::qmatmul_nn(&g, &w),
+                None => g.matmul(&w),
+            }));
+        }
     }
     Ok(out)
 }

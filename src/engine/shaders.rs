@@ -222,6 +222,7 @@ shader!(
     [
         Spec { entry: "qmatmul_nt", overrides: QTYPES },
         Spec { entry: "qmatmul_nn", overrides: QTYPES },
+        Spec { entry: "qmatmul_nn_any", overrides: QTYPES },
         Spec { entry: "qembedding", overrides: QTYPES },
         Spec { entry: "dequantize", overrides: QTYPES },
     ]

@@ -21,9 +21,6 @@ struct Params {
     has_bias: u32,
 }
 
-/// Rows of x per invocation (`R` in the shader) and invocations per workgroup.
-const ROWS: usize = 8;
-const WG: usize = 16;
 /// Workgroups per grid dimension the shader folds rows by (WebGPU's guaranteed minimum).
 const FOLD: usize = 65535;
 
@@ -36,15 +33,18 @@ fn kernel(entry: &'static str, qt: QuantType) -> Kernel {
     Kernel::new(&shaders::QUANT, entry).with("QTYPE", qt.shader_code())
 }
 
-/// Workgroups for `cols` column units of `WG` per group and `rows` rows of `ROWS`, rows folded
-/// into z past the per-dimension cap.
-fn groups(cols: usize, rows: usize) -> Result<[u32; 3]> {
-    let gy = rows.div_ceil(ROWS);
+/// `groups_x` workgroups across and `rows` rows in tiles of `tile` down, folded into z past
+/// the per-dimension cap (the shaders unfold them the same way).
+fn tile_groups(groups_x: usize, rows: usize, tile: usize) -> Result<[u32; 3]> {
+    let gy = rows.div_ceil(tile);
     let gz = gy.div_ceil(FOLD);
-    if gz > FOLD {
-        return Err(Error::arg("quant", format!("{rows} rows exceed one dispatch")));
+    if gz > FOLD || groups_x > FOLD {
+        return Err(Error::arg(
+            "quant",
+            format!("{rows} rows x {groups_x} column groups exceed one dispatch"),
+        ));
     }
-    Ok([cols.div_ceil(WG) as u32, gy.min(FOLD) as u32, gz as u32])
+    Ok([groups_x as u32, gy.min(FOLD) as u32, gz as u32])
 }
 
 fn check_u32(op: &'static str, n: usize) -> Result<u32> {
@@ -71,7 +71,9 @@ pub(crate) fn qmatmul_nt(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Resul
         Binding::write(y.storage(), y.nbytes()),
         Binding::read(b.storage(), b.nbytes()),
     ];
-    e.dispatch(&kernel("qmatmul_nt", qt), bytemuck::bytes_of(&p), &bindings, groups(n.div_ceil(4), m)?)?;
+    // 8 invocations of 8 weight rows x 32 rows.
+    let g = tile_groups(n.div_ceil(8 * 8), m, 32)?;
+    e.dispatch(&kernel("qmatmul_nt", qt), bytemuck::bytes_of(&p), &bindings, g)?;
     Ok(y)
 }
 
@@ -96,7 +98,10 @@ pub(crate) fn qmatmul_nn(g: &Tensor, w: &Tensor) -> Result<Tensor> {
         Binding::read(g.storage(), g.nbytes()),
         Binding::write(dx.storage(), dx.nbytes()),
     ];
-    e.dispatch(&kernel("qmatmul_nn", qt), bytemuck::bytes_of(&p), &bindings, groups(k / 8, m)?)?;
+    // 8 invocations of one 8-column chunk each, 32 rows (8 when n is not a multiple of 4).
+    let (entry, rows) = if n.is_multiple_of(4) { ("qmatmul_nn", 32) } else { ("qmatmul_nn_any", 8) };
+    let g = tile_groups((k / 8).div_ceil(8), m, rows)?;
+    e.dispatch(&kernel(entry, qt), bytemuck::bytes_of(&p), &bindings, g)?;
     Ok(dx)
 }
 
