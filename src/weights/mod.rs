@@ -7,6 +7,7 @@ pub mod gguf_llama;
 mod gguf_meta;
 pub mod hf_cache;
 pub mod hf_dir;
+pub mod llama_to_gguf;
 mod open;
 pub mod pickle;
 pub mod quant;
@@ -14,6 +15,7 @@ pub mod quantize;
 pub mod safetensors;
 mod safetensors_header;
 pub mod torch;
+pub mod write_gguf;
 
 pub use open::open;
 
