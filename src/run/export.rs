@@ -5,7 +5,10 @@
 //! (a sentence-transformers BERT has no `bert.` prefix, so neither does its exported pooler).
 //! Tensors the model does not use but the checkpoint had (`num_batches_tracked`,
 //! `position_ids`) are copied through, so the key set equals the source's, head aside.
-//! LoRA adapters are merged into their base weights first.
+//! LoRA adapters are merged into their base weights first. `[output]` picks the float type
+//! (`dtype`), a PEFT adapter instead of the merged model (`adapter_only`, see
+//! [`super::export_adapter`]) and a llama.cpp file beside it (`gguf`, see
+//! [`super::export_gguf`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +21,11 @@ use crate::models::zoo::ModelKind;
 use crate::nn::{BindingReport, Params};
 use crate::weights::{WeightDType, WeightSource};
 
+use super::export_adapter::{export_adapter, AdapterSpec, PeftTask, ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+use super::export_gguf::{export_gguf, gguf_dtype, GGUF_FILE};
 use super::prepare::Prepared;
+use super::recipe::OutputSection;
+use crate::weights::gguf::GgufFile;
 
 /// What was written.
 #[derive(Debug, Clone)]
@@ -63,21 +70,19 @@ pub fn export_keys(params: &Params, report: &BindingReport) -> BTreeMap<String, 
         .collect()
 }
 
-/// Write `params` (LoRA merged) to `path` as safetensors under the checkpoint's key names,
-/// copying through the checkpoint's ignored tensors from `source`. The file is written to a
-/// temporary name, synced and renamed, so a crash never leaves a partial `model.safetensors`.
-pub fn export_safetensors(
-    params: &Params,
-    report: &BindingReport,
-    source: Option<&dyn WeightSource>,
-    path: &Path,
-) -> Result<Exported> {
+/// One tensor on its way to a file: checkpoint key, shape, f32 values.
+pub type KeyedTensor = (String, Vec<usize>, Vec<f32>);
+
+/// Every model tensor under the key it is exported as, LoRA adapters merged into their base
+/// weights (and left out). A non-finite value is an error naming the key: a file of NaNs
+/// would load and then predict garbage.
+pub fn merged_tensors(params: &Params, report: &BindingReport) -> Result<Vec<KeyedTensor>> {
     let keys = export_keys(params, report);
     let lora_side: std::collections::HashSet<String> = params
         .loras()
         .flat_map(|(_, l)| [params.entry(l.a).path.clone(), params.entry(l.b).path.clone()])
         .collect();
-    let mut blobs: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut out = Vec::new();
     for (model_path, t) in crate::nn::lora::merged(params)? {
         if lora_side.contains(&model_path) {
             continue;
@@ -87,27 +92,42 @@ pub fn export_safetensors(
         if data.iter().any(|v| !v.is_finite()) {
             return Err(Error::arg("export", format!("{key} holds non-finite values; refusing to export")));
         }
-        blobs.push((key, Dtype::F32, t.shape().to_vec(), bytemuck::cast_slice(&data).to_vec()));
+        out.push((key, t.shape().to_vec(), data));
     }
-    if let Some(src) = source {
-        let infos = src.tensors();
-        for name in &report.ignored {
-            let Some(info) = infos.iter().find(|i| &i.name == name) else { continue };
-            let (vals, shape) = src.read_f32(name)?;
-            let (dtype, bytes) = match info.dtype {
-                WeightDType::I64 => {
-                    (Dtype::I64, vals.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect())
-                }
-                WeightDType::I32 => {
-                    (Dtype::I32, vals.iter().flat_map(|&v| (v as i32).to_le_bytes()).collect())
-                }
-                _ => (Dtype::F32, bytemuck::cast_slice(&vals).to_vec()),
-            };
-            blobs.push((name.clone(), dtype, shape, bytes));
-        }
+    Ok(out)
+}
+
+/// The float type `output.dtype` names ("f32", "f16", "bf16").
+pub fn float_dtype(name: &str) -> Result<WeightDType> {
+    match name {
+        "f32" => Ok(WeightDType::F32),
+        "f16" => Ok(WeightDType::F16),
+        "bf16" => Ok(WeightDType::BF16),
+        other => Err(Error::arg("output.dtype", format!("'{other}' (f32, f16, bf16)"))),
     }
+}
+
+/// `values` encoded as the float type `dtype`, with safetensors' name for it; errors name `key`.
+pub(super) fn encode_float(key: &str, values: &[f32], dtype: WeightDType) -> Result<(Dtype, Vec<u8>)> {
+    let st = match dtype {
+        WeightDType::F32 => Dtype::F32,
+        WeightDType::F16 => Dtype::F16,
+        WeightDType::BF16 => Dtype::BF16,
+        other => return Err(Error::arg("export", format!("{key}: {other:?} is not an export float type"))),
+    };
+    let bytes = crate::weights::quantize::quantize(dtype, values)
+        .map_err(|m| Error::arg("export", format!("{key}: {m}")))?;
+    Ok((st, bytes))
+}
+
+/// A tensor ready for a safetensors file: key, stored type, shape, bytes.
+pub(super) type Blob = (String, Dtype, Vec<usize>, Vec<u8>);
+
+/// Write `blobs` to `path` as safetensors (`format: pt`, as transformers writes it). The file
+/// is written to a temporary name, synced and renamed, so a crash never leaves a partial one.
+pub(super) fn write_safetensors(blobs: &[Blob], path: &Path) -> Result<()> {
     let mut views = Vec::with_capacity(blobs.len());
-    for (k, dtype, shape, bytes) in &blobs {
+    for (k, dtype, shape, bytes) in blobs {
         let v = TensorView::new(*dtype, shape.clone(), bytes)
             .map_err(|e| Error::arg("export", format!("{k}: {e}")))?;
         views.push((k.clone(), v));
@@ -116,24 +136,105 @@ pub fn export_safetensors(
     meta.insert("format".to_string(), "pt".to_string());
     let bytes = safetensors::tensor::serialize(views, Some(meta))
         .map_err(|e| Error::arg("export", format!("{}: {e}", path.display())))?;
-    crate::train::checkpoint::replace_atomically(path, &bytes)?;
+    crate::train::checkpoint::replace_atomically(path, &bytes)
+}
+
+/// Write `params` (LoRA merged) to `path` as f32 safetensors under the checkpoint's key names,
+/// copying through the checkpoint's ignored tensors from `source`.
+pub fn export_safetensors(
+    params: &Params,
+    report: &BindingReport,
+    source: Option<&dyn WeightSource>,
+    path: &Path,
+) -> Result<Exported> {
+    let tensors = merged_tensors(params, report)?;
+    write_model(&tensors, report, source, path, WeightDType::F32)
+}
+
+/// Write merged `tensors` to `path` with float values as `dtype`, plus the checkpoint's
+/// ignored tensors from `source` (integers keep their type; floats take `dtype` too).
+pub fn write_model(
+    tensors: &[KeyedTensor],
+    report: &BindingReport,
+    source: Option<&dyn WeightSource>,
+    path: &Path,
+    dtype: WeightDType,
+) -> Result<Exported> {
+    let mut blobs: Vec<Blob> = Vec::with_capacity(tensors.len());
+    for (key, shape, values) in tensors {
+        let (st, bytes) = encode_float(key, values, dtype)?;
+        blobs.push((key.clone(), st, shape.clone(), bytes));
+    }
+    if let Some(src) = source {
+        blobs.extend(ignored_tensors(src, report, dtype)?);
+    }
+    write_safetensors(&blobs, path)?;
     Ok(Exported { path: path.to_path_buf(), tensors: blobs.into_iter().map(|(k, _, s, _)| (k, s)).collect() })
 }
 
+/// The checkpoint's tensors the model does not use (`num_batches_tracked`, `position_ids`),
+/// copied through so the key set equals the source's.
+fn ignored_tensors(src: &dyn WeightSource, report: &BindingReport, dtype: WeightDType) -> Result<Vec<Blob>> {
+    let infos = src.tensors();
+    let mut out = Vec::new();
+    for name in &report.ignored {
+        let Some(info) = infos.iter().find(|i| &i.name == name) else { continue };
+        let (vals, shape) = src.read_f32(name)?;
+        let (st, bytes) = match info.dtype {
+            WeightDType::I64 => (Dtype::I64, vals.iter().flat_map(|&v| (v as i64).to_le_bytes()).collect()),
+            WeightDType::I32 => (Dtype::I32, vals.iter().flat_map(|&v| (v as i32).to_le_bytes()).collect()),
+            _ => encode_float(name, &vals, dtype)?,
+        };
+        out.push((name.clone(), st, shape, bytes));
+    }
+    Ok(out)
+}
+
 impl Prepared {
-    /// Write the model folder: weights under the checkpoint's key names, plus what a Hugging
-    /// Face loader needs beside them.
-    pub fn export(&mut self, dir: &Path) -> Result<Exported> {
+    /// Write the model folder as `out` asks: the merged weights under the checkpoint's key
+    /// names (or, with `adapter_only`, the PEFT adapter), `model.gguf` when asked, plus what a
+    /// Hugging Face loader needs beside them. Files a different export setting wrote into the
+    /// folder before are removed, so the folder holds this export only.
+    pub fn export(&mut self, dir: &Path, out: &OutputSection) -> Result<Exported> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let dtype = float_dtype(&out.dtype)?;
         let is_gguf = self.model_path.extension().is_some_and(|e| e == "gguf");
-        let source = if is_gguf { None } else { Some(crate::weights::open(&self.model_path)?) };
         let params = self.task.as_task().params();
-        let out =
-            export_safetensors(params, &self.report, source.as_deref(), &dir.join("model.safetensors"))?;
-        if let Some(cfg) = config_json(&self.model_path, self.labels.as_ref(), self.kind)? {
-            let text = serde_json::to_string_pretty(&cfg).map_err(|e| Error::arg("export", e.to_string()))?;
+        let merged = if out.adapter_only && out.gguf.is_none() { None } else { Some(merged_tensors(params, &self.report)?) };
+        let config = config_json(&self.model_path, self.labels.as_ref(), self.kind)?;
+        let exported = if out.adapter_only {
+            let spec = AdapterSpec {
+                task: PeftTask::of(self.kind, self.labels.is_some()),
+                base: &self.model_path,
+                head: Some(&self.head),
+                dtype,
+            };
+            remove_stale(dir, &["model.safetensors", "config.json"])?;
+            export_adapter(params, &self.report, &spec, dir)?
+        } else {
+            let source = if is_gguf { None } else { Some(crate::weights::open(&self.model_path)?) };
+            remove_stale(dir, &[ADAPTER_WEIGHTS, ADAPTER_CONFIG])?;
+            let tensors = merged.as_deref().unwrap_or_default();
+            write_model(tensors, &self.report, source.as_deref(), &dir.join("model.safetensors"), dtype)?
+        };
+        match (&out.gguf, &merged) {
+            (Some(g), Some(tensors)) => {
+                let cfg = config.as_ref().ok_or_else(|| Error::arg("output.gguf", "the model has no config"))?;
+                let source = if is_gguf { Some(GgufFile::open(&self.model_path)?) } else { None };
+                export_gguf(tensors, cfg, source.as_ref(), gguf_dtype(g)?, &dir.join(GGUF_FILE))?;
+            }
+            _ => remove_stale(dir, &[GGUF_FILE])?,
+        }
+        if let (Some(cfg), false) = (&config, out.adapter_only) {
+            let text = serde_json::to_string_pretty(cfg).map_err(|e| Error::arg("export", e.to_string()))?;
             crate::train::checkpoint::replace_atomically(&dir.join("config.json"), text.as_bytes())?;
         }
+        self.export_tokenizer(dir)?;
+        Ok(exported)
+    }
+
+    /// tokenizer.json, tokenizer_config.json and labels.json beside the weights.
+    fn export_tokenizer(&self, dir: &Path) -> Result<()> {
         if let Some(tok) = &self.tokenizer {
             let p = dir.join("tokenizer.json");
             tok.inner().save(&p, false).map_err(|e| Error::io(&p, std::io::Error::other(e.to_string())))?;
@@ -148,8 +249,20 @@ impl Prepared {
         if let Some(labels) = &self.labels {
             labels.save(&dir.join("labels.json"))?;
         }
-        Ok(out)
+        Ok(())
     }
+}
+
+/// Remove `names` from `dir` where present.
+fn remove_stale(dir: &Path, names: &[&str]) -> Result<()> {
+    for n in names {
+        let p = dir.join(n);
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&p, e)),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// tokenizer_config.json of the exported model, so its chat template travels with it: the

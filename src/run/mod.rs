@@ -7,7 +7,9 @@
 //! ```text
 //! runs/NAME/
 //!   model/            model.safetensors under the checkpoint's own key names (+ config.json,
-//!                     tokenizer.json for Hugging Face models): loadable by transformers and whet
+//!                     tokenizer.json for Hugging Face models): loadable by transformers and whet;
+//!                     with output.adapter_only, adapter_model.safetensors + adapter_config.json
+//!                     (a PEFT adapter) instead; with output.gguf, model.gguf for llama.cpp too
 //!   run.json          the run's fingerprint (recipe values, model and data content), the
 //!                     folder format and whet version: a re-run resumes only the same run
 //!   recipe.toml       the resolved recipe (defaults filled in, absolute paths)
@@ -21,6 +23,8 @@ pub mod compare;
 pub mod data;
 pub mod evaluate;
 pub mod export;
+pub mod export_adapter;
+pub mod export_gguf;
 pub mod fingerprint;
 pub mod inference;
 pub mod lr_find;
@@ -223,7 +227,7 @@ fn conclude(
         _ => None,
     };
     out.sample = prep.sample(recipe)?;
-    out.exported = prep.export(&dir.join("model"))?;
+    out.exported = prep.export(&dir.join("model"), &recipe.output)?;
     out.peak_bytes = engine.stats().peak_bytes;
     out.weight_bytes = prep.task.as_task().params().bytes_by_dtype();
     write_metrics(&dir, out)?;

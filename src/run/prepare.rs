@@ -35,7 +35,7 @@ pub struct Prepared {
     pub tokenizer: Option<TextTokenizer>,
     pub(super) test: TestSet,
     pub(super) test_split: &'static str,
-    head: Select,
+    pub(super) head: Select,
     pub(super) model_path: PathBuf,
     train_len: usize,
 }

@@ -345,12 +345,27 @@ pub struct OutputSection {
     pub resume: bool,
     /// Bootstrap resamples for the confidence intervals of the final metrics.
     pub bootstrap: usize,
+    /// Export only the LoRA adapters (and a trained head) as a PEFT adapter folder
+    /// (`adapter_model.safetensors` + `adapter_config.json`) instead of the merged model.
+    /// Needs `train.lora`.
+    pub adapter_only: bool,
+    /// Float type of the exported safetensors (model or adapter): f32, f16 or bf16.
+    pub dtype: String,
+    /// Also write `model/model.gguf` for llama.cpp, matrices as f16 or q8_0 (llama models).
+    pub gguf: Option<String>,
 }
 
 impl Default for OutputSection {
     fn default() -> Self {
         // Empty: filled in from the recipe's file name by `Recipe::parse`.
-        OutputSection { dir: PathBuf::new(), resume: true, bootstrap: 1000 }
+        OutputSection {
+            dir: PathBuf::new(),
+            resume: true,
+            bootstrap: 1000,
+            adapter_only: false,
+            dtype: "f32".into(),
+            gguf: None,
+        }
     }
 }
 
@@ -472,6 +487,7 @@ impl Recipe {
         }
         r.validate(&keys)?;
         r.model.kind = model_kind(&r.model, &keys)?;
+        super::recipe_check::check_export(&r, &keys)?;
         Ok(r)
     }
 

@@ -65,7 +65,7 @@ pub(super) fn check(r: &Recipe, keys: &KeyLines) -> Result<()> {
     k.data(r)?;
     k.train(&r.train)?;
     k.generate(&r.generate)?;
-    k.output(&r.output)?;
+    k.output(r)?;
     k.augment(&r.augment)?;
     k.source(r)?;
     k.names(r)?;
@@ -243,8 +243,13 @@ impl Checker<'_> {
         self.real("generate.temperature", g.temperature, POSITIVE)
     }
 
-    fn output(&self, o: &OutputSection) -> Result<()> {
-        self.int("output.bootstrap", o.bootstrap, crate::eval::MIN_RESAMPLES as u64, MAX_RESAMPLES as u64)
+    fn output(&self, r: &Recipe) -> Result<()> {
+        let o: &OutputSection = &r.output;
+        self.int("output.bootstrap", o.bootstrap, crate::eval::MIN_RESAMPLES as u64, MAX_RESAMPLES as u64)?;
+        if o.adapter_only && r.train.lora.is_none() {
+            return self.fail("output.adapter_only", "exports LoRA adapters: set train.lora too");
+        }
+        Ok(())
     }
 
     /// The augmentation's own rules, plus the ceilings its transforms would otherwise apply
@@ -289,7 +294,7 @@ impl Checker<'_> {
     /// Settings that name one of a fixed set.
     fn names(&self, r: &Recipe) -> Result<()> {
         let t = &r.train;
-        let choices: [(&str, &str, &[&str]); 6] = [
+        let choices: [(&str, &str, &[&str]); 8] = [
             ("train.optimizer", &t.optimizer, &["adamw", "adam", "sgd"]),
             (
                 "train.schedule",
@@ -300,6 +305,8 @@ impl Checker<'_> {
             ("generate.sampling", &r.generate.sampling, &["greedy", "top-k", "top-p"]),
             ("model.init", &r.model.init, &["pretrained", "scratch"]),
             ("model.quantize", &r.model.quantize, &["keep", "none", "q8_0", "q4_0"]),
+            ("output.dtype", &r.output.dtype, &["f32", "f16", "bf16"]),
+            ("output.gguf", r.output.gguf.as_deref().unwrap_or("f16"), &["f16", "q8_0"]),
         ];
         for (key, value, known) in choices {
             if !known.contains(&value) {
@@ -308,4 +315,21 @@ impl Checker<'_> {
         }
         Ok(())
     }
+}
+
+/// The export settings that depend on the model kind (resolved after [`check`]): GGUF export
+/// writes llama.cpp's llama architecture, so it needs a model whose checkpoints that
+/// architecture names (`general.architecture = "llama"`).
+pub(super) fn check_export(r: &Recipe, keys: &KeyLines) -> Result<()> {
+    let Some(g) = &r.output.gguf else { return Ok(()) };
+    let kind: crate::models::zoo::ModelKind = r.model.kind.parse()?;
+    let arch = kind.architecture();
+    if !arch.causal_lm || !arch.config_types.contains(&"llama") {
+        let message = format!(
+            " = \"{g}\": GGUF export writes llama-architecture decoders; model.kind is {}",
+            arch.name
+        );
+        return Err(keys.error("output.gguf", message));
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! Shared by the GPU test files: one engine per test binary, one test on it at a time.
 
+pub mod export;
 pub mod fixtures;
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
