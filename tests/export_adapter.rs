@@ -41,8 +41,7 @@ fn expected_keys(
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let (key, dims) = line.split_once('\t').unwrap_or_else(|| panic!("{fixture}: no tab in '{line}'"));
-        let shape: Vec<usize> =
-            dims.split(',').map(|d| d.trim().split('*').map(value).product()).collect();
+        let shape: Vec<usize> = dims.split(',').map(|d| d.trim().split('*').map(value).product()).collect();
         let layer_range = if key.contains("{L}") { 0..layers } else { 0..1 };
         for l in layer_range {
             out.insert(key.replace("{L}", &l.to_string()), shape.clone());
@@ -61,7 +60,9 @@ fn check_values(dir: &Path, model: &AnyModel, tol: f32) {
     let f = SafeTensorsFile::open(dir.join(ADAPTER_WEIGHTS)).unwrap();
     let mut lora = 0;
     for t in f.tensors() {
-        let Some(module) = t.name.strip_prefix("base_model.model.") else { panic!("{}: no PEFT prefix", t.name) };
+        let Some(module) = t.name.strip_prefix("base_model.model.") else {
+            panic!("{}: no PEFT prefix", t.name)
+        };
         let path = module.strip_suffix(".weight").unwrap_or(module);
         let want = model.params().by_path(path).or_else(|_| model.params().by_path(module));
         let want = want.unwrap_or_else(|e| panic!("{}: {e}", t.name)).to_vec().unwrap();
@@ -127,7 +128,8 @@ fn minilm_classifier_adapter_has_peft_keys_and_fields() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("f32");
     let written = export(&model, &report, task, &dir, Some(&head), WeightDType::F32, &out);
-    let want = expected_keys("peft_keys_minilm_seq_cls.txt", &config, &[("r", rank), ("num_labels", classes)]);
+    let want =
+        expected_keys("peft_keys_minilm_seq_cls.txt", &config, &[("r", rank), ("num_labels", classes)]);
     check_keys(&written, &want);
     check_values(&out, &model, 0.0);
 
@@ -170,10 +172,19 @@ fn smollm2_adapter_has_peft_causal_lm_keys() {
     let rank = 8;
     with_lora(&mut model, "*self_attn.{q_proj,v_proj}.weight", rank, 16.0, Some(head.clone()));
     let tmp = tempfile::tempdir().unwrap();
-    let written =
-        export(&model, &report, PeftTask::of(kind("llama"), false), &gguf, Some(&head), WeightDType::F32, tmp.path());
-    let head_dim = (config["hidden_size"].as_u64().unwrap() / config["num_attention_heads"].as_u64().unwrap()) as usize;
-    let want = expected_keys("peft_keys_smollm2_causal_lm.txt", &config, &[("r", rank), ("head_dim", head_dim)]);
+    let written = export(
+        &model,
+        &report,
+        PeftTask::of(kind("llama"), false),
+        &gguf,
+        Some(&head),
+        WeightDType::F32,
+        tmp.path(),
+    );
+    let head_dim =
+        (config["hidden_size"].as_u64().unwrap() / config["num_attention_heads"].as_u64().unwrap()) as usize;
+    let want =
+        expected_keys("peft_keys_smollm2_causal_lm.txt", &config, &[("r", rank), ("head_dim", head_dim)]);
     check_keys(&written, &want);
     check_values(tmp.path(), &model, 0.0);
     let c = read_config(tmp.path());
@@ -195,7 +206,8 @@ fn gpt2_adapter_is_fan_in_fan_out() {
     let (mut model, report) = zoo::load(&e, &dir, kind("gpt2"), None, 1).unwrap();
     let n = with_lora(&mut model, "*.attn.c_attn.weight", 2, 4.0, None);
     let tmp = tempfile::tempdir().unwrap();
-    let written = export(&model, &report, PeftTask::of(kind("gpt2"), false), &dir, None, WeightDType::F32, tmp.path());
+    let written =
+        export(&model, &report, PeftTask::of(kind("gpt2"), false), &dir, None, WeightDType::F32, tmp.path());
     let embd = config["n_embd"].as_u64().unwrap() as usize;
     assert_eq!(written.len(), 2 * n);
     for l in 0..config["n_layer"].as_u64().unwrap() {

@@ -43,7 +43,9 @@ fn half_precision_exports_are_half_the_size_and_load_back() {
     let full = tensors(&full_dir.join("model.safetensors"));
     let size = |d: &Path| std::fs::metadata(d.join("model.safetensors")).unwrap().len() as f64;
     // Relative rounding of f16 and bf16 (half an ulp), plus f16's subnormal step.
-    for (dt, rel, abs) in [(WeightDType::F16, 2f32.powi(-11), 3e-8f32), (WeightDType::BF16, 2f32.powi(-8), 0.0)] {
+    for (dt, rel, abs) in
+        [(WeightDType::F16, 2f32.powi(-11), 3e-8f32), (WeightDType::BF16, 2f32.powi(-8), 0.0)]
+    {
         let out = write(dt);
         let ratio = size(&out) / size(&full_dir);
         assert!((0.45..0.55).contains(&ratio), "{dt:?} file is {ratio} of the f32 one");

@@ -32,7 +32,7 @@ fn kind(name: &str) -> ModelKind {
 fn stored_type(shape: &[usize], dt: WeightDType) -> WeightDType {
     match dt {
         _ if shape.len() < 2 => WeightDType::F32,
-        WeightDType::Q8_0 if shape[shape.len() - 1] % 32 != 0 => WeightDType::F16,
+        WeightDType::Q8_0 if !shape[shape.len() - 1].is_multiple_of(32) => WeightDType::F16,
         dt => dt,
     }
 }
@@ -94,7 +94,10 @@ fn check_hyperparameters(path: &Path, config: &serde_json::Value, dt: WeightDTyp
     }
     assert!(matches!(g.get("llama.rope.freq_base"), Some(MetaValue::F32(_))), "freq_base must be f32");
     let theta = config.get("rope_theta").or_else(|| config.pointer("/rope_parameters/rope_theta"));
-    assert_eq!(g.get_f32("llama.rope.freq_base").unwrap() as f64, theta.and_then(|t| t.as_f64()).unwrap_or(1e4));
+    assert_eq!(
+        g.get_f32("llama.rope.freq_base").unwrap() as f64,
+        theta.and_then(|t| t.as_f64()).unwrap_or(1e4)
+    );
     let eps = g.get_f32("llama.attention.layer_norm_rms_epsilon").unwrap();
     assert_eq!(eps, config["rms_norm_eps"].as_f64().unwrap() as f32);
 }
@@ -122,8 +125,12 @@ fn write_python_expectations(
         let (name, order) = gguf_name(key).unwrap();
         let values = match order {
             RowOrder::Same => values.clone(),
-            RowOrder::QueryHeads => permute_rows(values, shape[0], shape[1], heads("num_attention_heads")).unwrap(),
-            RowOrder::KeyValueHeads => permute_rows(values, shape[0], shape[1], heads("num_key_value_heads")).unwrap(),
+            RowOrder::QueryHeads => {
+                permute_rows(values, shape[0], shape[1], heads("num_attention_heads")).unwrap()
+            }
+            RowOrder::KeyValueHeads => {
+                permute_rows(values, shape[0], shape[1], heads("num_key_value_heads")).unwrap()
+            }
         };
         let ggml = match stored_type(shape, dt) {
             WeightDType::F32 => "F32",
@@ -134,11 +141,14 @@ fn write_python_expectations(
         tensors.push((name, shape.clone(), values));
     }
     meta.insert("types".into(), types.into());
-    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .zip(&bytes)
-        .map(|((n, s, _), b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
+        .map(|((n, s, _), b)| {
+            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap())
+        })
         .collect();
     let st = dir.join("expected.safetensors");
     std::fs::write(&st, safetensors::tensor::serialize(views, None).unwrap()).unwrap();
@@ -164,7 +174,8 @@ fn llama_tiny_gguf_reads_back_and_predicts_like_the_safetensors_export() {
     let case = "llama_tiny_gguf_reads_back_and_predicts_like_the_safetensors_export";
     let Some((_g, e)) = common::gpu("export_gguf", case) else { return };
     let Some(dir) = shared_fixture(case, "llama_tiny") else { return };
-    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let (mut model, report) = zoo::load(&e, &dir, kind("llama"), None, 1).unwrap();
     let layers = config["num_hidden_layers"].as_u64().unwrap() as usize;
     assert_eq!(with_lora(&mut model, TARGETS, 4, 8.0, None), 2 * layers);
@@ -177,7 +188,8 @@ fn llama_tiny_gguf_reads_back_and_predicts_like_the_safetensors_export() {
     let tmp = tempfile::tempdir().unwrap();
     let st_dir = tmp.path().join("st");
     std::fs::create_dir(&st_dir).unwrap();
-    write_model(&merged, &report, Some(src.as_ref()), &st_dir.join("model.safetensors"), WeightDType::F32).unwrap();
+    write_model(&merged, &report, Some(src.as_ref()), &st_dir.join("model.safetensors"), WeightDType::F32)
+        .unwrap();
     std::fs::copy(dir.join("config.json"), st_dir.join("config.json")).unwrap();
     let (mut st_model, _) = zoo::load(&e, &st_dir, kind("llama"), None, 1).unwrap();
     let vocab = config["vocab_size"].as_u64().unwrap() as u32;
@@ -194,10 +206,14 @@ fn llama_tiny_gguf_reads_back_and_predicts_like_the_safetensors_export() {
         let got = logits(&e, &mut g_model, &ids);
         // Weights within 2^-11 (f16) or 1/254 of their block's range (Q8_0) move the logits by
         // a small fraction of their spread; a wrong permutation or name moves them by all of it.
-        let (d, i, scale) = max_diff(&got, &want); 
-        assert!(d <= tol * scale, "{dt:?}: logit {i} differs by {d} (logits up to {scale}, allowed {tol} of that)");
+        let (d, i, scale) = max_diff(&got, &want);
+        assert!(
+            d <= tol * scale,
+            "{dt:?}: logit {i} differs by {d} (logits up to {scale}, allowed {tol} of that)"
+        );
         if let Some(py) = gguf_python(case) {
-            let (st, meta) = write_python_expectations(tmp.path(), &merged, &config, dt, python_meta(&config, dt));
+            let (st, meta) =
+                write_python_expectations(tmp.path(), &merged, &config, dt, python_meta(&config, dt));
             let out = run_python("gguf_readback.py", &[&path, &st, &meta], Some(&py));
             assert!(out.contains("ok"), "{out}");
         }

@@ -27,7 +27,8 @@ fn a_lora_run_exports_an_f16_adapter_and_a_gguf() {
     let Some(model) = shared_fixture(case, "llama_tiny") else { return };
     let tmp = tempfile::tempdir().unwrap();
     common::byte_level_tokenizer(&tmp.path().join("tokenizer.json"));
-    std::fs::write(tmp.path().join("corpus.txt"), "to be or not to be, that is the question. ".repeat(30)).unwrap();
+    std::fs::write(tmp.path().join("corpus.txt"), "to be or not to be, that is the question. ".repeat(30))
+        .unwrap();
     let text = format!(
         r#"[model]
 kind = "llama"
@@ -55,7 +56,8 @@ gguf = "q8_0"
     // A stale full-model file from an earlier export setting must not survive this one.
     std::fs::create_dir_all(r.output.dir.join("model")).unwrap();
     std::fs::write(r.output.dir.join("model/model.safetensors"), b"stale").unwrap();
-    let out = run::train(&e, &r, &StopFlag::new(), RunOptions { progress: false, ..Default::default() }).unwrap();
+    let out =
+        run::train(&e, &r, &StopFlag::new(), RunOptions { progress: false, ..Default::default() }).unwrap();
     let dir = out.dir.join("model");
     assert!(!dir.join("model.safetensors").exists(), "adapter_only leaves no merged model");
     assert!(!dir.join("config.json").exists(), "the adapter folder has adapter_config.json only");

@@ -185,9 +185,14 @@ fn export_settings_are_checked_against_the_model_and_training() {
     // GGUF export writes llama.cpp's llama architecture; this recipe's model is a BERT.
     refused_at(&out("gguf = \"q8_0\""), "output.gguf", &["bert"]);
     let lora = "[train.lora]\nrank = 4\nalpha = 8.0\ntargets = \"*q_proj.weight\"\n";
-    let llama = recipe("", "", "", &format!("{lora}[output]\nadapter_only = true\ndtype = \"bf16\"\ngguf = \"q8_0\"\n"))
-        .replace("kind = \"bert\"", "kind = \"llama\"")
-        .replace("kind = \"text\"", "kind = \"corpus\"");
+    let llama = recipe(
+        "",
+        "",
+        "",
+        &format!("{lora}[output]\nadapter_only = true\ndtype = \"bf16\"\ngguf = \"q8_0\"\n"),
+    )
+    .replace("kind = \"bert\"", "kind = \"llama\"")
+    .replace("kind = \"text\"", "kind = \"corpus\"");
     let r = parse(&llama).unwrap();
     assert!(r.output.adapter_only && r.output.dtype == "bf16" && r.output.gguf.as_deref() == Some("q8_0"));
     let defaults = parse(&recipe("", "", "", "")).unwrap().output;

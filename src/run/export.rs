@@ -200,7 +200,11 @@ impl Prepared {
         let dtype = float_dtype(&out.dtype)?;
         let is_gguf = self.model_path.extension().is_some_and(|e| e == "gguf");
         let params = self.task.as_task().params();
-        let merged = if out.adapter_only && out.gguf.is_none() { None } else { Some(merged_tensors(params, &self.report)?) };
+        let merged = if out.adapter_only && out.gguf.is_none() {
+            None
+        } else {
+            Some(merged_tensors(params, &self.report)?)
+        };
         let config = config_json(&self.model_path, self.labels.as_ref(), self.kind)?;
         let exported = if out.adapter_only {
             let spec = AdapterSpec {
@@ -219,7 +223,8 @@ impl Prepared {
         };
         match (&out.gguf, &merged) {
             (Some(g), Some(tensors)) => {
-                let cfg = config.as_ref().ok_or_else(|| Error::arg("output.gguf", "the model has no config"))?;
+                let cfg =
+                    config.as_ref().ok_or_else(|| Error::arg("output.gguf", "the model has no config"))?;
                 let source = if is_gguf { Some(GgufFile::open(&self.model_path)?) } else { None };
                 export_gguf(tensors, cfg, source.as_ref(), gguf_dtype(g)?, &dir.join(GGUF_FILE))?;
             }

@@ -135,7 +135,12 @@ fn head_params(
 }
 
 /// Write the adapter folder `dir` (see the module docs).
-pub fn export_adapter(params: &Params, report: &BindingReport, spec: &AdapterSpec, dir: &Path) -> Result<Exported> {
+pub fn export_adapter(
+    params: &Params,
+    report: &BindingReport,
+    spec: &AdapterSpec,
+    dir: &Path,
+) -> Result<Exported> {
     let keys = export_keys(params, report);
     let adapters = adapted(params, &keys, spec.task)?;
     let heads = match spec.head {
@@ -201,7 +206,10 @@ fn adapter_config(
         ));
     }
     if let Some(a) = adapters.iter().find(|a| a.in_major != first.in_major) {
-        return Err(Error::arg("output.adapter_only", format!("{}: Conv1D and Linear targets mixed", a.module)));
+        return Err(Error::arg(
+            "output.adapter_only",
+            format!("{}: Conv1D and Linear targets mixed", a.module),
+        ));
     }
     let mut saved: Vec<String> = heads.iter().map(|(_, m)| m.clone()).collect();
     saved.dedup();

@@ -70,9 +70,18 @@ fn llama_metadata(c: &LlamaConfig) -> Result<Vec<(String, MetaValue)>> {
 }
 
 /// One merged tensor under its GGUF name, rows in GGUF order, encoded.
-fn gguf_tensor(key: &str, shape: &[usize], values: &[f32], c: &LlamaConfig, dtype: WeightDType) -> Result<GgufTensor> {
+fn gguf_tensor(
+    key: &str,
+    shape: &[usize],
+    values: &[f32],
+    c: &LlamaConfig,
+    dtype: WeightDType,
+) -> Result<GgufTensor> {
     let (name, order) = gguf_name(key).ok_or_else(|| {
-        Error::arg("output.gguf", format!("'{key}' has no llama.cpp tensor name (not a llama decoder tensor)"))
+        Error::arg(
+            "output.gguf",
+            format!("'{key}' has no llama.cpp tensor name (not a llama decoder tensor)"),
+        )
     })?;
     let heads = match order {
         RowOrder::Same => None,
@@ -106,7 +115,9 @@ fn copied_metadata(src: &GgufFile, ours: &[(String, MetaValue)]) -> Vec<(String,
     src.metadata()
         .iter()
         .filter(|(k, _)| {
-            k.starts_with("tokenizer.") || k == "general.name" || (k.starts_with("llama.") && !ours.iter().any(|(o, _)| o == k))
+            k.starts_with("tokenizer.")
+                || k == "general.name"
+                || (k.starts_with("llama.") && !ours.iter().any(|(o, _)| o == k))
         })
         .cloned()
         .collect()
@@ -116,7 +127,8 @@ fn copied_metadata(src: &GgufFile, ours: &[(String, MetaValue)]) -> Vec<(String,
 fn copied_tensors(src: &GgufFile, written: &[GgufTensor]) -> Result<Vec<GgufTensor>> {
     let mut out = Vec::new();
     for t in src.tensors() {
-        if written.iter().any(|w| w.name == t.name) || crate::weights::llama_to_gguf::is_llama_tensor(&t.name) {
+        if written.iter().any(|w| w.name == t.name) || crate::weights::llama_to_gguf::is_llama_tensor(&t.name)
+        {
             continue;
         }
         let bytes = src.bytes(&t.name)?.to_vec();
@@ -150,7 +162,8 @@ pub fn export_gguf(
         out.extend(copied_tensors(src, &out)?);
     }
     meta.extend(llama);
-    let bytes = gguf_bytes(&meta, &out).map_err(|m| Error::arg("output.gguf", format!("{}: {m}", path.display())))?;
+    let bytes =
+        gguf_bytes(&meta, &out).map_err(|m| Error::arg("output.gguf", format!("{}: {m}", path.display())))?;
     crate::train::checkpoint::replace_atomically(path, &bytes)?;
     Ok(out.into_iter().map(|t| t.name).collect())
 }

@@ -47,7 +47,9 @@ pub fn run_recipe(run: &Path) -> Result<Recipe> {
     let mut recipe = Recipe::load(&path)?;
     let kind: ModelKind = recipe.model.kind.parse()?;
     let model = run.join("model");
-    if model.join(super::export_adapter::ADAPTER_CONFIG).is_file() && !model.join("model.safetensors").is_file() {
+    if model.join(super::export_adapter::ADAPTER_CONFIG).is_file()
+        && !model.join("model.safetensors").is_file()
+    {
         return Err(Error::Unsupported(format!(
             "{} holds a PEFT adapter only (output.adapter_only): load it with PEFT over {}, or export \
              the merged model (output.adapter_only = false) to use it with whet",

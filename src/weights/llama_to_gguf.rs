@@ -69,9 +69,15 @@ pub fn is_llama_tensor(gguf: &str) -> bool {
 /// Apply the converter's q/k row permutation: `data` is row-major, `rows` rows of `cols` (1
 /// for a bias), and `heads` must cut `rows` into heads of an even size.
 pub fn permute_rows(data: &[f32], rows: usize, cols: usize, heads: usize) -> Result<Vec<f32>, String> {
-    if heads == 0 || !rows.is_multiple_of(heads) || !(rows / heads).is_multiple_of(2) || data.len() != rows * cols
+    if heads == 0
+        || !rows.is_multiple_of(heads)
+        || !(rows / heads).is_multiple_of(2)
+        || data.len() != rows * cols
     {
-        return Err(format!("cannot permute {rows} rows × {cols} ({} values) into {heads} heads of even size", data.len()));
+        return Err(format!(
+            "cannot permute {rows} rows × {cols} ({} values) into {heads} heads of even size",
+            data.len()
+        ));
     }
     let hd = rows / heads;
     let mut out = Vec::with_capacity(data.len());
@@ -109,9 +115,15 @@ mod tests {
 
     #[test]
     fn names_follow_llama_cpp() {
-        assert_eq!(gguf_name("model.layers.11.self_attn.k_proj.weight").unwrap(), ("blk.11.attn_k.weight".into(), RowOrder::KeyValueHeads));
+        assert_eq!(
+            gguf_name("model.layers.11.self_attn.k_proj.weight").unwrap(),
+            ("blk.11.attn_k.weight".into(), RowOrder::KeyValueHeads)
+        );
         assert_eq!(gguf_name("model.layers.0.mlp.down_proj.weight").unwrap().0, "blk.0.ffn_down.weight");
-        assert_eq!(gguf_name("model.layers.2.post_attention_layernorm.weight").unwrap().0, "blk.2.ffn_norm.weight");
+        assert_eq!(
+            gguf_name("model.layers.2.post_attention_layernorm.weight").unwrap().0,
+            "blk.2.ffn_norm.weight"
+        );
         assert_eq!(gguf_name("lm_head.weight").unwrap().0, "output.weight");
         assert!(gguf_name("model.layers.x.mlp.up_proj.weight").is_none());
         assert!(gguf_name("classifier.weight").is_none());

@@ -168,7 +168,9 @@ mod tests {
     #[test]
     fn plain_types_round_trip() {
         let x = sample(32 * 9);
-        for (dt, rel) in [(WeightDType::F32, 0.0), (WeightDType::F16, 2f32.powi(-11)), (WeightDType::BF16, 2f32.powi(-8))] {
+        for (dt, rel) in
+            [(WeightDType::F32, 0.0), (WeightDType::F16, 2f32.powi(-11)), (WeightDType::BF16, 2f32.powi(-8))]
+        {
             let b = quantize(dt, &x).unwrap();
             assert_eq!(b.len(), x.len() * dt.size());
             let y = crate::weights::safetensors::to_f32(&b, dt, "t").unwrap();

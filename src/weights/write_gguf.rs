@@ -63,7 +63,8 @@ pub fn gguf_bytes(metadata: &[(String, MetaValue)], tensors: &[GgufTensor]) -> R
         for &d in t.shape.iter().rev() {
             out.extend((d as u64).to_le_bytes());
         }
-        let ty = ggml_type_id(t.dtype).ok_or_else(|| format!("'{}': {:?} has no ggml type", t.name, t.dtype))?;
+        let ty =
+            ggml_type_id(t.dtype).ok_or_else(|| format!("'{}': {:?} has no ggml type", t.name, t.dtype))?;
         out.extend(ty.to_le_bytes());
         out.extend((offset as u64).to_le_bytes());
         offset = (offset + t.bytes.len()).next_multiple_of(ALIGNMENT);
@@ -81,7 +82,10 @@ fn check(t: &GgufTensor) -> Result<(), String> {
     let n: usize = t.shape.iter().product();
     // The row (ggml's ne[0]) is the last row-major dimension; blocks never straddle rows.
     if t.shape.last().is_none_or(|&r| r % be != 0) {
-        return Err(format!("'{}': shape {:?} is not whole {:?} blocks of {be} per row", t.name, t.shape, t.dtype));
+        return Err(format!(
+            "'{}': shape {:?} is not whole {:?} blocks of {be} per row",
+            t.name, t.shape, t.dtype
+        ));
     }
     if n / be * bb != t.bytes.len() {
         return Err(format!(
@@ -183,7 +187,12 @@ mod tests {
     use crate::weights::WeightSource;
 
     fn tensor(name: &str, shape: &[usize], dtype: WeightDType, values: &[f32]) -> GgufTensor {
-        GgufTensor { name: name.into(), shape: shape.to_vec(), dtype, bytes: quantize(dtype, values).unwrap() }
+        GgufTensor {
+            name: name.into(),
+            shape: shape.to_vec(),
+            dtype,
+            bytes: quantize(dtype, values).unwrap(),
+        }
     }
 
     #[test]
@@ -193,7 +202,10 @@ mod tests {
             ("llama.block_count".to_string(), MetaValue::U32(2)),
             ("llama.rope.freq_base".to_string(), MetaValue::F32(1e4)),
             ("flag".to_string(), MetaValue::Bool(true)),
-            ("tokenizer.ggml.tokens".to_string(), MetaValue::Array(MetaArray::Str(vec!["a".into(), "bc".into()]))),
+            (
+                "tokenizer.ggml.tokens".to_string(),
+                MetaValue::Array(MetaArray::Str(vec!["a".into(), "bc".into()])),
+            ),
             ("nested".to_string(), MetaValue::Array(MetaArray::Array(vec![MetaArray::I32(vec![-1, 2])]))),
         ];
         let w: Vec<f32> = (0..3 * 64).map(|i| (i as f32 * 0.37).sin()).collect();
@@ -222,7 +234,8 @@ mod tests {
         let mut t = tensor("w", &[2, 32], WeightDType::Q8_0, &[0.5; 64]);
         t.bytes.pop();
         assert!(gguf_bytes(&[], &[t]).unwrap_err().contains("'w'"));
-        let odd = GgufTensor { name: "o".into(), shape: vec![2, 16], dtype: WeightDType::Q8_0, bytes: vec![0; 34] };
+        let odd =
+            GgufTensor { name: "o".into(), shape: vec![2, 16], dtype: WeightDType::Q8_0, bytes: vec![0; 34] };
         assert!(gguf_bytes(&[], &[odd]).unwrap_err().contains("blocks"));
     }
 }

@@ -26,7 +26,13 @@ pub fn noise(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 /// LoRA of `rank` on the weights `targets` selects, with B drawn at random: a fresh B is zero,
 /// which would make every merge a no-op and every merged-weight check vacuous. `head` keeps
 /// training beside the adapters, as a run's does. Returns the number of adapters.
-pub fn with_lora(model: &mut AnyModel, targets: &str, rank: usize, alpha: f32, head: Option<Select>) -> usize {
+pub fn with_lora(
+    model: &mut AnyModel,
+    targets: &str,
+    rank: usize,
+    alpha: f32,
+    head: Option<Select>,
+) -> usize {
     let params = model.params_mut();
     let cfg = LoraConfig {
         rank,
@@ -72,7 +78,10 @@ pub fn shared_fixture(test: &str, name: &str) -> Option<PathBuf> {
 
 /// Whether `python3 -c "import peft"` works; `false` after a loud line.
 pub fn has_peft(test: &str) -> bool {
-    let ok = Command::new("python3").args(["-c", "import peft, transformers"]).output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("python3")
+        .args(["-c", "import peft, transformers"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         loud(test, "python3 with peft and transformers: PEFT LOAD");
     }
