@@ -14,7 +14,8 @@
 //! - [`optim`]: optimizers that update parameters on the device.
 //! - [`nn`]: named parameters, the checkpoint binder and its report, initialisers and layers.
 //! - [`weights`]: checkpoint readers (safetensors, HF directories, PyTorch, GGUF) behind one
-//!   trait, picked by content; Hugging Face ids resolved in the local cache (`hf_cache`).
+//!   trait, picked by content; Hugging Face ids resolved in the local cache (`hf_cache`); the
+//!   GGUF writer, GGML block quantiser and llama.cpp naming the GGUF export uses.
 //! - [`models`]: the model zoo — configs, loaders, forward passes, task heads, parameter paths.
 //!   Each architecture is one file implementing `models::model::Model` plus its row in
 //!   `models::registry` (names, head, init family, export, LoRA targets, loader); the rest of
@@ -28,7 +29,8 @@
 //! - [`eval`]: metrics, curves, calibration and bootstrap intervals, in f64 on the CPU.
 //! - [`run`]: a recipe in, a fine-tuned model and its numbers out (what `whet train` does), as
 //!   stages: data (one split routine for images, tables and corpora) → model and task →
-//!   optimizer and plan → driver → evaluation → export; recipes with `--set` overrides
+//!   optimizer and plan → driver → evaluation → export (merged model, PEFT adapter, GGUF; f32,
+//!   f16 or bf16); recipes with `--set` overrides
 //!   (`recipe_set`) and the learning-rate range test of a recipe (`lr_find`).
 //! - [`report`]: the `whet compare` results and their self-contained HTML report; the
 //!   `whet lr-find` plot.

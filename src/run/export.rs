@@ -198,37 +198,23 @@ impl Prepared {
     pub fn export(&mut self, dir: &Path, out: &OutputSection) -> Result<Exported> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let dtype = float_dtype(&out.dtype)?;
-        let is_gguf = self.model_path.extension().is_some_and(|e| e == "gguf");
-        let params = self.task.as_task().params();
+        // The merged weights feed the full model and the GGUF file; an adapter needs neither.
         let merged = if out.adapter_only && out.gguf.is_none() {
-            None
+            Vec::new()
         } else {
-            Some(merged_tensors(params, &self.report)?)
+            merged_tensors(self.task.as_task().params(), &self.report)?
         };
         let config = config_json(&self.model_path, self.labels.as_ref(), self.kind)?;
         let exported = if out.adapter_only {
-            let spec = AdapterSpec {
-                task: PeftTask::of(self.kind, self.labels.is_some()),
-                base: &self.model_path,
-                head: Some(&self.head),
-                dtype,
-            };
             remove_stale(dir, &["model.safetensors", "config.json"])?;
-            export_adapter(params, &self.report, &spec, dir)?
+            self.export_adapter(dir, dtype)?
         } else {
-            let source = if is_gguf { None } else { Some(crate::weights::open(&self.model_path)?) };
             remove_stale(dir, &[ADAPTER_WEIGHTS, ADAPTER_CONFIG])?;
-            let tensors = merged.as_deref().unwrap_or_default();
-            write_model(tensors, &self.report, source.as_deref(), &dir.join("model.safetensors"), dtype)?
+            self.export_merged(dir, &merged, dtype)?
         };
-        match (&out.gguf, &merged) {
-            (Some(g), Some(tensors)) => {
-                let cfg =
-                    config.as_ref().ok_or_else(|| Error::arg("output.gguf", "the model has no config"))?;
-                let source = if is_gguf { Some(GgufFile::open(&self.model_path)?) } else { None };
-                export_gguf(tensors, cfg, source.as_ref(), gguf_dtype(g)?, &dir.join(GGUF_FILE))?;
-            }
-            _ => remove_stale(dir, &[GGUF_FILE])?,
+        match &out.gguf {
+            Some(g) => self.export_gguf(dir, &merged, config.as_ref(), gguf_dtype(g)?)?,
+            None => remove_stale(dir, &[GGUF_FILE])?,
         }
         if let (Some(cfg), false) = (&config, out.adapter_only) {
             let text = serde_json::to_string_pretty(cfg).map_err(|e| Error::arg("export", e.to_string()))?;
@@ -236,6 +222,42 @@ impl Prepared {
         }
         self.export_tokenizer(dir)?;
         Ok(exported)
+    }
+
+    fn source_is_gguf(&self) -> bool {
+        self.model_path.extension().is_some_and(|e| e == "gguf")
+    }
+
+    /// `model.safetensors`: the merged weights plus the checkpoint's unused tensors.
+    fn export_merged(&self, dir: &Path, merged: &[KeyedTensor], dtype: WeightDType) -> Result<Exported> {
+        let source = if self.source_is_gguf() { None } else { Some(crate::weights::open(&self.model_path)?) };
+        write_model(merged, &self.report, source.as_deref(), &dir.join("model.safetensors"), dtype)
+    }
+
+    /// The PEFT adapter folder of the run's adapters and head.
+    fn export_adapter(&mut self, dir: &Path, dtype: WeightDType) -> Result<Exported> {
+        let spec = AdapterSpec {
+            task: PeftTask::of(self.kind, self.labels.is_some()),
+            base: &self.model_path,
+            head: Some(&self.head),
+            dtype,
+        };
+        export_adapter(self.task.as_task().params(), &self.report, &spec, dir)
+    }
+
+    /// `model.gguf`, with the source GGUF's tokenizer when the model came from one.
+    fn export_gguf(
+        &self,
+        dir: &Path,
+        merged: &[KeyedTensor],
+        config: Option<&serde_json::Value>,
+        dtype: WeightDType,
+    ) -> Result<()> {
+        let config =
+            config.ok_or_else(|| Error::arg("output.gguf", "the model has no Hugging Face config"))?;
+        let source = if self.source_is_gguf() { Some(GgufFile::open(&self.model_path)?) } else { None };
+        export_gguf(merged, config, source.as_ref(), dtype, &dir.join(GGUF_FILE))?;
+        Ok(())
     }
 
     /// tokenizer.json, tokenizer_config.json and labels.json beside the weights.
