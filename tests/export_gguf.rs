@@ -11,10 +11,12 @@ use std::path::Path;
 
 use common::export::{gguf_python, run_python, shared_fixture, with_lora};
 use common::fixtures::{asset, max_diff};
+use whet::data::tokenize::TextTokenizer;
 use whet::models::zoo::{self, AnyModel, ModelKind};
 use whet::nn::Mode;
 use whet::run::export::{merged_tensors, write_model, KeyedTensor};
-use whet::run::export_gguf::export_gguf;
+use whet::run::export_gguf::{export_gguf, GgufSpec};
+use whet::run::gguf_tokenizer::tokenizer_metadata;
 use whet::weights::gguf::{GgufFile, MetaValue};
 use whet::weights::gguf_llama::GgufLlama;
 use whet::weights::llama_to_gguf::{gguf_name, permute_rows, RowOrder};
@@ -195,10 +197,23 @@ fn llama_tiny_gguf_reads_back_and_predicts_like_the_safetensors_export() {
     let vocab = config["vocab_size"].as_u64().unwrap() as u32;
     let ids: Vec<u32> = [1u32, 5, 9, 100, 300, 7, 42, 2].iter().map(|i| i % vocab).collect();
     let want = logits(&e, &mut st_model, &ids);
+    // The byte-level BPE the corpus runs use, as GGUF metadata (this model has no GGUF source).
+    common::byte_level_tokenizer(&tmp.path().join("tokenizer.json"));
+    let original = TextTokenizer::from_file(&tmp.path().join("tokenizer.json")).unwrap();
+    let tok_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("tokenizer.json")).unwrap()).unwrap();
+    let vocab_size = config["vocab_size"].as_u64().unwrap() as usize;
+    let tokenizer =
+        tokenizer_metadata(&tok_json, vocab_size, &config, None).expect("byte-level BPE has a GGUF form");
+    let text = "to be or not to be, ÿ 42";
 
     for (dt, tol) in [(WeightDType::F16, 2e-3), (WeightDType::Q8_0, 1.5e-2)] {
         let path = tmp.path().join(format!("{dt:?}.gguf"));
-        export_gguf(&merged, &config, None, dt, &path).unwrap();
+        let spec = GgufSpec { config: &config, source: None, tokenizer: tokenizer.clone(), dtype: dt };
+        export_gguf(&merged, &spec, &path).unwrap();
+        // The tokenizer written from tokenizer.json reads back as the same tokenizer.
+        let back = TextTokenizer::from_gguf(&path).unwrap();
+        assert_eq!(back.encode(text, false).unwrap(), original.encode(text, false).unwrap());
         check_readback(&path, &merged, dt);
         check_hyperparameters(&path, &config, dt);
         let (mut g_model, rep) = zoo::load(&e, &path, kind("llama"), None, 1).unwrap();
@@ -236,7 +251,8 @@ fn smollm2_gguf_export_keeps_the_tokenizer_and_reads_back() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("model.gguf");
     let dt = WeightDType::Q8_0;
-    export_gguf(&merged, &config, Some(&source), dt, &path).unwrap();
+    let spec = GgufSpec { config: &config, source: Some(&source), tokenizer: Vec::new(), dtype: dt };
+    export_gguf(&merged, &spec, &path).unwrap();
     check_readback(&path, &merged, dt);
     check_hyperparameters(&path, &config, dt);
     let out = GgufFile::open(&path).unwrap();

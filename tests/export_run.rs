@@ -71,6 +71,11 @@ gguf = "q8_0"
     assert_eq!(config["base_model_name_or_path"], model.display().to_string());
     let g = GgufFile::open(dir.join("model.gguf")).unwrap();
     assert_eq!(g.get_u32("general.file_type").unwrap(), 7);
+    // The run's tokenizer.json (byte-level BPE) travels as llama.cpp's tokenizer metadata.
+    assert_eq!(g.get_str("tokenizer.ggml.model").unwrap(), "gpt2");
+    let vocab = whet::data::tokenize::TextTokenizer::from_gguf(&dir.join("model.gguf")).unwrap();
+    let text = whet::data::tokenize::TextTokenizer::from_file(&tmp.path().join("tokenizer.json")).unwrap();
+    assert_eq!(vocab.encode("not to be", false).unwrap(), text.encode("not to be", false).unwrap());
     let q = g.tensors().into_iter().find(|t| t.name == "blk.0.attn_q.weight").unwrap();
     assert_eq!(q.dtype, WeightDType::Q8_0);
     // whet's own tools need the merged model: a clear refusal, not a missing-file error.

@@ -22,10 +22,12 @@ use crate::nn::{BindingReport, Params};
 use crate::weights::{WeightDType, WeightSource};
 
 use super::export_adapter::{export_adapter, AdapterSpec, PeftTask, ADAPTER_CONFIG, ADAPTER_WEIGHTS};
-use super::export_gguf::{export_gguf, gguf_dtype, GGUF_FILE};
+use super::export_gguf::{export_gguf, gguf_dtype, GgufSpec, GGUF_FILE};
+use super::gguf_tokenizer::tokenizer_metadata;
 use super::prepare::Prepared;
 use super::recipe::OutputSection;
-use crate::weights::gguf::GgufFile;
+use crate::data::tokenize::TextTokenizer;
+use crate::weights::gguf::{GgufFile, MetaValue};
 
 /// What was written.
 #[derive(Debug, Clone)]
@@ -245,7 +247,8 @@ impl Prepared {
         export_adapter(self.task.as_task().params(), &self.report, &spec, dir)
     }
 
-    /// `model.gguf`, with the source GGUF's tokenizer when the model came from one.
+    /// `model.gguf`, with the source GGUF's tokenizer when the model came from one, else the
+    /// run's tokenizer where GGUF can describe it.
     fn export_gguf(
         &self,
         dir: &Path,
@@ -256,8 +259,28 @@ impl Prepared {
         let config =
             config.ok_or_else(|| Error::arg("output.gguf", "the model has no Hugging Face config"))?;
         let source = if self.source_is_gguf() { Some(GgufFile::open(&self.model_path)?) } else { None };
-        export_gguf(merged, config, source.as_ref(), dtype, &dir.join(GGUF_FILE))?;
+        let tokenizer = match (&source, &self.tokenizer) {
+            (None, Some(tok)) => self.gguf_tokenizer(tok, config)?,
+            _ => Vec::new(),
+        };
+        let spec = GgufSpec { config, source: source.as_ref(), tokenizer, dtype };
+        export_gguf(merged, &spec, &dir.join(GGUF_FILE))?;
         Ok(())
+    }
+
+    /// The run's tokenizer as GGUF metadata (empty when GGUF cannot describe it).
+    fn gguf_tokenizer(
+        &self,
+        tok: &TextTokenizer,
+        config: &serde_json::Value,
+    ) -> Result<Vec<(String, MetaValue)>> {
+        let bad = |e: String| Error::arg("output.gguf", format!("the tokenizer as JSON: {e}"));
+        let json = tok.inner().to_string(false).map_err(|e| bad(e.to_string()))?;
+        let json: serde_json::Value = serde_json::from_str(&json).map_err(|e| bad(e.to_string()))?;
+        let vocab = config["vocab_size"].as_u64().unwrap_or(0) as usize;
+        let template = tokenizer_config(&self.model_path)?
+            .and_then(|c| c.get("chat_template").and_then(|t| t.as_str()).map(String::from));
+        Ok(tokenizer_metadata(&json, vocab, config, template.as_deref()).unwrap_or_default())
     }
 
     /// tokenizer.json, tokenizer_config.json and labels.json beside the weights.

@@ -8,7 +8,9 @@
 //! Hugging Face config; when the model came from a GGUF file, that file's other `llama.*`
 //! keys, its tokenizer (`tokenizer.*`: vocabulary, scores, types, merges, special ids, chat
 //! template) and its tensors the model does not use (`rope_freqs.weight`) are copied through,
-//! since fine-tuning changes none of them. Without a GGUF source no tokenizer is written.
+//! since fine-tuning changes none of them. Without a GGUF source, a byte-level BPE
+//! tokenizer.json is converted ([`super::gguf_tokenizer`]); another kind of tokenizer is left
+//! out (llama.cpp then needs one supplied).
 
 use std::path::Path;
 
@@ -137,29 +139,39 @@ fn copied_tensors(src: &GgufFile, written: &[GgufTensor]) -> Result<Vec<GgufTens
     Ok(out)
 }
 
-/// Write `tensors` (merged, under Hugging Face Llama keys) as GGUF to `path`, matrices as
-/// `dtype` (F16 or Q8_0); `config` is the model's Hugging Face config, `source` the GGUF file
-/// the model came from, if it did. Returns the tensor names written.
-pub fn export_gguf(
-    tensors: &[KeyedTensor],
-    config: &serde_json::Value,
-    source: Option<&GgufFile>,
-    dtype: WeightDType,
-    path: &Path,
-) -> Result<Vec<String>> {
-    let c = LlamaConfig::from_json(config, "the model's config")?;
+/// What a GGUF export needs besides the weights.
+pub struct GgufSpec<'a> {
+    /// The model's Hugging Face config (`LlamaConfig` reads it).
+    pub config: &'a serde_json::Value,
+    /// The GGUF file the model came from: its tokenizer, other `llama.*` keys and unused
+    /// tensors are copied through.
+    pub source: Option<&'a GgufFile>,
+    /// `tokenizer.*` metadata for a model without a GGUF source
+    /// ([`super::gguf_tokenizer::tokenizer_metadata`]); ignored when `source` is set.
+    pub tokenizer: Vec<(String, MetaValue)>,
+    /// The matrices' type: F16 or Q8_0.
+    pub dtype: WeightDType,
+}
+
+/// Write `tensors` (merged, under Hugging Face Llama keys) as GGUF to `path`. Returns the
+/// tensor names written.
+pub fn export_gguf(tensors: &[KeyedTensor], spec: &GgufSpec, path: &Path) -> Result<Vec<String>> {
+    let c = LlamaConfig::from_json(spec.config, "the model's config")?;
     let mut out: Vec<GgufTensor> =
-        tensors.iter().map(|(k, s, v)| gguf_tensor(k, s, v, &c, dtype)).collect::<Result<_>>()?;
+        tensors.iter().map(|(k, s, v)| gguf_tensor(k, s, v, &c, spec.dtype)).collect::<Result<_>>()?;
     let mut meta = vec![
         ("general.architecture".to_string(), MetaValue::Str("llama".into())),
-        ("general.file_type".to_string(), MetaValue::U32(file_type(dtype))),
+        ("general.file_type".to_string(), MetaValue::U32(file_type(spec.dtype))),
         // ggml's GGML_QNT_VERSION: the block layouts written here.
         ("general.quantization_version".to_string(), MetaValue::U32(2)),
     ];
     let llama = llama_metadata(&c)?;
-    if let Some(src) = source {
-        meta.extend(copied_metadata(src, &llama));
-        out.extend(copied_tensors(src, &out)?);
+    match spec.source {
+        Some(src) => {
+            meta.extend(copied_metadata(src, &llama));
+            out.extend(copied_tensors(src, &out)?);
+        }
+        None => meta.extend(spec.tokenizer.iter().cloned()),
     }
     meta.extend(llama);
     let bytes =

@@ -26,6 +26,7 @@ pub mod export;
 pub mod export_adapter;
 pub mod export_gguf;
 pub mod fingerprint;
+pub mod gguf_tokenizer;
 pub mod inference;
 pub mod lr_find;
 pub mod model_task;
