@@ -1,6 +1,7 @@
 //! The `[output]` export settings through a whole run (`whet::run::train`): a LoRA fine-tune of
-//! the tiny Llama exported as a PEFT adapter in f16 plus a Q8_0 GGUF, and nothing else in the
-//! model folder that a different setting would write.
+//! the tiny Llama (frozen weights held as Q8_0 blocks on the device, `model.quantize`) exported
+//! as a PEFT adapter in f16 plus a Q8_0 GGUF, and nothing else in the model folder that a
+//! different setting would write.
 
 mod common;
 
@@ -34,6 +35,7 @@ fn a_lora_run_exports_an_f16_adapter_and_a_gguf() {
 kind = "llama"
 path = "{}"
 tokenizer = "tokenizer.json"
+quantize = "q8_0"
 [data]
 kind = "corpus"
 train = "corpus.txt"
