@@ -275,7 +275,7 @@ impl WeightSource for GgufLlama {
         if let Perm::Heads(h) = perm {
             // Blocks run along a row, so a row permutation moves whole runs of blocks.
             let rows = q.shape.first().copied().unwrap_or(0);
-            let row_bytes = if rows == 0 { 0 } else { q.bytes.len() / rows };
+            let row_bytes = q.bytes.len().checked_div(rows).unwrap_or(0);
             q.bytes = unpermute_rows(&q.bytes, rows, row_bytes, *h)
                 .map_err(|m| format_err(self.file.path(), format!("'{gg}': {m}")))?;
         }

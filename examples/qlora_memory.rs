@@ -1,0 +1,113 @@
+//! Peak device memory (and time) of LoRA training steps on a llama GGUF, with the frozen base
+//! kept in its quantized blocks or expanded to f32: the measurement behind issue 14's bars.
+//!
+//! ```text
+//! cargo run --example qlora_memory -- MODEL.gguf [--batch 4] [--len 256] [--steps 2] [--micro 2] [--f32]
+//! ```
+//!
+//! `--micro N` splits each batch into micro-batches of N sequences with accumulated gradients,
+//! as `whet train` does when the logits of a whole batch exceed one device binding.
+//! The tokens are seeded random ids (memory and time do not depend on them). LoRA r=8 on the
+//! q/v projections, AdamW. The 1B bar's model comes from `tools/gen_random_llama_gguf.py`.
+
+use std::time::Instant;
+
+use whet::models::decoder::{causal_lm_loss, CausalLm};
+use whet::models::llama::Llama;
+use whet::nn::lora::{apply, LoraConfig};
+use whet::nn::Select;
+use whet::optim::{OptimConfig, Optimizer};
+use whet::{Engine, EngineOptions};
+
+struct Args {
+    path: String,
+    batch: usize,
+    len: usize,
+    steps: usize,
+    micro: usize,
+    f32: bool,
+}
+
+fn args() -> Result<Args, String> {
+    let mut a = Args { path: String::new(), batch: 4, len: 256, steps: 2, micro: 0, f32: false };
+    let mut it = std::env::args().skip(1);
+    while let Some(s) = it.next() {
+        let mut num = |name: &str| -> Result<usize, String> {
+            it.next().and_then(|v| v.parse().ok()).ok_or(format!("{name} needs a number"))
+        };
+        match s.as_str() {
+            "--batch" => a.batch = num("--batch")?,
+            "--len" => a.len = num("--len")?,
+            "--steps" => a.steps = num("--steps")?,
+            "--micro" => a.micro = num("--micro")?,
+            "--f32" => a.f32 = true,
+            p if !p.starts_with("--") => a.path = p.to_string(),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    if a.path.is_empty() {
+        return Err(
+            "usage: qlora_memory MODEL.gguf [--batch N] [--len T] [--steps S] [--micro N] [--f32]".into()
+        );
+    }
+    if a.micro == 0 || a.micro > a.batch {
+        a.micro = a.batch;
+    }
+    if a.batch % a.micro != 0 {
+        return Err(format!("--micro {} must divide --batch {}", a.micro, a.batch));
+    }
+    Ok(a)
+}
+
+fn gib(b: u64) -> String {
+    format!("{:.3} GiB", b as f64 / (1u64 << 30) as f64)
+}
+
+fn main() -> whet::Result<()> {
+    let a = args().map_err(|m| whet::Error::arg("qlora_memory", m))?;
+    let engine = Engine::new(EngineOptions::from_env())?;
+    let (mut m, _) = Llama::from_gguf_keeping(&engine, &a.path, !a.f32)?;
+    let cfg = LoraConfig {
+        rank: 8,
+        alpha: 16.0,
+        targets: Select::Glob("*self_attn.{q_proj,v_proj}.weight".into()),
+        freeze_base: true,
+        train_also: None,
+        seed: 0,
+    };
+    apply(&mut m.params, &cfg)?;
+    m.params.expand_trainable()?;
+    let weights = m.params.bytes_by_dtype();
+    let mut opt = Optimizer::new(&engine, OptimConfig::new(whet::optim::Method::ADAMW, 1e-3))?;
+    let vocab = m.config.vocab_size as u64;
+    let ids: Vec<u32> =
+        (0..(a.batch * a.len) as u64).map(|i| ((i * 2654435761 + 12345) % vocab) as u32).collect();
+    engine.reset_peak();
+    let mut times = Vec::new();
+    for step in 0..a.steps {
+        let t = Instant::now();
+        m.mode = whet::nn::Mode::train(step as u64);
+        let mut l = 0.0;
+        let parts = a.batch / a.micro;
+        for part in ids.chunks(a.micro * a.len) {
+            let logits = m.logits(part, a.micro, a.len, None)?;
+            let loss = causal_lm_loss(&logits, part, None)?.mul_scalar(1.0 / parts as f32)?;
+            opt.accumulate(&mut m.params, &loss.backward()?)?;
+            l += loss.item()?;
+        }
+        opt.update()?;
+        times.push(t.elapsed().as_secs_f64());
+        println!("step {step}: loss {l:.4}, {:.1} s", times[step]);
+    }
+    let s = engine.stats();
+    println!("model: {} ({})", a.path, if a.f32 { "base expanded to f32" } else { "base kept quantized" });
+    for (dtype, b) in &weights {
+        println!("  weights {dtype}: {}", gib(*b));
+    }
+    println!("  trainable parameters: {}", m.params.count(true));
+    println!("  batch {} x {} tokens, peak device memory {}", a.batch, a.len, gib(s.peak_bytes));
+    if let Some(last) = times.last() {
+        println!("  last step {last:.2} s");
+    }
+    Ok(())
+}
