@@ -2,7 +2,7 @@
 //! kept in its quantized blocks or expanded to f32: the measurement behind issue 14's bars.
 //!
 //! ```text
-//! cargo run --example qlora_memory -- MODEL.gguf [--batch 4] [--len 256] [--steps 2] [--micro 2] [--f32]
+//! cargo run --example qlora_memory -- MODEL.gguf [--batch 4] [--len 256] [--steps 2] [--micro 2] [--f32] [--checkpointing]
 //! ```
 //!
 //! `--micro N` splits each batch into micro-batches of N sequences with accumulated gradients,
@@ -26,10 +26,19 @@ struct Args {
     steps: usize,
     micro: usize,
     f32: bool,
+    checkpointing: bool,
 }
 
 fn args() -> Result<Args, String> {
-    let mut a = Args { path: String::new(), batch: 4, len: 256, steps: 2, micro: 0, f32: false };
+    let mut a = Args {
+        path: String::new(),
+        batch: 4,
+        len: 256,
+        steps: 2,
+        micro: 0,
+        f32: false,
+        checkpointing: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(s) = it.next() {
         let mut num = |name: &str| -> Result<usize, String> {
@@ -41,6 +50,7 @@ fn args() -> Result<Args, String> {
             "--steps" => a.steps = num("--steps")?,
             "--micro" => a.micro = num("--micro")?,
             "--f32" => a.f32 = true,
+            "--checkpointing" => a.checkpointing = true,
             p if !p.starts_with("--") => a.path = p.to_string(),
             other => return Err(format!("unknown flag {other}")),
         }
@@ -53,7 +63,7 @@ fn args() -> Result<Args, String> {
     if a.micro == 0 || a.micro > a.batch {
         a.micro = a.batch;
     }
-    if a.batch % a.micro != 0 {
+    if !a.batch.is_multiple_of(a.micro) {
         return Err(format!("--micro {} must divide --batch {}", a.micro, a.batch));
     }
     Ok(a)
@@ -66,6 +76,8 @@ fn gib(b: u64) -> String {
 fn main() -> whet::Result<()> {
     let a = args().map_err(|m| whet::Error::arg("qlora_memory", m))?;
     let engine = Engine::new(EngineOptions::from_env())?;
+    // A 1B model's backward is one submit, minutes long on a CPU adapter: wait for it.
+    engine.set_timeout(std::time::Duration::from_secs(1800));
     let (mut m, _) = Llama::from_gguf_keeping(&engine, &a.path, !a.f32)?;
     let cfg = LoraConfig {
         rank: 8,
@@ -77,6 +89,7 @@ fn main() -> whet::Result<()> {
     };
     apply(&mut m.params, &cfg)?;
     m.params.expand_trainable()?;
+    m.activation_checkpointing = a.checkpointing;
     let weights = m.params.bytes_by_dtype();
     let mut opt = Optimizer::new(&engine, OptimConfig::new(whet::optim::Method::ADAMW, 1e-3))?;
     let vocab = m.config.vocab_size as u64;
@@ -100,7 +113,9 @@ fn main() -> whet::Result<()> {
         println!("step {step}: loss {l:.4}, {:.1} s", times[step]);
     }
     let s = engine.stats();
-    println!("model: {} ({})", a.path, if a.f32 { "base expanded to f32" } else { "base kept quantized" });
+    let base = if a.f32 { "base expanded to f32" } else { "base kept quantized" };
+    let ck = if a.checkpointing { ", activation checkpointing" } else { "" };
+    println!("model: {} ({base}{ck})", a.path);
     for (dtype, b) in &weights {
         println!("  weights {dtype}: {}", gib(*b));
     }

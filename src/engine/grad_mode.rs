@@ -11,6 +11,13 @@ impl Engine {
         NoGradGuard { _not_send: std::marker::PhantomData }
     }
 
+    /// While the returned guard lives, ops on this thread record again, even inside a
+    /// `no_grad` scope: a checkpointed block recomputed during backward (`graph::checkpoint`).
+    pub fn enable_grad(&self) -> EnableGradGuard {
+        let saved = NO_GRAD_DEPTH.with(|d| d.replace(0));
+        EnableGradGuard { saved, _not_send: std::marker::PhantomData }
+    }
+
     /// False inside a [`Engine::no_grad`] scope on this thread.
     pub fn grad_enabled(&self) -> bool {
         NO_GRAD_DEPTH.with(|d| d.get() == 0)
@@ -30,5 +37,17 @@ pub struct NoGradGuard {
 impl Drop for NoGradGuard {
     fn drop(&mut self) {
         NO_GRAD_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+/// Restores the `no_grad` depth it replaced when dropped.
+pub struct EnableGradGuard {
+    saved: usize,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for EnableGradGuard {
+    fn drop(&mut self) {
+        NO_GRAD_DEPTH.with(|d| d.set(self.saved));
     }
 }

@@ -11,6 +11,8 @@
 //! An op whose inputs need no gradient records nothing and saves nothing; that is how frozen
 //! parameters cost neither memory nor time.
 
+pub mod checkpoint;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 

@@ -5,6 +5,8 @@
 //! GGUF checkpoints (llama.cpp) arrive through a weight source that renames their tensors to
 //! these keys and undoes the converter's q/k row permutation, so this file sees one layout.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use crate::engine::Engine;
@@ -111,6 +113,7 @@ impl LlamaConfig {
     }
 }
 
+#[derive(Clone, Copy)]
 struct Layer {
     in_norm: Pid,
     q: Linear,
@@ -131,9 +134,12 @@ pub struct Llama {
     layers: Vec<Layer>,
     norm: Pid,
     lm_head: Option<Pid>,
-    rope: Rope,
+    rope: Arc<Rope>,
     engine: Engine,
     pub mode: Mode,
+    /// Recompute each block in backward instead of keeping its activations
+    /// (`train.activation_checkpointing`; see `graph::checkpoint`).
+    pub activation_checkpointing: bool,
 }
 
 impl Llama {
@@ -263,9 +269,10 @@ impl Llama {
                 layers,
                 norm,
                 lm_head,
-                rope,
+                rope: Arc::new(rope),
                 engine: engine.clone(),
                 mode: Mode::EVAL,
+                activation_checkpointing: false,
             },
             report,
         ))
@@ -283,32 +290,90 @@ impl Llama {
         }
         let past = cache.as_ref().map_or(0, |k| k.len());
         let p = &self.params;
-        let (nh, kv, hd, eps) = (c.num_attention_heads, c.kv_heads(), c.head_dim(), c.rms_norm_eps as f32);
-        let scale = 1.0 / (hd as f32).sqrt();
         let mut x = embedding(p.get(self.embed), ids, &[bsz, t])?;
+        let ctx = BlockCtx { config: c.clone(), rope: self.rope.clone(), bsz, t, past };
+        let checkpointing = self.activation_checkpointing && cache.is_none() && self.engine.grad_enabled();
         for (li, l) in self.layers.iter().enumerate() {
-            let h = rms_norm(&x, p.get(l.in_norm), eps)?;
-            let heads = |y: Tensor, n: usize| y.reshape(&[bsz, t, n, hd])?.permute(&[0, 2, 1, 3]);
-            let q = self.rope.apply(&heads(l.q.forward(p, &h)?, nh)?, past)?;
-            let k = self.rope.apply(&heads(l.k.forward(p, &h)?, kv)?, past)?;
-            let v = heads(l.v.forward(p, &h)?, kv)?;
-            let (k, v) = match cache.as_deref_mut() {
-                Some(c) => c.extend(li, k, v)?,
-                None => (k, v),
+            x = if checkpointing {
+                self.checkpointed(&ctx, li, *l, &x)?
+            } else {
+                ctx.block(p, li, l, &x, cache.as_deref_mut())?
             };
-            let a =
-                sdpa(&q, &k, &v, scale, true, None)?.permute(&[0, 2, 1, 3])?.reshape(&[bsz, t, nh * hd])?;
-            x = x.add(&l.o.forward(p, &a)?)?;
-            let h = rms_norm(&x, p.get(l.post_norm), eps)?;
-            let g = crate::models::bert::activation(&c.hidden_act, &l.gate.forward(p, &h)?)?;
-            x = x.add(&l.down.forward(p, &g.mul(&l.up.forward(p, &h)?)?)?)?;
         }
         if let Some(kv) = cache {
             kv.advance(t);
         }
-        let x = rms_norm(&x, p.get(self.norm), eps)?;
+        let x = rms_norm(&x, p.get(self.norm), c.rms_norm_eps as f32)?;
         // As a linear layer, so a quantized (tied) table is read by the quantized kernels.
         linear(&x, p.get(self.lm_head.unwrap_or(self.embed)), None, false)
+    }
+}
+
+/// What one decoder block needs besides its weights (cheap to clone into a checkpoint).
+#[derive(Clone)]
+struct BlockCtx {
+    config: LlamaConfig,
+    rope: Arc<Rope>,
+    bsz: usize,
+    t: usize,
+    past: usize,
+}
+
+impl BlockCtx {
+    /// One pre-norm decoder block: attention with RoPE and GQA, then the SwiGLU MLP, each
+    /// added to the residual stream.
+    fn block(
+        &self,
+        p: &Params,
+        li: usize,
+        l: &Layer,
+        x: &Tensor,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let (c, bsz, t, past) = (&self.config, self.bsz, self.t, self.past);
+        let (nh, kv, hd, eps) = (c.num_attention_heads, c.kv_heads(), c.head_dim(), c.rms_norm_eps as f32);
+        let scale = 1.0 / (hd as f32).sqrt();
+        let h = rms_norm(x, p.get(l.in_norm), eps)?;
+        let heads = |y: Tensor, n: usize| y.reshape(&[bsz, t, n, hd])?.permute(&[0, 2, 1, 3]);
+        let q = self.rope.apply(&heads(l.q.forward(p, &h)?, nh)?, past)?;
+        let k = self.rope.apply(&heads(l.k.forward(p, &h)?, kv)?, past)?;
+        let v = heads(l.v.forward(p, &h)?, kv)?;
+        let (k, v) = match cache {
+            Some(c) => c.extend(li, k, v)?,
+            None => (k, v),
+        };
+        let a = sdpa(&q, &k, &v, scale, true, None)?.permute(&[0, 2, 1, 3])?.reshape(&[bsz, t, nh * hd])?;
+        let x = x.add(&l.o.forward(p, &a)?)?;
+        let h = rms_norm(&x, p.get(l.post_norm), eps)?;
+        let g = crate::models::bert::activation(&c.hidden_act, &l.gate.forward(p, &h)?)?;
+        x.add(&l.down.forward(p, &g.mul(&l.up.forward(p, &h)?)?)?)
+    }
+}
+
+impl Llama {
+    /// Block `li` through `graph::checkpoint`: its inputs are `x` and the block's trainable
+    /// tensors (its LoRA adapters, or all its weights in full fine-tuning), which the
+    /// recomputation puts back in place of the model's own.
+    fn checkpointed(&self, ctx: &BlockCtx, li: usize, l: Layer, x: &Tensor) -> Result<Tensor> {
+        let prefix = format!("model.layers.{li}.");
+        let trainable: Vec<Pid> = self
+            .params
+            .entries()
+            .iter()
+            .filter(|e| e.trainable() && e.path.starts_with(&prefix))
+            .filter_map(|e| self.params.find(&e.path))
+            .collect();
+        let mut inputs = vec![x];
+        inputs.extend(trainable.iter().map(|&id| self.params.get(id)));
+        let (ctx, base) = (ctx.clone(), self.params.clone());
+        let block: crate::graph::checkpoint::Block = Arc::new(move |ins: &[Tensor]| {
+            let mut p = base.clone();
+            for (&id, t) in trainable.iter().zip(&ins[1..]) {
+                p.set_exact(id, t.clone());
+            }
+            ctx.block(&p, li, &l, &ins[0], None)
+        });
+        crate::graph::checkpoint::checkpoint(&inputs, block)
     }
 }
 
@@ -372,5 +437,9 @@ impl Model for Llama {
     fn as_causal_lm(&mut self, mode: Mode) -> Option<&dyn CausalLm> {
         self.mode = mode;
         Some(self)
+    }
+    fn set_activation_checkpointing(&mut self, on: bool) -> Result<()> {
+        self.activation_checkpointing = on;
+        Ok(())
     }
 }

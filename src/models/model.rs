@@ -122,6 +122,11 @@ pub trait Model: AsAny + Send {
         Err(self.cannot("replace_head", "a model with a classification head"))
     }
 
+    /// Recompute each block in backward instead of keeping its activations.
+    fn set_activation_checkpointing(&mut self, _on: bool) -> Result<()> {
+        Err(self.cannot("activation_checkpointing", "a model with checkpointed blocks (the llama family)"))
+    }
+
     /// The typed refusal of the default methods.
     fn cannot(&self, what: &'static str, needs: &str) -> Error {
         Error::arg(what, format!("{} is not {needs}", self.architecture().name))

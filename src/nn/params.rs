@@ -153,6 +153,12 @@ impl Params {
         Ok(())
     }
 
+    /// Put exactly `tensor` (its identity and grad flag) under `id`: a checkpointed block's
+    /// recomputation binds its own leaves in place of the parameters (`graph::checkpoint`).
+    pub(crate) fn set_exact(&mut self, id: Pid, tensor: Tensor) {
+        self.entries[id.0].tensor = tensor;
+    }
+
     /// Upload new values into `path` (same element count and shape).
     pub fn assign(&mut self, path: &str, data: &[f32]) -> Result<()> {
         let id =

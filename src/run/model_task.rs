@@ -58,6 +58,14 @@ impl TaskBox {
         }
     }
 
+    fn model_mut(&mut self) -> &mut AnyModel {
+        match self {
+            TaskBox::Image(t) => &mut t.model,
+            TaskBox::Text(t) => &mut t.model,
+            TaskBox::Lm(t) => &mut t.model,
+        }
+    }
+
     fn set_l2sp(&mut self, r: L2Sp) {
         match self {
             TaskBox::Image(t) => t.l2sp = Some(r),
@@ -322,6 +330,9 @@ fn adapt(task: &mut TaskBox, head: &Select, recipe: &Recipe, kind: ModelKind) ->
         crate::nn::lora::apply(params, &cfg)?;
     }
     settle_storage(params, head, recipe)?;
+    if t.activation_checkpointing {
+        task.model_mut().set_activation_checkpointing(true)?;
+    }
     if let Some([alpha, beta]) = t.l2sp {
         let r = L2Sp::new(task.as_task().params(), alpha, beta)?;
         task.set_l2sp(r);

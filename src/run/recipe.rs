@@ -213,6 +213,9 @@ pub struct TrainSection {
     /// L2-SP: [alpha toward the pretrained weights, beta on new weights].
     pub l2sp: Option<[f32; 2]>,
     pub lora: Option<LoraSection>,
+    /// Keep only each transformer block's input and recompute the block in backward: less
+    /// activation memory for one more forward pass (decoders: llama family).
+    pub activation_checkpointing: bool,
     /// Learning without forgetting: match the source head's softened outputs (needs `[source]`).
     pub lwf: Option<LwfSection>,
     /// Elastic weight consolidation toward the source task (needs `[source]` with `train`).
@@ -256,6 +259,7 @@ impl Default for TrainSection {
             dropout_in_frozen: true,
             l2sp: None,
             lora: None,
+            activation_checkpointing: false,
             lwf: None,
             ewc: None,
             checkpoint_every: None,

@@ -1,0 +1,120 @@
+//! Activation checkpointing (`graph::checkpoint`, `Llama::activation_checkpointing`): the
+//! recomputed blocks give the plain path's loss and gradients, for full fine-tuning and for
+//! LoRA over a quantized base, while the step keeps fewer activations and peaks lower.
+
+mod common;
+
+use whet::models::decoder::{causal_lm_loss, CausalLm};
+use whet::models::llama::{Llama, LlamaConfig};
+use whet::nn::lora::{apply, LoraConfig};
+use whet::nn::Select;
+use whet::tensor::QuantType;
+use whet::Engine;
+
+fn gpu(test: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Engine)> {
+    common::gpu("checkpointing", test)
+}
+
+fn config(layers: usize, hidden: usize) -> LlamaConfig {
+    let v = serde_json::json!({
+        "vocab_size": 96, "hidden_size": hidden, "intermediate_size": 2 * hidden,
+        "num_hidden_layers": layers, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "max_position_embeddings": 256, "rms_norm_eps": 1e-6,
+    });
+    LlamaConfig::from_json(&v, "test config").unwrap()
+}
+
+/// A model from seed 3; with `lora`, its matrices quantized to Q8_0 under LoRA adapters.
+fn model(e: &Engine, cfg: &LlamaConfig, lora: bool) -> Llama {
+    let mut m = Llama::scratch(e, cfg.clone(), 3).unwrap();
+    if lora {
+        let l = LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            targets: Select::Glob("*self_attn.{q_proj,v_proj}.weight".into()),
+            freeze_base: true,
+            train_also: None,
+            seed: 5,
+        };
+        apply(&mut m.params, &l).unwrap();
+        assert!(m.params.quantize_frozen(QuantType::Q8_0).unwrap() > 0);
+        // B starts at zero (and A's gradient with it): give it values.
+        let bs: Vec<String> = m
+            .params
+            .entries()
+            .iter()
+            .filter(|e| e.path.ends_with("lora_B"))
+            .map(|e| e.path.clone())
+            .collect();
+        for b in bs {
+            let n = m.params.by_path(&b).unwrap().numel();
+            m.params.assign(&b, &(0..n).map(|j| ((j % 7) as f32 - 3.0) * 0.01).collect::<Vec<_>>()).unwrap();
+        }
+    }
+    m
+}
+
+/// Loss, every trainable gradient (by path), and the step's peak device bytes and saved bytes.
+fn step(e: &Engine, m: &Llama, ids: &[u32], batch: usize) -> (f32, Vec<(String, Vec<f32>)>, u64, u64) {
+    e.sync().unwrap();
+    e.reset_peak();
+    let saved0 = e.stats().saved_bytes;
+    let logits = m.logits(ids, batch, ids.len() / batch, None).unwrap();
+    let loss = causal_lm_loss(&logits, ids, None).unwrap();
+    drop(logits);
+    let saved = e.stats().saved_bytes - saved0;
+    let grads = loss.backward().unwrap();
+    let mut out = Vec::new();
+    for en in m.params.entries().iter().filter(|en| en.trainable()) {
+        let g = grads.get(&en.tensor).unwrap_or_else(|| panic!("{} has no gradient", en.path));
+        out.push((en.path.clone(), g.to_vec().unwrap()));
+    }
+    (loss.item().unwrap(), out, e.stats().peak_bytes, saved)
+}
+
+fn assert_same_gradients(what: &str, a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)]) {
+    assert_eq!(a.len(), b.len(), "{what}: trainable tensors");
+    assert!(!a.is_empty(), "{what}: nothing trains");
+    for ((path, x), (_, y)) in a.iter().zip(b) {
+        let scale = x.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+        let worst = x.iter().zip(y).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(worst <= 1e-6 * scale, "{what}: {path}: gradients differ by {worst} (largest {scale})");
+    }
+}
+
+#[test]
+fn recomputed_blocks_give_the_plain_gradients() {
+    let Some((_g, e)) = gpu("recomputed_blocks_give_the_plain_gradients") else { return };
+    let cfg = config(3, 64);
+    let ids: Vec<u32> = (0..2 * 24u32).map(|i| (i * 37 + 11) % 96).collect();
+    for lora in [false, true] {
+        let mut m = model(&e, &cfg, lora);
+        let plain = step(&e, &m, &ids, 2);
+        m.activation_checkpointing = true;
+        let ck = step(&e, &m, &ids, 2);
+        let what = if lora { "LoRA over Q8_0" } else { "full fine-tuning" };
+        assert!((plain.0 - ck.0).abs() <= 1e-6 * plain.0.abs(), "{what}: loss {} vs {}", plain.0, ck.0);
+        assert_same_gradients(what, &plain.1, &ck.1);
+        assert!(ck.3 < plain.3, "{what}: saved bytes {} with checkpointing, {} without", ck.3, plain.3);
+        println!("{what}: saved {} -> {} bytes, peak {} -> {}", plain.3, ck.3, plain.2, ck.2);
+    }
+}
+
+#[test]
+fn checkpointing_lowers_the_peak_of_a_deep_model() {
+    let Some((_g, e)) = gpu("checkpointing_lowers_the_peak_of_a_deep_model") else { return };
+    // Activations dominate: 8 blocks over 4 x 128 tokens, LoRA over a quantized base.
+    let cfg = config(8, 128);
+    let ids: Vec<u32> = (0..4 * 128u32).map(|i| (i * 53 + 7) % 96).collect();
+    let mut m = model(&e, &cfg, true);
+    let plain = step(&e, &m, &ids, 4);
+    m.activation_checkpointing = true;
+    let ck = step(&e, &m, &ids, 4);
+    assert_same_gradients("deep", &plain.1, &ck.1);
+    assert!(
+        (ck.2 as f64) < 0.8 * plain.2 as f64,
+        "peak {} bytes with checkpointing, {} without",
+        ck.2,
+        plain.2
+    );
+}
