@@ -1,5 +1,6 @@
 //! The `[output]` export settings through a whole run (`whet::run::train`): a LoRA fine-tune of
-//! the tiny Llama (frozen weights held as Q8_0 blocks on the device, `model.quantize`) exported
+//! the tiny Llama (frozen weights held as Q8_0 blocks on the device, `model.quantize`, its blocks
+//! recomputed in backward, `train.activation_checkpointing`) exported
 //! as a PEFT adapter in f16 plus a Q8_0 GGUF, and nothing else in the model folder that a
 //! different setting would write.
 
@@ -46,6 +47,7 @@ epochs = 1
 batch_size = 4
 lr = 1e-2
 lora = {{ rank = 4, alpha = 8.0, targets = "*self_attn.{{q_proj,v_proj}}.weight" }}
+activation_checkpointing = true
 [output]
 dir = "run"
 adapter_only = true
@@ -60,6 +62,11 @@ gguf = "q8_0"
     std::fs::write(r.output.dir.join("model/model.safetensors"), b"stale").unwrap();
     let out =
         run::train(&e, &r, &StopFlag::new(), RunOptions { progress: false, ..Default::default() }).unwrap();
+    // metrics.json says what the device held: the frozen matrices as Q8_0, and the peak.
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.dir.join("metrics.json")).unwrap()).unwrap();
+    assert!(metrics["weight_device_bytes"]["q8_0"].as_u64().unwrap() > 0, "{metrics}");
+    assert!(metrics["peak_device_bytes"].as_u64().unwrap() > 0, "{metrics}");
     let dir = out.dir.join("model");
     assert!(!dir.join("model.safetensors").exists(), "adapter_only leaves no merged model");
     assert!(!dir.join("config.json").exists(), "the adapter folder has adapter_config.json only");
