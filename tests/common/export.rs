@@ -8,19 +8,11 @@ use std::process::Command;
 
 use whet::models::zoo::AnyModel;
 use whet::nn::lora::{apply, LoraConfig};
-use whet::nn::Select;
+use whet::nn::{Params, Select};
 
-/// Seeded values in (-scale, scale).
+/// Seeded values in (-scale, scale) (the bench's generator, rescaled).
 pub fn noise(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
+    whet::bench::values(n, seed).into_iter().map(|v| v * 2.0 * scale).collect()
 }
 
 /// LoRA of `rank` on the weights `targets` selects, with B drawn at random: a fresh B is zero,
@@ -33,7 +25,17 @@ pub fn with_lora(
     alpha: f32,
     head: Option<Select>,
 ) -> usize {
-    let params = model.params_mut();
+    lora_with_random_b(model.params_mut(), targets, rank, alpha, head)
+}
+
+/// [`with_lora`] on a bare parameter store.
+pub fn lora_with_random_b(
+    params: &mut Params,
+    targets: &str,
+    rank: usize,
+    alpha: f32,
+    head: Option<Select>,
+) -> usize {
     let cfg = LoraConfig {
         rank,
         alpha,
