@@ -287,27 +287,11 @@ impl WeightSource for GgufLlama {
 mod tests {
     use super::*;
 
-    /// The converter's forward permutation, written independently: view as
-    /// (heads, 2, hd/2, cols), swap axes 1 and 2.
-    fn permute(w: &[f32], rows: usize, cols: usize, heads: usize) -> Vec<f32> {
-        let hd = rows / heads;
-        let mut out = Vec::with_capacity(w.len());
-        for h in 0..heads {
-            for i in 0..hd / 2 {
-                for p in 0..2 {
-                    let src = h * hd + p * (hd / 2) + i;
-                    out.extend_from_slice(&w[src * cols..(src + 1) * cols]);
-                }
-            }
-        }
-        out
-    }
-
     #[test]
     fn unpermute_inverts_the_converter_permutation() {
         let (rows, cols, heads) = (12, 3, 2);
         let w: Vec<f32> = (0..rows * cols).map(|x| x as f32).collect();
-        let g = permute(&w, rows, cols, heads);
+        let g = crate::weights::llama_to_gguf::permute_rows(&w, rows, cols, heads).unwrap();
         // Head 0 (hd 6): GGUF rows are HF rows 0,3,1,4,2,5.
         assert_eq!(&g[3..6], &w[9..12]);
         assert_eq!(unpermute_rows(&g, rows, cols, heads).unwrap(), w);
