@@ -286,13 +286,18 @@ fn source_table(
 /// the whole run are quantized (`q8_0`, `q4_0`) or keep the checkpoint's blocks (`keep`), and
 /// every weight that trains is f32 (a later unfreeze expands its weights then).
 fn settle_storage(params: &mut Params, head: &Select, recipe: &Recipe) -> Result<()> {
-    let plan = super::settings::plan(&recipe.train, head.clone(), params);
-    plan.apply(params, 0)?;
     let to = match recipe.model.quantize.as_str() {
         "q8_0" => Some(QuantType::Q8_0),
         "q4_0" => Some(QuantType::Q4_0),
         _ => None,
     };
+    // An f32 model kept as it is needs no decision, and its trainable flags stay untouched
+    // until the driver applies the plan (an EWC estimate, say, still sees every parameter).
+    if to.is_none() && !params.entries().iter().any(|e| e.tensor.quant_type().is_some()) {
+        return Ok(());
+    }
+    let plan = super::settings::plan(&recipe.train, head.clone(), params);
+    plan.apply(params, 0)?;
     if let Some(qt) = to {
         if !matches!(plan, Plan::LinearProbe { .. }) {
             return Err(Error::arg(
