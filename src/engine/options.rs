@@ -44,14 +44,21 @@ impl Default for EngineOptions {
 
 impl EngineOptions {
     /// The defaults with the CLI's environment applied: `WHET_ADAPTER` (part of an adapter
-    /// name), `WHET_PROFILE` (set and not `0`) and `WHET_DUMP_SHADERS` (set). The one place
-    /// these variables are read; the `whet` binary calls it, the library does not.
+    /// name), `WHET_PROFILE` (set and not `0`), `WHET_DUMP_SHADERS` (set) and `WHET_WAIT_SECS`
+    /// (a positive number of seconds for [`EngineOptions::timeout`]: a large model's step is one
+    /// submit, minutes long on a CPU adapter). The one place these variables are read; the
+    /// `whet` binary calls it, the library does not.
     pub fn from_env() -> Self {
+        let wait = std::env::var("WHET_WAIT_SECS").ok().and_then(|v| v.trim().parse::<f64>().ok());
+        let default = EngineOptions::default();
         EngineOptions {
             adapter: std::env::var("WHET_ADAPTER").ok().filter(|s| !s.is_empty()),
             profile: std::env::var_os("WHET_PROFILE").is_some_and(|v| v != "0"),
             dump_shaders: std::env::var_os("WHET_DUMP_SHADERS").is_some(),
-            ..EngineOptions::default()
+            timeout: wait
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map_or(default.timeout, Duration::from_secs_f64),
+            ..default
         }
     }
 }
@@ -67,13 +74,17 @@ mod tests {
         std::env::set_var("WHET_ADAPTER", "some-gpu");
         std::env::set_var("WHET_PROFILE", "1");
         std::env::set_var("WHET_DUMP_SHADERS", "1");
+        std::env::set_var("WHET_WAIT_SECS", "900");
         let plain = EngineOptions::default();
         let cli = EngineOptions::from_env();
         std::env::set_var("WHET_PROFILE", "0");
-        let profile_zero = EngineOptions::from_env().profile;
-        for v in ["WHET_ADAPTER", "WHET_PROFILE", "WHET_DUMP_SHADERS"] {
+        std::env::set_var("WHET_WAIT_SECS", "-3");
+        let (profile_zero, bad_wait) = (EngineOptions::from_env().profile, EngineOptions::from_env().timeout);
+        for v in ["WHET_ADAPTER", "WHET_PROFILE", "WHET_DUMP_SHADERS", "WHET_WAIT_SECS"] {
             std::env::remove_var(v);
         }
+        assert_eq!(cli.timeout, std::time::Duration::from_secs(900));
+        assert_eq!(bad_wait, plain.timeout, "a wait that is not a positive number keeps the default");
         assert_eq!((plain.adapter, plain.profile, plain.dump_shaders), (None, false, false));
         assert_eq!((cli.adapter.as_deref(), cli.profile, cli.dump_shaders), (Some("some-gpu"), true, true));
         assert!(!profile_zero, "WHET_PROFILE=0 means off");
