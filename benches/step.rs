@@ -27,7 +27,7 @@ fn values(n: usize, seed: u32, scale: f32) -> Vec<f32> {
 }
 
 fn step(c: &mut Criterion) {
-    let e = Engine::new(whet::EngineOptions::from_env())
+    let e = Engine::new(whet::EngineOptions::from_env().expect("WHET_MAX_MEMORY"))
         .expect("step bench needs an adapter (lavapipe or a GPU)");
     let mut params = Params::new();
     let mut add = |n: &str, t: Tensor| params.push(n, t, Slot::Param, Origin::Fresh).unwrap();

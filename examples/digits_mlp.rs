@@ -26,7 +26,7 @@ fn linear(e: &Engine, rng: &mut ChaCha8Rng, fan_in: usize, fan_out: usize) -> wh
 fn main() -> whet::Result<()> {
     let path = std::env::args().nth(1).unwrap_or_else(|| "assets/digits.csv.gz".into());
     let data = Digits::load(&path)?;
-    let engine = Engine::new(whet::EngineOptions::from_env())?;
+    let engine = Engine::new(whet::EngineOptions::from_env()?)?;
     println!("adapter: {}   data: {} ({} samples)", engine.adapter_name(), path, data.len());
 
     // Seeded 80/20 split.

@@ -13,7 +13,7 @@ use whet::Engine;
 
 fn main() -> whet::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let engine = Engine::new(whet::EngineOptions::from_env())?;
+    let engine = Engine::new(whet::EngineOptions::from_env()?)?;
     println!("adapter: {}", engine.adapter_name());
     let base = Recipe::load(&root.join("examples/recipes/efficientnet_ants_bees.toml"))?;
 

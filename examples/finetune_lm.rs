@@ -16,7 +16,7 @@ fn main() -> whet::Result<()> {
     let mut recipe = Recipe::load(&root.join("examples/recipes/smollm2_shakespeare.toml"))?;
     recipe.output.dir = root.join("runs/example-lm");
     recipe.output.resume = false;
-    let engine = Engine::new(whet::EngineOptions::from_env())?;
+    let engine = Engine::new(whet::EngineOptions::from_env()?)?;
     println!("adapter: {}", engine.adapter_name());
     let out = run::train(
         &engine,

@@ -49,7 +49,7 @@ resume = false
         out = root.join("runs/example-text").display(),
     );
     let recipe = Recipe::parse(&recipe, Path::new("finetune_text.rs"), root)?;
-    let engine = Engine::new(whet::EngineOptions::from_env())?;
+    let engine = Engine::new(whet::EngineOptions::from_env()?)?;
     println!("adapter: {}", engine.adapter_name());
     let out = run::train(
         &engine,

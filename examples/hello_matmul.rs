@@ -7,7 +7,7 @@ use whet::{Engine, Tensor};
 
 fn main() -> whet::Result<()> {
     // 1. The engine picks the best adapter (discrete > integrated > CPU); WHET_ADAPTER overrides.
-    let engine = Engine::new(whet::EngineOptions::from_env())?;
+    let engine = Engine::new(whet::EngineOptions::from_env()?)?;
     println!("adapter: {} ({:?})", engine.adapter_name(), engine.adapter_class());
 
     // 2. Tensors live on the device. `param` makes a leaf that gets a gradient.

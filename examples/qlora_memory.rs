@@ -9,6 +9,8 @@
 //! as `whet train` does when the logits of a whole batch exceed one device binding.
 //! The tokens are seeded random ids (memory and time do not depend on them). LoRA r=8 on the
 //! q/v projections, AdamW. The 1B bar's model comes from `tools/gen_random_llama_gguf.py`.
+//! The same steps run first on a dry engine (`EngineOptions::dry_run`, what `whet plan` uses),
+//! and the plan is printed beside the measured peak.
 
 use std::time::Instant;
 
@@ -73,12 +75,49 @@ fn gib(b: u64) -> String {
     format!("{:.3} GiB", b as f64 / (1u64 << 30) as f64)
 }
 
+/// What the steps held: the weights by dtype, the trainable count, the peak, the step times.
+struct Measured {
+    weights: std::collections::BTreeMap<String, u64>,
+    trainable: usize,
+    peak: u64,
+    times: Vec<f64>,
+}
+
 fn main() -> whet::Result<()> {
     let a = args().map_err(|m| whet::Error::arg("qlora_memory", m))?;
-    let engine = Engine::new(EngineOptions::from_env())?;
+    let options = EngineOptions::from_env()?;
+    // The plan first, as `whet plan` makes it: the same steps on a dry engine, which counts
+    // every buffer and computes nothing (seconds, and no memory spent).
+    let dry = Engine::new(EngineOptions { dry_run: true, ..options.clone() })?;
+    let planned = steps(&dry, &a)?.peak;
+    drop(dry);
+    let engine = Engine::new(options)?;
     // A 1B model's backward is one submit, minutes long on a CPU adapter: wait for it.
     engine.set_timeout(std::time::Duration::from_secs(1800));
-    let (mut m, _) = Llama::from_gguf_keeping(&engine, &a.path, !a.f32)?;
+    let m = steps(&engine, &a)?;
+    let base = if a.f32 { "base expanded to f32" } else { "base kept quantized" };
+    let ck = if a.checkpointing { ", activation checkpointing" } else { "" };
+    println!("model: {} ({base}{ck})", a.path);
+    for (dtype, b) in &m.weights {
+        println!("  weights {dtype}: {}", gib(*b));
+    }
+    println!("  trainable parameters: {}", m.trainable);
+    println!("  batch {} x {} tokens, peak device memory {}", a.batch, a.len, gib(m.peak));
+    println!(
+        "  planned before the run (dry run): {} ({:.3} of the peak)",
+        gib(planned),
+        planned as f64 / m.peak as f64
+    );
+    if let Some(last) = m.times.last() {
+        println!("  last step {last:.2} s");
+    }
+    Ok(())
+}
+
+/// LoRA steps on `engine` with seeded token ids; prints each step's loss and time unless the
+/// engine is dry.
+fn steps(engine: &Engine, a: &Args) -> whet::Result<Measured> {
+    let (mut m, _) = Llama::from_gguf_keeping(engine, &a.path, !a.f32)?;
     let cfg = LoraConfig {
         rank: 8,
         alpha: 16.0,
@@ -91,7 +130,7 @@ fn main() -> whet::Result<()> {
     m.params.expand_trainable()?;
     m.activation_checkpointing = a.checkpointing;
     let weights = m.params.bytes_by_dtype();
-    let mut opt = Optimizer::new(&engine, OptimConfig::new(whet::optim::Method::ADAMW, 1e-3))?;
+    let mut opt = Optimizer::new(engine, OptimConfig::new(whet::optim::Method::ADAMW, 1e-3))?;
     let vocab = m.config.vocab_size as u64;
     let ids: Vec<u32> =
         (0..(a.batch * a.len) as u64).map(|i| ((i * 2654435761 + 12345) % vocab) as u32).collect();
@@ -110,19 +149,9 @@ fn main() -> whet::Result<()> {
         }
         opt.update()?;
         times.push(t.elapsed().as_secs_f64());
-        println!("step {step}: loss {l:.4}, {:.1} s", times[step]);
+        if !engine.is_dry() {
+            println!("step {step}: loss {l:.4}, {:.1} s", times[step]);
+        }
     }
-    let s = engine.stats();
-    let base = if a.f32 { "base expanded to f32" } else { "base kept quantized" };
-    let ck = if a.checkpointing { ", activation checkpointing" } else { "" };
-    println!("model: {} ({base}{ck})", a.path);
-    for (dtype, b) in &weights {
-        println!("  weights {dtype}: {}", gib(*b));
-    }
-    println!("  trainable parameters: {}", m.params.count(true));
-    println!("  batch {} x {} tokens, peak device memory {}", a.batch, a.len, gib(s.peak_bytes));
-    if let Some(last) = times.last() {
-        println!("  last step {last:.2} s");
-    }
-    Ok(())
+    Ok(Measured { weights, trainable: m.params.count(true), peak: engine.stats().peak_bytes, times })
 }

@@ -3,7 +3,7 @@
 //! shader that does not compile. Library code returns `Result`; it never panics on user input.
 //!
 //! A host program matches the variants it can act on: [`Error::OutOfMemory`] and
-//! [`Error::BatchTooBig`] (smaller batch or model), [`Error::DeviceLost`] (open a new engine),
+//! [`Error::BatchTooBig`] and [`Error::DoesNotFit`] (smaller batch or model), [`Error::DeviceLost`] (open a new engine),
 //! [`Error::Format`] (a bad data or weight file, with its path and line when it has lines),
 //! [`Error::RunMismatch`] (the run folder or its checkpoint belongs to other settings: start
 //! over or use another folder), [`Error::Timeout`]. The enum is `#[non_exhaustive]`: later
@@ -54,6 +54,11 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A run's memory plan (`run::plan`) needs more device memory than the device has; `plan`
+    /// is the plan as `whet plan` prints it, with the changes that would make it fit. Raised
+    /// before the first step, so nothing is lost.
+    #[error("the run needs {needed} bytes of device memory but {available} are available; nothing was trained\n{plan}")]
+    DoesNotFit { needed: u64, available: u64, plan: String },
     /// A GPU wait exceeded the engine's timeout. The work was submitted and still runs: the
     /// engine stays usable, and a later wait (see `Engine::set_timeout`) sees it finish.
     #[error("GPU work did not finish within {0:?}")]

@@ -1,4 +1,4 @@
-//! The `whet` command line: `train RECIPE.toml`, `compare RECIPE.toml`, `eval RUN_DIR`, `predict RUN_DIR INPUT...`,
+//! The `whet` command line: `train RECIPE.toml`, `plan RECIPE.toml`, `compare RECIPE.toml`, `eval RUN_DIR`, `predict RUN_DIR INPUT...`,
 //! `inspect CHECKPOINT`, `devices` and `bench`. Every command has `--help`.
 
 mod cli;
@@ -35,6 +35,25 @@ enum Command {
         /// No progress bars.
         #[arg(long)]
         quiet: bool,
+        /// Skip the memory plan made first (`whet plan`), which refuses a run that needs more
+        /// device memory than the device has (known for CPU adapters, or set by WHET_MAX_MEMORY).
+        #[arg(long)]
+        no_plan: bool,
+    },
+    /// Print the device memory a run of RECIPE.toml will take, before any is spent: weights by
+    /// dtype, gradients, optimizer state, activations at the recipe's batch and length, and the
+    /// total against the device's memory, with what to change when it does not fit. Measured by
+    /// a dry run of the recipe (loading, two steps, one evaluation) that computes nothing.
+    /// Exits 1 when the run does not fit.
+    Plan {
+        #[command(flatten)]
+        recipe: cli::recipe_args::RecipeArgs,
+        /// Check against a device with this much memory (e.g. 8GiB) instead of this one.
+        #[arg(long, value_name = "SIZE")]
+        memory: Option<String>,
+        /// Also write the plan as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<std::path::PathBuf>,
     },
     /// Run the recipe under several fine-tuning strategies (from scratch, full fine-tune, linear
     /// probe, LP-FT, gradual unfreezing, frozen lower half, layer-wise LR, L2-SP, LwF and EWC with
@@ -160,8 +179,9 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train { recipe, out, fresh, skip_bad, quiet } => {
-            match cli::train::train(&recipe, out.as_deref(), fresh, skip_bad, quiet) {
+        Command::Train { recipe, out, fresh, skip_bad, quiet, no_plan } => {
+            let flags = cli::train::Flags { fresh, skip_bad, quiet, plan: !no_plan };
+            match cli::train::train(&recipe, out.as_deref(), flags) {
                 Ok(0) => Ok(()),
                 Ok(code) => return ExitCode::from(code),
                 Err(e) => Err(e),
@@ -185,6 +205,13 @@ fn main() -> ExitCode {
                 auto,
             });
             cli::compare::compare(&recipe, out.as_deref(), &strategies, &seeds, folds, sweep, quiet)
+        }
+        Command::Plan { recipe, memory, json } => {
+            match cli::plan::plan(&recipe, memory.as_deref(), json.as_deref()) {
+                Ok(0) => Ok(()),
+                Ok(code) => return ExitCode::from(code),
+                Err(e) => Err(e),
+            }
         }
         Command::Report { results, out } => report(&results, out.as_deref()),
         Command::Eval { run, test, bootstrap } => cli::train::eval(&run, test.as_deref(), bootstrap),
@@ -248,7 +275,7 @@ fn inspect(path: &std::path::Path) -> whet::Result<()> {
 /// (the same text a failed load gives).
 fn bind_report(path: &std::path::Path, kind: &str, classes: Option<usize>) -> whet::Result<()> {
     let kind: whet::models::zoo::ModelKind = kind.parse()?;
-    let engine = whet::Engine::new(whet::EngineOptions::from_env())?;
+    let engine = whet::Engine::new(whet::EngineOptions::from_env()?)?;
     let (_model, report) = whet::models::zoo::load(&engine, path, kind, classes, 0)?;
     print!("{report}");
     for (p, k) in &report.mapped {
@@ -273,7 +300,7 @@ fn devices() -> whet::Result<()> {
         let mark = if a.preferred { "*" } else { " " };
         println!("{mark} {} ({}, {})", a.name, a.device_type, a.backend);
     }
-    let engine = whet::Engine::new(whet::EngineOptions::from_env())?;
+    let engine = whet::Engine::new(whet::EngineOptions::from_env()?)?;
     let info = engine.adapter_info();
     println!(
         "using: {} ({:?}, {:?}, driver {})",

@@ -256,3 +256,65 @@ fn dropout_in_frozen_blocks_is_a_choice() {
     assert_eq!(run(Mode::train(3).frozen_deterministic()), eval);
     assert_ne!(run(Mode::train(3)), eval);
 }
+
+/// `st`'s tensors re-encoded as `dtype` (f16 or bf16), as a safetensors file in memory.
+fn as_16_bit(st: &SafeTensorsFile, dtype: whet::weights::WeightDType) -> SafeTensorsFile {
+    let st_dtype = match dtype {
+        whet::weights::WeightDType::F16 => safetensors::Dtype::F16,
+        _ => safetensors::Dtype::BF16,
+    };
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|info| {
+            let (values, shape) = st.read_f32(&info.name).unwrap();
+            (info.name, shape, whet::weights::quantize::quantize(dtype, &values).unwrap())
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(st_dtype, s.clone(), b).unwrap()))
+        .collect();
+    let bytes = safetensors::serialize(views, None).unwrap();
+    SafeTensorsFile::from_vec(format!("llama_tiny.{dtype:?}.safetensors"), bytes).unwrap()
+}
+
+/// An f16 or bf16 checkpoint keeps its matrices 16-bit on the device (no f32 copy is made on
+/// load) and gives the logits of the same values expanded to f32 (the kernels' gradients with
+/// respect to the input are checked in quant_kernels.rs).
+#[test]
+fn half_precision_checkpoints_stay_16_bit_and_match_their_f32_expansion() {
+    let case = "half_precision_checkpoints_stay_16_bit_and_match_their_f32_expansion";
+    let Some((_g, e)) = common::gpu("model_decoders", case) else { return };
+    let Some(io) = fx::io(case, "llama_tiny") else { return };
+    let (cfg, path, st) = dir("llama_tiny");
+    let ids = fx::u32s(&io, "input_ids");
+    let (batch, seq) = batch_seq(&io);
+    for dtype in [whet::weights::WeightDType::F16, whet::weights::WeightDType::BF16] {
+        let half = as_16_bit(&st, dtype);
+        let config = || LlamaConfig::from_json(&cfg, &path).unwrap();
+        let before = e.stats().bytes_in_use;
+        e.reset_peak();
+        let (kept, report) = Llama::load_keeping(&e, &half, "llama_tiny", config(), true).unwrap();
+        let load_peak = e.stats().peak_bytes - before;
+        assert!(report.is_clean(), "{report}");
+        let (expanded, _) = Llama::load_keeping(&e, &half, "llama_tiny", config(), false).unwrap();
+        let by_dtype = kept.params.bytes_by_dtype();
+        let name = whet::tensor::QuantType::of(dtype).unwrap().name();
+        let f32_bytes: u64 = expanded.params.bytes_by_dtype().values().sum();
+        // Every matrix is 16-bit: only the norms' vectors stay f32.
+        assert!(by_dtype[name] > by_dtype.get("f32").copied().unwrap_or(0) * 8, "{by_dtype:?}");
+        assert!(
+            load_peak < f32_bytes * 6 / 10,
+            "{dtype:?}: loading peaked at {load_peak} of {f32_bytes} f32 bytes"
+        );
+        // Frozen, as a kept weight must be (a trainable one is expanded first).
+        let _frozen = e.no_grad();
+        let a = kept.logits(&ids, batch, seq, None).unwrap();
+        let b = expanded.logits(&ids, batch, seq, None).unwrap();
+        let (a, b) = (a.to_vec().unwrap(), b.to_vec().unwrap());
+        let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(worst <= 1e-5 * scale, "{dtype:?}: logits differ by {worst} (scale {scale})");
+    }
+}

@@ -2,7 +2,8 @@
 //! reference: blocks are dequantized on the host by `weights::quant::dequantize` (written from
 //! ggml's format description and checked against real GGUF files in `weights_formats.rs`), and
 //! the products are computed in f64. Sizes are awkward on purpose: rows and weight rows that do
-//! not fill a tile, one row, one output, and inputs spanning one and several blocks.
+//! not fill a tile, one row, one output, and inputs spanning one and several blocks. f16 and
+//! bf16 weights go through the same kernels in blocks of eight values.
 
 mod common;
 
@@ -15,7 +16,8 @@ use whet::tensor::QuantType;
 use whet::weights::quant::dequantize as cpu_dequantize;
 use whet::{Engine, Tensor};
 
-const ALL: [QuantType; 4] = [QuantType::Q4_0, QuantType::Q4_1, QuantType::Q8_0, QuantType::Q4_K];
+const ALL: [QuantType; 6] =
+    [QuantType::Q4_0, QuantType::Q4_1, QuantType::Q8_0, QuantType::Q4_K, QuantType::F16, QuantType::BF16];
 
 fn gpu(test: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Engine)> {
     common::gpu("quant_kernels", test)
@@ -26,9 +28,14 @@ fn f16(v: f32) -> [u8; 2] {
 }
 
 /// `blocks` random blocks of `qt` in file layout: scales in a realistic range, every code and
-/// sub-block scale drawn at random (so every nibble position and sign is exercised).
+/// sub-block scale drawn at random (so every nibble position and sign is exercised); 16-bit
+/// floats drawn from [-1, 1] (random bytes would include NaNs).
 fn random_blocks(qt: QuantType, blocks: usize, rng: &mut ChaCha8Rng) -> Vec<u8> {
     let mut out = Vec::new();
+    if qt.is_half() {
+        let values = random_vec(blocks * qt.block_elems(), rng);
+        return whet::weights::quantize::quantize(qt.weight_dtype(), &values).unwrap();
+    }
     for _ in 0..blocks {
         let start = out.len();
         let d = rng.random_range(0.002f32..0.05);
@@ -42,6 +49,7 @@ fn random_blocks(qt: QuantType, blocks: usize, rng: &mut ChaCha8Rng) -> Vec<u8> 
                 out.extend(f16(d / 16.0));
                 out.extend(f16(rng.random_range(0.0005f32..0.005)));
             }
+            QuantType::F16 | QuantType::BF16 => unreachable!("16-bit floats return above"),
         }
         while out.len() < start + qt.file_block_bytes() {
             out.push(rng.random());

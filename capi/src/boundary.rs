@@ -93,7 +93,9 @@ pub(crate) type Outcome<T = WhetStatus> = std::result::Result<T, Failure>;
 fn status_of(e: &whet::Error) -> WhetStatus {
     use whet::Error as E;
     match e {
-        E::OutOfMemory { .. } | E::BatchTooBig { .. } | E::BufferTooBig { .. } => WhetStatus::OutOfMemory,
+        E::OutOfMemory { .. } | E::BatchTooBig { .. } | E::BufferTooBig { .. } | E::DoesNotFit { .. } => {
+            WhetStatus::OutOfMemory
+        }
         E::DeviceLost(_) => WhetStatus::DeviceLost,
         E::RunMismatch { .. } | E::RunExists { .. } | E::RunLocked { .. } | E::CheckpointVersion { .. } => {
             WhetStatus::RunMismatch

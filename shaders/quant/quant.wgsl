@@ -8,11 +8,12 @@
 //   Q4_1  5 words / 32:  [d f16 | m f16] [16 bytes of nibbles]        x = q d + m
 //   Q8_0  9 words / 32:  [d f16 | pad] [32 signed bytes]              x = q d
 //   Q4_K 36 words / 256: [d | dmin] [12 bytes of 6-bit scales/mins] [128 bytes of nibbles]
+//   F16, BF16  4 words / 8: two values a word, the lower element in the low half
 // In a 32-element (sub-)block the low nibbles are elements 0..16 and the high ones 16..32.
 // A weight `[rows, cols]` is row-major with cols a multiple of the block, so element e of the
 // flat order is element e % B of block e / B.
 
-override QTYPE: u32 = 0u; // 0 Q4_0, 1 Q4_1, 2 Q8_0, 3 Q4_K
+override QTYPE: u32 = 0u; // 0 Q4_0, 1 Q4_1, 2 Q8_0, 3 Q4_K, 4 F16, 5 BF16
 
 @group(0) @binding(1) var<storage, read> qw: array<u32>;
 
@@ -47,8 +48,25 @@ fn k_scale_min(base: u32, j: u32) -> vec2<f32> {
     return vec2<f32>(f32(sc), f32(mn));
 }
 
+// Eight 16-bit floats from four words, in element order. bf16 is the high half of an f32, so
+// shifting it up is the exact conversion; f16 needs no shader-f16 support either.
+fn halves8(at: u32) -> array<vec4<f32>, 2> {
+    let w = vec4<u32>(qw[at], qw[at + 1u], qw[at + 2u], qw[at + 3u]);
+    if (QTYPE == 4u) {
+        return array<vec4<f32>, 2>(
+            vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)),
+            vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w)));
+    }
+    let lo = bitcast<vec4<f32>>(w << vec4<u32>(16u));
+    let hi = bitcast<vec4<f32>>(w & vec4<u32>(0xffff0000u));
+    return array<vec4<f32>, 2>(vec4<f32>(lo.x, hi.x, lo.y, hi.y), vec4<f32>(lo.z, hi.z, lo.w, hi.w));
+}
+
 // The eight weights at flat elements e..e+8 (e a multiple of 8).
 fn deq8(e: u32) -> array<vec4<f32>, 2> {
+    if (QTYPE >= 4u) {
+        return halves8(e >> 1u);
+    }
     if (QTYPE == 3u) {
         let base = (e >> 8u) * 36u;
         let w = e & 255u;

@@ -7,7 +7,7 @@ use whet::bench::{self, BenchOptions, Report};
 use whet::Engine;
 
 pub fn bench(opts: BenchOptions, json: Option<&Path>) -> whet::Result<()> {
-    let engine = Engine::new(whet::EngineOptions::from_env())?;
+    let engine = Engine::new(whet::EngineOptions::from_env()?)?;
     let info = engine.adapter_info();
     println!("whet bench on {} ({:?}, {} {})", info.name, info.backend, info.driver, info.driver_info);
     let report = bench::run(&engine, &opts, |r| eprintln!("  {} {}", r.name, bench::seconds(r.median_s)))?;

@@ -27,7 +27,7 @@ pub fn compare(
     let out_dir = out.map(Path::to_path_buf).unwrap_or_else(|| recipe.output.dir.join("compare"));
     let stop = StopFlag::new();
     stop.install_signal_handlers()?;
-    let engine = Engine::new(whet::EngineOptions::from_env())?;
+    let engine = Engine::new(whet::EngineOptions::from_env()?)?;
     println!("whet compare {}  (adapter: {})", recipe_path.display(), engine.adapter_name());
     let opts = CompareOptions {
         only: strategies.to_vec(),

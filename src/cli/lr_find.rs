@@ -20,7 +20,7 @@ pub fn lr_find(args: &RecipeArgs, sweep: &Sweep, plot: Option<&Path>, quiet: boo
     if args.printed(&recipe)? {
         return Ok(());
     }
-    let engine = Engine::new(whet::EngineOptions::from_env())?;
+    let engine = Engine::new(whet::EngineOptions::from_env()?)?;
     println!("whet lr-find {}  (adapter: {})", args.recipe.display(), engine.adapter_name());
     let finder = LrFinder { start: sweep.start, end: sweep.end, steps: sweep.steps, ..LrFinder::default() };
     let r = whet::run::lr_find::lr_find(&engine, &recipe, &finder, !quiet)?;

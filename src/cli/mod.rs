@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod compare;
 pub mod lr_find;
+pub mod plan;
 pub mod predict;
 pub mod predict_io;
 pub mod recipe_args;

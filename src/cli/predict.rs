@@ -53,7 +53,7 @@ pub fn predict(a: &PredictArgs) -> whet::Result<()> {
     }
     // The flags are checked before anything is loaded.
     sampling(a, &mut Default::default())?;
-    let engine = Engine::new(whet::EngineOptions::from_env())?;
+    let engine = Engine::new(whet::EngineOptions::from_env()?)?;
     let mut t = Trained::open(&engine, &a.run)?;
     sampling(a, &mut t.recipe.generate)?;
     let rows = rows(a, &mut t)?;

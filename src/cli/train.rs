@@ -10,14 +10,18 @@ use whet::Engine;
 
 use super::recipe_args::RecipeArgs;
 
+/// `whet train`'s switches.
+pub struct Flags {
+    pub fresh: bool,
+    pub skip_bad: bool,
+    pub quiet: bool,
+    /// Make the memory plan first and refuse a run that does not fit.
+    pub plan: bool,
+}
+
 /// What `whet train` ends with: 0, or 128 + the signal that stopped it (130 SIGINT, 143 SIGTERM).
-pub fn train(
-    args: &RecipeArgs,
-    out: Option<&Path>,
-    fresh: bool,
-    skip_bad: bool,
-    quiet: bool,
-) -> whet::Result<u8> {
+pub fn train(args: &RecipeArgs, out: Option<&Path>, flags: Flags) -> whet::Result<u8> {
+    let Flags { fresh, skip_bad, quiet, plan } = flags;
     let recipe_path = &args.recipe;
     let mut recipe = args.load()?;
     if let Some(o) = out {
@@ -33,8 +37,15 @@ pub fn train(
     let stop = StopFlag::new();
     // The library installs no handler; the CLI asks for one so Ctrl-C finishes the step and saves.
     stop.install_signal_handlers()?;
-    let engine = Engine::new(whet::EngineOptions::from_env())?;
+    let options = whet::EngineOptions::from_env()?;
+    // Before the device is opened for training: a run that cannot fit is refused with what to
+    // change, instead of failing mid-step (or, on a CPU adapter, exhausting host memory).
+    let planned = if plan { Some(super::plan::check(&options, &recipe)?) } else { None };
+    let engine = Engine::new(options)?;
     println!("whet train {}  (adapter: {})", recipe_path.display(), engine.adapter_name());
+    if let Some(p) = &planned {
+        println!("memory plan: {} at the peak", whet::run::plan::human(p.total));
+    }
     let outcome = run::train(
         &engine,
         &recipe,
@@ -103,7 +114,7 @@ pub fn eval(run_dir: &Path, test: Option<&Path>, bootstrap: usize) -> whet::Resu
             _ => recipe.data.train = t.to_path_buf(),
         }
     }
-    let engine = Engine::new(whet::EngineOptions::from_env())?;
+    let engine = Engine::new(whet::EngineOptions::from_env()?)?;
     let mut prep = prepare::prepare(&engine, &recipe, true)?;
     match prep.test_evaluation("eval", bootstrap, recipe.train.seed)? {
         Some(e) => {

@@ -125,6 +125,9 @@ impl Engine {
             ));
         }
         self.check_health("copy")?;
+        if self.is_dry() {
+            return Ok(());
+        }
         lock(&self.0.batch).push_copy(
             src.storage.buffer().clone(),
             src.offset,

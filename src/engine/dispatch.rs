@@ -49,7 +49,7 @@ impl Engine {
         groups: [u32; 3],
     ) -> Result<()> {
         self.check_alive()?;
-        if groups.contains(&0) {
+        if groups.contains(&0) || self.is_dry() {
             return Ok(());
         }
         debug_assert!(uniform.len() as u64 <= UNIFORM_SLOT);

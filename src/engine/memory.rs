@@ -130,6 +130,9 @@ impl Engine {
         usage: wgpu::BufferUsages,
         what: &dyn Display,
     ) -> Result<wgpu::Buffer> {
+        if let Some(stand_in) = &self.0.dry {
+            return Ok(stand_in.clone());
+        }
         let label = what.to_string();
         let attempt = || {
             let scope = self.0.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -160,7 +163,7 @@ impl Engine {
     /// and no submit is needed: uploading a batch mid-step keeps the step in one command buffer.
     pub(crate) fn upload_new(&self, bytes: &[u8], capacity: u64, what: impl Display) -> Result<Arc<Storage>> {
         let storage = self.storage(capacity, true, &what)?;
-        if !bytes.is_empty() {
+        if !bytes.is_empty() && !self.is_dry() {
             let len = bytes.len() as u64;
             if len.is_multiple_of(4) {
                 self.0.queue.write_buffer(storage.buffer(), 0, bytes);

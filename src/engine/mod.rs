@@ -39,7 +39,7 @@ pub use grad_mode::NoGradGuard;
 use health::Health;
 use memory::Caps;
 pub use open::AdapterSummary;
-pub use options::EngineOptions;
+pub use options::{parse_size, EngineOptions};
 pub use pipeline::Kernel;
 use pipeline::PipelineCache;
 pub use storage::Storage;
@@ -117,6 +117,8 @@ pub(crate) struct EngineInner {
     /// The backend contains out-of-bounds accesses itself (Vulkan robustBufferAccess, Metal,
     /// DX12), so wgpu's injected bounds checks can be skipped.
     driver_robust: bool,
+    /// [`EngineOptions::dry_run`]: the one small buffer every storage shares.
+    dry: Option<wgpu::Buffer>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -176,6 +178,11 @@ impl Engine {
     pub fn reset_peak(&self) {
         let mut pool = lock(&self.0.pool);
         pool.peak = pool.in_use;
+    }
+
+    /// Opened with [`EngineOptions::dry_run`]: memory is counted, nothing is computed.
+    pub fn is_dry(&self) -> bool {
+        self.0.dry.is_some()
     }
 
     pub(crate) fn next_id(&self) -> u64 {

@@ -132,6 +132,15 @@ impl Engine {
             && info.subgroup_min_size == info.subgroup_max_size
             && info.subgroup_min_size > 0)
             .then_some(info.subgroup_min_size);
+        // Dispatches are dropped on a dry engine, so no binding ever reads past this buffer.
+        let dry = options.dry_run.then(|| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("whet dry-run stand-in"),
+                size: super::buffers::MIN_BYTES,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        });
         let class =
             if info.device_type == wgpu::DeviceType::Cpu { AdapterClass::Cpu } else { AdapterClass::Gpu };
         Ok(Engine(Arc::new(EngineInner {
@@ -163,6 +172,7 @@ impl Engine {
                 backend,
                 wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12
             ),
+            dry,
         })))
     }
 

@@ -27,6 +27,12 @@ pub struct EngineOptions {
     pub profile: bool,
     /// Print each shader's full source and each pipeline's name to stderr as they compile.
     pub dump_shaders: bool,
+    /// Count, don't compute: tensors get no memory of their own (they share one small buffer),
+    /// dispatches, copies and uploads are dropped, and readbacks return zeros, while the
+    /// buffer pool keeps its exact accounting. Running a training step on such an engine
+    /// measures the device memory the step would take, in seconds and before any memory is
+    /// spent: `whet plan` ([`crate::run::plan`]). Results computed on it are meaningless.
+    pub dry_run: bool,
 }
 
 impl Default for EngineOptions {
@@ -38,20 +44,28 @@ impl Default for EngineOptions {
             max_memory_bytes: None,
             profile: false,
             dump_shaders: false,
+            dry_run: false,
         }
     }
 }
 
 impl EngineOptions {
     /// The defaults with the CLI's environment applied: `WHET_ADAPTER` (part of an adapter
-    /// name), `WHET_PROFILE` (set and not `0`), `WHET_DUMP_SHADERS` (set) and `WHET_WAIT_SECS`
+    /// name), `WHET_PROFILE` (set and not `0`), `WHET_DUMP_SHADERS` (set), `WHET_WAIT_SECS`
     /// (a positive number of seconds for [`EngineOptions::timeout`]: a large model's step is one
-    /// submit, minutes long on a CPU adapter). The one place these variables are read; the
-    /// `whet` binary calls it, the library does not.
-    pub fn from_env() -> Self {
+    /// submit, minutes long on a CPU adapter) and `WHET_MAX_MEMORY` (a size such as `8GiB`,
+    /// `6GB` or bytes for [`EngineOptions::max_memory_bytes`]: the device memory to plan and
+    /// run within). The one place these variables are read; the `whet` binary calls it, the
+    /// library does not. A value that does not parse is an error naming it.
+    pub fn from_env() -> crate::Result<Self> {
         let wait = std::env::var("WHET_WAIT_SECS").ok().and_then(|v| v.trim().parse::<f64>().ok());
         let default = EngineOptions::default();
-        EngineOptions {
+        let max_memory_bytes = match std::env::var("WHET_MAX_MEMORY") {
+            Ok(v) if !v.trim().is_empty() => Some(parse_size("WHET_MAX_MEMORY", &v)?),
+            _ => None,
+        };
+        Ok(EngineOptions {
+            max_memory_bytes,
             adapter: std::env::var("WHET_ADAPTER").ok().filter(|s| !s.is_empty()),
             profile: std::env::var_os("WHET_PROFILE").is_some_and(|v| v != "0"),
             dump_shaders: std::env::var_os("WHET_DUMP_SHADERS").is_some(),
@@ -59,7 +73,19 @@ impl EngineOptions {
                 .filter(|s| s.is_finite() && *s > 0.0)
                 .map_or(default.timeout, Duration::from_secs_f64),
             ..default
-        }
+        })
+    }
+}
+
+/// A memory size as people write it (`8GiB`, `6 GB`, `512MiB`, bytes); `what` names the
+/// setting in the error.
+pub fn parse_size(what: &str, text: &str) -> crate::Result<u64> {
+    match text.trim().parse::<bytesize::ByteSize>() {
+        Ok(b) if b.as_u64() > 0 => Ok(b.as_u64()),
+        _ => Err(crate::Error::arg(
+            "engine",
+            format!("{what} = {text:?}: not a memory size (write e.g. 8GiB, 6GB or a byte count)"),
+        )),
     }
 }
 
@@ -75,14 +101,21 @@ mod tests {
         std::env::set_var("WHET_PROFILE", "1");
         std::env::set_var("WHET_DUMP_SHADERS", "1");
         std::env::set_var("WHET_WAIT_SECS", "900");
+        std::env::set_var("WHET_MAX_MEMORY", "6GiB");
         let plain = EngineOptions::default();
-        let cli = EngineOptions::from_env();
+        let cli = EngineOptions::from_env().unwrap();
         std::env::set_var("WHET_PROFILE", "0");
         std::env::set_var("WHET_WAIT_SECS", "-3");
-        let (profile_zero, bad_wait) = (EngineOptions::from_env().profile, EngineOptions::from_env().timeout);
-        for v in ["WHET_ADAPTER", "WHET_PROFILE", "WHET_DUMP_SHADERS", "WHET_WAIT_SECS"] {
+        let zero = EngineOptions::from_env().unwrap();
+        let (profile_zero, bad_wait) = (zero.profile, zero.timeout);
+        std::env::set_var("WHET_MAX_MEMORY", "lots");
+        let bad_memory = EngineOptions::from_env().unwrap_err().to_string();
+        for v in ["WHET_ADAPTER", "WHET_PROFILE", "WHET_DUMP_SHADERS", "WHET_WAIT_SECS", "WHET_MAX_MEMORY"] {
             std::env::remove_var(v);
         }
+        assert_eq!(cli.max_memory_bytes, Some(6 << 30));
+        assert_eq!(plain.max_memory_bytes, None);
+        assert!(bad_memory.contains("WHET_MAX_MEMORY") && bad_memory.contains("lots"), "{bad_memory}");
         assert_eq!(cli.timeout, std::time::Duration::from_secs(900));
         assert_eq!(bad_wait, plain.timeout, "a wait that is not a positive number keeps the default");
         assert_eq!((plain.adapter, plain.profile, plain.dump_shaders), (None, false, false));

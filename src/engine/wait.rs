@@ -53,6 +53,9 @@ impl Engine {
     /// Copy the first `bytes` of a storage buffer back to the host (submits and waits).
     pub(crate) fn download(&self, src: View<'_>, bytes: u64) -> Result<Vec<u8>> {
         self.check_alive()?;
+        if self.is_dry() {
+            return Ok(vec![0; bytes as usize]);
+        }
         if bytes == 0 {
             self.flush()?;
             return Ok(Vec::new());

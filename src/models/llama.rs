@@ -153,8 +153,9 @@ impl Llama {
         Self::load_keeping(engine, source, name, config, false)
     }
 
-    /// [`Self::load`], keeping block-quantized matrices quantized on the device when `keep`.
-    fn load_keeping(
+    /// [`Self::load`], keeping block-quantized and 16-bit (f16, bf16) matrices as they are on
+    /// the device when `keep`: no f32 copy is made of them.
+    pub fn load_keeping(
         engine: &Engine,
         source: &dyn WeightSource,
         name: &str,

@@ -221,6 +221,20 @@ impl Optimizer {
         self.arena.as_ref().map_or(0, |a| a.state_bytes())
     }
 
+    /// Device bytes the optimizer holds for the trainable parameters: (the parameters, their
+    /// gradients with any accumulation scratch, the optimizer state), by arena page capacity.
+    pub fn arena_bytes(&self) -> (u64, u64, u64) {
+        let Some(a) = &self.arena else { return (0, 0, 0) };
+        let cap = |s: &std::sync::Arc<crate::engine::Storage>| s.capacity();
+        a.pages.iter().fold((0, 0, 0), |(p, g, s), page| {
+            (
+                p + cap(&page.params),
+                g + cap(&page.grads) + page.scratch.as_ref().map_or(0, cap),
+                s + page.states.iter().map(cap).sum::<u64>(),
+            )
+        })
+    }
+
     /// Update dispatches per step (one per group × page × join step).
     pub fn update_dispatches(&self) -> usize {
         self.arena.as_ref().map_or(0, |a| a.ranges.len())

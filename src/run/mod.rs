@@ -30,6 +30,7 @@ pub mod gguf_tokenizer;
 pub mod inference;
 pub mod lr_find;
 pub mod model_task;
+pub mod plan;
 pub mod prepare;
 pub mod recipe;
 mod recipe_check;

@@ -283,12 +283,14 @@ fn source_table(
 }
 
 /// `model.quantize` once the first epoch's trainable set is known: weights that stay frozen for
-/// the whole run are quantized (`q8_0`, `q4_0`) or keep the checkpoint's blocks (`keep`), and
+/// the whole run are converted (`q8_0`, `q4_0`, `f16`, `bf16`) or keep the checkpoint's blocks (`keep`), and
 /// every weight that trains is f32 (a later unfreeze expands its weights then).
 fn settle_storage(params: &mut Params, head: &Select, recipe: &Recipe) -> Result<()> {
     let to = match recipe.model.quantize.as_str() {
         "q8_0" => Some(QuantType::Q8_0),
         "q4_0" => Some(QuantType::Q4_0),
+        "f16" => Some(QuantType::F16),
+        "bf16" => Some(QuantType::BF16),
         _ => None,
     };
     // An f32 model kept as it is needs no decision, and its trainable flags stay untouched

@@ -88,9 +88,10 @@ pub struct ModelSection {
     #[serde(default = "default_init")]
     pub init: String,
     /// How frozen weights are stored on the device: `keep` (default: a GGUF's Q4_0 / Q4_1 /
-    /// Q8_0 / Q4_K matrices stay in their blocks, f32 checkpoints stay f32), `none` (everything
-    /// expanded to f32), or `q8_0` / `q4_0` (an f32 checkpoint's frozen matrices quantized on
-    /// load; needs weights that stay frozen: LoRA or `plan = "linear-probe"`). Weights that
+    /// Q8_0 / Q4_K matrices stay in their blocks, and an f16 / bf16 checkpoint's matrices stay
+    /// 16-bit, for the llama family; f32 checkpoints stay f32), `none` (everything expanded to
+    /// f32), or `q8_0` / `q4_0` / `f16` / `bf16` (an f32 checkpoint's frozen matrices converted
+    /// on load; needs weights that stay frozen: LoRA or `plan = "linear-probe"`). Weights that
     /// train are always f32.
     #[serde(default = "default_quantize")]
     pub quantize: String,

@@ -304,7 +304,7 @@ impl Checker<'_> {
             ("train.plan", &t.plan, &["full", "linear-probe", "lp-ft", "gradual"]),
             ("generate.sampling", &r.generate.sampling, &["greedy", "top-k", "top-p"]),
             ("model.init", &r.model.init, &["pretrained", "scratch"]),
-            ("model.quantize", &r.model.quantize, &["keep", "none", "q8_0", "q4_0"]),
+            ("model.quantize", &r.model.quantize, &["keep", "none", "q8_0", "q4_0", "f16", "bf16"]),
             ("output.dtype", &r.output.dtype, &["f32", "f16", "bf16"]),
             ("output.gguf", r.output.gguf.as_deref().unwrap_or("f16"), &["f16", "q8_0"]),
         ];

@@ -3,6 +3,11 @@
 //! SmolLM2-135M weight in Q4_1 takes 5/32 of its f32 bytes, which is what lets a 1B decoder's
 //! frozen base fit beside its LoRA adapters on a small GPU.
 //!
+//! f16 and bf16 weights (most checkpoints on the Hugging Face hub are bf16) are held the same
+//! way, as "blocks" of eight 16-bit values: half the f32 bytes, converted in registers by the
+//! same kernels. The conversion needs no `SHADER_F16` (`unpack2x16float`, and bf16 is the high
+//! half of an f32), so it runs on every adapter.
+//!
 //! On the device each block keeps the file's bytes except that a 2-byte header (Q4_0 and Q8_0:
 //! one f16 scale) is padded to 4, so every block starts on a word and the shader never reads a
 //! byte across words. Q4_1 (20 bytes) and Q4_K (144) are word-sized already and stay as they are.
@@ -20,6 +25,8 @@ pub enum QuantType {
     Q4_1,
     Q8_0,
     Q4_K,
+    F16,
+    BF16,
 }
 
 impl QuantType {
@@ -30,6 +37,8 @@ impl QuantType {
             WeightDType::Q4_1 => Some(QuantType::Q4_1),
             WeightDType::Q8_0 => Some(QuantType::Q8_0),
             WeightDType::Q4_K => Some(QuantType::Q4_K),
+            WeightDType::F16 => Some(QuantType::F16),
+            WeightDType::BF16 => Some(QuantType::BF16),
             _ => None,
         }
     }
@@ -41,6 +50,8 @@ impl QuantType {
             QuantType::Q4_1 => "q4_1",
             QuantType::Q8_0 => "q8_0",
             QuantType::Q4_K => "q4_k",
+            QuantType::F16 => "f16",
+            QuantType::BF16 => "bf16",
         }
     }
 
@@ -51,6 +62,8 @@ impl QuantType {
             QuantType::Q4_1 => WeightDType::Q4_1,
             QuantType::Q8_0 => WeightDType::Q8_0,
             QuantType::Q4_K => WeightDType::Q4_K,
+            QuantType::F16 => WeightDType::F16,
+            QuantType::BF16 => WeightDType::BF16,
         }
     }
 
@@ -61,16 +74,29 @@ impl QuantType {
             QuantType::Q4_1 => 1,
             QuantType::Q8_0 => 2,
             QuantType::Q4_K => 3,
+            QuantType::F16 => 4,
+            QuantType::BF16 => 5,
         }
     }
 
-    /// Elements per block.
+    /// A 16-bit float format rather than GGML blocks.
+    pub fn is_half(self) -> bool {
+        matches!(self, QuantType::F16 | QuantType::BF16)
+    }
+
+    /// Elements per block: the kernels read 16-bit floats eight at a time (one chunk).
     pub fn block_elems(self) -> usize {
+        if self.is_half() {
+            return HALF_CHUNK;
+        }
         self.weight_dtype().block().0
     }
 
     /// Bytes per block in a GGUF file.
     pub fn file_block_bytes(self) -> usize {
+        if self.is_half() {
+            return HALF_CHUNK * 2;
+        }
         self.weight_dtype().block().1
     }
 
@@ -78,7 +104,7 @@ impl QuantType {
     fn padded_header(self) -> usize {
         match self {
             QuantType::Q4_0 | QuantType::Q8_0 => 2,
-            QuantType::Q4_1 | QuantType::Q4_K => 0,
+            QuantType::Q4_1 | QuantType::Q4_K | QuantType::F16 | QuantType::BF16 => 0,
         }
     }
 
@@ -92,6 +118,9 @@ impl QuantType {
         (n / self.block_elems()) as u64 * self.device_block_bytes() as u64
     }
 }
+
+/// Elements of a 16-bit "block": the kernels' chunk of eight.
+const HALF_CHUNK: usize = 8;
 
 /// File blocks → device blocks.
 pub(crate) fn to_device_layout(qt: QuantType, file: &[u8]) -> Vec<u8> {
@@ -187,7 +216,14 @@ mod tests {
 
     #[test]
     fn device_layout_round_trips_and_pads_two_byte_headers() {
-        for qt in [QuantType::Q4_0, QuantType::Q4_1, QuantType::Q8_0, QuantType::Q4_K] {
+        for qt in [
+            QuantType::Q4_0,
+            QuantType::Q4_1,
+            QuantType::Q8_0,
+            QuantType::Q4_K,
+            QuantType::F16,
+            QuantType::BF16,
+        ] {
             let file: Vec<u8> = (0..3 * qt.file_block_bytes()).map(|i| (i * 7 % 251) as u8).collect();
             let dev = to_device_layout(qt, &file);
             assert_eq!(dev.len(), 3 * qt.device_block_bytes());

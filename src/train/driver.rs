@@ -516,6 +516,35 @@ impl Driver {
         Ok(StopReason::Finished)
     }
 
+    /// Two steps as the run takes them, with the trainable set of `epoch` (the plan applied
+    /// and the freezing), the first items of that epoch's order, and micro-batches where the
+    /// batch does not fit; no folder, log, checkpoint or evaluation. The second step is the
+    /// steady one: the first update allocates the optimizer state, which every later step's
+    /// activations then sit beside. On a dry engine this measures a run's device memory before
+    /// any is spent (`whet plan`); the weights it changes are the caller's to throw away.
+    pub fn probe_steps(&mut self, task: &mut dyn Task, epoch: usize) -> Result<()> {
+        let n = task.train_len();
+        if n == 0 {
+            return Err(Error::arg("driver", "the task has no training items"));
+        }
+        self.config.plan.apply(task.params_mut(), epoch)?;
+        if let Some(f) = &self.config.freeze {
+            task.params_mut().freeze(f)?;
+        }
+        let perm = permutation(self.config.seed, epoch, n);
+        let per_step = (self.config.batch_size * self.config.grad_accum).min(n);
+        for attempt in 0..2 {
+            self.gather(task, &perm[..per_step], attempt)?;
+            self.optimizer.update()?;
+        }
+        Ok(())
+    }
+
+    /// Items per micro-batch when the batch did not fit and was split (see [`RunSummary`]).
+    pub fn micro_batch(&self) -> Option<usize> {
+        self.split.split_size(self.config.batch_size)
+    }
+
     fn max_steps(&self) -> u64 {
         self.config.max_steps.unwrap_or(u64::MAX)
     }

@@ -459,7 +459,7 @@ impl WeightSource for GgufFile {
 
     fn read_blocks(&self, name: &str) -> Result<Option<super::QuantBlocks>> {
         let e = self.entry(name)?;
-        if !e.info.dtype.is_quantized() {
+        if !(e.info.dtype.is_quantized() || e.info.dtype.is_half()) {
             return Ok(None);
         }
         let bytes = self.bytes[e.begin..e.end].to_vec();

@@ -172,4 +172,15 @@ impl WeightSource for HfDir {
             Weights::Torch(t) => t.read_f32(name),
         }
     }
+
+    fn read_blocks(&self, name: &str) -> Result<Option<super::QuantBlocks>> {
+        match &self.weights {
+            Weights::Single(f) => f.read_blocks(name),
+            Weights::Sharded { shards, map, .. } => match map.get(name) {
+                Some(&i) => shards[i].read_blocks(name),
+                None => Err(format_err(&self.path, format!("no tensor named '{name}'"))),
+            },
+            Weights::Torch(t) => t.read_blocks(name),
+        }
+    }
 }

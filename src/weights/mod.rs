@@ -74,6 +74,11 @@ impl WeightDType {
     pub fn is_quantized(self) -> bool {
         self.block().0 > 1
     }
+
+    /// True for the 16-bit float types (F16, BF16), which a frozen weight can keep on the device.
+    pub fn is_half(self) -> bool {
+        matches!(self, WeightDType::F16 | WeightDType::BF16)
+    }
 }
 
 /// Name, dtype and shape of one stored tensor.
@@ -90,9 +95,9 @@ pub trait WeightSource {
     fn tensors(&self) -> Vec<TensorInfo>;
     /// The tensor `name` converted to f32 (row-major), with its shape.
     fn read_f32(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>)>;
-    /// The tensor `name` as it is stored, when that is GGML blocks: (dtype, the blocks in file
-    /// layout with rows in the order [`Self::read_f32`] gives them, shape). `None` for plain
-    /// dtypes and for sources that only hand out f32.
+    /// The tensor `name` as it is stored, when that is GGML blocks or 16-bit floats: (dtype, the
+    /// bytes in file layout with rows in the order [`Self::read_f32`] gives them, shape). `None`
+    /// for other dtypes and for sources that only hand out f32.
     fn read_blocks(&self, _name: &str) -> Result<Option<QuantBlocks>> {
         Ok(None)
     }

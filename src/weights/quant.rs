@@ -12,6 +12,9 @@ fn f16(b: &[u8], at: usize) -> f32 {
 /// Dequantise `n` elements of block type `dt` from `bytes`, which must hold exactly
 /// `n / block_elems` blocks. Errors (as a message) on a plain dtype or a length mismatch.
 pub fn dequantize(dt: WeightDType, bytes: &[u8], n: usize) -> Result<Vec<f32>, String> {
+    if dt.is_half() {
+        return halves(dt, bytes, n);
+    }
     let (be, bb) = dt.block();
     if be == 1 {
         return Err(format!("{dt:?} is not a block-quantised type"));
@@ -116,6 +119,22 @@ fn q6_k(b: &[u8], out: &mut Vec<f32>) {
         }
         out.extend_from_slice(&y);
     }
+}
+
+/// 16-bit floats (F16, BF16) to f32: exact, every half value is an f32.
+fn halves(dt: WeightDType, bytes: &[u8], n: usize) -> Result<Vec<f32>, String> {
+    if n.checked_mul(2) != Some(bytes.len()) {
+        return Err(format!(
+            "{n} elements of {dt:?} need {} bytes, got {}",
+            n.saturating_mul(2),
+            bytes.len()
+        ));
+    }
+    let pairs = bytes.chunks_exact(2).map(|c| [c[0], c[1]]);
+    Ok(match dt {
+        WeightDType::F16 => pairs.map(|b| half::f16::from_le_bytes(b).to_f32()).collect(),
+        _ => pairs.map(|b| half::bf16::from_le_bytes(b).to_f32()).collect(),
+    })
 }
 
 #[cfg(test)]

@@ -206,4 +206,13 @@ impl WeightSource for SafeTensorsFile {
         let data = to_f32(self.bytes(name)?, e.info.dtype, name)?;
         Ok((data, e.info.shape.clone()))
     }
+
+    fn read_blocks(&self, name: &str) -> Result<Option<super::QuantBlocks>> {
+        let e = self.entry(name)?;
+        if !e.info.dtype.is_half() {
+            return Ok(None);
+        }
+        let bytes = self.bytes(name)?.to_vec();
+        Ok(Some(super::QuantBlocks { dtype: e.info.dtype, bytes, shape: e.info.shape.clone() }))
+    }
 }
