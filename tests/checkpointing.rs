@@ -1,11 +1,14 @@
 //! Activation checkpointing (`graph::checkpoint`, `Llama::activation_checkpointing`): the
 //! recomputed blocks give the plain path's loss and gradients, for full fine-tuning and for
-//! LoRA over a quantized base, while the step keeps fewer activations and peaks lower.
+//! LoRA over a quantized base, while the step keeps fewer activations and peaks lower. The
+//! chunked causal-LM loss (`models::lm_loss`) equals the whole one, with padding ignored and
+//! chunks that do not divide the rows.
 
 mod common;
 
-use whet::models::decoder::{causal_lm_loss, CausalLm};
+use whet::models::decoder::{causal_lm_loss, chunked_causal_lm_loss, CausalLm};
 use whet::models::llama::{Llama, LlamaConfig};
+use whet::ops::linear::linear;
 use whet::tensor::QuantType;
 use whet::Engine;
 
@@ -37,9 +40,8 @@ fn step(e: &Engine, m: &Llama, ids: &[u32], batch: usize) -> (f32, Vec<(String, 
     e.sync().unwrap();
     e.reset_peak();
     let saved0 = e.stats().saved_bytes;
-    let logits = m.logits(ids, batch, ids.len() / batch, None).unwrap();
-    let loss = causal_lm_loss(&logits, ids, None).unwrap();
-    drop(logits);
+    // The model's own loss: with checkpointing, the head and the loss run in checkpointed chunks.
+    let loss = m.loss(ids, batch, ids.len() / batch, None).unwrap();
     let saved = e.stats().saved_bytes - saved0;
     let grads = loss.backward().unwrap();
     let mut out = Vec::new();
@@ -95,4 +97,42 @@ fn checkpointing_lowers_the_peak_of_a_deep_model() {
         ck.2,
         plain.2
     );
+}
+
+/// `hidden · headᵀ`'s causal-LM loss in chunks of 5 rows (48 rows: the last chunk short, one
+/// chunk all padding) against the whole loss: value and the gradients of both inputs, with the
+/// head f32 and trainable, and with it frozen in Q8_0 blocks.
+#[test]
+fn the_chunked_loss_equals_the_whole_one() {
+    let Some((_g, e)) = gpu("the_chunked_loss_equals_the_whole_one") else { return };
+    let (b, t, h, v) = (2, 24, 32, 96);
+    let noise = |n: usize, seed: u64| common::export::noise(n, seed, 0.5);
+    // Row 1 ends in padding (id 0, ignored): rows 40..48 count for nothing.
+    let ids: Vec<u32> =
+        (0..(b * t) as u32).map(|i| if i >= 40 { 0 } else { 1 + (i * 37 + 11) % 95 }).collect();
+    let hidden = whet::Tensor::param(&e, &noise(b * t * h, 1), &[b, t, h]).unwrap();
+    for quantized in [false, true] {
+        let mut head = whet::Tensor::param(&e, &noise(v * h, 2), &[v, h]).unwrap();
+        if quantized {
+            let blocks =
+                whet::weights::quantize::quantize(QuantType::Q8_0.weight_dtype(), &noise(v * h, 2)).unwrap();
+            head = whet::Tensor::from_quantized(&e, QuantType::Q8_0, &blocks, &[v, h]).unwrap();
+        }
+        let whole = {
+            let logits = linear(&hidden, &head, None, false).unwrap();
+            causal_lm_loss(&logits, &ids, Some(0)).unwrap()
+        };
+        let chunked = chunked_causal_lm_loss(&hidden, &head, &ids, Some(0), 5).unwrap();
+        let (lw, lc) = (whole.item().unwrap(), chunked.item().unwrap());
+        assert!((lw - lc).abs() <= 1e-6 * lw.abs(), "quantized {quantized}: loss {lw} vs {lc}");
+        let (gw, gc) = (whole.backward().unwrap(), chunked.backward().unwrap());
+        let mut inputs = vec![("hidden", &hidden)];
+        if !quantized {
+            inputs.push(("head", &head));
+        }
+        let grads = |g: &whet::GradStore| -> Vec<(String, Vec<f32>)> {
+            inputs.iter().map(|(n, x)| (n.to_string(), g.get(x).unwrap().to_vec().unwrap())).collect()
+        };
+        assert_same_gradients(&format!("chunked loss, quantized head {quantized}"), &grads(&gw), &grads(&gc));
+    }
 }

@@ -1,5 +1,5 @@
-//! What the causal language models share: the shifted next-token loss, the key/value cache and
-//! generation (greedy, top-k, top-p sampling).
+//! What the causal language models share: the key/value cache and generation (greedy, top-k,
+//! top-p sampling); the shifted next-token loss is in `lm_loss.rs`.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -7,8 +7,9 @@ use rand_chacha::ChaCha8Rng;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::ops::layout::concat;
-use crate::ops::loss::{cross_entropy, CrossEntropy};
 use crate::tensor::Tensor;
+
+pub use super::lm_loss::{causal_lm_loss, chunked_causal_lm_loss};
 
 /// Past keys and values of every layer, `[B, Hkv, T_past, D]` each.
 #[derive(Default)]
@@ -60,25 +61,11 @@ pub trait CausalLm {
     fn max_positions(&self) -> usize;
     /// The engine the model lives on.
     fn engine(&self) -> &Engine;
-}
-
-/// Hugging Face's causal-LM loss: logits at position t predict token t+1, mean over the
-/// `B·(T−1)` predictions (positions whose target is `ignore` — padding — are left out).
-pub fn causal_lm_loss(logits: &Tensor, ids: &[u32], ignore: Option<u32>) -> Result<Tensor> {
-    let s = logits.shape().to_vec();
-    if s.len() != 3 || s[0] * s[1] != ids.len() {
-        return Err(Error::shape("causal_lm_loss", &s, &[ids.len()], "logits [B, T, V] for ids [B, T]"));
+    /// The shifted next-token loss of `ids` `[B, T]` ([`causal_lm_loss`]); a model may compute
+    /// it without holding the whole `[B, T, V]` logits ([`chunked_causal_lm_loss`]).
+    fn loss(&self, ids: &[u32], batch: usize, seq: usize, ignore: Option<u32>) -> Result<Tensor> {
+        causal_lm_loss(&self.logits(ids, batch, seq, None)?, ids, ignore)
     }
-    let (b, t, v) = (s[0], s[1], s[2]);
-    // The last position of each row has no next token: its target is the ignore index, so the
-    // logits need no slicing copy.
-    const SKIP: u32 = u32::MAX;
-    let targets: Vec<u32> = (0..b * t)
-        .map(|i| if i % t == t - 1 { SKIP } else { ids[i + 1] })
-        .map(|y| if Some(y) == ignore { SKIP } else { y })
-        .collect();
-    let flat = logits.reshape(&[b * t, v])?;
-    cross_entropy(&flat, &targets, CrossEntropy { ignore_index: Some(SKIP), ..Default::default() })
 }
 
 /// How the next token is chosen.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::models::decoder::{CausalLm, KvCache};
+use crate::models::decoder::{causal_lm_loss, chunked_causal_lm_loss, CausalLm, KvCache};
 use crate::models::model::{model_basics, Model};
 use crate::models::registry::{Architecture, ExportLayout};
 use crate::nn::attention::sdpa;
@@ -23,6 +23,10 @@ use crate::ops::linear::linear;
 use crate::ops::norm::rms_norm;
 use crate::tensor::Tensor;
 use crate::weights::WeightSource;
+
+/// Logit bytes of one chunk of the checkpointed loss: a few dozen rows of a large vocabulary,
+/// enough for the head's product to run at full speed.
+const LOSS_CHUNK_BYTES: u64 = 16 << 20;
 
 /// The fields of a HF Llama `config.json` that shape the model.
 #[derive(Debug, Clone, Deserialize)]
@@ -284,7 +288,8 @@ impl Llama {
         depth(path, self.config.num_hidden_layers)
     }
 
-    fn forward(&self, ids: &[u32], bsz: usize, t: usize, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
+    /// The final norm's output `[B, T, H]`, before the head.
+    fn hidden(&self, ids: &[u32], bsz: usize, t: usize, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
         let c = &self.config;
         if ids.len() != bsz * t {
             return Err(Error::arg("llama", format!("{} ids for batch {bsz} x seq {t}", ids.len())));
@@ -304,9 +309,18 @@ impl Llama {
         if let Some(kv) = cache {
             kv.advance(t);
         }
-        let x = rms_norm(&x, p.get(self.norm), c.rms_norm_eps as f32)?;
+        rms_norm(&x, p.get(self.norm), c.rms_norm_eps as f32)
+    }
+
+    /// The output projection `[V, H]`: its own, or the tied embedding table.
+    fn head(&self) -> &Tensor {
+        self.params.get(self.lm_head.unwrap_or(self.embed))
+    }
+
+    fn forward(&self, ids: &[u32], bsz: usize, t: usize, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let x = self.hidden(ids, bsz, t, cache)?;
         // As a linear layer, so a quantized (tied) table is read by the quantized kernels.
-        linear(&x, p.get(self.lm_head.unwrap_or(self.embed)), None, false)
+        linear(&x, self.head(), None, false)
     }
 }
 
@@ -381,6 +395,17 @@ impl Llama {
 impl CausalLm for Llama {
     fn logits(&self, ids: &[u32], batch: usize, seq: usize, cache: Option<&mut KvCache>) -> Result<Tensor> {
         self.forward(ids, batch, seq, cache)
+    }
+    /// The head and the loss a few rows at a time, so the `[B, T, V]` logits are never held
+    /// whole (`lm_loss.rs`): without a tape (evaluation) that costs nothing, and with activation
+    /// checkpointing each chunk's logits are recomputed in backward.
+    fn loss(&self, ids: &[u32], batch: usize, seq: usize, ignore: Option<u32>) -> Result<Tensor> {
+        if self.engine.grad_enabled() && !self.activation_checkpointing {
+            return causal_lm_loss(&self.forward(ids, batch, seq, None)?, ids, ignore);
+        }
+        let hidden = self.hidden(ids, batch, seq, None)?;
+        let rows = (LOSS_CHUNK_BYTES / (4 * self.config.vocab_size as u64)).max(1) as usize;
+        chunked_causal_lm_loss(&hidden, self.head(), ids, ignore, rows)
     }
     fn new_cache(&self) -> KvCache {
         KvCache::new(self.layers.len())

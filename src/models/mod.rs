@@ -7,6 +7,7 @@ pub mod decoder;
 pub mod efficientnet;
 pub mod gpt2;
 pub mod llama;
+pub mod lm_loss;
 pub mod model;
 pub mod registry;
 pub mod resnet;

@@ -6,7 +6,6 @@ use super::regularised;
 use crate::data::tokenize::check_ids;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::models::decoder::causal_lm_loss;
 use crate::models::zoo::AnyModel;
 use crate::nn::{Mode, Params};
 use crate::tensor::Tensor;
@@ -109,8 +108,7 @@ impl LmTask {
             let refs: Vec<&Range<usize>> = chunk.iter().collect();
             let (ids, t) = self.gather(&refs)?;
             let lm = self.model.causal_lm(Mode::EVAL)?;
-            let logits = lm.logits(&ids, chunk.len(), t, None)?;
-            let loss = causal_lm_loss(&logits, &ids, None)?.item()? as f64;
+            let loss = lm.loss(&ids, chunk.len(), t, None)?.item()? as f64;
             // Weighted by predictions so a short last chunk counts for what it holds.
             let preds = chunk.len() * (t - 1);
             sum += loss * preds as f64;
@@ -146,8 +144,7 @@ impl Task for LmTask {
         let (ids, t) = self.gather(&blocks)?;
         let n = blocks.len();
         let lm = self.model.causal_lm(mode)?;
-        let logits = lm.logits(&ids, n, t, None)?;
-        let loss = causal_lm_loss(&logits, &ids, None)?;
+        let loss = lm.loss(&ids, n, t, None)?;
         regularised(loss, self.l2sp.as_ref(), self.model.params())
     }
 
