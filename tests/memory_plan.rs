@@ -44,6 +44,11 @@ bootstrap = 1000
 "#,
         fixture.display()
     );
+    write_recipe(dir, &text)
+}
+
+/// `text` as `dir/recipe.toml`.
+fn write_recipe(dir: &Path, text: &str) -> PathBuf {
     let p = dir.join("recipe.toml");
     std::fs::write(&p, text).unwrap();
     p
@@ -88,9 +93,7 @@ bootstrap = 1000
 "#,
         weights.display()
     );
-    let p = dir.join("recipe.toml");
-    std::fs::write(&p, text).unwrap();
-    p
+    write_recipe(dir, &text)
 }
 
 /// Parameters of rank-`r` adapters on every layer's q and v projections, from the fixture's

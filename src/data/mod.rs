@@ -14,6 +14,7 @@ pub mod image_folder;
 pub mod labels;
 pub mod skip;
 pub mod split;
+mod spm_vocab;
 pub mod table;
 pub mod tokenize;
 

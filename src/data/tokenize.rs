@@ -1,5 +1,6 @@
 //! Tokenizers for text models, on the `tokenizers` crate: HF `tokenizer.json` files, and the
-//! byte-level BPE embedded in GGUF checkpoints (llama.cpp's `tokenizer.ggml.*` metadata).
+//! vocabularies embedded in GGUF checkpoints (llama.cpp's `tokenizer.ggml.*` metadata):
+//! byte-level BPE, and SentencePiece BPE (`spm_vocab.rs`).
 //!
 //! A tokenizer file is data from the internet: it is parsed under `catch_unwind` (the crate can
 //! panic on odd files), and its vocabulary is checked (every id inside the vocabulary, every
@@ -78,6 +79,39 @@ fn find_token(tok: &Tokenizer, names: &[&str]) -> Option<u32> {
     names.iter().find_map(|n| tok.token_to_id(n))
 }
 
+/// A GGUF vocabulary's token types applied: control tokens (type 3) are special, user-defined
+/// ones (type 4) match as a whole; with `add_bos`, the bos token starts every sequence.
+fn with_specials(
+    mut tok: Tokenizer,
+    tokens: &[&str],
+    types: &[i64],
+    add_bos: bool,
+    bos: Option<u32>,
+) -> std::result::Result<Tokenizer, String> {
+    let of_type = |want: i64, special: bool| -> Vec<AddedToken> {
+        tokens
+            .iter()
+            .zip(types)
+            .filter(|(_, &t)| t == want)
+            .map(|(s, _)| AddedToken::from(s.to_string(), special))
+            .collect()
+    };
+    tok.add_special_tokens(of_type(3, true)).map_err(|e| e.to_string())?;
+    tok.add_tokens(of_type(4, false)).map_err(|e| e.to_string())?;
+    if let (true, Some(b)) = (add_bos, bos) {
+        let name = tokens.get(b as usize).map(|s| s.to_string()).unwrap_or_default();
+        let tp = TemplateProcessing::builder()
+            .try_single(format!("{name} $A"))
+            .and_then(|t| t.try_pair(format!("{name} $A {name}:1 $B:1")))
+            .map_err(|e| e.to_string())?
+            .special_tokens(vec![(name.clone(), b)])
+            .build()
+            .map_err(|e| e.to_string())?;
+        tok.with_post_processor(Some(tp));
+    }
+    Ok(tok)
+}
+
 impl TextTokenizer {
     /// Load a HF `tokenizer.json`. Truncation and padding stored in the file are dropped (the
     /// batch functions do both explicitly); its pad id, if set, is kept.
@@ -101,10 +135,11 @@ impl TextTokenizer {
         Self::finish(tok, path, pad, None, None, None)
     }
 
-    /// The byte-level BPE embedded in a GGUF file (`tokenizer.ggml.model = gpt2`): tokens,
-    /// merges, token types (control tokens become special), bos/eos/pad ids, and the
-    /// pre-tokenizer named by `tokenizer.ggml.pre` (`gpt2`/`default`, or `smollm`, which splits
-    /// digits one by one as SmolLM's tokenizer.json does).
+    /// The vocabulary embedded in a GGUF file: byte-level BPE (`tokenizer.ggml.model = gpt2`:
+    /// tokens, merges and the pre-tokenizer named by `tokenizer.ggml.pre`, `gpt2`/`default` or
+    /// `smollm`, which splits digits one by one as SmolLM's tokenizer.json does) or
+    /// SentencePiece BPE (`llama`: pieces, scores, byte fallback; see `spm_vocab.rs`). Token
+    /// types (control tokens become special) and the bos/eos/pad ids apply to both.
     pub fn from_gguf(path: &Path) -> Result<TextTokenizer> {
         Self::from_gguf_file(&GgufFile::open(path)?)
     }
@@ -113,24 +148,17 @@ impl TextTokenizer {
     pub fn from_gguf_file(g: &GgufFile) -> Result<TextTokenizer> {
         let path = g.path();
         let model = g.get_str("tokenizer.ggml.model")?;
-        if model != "gpt2" {
-            return Err(fmt_err(
-                path,
-                format!("tokenizer.ggml.model is '{model}'; only byte-level BPE ('gpt2') is supported"),
-            ));
-        }
         let tokens = g.get_str_array("tokenizer.ggml.tokens")?;
-        let merges = g.get_str_array("tokenizer.ggml.merges")?;
         let types = match g.get("tokenizer.ggml.token_type") {
             Some(_) => g.get_int_array("tokenizer.ggml.token_type")?,
             None => Vec::new(),
         };
-        let pre = match g.get("tokenizer.ggml.pre") {
-            Some(_) => g.get_str("tokenizer.ggml.pre")?.to_string(),
-            None => "default".to_string(),
+        let opt_bool = |key: &str| -> Result<Option<bool>> {
+            match g.get(key) {
+                Some(_) => g.get_bool(key).map(Some),
+                None => Ok(None),
+            }
         };
-        let add_prefix = g.get("tokenizer.ggml.add_space_prefix").is_some()
-            && g.get_bool("tokenizer.ggml.add_space_prefix")?;
         let opt_id = |key: &str| -> Result<Option<u32>> {
             match g.get(key) {
                 Some(_) => g.get_u32(key).map(Some),
@@ -142,9 +170,41 @@ impl TextTokenizer {
             opt_id("tokenizer.ggml.eos_token_id")?,
             opt_id("tokenizer.ggml.padding_token_id")?,
         );
-        let add_bos =
-            g.get("tokenizer.ggml.add_bos_token").is_some() && g.get_bool("tokenizer.ggml.add_bos_token")?;
+        let add_bos = opt_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(false);
+        let add_prefix = opt_bool("tokenizer.ggml.add_space_prefix")?;
+        let base = match model {
+            "gpt2" => Self::gguf_byte_level(g, &tokens, add_prefix.unwrap_or(false))?,
+            // SentencePiece models prepend the dummy space unless told not to (llama.cpp too).
+            "llama" => {
+                let scores = g.get_f32_array("tokenizer.ggml.scores")?;
+                guarded("building the SentencePiece model", || {
+                    super::spm_vocab::tokenizer(&tokens, scores, &types, add_prefix.unwrap_or(true))
+                })
+                .map_err(|m| fmt_err(path, format!("GGUF tokenizer: {m}")))?
+            }
+            other => {
+                return Err(fmt_err(
+                    path,
+                    format!(
+                        "tokenizer.ggml.model is '{other}'; byte-level BPE ('gpt2') and SentencePiece \
+                         ('llama') are supported"
+                    ),
+                ))
+            }
+        };
+        let tok = guarded("adding the special tokens", || with_specials(base, &tokens, &types, add_bos, bos))
+            .map_err(|m| fmt_err(path, format!("GGUF tokenizer: {m}")))?;
+        Self::finish(tok, path, pad, bos, eos, Some(tokens.len()))
+    }
 
+    /// The byte-level BPE of a GGUF file's tokens and `tokenizer.ggml.merges`.
+    fn gguf_byte_level(g: &GgufFile, tokens: &[&str], add_prefix: bool) -> Result<Tokenizer> {
+        let path = g.path();
+        let merges = g.get_str_array("tokenizer.ggml.merges")?;
+        let pre = match g.get("tokenizer.ggml.pre") {
+            Some(_) => g.get_str("tokenizer.ggml.pre")?.to_string(),
+            None => "default".to_string(),
+        };
         let vocab: Vocab = tokens.iter().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect();
         let merges = merges
             .iter()
@@ -166,41 +226,14 @@ impl TextTokenizer {
                 ))
             }
         };
-        let tok = guarded("building the BPE model", || {
+        guarded("building the BPE model", || {
             let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(|e| e.to_string())?;
             let mut tok = Tokenizer::new(bpe);
             tok.with_pre_tokenizer(Some(pre_tok));
             tok.with_decoder(Some(ByteLevel::default()));
-            // Control tokens (type 3) are special; user-defined ones (type 4) match as a whole.
-            let special: Vec<AddedToken> = tokens
-                .iter()
-                .zip(&types)
-                .filter(|(_, &t)| t == 3)
-                .map(|(s, _)| AddedToken::from(s.to_string(), true))
-                .collect();
-            let user: Vec<AddedToken> = tokens
-                .iter()
-                .zip(&types)
-                .filter(|(_, &t)| t == 4)
-                .map(|(s, _)| AddedToken::from(s.to_string(), false))
-                .collect();
-            tok.add_special_tokens(special).map_err(|e| e.to_string())?;
-            tok.add_tokens(user).map_err(|e| e.to_string())?;
-            if let (true, Some(b)) = (add_bos, bos) {
-                let name = tokens.get(b as usize).map(|s| s.to_string()).unwrap_or_default();
-                let tp = TemplateProcessing::builder()
-                    .try_single(format!("{name} $A"))
-                    .and_then(|t| t.try_pair(format!("{name} $A {name}:1 $B:1")))
-                    .map_err(|e| e.to_string())?
-                    .special_tokens(vec![(name.clone(), b)])
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                tok.with_post_processor(Some(tp));
-            }
             Ok(tok)
         })
-        .map_err(|m| fmt_err(path, format!("GGUF tokenizer: {m}")))?;
-        Self::finish(tok, path, pad, bos, eos, Some(tokens.len()))
+        .map_err(|m| fmt_err(path, format!("GGUF tokenizer: {m}")))
     }
 
     /// Check the vocabulary and settle the special ids.

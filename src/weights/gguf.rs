@@ -419,6 +419,14 @@ impl GgufFile {
         )
     }
 
+    /// An array of f32 (`tokenizer.ggml.scores`).
+    pub fn get_f32_array(&self, key: &str) -> Result<&[f32]> {
+        match self.get_array(key)? {
+            MetaArray::F32(v) => Ok(v),
+            a => Err(self.wrong_array(key, "f32", a)),
+        }
+    }
+
     /// An array of integers of any width (`tokenizer.ggml.token_type`).
     pub fn get_int_array(&self, key: &str) -> Result<Vec<i64>> {
         let a = self.get_array(key)?;
