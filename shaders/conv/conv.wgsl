@@ -311,7 +311,52 @@ fn bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 @group(0) @binding(3) var<storage, read> dbias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dy: array<f32>;
 
-// One invocation per output row (n, o, oi).
+// The kernel's size as pipeline constants (a pipeline per size: 3×3 and 5×5 in practice), so
+// the tap loops have fixed bounds: the compiler unrolls them and keeps the taps in registers.
+override DKH: u32 = 3u;
+override DKW: u32 = 3u;
+// Largest kernel side the depthwise kernels take (ops::conv checks it).
+const DMAX: u32 = 7u;
+
+// x at (window row ki's start, column iw), 0 in the padding.
+fn x_or_zero(start: i32, iw: i32) -> f32 {
+    if (start < 0 || iw < 0 || iw >= i32(p.w)) {
+        return 0.0;
+    }
+    return dx[u32(start + iw)];
+}
+
+// Stride 1, no dilation (most depthwise layers): the window slides one column a step, so each
+// output pixel loads one new column of DKH values instead of the whole window.
+fn depthwise_row_sliding(taps: ptr<function, array<f32, 49>>, xrow: ptr<function, array<i32, DMAX>>,
+                         b0: f32, row: u32) {
+    var win: array<f32, 49>;
+    let iw0 = -i32(p.pl);
+    // The window left of the first pixel's: its last DKW - 1 columns are the first pixel's first.
+    for (var ki = 0u; ki < DKH; ki++) {
+        for (var kj = 0u; kj + 1u < DKW; kj++) {
+            win[ki * DKW + kj + 1u] = x_or_zero((*xrow)[ki], iw0 + i32(kj));
+        }
+    }
+    for (var oj = 0u; oj < p.wo; oj++) {
+        var acc = b0;
+        let last = iw0 + i32(oj + DKW - 1u);
+        for (var ki = 0u; ki < DKH; ki++) {
+            for (var kj = 0u; kj + 1u < DKW; kj++) {
+                win[ki * DKW + kj] = win[ki * DKW + kj + 1u];
+            }
+            win[ki * DKW + DKW - 1u] = x_or_zero((*xrow)[ki], last);
+            for (var kj = 0u; kj < DKW; kj++) {
+                acc += win[ki * DKW + kj] * (*taps)[ki * DKW + kj];
+            }
+        }
+        dy[row * p.wo + oj] = acc;
+    }
+}
+
+// One invocation per output row (n, o, oi). The row's taps are loaded once, and the rows of x
+// its window reads are settled once; output pixels whose window lies inside the row skip the
+// bounds checks (all but the edges).
 @compute @workgroup_size(WG1)
 fn depthwise_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -324,24 +369,39 @@ fn depthwise_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     let n = row / (p.ho * p.o);
     let c = o / (p.o / p.c);
     let xb = (n * p.c + c) * p.h * p.w;
-    let wb = o * p.kh * p.kw;
+    var taps: array<f32, 49>;
+    for (var t = 0u; t < DKH * DKW; t++) {
+        taps[t] = dwt[o * DKH * DKW + t];
+    }
+    // Start of each window row in x, or -1 where it lies in the padding.
+    var xrow: array<i32, DMAX>;
+    for (var ki = 0u; ki < DKH; ki++) {
+        let ih = i32(oi * p.sh + ki * p.dh) - i32(p.pt);
+        xrow[ki] = select(-1, i32(xb) + ih * i32(p.w), ih >= 0 && ih < i32(p.h));
+    }
     var b0 = 0.0;
     if (p.flag == 1u) {
         b0 = dbias[o];
     }
+    if (p.sw == 1u && p.dw == 1u) {
+        depthwise_row_sliding(&taps, &xrow, b0, row);
+        return;
+    }
+    let span = i32((DKW - 1u) * p.dw);
     for (var oj = 0u; oj < p.wo; oj++) {
         var acc = b0;
-        for (var ki = 0u; ki < p.kh; ki++) {
-            let ih = i32(oi * p.sh + ki * p.dh) - i32(p.pt);
-            if (ih < 0 || ih >= i32(p.h)) {
+        let iw0 = i32(oj * p.sw) - i32(p.pl);
+        let inside = iw0 >= 0 && iw0 + span < i32(p.w);
+        for (var ki = 0u; ki < DKH; ki++) {
+            if (xrow[ki] < 0) {
                 continue;
             }
-            var iw = i32(oj * p.sw) - i32(p.pl);
-            for (var kj = 0u; kj < p.kw; kj++) {
-                if (iw >= 0 && iw < i32(p.w)) {
-                    acc += dx[xb + u32(ih) * p.w + u32(iw)] * dwt[wb + ki * p.kw + kj];
+            let at = xrow[ki] + iw0;
+            for (var kj = 0u; kj < DKW; kj++) {
+                let iw = iw0 + i32(kj * p.dw);
+                if (inside || (iw >= 0 && iw < i32(p.w))) {
+                    acc += dx[u32(at + i32(kj * p.dw))] * taps[ki * DKW + kj];
                 }
-                iw += i32(p.dw);
             }
         }
         dy[row * p.wo + oj] = acc;
@@ -352,7 +412,17 @@ fn depthwise_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
 @group(0) @binding(2) var<storage, read> dw2: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dgx: array<f32>;
 
-// One invocation per input row (n, c, ih).
+// g at (output row start, column oj), 0 outside the output.
+fn g_or_zero(start: i32, oj: i32) -> f32 {
+    if (start < 0 || oj < 0 || oj >= i32(p.wo)) {
+        return 0.0;
+    }
+    return dg[u32(start + oj)];
+}
+
+// One invocation per input row (n, c, ih). The output rows each tap row reaches are settled
+// once per row. With one output channel per input channel (M = 1) the taps sit in registers,
+// and at stride 1 without dilation the window of g slides one column a step.
 @compute @workgroup_size(WG1)
 fn depthwise_grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -365,21 +435,30 @@ fn depthwise_grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     let n = row / (p.h * p.c);
     let m = p.o / p.c;
     let pp = p.ho * p.wo;
+    // Output row oi each tap row ki reaches from this input row, or -1.
+    var orow: array<i32, DMAX>;
+    for (var ki = 0u; ki < DKH; ki++) {
+        orow[ki] = out_pos(ih + i32(p.pt) - i32(ki * p.dh), p.sh, p.ho);
+    }
+    if (m == 1u && p.sw == 1u && p.dw == 1u) {
+        depthwise_grad_input_sliding(&orow, (n * p.o + c) * pp, c, row);
+        return;
+    }
     for (var iw = 0u; iw < p.w; iw++) {
         var acc = 0.0;
-        for (var ki = 0u; ki < p.kh; ki++) {
-            let oi = out_pos(ih + i32(p.pt) - i32(ki * p.dh), p.sh, p.ho);
+        for (var ki = 0u; ki < DKH; ki++) {
+            let oi = orow[ki];
             if (oi < 0) {
                 continue;
             }
-            for (var kj = 0u; kj < p.kw; kj++) {
+            for (var kj = 0u; kj < DKW; kj++) {
                 let oj = out_pos(i32(iw + p.pl) - i32(kj * p.dw), p.sw, p.wo);
                 if (oj < 0) {
                     continue;
                 }
                 for (var j = 0u; j < m; j++) {
                     let o = c * m + j;
-                    acc += dg[(n * p.o + o) * pp + u32(oi) * p.wo + u32(oj)] * dw2[(o * p.kh + ki) * p.kw + kj];
+                    acc += dg[(n * p.o + o) * pp + u32(oi) * p.wo + u32(oj)] * dw2[(o * DKH + ki) * DKW + kj];
                 }
             }
         }
@@ -387,53 +466,115 @@ fn depthwise_grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     }
 }
 
-// gw[o, ki, kj] = sum over n, oi, oj of g[n, o, oi, oj] x[n, c, ih, iw]: a workgroup per tap.
+// M = 1, stride 1, no dilation: gx[iw] = sum over taps of g[oi(ki), iw + pl - kj] w[ki, kj]; the
+// window holds g's columns iw + pl - (DKW - 1) .. iw + pl, so tap kj reads window column
+// DKW - 1 - kj.
+fn depthwise_grad_input_sliding(orow: ptr<function, array<i32, DMAX>>, gbase: u32, c: u32, row: u32) {
+    var taps: array<f32, 49>;
+    for (var t = 0u; t < DKH * DKW; t++) {
+        taps[t] = dw2[c * DKH * DKW + t];
+    }
+    var start: array<i32, DMAX>;
+    for (var ki = 0u; ki < DKH; ki++) {
+        start[ki] = select(-1, i32(gbase) + (*orow)[ki] * i32(p.wo), (*orow)[ki] >= 0);
+    }
+    var win: array<f32, 49>;
+    let first = i32(p.pl) - i32(DKW - 1u);
+    for (var ki = 0u; ki < DKH; ki++) {
+        for (var j = 0u; j + 1u < DKW; j++) {
+            win[ki * DKW + j + 1u] = g_or_zero(start[ki], first + i32(j));
+        }
+    }
+    for (var iw = 0u; iw < p.w; iw++) {
+        var acc = 0.0;
+        let newest = i32(iw + p.pl);
+        for (var ki = 0u; ki < DKH; ki++) {
+            for (var j = 0u; j + 1u < DKW; j++) {
+                win[ki * DKW + j] = win[ki * DKW + j + 1u];
+            }
+            win[ki * DKW + DKW - 1u] = g_or_zero(start[ki], newest);
+            for (var kj = 0u; kj < DKW; kj++) {
+                acc += win[ki * DKW + DKW - 1u - kj] * taps[ki * DKW + kj];
+            }
+        }
+        dgx[row * p.w + iw] = acc;
+    }
+}
+
+// gw[o, ki, kj] = sum over n, oi, oj of g[n, o, oi, oj] x[n, c, ih, iw]: a workgroup per output
+// channel. Each invocation adds its share of the output rows (n, oi) into all DKH·DKW taps at
+// once (one load of g feeds every tap; at stride 1 without dilation the window of x slides a
+// column a step), then the workgroup sums tap by tap.
 @group(0) @binding(1) var<storage, read> wg: array<f32>;
 @group(0) @binding(2) var<storage, read> wx: array<f32>;
 @group(0) @binding(3) var<storage, read_write> wgw: array<f32>;
 
+// x at (row start, column iw), 0 in the padding.
+fn wx_or_zero(start: i32, iw: i32) -> f32 {
+    if (start < 0 || iw < 0 || iw >= i32(p.w)) {
+        return 0.0;
+    }
+    return wx[u32(start + iw)];
+}
+
 @compute @workgroup_size(WG1)
 fn depthwise_grad_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                          @builtin(local_invocation_id) lid: vec3<u32>) {
-    let tap = linear_group(wid, nwg);
+    let o = linear_group(wid, nwg);
     let t = lid.x;
-    let kk = p.kh * p.kw;
-    let valid = tap < p.o * kk;
-    let o = tap / kk;
-    let ki = (tap % kk) / p.kw;
-    let kj = tap % p.kw;
+    let valid = o < p.o;
     let c = o / max(p.o / p.c, 1u);
-    let pp = p.ho * p.wo;
-    var acc = 0.0;
-    if (valid) {
-        // One output row (n, oi) per step, so the divisions are paid per row.
-        for (var j = t; j < p.n * p.ho; j += WG1) {
-            let n = j / p.ho;
-            let oi = j % p.ho;
+    let sliding = p.sw == 1u && p.dw == 1u;
+    var acc: array<f32, 49>;
+    for (var j = t; valid && j < p.n * p.ho; j += WG1) {
+        let n = j / p.ho;
+        let oi = j % p.ho;
+        let grow = ((n * p.o + o) * p.ho + oi) * p.wo;
+        var xr: array<i32, DMAX>;
+        for (var ki = 0u; ki < DKH; ki++) {
             let ih = i32(oi * p.sh + ki * p.dh) - i32(p.pt);
-            if (ih < 0 || ih >= i32(p.h)) {
-                continue;
-            }
-            let grow = ((n * p.o + o) * p.ho + oi) * p.wo;
-            let xrow = ((n * p.c + c) * p.h + u32(ih)) * p.w;
-            var iw = i32(kj * p.dw) - i32(p.pl);
-            for (var oj = 0u; oj < p.wo; oj++) {
-                if (iw >= 0 && iw < i32(p.w)) {
-                    acc += wg[grow + oj] * wx[xrow + u32(iw)];
+            xr[ki] = select(-1, i32(((n * p.c + c) * p.h) * p.w) + ih * i32(p.w), ih >= 0 && ih < i32(p.h));
+        }
+        var win: array<f32, 49>;
+        if (sliding) {
+            for (var ki = 0u; ki < DKH; ki++) {
+                for (var kj = 0u; kj + 1u < DKW; kj++) {
+                    win[ki * DKW + kj + 1u] = wx_or_zero(xr[ki], i32(kj) - i32(p.pl));
                 }
-                iw += i32(p.sw);
+            }
+        }
+        for (var oj = 0u; oj < p.wo; oj++) {
+            let gv = wg[grow + oj];
+            let iw0 = i32(oj * p.sw) - i32(p.pl);
+            for (var ki = 0u; ki < DKH; ki++) {
+                if (sliding) {
+                    for (var kj = 0u; kj + 1u < DKW; kj++) {
+                        win[ki * DKW + kj] = win[ki * DKW + kj + 1u];
+                    }
+                    win[ki * DKW + DKW - 1u] = wx_or_zero(xr[ki], iw0 + i32(DKW - 1u));
+                } else {
+                    for (var kj = 0u; kj < DKW; kj++) {
+                        win[ki * DKW + kj] = wx_or_zero(xr[ki], iw0 + i32(kj * p.dw));
+                    }
+                }
+                for (var kj = 0u; kj < DKW; kj++) {
+                    acc[ki * DKW + kj] += gv * win[ki * DKW + kj];
+                }
             }
         }
     }
-    partial[t] = acc;
-    workgroupBarrier();
-    for (var s = WG1 / 2u; s > 0u; s = s / 2u) {
-        if (t < s) {
-            partial[t] += partial[t + s];
+    for (var tap = 0u; tap < DKH * DKW; tap++) {
+        partial[t] = acc[tap];
+        workgroupBarrier();
+        for (var s = WG1 / 2u; s > 0u; s = s / 2u) {
+            if (t < s) {
+                partial[t] += partial[t + s];
+            }
+            workgroupBarrier();
+        }
+        if (t == 0u && valid) {
+            wgw[o * DKH * DKW + tap] = partial[0];
         }
         workgroupBarrier();
-    }
-    if (t == 0u && valid) {
-        wgw[tap] = partial[0];
     }
 }

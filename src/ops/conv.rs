@@ -144,7 +144,9 @@ impl ConvGeometry {
         self.ho * self.wo
     }
     fn depthwise(&self) -> bool {
-        self.groups == self.c && self.groups > 1
+        // The direct kernels hold the taps in registers up to 7×7 (`DMAX` in conv.wgsl); a
+        // larger depthwise kernel goes through the grouped im2col path.
+        self.groups == self.c && self.groups > 1 && self.kh <= 7 && self.kw <= 7
     }
     /// 1×1, stride 1, unpadded, one group, on maps large enough that one matmul per image
     /// keeps the kernel busy (on small maps the im2col path, which folds the batch into the
@@ -247,6 +249,11 @@ fn k(entry: &'static str) -> Kernel {
     Kernel::new(&shaders::CONV, entry)
 }
 
+/// A depthwise kernel specialised to the convolution's kernel size (`DKH`, `DKW`).
+fn depthwise_kernel(entry: &'static str, geo: &ConvGeometry) -> Kernel {
+    k(entry).with("DKH", geo.kh as u32).with("DKW", geo.kw as u32)
+}
+
 fn rd(t: &Tensor) -> Binding<'_> {
     Binding::read(t.storage(), t.nbytes())
 }
@@ -281,7 +288,7 @@ fn forward_raw(x: &Tensor, w: &Tensor, b: Option<&Tensor>, geo: &ConvGeometry) -
         let bias = b.unwrap_or(x);
         launch_1d(
             e,
-            &k("depthwise_forward"),
+            &depthwise_kernel("depthwise_forward", geo),
             &geo.params(0, geo.n, b.is_some()),
             &[rd(x), rd(w), rd(bias), wr(&y)],
             geo.n * geo.o * geo.ho,
@@ -342,7 +349,7 @@ impl ConvBackward {
             let gx = Tensor::empty(e, self.x.shape())?;
             launch_1d(
                 e,
-                &k("depthwise_grad_input"),
+                &depthwise_kernel("depthwise_grad_input", geo),
                 &geo.params(0, geo.n, false),
                 &[rd(g), rd(&self.w), wr(&gx)],
                 geo.n * geo.c * geo.h,
@@ -355,10 +362,10 @@ impl ConvBackward {
             let gw = Tensor::empty(e, self.w.shape())?;
             launch_groups(
                 e,
-                &k("depthwise_grad_weight"),
+                &depthwise_kernel("depthwise_grad_weight", geo),
                 &geo.params(0, geo.n, false),
                 &[rd(g), rd(&self.x), wr(&gw)],
-                gw.numel(),
+                geo.o,
             )?;
             Some(gw)
         } else {
