@@ -174,6 +174,30 @@ void whet_engine_free(struct WhetEngine *engine);
 enum WhetStatus whet_adapters_json(char **out);
 
 /*
+ The device memory a run of `recipe_toml` (relative paths from `base_dir`, NULL for the
+ working directory) will take on `engine`'s adapter, measured by a dry run that loads the
+ model and data and computes nothing (seconds, no device memory spent). `memory_bytes` is
+ the memory to check against (0: the engine's adapter as whet knows it, which for a GPU is
+ unknown: wgpu does not report it; pass the size your platform reports).
+
+ `plan_json` receives `{"adapter", "batch_size", "grad_accum", "micro_batch", "length",
+ "activation_checkpointing", "trainable_params", "weights": {dtype: bytes}, "other",
+ "gradients", "optimizer_state", "activations", "evaluation", "total", "limit": {"bytes",
+ "source"} or null, "suggestions": [{"change", "total", "measured"}], "fits", "report"}`
+ (`report` is the text `whet plan` prints). A run that does not fit is still
+ `WHET_STATUS_OK`, with `"fits": false` and the suggestions. Free with `whet_string_free`.
+
+ # Safety
+ The strings are NULL or NUL-terminated; `engine` is a live engine; `plan_json` is valid for
+ a write.
+ */
+enum WhetStatus whet_plan(const struct WhetEngine *engine,
+                          const char *recipe_toml,
+                          const char *base_dir,
+                          uint64_t memory_bytes,
+                          char **plan_json);
+
+/*
  Load the run folder `run_dir` (what `whet_train` wrote: `model/`, `recipe.toml`,
  `labels.json`). Free with `whet_model_free`.
 

@@ -30,11 +30,13 @@
 
 mod boundary;
 mod engine;
+mod plan;
 mod predict;
 mod train;
 
 pub use boundary::{whet_last_error, whet_string_free, WhetStatus};
 pub use engine::{whet_adapters_json, whet_engine_free, whet_engine_new, WhetEngine};
+pub use plan::whet_plan;
 pub use predict::{whet_evaluate, whet_model_free, whet_model_open, whet_model_predict, WhetModel};
 pub use train::{
     whet_cancel_free, whet_cancel_new, whet_cancel_request, whet_train, WhetCancel, WhetEventKind,

