@@ -517,64 +517,80 @@ fn wx_or_zero(start: i32, iw: i32) -> f32 {
     return wx[u32(start + iw)];
 }
 
-@compute @workgroup_size(WG1)
+// Invocations per depthwise_grad_weight workgroup, and their per-tap sums: all taps are
+// summed after one barrier (a tree per tap would cost DKH·DKW rounds of barriers, which a CPU
+// adapter pays dearly).
+const DW_WG: u32 = 64u;
+var<workgroup> tap_sums: array<f32, 3136>; // 49 taps × DW_WG
+
+// The rows (n, oi) of invocation t: x's row start for each tap row, or -1 in the padding.
+fn dw_x_rows(j: u32, c: u32) -> array<i32, DMAX> {
+    let n = j / p.ho;
+    let oi = j % p.ho;
+    var xr: array<i32, DMAX>;
+    for (var ki = 0u; ki < DKH; ki++) {
+        let ih = i32(oi * p.sh + ki * p.dh) - i32(p.pt);
+        xr[ki] = select(-1, i32(((n * p.c + c) * p.h) * p.w) + ih * i32(p.w), ih >= 0 && ih < i32(p.h));
+    }
+    return xr;
+}
+
+@compute @workgroup_size(DW_WG)
 fn depthwise_grad_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                          @builtin(local_invocation_id) lid: vec3<u32>) {
-    let o = linear_group(wid, nwg);
+    let o = wid.y * nwg.x + wid.x;
     let t = lid.x;
     let valid = o < p.o;
     let c = o / max(p.o / p.c, 1u);
-    let sliding = p.sw == 1u && p.dw == 1u;
     var acc: array<f32, 49>;
-    for (var j = t; valid && j < p.n * p.ho; j += WG1) {
-        let n = j / p.ho;
-        let oi = j % p.ho;
-        let grow = ((n * p.o + o) * p.ho + oi) * p.wo;
-        var xr: array<i32, DMAX>;
-        for (var ki = 0u; ki < DKH; ki++) {
-            let ih = i32(oi * p.sh + ki * p.dh) - i32(p.pt);
-            xr[ki] = select(-1, i32(((n * p.c + c) * p.h) * p.w) + ih * i32(p.w), ih >= 0 && ih < i32(p.h));
-        }
-        var win: array<f32, 49>;
-        if (sliding) {
+    if (valid && p.sw == 1u && p.dw == 1u) {
+        for (var j = t; j < p.n * p.ho; j += DW_WG) {
+            let grow = ((j / p.ho * p.o + o) * p.ho + j % p.ho) * p.wo;
+            let xr = dw_x_rows(j, c);
+            var win: array<f32, 49>;
             for (var ki = 0u; ki < DKH; ki++) {
                 for (var kj = 0u; kj + 1u < DKW; kj++) {
                     win[ki * DKW + kj + 1u] = wx_or_zero(xr[ki], i32(kj) - i32(p.pl));
                 }
             }
-        }
-        for (var oj = 0u; oj < p.wo; oj++) {
-            let gv = wg[grow + oj];
-            let iw0 = i32(oj * p.sw) - i32(p.pl);
-            for (var ki = 0u; ki < DKH; ki++) {
-                if (sliding) {
+            for (var oj = 0u; oj < p.wo; oj++) {
+                let gv = wg[grow + oj];
+                let newest = i32(oj + DKW - 1u) - i32(p.pl);
+                for (var ki = 0u; ki < DKH; ki++) {
                     for (var kj = 0u; kj + 1u < DKW; kj++) {
                         win[ki * DKW + kj] = win[ki * DKW + kj + 1u];
                     }
-                    win[ki * DKW + DKW - 1u] = wx_or_zero(xr[ki], iw0 + i32(DKW - 1u));
-                } else {
+                    win[ki * DKW + DKW - 1u] = wx_or_zero(xr[ki], newest);
                     for (var kj = 0u; kj < DKW; kj++) {
-                        win[ki * DKW + kj] = wx_or_zero(xr[ki], iw0 + i32(kj * p.dw));
+                        acc[ki * DKW + kj] += gv * win[ki * DKW + kj];
                     }
                 }
-                for (var kj = 0u; kj < DKW; kj++) {
-                    acc[ki * DKW + kj] += gv * win[ki * DKW + kj];
+            }
+        }
+    } else if (valid) {
+        for (var j = t; j < p.n * p.ho; j += DW_WG) {
+            let grow = ((j / p.ho * p.o + o) * p.ho + j % p.ho) * p.wo;
+            let xr = dw_x_rows(j, c);
+            for (var oj = 0u; oj < p.wo; oj++) {
+                let gv = wg[grow + oj];
+                let iw0 = i32(oj * p.sw) - i32(p.pl);
+                for (var ki = 0u; ki < DKH; ki++) {
+                    for (var kj = 0u; kj < DKW; kj++) {
+                        acc[ki * DKW + kj] += gv * wx_or_zero(xr[ki], iw0 + i32(kj * p.dw));
+                    }
                 }
             }
         }
     }
     for (var tap = 0u; tap < DKH * DKW; tap++) {
-        partial[t] = acc[tap];
-        workgroupBarrier();
-        for (var s = WG1 / 2u; s > 0u; s = s / 2u) {
-            if (t < s) {
-                partial[t] += partial[t + s];
-            }
-            workgroupBarrier();
+        tap_sums[tap * DW_WG + t] = acc[tap];
+    }
+    workgroupBarrier();
+    if (valid && t < DKH * DKW) {
+        var sum = 0.0;
+        for (var i = 0u; i < DW_WG; i++) {
+            sum += tap_sums[t * DW_WG + i];
         }
-        if (t == 0u && valid) {
-            wgw[o * DKH * DKW + tap] = partial[0];
-        }
-        workgroupBarrier();
+        wgw[o * DKH * DKW + t] = sum;
     }
 }

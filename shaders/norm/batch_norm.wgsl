@@ -1,7 +1,7 @@
 // BatchNorm over (N, C, HW) (src/ops/batch_norm.rs): statistics per channel over N·HW.
 // x, y, g, gx: (N, C, HW); w, b, mean, rstd, running_mean, running_var, gw, gb: (C).
-// Per-channel reductions use one workgroup per channel with a tree reduction in workgroup
-// memory; the mean is subtracted before squaring (two passes), as layer_norm does.
+// Per-channel reductions use one workgroup per channel, summed in workgroup memory; the mean
+// is subtracted before squaring (two passes), as layer_norm does.
 
 struct Params {
     n: u32,
@@ -19,20 +19,57 @@ struct Params {
 var<workgroup> partial: array<f32, WG1>;
 var<workgroup> partial2: array<f32, WG1>;
 
-// Sum partial[] (and partial2[]) over the workgroup; every invocation sees the totals.
+// Sum partial[] (and partial2[]) over the workgroup; every invocation sees the totals. Two
+// levels of 16 rather than a tree: three barriers instead of nine, which matters on CPU
+// adapters (lavapipe switches every invocation out at a barrier).
 fn tree_sum(t: u32) {
     workgroupBarrier();
-    for (var s = WG1 / 2u; s > 0u; s = s / 2u) {
-        if (t < s) {
-            partial[t] += partial[t + s];
-            partial2[t] += partial2[t + s];
+    if (t < 16u) {
+        var a = 0.0;
+        var b = 0.0;
+        for (var i = 0u; i < WG1 / 16u; i++) {
+            a += partial[t * (WG1 / 16u) + i];
+            b += partial2[t * (WG1 / 16u) + i];
         }
-        workgroupBarrier();
+        partial[t * (WG1 / 16u)] = a;
+        partial2[t * (WG1 / 16u)] = b;
     }
+    workgroupBarrier();
+    if (t == 0u) {
+        var a = 0.0;
+        var b = 0.0;
+        for (var i = 0u; i < 16u; i++) {
+            a += partial[i * (WG1 / 16u)];
+            b += partial2[i * (WG1 / 16u)];
+        }
+        partial[0] = a;
+        partial2[0] = b;
+    }
+    workgroupBarrier();
 }
 
-fn at(c: u32, j: u32) -> u32 {
-    return ((j / p.hw) * p.c + c) * p.hw + j % p.hw;
+// Invocation t's walk over channel c's N·HW elements, WG1 apart, as (image, offset) stepped
+// without a division per element: the index of element (n, k) is (n·C + c)·HW + k.
+struct Walk {
+    n: u32,
+    k: u32,
+}
+
+fn walk_start(t: u32) -> Walk {
+    return Walk(t / p.hw, t % p.hw);
+}
+
+fn walk_next(w: Walk) -> Walk {
+    var next = Walk(w.n + WG1 / p.hw, w.k + WG1 % p.hw);
+    if (next.k >= p.hw) {
+        next.k -= p.hw;
+        next.n += 1u;
+    }
+    return next;
+}
+
+fn at(c: u32, w: Walk) -> u32 {
+    return (w.n * p.c + c) * p.hw + w.k;
 }
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -50,8 +87,8 @@ fn bn_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let m = p.n * p.hw;
     var s = 0.0;
     if (valid) {
-        for (var j = t; j < m; j += WG1) {
-            s += x[at(c, j)];
+        for (var w = walk_start(t); w.n < p.n; w = walk_next(w)) {
+            s += x[at(c, w)];
         }
     }
     partial[t] = s;
@@ -61,8 +98,8 @@ fn bn_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     workgroupBarrier();
     var v = 0.0;
     if (valid) {
-        for (var j = t; j < m; j += WG1) {
-            let d = x[at(c, j)] - mu;
+        for (var w = walk_start(t); w.n < p.n; w = walk_next(w)) {
+            let d = x[at(c, w)] - mu;
             v += d * d;
         }
     }
@@ -129,14 +166,13 @@ fn bn_backward_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
     let c = linear_group(wid, nwg);
     let t = lid.x;
     let valid = c < p.c;
-    let m = p.n * p.hw;
     var sg = 0.0;
     var sgx = 0.0;
     if (valid) {
         let mu = gmean[c];
         let rs = grstd[c];
-        for (var j = t; j < m; j += WG1) {
-            let k = at(c, j);
+        for (var w = walk_start(t); w.n < p.n; w = walk_next(w)) {
+            let k = at(c, w);
             sg += g[k];
             sgx += g[k] * (gxs[k] - mu) * rs;
         }
