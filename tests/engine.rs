@@ -147,3 +147,22 @@ fn two_engines_on_two_threads_agree_with_sequential_runs() {
         assert!(same, "parallel run differs from the sequential one");
     }
 }
+
+/// Zeros are a transfer command (`clear_buffer`) recorded in program order: a recycled buffer
+/// that held other values comes back as zeros, between dispatches that write and read it, in
+/// one submit; a ones-fill still goes through the shader.
+#[test]
+fn zeroing_is_ordered_with_the_dispatches_around_it() {
+    let Some(e) = engine("zeroing_is_ordered_with_the_dispatches_around_it") else { return };
+    let n = 1000;
+    let junk = Tensor::from_slice(&e, &vec![7.5; n], &[n]).unwrap();
+    let doubled = junk.add(&junk).unwrap();
+    drop(junk);
+    // Recorded after the add: the pool hands the add's freed input back for the zeros.
+    let zeros = Tensor::zeros(&e, &[n]).unwrap();
+    let sum = doubled.add(&zeros).unwrap();
+    let ones = Tensor::ones(&e, &[n]).unwrap();
+    assert!(zeros.to_vec().unwrap().iter().all(|&v| v == 0.0));
+    assert!(sum.to_vec().unwrap().iter().all(|&v| v == 15.0));
+    assert!(ones.to_vec().unwrap().iter().all(|&v| v == 1.0));
+}

@@ -65,6 +65,11 @@ pub(super) fn cases<'a>(e: &'a Engine, quick: bool, wanted: &dyn Fn(&str) -> boo
         // Reads two arrays, writes one.
         out.push(case(e, name, Some((3.0 * 4.0 * n as f64 / 1e9, "GB/s")), move || a.add(&b)));
     }
+    let name = format!("zeros_f32_{}m", n >> 20);
+    if wanted(&name) {
+        // A zeroed tensor (gradient accumulators, optimizer state): a transfer command.
+        out.push(case(e, name, Some((4.0 * n as f64 / 1e9, "GB/s")), move || Tensor::zeros(e, &[n])));
+    }
     if wanted("softmax_f32_4096x1024") {
         let x = tensor(e, &[4096, 1024], 5)?;
         let gb = 2.0 * 4.0 * (4096 * 1024) as f64 / 1e9;

@@ -17,6 +17,10 @@ struct Params {
 /// Overwrite every element of `t` with `value` (in place, no autodiff).
 pub(crate) fn fill(t: &Tensor, value: f32) -> Result<()> {
     let n = t.numel();
+    // Zeros (the bit pattern 0 in either dtype) are a transfer command, not a shader.
+    if value.to_bits() == 0 && t.nbytes().is_multiple_of(4) {
+        return t.engine().clear(t.storage(), t.nbytes());
+    }
     let p = Params { n: n as u32, value, value_u32: value as u32, _pad: 0 };
     let entry = if t.dtype() == DType::U32 { "fill_u32" } else { "fill" };
     launch_1d(
