@@ -315,7 +315,9 @@ fn d3_crafted_gguf_tokenizers() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("unknown merge", base(vec!["h zz"], "gpt2"), "GGUF tokenizer"),
         ("merge not a pair", base(vec!["hi"], "gpt2"), "is not two tokens"),
-        ("sentencepiece", base(vec![], "llama"), "only byte-level BPE"),
+        // SentencePiece needs its scores (tests/spm_gguf.rs has the real thing).
+        ("sentencepiece without scores", base(vec![], "llama"), "tokenizer.ggml.scores"),
+        ("unknown vocabulary kind", base(vec![], "rwkv"), "'rwkv'; byte-level BPE ('gpt2') and SentencePiece"),
         (
             "eos out of range",
             gguf(&[
