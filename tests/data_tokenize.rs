@@ -317,7 +317,11 @@ fn d3_crafted_gguf_tokenizers() {
         ("merge not a pair", base(vec!["hi"], "gpt2"), "is not two tokens"),
         // SentencePiece needs its scores (tests/spm_gguf.rs has the real thing).
         ("sentencepiece without scores", base(vec![], "llama"), "tokenizer.ggml.scores"),
-        ("unknown vocabulary kind", base(vec![], "rwkv"), "'rwkv'; byte-level BPE ('gpt2') and SentencePiece"),
+        (
+            "unknown vocabulary kind",
+            base(vec![], "rwkv"),
+            "'rwkv'; byte-level BPE ('gpt2') and SentencePiece",
+        ),
         (
             "eos out of range",
             gguf(&[
