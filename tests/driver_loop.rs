@@ -130,7 +130,12 @@ fn accumulation_splits_steps_and_the_last_partial_batch_is_kept() {
     let mut seeds = task.calls.seeds.clone();
     seeds.sort_unstable();
     seeds.dedup();
-    assert_eq!(seeds.len(), 14, "a dropout seed per micro-batch");
+    assert_eq!(seeds.len(), 6, "a dropout seed per step");
+    // Within a step, each micro-batch's masks are keyed by where its items sit in the step.
+    let firsts: Vec<u64> = task.calls.keys.iter().map(|k| k.0).collect();
+    assert_eq!(firsts, [0, 16, 32, 0, 16, 32, 0, 0, 16, 32, 0, 16, 32, 0]);
+    let items: Vec<usize> = task.calls.keys.iter().map(|k| k.1 as usize).collect();
+    assert_eq!(items, sizes);
     // Evaluations at steps 2, 4, 6 (6 is also the end).
     assert_eq!(task.calls.evaluations, 3);
     let jsonl = std::fs::read_to_string(dir.path().join("log.jsonl")).unwrap();
@@ -268,4 +273,27 @@ fn invalid_settings_are_rejected() {
     let mut task = DigitsTask::new(&e, 320, 3);
     let err = Driver::new(&e, c, adamw()).unwrap().run(&mut task, &StopFlag::new()).unwrap_err();
     assert!(err.to_string().contains("driver.batch_size: 32 → 16"), "{err}");
+}
+
+/// Dropout masks are keyed by an item's place in the step, not by the micro-batch that runs it:
+/// batches of 8 and two accumulated micro-batches of 4 train the same weights (up to float
+/// summation order), dropout on. Data-parallel ranks rely on the same keys.
+#[test]
+fn micro_batches_draw_the_masks_of_the_whole_batch() {
+    let Some((_g, e)) = gpu("micro_batches_draw_the_masks_of_the_whole_batch") else { return };
+    let run = |batch: usize, accum: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut task = DigitsTask::new(&e, 64, 3);
+        task.dropout = 0.5;
+        let mut c = DriverConfig::new(dir.path());
+        (c.epochs, c.batch_size, c.grad_accum) = (2, batch, accum);
+        Driver::new(&e, c, adamw()).unwrap().run(&mut task, &StopFlag::new()).unwrap();
+        task.snapshot()
+    };
+    let (whole, split) = (run(8, 1), run(4, 2));
+    let mut max = 0f32;
+    for (k, a) in &whole {
+        max = a.iter().zip(&split[k]).fold(max, |m, (x, y)| m.max((x - y).abs()));
+    }
+    assert!(max < 1e-5, "batches of 8 vs 2 x 4: max |dw| {max}");
 }

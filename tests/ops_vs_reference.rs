@@ -1287,3 +1287,32 @@ fn dropout_mask_is_bit_exact() {
     assert!(Tensor::from_slice(&e, &[1.0], &[1]).unwrap().dropout(1.5, 0).is_err());
     rep.finish();
 }
+
+/// Keyed by sample: the masks of samples 2..5 of a batch-major [6, 3, 5] tensor, computed as
+/// their own batch starting at global sample 2, are the whole batch's rows 2..5, bit for bit
+/// with the reference (what micro-batches and data-parallel ranks rely on); a tensor whose size
+/// is not a multiple of its item count is one sample.
+#[test]
+fn dropout_keyed_by_sample_is_bit_exact() {
+    use whet::ops::dropout::{dropout_keyed, SampleKeys};
+    let Some((_g, e)) = gpu("dropout_keyed_by_sample_is_bit_exact") else { return };
+    let (p, seed, per) = (0.5, 0xfeed_u64, 15usize);
+    let x = vec![1.0f32; 6 * per];
+    let whole = Tensor::from_slice(&e, &x, &[6, 3, 5]).unwrap();
+    let keys = SampleKeys { first_item: 0, items: 6 };
+    let all = dropout_keyed(&whole, p, seed, keys).unwrap().to_vec().unwrap();
+    let part = Tensor::from_slice(&e, &x[2 * per..5 * per], &[3, 3, 5]).unwrap();
+    let some =
+        dropout_keyed(&part, p, seed, SampleKeys { first_item: 2, items: 3 }).unwrap().to_vec().unwrap();
+    assert_eq!(&all[2 * per..5 * per], some.as_slice(), "samples 2..5 alone vs in the batch");
+    let reference = rdrop::keyed_mask(6 * per, p, seed, per, 0);
+    let mask: Vec<bool> = all.iter().map(|&v| v != 0.0).collect();
+    assert_eq!(mask, reference);
+    assert!(mask.iter().any(|&k| k) && mask.iter().any(|&k| !k));
+    // Samples draw different masks (not one mask repeated per sample).
+    assert_ne!(&mask[..per], &mask[per..2 * per]);
+    let odd = Tensor::from_slice(&e, &x[..7], &[7]).unwrap();
+    let y = dropout_keyed(&odd, p, seed, SampleKeys { first_item: 4, items: 2 }).unwrap().to_vec().unwrap();
+    let one: Vec<bool> = y.iter().map(|&v| v != 0.0).collect();
+    assert_eq!(one, rdrop::keep_mask(7, p, seed));
+}

@@ -1,6 +1,9 @@
-// Inverted dropout with a counter-based RNG: element i is kept iff hash(seed, i) >= p * 2^32.
-// Nothing is stored between forward and backward: backward recomputes the same mask from the
-// same (seed, i), so the mask costs no memory and is identical by construction.
+// Inverted dropout with a counter-based RNG: element i is kept iff hash(seed, sample, w) >= p * 2^32,
+// where the tensor holds `per_sample` elements per sample (batch-major), i is element w of local
+// sample i / per_sample, and `sample` counts from `first_item`: the mask of a sample depends on
+// its index in the global batch, not on which rank or micro-batch runs it, nor on how long the
+// other sequences of its batch are. Nothing is stored between forward and backward: backward
+// recomputes the same mask, so the mask costs no memory and is identical by construction.
 // x, y, g, gx: (N)
 
 struct Params {
@@ -9,9 +12,9 @@ struct Params {
     seed_lo: u32,
     seed_hi: u32,
     scale: f32,     // 1 / (1 - p)
+    per_sample: u32, // elements per sample (N for an unkeyed call)
+    first_item: u32, // global index of the first sample
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,7 +32,10 @@ fn mix32(v: u32) -> u32 {
 }
 
 fn keep(i: u32) -> bool {
-    let h = mix32(i ^ mix32(p.seed_lo ^ mix32(p.seed_hi + 0x9e3779b9u)));
+    let local = i / p.per_sample;
+    let w = i - local * p.per_sample;
+    let sample = p.first_item + local;
+    let h = mix32(w ^ mix32(p.seed_lo ^ mix32(p.seed_hi + 0x9e3779b9u + sample * 0x85ebca6bu)));
     return h >= p.threshold;
 }
 

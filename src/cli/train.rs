@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use whet::dist::Cluster;
 use whet::run::{self, inference, prepare, RunOptions};
 use whet::train::driver::StopReason;
 use whet::train::run_dir::Opening;
@@ -20,7 +21,33 @@ pub struct Flags {
 }
 
 /// What `whet train` ends with: 0, or 128 + the signal that stopped it (130 SIGINT, 143 SIGTERM).
+///
+/// Started by an MPI launcher (`mpirun -np N`, `srun`), every rank runs this: rank 0 prints and
+/// writes the run folder. A rank that fails prints its error and aborts the whole job, so no
+/// rank is left waiting in a collective.
 pub fn train(args: &RecipeArgs, out: Option<&Path>, flags: Flags) -> whet::Result<u8> {
+    let cluster = Cluster::from_env()?;
+    if !cluster.is_distributed() {
+        return train_on(args, out, flags, cluster);
+    }
+    let hook_label = cluster.label();
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!("whet ({hook_label}): panicked; aborting every rank");
+        default_hook(info);
+        whet::dist::Cluster::abort_job(1);
+    }));
+    match train_on(args, out, flags, cluster.clone()) {
+        Err(e) => {
+            eprintln!("whet ({}): {e}", cluster.label());
+            eprintln!("whet ({}): aborting every rank of the job", cluster.label());
+            cluster.abort(1)
+        }
+        ok => ok,
+    }
+}
+
+fn train_on(args: &RecipeArgs, out: Option<&Path>, flags: Flags, cluster: Cluster) -> whet::Result<u8> {
     let Flags { fresh, skip_bad, quiet, plan } = flags;
     let recipe_path = &args.recipe;
     let mut recipe = args.load()?;
@@ -31,7 +58,8 @@ pub fn train(args: &RecipeArgs, out: Option<&Path>, flags: Flags) -> whet::Resul
         recipe.output.resume = false;
     }
     recipe.data.skip_bad |= skip_bad;
-    if args.printed(&recipe)? {
+    let root = cluster.is_root();
+    if root && args.printed(&recipe)? {
         return Ok(0);
     }
     let stop = StopFlag::new();
@@ -42,16 +70,31 @@ pub fn train(args: &RecipeArgs, out: Option<&Path>, flags: Flags) -> whet::Resul
     // change, instead of failing mid-step (or, on a CPU adapter, exhausting host memory).
     let planned = if plan { Some(super::plan::check(&options, &recipe)?) } else { None };
     let engine = Engine::new(options)?;
-    println!("whet train {}  (adapter: {})", recipe_path.display(), engine.adapter_name());
-    if let Some(p) = &planned {
+    if cluster.is_distributed() {
+        // Each rank names its adapter: a job whose ranks share one GPU shows it here.
+        eprintln!("whet ({}): adapter {}", cluster.label(), engine.adapter_name());
+    }
+    if root {
+        println!("whet train {}  (adapter: {})", recipe_path.display(), engine.adapter_name());
+    }
+    if let (Some(p), true) = (&planned, root) {
         println!("memory plan: {} at the peak", whet::run::plan::human(p.total));
     }
-    let outcome = run::train(
-        &engine,
-        &recipe,
-        &stop,
-        RunOptions { progress: !quiet, baseline: true, ..Default::default() },
-    )?;
+    let check_replicas = std::env::var_os("WHET_CHECK_REPLICAS").is_some_and(|v| v != "0");
+    let opts = RunOptions {
+        progress: !quiet,
+        baseline: true,
+        cluster: cluster.clone(),
+        check_replicas,
+        ..Default::default()
+    };
+    let outcome = run::train(&engine, &recipe, &stop, opts)?;
+    if !root {
+        return Ok(match outcome.summary.stopped {
+            StopReason::Interrupted { signal } => (128 + signal).clamp(0, 255) as u8,
+            _ => 0,
+        });
+    }
     for s in &outcome.skipped_items {
         println!("skipped: {s}");
     }
@@ -77,6 +120,19 @@ pub fn train(args: &RecipeArgs, out: Option<&Path>, flags: Flags) -> whet::Resul
         "trained {} steps ({} epochs) in {:.1} s; {} non-finite steps skipped; stopped: {:?}",
         s.steps, s.epochs, s.train_secs, s.skipped_steps, s.stopped
     );
+    if let Some(r) = &s.all_reduce {
+        println!(
+            "data-parallel over {} ranks: {} of gradients all-reduced per step, {:.1} ms per step in \
+             staging and all-reduce{}",
+            r.ranks,
+            whet::run::plan::human(r.bytes_per_step),
+            1e3 * r.secs / r.steps.max(1) as f64,
+            match r.replica_checks {
+                0 => String::new(),
+                n => format!("; replicas identical after each of {n} steps"),
+            }
+        );
+    }
     if let Some(k) = s.micro_batch {
         let b = recipe.train.batch_size;
         println!("batches of {b} did not fit one dispatch: ran as {} micro-batches of {k}", b.div_ceil(k));

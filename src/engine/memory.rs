@@ -13,7 +13,7 @@ use std::fmt::Display;
 use std::sync::Arc;
 
 use super::buffers::{self, Pooled};
-use super::{lock, Engine, EngineOptions, Storage};
+use super::{lock, Engine, EngineOptions, Storage, View};
 use crate::error::{Error, Result};
 
 /// Limits the engine enforces below the adapter's own.
@@ -174,5 +174,20 @@ impl Engine {
             }
         }
         Ok(storage)
+    }
+
+    /// Overwrite `bytes.len()` bytes (a multiple of 4) of an existing buffer at `dst`. What was
+    /// recorded before is submitted first, so the write lands after it and before anything
+    /// recorded later (the data-parallel gradient all-reduce writes the summed pages back).
+    pub(crate) fn write_into(&self, dst: View<'_>, bytes: &[u8]) -> Result<()> {
+        if !(bytes.len().is_multiple_of(4) && dst.offset.is_multiple_of(4)) {
+            return Err(crate::Error::arg("write", "bytes and offset must be multiples of 4"));
+        }
+        if bytes.is_empty() || self.is_dry() {
+            return Ok(());
+        }
+        self.flush()?;
+        self.0.queue.write_buffer(dst.storage.buffer(), dst.offset, bytes);
+        Ok(())
     }
 }

@@ -89,7 +89,14 @@ impl Engine {
                 )));
             }
         }
-        let adapter = adapters.remove(0);
+        let pick = match (&options.adapter, options.adapter_index) {
+            (None, Some(i)) => {
+                let best = adapters[0].get_info().device_type;
+                i % adapters.iter().filter(|a| a.get_info().device_type == best).count()
+            }
+            _ => 0,
+        };
+        let adapter = adapters.remove(pick);
         Self::from_adapter_with(adapter, &options)
     }
 

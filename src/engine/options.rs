@@ -11,6 +11,10 @@ use std::time::Duration;
 pub struct EngineOptions {
     /// Case-insensitive substring of the adapter name to use; `None` takes the best adapter.
     pub adapter: Option<String>,
+    /// Without `adapter`: take the `i`-th (modulo their count) of the adapters of the best kind
+    /// instead of the first, so the ranks of a data-parallel job on one machine (their local
+    /// ranks) spread over its GPUs.
+    pub adapter_index: Option<usize>,
     /// Longest a single GPU wait may take before it fails with [`crate::Error::Timeout`].
     pub timeout: Duration,
     /// Bytes one storage binding (so one tensor) may hold, below the adapter's own limit:
@@ -39,6 +43,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             adapter: None,
+            adapter_index: None,
             timeout: Duration::from_secs(120),
             max_binding_bytes: None,
             max_memory_bytes: None,
@@ -55,7 +60,8 @@ impl EngineOptions {
     /// (a positive number of seconds for [`EngineOptions::timeout`]: a large model's step is one
     /// submit, minutes long on a CPU adapter) and `WHET_MAX_MEMORY` (a size such as `8GiB`,
     /// `6GB` or bytes for [`EngineOptions::max_memory_bytes`]: the device memory to plan and
-    /// run within). The one place these variables are read; the `whet` binary calls it, the
+    /// run within), and an MPI launcher's local rank ([`EngineOptions::adapter_index`];
+    /// `WHET_ADAPTER` wins over it). The one place these variables are read; the `whet` binary calls it, the
     /// library does not. A value that does not parse is an error naming it.
     pub fn from_env() -> crate::Result<Self> {
         let wait = std::env::var("WHET_WAIT_SECS").ok().and_then(|v| v.trim().parse::<f64>().ok());
@@ -67,6 +73,7 @@ impl EngineOptions {
         Ok(EngineOptions {
             max_memory_bytes,
             adapter: std::env::var("WHET_ADAPTER").ok().filter(|s| !s.is_empty()),
+            adapter_index: crate::dist::local_rank(),
             profile: std::env::var_os("WHET_PROFILE").is_some_and(|v| v != "0"),
             dump_shaders: std::env::var_os("WHET_DUMP_SHADERS").is_some(),
             timeout: wait

@@ -31,15 +31,28 @@ pub struct Mode {
     /// Keep dropout active inside frozen blocks while training (PyTorch's behaviour, the
     /// default); off, a frozen block runs deterministically, as a fixed feature extractor.
     pub dropout_in_frozen: bool,
+    /// Where this forward's samples sit in the step's global batch: dropout masks are keyed by
+    /// the global sample, so ranks and micro-batches draw what one whole batch would.
+    pub keys: crate::ops::dropout::SampleKeys,
 }
 
 impl Mode {
     /// Evaluation: no dropout, running statistics.
-    pub const EVAL: Mode = Mode { train: false, seed: 0, dropout_in_frozen: true };
+    pub const EVAL: Mode = Mode {
+        train: false,
+        seed: 0,
+        dropout_in_frozen: true,
+        keys: crate::ops::dropout::SampleKeys { first_item: 0, items: 0 },
+    };
 
     /// Training with dropout masks drawn from `seed`.
     pub fn train(seed: u64) -> Mode {
-        Mode { train: true, seed, dropout_in_frozen: true }
+        Mode { train: true, seed, ..Mode::EVAL }
+    }
+
+    /// The same mode for `items` samples starting at global sample `first_item`.
+    pub fn samples(self, first_item: u64, items: u64) -> Mode {
+        Mode { keys: crate::ops::dropout::SampleKeys { first_item, items }, ..self }
     }
 
     /// The same mode without dropout in frozen blocks.
@@ -70,7 +83,7 @@ impl Mode {
         frozen: bool,
     ) -> crate::Result<crate::Tensor> {
         if self.train && p > 0.0 && (self.dropout_in_frozen || !frozen) {
-            x.dropout(p, self.site_seed(site))
+            crate::ops::dropout::dropout_keyed(x, p, self.site_seed(site), self.keys)
         } else {
             Ok(x.clone())
         }

@@ -412,6 +412,29 @@ impl Optimizer {
         self.apply()
     }
 
+    /// Sum the gathered gradients over `cluster`'s ranks (data-parallel training): each arena
+    /// page of gradients (trainable parameters only: frozen ones have none) is read back through
+    /// a pooled staging buffer, all-reduced on the host and written back in place. Each rank's
+    /// loss was weighted by its share of the global batch, so the sum is the global mean's
+    /// gradient. Returns the bytes reduced.
+    pub fn all_reduce(&mut self, cluster: &crate::dist::Cluster) -> Result<u64> {
+        if self.gathered == 0 {
+            return Err(Error::arg("optimizer", "no gradients gathered: call accumulate first"));
+        }
+        self.norm_ready = false;
+        let Some(a) = self.arena.as_ref() else { return Ok(0) };
+        let mut total = 0;
+        for p in &a.pages {
+            let bytes = p.len as u64 * 4;
+            let raw = self.engine.download(view(&p.grads, 0), bytes)?;
+            let mut sum: Vec<f32> = bytemuck::pod_collect_to_vec(&raw);
+            cluster.all_reduce_sum(&mut sum)?;
+            self.engine.write_into(view(&p.grads, 0), bytemuck::cast_slice(&sum))?;
+            total += bytes;
+        }
+        Ok(total)
+    }
+
     /// Drop the gathered gradients without updating anything (a skipped step): parameters,
     /// moments and the step count stay as they were.
     pub fn discard(&mut self) {

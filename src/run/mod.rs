@@ -70,6 +70,12 @@ pub struct RunOptions {
     /// The host's progress callback: the driver's [`Event`](crate::train::Event)s (steps,
     /// validation results, the end).
     pub on_event: Option<crate::train::OnEvent>,
+    /// The ranks of a data-parallel run (one process by default). Rank 0 claims and writes the
+    /// run folder, evaluates, exports and returns the whole [`Outcome`]; the other ranks train
+    /// beside it and return after the last step with the summary only.
+    pub cluster: crate::dist::Cluster,
+    /// Compare the ranks' parameters after every step ([`crate::train::DriverConfig::check_replicas`]).
+    pub check_replicas: bool,
 }
 
 /// Metrics of one split with bootstrap intervals.
@@ -142,23 +148,29 @@ pub fn evaluation(split: &str, p: &Predictions, resamples: usize, seed: u64) -> 
 /// run resumes it and one holding another run is refused before anything in it is touched
 /// ([`Error::RunMismatch`] names what differs); `output.resume = false` starts over.
 pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions) -> Result<Outcome> {
-    let claim = claim(recipe)?;
-    let mut prep = prepare::prepare(engine, recipe, opts.progress)?;
-    if let Some(labels) = &prep.labels {
+    let cluster = opts.cluster.clone();
+    let root = cluster.is_root();
+    let claim = claim_shared(recipe, &cluster)?;
+    let mut prep = prepare::prepare(engine, recipe, opts.progress && root)?;
+    if let (Some(labels), true) = (&prep.labels, root) {
         labels.save(&recipe.output.dir.join("labels.json"))?;
     }
-    let held = HeldOutSettings::of(recipe, opts.progress);
+    let held = HeldOutSettings::of(recipe, opts.progress && root);
     engine.reset_peak();
-    let baseline = if opts.baseline { held.evaluate(&mut prep, "baseline")? } else { HeldOut::default() };
+    let baseline =
+        if opts.baseline && root { held.evaluate(&mut prep, "baseline")? } else { HeldOut::default() };
     // A model drawn from scratch has no source task left to retain.
-    let source_before = if recipe.model.init == "scratch" { None } else { prep.source_predictions()? };
+    let source_before =
+        if recipe.model.init == "scratch" || !root { None } else { prep.source_predictions()? };
 
-    let mut config = prep.driver_config(recipe, opts.progress);
+    let mut config = prep.driver_config(recipe, opts.progress && root);
     config.on_event = opts.on_event.clone();
+    config.cluster = cluster;
+    config.check_replicas = opts.check_replicas;
     let mut driver = Driver::new(engine, config, prep.optim_config(recipe)?)?;
     let summary = driver.run_in(&claim, prep.task.as_task(), stop)?;
     let mut outcome = Outcome::begun(engine, recipe, &claim, summary, baseline, prep.skipped.clone());
-    if matches!(outcome.summary.stopped, StopReason::Interrupted { .. }) {
+    if matches!(outcome.summary.stopped, StopReason::Interrupted { .. }) || !root {
         // The driver saved a checkpoint; `whet train` again resumes from it.
         return Ok(outcome);
     }
@@ -175,6 +187,38 @@ fn claim(recipe: &Recipe) -> Result<RunDir> {
     // Only now: the folder's recipe.toml always describes the run its checkpoints belong to.
     crate::train::checkpoint::replace_atomically(&dir.join("recipe.toml"), recipe.to_toml()?.as_bytes())?;
     Ok(claim)
+}
+
+/// [`claim`] on rank 0; the other ranks follow the folder as rank 0 opened it (after rank 0
+/// has cleared or checked it), so they resume from the same checkpoint.
+fn claim_shared(recipe: &Recipe, cluster: &crate::dist::Cluster) -> Result<RunDir> {
+    if !cluster.is_distributed() {
+        return claim(recipe);
+    }
+    let (claimed, code) = match cluster.is_root() {
+        true => {
+            let c = claim(recipe)?;
+            let code = match c.opening() {
+                Opening::New => 0u8,
+                Opening::Resume { .. } => 1,
+                Opening::Fresh => 2,
+            };
+            (Some(c), code)
+        }
+        false => (None, 0),
+    };
+    let code = cluster.broadcast_bytes(vec![code])?;
+    Ok(match claimed {
+        Some(c) => c,
+        None => {
+            let opening = match code.first() {
+                Some(1) => Opening::Resume { extended: Vec::new(), one_sided: Vec::new() },
+                Some(2) => Opening::Fresh,
+                _ => Opening::New,
+            };
+            RunDir::follow(&recipe.output.dir, opening)
+        }
+    })
 }
 
 /// How the held-out split is evaluated, before and after training.

