@@ -83,6 +83,7 @@ fn kfold_starts_every_fold_from_the_pretrained_weights_and_pools_each_item_once(
         sweep: None,
         out_dir: tmp.path().join("cmp"),
         progress: false,
+        cluster: Default::default(),
     };
     let res = compare(&e, &r, &opts, &StopFlag::new()).unwrap();
     let names: Vec<&str> = res.strategies.iter().map(|s| s.name.as_str()).collect();
@@ -161,6 +162,7 @@ fn sweep_scores_on_validation_and_auto_trains_its_choice() {
         sweep: Some(SweepOptions { lrs: vec![1e-4, 1e-3], depths: vec![0, 7], auto: true }),
         out_dir: tmp.path().join("cmp"),
         progress: false,
+        cluster: Default::default(),
     };
     let res = compare(&e, &r, &opts, &StopFlag::new()).unwrap();
     let sw = res.sweep.as_ref().expect("a sweep");
@@ -298,6 +300,7 @@ dir = "run"
         sweep: None,
         out_dir: tmp.path().join("cmp"),
         progress: false,
+        cluster: Default::default(),
     };
     let res = compare(&e, &r, &opts, &StopFlag::new()).unwrap();
     assert_eq!(res.primary_metric, "perplexity");

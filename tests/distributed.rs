@@ -219,3 +219,56 @@ fn a_failing_rank_ends_the_job_with_its_message() {
     assert!(!out.join("model").exists(), "rank 0 went on to export:\n{text}");
     eprintln!("distributed: the job ended {:.1} s after it started", t.elapsed().as_secs_f64());
 }
+
+/// `results.json` without what differs from run to run anyway (timings, peak memory) and the
+/// rank count the distributed report adds.
+fn comparable(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for k in ["train_secs", "peak_bytes", "secs", "ranks"] {
+                m.remove(k);
+            }
+            m.values_mut().for_each(comparable);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(comparable),
+        _ => {}
+    }
+}
+
+#[test]
+fn distributed_compare_equals_single_process_compare() {
+    let Some((model, data)) = inputs() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let r = recipe(tmp.path(), &model, &data);
+    let args = ["compare", "--strategies", "full fine-tune,linear probe", "--seeds", "1,2", "--quiet"];
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    let mut c = Command::new(env!("CARGO_BIN_EXE_whet"));
+    whet_env(&mut c).args(args).arg("--out").arg(&one).arg(&r);
+    ok("compare on one process", &c.output().unwrap());
+    let mut c = Command::new("mpirun");
+    whet_env(&mut c)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .args(["--oversubscribe", "-np", "2", "-x", "LP_NUM_THREADS", "-x", "XDG_RUNTIME_DIR"])
+        .arg(env!("CARGO_BIN_EXE_whet"))
+        .args(args)
+        .arg("--out")
+        .arg(&two)
+        .arg(&r);
+    let text = ok("compare on two ranks", &c.output().unwrap());
+    assert!(text.contains("the runs were shared out over 2 ranks"), "{text}");
+    let read = |dir: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap()
+    };
+    let (mut a, mut b) = (read(&one), read(&two));
+    assert_eq!(b["environment"]["ranks"].as_str().map(|s| s.starts_with('2')), Some(true), "{b}");
+    comparable(&mut a);
+    comparable(&mut b);
+    assert_eq!(a, b, "results.json of 2 ranks differs from one process's");
+    // Both ranks trained: every run folder is complete.
+    for s in ["full-fine-tune", "linear-probe"] {
+        for seed in [1, 2] {
+            assert!(two.join(s).join(format!("seed-{seed}/metrics.json")).exists(), "{s} seed {seed}");
+        }
+    }
+}

@@ -18,6 +18,27 @@ pub fn compare(
     sweep: Option<whet::run::sweep::SweepOptions>,
     quiet: bool,
 ) -> whet::Result<()> {
+    let flags = Flags { strategies, seeds, folds, sweep };
+    super::on_ranks(|cluster| compare_on(args, out, flags, quiet, cluster))
+}
+
+/// `whet compare`'s choices besides the recipe.
+struct Flags<'a> {
+    strategies: &'a [String],
+    seeds: &'a [u64],
+    folds: Option<usize>,
+    sweep: Option<whet::run::sweep::SweepOptions>,
+}
+
+/// One rank's part (every rank trains its share of the runs; rank 0 prints and writes).
+fn compare_on(
+    args: &RecipeArgs,
+    out: Option<&Path>,
+    flags: Flags,
+    quiet: bool,
+    cluster: whet::dist::Cluster,
+) -> whet::Result<()> {
+    let Flags { strategies, seeds, folds, sweep } = flags;
     check_flags(seeds, folds, sweep.as_ref())?;
     let recipe_path = &args.recipe;
     let recipe = args.load()?;
@@ -28,15 +49,23 @@ pub fn compare(
     let stop = StopFlag::new();
     stop.install_signal_handlers()?;
     let engine = Engine::new(whet::EngineOptions::from_env()?)?;
-    println!("whet compare {}  (adapter: {})", recipe_path.display(), engine.adapter_name());
+    if cluster.is_distributed() {
+        eprintln!("whet ({}): adapter {}", cluster.label(), engine.adapter_name());
+    }
     let opts = CompareOptions {
         only: strategies.to_vec(),
         seeds: seeds.to_vec(),
         folds,
         sweep,
         out_dir: out_dir.clone(),
-        progress: !quiet,
+        progress: !quiet && cluster.is_root(),
+        cluster: cluster.clone(),
     };
+    if !cluster.is_root() {
+        // The other ranks train their share of the runs; rank 0 reports.
+        return run_compare(&engine, &recipe, &opts, &stop).map(|_| ());
+    }
+    println!("whet compare {}  (adapter: {})", recipe_path.display(), engine.adapter_name());
     let r = run_compare(&engine, &recipe, &opts, &stop)?;
     let m = &r.primary_metric;
     println!(
@@ -82,6 +111,9 @@ pub fn compare(
             "retention of {} under {}: {:.4} -> {:.4} [{:.4}, {:.4}]",
             k.source_task, k.strategy, k.before.point, k.after.point, k.after.lo, k.after.hi
         );
+    }
+    if cluster.is_distributed() {
+        println!("the runs were shared out over {} ranks", cluster.size());
     }
     println!("report: {}", out_dir.join(whet::report::html::REPORT_HTML).display());
     Ok(())

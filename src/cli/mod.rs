@@ -9,7 +9,33 @@ pub mod predict_io;
 pub mod recipe_args;
 pub mod train;
 
+use whet::dist::Cluster;
 use whet::run::Evaluation;
+
+/// Run `command` as one rank of the job an MPI launcher started (or as the only process): a
+/// rank that fails or panics prints its message with its rank and aborts every rank, so none
+/// is left waiting in a collective.
+pub fn on_ranks<T>(command: impl FnOnce(Cluster) -> whet::Result<T>) -> whet::Result<T> {
+    let cluster = Cluster::from_env()?;
+    if !cluster.is_distributed() {
+        return command(cluster);
+    }
+    let label = cluster.label();
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!("whet ({label}): panicked; aborting every rank");
+        default_hook(info);
+        Cluster::abort_job(1);
+    }));
+    match command(cluster.clone()) {
+        Err(e) => {
+            eprintln!("whet ({}): {e}", cluster.label());
+            eprintln!("whet ({}): aborting every rank of the job", cluster.label());
+            cluster.abort(1)
+        }
+        ok => ok,
+    }
+}
 
 /// A count given on the command line must be at least `min`: refused, never raised quietly.
 pub fn at_least(command: &'static str, flag: &str, value: usize, min: usize) -> whet::Result<()> {

@@ -26,25 +26,7 @@ pub struct Flags {
 /// writes the run folder. A rank that fails prints its error and aborts the whole job, so no
 /// rank is left waiting in a collective.
 pub fn train(args: &RecipeArgs, out: Option<&Path>, flags: Flags) -> whet::Result<u8> {
-    let cluster = Cluster::from_env()?;
-    if !cluster.is_distributed() {
-        return train_on(args, out, flags, cluster);
-    }
-    let hook_label = cluster.label();
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        eprintln!("whet ({hook_label}): panicked; aborting every rank");
-        default_hook(info);
-        whet::dist::Cluster::abort_job(1);
-    }));
-    match train_on(args, out, flags, cluster.clone()) {
-        Err(e) => {
-            eprintln!("whet ({}): {e}", cluster.label());
-            eprintln!("whet ({}): aborting every rank of the job", cluster.label());
-            cluster.abort(1)
-        }
-        ok => ok,
-    }
+    super::on_ranks(|cluster| train_on(args, out, flags, cluster))
 }
 
 fn train_on(args: &RecipeArgs, out: Option<&Path>, flags: Flags, cluster: Cluster) -> whet::Result<u8> {
@@ -59,7 +41,7 @@ fn train_on(args: &RecipeArgs, out: Option<&Path>, flags: Flags, cluster: Cluste
     }
     recipe.data.skip_bad |= skip_bad;
     let root = cluster.is_root();
-    if root && args.printed(&recipe)? {
+    if args.printed(&recipe)? {
         return Ok(0);
     }
     let stop = StopFlag::new();

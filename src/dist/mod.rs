@@ -167,6 +167,15 @@ impl Cluster {
         }
     }
 
+    /// Every rank's bytes (any lengths), in rank order, on every rank.
+    pub fn all_gather_bytes(&self, data: Vec<u8>) -> Result<Vec<Vec<u8>>> {
+        match &*self.inner {
+            Inner::Solo => Ok(vec![data]),
+            #[cfg(feature = "mpi")]
+            Inner::Mpi(w) => w.all_gather_bytes(data),
+        }
+    }
+
     /// Every rank's `value`, in rank order, on every rank.
     pub fn all_gather(&self, value: u64) -> Result<Vec<u64>> {
         match &*self.inner {

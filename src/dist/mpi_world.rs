@@ -98,6 +98,26 @@ impl MpiWorld {
         Ok(())
     }
 
+    pub fn all_gather_bytes(&self, data: Vec<u8>) -> Result<Vec<Vec<u8>>> {
+        let lens = self.all_gather(data.len() as u64)?;
+        let _g = self.guard();
+        let w = world();
+        let mut mine = Some(data);
+        let mut all = Vec::with_capacity(self.size);
+        for (r, &len) in lens.iter().enumerate() {
+            let mut buf = match r == self.rank {
+                true => mine.take().unwrap_or_default(),
+                false => vec![0u8; len as usize],
+            };
+            let root = w.process_at_rank(r as i32);
+            for piece in buf.chunks_mut(PIECE) {
+                root.broadcast_into(piece);
+            }
+            all.push(buf);
+        }
+        Ok(all)
+    }
+
     pub fn all_gather(&self, value: u64) -> Result<Vec<u64>> {
         let _g = self.guard();
         let mut all = vec![0u64; self.size];

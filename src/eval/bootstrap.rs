@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::metrics::classification_metrics;
 use super::Predictions;
@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 pub const MIN_RESAMPLES: usize = 1000;
 
 /// A point estimate with a two-sided confidence interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
     /// The statistic on the original items.
     pub point: f64,

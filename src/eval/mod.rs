@@ -45,7 +45,7 @@ pub const ROW_SUM_TOLERANCE: f32 = 1e-3;
 /// Build it with [`Predictions::new`], which checks shapes, label range and that every row is
 /// a probability distribution. The fields are public for reading; a value assembled by hand
 /// that breaks those rules never makes a metric panic, but its numbers are not meaningful.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Predictions {
     /// `[n, classes]` probabilities, row-major.
     pub probs: Vec<f32>,

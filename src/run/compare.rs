@@ -4,7 +4,16 @@
 //! [`crate::report`]). Every strategy is compared with full fine-tuning on the same items: a
 //! paired bootstrap of the difference and McNemar's test (per-block losses for language
 //! models). Optional: the learning rate × frozen depth sweep and `--auto` ([`super::sweep`]).
+//!
+//! Distributed (`mpirun -np N whet compare`, [`CompareOptions::cluster`]): the runs of each
+//! phase (the strategy matrix, then the sweep's cells, then `--auto`'s runs) are spread over
+//! the ranks, largest first (by the items a run trains on) onto the least-loaded rank, one run
+//! per rank at a time on one process's engine each. Every rank then holds every run's
+//! outcome (all-gathered), so the pooling, paired tests and the sweep's choice are computed as
+//! on one process, and rank 0 writes `results.json` and the report: the same numbers as a
+//! single-process comparison, apart from timings and peak memory.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -36,6 +45,8 @@ pub struct CompareOptions {
     pub sweep: Option<super::sweep::SweepOptions>,
     pub out_dir: PathBuf,
     pub progress: bool,
+    /// The ranks sharing the runs (one process by default; see the module docs).
+    pub cluster: crate::dist::Cluster,
 }
 
 /// Per-step training loss and validation metric from a run's `log.jsonl`.
@@ -145,11 +156,48 @@ struct Collector<'a> {
     max_depth: usize,
     /// "run 7/40 · full/seed-1 · ETA 23m" before each training run.
     stages: Stages,
+    /// Outcomes of runs made ahead across the ranks, by run folder (distributed only).
+    done: RefCell<BTreeMap<PathBuf, Outcome>>,
+}
+
+/// One training run of the comparison: its recipe (strategy, seed, fold, folder applied) and
+/// what it reports besides its model.
+#[derive(Clone)]
+struct Job {
+    recipe: Recipe,
+    baseline: bool,
+    attributions: usize,
+}
+
+impl Job {
+    /// What "largest first" sorts by: the items the run trains on.
+    fn cost(&self) -> u64 {
+        let t = &self.recipe.train;
+        let per_step = (t.batch_size * t.grad_accum.max(1)) as u64;
+        let per_epoch = self.recipe.data.limit_train.map_or(u64::MAX / 1024, |n| n as u64);
+        let by_epochs = per_epoch.saturating_mul(t.epochs as u64);
+        t.max_steps.map_or(by_epochs, |s| by_epochs.min(s.saturating_mul(per_step)))
+    }
+}
+
+/// Runs (by cost) onto `ranks` ranks: largest first, each onto the least-loaded rank (the
+/// lowest on ties); each rank's list comes out largest first.
+fn assign(costs: &[u64], ranks: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..costs.len()).collect();
+    order.sort_by(|&a, &b| costs[b].cmp(&costs[a]).then(a.cmp(&b)));
+    let mut load = vec![0u64; ranks.max(1)];
+    let mut out = vec![Vec::new(); ranks.max(1)];
+    for i in order {
+        let r = (0..load.len()).min_by_key(|&r| (load[r], r)).unwrap_or(0);
+        load[r] = load[r].saturating_add(costs[i].max(1));
+        out[r].push(i);
+    }
+    out
 }
 
 impl Collector<'_> {
     /// One training run of `r` (already changed by a strategy) at `seed` / `fold` into `dir`.
-    fn train(
+    fn job(
         &self,
         mut r: Recipe,
         seed: u64,
@@ -157,7 +205,7 @@ impl Collector<'_> {
         dir: PathBuf,
         baseline: bool,
         attributions: usize,
-    ) -> Result<Outcome> {
+    ) -> Job {
         r.train.seed = seed;
         r.data.split_seed = Some(self.split_seed);
         r.output.resume = false;
@@ -171,14 +219,76 @@ impl Collector<'_> {
             r.data.test_ratio = 0.0;
             r.output.dir = r.output.dir.join(format!("fold-{f}"));
         }
+        Job { recipe: r, baseline, attributions }
+    }
+
+    /// The outcome of `job`: made ahead on some rank, or trained now.
+    fn train(&self, job: Job) -> Result<Outcome> {
+        if let Some(out) = self.done.borrow_mut().remove(&job.recipe.output.dir) {
+            return Ok(out);
+        }
+        self.run_job(&job)
+    }
+
+    fn run_job(&self, job: &Job) -> Result<Outcome> {
+        let r = &job.recipe;
         let what = r.output.dir.strip_prefix(&self.opts.out_dir).unwrap_or(&r.output.dir);
         self.stages.begin(&what.display().to_string());
-        let run = RunOptions { progress: self.opts.progress, baseline, attributions, ..Default::default() };
-        let out = super::train(self.engine, &r, self.stop, run)?;
+        let (baseline, attributions) = (job.baseline, job.attributions);
+        let progress = self.opts.progress && self.opts.cluster.is_root();
+        let run = RunOptions { progress, baseline, attributions, ..Default::default() };
+        let out = super::train(self.engine, r, self.stop, run)?;
         if self.stop.requested().is_some() {
             return Err(Error::arg("compare", "interrupted; the finished runs are in the output folder"));
         }
         Ok(out)
+    }
+
+    /// Distributed: run `jobs` across the ranks now (see the module docs) and keep every
+    /// rank's outcomes for [`Collector::train`] to take in order. One process: nothing.
+    fn share(&self, jobs: Vec<Job>) -> Result<()> {
+        let cluster = &self.opts.cluster;
+        if !cluster.is_distributed() || jobs.is_empty() {
+            return Ok(());
+        }
+        let costs: Vec<u64> = jobs.iter().map(Job::cost).collect();
+        let mine = assign(&costs, cluster.size()).swap_remove(cluster.rank());
+        let mut records = Vec::new();
+        for i in mine {
+            let out = self.run_job(&jobs[i])?;
+            // Skipped by serde (metrics.json leaves them out): carried beside the outcome.
+            let kept = out.retention.as_ref().and_then(|r| r.after_predictions.clone());
+            records.push((out, kept));
+        }
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&records, &mut bytes).map_err(|e| Error::arg("compare", e.to_string()))?;
+        for part in cluster.all_gather_bytes(bytes)? {
+            let recs: Vec<(Outcome, Option<Predictions>)> = ciborium::from_reader(part.as_slice())
+                .map_err(|e| Error::arg("compare", format!("a rank's outcomes: {e}")))?;
+            for (mut out, kept) in recs {
+                if let Some(r) = out.retention.as_mut() {
+                    r.after_predictions = kept;
+                }
+                self.done.borrow_mut().insert(out.dir.clone(), out);
+            }
+        }
+        Ok(())
+    }
+
+    /// The (seed, fold) runs of one strategy; the `first` strategy's first seed also measures
+    /// the untuned model and shows attributions.
+    fn strategy_jobs(&self, name: &str, apply: &dyn Fn(&mut Recipe), first: bool) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        for (seed, fold) in self.planned.clone() {
+            let mut r = self.recipe.clone();
+            apply(&mut r);
+            let dir = self.opts.out_dir.join(slug(name)).join(format!("seed-{seed}"));
+            let baseline = first && seed == self.opts.seeds[0];
+            let first_run = baseline && fold.is_none_or(|f| f == 0);
+            let shown = if first_run { ATTRIBUTED_ITEMS } else { 0 };
+            jobs.push(self.job(r, seed, fold, dir, baseline, shown));
+        }
+        jobs
     }
 
     /// Every (seed, fold) run of one strategy, pooled into its result.
@@ -186,14 +296,10 @@ impl Collector<'_> {
         let mut runs = Vec::new();
         let mut kept: Vec<super::SourceRetention> = Vec::new();
         let (mut secs, mut peak, mut trainable) = (0.0, 0u64, 0u64);
-        for (seed, fold) in self.planned.clone() {
-            let mut r = self.recipe.clone();
-            apply(&mut r);
-            let dir = self.opts.out_dir.join(slug(name)).join(format!("seed-{seed}"));
-            let baseline = self.results.is_empty() && seed == self.opts.seeds[0];
-            let first_run = baseline && fold.is_none_or(|f| f == 0);
-            let shown = if first_run { ATTRIBUTED_ITEMS } else { 0 };
-            let out = self.train(r, seed, fold, dir, baseline, shown)?;
+        let jobs = self.strategy_jobs(name, apply, self.results.is_empty());
+        for (job, (seed, fold)) in jobs.into_iter().zip(self.planned.clone()) {
+            let baseline = job.baseline;
+            let out = self.train(job)?;
             secs += out.summary.train_secs;
             peak = peak.max(out.peak_bytes);
             trainable = trainable.max(out.trainable_params);
@@ -335,6 +441,9 @@ pub fn compare(
         return Err(Error::arg("compare", "give at least one seed"));
     }
     let mut c = Collector::new(engine, recipe, opts, stop, chosen.len());
+    // Distributed: the whole matrix at once, the very jobs the loop below asks for.
+    let matrix = chosen.iter().enumerate().flat_map(|(i, s)| c.strategy_jobs(s.name, &s.apply, i == 0));
+    c.share(matrix.collect())?;
     for s in &chosen {
         c.strategy(s.name, s.description, &s.apply)?;
     }
@@ -360,7 +469,9 @@ pub fn compare(
         attributions: c.attributions,
         environment: environment(engine, opts),
     };
-    crate::report::html::write_report(&out, &opts.out_dir)?;
+    if opts.cluster.is_root() {
+        crate::report::html::write_report(&out, &opts.out_dir)?;
+    }
     Ok(out)
 }
 
@@ -373,6 +484,9 @@ fn environment(engine: &Engine, opts: &CompareOptions) -> BTreeMap<String, Strin
     if let Some(k) = opts.folds {
         environment
             .insert("folds".into(), format!("{k} (stratified; each fold from the pretrained weights)"));
+    }
+    if opts.cluster.is_distributed() {
+        environment.insert("ranks".into(), format!("{} (runs shared out by MPI)", opts.cluster.size()));
     }
     environment
 }
@@ -407,7 +521,12 @@ impl<'a> Collector<'a> {
             classes: Vec::new(),
             first_steps: None,
             max_depth: 0,
-            stages: Stages::new(opts.progress, "run", (strategies * runs_of(opts).len()) as u64),
+            stages: Stages::new(
+                opts.progress && opts.cluster.is_root(),
+                "run",
+                (strategies * runs_of(opts).len()) as u64,
+            ),
+            done: RefCell::new(BTreeMap::new()),
         }
     }
 
@@ -420,6 +539,9 @@ impl<'a> Collector<'a> {
         let (lrs, depths) = super::sweep::grid(&runner, so);
         let auto_runs = if so.auto { self.planned.len() } else { 0 };
         self.stages.grow((lrs.len() * depths.len() + auto_runs) as u64);
+        if let Ok(cells) = super::sweep::cells(&runner, so) {
+            self.share(cells.into_iter().map(|(lr, d, steps)| self.sweep_job(lr, d, steps)).collect())?;
+        }
         let (sweep, choice) = super::sweep::run_sweep(&runner, so)?;
         drop(runner);
         if let Some(a) = &choice {
@@ -429,6 +551,7 @@ impl<'a> Collector<'a> {
                 r.train.lr = lr;
                 r.train.freeze = freeze_below(depth);
             };
+            self.share(self.strategy_jobs("auto", &apply, self.results.is_empty()))?;
             self.strategy("auto", &format!("chosen by --auto: {}", a.reason), &apply)?;
         }
         Ok((Some(sweep), choice))
@@ -440,16 +563,7 @@ impl<'a> Collector<'a> {
     fn sweep_runner(&'a self) -> super::sweep::Runner<'a> {
         super::sweep::Runner {
             probe: Box::new(move |lr, depth, steps| {
-                let mut r = self.recipe.clone();
-                full(&mut r);
-                r.train.lr = lr;
-                r.train.freeze = freeze_below(depth);
-                r.train.max_steps = Some(steps);
-                let seed = self.opts.seeds[0];
-                let dir = self.opts.out_dir.join("sweep").join(format!("depth-{depth}-lr-{lr:e}"));
-                // Scored on validation: the test items stay untouched by the choice.
-                let fold = self.opts.folds.map(|_| 0);
-                let out = self.train(r, seed, fold, dir, false, 0)?;
+                let out = self.train(self.sweep_job(lr, depth, steps))?;
                 Ok(super::sweep::validation_score(&out.summary, &self.metric))
             }),
             metric: self.metric.clone(),
@@ -457,6 +571,22 @@ impl<'a> Collector<'a> {
             max_depth: self.max_depth,
             steps: self.first_steps.unwrap_or(1),
         }
+    }
+}
+
+impl Collector<'_> {
+    /// One cell of the sweep: a short full fine-tune at `lr` with the bottom `depth` frozen.
+    fn sweep_job(&self, lr: f64, depth: usize, steps: u64) -> Job {
+        let mut r = self.recipe.clone();
+        full(&mut r);
+        r.train.lr = lr;
+        r.train.freeze = freeze_below(depth);
+        r.train.max_steps = Some(steps);
+        let seed = self.opts.seeds[0];
+        let dir = self.opts.out_dir.join("sweep").join(format!("depth-{depth}-lr-{lr:e}"));
+        // Scored on validation: the test items stay untouched by the choice.
+        let fold = self.opts.folds.map(|_| 0);
+        self.job(r, seed, fold, dir, false, 0)
     }
 }
 
@@ -546,4 +676,21 @@ fn retitle(a: &mut Attribution, strategy: &str) {
 /// A folder name for a strategy.
 fn slug(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assign;
+
+    #[test]
+    fn runs_go_largest_first_to_the_least_loaded_rank() {
+        // Costs 5, 4, 3, 3, 1 onto 2 ranks: 5 → r0, 4 → r1, 3 → r1 (4 < 5), 3 → r0, 1 → r1.
+        let a = assign(&[3, 5, 1, 4, 3], 2);
+        assert_eq!(a, vec![vec![1, 4], vec![3, 0, 2]]);
+        let one = assign(&[2, 9, 4], 1);
+        assert_eq!(one, vec![vec![1, 2, 0]]);
+        // More ranks than runs: the extra ranks get nothing, every run is placed once.
+        let many = assign(&[1, 1], 4);
+        assert_eq!(many.iter().map(Vec::len).sum::<usize>(), 2);
+    }
 }

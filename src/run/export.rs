@@ -30,7 +30,7 @@ use crate::data::tokenize::TextTokenizer;
 use crate::weights::gguf::{GgufFile, MetaValue};
 
 /// What was written.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Exported {
     pub path: PathBuf,
     /// Key → shape of every tensor written.

@@ -45,7 +45,7 @@ pub mod tasks;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -79,7 +79,7 @@ pub struct RunOptions {
 }
 
 /// Metrics of one split with bootstrap intervals.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Evaluation {
     pub split: String,
     pub items: usize,
@@ -87,7 +87,7 @@ pub struct Evaluation {
 }
 
 /// Everything a run produced.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Outcome {
     pub dir: PathBuf,
     /// What the run folder held: nothing, this run (resumed), or an earlier run (cleared).
@@ -120,7 +120,7 @@ pub struct Outcome {
 }
 
 /// How well the checkpoint's previous task survived the fine-tuning.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceRetention {
     pub source: String,
     pub before: Evaluation,

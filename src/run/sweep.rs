@@ -61,8 +61,15 @@ pub fn grid(r: &Runner, opts: &SweepOptions) -> (Vec<f64>, Vec<usize>) {
     (lrs, depths)
 }
 
-/// Run the grid; with `opts.auto`, also choose the best cell.
-pub fn run_sweep(r: &Runner, opts: &SweepOptions) -> Result<(Sweep, Option<AutoChoice>)> {
+/// The probe runs of the grid, as `(lr, frozen depth, steps)` in the order [`run_sweep`] takes
+/// them (a distributed `whet compare` runs them across ranks first).
+pub fn cells(r: &Runner, opts: &SweepOptions) -> Result<Vec<(f64, usize, u64)>> {
+    let (lrs, depths) = checked_grid(r, opts)?;
+    let steps = (r.steps / 3).max(1);
+    Ok(depths.iter().flat_map(|&d| lrs.iter().map(move |&lr| (lr, d, steps))).collect())
+}
+
+fn checked_grid(r: &Runner, opts: &SweepOptions) -> Result<(Vec<f64>, Vec<usize>)> {
     let (lrs, depths) = grid(r, opts);
     if let Some(bad) = lrs.iter().find(|l| !(l.is_finite() && **l > 0.0)) {
         return Err(Error::arg("sweep", format!("learning rate {bad} is not > 0")));
@@ -73,12 +80,16 @@ pub fn run_sweep(r: &Runner, opts: &SweepOptions) -> Result<(Sweep, Option<AutoC
             format!("frozen depth {bad} is deeper than the head (depth {})", r.max_depth),
         ));
     }
+    Ok((lrs, depths))
+}
+
+/// Run the grid; with `opts.auto`, also choose the best cell.
+pub fn run_sweep(r: &Runner, opts: &SweepOptions) -> Result<(Sweep, Option<AutoChoice>)> {
+    let (lrs, depths) = checked_grid(r, opts)?;
     let steps = (r.steps / 3).max(1);
     let mut values = Vec::with_capacity(lrs.len() * depths.len());
-    for &d in &depths {
-        for &lr in &lrs {
-            values.push((r.probe)(lr, d, steps)?);
-        }
+    for (lr, d, steps) in cells(r, opts)? {
+        values.push((r.probe)(lr, d, steps)?);
     }
     let sweep = Sweep { metric: r.metric.clone(), lrs: lrs.clone(), depths: depths.clone(), values };
     let choice = if opts.auto { choose(&sweep, steps) } else { None };

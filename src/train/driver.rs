@@ -172,7 +172,7 @@ impl DriverConfig {
 }
 
 /// Why a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StopReason {
     /// All epochs or `max_steps` done.
     Finished,
@@ -183,7 +183,7 @@ pub enum StopReason {
 }
 
 /// What a run did.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RunSummary {
     /// Optimizer steps taken in total (resumed ones included).
     pub steps: u64,
@@ -213,7 +213,7 @@ pub struct RunSummary {
 }
 
 /// What summing the gradients across ranks cost (this call of the run).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AllReduceStats {
     pub ranks: usize,
     /// Steps whose gradients were summed.

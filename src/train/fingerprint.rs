@@ -26,7 +26,7 @@ const END_BYTES: u64 = 1 << 20;
 const MAX_DEPTH: usize = 16;
 
 /// One entry that differs between two fingerprints.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub key: String,
     /// `None`: the key is new.

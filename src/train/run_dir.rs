@@ -63,7 +63,7 @@ pub enum Resume {
 }
 
 /// What the claimed folder holds for this run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Opening {
     /// Nothing of an earlier run.
     New,
