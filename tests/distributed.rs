@@ -272,3 +272,74 @@ fn distributed_compare_equals_single_process_compare() {
         }
     }
 }
+
+/// ResNet-18 (the fixture weights) on 32×32 crops of the shared hymenoptera images, SGD,
+/// batches of 8 (4 per rank): batch norm in training mode sees the batch's statistics.
+fn bn_recipe(dir: &Path, sync: bool) -> Option<PathBuf> {
+    let weights = manifest().join("../shared/fixtures/resnet18_tv.weights.safetensors");
+    let data = manifest().join("../shared/data/hymenoptera_data");
+    if !weights.exists() || !data.join("train").exists() {
+        skip(&format!("{} or {} ABSENT", weights.display(), data.display()));
+        return None;
+    }
+    let text = format!(
+        r#"[model]
+kind = "resnet"
+path = "{}"
+image_size = 32
+
+[data]
+kind = "image-folder"
+train = "{}"
+val = "{}"
+limit_train = 24
+limit_eval = 8
+
+[train]
+epochs = 1
+max_steps = 3
+batch_size = 8
+optimizer = "sgd"
+lr = 0.001
+schedule = "constant"
+seed = 5
+sync_batch_norm = {sync}
+
+[output]
+dir = "{}"
+bootstrap = 1000
+"#,
+        weights.display(),
+        data.join("train").display(),
+        data.join("val").display(),
+        dir.join("run").display()
+    );
+    let path = dir.join(format!("bn-{sync}.toml"));
+    std::fs::write(&path, text).unwrap();
+    Some(path)
+}
+
+/// The gradient norms of `log.csv`, by step.
+fn grad_norms(run: &Path) -> Vec<f64> {
+    let mut r = csv::Reader::from_path(run.join("log.csv")).unwrap();
+    r.records().map(|rec| rec.unwrap()[4].parse().unwrap()).collect()
+}
+
+#[test]
+fn sync_batch_norm_normalises_over_the_global_batch() {
+    if inputs().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (Some(synced), Some(own)) = (bn_recipe(tmp.path(), true), bn_recipe(tmp.path(), false)) else {
+        return;
+    };
+    let (one, two, apart) = (tmp.path().join("one"), tmp.path().join("two"), tmp.path().join("apart"));
+    ok("one process", &train_one(&synced, &one, &[]));
+    ok("two ranks, synchronised", &train_two(&synced, &two, &[]));
+    ok("two ranks, per-rank statistics", &train_two(&own, &apart, &[]));
+    assert_same_training(&one, &two);
+    // The check can fail: per-rank statistics (4 images each) give other gradients.
+    let (a, b) = (grad_norms(&one), grad_norms(&apart));
+    assert!((a[0] - b[0]).abs() > 0.05 * a[0], "per-rank statistics should differ: {a:?} vs {b:?}");
+}

@@ -10,7 +10,7 @@ struct Params {
     flag: u32, // stats: update running stats; backward_input: training mode
     momentum: f32,
     eps: f32,
-    _pad0: u32,
+    count: u32, // backward_input: values per channel over all ranks (sync batch norm); 0: N·HW
     _pad1: u32,
 }
 
@@ -207,7 +207,7 @@ fn bn_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     let rs = brstd[c];
     var d = bg[i];
     if (p.flag == 1u) {
-        let m = f32(p.n * p.hw);
+        let m = f32(select(p.n * p.hw, p.count, p.count != 0u));
         let xhat = (bx[i] - bmean[c]) * rs;
         d = d - bgb[c] / m - xhat * bgw[c] / m;
     }

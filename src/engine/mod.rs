@@ -119,7 +119,12 @@ pub(crate) struct EngineInner {
     driver_robust: bool,
     /// [`EngineOptions::dry_run`]: the one small buffer every storage shares.
     dry: Option<wgpu::Buffer>,
+    /// Sums statistics over data-parallel ranks (synchronised batch norm), while a driver sets it.
+    stat_sync: Mutex<Option<StatSync>>,
 }
+
+/// Sums a buffer element-wise over the ranks of a data-parallel run, in place.
+pub type StatSync = Arc<dyn Fn(&mut [f32]) -> crate::Result<()> + Send + Sync>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks is an internal bug; the data stays usable.
@@ -183,6 +188,16 @@ impl Engine {
     /// Opened with [`EngineOptions::dry_run`]: memory is counted, nothing is computed.
     pub fn is_dry(&self) -> bool {
         self.0.dry.is_some()
+    }
+
+    /// Make training-mode batch norm normalise with statistics summed by `sync` over the ranks
+    /// of a data-parallel run (`train.sync_batch_norm`); `None` goes back to per-rank statistics.
+    pub fn set_stat_sync(&self, sync: Option<StatSync>) {
+        *lock(&self.0.stat_sync) = sync;
+    }
+
+    pub(crate) fn stat_sync(&self) -> Option<StatSync> {
+        lock(&self.0.stat_sync).clone()
     }
 
     pub(crate) fn next_id(&self) -> u64 {

@@ -180,6 +180,7 @@ impl Engine {
                 wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12
             ),
             dry,
+            stat_sync: Mutex::new(None),
         })))
     }
 

@@ -228,6 +228,9 @@ pub struct TrainSection {
     /// Run a batch that does not fit the device as micro-batches with accumulation (on by
     /// default); off, it is an error naming the largest batch that fits.
     pub split_batches: bool,
+    /// Data-parallel runs: batch norm normalises with the statistics of the global batch (summed
+    /// over the ranks on the host, per layer and pass) instead of each rank's own.
+    pub sync_batch_norm: bool,
 }
 
 impl Default for TrainSection {
@@ -266,6 +269,7 @@ impl Default for TrainSection {
             checkpoint_every: None,
             max_bad_steps: 5,
             split_batches: true,
+            sync_batch_norm: false,
         }
     }
 }

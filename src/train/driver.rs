@@ -137,6 +137,9 @@ pub struct DriverConfig {
     pub on_event: Option<OnEvent>,
     /// The ranks training together (data-parallel; see the module docs). One process by default.
     pub cluster: Cluster,
+    /// Batch norm over the global batch's statistics on every rank (data-parallel only;
+    /// [`crate::ops::batch_norm`]). Every rank must hold items in every step.
+    pub sync_batch_norm: bool,
     /// After every update, gather a checksum of each rank's trainable parameters and fail when
     /// they differ (a host readback per step: a check for tests and debugging).
     pub check_replicas: bool,
@@ -166,6 +169,7 @@ impl DriverConfig {
             split_batches: true,
             on_event: None,
             cluster: Cluster::solo(),
+            sync_batch_norm: false,
             check_replicas: false,
         }
     }
@@ -431,7 +435,7 @@ impl Driver {
             .set("driver.dropout_in_frozen", c.dropout_in_frozen.to_string())
             .set("driver.max_bad_steps", c.max_bad_steps.to_string())
             .set("driver.split_batches", c.split_batches.to_string())
-            .set("driver.split_batches", c.split_batches.to_string())
+            .set("driver.sync_batch_norm", c.sync_batch_norm.to_string())
             // One key per setting: a field a later whet adds shows as a new key (tolerated
             // across versions), not as a changed one.
             .set("driver.optimizer.method", format!("{:?}", o.method))
@@ -480,6 +484,7 @@ impl Driver {
         if self.config.cluster.is_distributed() {
             broadcast_params(&self.config.cluster, task.params_mut())?;
         }
+        let _synced = SyncedStats::install(&self.engine, &self.config);
         let stopped = self.epochs(task, &mut s, stop)?;
         self.finish(task, s, stopped, extended)
     }
@@ -643,6 +648,18 @@ impl Driver {
         let lr = self.optimizer.config.schedule.lr(self.optimizer.config.lr, st.step);
         // This rank's share of the step; every rank weighs its loss by the whole step's count.
         let mine = self.config.cluster.share(items.len());
+        if self.config.sync_batch_norm && items.len() < self.config.cluster.size() {
+            return Err(Error::arg(
+                "sync_batch_norm",
+                format!(
+                    "step {} has {} items for {} ranks: synchronised batch norm needs one per rank \
+                     (a batch_size and item count whose last step holds at least that many)",
+                    st.step + 1,
+                    items.len(),
+                    self.config.cluster.size()
+                ),
+            ));
+        }
         let local = &items[mine.clone()];
         let (loss, norm) = self.gather(task, local, st.attempts, mine.start, items.len())?;
         st.attempts += 1;
@@ -821,7 +838,8 @@ impl Driver {
         };
         loop {
             let size = self.split.size(batch);
-            match self.gather_chunks(task, items, attempt, size, (first, total)) {
+            let chunk = self.chunk_size(size, items.len(), total);
+            match self.gather_chunks(task, items, attempt, chunk, (first, total)) {
                 Err(e) if micro_batch::does_not_fit(&e) => {
                     self.optimizer.discard();
                     if let Some(s) = &snapshot {
@@ -921,6 +939,19 @@ impl Driver {
         }
     }
 
+    /// Items per micro-batch of this rank's `local` share of a `total`-item step, given the
+    /// micro-batch size `size`. With synchronised batch norm every rank must run as many
+    /// micro-batches (each is one exchange per batch-norm layer), so the count follows the
+    /// largest share and the smaller shares spread over it.
+    fn chunk_size(&self, size: usize, local: usize, total: usize) -> usize {
+        let cluster = &self.config.cluster;
+        if !(self.config.sync_batch_norm && cluster.is_distributed()) {
+            return size;
+        }
+        let largest = crate::dist::share(total, 0, cluster.size()).len();
+        local.div_ceil(largest.div_ceil(size.max(1)).max(1)).max(1)
+    }
+
     /// A stop request on any rank stops every rank at the same step.
     fn stop_requested(&self, stop: &StopFlag) -> Result<Option<i32>> {
         let mine = stop.requested();
@@ -955,6 +986,28 @@ impl Driver {
         }
         let o = self.optimizer.state(params)?;
         checkpoint::save(&self.config.out_dir, params, &o, self.optimizer.state_names(), st, is_best)
+    }
+}
+
+/// The engine's batch-norm statistics summed over the ranks while a synchronised run trains.
+struct SyncedStats(Option<Engine>);
+
+impl SyncedStats {
+    fn install(engine: &Engine, config: &DriverConfig) -> SyncedStats {
+        if !(config.sync_batch_norm && config.cluster.is_distributed()) {
+            return SyncedStats(None);
+        }
+        let cluster = config.cluster.clone();
+        engine.set_stat_sync(Some(std::sync::Arc::new(move |buf: &mut [f32]| cluster.all_reduce_sum(buf))));
+        SyncedStats(Some(engine.clone()))
+    }
+}
+
+impl Drop for SyncedStats {
+    fn drop(&mut self) {
+        if let Some(e) = &self.0 {
+            e.set_stat_sync(None);
+        }
     }
 }
 
