@@ -343,3 +343,61 @@ fn sync_batch_norm_normalises_over_the_global_batch() {
     let (a, b) = (grad_norms(&one), grad_norms(&apart));
     assert!((a[0] - b[0]).abs() > 0.05 * a[0], "per-rank statistics should differ: {a:?} vs {b:?}");
 }
+
+/// Rows of `log.csv` so far (0 while it does not exist).
+fn logged_steps(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("log.csv")).map_or(0, |t| t.lines().count().saturating_sub(1))
+}
+
+#[test]
+fn a_signal_to_the_ranks_stops_both_after_the_same_step_and_the_run_resumes() {
+    let Some((model, data)) = inputs() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let r = recipe(tmp.path(), &model, &data);
+    let run = tmp.path().join("run");
+    let long = ["--set", "train.epochs=50", "--max-steps", "200"];
+    let mut c = Command::new("mpirun");
+    whet_env(&mut c)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .args(["--oversubscribe", "-np", "2", "-x", "LP_NUM_THREADS", "-x", "XDG_RUNTIME_DIR"])
+        .arg(env!("CARGO_BIN_EXE_whet"))
+        .arg("train")
+        .arg(&r)
+        .arg("--out")
+        .arg(&run)
+        .args(["--quiet", "--no-plan"])
+        .args(long)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let t = std::time::Instant::now();
+    while logged_steps(&run) < 2 {
+        assert!(t.elapsed().as_secs() < 300, "no training steps after 300 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // As `scancel` does under SLURM: every rank gets SIGTERM (mpirun itself, signalled, kills
+    // its ranks after a short grace period instead).
+    let ranks = Command::new("pgrep").arg("-P").arg(child.id().to_string()).output().unwrap();
+    let pids: Vec<i32> =
+        String::from_utf8_lossy(&ranks.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect();
+    assert_eq!(pids.len(), 2, "the ranks of mpirun {}: {pids:?}", child.id());
+    for p in &pids {
+        // SAFETY: plain kill(2) of the child processes just listed.
+        unsafe { libc::kill(*p, libc::SIGTERM) };
+    }
+    let o = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(!o.status.success(), "{text}");
+    assert!(text.contains("interrupted: checkpoint saved"), "{text}");
+    let stopped = logged_steps(&run);
+    let latest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoints/latest.json")).unwrap()).unwrap();
+    assert_eq!(latest["step"].as_u64(), Some(stopped as u64), "{latest}");
+    let next = (stopped + 1).to_string();
+    let resumed = ok(
+        "two ranks, resumed",
+        &train_two(&r, &run, &["--set", "train.epochs=50", "--max-steps", next.as_str()]),
+    );
+    assert!(resumed.contains(&format!("resumed from step {stopped}")), "{resumed}");
+}

@@ -71,12 +71,21 @@ fn train_on(args: &RecipeArgs, out: Option<&Path>, flags: Flags, cluster: Cluste
         ..Default::default()
     };
     let outcome = run::train(&engine, &recipe, &stop, opts)?;
-    if !root {
-        return Ok(match outcome.summary.stopped {
+    let code = match root {
+        true => report(&recipe, &outcome),
+        false => match outcome.summary.stopped {
             StopReason::Interrupted { signal } => (128 + signal).clamp(0, 255) as u8,
             _ => 0,
-        });
-    }
+        },
+    };
+    // No rank leaves before rank 0 has written and printed everything: mpirun ends the whole
+    // job as soon as one rank exits non-zero (an interrupted run's 130/143).
+    cluster.barrier()?;
+    Ok(code)
+}
+
+/// What rank 0 prints after a run; the exit code (128 + the signal of an interrupted run).
+fn report(recipe: &whet::run::Recipe, outcome: &run::Outcome) -> u8 {
     for s in &outcome.skipped_items {
         println!("skipped: {s}");
     }
@@ -124,7 +133,7 @@ fn train_on(args: &RecipeArgs, out: Option<&Path>, flags: Flags, cluster: Cluste
             "interrupted: checkpoint saved in {}; run the same command to resume",
             outcome.dir.display()
         );
-        return Ok((128 + signal).clamp(0, 255) as u8);
+        return (128 + signal).clamp(0, 255) as u8;
     }
     match (&outcome.baseline, &outcome.test) {
         (Some(b), Some(t)) => super::print_table(&[("untuned", b), ("fine-tuned", t)]),
@@ -139,7 +148,7 @@ fn train_on(args: &RecipeArgs, out: Option<&Path>, flags: Flags, cluster: Cluste
         println!("sample:\n{sample}");
     }
     println!("run folder: {}  (model/, metrics.json, log.csv)", outcome.dir.display());
-    Ok(0)
+    0
 }
 
 /// Evaluate a finished run on its recipe's held-out split (or `test`, a table or image folder).
