@@ -74,39 +74,56 @@ bootstrap = 1000
     path
 }
 
+/// A temporary folder holding [`recipe`], when its inputs are here.
+fn minilm_recipe() -> Option<(tempfile::TempDir, PathBuf)> {
+    let (model, data) = inputs()?;
+    let tmp = tempfile::tempdir().unwrap();
+    let r = recipe(tmp.path(), &model, &data);
+    Some((tmp, r))
+}
+
 fn whet_env(c: &mut Command) -> &mut Command {
     c.env("XDG_RUNTIME_DIR", std::env::temp_dir()).env("LP_NUM_THREADS", "1")
+}
+
+/// `mpirun --oversubscribe` as root (CI runs as root), one lavapipe thread per rank.
+fn mpirun() -> Command {
+    let mut c = Command::new("mpirun");
+    whet_env(&mut c).env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1").args([
+        "--oversubscribe",
+        "-x",
+        "LP_NUM_THREADS",
+        "-x",
+        "XDG_RUNTIME_DIR",
+    ]);
+    c
 }
 
 /// `whet train RECIPE --out OUT` on one process.
 fn train_one(recipe: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_whet"));
-    whet_env(&mut c)
-        .arg("train")
-        .arg(recipe)
-        .arg("--out")
-        .arg(out)
-        .args(["--quiet", "--no-plan"])
-        .args(extra);
+    whet_env(&mut c);
+    run_train(c, recipe, out, extra)
+}
+
+/// `c` followed by `train RECIPE --out OUT --quiet --no-plan EXTRA`, run to its end.
+fn run_train(mut c: Command, recipe: &Path, out: &Path, extra: &[&str]) -> Output {
+    c.arg("train").arg(recipe).arg("--out").arg(out).args(["--quiet", "--no-plan"]).args(extra);
     c.output().unwrap()
 }
 
 /// `mpirun --oversubscribe -np 2 whet train RECIPE --out OUT` (as root in CI, one lavapipe
 /// thread per rank), comparing the ranks' parameters after every step.
 fn train_two(recipe: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut c = Command::new("mpirun");
-    whet_env(&mut c)
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("WHET_CHECK_REPLICAS", "1")
-        .args(["--oversubscribe", "-np", "2", "-x", "WHET_CHECK_REPLICAS", "-x", "LP_NUM_THREADS"])
-        .args(["-x", "XDG_RUNTIME_DIR", env!("CARGO_BIN_EXE_whet"), "train"])
-        .arg(recipe)
-        .arg("--out")
-        .arg(out)
-        .args(["--quiet", "--no-plan"])
-        .args(extra);
-    c.output().unwrap()
+    let mut c = mpirun();
+    c.env("WHET_CHECK_REPLICAS", "1").args([
+        "-np",
+        "2",
+        "-x",
+        "WHET_CHECK_REPLICAS",
+        env!("CARGO_BIN_EXE_whet"),
+    ]);
+    run_train(c, recipe, out, extra)
 }
 
 fn ok(what: &str, o: &Output) -> String {
@@ -161,9 +178,7 @@ fn assert_same_training(one: &Path, two: &Path) {
 
 #[test]
 fn two_ranks_train_what_one_process_trains() {
-    let Some((model, data)) = inputs() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let r = recipe(tmp.path(), &model, &data);
+    let Some((tmp, r)) = minilm_recipe() else { return };
     let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
     ok("one process", &train_one(&r, &one, &[]));
     let text = ok("two ranks", &train_two(&r, &two, &[]));
@@ -176,9 +191,7 @@ fn two_ranks_train_what_one_process_trains() {
 
 #[test]
 fn a_two_rank_run_resumes_under_two_ranks() {
-    let Some((model, data)) = inputs() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let r = recipe(tmp.path(), &model, &data);
+    let Some((tmp, r)) = minilm_recipe() else { return };
     let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
     ok("one process", &train_one(&r, &one, &[]));
     ok("two ranks, first half", &train_two(&r, &two, &["--max-steps", "2"]));
@@ -189,17 +202,12 @@ fn a_two_rank_run_resumes_under_two_ranks() {
 
 #[test]
 fn a_failing_rank_ends_the_job_with_its_message() {
-    let Some((model, data)) = inputs() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let r = recipe(tmp.path(), &model, &data);
+    let Some((tmp, r)) = minilm_recipe() else { return };
     let whet = env!("CARGO_BIN_EXE_whet");
     let out = tmp.path().join("run");
-    let mut c = Command::new("mpirun");
     // Two app contexts: rank 1 names an adapter that does not exist.
-    whet_env(&mut c)
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .args(["--oversubscribe", "-np", "1", whet, "train"])
+    let mut c = mpirun();
+    c.args(["-np", "1", whet, "train"])
         .arg(&r)
         .arg("--out")
         .arg(&out)
@@ -237,24 +245,14 @@ fn comparable(v: &mut serde_json::Value) {
 
 #[test]
 fn distributed_compare_equals_single_process_compare() {
-    let Some((model, data)) = inputs() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let r = recipe(tmp.path(), &model, &data);
+    let Some((tmp, r)) = minilm_recipe() else { return };
     let args = ["compare", "--strategies", "full fine-tune,linear probe", "--seeds", "1,2", "--quiet"];
     let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
     let mut c = Command::new(env!("CARGO_BIN_EXE_whet"));
     whet_env(&mut c).args(args).arg("--out").arg(&one).arg(&r);
     ok("compare on one process", &c.output().unwrap());
-    let mut c = Command::new("mpirun");
-    whet_env(&mut c)
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .args(["--oversubscribe", "-np", "2", "-x", "LP_NUM_THREADS", "-x", "XDG_RUNTIME_DIR"])
-        .arg(env!("CARGO_BIN_EXE_whet"))
-        .args(args)
-        .arg("--out")
-        .arg(&two)
-        .arg(&r);
+    let mut c = mpirun();
+    c.args(["-np", "2", env!("CARGO_BIN_EXE_whet")]).args(args).arg("--out").arg(&two).arg(&r);
     let text = ok("compare on two ranks", &c.output().unwrap());
     assert!(text.contains("the runs were shared out over 2 ranks"), "{text}");
     let read = |dir: &Path| -> serde_json::Value {
@@ -351,17 +349,11 @@ fn logged_steps(run: &Path) -> usize {
 
 #[test]
 fn a_signal_to_the_ranks_stops_both_after_the_same_step_and_the_run_resumes() {
-    let Some((model, data)) = inputs() else { return };
-    let tmp = tempfile::tempdir().unwrap();
-    let r = recipe(tmp.path(), &model, &data);
+    let Some((tmp, r)) = minilm_recipe() else { return };
     let run = tmp.path().join("run");
     let long = ["--set", "train.epochs=50", "--max-steps", "200"];
-    let mut c = Command::new("mpirun");
-    whet_env(&mut c)
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .args(["--oversubscribe", "-np", "2", "-x", "LP_NUM_THREADS", "-x", "XDG_RUNTIME_DIR"])
-        .arg(env!("CARGO_BIN_EXE_whet"))
+    let mut c = mpirun();
+    c.args(["-np", "2", env!("CARGO_BIN_EXE_whet")])
         .arg("train")
         .arg(&r)
         .arg("--out")
