@@ -162,3 +162,40 @@ fn no_grad_on_one_thread_does_not_stop_recording_on_another() {
     .unwrap();
     assert!(recorded, "the other thread's ops must still be recorded");
 }
+
+#[test]
+fn backward_with_reports_each_leaf_once_when_its_gradient_is_final() {
+    let Some(e) = engine("backward_with_reports_each_leaf_once_when_its_gradient_is_final") else { return };
+    // A three-layer chain where `w1` is used twice (early and late) and `w3` only at the end:
+    // `w3` is final first, `w1` only once its earliest use has run.
+    let x = Tensor::from_slice(&e, &[0.5, -1.0, 2.0], &[3]).unwrap();
+    let w1 = Tensor::param(&e, &[1.0, 2.0, 3.0], &[3]).unwrap();
+    let w2 = Tensor::param(&e, &[0.5, 0.5, 0.5], &[3]).unwrap();
+    let w3 = Tensor::param(&e, &[-1.0, 1.0, 2.0], &[3]).unwrap();
+    let unused = Tensor::param(&e, &[9.0], &[1]).unwrap();
+    let build = || {
+        let h1 = x.mul(&w1).unwrap().tanh().unwrap();
+        let h2 = h1.mul(&w2).unwrap().add(&w1).unwrap().tanh().unwrap();
+        h2.mul(&w3).unwrap().sum_all().unwrap()
+    };
+    let plain = build().backward().unwrap();
+    let mut order = Vec::new();
+    let mut at_report = Vec::new();
+    let with = build()
+        .backward_with(&mut |store, ids| {
+            for id in ids {
+                let t = [&w1, &w2, &w3].into_iter().find(|t| t.id() == *id).expect("a parameter");
+                at_report.push(store.get(t).unwrap().to_vec().unwrap());
+                order.push(*id);
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(order, vec![w3.id(), w2.id(), w1.id()], "each leaf once, last layer first");
+    assert!(!order.contains(&unused.id()));
+    for (t, seen) in [&w3, &w2, &w1].into_iter().zip(&at_report) {
+        let fin = with.get(t).unwrap().to_vec().unwrap();
+        assert_eq!(seen, &fin, "a reported gradient changed afterwards");
+        assert_eq!(fin, plain.get(t).unwrap().to_vec().unwrap(), "backward_with differs from backward");
+    }
+}

@@ -62,12 +62,14 @@ fn train_on(args: &RecipeArgs, out: Option<&Path>, flags: Flags, cluster: Cluste
     if let (Some(p), true) = (&planned, root) {
         println!("memory plan: {} at the peak", whet::run::plan::human(p.total));
     }
-    let check_replicas = std::env::var_os("WHET_CHECK_REPLICAS").is_some_and(|v| v != "0");
+    let flag = |name: &str| std::env::var_os(name).is_some_and(|v| v != "0");
     let opts = RunOptions {
         progress: !quiet,
         baseline: true,
         cluster: cluster.clone(),
-        check_replicas,
+        check_replicas: flag("WHET_CHECK_REPLICAS"),
+        // WHET_OVERLAP_ALL_REDUCE=0: the reduction after the backward, to measure the overlap.
+        reduce_after_backward: std::env::var_os("WHET_OVERLAP_ALL_REDUCE").is_some_and(|v| v == "0"),
         ..Default::default()
     };
     let outcome = run::train(&engine, &recipe, &stop, opts)?;

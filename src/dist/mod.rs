@@ -176,6 +176,22 @@ impl Cluster {
         }
     }
 
+    /// Every rank's `values` laid end to end in rank order, on every rank (shares of a split
+    /// gathered back into item order).
+    pub fn gather_f64(&self, values: &[f64]) -> Result<Vec<f64>> {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let parts = self.all_gather_bytes(bytes)?;
+        let mut all = Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() / 8);
+        for part in &parts {
+            all.extend(part.chunks_exact(8).map(|c| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                f64::from_le_bytes(b)
+            }));
+        }
+        Ok(all)
+    }
+
     /// Every rank's `value`, in rank order, on every rank.
     pub fn all_gather(&self, value: u64) -> Result<Vec<u64>> {
         match &*self.inner {

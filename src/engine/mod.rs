@@ -28,6 +28,7 @@ pub mod pipeline;
 pub mod shaders;
 mod storage;
 mod wait;
+pub(crate) use wait::PendingRead;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -52,45 +52,77 @@ impl Engine {
 
     /// Copy the first `bytes` of a storage buffer back to the host (submits and waits).
     pub(crate) fn download(&self, src: View<'_>, bytes: u64) -> Result<Vec<u8>> {
+        let pending = self.download_start(src, bytes)?;
+        self.download_finish(pending)
+    }
+
+    /// Submit everything recorded so far followed by a copy of the first `bytes` of `src`
+    /// into a staging buffer, and start mapping it, without waiting: the device goes on with
+    /// what is submitted after it while the host does something else, then
+    /// [`Engine::download_finish`] takes the bytes.
+    pub(crate) fn download_start(&self, src: View<'_>, bytes: u64) -> Result<PendingRead> {
         self.check_alive()?;
+        let mut p = PendingRead { bytes, size: 0, class: 0, staging: None, idx: None, rx: None };
         if self.is_dry() {
-            return Ok(vec![0; bytes as usize]);
+            return Ok(p);
         }
         if bytes == 0 {
             self.flush()?;
-            return Ok(Vec::new());
+            return Ok(p);
         }
-        let size = bytes.div_ceil(4) * 4;
-        let class = buffers::size_class(size);
-        let parked = lock(&self.0.staging).take(class);
+        p.size = bytes.div_ceil(4) * 4;
+        p.class = buffers::size_class(p.size);
+        let parked = lock(&self.0.staging).take(p.class);
         let staging = match parked {
-            Some(p) => p,
+            Some(s) => s,
             None => {
                 let buffer = self.create_buffer_checked(
-                    class,
+                    p.class,
                     wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                     &"readback staging",
                 )?;
-                Pooled { id: lock(&self.0.staging).note_created(class), buffer }
+                Pooled { id: lock(&self.0.staging).note_created(p.class), buffer }
             }
         };
-        let result = self.read_staging(src, &staging.buffer, size, bytes);
+        let submitted = self.submit_batch(Some((src.storage.buffer(), src.offset, &staging.buffer, p.size)));
+        let idx = match submitted {
+            Ok(idx) => idx,
+            Err(e) => {
+                lock(&self.0.staging).give(p.class, staging, true);
+                return Err(e);
+            }
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.buffer.slice(0..p.size).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        (p.staging, p.idx, p.rx) = (Some(staging), idx, Some(rx));
+        Ok(p)
+    }
+
+    /// Wait for a [`Engine::download_start`]ed readback and take its bytes.
+    pub(crate) fn download_finish(&self, mut p: PendingRead) -> Result<Vec<u8>> {
+        let (Some(staging), Some(rx)) = (p.staging.take(), p.rx.take()) else {
+            return Ok(vec![0; p.bytes as usize]);
+        };
+        let result = self.read_mapped(&staging.buffer, p.idx.take(), &rx, p.size, p.bytes);
         let mut parking = lock(&self.0.staging);
         match result {
-            Ok(_) => parking.give(class, staging, true),
+            Ok(_) => parking.give(p.class, staging, true),
             // Possibly still being mapped: reusing it would be a validation error.
-            Err(_) => parking.forget(class),
+            Err(_) => parking.forget(p.class),
         }
         result
     }
 
-    fn read_staging(&self, src: View<'_>, staging: &wgpu::Buffer, size: u64, bytes: u64) -> Result<Vec<u8>> {
-        let idx = self.submit_batch(Some((src.storage.buffer(), src.offset, staging, size)))?;
-        let slice = staging.slice(0..size);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
+    fn read_mapped(
+        &self,
+        staging: &wgpu::Buffer,
+        idx: Option<wgpu::SubmissionIndex>,
+        rx: &std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+        size: u64,
+        bytes: u64,
+    ) -> Result<Vec<u8>> {
         self.wait(idx)?;
         let mapped = match rx.try_recv() {
             Ok(r) => r,
@@ -101,6 +133,7 @@ impl Engine {
             }
         };
         mapped.map_err(|e| Error::Gpu { context: "readback map".into(), message: e.to_string() })?;
+        let slice = staging.slice(0..size);
         let out = slice
             .get_mapped_range()
             .map_err(|e| Error::Gpu { context: "readback map".into(), message: e.to_string() })?
@@ -109,4 +142,16 @@ impl Engine {
         staging.unmap();
         Ok(out)
     }
+}
+
+/// A readback on its way ([`Engine::download_start`]). Dropped without
+/// [`Engine::download_finish`], its staging buffer is freed rather than parked (it may still
+/// be mapping).
+pub(crate) struct PendingRead {
+    bytes: u64,
+    size: u64,
+    class: u64,
+    staging: Option<Pooled>,
+    idx: Option<wgpu::SubmissionIndex>,
+    rx: Option<std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>>,
 }

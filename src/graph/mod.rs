@@ -136,9 +136,25 @@ pub fn count_nodes(t: &Tensor) -> usize {
     t.node().map(|n| topo_order(n).len()).unwrap_or(0)
 }
 
+/// Called during [`Tensor::backward_with`] with the leaf gradients so far and the leaves whose
+/// gradients just became final.
+pub type OnFinal<'a> = &'a mut dyn FnMut(&GradStore, &[TensorId]) -> Result<()>;
+
 impl Tensor {
     /// Gradients of this scalar with respect to every leaf that requires grad.
     pub fn backward(&self) -> Result<GradStore> {
+        self.backward_inner(None)
+    }
+
+    /// [`Tensor::backward`], telling `on_final` which leaves' gradients are final as soon as
+    /// the last node that adds to them has run: a data-parallel step starts moving the last
+    /// layers' gradients off the device while the first layers' backward is still computing.
+    /// Every leaf that requires grad and is reachable is reported once.
+    pub fn backward_with(&self, on_final: OnFinal<'_>) -> Result<GradStore> {
+        self.backward_inner(Some(on_final))
+    }
+
+    fn backward_inner(&self, mut on_final: Option<OnFinal<'_>>) -> Result<GradStore> {
         if self.numel() != 1 {
             return Err(Error::Backward(format!(
                 "backward needs a scalar (one element), got shape {:?}",
@@ -156,36 +172,70 @@ impl Tensor {
         let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
         grads.insert(self.id(), Tensor::full(&engine, self.shape(), 1.0)?);
         let mut leaves = GradStore::default();
-        for node in topo_order(&root).iter().rev() {
+        let order = topo_order(&root);
+        let mut uses = match on_final {
+            Some(_) => leaf_uses(&order),
+            None => HashMap::new(),
+        };
+        for node in order.iter().rev() {
             let rule = node
                 .rule
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .take()
                 .ok_or(Error::GraphConsumed { op: node.op })?;
-            let Some(g) = grads.remove(&node.out_id) else {
-                continue;
-            };
-            let input_grads = rule.backward(&g)?;
-            drop(rule);
-            for (edge, grad) in node.edges.iter().zip(input_grads) {
-                let (Some(edge), Some(grad)) = (edge, grad) else {
-                    continue;
-                };
-                if grad.shape() != edge.shape.as_slice() {
-                    return Err(Error::Backward(format!(
-                        "internal: '{}' produced a gradient of shape {:?} for an input of shape {:?}",
-                        node.op,
-                        grad.shape(),
-                        edge.shape
-                    )));
+            if let Some(g) = grads.remove(&node.out_id) {
+                let input_grads = rule.backward(&g)?;
+                drop(rule);
+                for (edge, grad) in node.edges.iter().zip(input_grads) {
+                    let (Some(edge), Some(grad)) = (edge, grad) else {
+                        continue;
+                    };
+                    if grad.shape() != edge.shape.as_slice() {
+                        return Err(Error::Backward(format!(
+                            "internal: '{}' produced a gradient of shape {:?} for an input of shape {:?}",
+                            node.op,
+                            grad.shape(),
+                            edge.shape
+                        )));
+                    }
+                    let slot = if edge.node.is_some() { &mut grads } else { &mut leaves.grads };
+                    accumulate(slot, edge.id, grad)?;
                 }
-                let slot = if edge.node.is_some() { &mut grads } else { &mut leaves.grads };
-                accumulate(slot, edge.id, grad)?;
+            }
+            if let Some(f) = on_final.as_mut() {
+                let done = finished_leaves(node, &mut uses);
+                if !done.is_empty() {
+                    f(&leaves, &done)?;
+                }
             }
         }
         Ok(leaves)
     }
+}
+
+/// How many recorded uses each leaf has among `order`'s nodes.
+fn leaf_uses(order: &[Arc<Node>]) -> HashMap<TensorId, usize> {
+    let mut uses = HashMap::new();
+    for e in order.iter().flat_map(|n| n.edges.iter().flatten()).filter(|e| e.node.is_none()) {
+        *uses.entry(e.id).or_insert(0) += 1;
+    }
+    uses
+}
+
+/// The leaves `node` was the last user of (its backward ran, or had no gradient to pass on).
+fn finished_leaves(node: &Node, uses: &mut HashMap<TensorId, usize>) -> Vec<TensorId> {
+    let mut done = Vec::new();
+    for e in node.edges.iter().flatten().filter(|e| e.node.is_none()) {
+        if let Some(n) = uses.get_mut(&e.id) {
+            *n -= 1;
+            if *n == 0 {
+                uses.remove(&e.id);
+                done.push(e.id);
+            }
+        }
+    }
+    done
 }
 
 fn accumulate(map: &mut HashMap<TensorId, Tensor>, id: TensorId, grad: Tensor) -> Result<()> {

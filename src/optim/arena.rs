@@ -54,6 +54,8 @@ pub(crate) struct Page {
 }
 
 pub(crate) struct Arena {
+    /// The page cap it was built with ([`Optimizer::set_bucket_bytes`](super::Optimizer)).
+    pub bucket: Option<usize>,
     pub slots: Vec<Slot>,
     pub ranges: Vec<Range>,
     pub pages: Vec<Page>,
@@ -88,10 +90,13 @@ impl Arena {
         mut wants: Vec<Want>,
         n_states: usize,
         old: Option<&Arena>,
+        bucket: Option<usize>,
     ) -> Result<Arena> {
         let limits = engine.limits();
         let cap_bytes = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
-        let cap = (cap_bytes / 4) as usize / ALIGN * ALIGN;
+        let binding = (cap_bytes / 4) as usize / ALIGN * ALIGN;
+        // A bucket cap splits pages further; a parameter larger than it has a page to itself.
+        let bucket_cap = bucket.map_or(binding, |b| b.div_ceil(ALIGN).max(1) * ALIGN).min(binding);
         wants.sort_by_key(|w| (w.group, w.born, w.pid.0));
         let mut slots = Vec::with_capacity(wants.len());
         let mut ranges: Vec<Range> = Vec::new();
@@ -100,15 +105,16 @@ impl Arena {
             let t = params.get(w.pid);
             let n = t.numel();
             let padded = n.div_ceil(ALIGN).max(1) * ALIGN;
-            if padded > cap {
+            if padded > binding {
                 return Err(Error::BufferTooBig {
                     what: format!("parameter '{}'", params.entry(w.pid).path),
                     bytes: n as u64 * 4,
-                    limit: cap as u64 * 4,
+                    limit: binding as u64 * 4,
                     limit_name: "storage binding",
                 });
             }
-            if page_lens.last().copied().unwrap_or(0) + padded > cap {
+            let open = page_lens.last().copied().unwrap_or(0);
+            if open > 0 && open + padded > bucket_cap || open + padded > binding {
                 page_lens.push(0);
             }
             let page = page_lens.len() - 1;
@@ -151,7 +157,7 @@ impl Arena {
                 }
             }
         }
-        let arena = Arena { slots, ranges, pages, by_pid };
+        let arena = Arena { bucket, slots, ranges, pages, by_pid };
         arena.repoint(engine, params)?;
         Ok(arena)
     }

@@ -3,6 +3,7 @@
 //! have no slot, no gradient, no moments, and are never written).
 
 mod arena;
+mod gather;
 pub mod groups;
 mod optimizer;
 pub mod schedule;

@@ -141,11 +141,11 @@ struct SgdParams {
 /// Per-dispatch scalars of `arena.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ArenaParams {
-    n: u32,
-    base: u32,
-    count: u32,
-    max_norm: f32,
+pub(super) struct ArenaParams {
+    pub n: u32,
+    pub base: u32,
+    pub count: u32,
+    pub max_norm: f32,
 }
 
 /// Partial sums per page of the norm reduction.
@@ -165,13 +165,16 @@ pub struct Optimizer {
     pub(super) gathered: usize,
     /// `clip` already holds the norm of the gathered gradients (computed ahead of the update
     /// by [`Optimizer::gathered_grad_norm`]).
-    norm_ready: bool,
+    pub(super) norm_ready: bool,
     partials: Tensor,
     /// [clip factor, global norm].
     clip: Tensor,
     one: Tensor,
     /// Bound in place of the momentum buffer by plain SGD, which never reads it.
     dummy: Tensor,
+    /// Largest arena page in floats (data-parallel: a page is the unit of the all-reduce that
+    /// overlaps the backward); `None`: one storage binding.
+    pub(super) bucket: Option<usize>,
 }
 
 impl Optimizer {
@@ -202,6 +205,7 @@ impl Optimizer {
             groups: Vec::new(),
             born: Default::default(),
             gathered: 0,
+            bucket: None,
             norm_ready: false,
             partials: Tensor::zeros(engine, &[PARTIALS])?,
             clip: Tensor::from_slice(engine, &[1.0, 0.0], &[2])?,
@@ -262,14 +266,16 @@ impl Optimizer {
         lr
     }
 
-    /// (Re)build the arena when the trainable set changed or a parameter was replaced.
+    /// (Re)build the arena when the trainable set changed, a parameter was replaced or the
+    /// bucket size changed.
     pub(super) fn prepare(&mut self, params: &mut Params) -> Result<()> {
         let trainable: Vec<_> = params.entries().iter().filter(|e| e.trainable()).collect();
         let same_set = self.arena.as_ref().is_some_and(|a| {
             a.slots.len() == trainable.len()
                 && trainable.iter().all(|e| params.find(&e.path).is_some_and(|p| a.by_pid.contains_key(&p)))
         });
-        if same_set && self.arena.as_ref().is_some_and(|a| a.still_bound(params)) {
+        let same_bucket = self.arena.as_ref().is_some_and(|a| a.bucket == self.bucket);
+        if same_set && same_bucket && self.arena.as_ref().is_some_and(|a| a.still_bound(params)) {
             return Ok(());
         }
         let c = &self.config;
@@ -301,71 +307,9 @@ impl Optimizer {
             wants.push(Want { pid, group: gi, born });
         }
         let old = self.arena.take();
-        let arena = Arena::build(&self.engine, params, wants, self.config.method.states(), old.as_ref())?;
+        let arena = Arena::build(&self.engine, params, wants, self.config.method.states(), old.as_ref(), self.bucket)?;
         self.arena = Some(arena);
         self.groups = groups;
-        Ok(())
-    }
-
-    /// Add this micro-batch's gradients to the arena (gradient accumulation). Call `step`
-    /// after the last micro-batch; scale each micro-batch's loss by 1/k for a mean.
-    pub fn accumulate(&mut self, params: &mut Params, grads: &GradStore) -> Result<()> {
-        self.prepare(params)?;
-        self.norm_ready = false;
-        let e = self.engine.clone();
-        let a = self.arena.as_mut().expect("prepared");
-        let first = self.gathered == 0;
-        if !first {
-            for p in &mut a.pages {
-                if p.scratch.is_none() {
-                    let s = e.alloc(p.len as u64 * 4, "accumulation scratch")?;
-                    let t = Tensor::from_view(&e, s.clone(), 0, vec![p.len], e.next_id());
-                    crate::ops::fill::fill(&t, 0.0)?;
-                    p.scratch = Some(s);
-                }
-            }
-        }
-        for s in &a.slots {
-            let page = &a.pages[s.page];
-            let dst = if first { &page.grads } else { page.scratch.as_ref().expect("allocated above") };
-            match grads.get(params.get(s.pid)) {
-                Some(g) => {
-                    if g.shape() != params.get(s.pid).shape() {
-                        return Err(Error::shape(
-                            "optimizer",
-                            params.get(s.pid).shape(),
-                            g.shape(),
-                            "gradient",
-                        ));
-                    }
-                    e.copy(g.storage(), view(dst, s.offset), g.nbytes())?
-                }
-                // No gradient this micro-batch (the parameter was not used): zero, so a
-                // stale gradient is never applied.
-                None => {
-                    let t =
-                        Tensor::from_view(&e, dst.clone(), s.offset as u64 * 4, vec![s.numel], e.next_id());
-                    crate::ops::fill::fill(&t, 0.0)?;
-                }
-            }
-        }
-        if !first {
-            for p in &a.pages {
-                let s = p.scratch.as_ref().expect("allocated above");
-                let prm = ArenaParams { n: p.len as u32, base: 0, count: 0, max_norm: 0.0 };
-                launch_1d(
-                    &e,
-                    &Kernel::new(&shaders::ARENA, "accumulate"),
-                    &prm,
-                    &[
-                        Binding::read(view(s, 0), p.len as u64 * 4),
-                        Binding::write(view(&p.grads, 0), p.len as u64 * 4),
-                    ],
-                    p.len,
-                )?;
-            }
-        }
-        self.gathered += 1;
         Ok(())
     }
 
@@ -410,29 +354,6 @@ impl Optimizer {
             return Err(Error::arg("optimizer", "no gradients gathered: call accumulate first"));
         }
         self.apply()
-    }
-
-    /// Sum the gathered gradients over `cluster`'s ranks (data-parallel training): each arena
-    /// page of gradients (trainable parameters only: frozen ones have none) is read back through
-    /// a pooled staging buffer, all-reduced on the host and written back in place. Each rank's
-    /// loss was weighted by its share of the global batch, so the sum is the global mean's
-    /// gradient. Returns the bytes reduced.
-    pub fn all_reduce(&mut self, cluster: &crate::dist::Cluster) -> Result<u64> {
-        if self.gathered == 0 {
-            return Err(Error::arg("optimizer", "no gradients gathered: call accumulate first"));
-        }
-        self.norm_ready = false;
-        let Some(a) = self.arena.as_ref() else { return Ok(0) };
-        let mut total = 0;
-        for p in &a.pages {
-            let bytes = p.len as u64 * 4;
-            let raw = self.engine.download(view(&p.grads, 0), bytes)?;
-            let mut sum: Vec<f32> = bytemuck::pod_collect_to_vec(&raw);
-            cluster.all_reduce_sum(&mut sum)?;
-            self.engine.write_into(view(&p.grads, 0), bytemuck::cast_slice(&sum))?;
-            total += bytes;
-        }
-        Ok(total)
     }
 
     /// Drop the gathered gradients without updating anything (a skipped step): parameters,

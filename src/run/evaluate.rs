@@ -2,6 +2,7 @@
 //! metrics; language models: per-block losses and perplexity), the source task's retention,
 //! attributions and a generated sample.
 
+use crate::dist::Cluster;
 use crate::error::Result;
 use crate::eval::Predictions;
 use crate::models::decoder::{generate, Generate};
@@ -22,37 +23,51 @@ pub struct HeldOut {
     pub block_losses: Option<Vec<f64>>,
 }
 
+/// How a held-out evaluation is run: its bootstrap, its progress line and the ranks that share
+/// its items.
+pub struct HeldOutSettings {
+    pub resamples: usize,
+    pub seed: u64,
+    pub progress: bool,
+    /// Each rank predicts its contiguous share of the split; every rank gets all predictions.
+    pub cluster: Cluster,
+}
+
 /// Evaluate the held-out split under the name `name` ("baseline", "test"), showing a phase
 /// line with `progress`.
-pub fn held_out(
-    prep: &mut Prepared,
-    name: &str,
-    resamples: usize,
-    seed: u64,
-    progress: bool,
-) -> Result<HeldOut> {
-    let phase = Phase::begin(progress, format!("evaluating {name} on the {} split", prep.test_split()));
-    let held = held_out_now(prep, name, resamples, seed);
+pub fn held_out(prep: &mut Prepared, name: &str, how: &HeldOutSettings) -> Result<HeldOut> {
+    let phase = Phase::begin(how.progress, format!("evaluating {name} on the {} split", prep.test_split()));
+    let held = held_out_now(prep, name, how);
     phase.end();
     held
 }
 
-fn held_out_now(prep: &mut Prepared, name: &str, resamples: usize, seed: u64) -> Result<HeldOut> {
+fn held_out_now(prep: &mut Prepared, name: &str, how: &HeldOutSettings) -> Result<HeldOut> {
+    let HeldOutSettings { resamples, seed, ref cluster, .. } = *how;
     let split = format!("{name} ({})", prep.test_split());
-    if let Some(p) = prep.test_predictions()? {
+    if let Some(p) = prep.test_predictions(cluster)? {
         return Ok(HeldOut {
             evaluation: Some(evaluation(&split, &p, resamples, seed)?),
             predictions: Some(p),
             block_losses: None,
         });
     }
-    match prep.test_block_losses()? {
+    match prep.test_block_losses(cluster)? {
         Some(losses) => Ok(HeldOut {
             evaluation: Some(lm_evaluation(split, &losses, resamples, seed)?),
             predictions: None,
             block_losses: Some(losses),
         }),
         None => Ok(HeldOut::default()),
+    }
+}
+
+/// Every rank's share laid end to end (one process: its own values).
+fn gathered(cluster: &Cluster, mine: Vec<f64>) -> Result<Vec<f64>> {
+    if cluster.is_distributed() {
+        cluster.gather_f64(&mine)
+    } else {
+        Ok(mine)
     }
 }
 
@@ -71,23 +86,34 @@ impl Prepared {
         self.test_split
     }
 
-    /// Class probabilities on the held-out split (classifiers; `None` otherwise).
-    pub fn test_predictions(&mut self) -> Result<Option<Predictions>> {
-        match (&mut self.task, &self.test) {
+    /// Class probabilities on the held-out split (classifiers; `None` otherwise), each of
+    /// `cluster`'s ranks predicting its share.
+    pub fn test_predictions(&mut self, cluster: &Cluster) -> Result<Option<Predictions>> {
+        let (probs, labels, classes) = match (&mut self.task, &self.test) {
             (TaskBox::Image(t), TestSet::Images(items)) if !items.is_empty() => {
-                let items = items.clone();
-                Ok(Some(t.predict(&items)?))
+                let mine = t.probabilities_of(&items[cluster.share(items.len())])?;
+                (mine, items.iter().map(|i| i.label).collect(), t.classes)
             }
-            (TaskBox::Text(t), TestSet::Texts(items)) if !items.is_empty() => Ok(Some(t.predict(items)?)),
-            _ => Ok(None),
-        }
+            (TaskBox::Text(t), TestSet::Texts(items)) if !items.is_empty() => {
+                let mine = t.probabilities_of(&items[cluster.share(items.len())])?;
+                (mine, items.iter().map(|i| i.label.unwrap_or(0)).collect(), t.classes)
+            }
+            _ => return Ok(None),
+        };
+        let all = gathered(cluster, probs.into_iter().map(f64::from).collect())?;
+        Ok(Some(Predictions::new(all.into_iter().map(|p| p as f32).collect(), labels, classes)?))
     }
 
-    /// The mean token loss of every held-out block (causal LMs; `None` otherwise).
-    pub fn test_block_losses(&mut self) -> Result<Option<Vec<f64>>> {
+    /// The mean token loss of every held-out block (causal LMs; `None` otherwise), each of
+    /// `cluster`'s ranks evaluating its share.
+    pub fn test_block_losses(&mut self, cluster: &Cluster) -> Result<Option<Vec<f64>>> {
         match (&mut self.task, &self.test) {
             (TaskBox::Lm(t), TestSet::Blocks(blocks)) if !blocks.is_empty() => {
-                Ok(Some(blocks.iter().map(|b| t.mean_loss(std::slice::from_ref(b))).collect::<Result<_>>()?))
+                let mine = blocks[cluster.share(blocks.len())]
+                    .iter()
+                    .map(|b| t.mean_loss(std::slice::from_ref(b)))
+                    .collect::<Result<_>>()?;
+                Ok(Some(gathered(cluster, mine)?))
             }
             _ => Ok(None),
         }
@@ -95,7 +121,8 @@ impl Prepared {
 
     /// Metrics with intervals on the held-out split (`None` when there is none).
     pub fn test_evaluation(&mut self, name: &str, resamples: usize, seed: u64) -> Result<Option<Evaluation>> {
-        Ok(held_out_now(self, name, resamples, seed)?.evaluation)
+        let how = HeldOutSettings { resamples, seed, progress: false, cluster: Cluster::solo() };
+        Ok(held_out_now(self, name, &how)?.evaluation)
     }
 
     /// Why the model predicts what it does for the first `n` held-out items: gradient × input

@@ -55,6 +55,7 @@ use crate::train::run_dir::{Opening, Resume, RunDir};
 use crate::train::stop::StopFlag;
 
 pub use evaluate::HeldOut;
+use evaluate::HeldOutSettings;
 pub use prepare::{Prepared, TaskBox};
 pub use recipe::Recipe;
 
@@ -71,11 +72,15 @@ pub struct RunOptions {
     /// validation results, the end).
     pub on_event: Option<crate::train::OnEvent>,
     /// The ranks of a data-parallel run (one process by default). Rank 0 claims and writes the
-    /// run folder, evaluates, exports and returns the whole [`Outcome`]; the other ranks train
-    /// beside it and return after the last step with the summary only.
+    /// run folder, exports and returns the whole [`Outcome`]; the other ranks train beside it,
+    /// take their shares of every evaluation, and return after the test evaluation with the
+    /// summary only.
     pub cluster: crate::dist::Cluster,
     /// Compare the ranks' parameters after every step ([`crate::train::DriverConfig::check_replicas`]).
     pub check_replicas: bool,
+    /// Sum the gradients over the ranks after the backward instead of overlapping it
+    /// ([`crate::train::DriverConfig::overlap_all_reduce`] off; for measuring the overlap).
+    pub reduce_after_backward: bool,
 }
 
 /// Metrics of one split with bootstrap intervals.
@@ -155,10 +160,10 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
     if let (Some(labels), true) = (&prep.labels, root) {
         labels.save(&recipe.output.dir.join("labels.json"))?;
     }
-    let held = HeldOutSettings::of(recipe, opts.progress && root);
+    let held = HeldOutSettings::of(recipe, opts.progress && root, &cluster);
     engine.reset_peak();
-    let baseline =
-        if opts.baseline && root { held.evaluate(&mut prep, "baseline")? } else { HeldOut::default() };
+    // Every rank takes its share of the held-out items; rank 0 keeps the gathered result.
+    let baseline = if opts.baseline { held.evaluate(&mut prep, "baseline")? } else { HeldOut::default() };
     // A model drawn from scratch has no source task left to retain.
     let source_before =
         if recipe.model.init == "scratch" || !root { None } else { prep.source_predictions()? };
@@ -167,15 +172,35 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
     config.on_event = opts.on_event.clone();
     config.cluster = cluster;
     config.check_replicas = opts.check_replicas;
+    config.overlap_all_reduce = !opts.reduce_after_backward;
     let mut driver = Driver::new(engine, config, prep.optim_config(recipe)?)?;
     let summary = driver.run_in(&claim, prep.task.as_task(), stop)?;
     let mut outcome = Outcome::begun(engine, recipe, &claim, summary, baseline, prep.skipped.clone());
-    if matches!(outcome.summary.stopped, StopReason::Interrupted { .. }) || !root {
+    if matches!(outcome.summary.stopped, StopReason::Interrupted { .. }) {
         // The driver saved a checkpoint; `whet train` again resumes from it.
         return Ok(outcome);
     }
-    conclude(engine, recipe, &mut prep, source_before, &held, &opts, &mut outcome)?;
+    // Rank 0's last checkpoint (the best weights among them) is on disk before anyone reads it.
+    held.cluster.barrier()?;
+    test_on_best(recipe, &mut prep, &held, &mut outcome)?;
+    if root {
+        conclude(engine, recipe, &mut prep, source_before, &held, &opts, &mut outcome)?;
+    }
     Ok(outcome)
+}
+
+/// Restore the best validated weights (not merely the last) and evaluate them on the test
+/// split, every rank its share.
+fn test_on_best(recipe: &Recipe, prep: &mut Prepared, held: &HeldOutSettings, out: &mut Outcome) -> Result<()> {
+    if out.summary.best.is_some() {
+        if let Some(best) = crate::train::checkpoint::load_best(&recipe.output.dir)? {
+            crate::train::driver::restore_params(prep.task.as_task().params_mut(), &best)?;
+        }
+    }
+    let test = held.evaluate(prep, "test")?;
+    (out.test, out.test_predictions, out.test_losses) =
+        (test.evaluation, test.predictions, test.block_losses);
+    Ok(())
 }
 
 /// Claim the recipe's run folder (see [`train`]) and write its `recipe.toml`.
@@ -222,19 +247,18 @@ fn claim_shared(recipe: &Recipe, cluster: &crate::dist::Cluster) -> Result<RunDi
 }
 
 /// How the held-out split is evaluated, before and after training.
-struct HeldOutSettings {
-    resamples: usize,
-    seed: u64,
-    progress: bool,
-}
-
 impl HeldOutSettings {
-    fn of(recipe: &Recipe, progress: bool) -> HeldOutSettings {
-        HeldOutSettings { resamples: recipe.output.bootstrap.max(1), seed: recipe.train.seed, progress }
+    fn of(recipe: &Recipe, progress: bool, cluster: &crate::dist::Cluster) -> HeldOutSettings {
+        HeldOutSettings {
+            resamples: recipe.output.bootstrap.max(1),
+            seed: recipe.train.seed,
+            progress,
+            cluster: cluster.clone(),
+        }
     }
 
     fn evaluate(&self, prep: &mut Prepared, name: &str) -> Result<HeldOut> {
-        evaluate::held_out(prep, name, self.resamples, self.seed, self.progress)
+        evaluate::held_out(prep, name, self)
     }
 
     fn evaluation(&self, split: &str, p: &Predictions) -> Result<Evaluation> {
@@ -242,8 +266,8 @@ impl HeldOutSettings {
     }
 }
 
-/// After a finished run: restore the best weights, evaluate them on the test split (and the
-/// source task), sample, export, and write `metrics.json`.
+/// After a finished run and its test evaluation ([`test_on_best`]): the source task's
+/// retention, a sample, the export and `metrics.json` (rank 0).
 fn conclude(
     engine: &Engine,
     recipe: &Recipe,
@@ -254,15 +278,6 @@ fn conclude(
     out: &mut Outcome,
 ) -> Result<()> {
     let dir = recipe.output.dir.clone();
-    // Evaluate and export the best validated weights, not merely the last.
-    if out.summary.best.is_some() {
-        if let Some(best) = crate::train::checkpoint::load_best(&dir)? {
-            crate::train::driver::restore_params(prep.task.as_task().params_mut(), &best)?;
-        }
-    }
-    let test = held.evaluate(prep, "test")?;
-    (out.test, out.test_predictions, out.test_losses) =
-        (test.evaluation, test.predictions, test.block_losses);
     out.retention = match (source_before, prep.source_predictions()?) {
         (Some((source, before)), Some((_, after))) => Some(SourceRetention {
             before: held.evaluation(&format!("{source} before"), &before)?,

@@ -103,6 +103,18 @@ pub struct TrainState {
     /// Digest of the settings an exact resume depends on (seed, batch size, accumulation,
     /// optimizer method).
     pub config_digest: String,
+    /// Ranks the run trained on when saved (data-parallel; absent from one process's
+    /// checkpoints, which stay as they were before ranks existed).
+    #[serde(default = "one_rank", skip_serializing_if = "is_one_rank")]
+    pub ranks: usize,
+}
+
+fn one_rank() -> usize {
+    1
+}
+
+fn is_one_rank(ranks: &usize) -> bool {
+    *ranks == 1
 }
 
 /// Size and CRC-32 of one file.

@@ -41,6 +41,7 @@
 //! the recipe's fingerprint and hands it over through [`Driver::run_in`].
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -64,6 +65,11 @@ use crate::train::run_dir::{Opening, Resume, RunDir};
 use crate::train::stop::StopFlag;
 use crate::train::unfreeze::Plan;
 
+/// Gradient bytes per all-reduce bucket of a data-parallel step (an arena page each; PyTorch
+/// DDP's default): small enough that the last layers' buckets are summed while the backward
+/// is still on the first layers, large enough that each costs one readback and one MPI call.
+pub const BUCKET_BYTES: u64 = 25 << 20;
+
 /// Named evaluation results ("loss", "accuracy", "f1", ...).
 pub type Metrics = BTreeMap<String, f64>;
 
@@ -80,6 +86,25 @@ pub trait Task {
     fn loss(&mut self, items: &[usize], mode: Mode) -> Result<Tensor>;
     /// Validation metrics (e.g. "loss", "accuracy", "f1"), computed without a tape.
     fn evaluate(&mut self) -> Result<Metrics>;
+
+    /// Sharded evaluation (data-parallel): how many validation items [`Task::evaluate`] covers,
+    /// or 0 when the task does not split it (every rank then evaluates the whole split, with
+    /// the same result).
+    fn val_len(&self) -> usize {
+        0
+    }
+    /// The outputs of validation items `items` (one rank's contiguous share), in item order:
+    /// what [`Task::val_metrics`] turns into metrics once every rank's are laid end to end.
+    fn val_outputs(&mut self, items: Range<usize>) -> Result<Vec<f64>> {
+        Err(Error::arg("task", format!("validation items {items:?}: this task does not shard its evaluation")))
+    }
+    /// The metrics of the outputs of every validation item, in order ([`Task::evaluate`]'s).
+    fn val_metrics(&mut self, outputs: &[f64]) -> Result<Metrics> {
+        Err(Error::arg(
+            "task",
+            format!("{} validation outputs: this task does not shard its evaluation", outputs.len()),
+        ))
+    }
 }
 
 /// Stop when a metric has not improved for `patience` evaluations.
@@ -137,6 +162,10 @@ pub struct DriverConfig {
     pub on_event: Option<OnEvent>,
     /// The ranks training together (data-parallel; see the module docs). One process by default.
     pub cluster: Cluster,
+    /// Data-parallel: sum the gradients over the ranks page by page while the backward of a
+    /// step's last micro-batch runs, in pages of [`BUCKET_BYTES`] (on by default; off, the
+    /// whole gradient arena is reduced after the backward). Both give the same sums.
+    pub overlap_all_reduce: bool,
     /// Batch norm over the global batch's statistics on every rank (data-parallel only;
     /// [`crate::ops::batch_norm`]). Every rank must hold items in every step.
     pub sync_batch_norm: bool,
@@ -169,6 +198,7 @@ impl DriverConfig {
             split_batches: true,
             on_event: None,
             cluster: Cluster::solo(),
+            overlap_all_reduce: true,
             sync_batch_norm: false,
             check_replicas: false,
         }
@@ -310,7 +340,7 @@ struct Session {
 }
 
 /// The state of a run before its first step.
-fn fresh_state(n: usize, digest: &str) -> TrainState {
+fn fresh_state(n: usize, digest: &str, ranks: usize) -> TrainState {
     TrainState {
         step: 0,
         epoch: 0,
@@ -326,6 +356,7 @@ fn fresh_state(n: usize, digest: &str) -> TrainState {
         train_secs: 0.0,
         last_metrics: None,
         config_digest: digest.to_string(),
+        ranks,
     }
 }
 
@@ -374,9 +405,13 @@ impl Driver {
         if config.max_bad_steps == 0 || config.early_stop.as_ref().is_some_and(|e| e.patience == 0) {
             return Err(Error::arg("driver", "max_bad_steps and early-stopping patience must be >= 1"));
         }
+        let mut optimizer = Optimizer::new(engine, optim)?;
+        if config.cluster.is_distributed() && config.overlap_all_reduce {
+            optimizer.set_bucket_bytes(Some(BUCKET_BYTES));
+        }
         Ok(Driver {
             engine: engine.clone(),
-            optimizer: Optimizer::new(engine, optim)?,
+            optimizer,
             readback: Tensor::zeros(engine, &[2])?,
             split: Splitter::default(),
             reduced: AllReduceStats::default(),
@@ -489,12 +524,44 @@ impl Driver {
         self.finish(task, s, stopped, extended)
     }
 
+    /// A run resumed on another number of ranks trains as it would have on the first: each
+    /// step's samples, dropout masks and summed gradients do not depend on it. Batch norm's
+    /// per-rank statistics do, so a run with them is only moved at an epoch boundary (the rest
+    /// of an epoch would otherwise normalise over other shares than its start).
+    fn check_ranks(&self, saved: &TrainState, task: &dyn Task) -> Result<()> {
+        let now = self.config.cluster.size();
+        if saved.ranks == now {
+            return Ok(());
+        }
+        let per_rank_bn = !self.config.sync_batch_norm
+            && task.params().entries().iter().any(|e| e.path.ends_with("running_mean"));
+        if per_rank_bn && saved.cursor != 0 {
+            return Err(Error::RunMismatch {
+                dir: self.config.out_dir.display().to_string(),
+                changes: vec![format!(
+                    "ranks: {} → {now}, at step {} in the middle of epoch {} ({} of {} items): batch \
+                     norm normalises over each rank's share of a batch, so the rest of the epoch would \
+                     train on other statistics. Resume it on {} rank(s) (runs with \
+                     train.sync_batch_norm = true may change their rank count anywhere)",
+                    saved.ranks,
+                    saved.step,
+                    saved.epoch + 1,
+                    saved.cursor,
+                    saved.train_len,
+                    saved.ranks
+                )],
+            });
+        }
+        log::info!("resuming a run of {} rank(s) on {now}: its steps do not depend on the rank count", saved.ranks);
+        Ok(())
+    }
+
     /// The loop's state at its start: fresh, or the latest checkpoint's when `dir` resumes.
     fn open(&mut self, dir: &RunDir, task: &mut dyn Task, n: usize) -> Result<Session> {
         let out = &self.config.out_dir;
         let digest = self.digest(n);
         let (mut st, mut resumed_from, mut resumed_dir, mut pending_optim) =
-            (fresh_state(n, &digest), None, None, None);
+            (fresh_state(n, &digest, self.config.cluster.size()), None, None, None);
         if dir.resumes() {
             if let Some(ck) = checkpoint::load_latest(out)? {
                 if ck.state.config_digest != digest {
@@ -507,8 +574,10 @@ impl Driver {
                         )],
                     });
                 }
+                self.check_ranks(&ck.state, task)?;
                 restore_params(task.params_mut(), &ck)?;
                 st = ck.state;
+                st.ranks = self.config.cluster.size();
                 resumed_from = Some(st.step);
                 resumed_dir = Some(ck.dir);
                 pending_optim = Some(ck.optim);
@@ -702,7 +771,7 @@ impl Driver {
         s.bar.note(&format!("loss {loss:.4} · evaluating"));
         let m = {
             let _g = self.engine.no_grad();
-            task.evaluate()?
+            sharded_evaluate(task, &self.config.cluster)?
         };
         let st = &mut s.st;
         let key = self.config.early_stop.as_ref().map_or("loss", |e| e.metric.as_str());
@@ -875,6 +944,8 @@ impl Driver {
         let mut sum: Option<Tensor> = None;
         // One dropout seed per step; each sample's mask is keyed by its place in the step.
         let seed = mix(mix(self.config.seed, attempt), 0);
+        let chunks = items.len().div_ceil(size.max(1));
+        let mut reduced = None;
         for (m, chunk) in items.chunks(size).enumerate() {
             let mut mode = Mode::train(seed).samples((first + m * size) as u64, chunk.len() as u64);
             mode.dropout_in_frozen = self.config.dropout_in_frozen;
@@ -889,8 +960,12 @@ impl Driver {
             // over all the step's items, whatever the split.
             let loss =
                 if chunk.len() == total { loss } else { loss.mul_scalar(chunk.len() as f32 / total as f32)? };
-            let grads = loss.backward()?;
-            self.optimizer.accumulate(task.params_mut(), &grads)?;
+            if m + 1 == chunks && self.overlaps() {
+                reduced = Some(self.backward_reducing(task, &loss)?);
+            } else {
+                let grads = loss.backward()?;
+                self.optimizer.accumulate(task.params_mut(), &grads)?;
+            }
             let _g = self.engine.no_grad();
             sum = Some(match sum {
                 Some(s) => s.add(&loss.detach())?,
@@ -906,7 +981,11 @@ impl Driver {
             }
             None => return Err(Error::arg("driver", "a step without items")),
         };
-        if self.config.cluster.is_distributed() {
+        if let Some((bytes, secs)) = reduced {
+            self.reduced.bytes_per_step = bytes;
+            self.reduced.secs += secs;
+            self.reduced.steps += 1;
+        } else if self.config.cluster.is_distributed() {
             // The step's own compute first, so the timer holds staging and the reduction only
             // (and any wait for a slower rank).
             self.engine.sync()?;
@@ -937,6 +1016,26 @@ impl Driver {
             [l, g] => Ok((*l, *g)),
             _ => Err(Error::arg("driver", "readback of [loss, grad norm] has the wrong size")),
         }
+    }
+
+    /// Whether a step's last micro-batch sums its gradients over the ranks while its backward
+    /// runs ([`DriverConfig::overlap_all_reduce`]).
+    fn overlaps(&self) -> bool {
+        self.config.cluster.is_distributed() && self.config.overlap_all_reduce
+    }
+
+    /// The backward of a step's last micro-batch, its gradients gathered and all-reduced page
+    /// by page as they become final (the optimizer's `gather` module). Returns the bytes
+    /// reduced and the seconds the host spent on the reduction after the backward was recorded
+    /// (waiting for readbacks, MPI, writing back: what the overlap did not hide).
+    fn backward_reducing(&mut self, task: &mut dyn Task, loss: &Tensor) -> Result<(u64, f64)> {
+        let mut ov = self.optimizer.begin_overlapped(task.params_mut())?;
+        let params = task.params();
+        let opt = &mut self.optimizer;
+        let grads = loss.backward_with(&mut |store, ids| opt.overlap_final(&mut ov, params, store, ids))?;
+        let t = Instant::now();
+        let bytes = self.optimizer.finish_overlapped(ov, params, &grads, &self.config.cluster)?;
+        Ok((bytes, t.elapsed().as_secs_f64()))
     }
 
     /// Items per micro-batch of this rank's `local` share of a `total`-item step, given the
@@ -1009,6 +1108,19 @@ impl Drop for SyncedStats {
             e.set_stat_sync(None);
         }
     }
+}
+
+/// Validation metrics; on several ranks each evaluates its contiguous share of a task's
+/// validation items and the outputs are gathered in item order, so every rank computes the
+/// metrics of the whole split (equal to one process's up to float summation order).
+fn sharded_evaluate(task: &mut dyn Task, cluster: &Cluster) -> Result<Metrics> {
+    let n = task.val_len();
+    if !cluster.is_distributed() || n == 0 {
+        return task.evaluate();
+    }
+    let mine = task.val_outputs(cluster.share(n))?;
+    let all = cluster.gather_f64(&mine)?;
+    task.val_metrics(&all)
 }
 
 /// Rank 0's values of every f32 parameter on every rank (freshly drawn heads and adapters

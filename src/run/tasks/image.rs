@@ -4,6 +4,7 @@
 //! evaluation tensors are prepared once.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -35,8 +36,8 @@ pub struct ImageTask {
     limits: ImageLimits,
     /// Decoded training images by index (filled on first use).
     decoded: HashMap<usize, image::RgbImage>,
-    /// Prepared validation inputs.
-    val_inputs: Option<Vec<Vec<f32>>>,
+    /// Prepared inputs of the validation items last evaluated (a rank's share, or all).
+    val_inputs: Option<(Range<usize>, Vec<Vec<f32>>)>,
 }
 
 /// Builds an [`ImageTask`]: `ImageTask::builder(&engine, model).train(items).val(items)
@@ -173,19 +174,24 @@ impl ImageTask {
 
     /// Class probabilities of `items` (evaluation mode, no tape).
     pub fn predict(&mut self, items: &[ImageItem]) -> Result<Predictions> {
-        let inputs: Vec<Vec<f32>> = items.iter().map(|it| self.eval_input(it)).collect::<Result<_>>()?;
         let labels = items.iter().map(|i| i.label).collect();
-        self.predict_inputs(&inputs, labels)
+        Predictions::new(self.probabilities_of(items)?, labels, self.classes)
     }
 
-    fn predict_inputs(&self, inputs: &[Vec<f32>], labels: Vec<usize>) -> Result<Predictions> {
+    /// Class probabilities of `items`, row-major (empty for no items).
+    pub fn probabilities_of(&self, items: &[ImageItem]) -> Result<Vec<f32>> {
+        let inputs: Vec<Vec<f32>> = items.iter().map(|it| self.eval_input(it)).collect::<Result<_>>()?;
+        self.input_probabilities(&inputs)
+    }
+
+    fn input_probabilities(&self, inputs: &[Vec<f32>]) -> Result<Vec<f32>> {
         let _g = self.engine.no_grad();
         let mut probs = Vec::with_capacity(inputs.len() * self.classes);
         for chunk in inputs.chunks(IMAGE_EVAL_BATCH) {
             let logits = self.model.classify_images(&self.batch(chunk)?, Mode::EVAL)?;
             probs.extend(probabilities(&logits)?);
         }
-        Predictions::new(probs, labels, self.classes)
+        Ok(probs)
     }
 }
 
@@ -226,21 +232,35 @@ impl Task for ImageTask {
     }
 
     fn evaluate(&mut self) -> Result<Metrics> {
+        let n = self.val.len();
+        let outputs = self.val_outputs(0..n)?;
+        self.val_metrics(&outputs)
+    }
+
+    fn val_len(&self) -> usize {
+        self.val.len()
+    }
+
+    /// The class probabilities of the items, row after row (their inputs decoded once).
+    fn val_outputs(&mut self, items: Range<usize>) -> Result<Vec<f64>> {
+        let val = self.val.get(items.clone()).ok_or_else(|| {
+            Error::arg("image task", format!("validation items {items:?} out of range (0..{})", self.val.len()))
+        })?;
+        let inputs = match self.val_inputs.take() {
+            Some((r, v)) if r == items => v,
+            _ => val.iter().map(|it| self.eval_input(it)).collect::<Result<_>>()?,
+        };
+        let probs = self.input_probabilities(&inputs);
+        self.val_inputs = Some((items, inputs));
+        Ok(probs?.into_iter().map(f64::from).collect())
+    }
+
+    fn val_metrics(&mut self, outputs: &[f64]) -> Result<Metrics> {
         if self.val.is_empty() {
             return Ok(Metrics::new());
         }
-        if self.val_inputs.is_none() {
-            let v: Vec<Vec<f32>> = self
-                .val
-                .iter()
-                .map(|it| Ok(eval_transform(&self.load(it)?, &self.spec)))
-                .collect::<Result<_>>()?;
-            self.val_inputs = Some(v);
-        }
         let labels = self.val.iter().map(|i| i.label).collect();
-        let inputs = self.val_inputs.take().unwrap_or_default();
-        let p = self.predict_inputs(&inputs, labels);
-        self.val_inputs = Some(inputs);
-        Ok(classification_report(&p?))
+        let probs = outputs.iter().map(|&p| p as f32).collect();
+        Ok(classification_report(&Predictions::new(probs, labels, self.classes)?))
     }
 }

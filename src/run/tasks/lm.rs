@@ -102,6 +102,12 @@ impl LmTask {
 
     /// Mean next-token loss over `blocks` without a tape.
     pub fn mean_loss(&mut self, blocks: &[Range<usize>]) -> Result<f64> {
+        let (sum, n) = self.loss_sum(blocks)?;
+        Ok(if n == 0.0 { f64::NAN } else { sum / n })
+    }
+
+    /// The summed next-token loss over `blocks` and the number of predictions it sums.
+    fn loss_sum(&mut self, blocks: &[Range<usize>]) -> Result<(f64, f64)> {
         let _g = self.engine.no_grad();
         let (mut sum, mut n) = (0.0f64, 0usize);
         for chunk in blocks.chunks(EVAL_BLOCKS) {
@@ -114,7 +120,7 @@ impl LmTask {
             sum += loss * preds as f64;
             n += preds;
         }
-        Ok(if n == 0 { f64::NAN } else { sum / n as f64 })
+        Ok((sum, n as f64))
     }
 
     /// Validation blocks.
@@ -149,11 +155,31 @@ impl Task for LmTask {
     }
 
     fn evaluate(&mut self) -> Result<Metrics> {
+        let n = self.val.len();
+        let outputs = self.val_outputs(0..n)?;
+        self.val_metrics(&outputs)
+    }
+
+    fn val_len(&self) -> usize {
+        self.val.len()
+    }
+
+    /// `[summed loss, predictions]` over the blocks.
+    fn val_outputs(&mut self, items: Range<usize>) -> Result<Vec<f64>> {
+        let blocks = self.val.get(items.clone()).map(<[_]>::to_vec).ok_or_else(|| {
+            Error::arg("lm task", format!("validation blocks {items:?} out of range (0..{})", self.val.len()))
+        })?;
+        let (sum, n) = self.loss_sum(&blocks)?;
+        Ok(vec![sum, n])
+    }
+
+    /// Loss and perplexity over every rank's `[sum, predictions]` pairs.
+    fn val_metrics(&mut self, outputs: &[f64]) -> Result<Metrics> {
         if self.val.is_empty() {
             return Ok(Metrics::new());
         }
-        let val = self.val.clone();
-        let loss = self.mean_loss(&val)?;
+        let (sum, n) = outputs.chunks_exact(2).fold((0.0, 0.0), |(s, c), p| (s + p[0], c + p[1]));
+        let loss = if n == 0.0 { f64::NAN } else { sum / n };
         Ok([("loss".to_string(), loss), ("perplexity".to_string(), loss.exp())].into_iter().collect())
     }
 }

@@ -2,6 +2,8 @@
 //! truncated to `max_len`, padded to its longest item, and every id checked against the model's
 //! vocabulary on the CPU before upload. Evaluation batches are tokenised once.
 
+use std::ops::Range;
+
 use super::{classification_report, probabilities, regularised, EVAL_BATCH};
 use crate::data::table::TextItem;
 use crate::data::tokenize::{check_ids, TextBatch, TextTokenizer};
@@ -45,7 +47,8 @@ pub struct TextTask {
     pub source: Option<SourceHead>,
     train: Vec<TextItem>,
     val: Vec<TextItem>,
-    val_batches: Option<Vec<TextBatch>>,
+    /// The encoded batches of the validation items last evaluated (a rank's share, or all).
+    val_batches: Option<(Range<usize>, Vec<TextBatch>)>,
 }
 
 /// Builds a [`TextTask`]: `TextTask::builder(&engine, model, tokenizer).train(items)
@@ -161,20 +164,26 @@ impl TextTask {
 
     /// Class probabilities of `items` (evaluation mode, no tape); unlabelled items get label 0.
     pub fn predict(&self, items: &[TextItem]) -> Result<Predictions> {
-        let batches = items
-            .chunks(EVAL_BATCH)
-            .map(|c| self.encode(&c.iter().collect::<Vec<_>>()))
-            .collect::<Result<Vec<_>>>()?;
-        self.predict_batches(&batches, items.iter().map(|t| t.label.unwrap_or(0)).collect())
+        let labels = items.iter().map(|t| t.label.unwrap_or(0)).collect();
+        Predictions::new(self.probabilities_of(items)?, labels, self.classes)
     }
 
-    fn predict_batches(&self, batches: &[TextBatch], labels: Vec<usize>) -> Result<Predictions> {
+    /// Class probabilities of `items`, row-major (empty for no items).
+    pub fn probabilities_of(&self, items: &[TextItem]) -> Result<Vec<f32>> {
+        self.batch_probabilities(&self.encode_chunks(items)?)
+    }
+
+    fn encode_chunks(&self, items: &[TextItem]) -> Result<Vec<TextBatch>> {
+        items.chunks(EVAL_BATCH).map(|c| self.encode(&c.iter().collect::<Vec<_>>())).collect()
+    }
+
+    fn batch_probabilities(&self, batches: &[TextBatch]) -> Result<Vec<f32>> {
         let _g = self.engine.no_grad();
-        let mut probs = Vec::with_capacity(labels.len() * self.classes);
+        let mut probs = Vec::new();
         for b in batches {
             probs.extend(probabilities(&self.logits(b, Mode::EVAL)?)?);
         }
-        Predictions::new(probs, labels, self.classes)
+        Ok(probs)
     }
 }
 
@@ -292,21 +301,35 @@ impl Task for TextTask {
     }
 
     fn evaluate(&mut self) -> Result<Metrics> {
+        let n = self.val.len();
+        let outputs = self.val_outputs(0..n)?;
+        self.val_metrics(&outputs)
+    }
+
+    fn val_len(&self) -> usize {
+        self.val.len()
+    }
+
+    /// The class probabilities of the items, row after row (their batches encoded once).
+    fn val_outputs(&mut self, items: Range<usize>) -> Result<Vec<f64>> {
+        let val = self.val.get(items.clone()).ok_or_else(|| {
+            Error::arg("text task", format!("validation items {items:?} out of range (0..{})", self.val.len()))
+        })?;
+        let batches = match self.val_batches.take() {
+            Some((r, b)) if r == items => b,
+            _ => self.encode_chunks(val)?,
+        };
+        let probs = self.batch_probabilities(&batches);
+        self.val_batches = Some((items, batches));
+        Ok(probs?.into_iter().map(f64::from).collect())
+    }
+
+    fn val_metrics(&mut self, outputs: &[f64]) -> Result<Metrics> {
         if self.val.is_empty() {
             return Ok(Metrics::new());
         }
-        if self.val_batches.is_none() {
-            let b = self
-                .val
-                .chunks(EVAL_BATCH)
-                .map(|c| self.encode(&c.iter().collect::<Vec<_>>()))
-                .collect::<Result<Vec<_>>>()?;
-            self.val_batches = Some(b);
-        }
         let labels = self.val.iter().map(|t| t.label.unwrap_or(0)).collect();
-        let batches = self.val_batches.take().unwrap_or_default();
-        let p = self.predict_batches(&batches, labels);
-        self.val_batches = Some(batches);
-        Ok(classification_report(&p?))
+        let probs = outputs.iter().map(|&p| p as f32).collect();
+        Ok(classification_report(&Predictions::new(probs, labels, self.classes)?))
     }
 }
