@@ -224,10 +224,19 @@ fn two_ranks_train_what_one_process_trains() {
     ok("one process", &train_one(&r, &one, &[]));
     let text = ok("two ranks", &train_two(&r, &two, &[]));
     assert!(text.contains("data-parallel over 2 ranks"), "{text}");
+    assert!(text.contains("overlapping the backward"), "{text}");
     assert!(text.contains("replicas identical after each of 4 steps"), "{text}");
     // Rank 0 alone wrote the folder and printed the results.
     assert_eq!(text.matches("run folder:").count(), 1, "{text}");
     assert_same_training(&one, &two);
+    // The reduction after the backward sums the same gradients.
+    let after = tmp.path().join("after");
+    let mut c = mpirun();
+    c.env("WHET_OVERLAP_ALL_REDUCE", "0").args(["-x", "WHET_OVERLAP_ALL_REDUCE", "-np", "2"]);
+    c.arg(env!("CARGO_BIN_EXE_whet"));
+    let text = ok("two ranks, reduced after the backward", &run_train(c, &r, &after, &[]));
+    assert!(text.contains("after the backward"), "{text}");
+    assert_same_training(&one, &after);
 }
 
 #[test]

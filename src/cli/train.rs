@@ -114,12 +114,22 @@ fn report(recipe: &whet::run::Recipe, outcome: &run::Outcome) -> u8 {
         s.steps, s.epochs, s.train_secs, s.skipped_steps, s.stopped
     );
     if let Some(r) = &s.all_reduce {
+        let per_step = |secs: f64| 1e3 * secs / r.steps.max(1) as f64;
+        let how = match r.overlapped {
+            true => match r.buckets {
+                1 => "in 1 bucket overlapping the backward".to_string(),
+                n => format!("in {n} buckets overlapping the backward"),
+            },
+            false => {
+                format!("after the backward ({:.1} ms per step in staging)", per_step(r.secs - r.mpi_secs))
+            }
+        };
         println!(
-            "data-parallel over {} ranks: {} of gradients all-reduced per step, {:.1} ms per step in \
-             staging and all-reduce{}",
+            "data-parallel over {} ranks: {} of gradients all-reduced per step {how}, {:.1} ms per step \
+             in MPI and write-back{}",
             r.ranks,
             whet::run::plan::human(r.bytes_per_step),
-            1e3 * r.secs / r.steps.max(1) as f64,
+            per_step(r.mpi_secs),
             match r.replica_checks {
                 0 => String::new(),
                 n => format!("; replicas identical after each of {n} steps"),

@@ -28,7 +28,7 @@ use crate::tensor::{Tensor, TensorId};
 
 /// The last micro-batch's gradients of a step, gathered and read back page by page while its
 /// backward runs (see the module docs).
-pub(crate) struct OverlappedReduce {
+pub struct OverlappedReduce {
     /// Arena slot of each trainable parameter's tensor.
     slot_of: HashMap<TensorId, usize>,
     filled: Vec<bool>,
@@ -73,10 +73,11 @@ impl Optimizer {
         }
         self.norm_ready = false;
         let Some(a) = self.arena.as_ref() else { return Ok(0) };
+        let pages: Vec<(Arc<Storage>, usize)> = a.pages.iter().map(|p| (p.grads.clone(), p.len)).collect();
         let mut total = 0;
-        for p in a.pages.iter().rev() {
-            let raw = self.engine.download(view(&p.grads, 0), p.len as u64 * 4)?;
-            total += self.reduce_page(&p.grads, &raw, cluster)?;
+        for (grads, len) in pages.iter().rev() {
+            let raw = self.engine.download(view(grads, 0), *len as u64 * 4)?;
+            total += self.reduce_page(grads, &raw, cluster)?;
         }
         Ok(total)
     }
@@ -84,7 +85,7 @@ impl Optimizer {
     /// Start gathering the last micro-batch of a step with its all-reduce overlapping its
     /// backward: run the backward with [`Tensor::backward_with`] calling
     /// [`Optimizer::overlap_final`], then [`Optimizer::finish_overlapped`].
-    pub(crate) fn begin_overlapped(&mut self, params: &mut Params) -> Result<OverlappedReduce> {
+    pub fn begin_overlapped(&mut self, params: &mut Params) -> Result<OverlappedReduce> {
         self.begin_gather(params)?;
         let a = self.arena_ref()?;
         let slot_of = a.slots.iter().enumerate().map(|(i, s)| (params.get(s.pid).id(), i)).collect();
@@ -98,7 +99,7 @@ impl Optimizer {
 
     /// The gradients of `ids` are final: fill their slots, and start reading back every page
     /// that is now complete.
-    pub(crate) fn overlap_final(
+    pub fn overlap_final(
         &mut self,
         ov: &mut OverlappedReduce,
         params: &Params,
@@ -115,7 +116,7 @@ impl Optimizer {
 
     /// Fill the slots the backward never reached (zeros), then reduce every page over
     /// `cluster`, last page first, as its readback arrives. Returns the bytes reduced.
-    pub(crate) fn finish_overlapped(
+    pub fn finish_overlapped(
         &mut self,
         mut ov: OverlappedReduce,
         params: &Params,
@@ -145,7 +146,13 @@ impl Optimizer {
         Ok(total)
     }
 
-    fn fill_slot(&mut self, ov: &mut OverlappedReduce, params: &Params, grads: &GradStore, i: usize) -> Result<()> {
+    fn fill_slot(
+        &mut self,
+        ov: &mut OverlappedReduce,
+        params: &Params,
+        grads: &GradStore,
+        i: usize,
+    ) -> Result<()> {
         if ov.filled[i] {
             return Ok(());
         }
@@ -167,15 +174,30 @@ impl Optimizer {
     }
 
     /// Sum a page's gradients (`raw`, read back) over the ranks and write the sum in place.
-    fn reduce_page(&self, grads: &Arc<Storage>, raw: &[u8], cluster: &Cluster) -> Result<u64> {
+    fn reduce_page(&mut self, grads: &Arc<Storage>, raw: &[u8], cluster: &Cluster) -> Result<u64> {
+        let t = std::time::Instant::now();
         let mut sum: Vec<f32> = bytemuck::pod_collect_to_vec(raw);
         cluster.all_reduce_sum(&mut sum)?;
         self.engine.write_into(view(grads, 0), bytemuck::cast_slice(&sum))?;
+        self.reduce_secs += t.elapsed().as_secs_f64();
         Ok(raw.len() as u64)
     }
 
+    /// Host seconds spent in the MPI all-reduce and writing the sums back, since the
+    /// optimizer was made.
+    pub fn reduce_secs(&self) -> f64 {
+        self.reduce_secs
+    }
+
+    /// Pages of the gradient arena (the buckets of a data-parallel step's all-reduce).
+    pub fn pages(&self) -> usize {
+        self.arena.as_ref().map_or(0, |a| a.pages.len())
+    }
+
     fn arena_ref(&self) -> Result<&Arena> {
-        self.arena.as_ref().ok_or_else(|| Error::arg("optimizer", "no parameter arena: nothing to gather into"))
+        self.arena
+            .as_ref()
+            .ok_or_else(|| Error::arg("optimizer", "no parameter arena: nothing to gather into"))
     }
 
     /// Lay out the arena for `params` and, after the first micro-batch of a step, give every
@@ -240,7 +262,10 @@ impl Optimizer {
             &self.engine,
             &Kernel::new(&shaders::ARENA, "accumulate"),
             &prm,
-            &[Binding::read(view(s, 0), p.len as u64 * 4), Binding::write(view(&p.grads, 0), p.len as u64 * 4)],
+            &[
+                Binding::read(view(s, 0), p.len as u64 * 4),
+                Binding::write(view(&p.grads, 0), p.len as u64 * 4),
+            ],
             p.len,
         )
     }

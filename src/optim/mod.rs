@@ -9,6 +9,7 @@ mod optimizer;
 pub mod schedule;
 mod state;
 
+pub use gather::OverlappedReduce;
 pub use groups::{GroupSpec, LayerLr};
 pub use optimizer::{Method, OptimConfig, Optimizer};
 pub use schedule::Schedule;

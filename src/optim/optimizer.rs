@@ -175,6 +175,8 @@ pub struct Optimizer {
     /// Largest arena page in floats (data-parallel: a page is the unit of the all-reduce that
     /// overlaps the backward); `None`: one storage binding.
     pub(super) bucket: Option<usize>,
+    /// Host seconds in the all-reduce and its write-back ([`Optimizer::reduce_secs`]).
+    pub(super) reduce_secs: f64,
 }
 
 impl Optimizer {
@@ -206,6 +208,7 @@ impl Optimizer {
             born: Default::default(),
             gathered: 0,
             bucket: None,
+            reduce_secs: 0.0,
             norm_ready: false,
             partials: Tensor::zeros(engine, &[PARTIALS])?,
             clip: Tensor::from_slice(engine, &[1.0, 0.0], &[2])?,
@@ -307,7 +310,14 @@ impl Optimizer {
             wants.push(Want { pid, group: gi, born });
         }
         let old = self.arena.take();
-        let arena = Arena::build(&self.engine, params, wants, self.config.method.states(), old.as_ref(), self.bucket)?;
+        let arena = Arena::build(
+            &self.engine,
+            params,
+            wants,
+            self.config.method.states(),
+            old.as_ref(),
+            self.bucket,
+        )?;
         self.arena = Some(arena);
         self.groups = groups;
         Ok(())

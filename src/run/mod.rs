@@ -191,7 +191,12 @@ pub fn train(engine: &Engine, recipe: &Recipe, stop: &StopFlag, opts: RunOptions
 
 /// Restore the best validated weights (not merely the last) and evaluate them on the test
 /// split, every rank its share.
-fn test_on_best(recipe: &Recipe, prep: &mut Prepared, held: &HeldOutSettings, out: &mut Outcome) -> Result<()> {
+fn test_on_best(
+    recipe: &Recipe,
+    prep: &mut Prepared,
+    held: &HeldOutSettings,
+    out: &mut Outcome,
+) -> Result<()> {
     if out.summary.best.is_some() {
         if let Some(best) = crate::train::checkpoint::load_best(&recipe.output.dir)? {
             crate::train::driver::restore_params(prep.task.as_task().params_mut(), &best)?;

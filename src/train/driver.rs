@@ -31,8 +31,13 @@
 //! gradients of the trainable parameters ([`Optimizer::all_reduce`]) are the one process's up
 //! to float summation order. Rank 0's initial parameters are broadcast first; the loss, the
 //! gradient norm (computed after the sum) and stop requests are global, so every rank skips,
-//! clips and stops together. Only rank 0 writes logs and checkpoints; the others resume from
-//! its folder.
+//! clips and stops together. The sum overlaps the backward of a step's last micro-batch: the
+//! arena's pages ([`BUCKET_BYTES`] each) are read back as the backward finishes them and
+//! reduced last page first (the optimizer's `gather` module). Each rank evaluates its share
+//! of the validation items and the outputs are gathered ([`Task::val_outputs`]), so every rank
+//! sees the same metrics. Only rank 0 writes logs and checkpoints; the others resume from its
+//! folder. A run may resume on another number of ranks, except mid-epoch with per-rank batch
+//! norm statistics.
 //!
 //! A run folder belongs to one run (check T6): [`Driver::run`] claims `out_dir` with a
 //! [`Fingerprint`] of the driver's settings, the host's own keys ([`DriverConfig::fingerprint`])
@@ -96,7 +101,10 @@ pub trait Task {
     /// The outputs of validation items `items` (one rank's contiguous share), in item order:
     /// what [`Task::val_metrics`] turns into metrics once every rank's are laid end to end.
     fn val_outputs(&mut self, items: Range<usize>) -> Result<Vec<f64>> {
-        Err(Error::arg("task", format!("validation items {items:?}: this task does not shard its evaluation")))
+        Err(Error::arg(
+            "task",
+            format!("validation items {items:?}: this task does not shard its evaluation"),
+        ))
     }
     /// The metrics of the outputs of every validation item, in order ([`Task::evaluate`]'s).
     fn val_metrics(&mut self, outputs: &[f64]) -> Result<Metrics> {
@@ -254,8 +262,17 @@ pub struct AllReduceStats {
     pub steps: u64,
     /// Gradient bytes each rank sent into the all-reduce per step (trainable parameters only).
     pub bytes_per_step: u64,
-    /// Seconds in staging readback, MPI all-reduce and write-back, over all steps.
+    /// Seconds the host spent on the reduction once the backward was recorded, over all
+    /// steps: staging readbacks, MPI and write-back; overlapped, the waits for the readbacks
+    /// also hold the device's remaining backward.
     pub secs: f64,
+    /// Of those, seconds in the MPI all-reduce (waiting for the slower rank included) and the
+    /// write-back.
+    pub mpi_secs: f64,
+    /// Buckets (arena pages) reduced per step.
+    pub buckets: usize,
+    /// Whether the reduction overlapped the backward ([`DriverConfig::overlap_all_reduce`]).
+    pub overlapped: bool,
     /// Checksum comparisons of the replicas that passed ([`DriverConfig::check_replicas`]).
     pub replica_checks: u64,
 }
@@ -552,7 +569,10 @@ impl Driver {
                 )],
             });
         }
-        log::info!("resuming a run of {} rank(s) on {now}: its steps do not depend on the rank count", saved.ranks);
+        log::info!(
+            "resuming a run of {} rank(s) on {now}: its steps do not depend on the rank count",
+            saved.ranks
+        );
         Ok(())
     }
 
@@ -982,17 +1002,14 @@ impl Driver {
             None => return Err(Error::arg("driver", "a step without items")),
         };
         if let Some((bytes, secs)) = reduced {
-            self.reduced.bytes_per_step = bytes;
-            self.reduced.secs += secs;
-            self.reduced.steps += 1;
+            self.note_reduced(bytes, secs, true);
         } else if self.config.cluster.is_distributed() {
             // The step's own compute first, so the timer holds staging and the reduction only
             // (and any wait for a slower rank).
             self.engine.sync()?;
             let t = Instant::now();
-            self.reduced.bytes_per_step = self.optimizer.all_reduce(&self.config.cluster)?;
-            self.reduced.secs += t.elapsed().as_secs_f64();
-            self.reduced.steps += 1;
+            let bytes = self.optimizer.all_reduce(&self.config.cluster)?;
+            self.note_reduced(bytes, t.elapsed().as_secs_f64(), false);
         }
         let e = self.engine.clone();
         let norm = self.optimizer.gathered_grad_norm()?;
@@ -1016,6 +1033,14 @@ impl Driver {
             [l, g] => Ok((*l, *g)),
             _ => Err(Error::arg("driver", "readback of [loss, grad norm] has the wrong size")),
         }
+    }
+
+    fn note_reduced(&mut self, bytes: u64, secs: f64, overlapped: bool) {
+        let r = &mut self.reduced;
+        (r.bytes_per_step, r.overlapped, r.buckets) = (bytes, overlapped, self.optimizer.pages());
+        r.secs += secs;
+        r.mpi_secs = self.optimizer.reduce_secs();
+        r.steps += 1;
     }
 
     /// Whether a step's last micro-batch sums its gradients over the ranks while its backward

@@ -244,7 +244,10 @@ impl Task for ImageTask {
     /// The class probabilities of the items, row after row (their inputs decoded once).
     fn val_outputs(&mut self, items: Range<usize>) -> Result<Vec<f64>> {
         let val = self.val.get(items.clone()).ok_or_else(|| {
-            Error::arg("image task", format!("validation items {items:?} out of range (0..{})", self.val.len()))
+            Error::arg(
+                "image task",
+                format!("validation items {items:?} out of range (0..{})", self.val.len()),
+            )
         })?;
         let inputs = match self.val_inputs.take() {
             Some((r, v)) if r == items => v,

@@ -313,7 +313,10 @@ impl Task for TextTask {
     /// The class probabilities of the items, row after row (their batches encoded once).
     fn val_outputs(&mut self, items: Range<usize>) -> Result<Vec<f64>> {
         let val = self.val.get(items.clone()).ok_or_else(|| {
-            Error::arg("text task", format!("validation items {items:?} out of range (0..{})", self.val.len()))
+            Error::arg(
+                "text task",
+                format!("validation items {items:?} out of range (0..{})", self.val.len()),
+            )
         })?;
         let batches = match self.val_batches.take() {
             Some((r, b)) if r == items => b,
