@@ -466,6 +466,9 @@ fn interrupt_and_resume(who: Signalled) {
     let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(!o.status.success(), "{text}");
     assert!(text.contains("interrupted: checkpoint saved"), "{text}");
+    // Rank 0 warns when mpirun's grace period is too short for a checkpoint.
+    let warned = text.contains("note: mpirun kills the ranks 1 s after Ctrl-C or SIGTERM");
+    assert_eq!(warned, matches!(who, Signalled::Ranks), "{text}");
     let stopped = logged_steps(&run);
     let latest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("checkpoints/latest.json")).unwrap()).unwrap();

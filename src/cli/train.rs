@@ -58,6 +58,9 @@ fn train_on(args: &RecipeArgs, out: Option<&Path>, flags: Flags, cluster: Cluste
     }
     if root {
         println!("whet train {}  (adapter: {})", recipe_path.display(), engine.adapter_name());
+        if let Some(note) = whet::dist::mpirun_grace_note().filter(|_| cluster.is_distributed()) {
+            eprintln!("{note}");
+        }
     }
     if let (Some(p), true) = (&planned, root) {
         println!("memory plan: {} at the peak", whet::run::plan::human(p.total));

@@ -245,6 +245,27 @@ impl Cluster {
     }
 }
 
+/// Seconds Open MPI's `mpirun` waits, after forwarding Ctrl-C or SIGTERM to the ranks, before
+/// it kills them, below which a rank cannot be expected to finish its step and write a
+/// checkpoint.
+const GRACE_SECS: u64 = 10;
+
+/// A note for rank 0 of an Open MPI job whose `mpirun` would kill the ranks too soon after
+/// Ctrl-C to save a checkpoint (`odls_base_sigkill_timeout`, 1 s by default; mpirun passes its
+/// `--mca` settings to the ranks' environment). `None` elsewhere.
+pub fn mpirun_grace_note() -> Option<String> {
+    std::env::var_os("OMPI_COMM_WORLD_SIZE")?;
+    let grace = std::env::var("OMPI_MCA_odls_base_sigkill_timeout").ok().and_then(|v| v.trim().parse().ok());
+    let grace: u64 = grace.unwrap_or(1);
+    (grace < GRACE_SECS).then(|| {
+        format!(
+            "note: mpirun kills the ranks {grace} s after Ctrl-C or SIGTERM, too soon to save a \
+             checkpoint; give it time with `mpirun --mca odls_base_sigkill_timeout 60 ...`, or stop \
+             the ranks themselves (scancel, pkill -TERM -x whet)"
+        )
+    })
+}
+
 /// Rank `rank`'s contiguous share of `n` items among `size` ranks.
 pub fn share(n: usize, rank: usize, size: usize) -> Range<usize> {
     let (base, extra) = (n / size, n % size);

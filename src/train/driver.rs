@@ -1135,6 +1135,14 @@ impl Drop for SyncedStats {
     }
 }
 
+/// [`Task::evaluate`] of a task that shards its evaluation: the metrics of every validation
+/// item's outputs, on one process.
+pub fn whole_split<T: Task>(task: &mut T) -> Result<Metrics> {
+    let n = task.val_len();
+    let outputs = task.val_outputs(0..n)?;
+    task.val_metrics(&outputs)
+}
+
 /// Validation metrics; on several ranks each evaluates its contiguous share of a task's
 /// validation items and the outputs are gathered in item order, so every rank computes the
 /// metrics of the whole split (equal to one process's up to float summation order).

@@ -9,7 +9,7 @@ use std::ops::Range;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{classification_report, probabilities, regularised, IMAGE_EVAL_BATCH};
+use super::{gathered_report, probabilities, regularised, val_share, IMAGE_EVAL_BATCH};
 use crate::data::image::{decode, eval_transform, train_transform, Augment, ImageLimits, ImageSpec};
 use crate::data::image_folder::ImageItem;
 use crate::engine::Engine;
@@ -19,7 +19,7 @@ use crate::models::zoo::AnyModel;
 use crate::nn::{Mode, Params};
 use crate::ops::loss::{cross_entropy, CrossEntropy};
 use crate::tensor::Tensor;
-use crate::train::driver::{Metrics, Task};
+use crate::train::driver::{whole_split, Metrics, Task};
 use crate::train::l2sp::L2Sp;
 
 /// A classifier of images into `classes`.
@@ -232,9 +232,7 @@ impl Task for ImageTask {
     }
 
     fn evaluate(&mut self) -> Result<Metrics> {
-        let n = self.val.len();
-        let outputs = self.val_outputs(0..n)?;
-        self.val_metrics(&outputs)
+        whole_split(self)
     }
 
     fn val_len(&self) -> usize {
@@ -243,12 +241,7 @@ impl Task for ImageTask {
 
     /// The class probabilities of the items, row after row (their inputs decoded once).
     fn val_outputs(&mut self, items: Range<usize>) -> Result<Vec<f64>> {
-        let val = self.val.get(items.clone()).ok_or_else(|| {
-            Error::arg(
-                "image task",
-                format!("validation items {items:?} out of range (0..{})", self.val.len()),
-            )
-        })?;
+        let val = val_share(&self.val, &items, "image task")?;
         let inputs = match self.val_inputs.take() {
             Some((r, v)) if r == items => v,
             _ => val.iter().map(|it| self.eval_input(it)).collect::<Result<_>>()?,
@@ -259,11 +252,6 @@ impl Task for ImageTask {
     }
 
     fn val_metrics(&mut self, outputs: &[f64]) -> Result<Metrics> {
-        if self.val.is_empty() {
-            return Ok(Metrics::new());
-        }
-        let labels = self.val.iter().map(|i| i.label).collect();
-        let probs = outputs.iter().map(|&p| p as f32).collect();
-        Ok(classification_report(&Predictions::new(probs, labels, self.classes)?))
+        gathered_report(outputs, self.val.iter().map(|i| i.label).collect(), self.classes)
     }
 }

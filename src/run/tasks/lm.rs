@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::models::zoo::AnyModel;
 use crate::nn::{Mode, Params};
 use crate::tensor::Tensor;
-use crate::train::driver::{Metrics, Task};
+use crate::train::driver::{whole_split, Metrics, Task};
 use crate::train::l2sp::L2Sp;
 use std::ops::Range;
 
@@ -155,9 +155,7 @@ impl Task for LmTask {
     }
 
     fn evaluate(&mut self) -> Result<Metrics> {
-        let n = self.val.len();
-        let outputs = self.val_outputs(0..n)?;
-        self.val_metrics(&outputs)
+        whole_split(self)
     }
 
     fn val_len(&self) -> usize {
@@ -166,9 +164,7 @@ impl Task for LmTask {
 
     /// `[summed loss, predictions]` over the blocks.
     fn val_outputs(&mut self, items: Range<usize>) -> Result<Vec<f64>> {
-        let blocks = self.val.get(items.clone()).map(<[_]>::to_vec).ok_or_else(|| {
-            Error::arg("lm task", format!("validation blocks {items:?} out of range (0..{})", self.val.len()))
-        })?;
+        let blocks = super::val_share(&self.val, &items, "lm task")?.to_vec();
         let (sum, n) = self.loss_sum(&blocks)?;
         Ok(vec![sum, n])
     }

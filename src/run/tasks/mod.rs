@@ -20,6 +20,23 @@ pub const EVAL_BATCH: usize = 32;
 /// over lavapipe's 128 MiB binding limit; 8 stays far below it.
 pub const IMAGE_EVAL_BATCH: usize = 8;
 
+/// The validation items of one rank's share, or an error naming the range.
+pub fn val_share<'a, T>(all: &'a [T], items: &std::ops::Range<usize>, task: &'static str) -> Result<&'a [T]> {
+    all.get(items.clone()).ok_or_else(|| {
+        crate::error::Error::arg(task, format!("validation items {items:?} out of range (0..{})", all.len()))
+    })
+}
+
+/// The classification metrics of gathered class probabilities (`outputs`, row after row, as
+/// f64) against every validation item's label; none without items.
+pub fn gathered_report(outputs: &[f64], labels: Vec<usize>, classes: usize) -> Result<Metrics> {
+    if labels.is_empty() {
+        return Ok(Metrics::new());
+    }
+    let probs = outputs.iter().map(|&p| p as f32).collect();
+    Ok(classification_report(&Predictions::new(probs, labels, classes)?))
+}
+
 /// The training items `items` index, or an error naming the first index out of range.
 pub fn pick<'a, T>(all: &'a [T], items: &[usize], task: &'static str) -> Result<Vec<&'a T>> {
     items

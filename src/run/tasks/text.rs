@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use super::{classification_report, probabilities, regularised, EVAL_BATCH};
+use super::{gathered_report, probabilities, regularised, val_share, EVAL_BATCH};
 use crate::data::table::TextItem;
 use crate::data::tokenize::{check_ids, TextBatch, TextTokenizer};
 use crate::engine::Engine;
@@ -16,7 +16,7 @@ use crate::nn::{Mode, Params};
 use crate::ops::loss::{cross_entropy, CrossEntropy};
 use crate::tensor::Tensor;
 use crate::train::distill::distillation_loss;
-use crate::train::driver::{Metrics, Task};
+use crate::train::driver::{whole_split, Metrics, Task};
 use crate::train::ewc::Ewc;
 use crate::train::l2sp::L2Sp;
 
@@ -301,9 +301,7 @@ impl Task for TextTask {
     }
 
     fn evaluate(&mut self) -> Result<Metrics> {
-        let n = self.val.len();
-        let outputs = self.val_outputs(0..n)?;
-        self.val_metrics(&outputs)
+        whole_split(self)
     }
 
     fn val_len(&self) -> usize {
@@ -312,12 +310,7 @@ impl Task for TextTask {
 
     /// The class probabilities of the items, row after row (their batches encoded once).
     fn val_outputs(&mut self, items: Range<usize>) -> Result<Vec<f64>> {
-        let val = self.val.get(items.clone()).ok_or_else(|| {
-            Error::arg(
-                "text task",
-                format!("validation items {items:?} out of range (0..{})", self.val.len()),
-            )
-        })?;
+        let val = val_share(&self.val, &items, "text task")?;
         let batches = match self.val_batches.take() {
             Some((r, b)) if r == items => b,
             _ => self.encode_chunks(val)?,
@@ -328,11 +321,6 @@ impl Task for TextTask {
     }
 
     fn val_metrics(&mut self, outputs: &[f64]) -> Result<Metrics> {
-        if self.val.is_empty() {
-            return Ok(Metrics::new());
-        }
-        let labels = self.val.iter().map(|t| t.label.unwrap_or(0)).collect();
-        let probs = outputs.iter().map(|&p| p as f32).collect();
-        Ok(classification_report(&Predictions::new(probs, labels, self.classes)?))
+        gathered_report(outputs, self.val.iter().map(|t| t.label.unwrap_or(0)).collect(), self.classes)
     }
 }
