@@ -4,8 +4,10 @@
 # (matmul variants by subgroup support and limits, quantized and 16-bit weight kernels,
 # attention, convolutions, gradchecks), each against its CPU reference.
 #
-#   tools/gpu_check.sh prepare   # here: release builds into target/gpu_check (carry that folder)
-#   tools/gpu_check.sh run       # there: writes devices.txt, bench.json/.txt, tests.txt into $OUT
+#   tools/gpu_check.sh prepare   # here: release builds into target/gpu_check/bins.tar.xz (~13 MB;
+#                                # carry target/gpu_check)
+#   tools/gpu_check.sh run       # there: devices.txt, bench_{kernels,steps}.{json,txt}, tests.txt
+#                                # into $OUT
 #
 # The GPU machine has no Rust toolchain and no network, so everything it runs is built here.
 # Its NVIDIA Vulkan driver is not always registered with the loader: VK_DRIVER_FILES points at
@@ -35,6 +37,10 @@ for line in sys.stdin:
 ' "$DIR/bin"
     # Tests find the shaders and fixtures under the checkout they were built in.
     pwd >"$DIR/built_in.txt"
+    # Stripped and compressed: a carried folder may hold 64 MiB, the binaries are ~90 MB.
+    strip "$DIR"/bin/*
+    tar -cJf "$DIR/bins.tar.xz" -C "$DIR/bin" .
+    rm -rf "$DIR/bin"
     du -sh "$DIR"
 }
 
@@ -55,6 +61,9 @@ vulkan_visible() {
 run() {
     local out=${OUT:-$DIR/out}
     mkdir -p "$out"
+    if [ ! -x "$DIR/bin/whet" ] && [ -f "$DIR/bins.tar.xz" ]; then
+        mkdir -p "$DIR/bin" && tar -xJf "$DIR/bins.tar.xz" -C "$DIR/bin"
+    fi
     [ -x "$DIR/bin/whet" ] || { echo "no $DIR/bin/whet: run 'tools/gpu_check.sh prepare' first and carry $DIR"; exit 2; }
     vulkan_visible
     # The test binaries look for shaders/ and tests/fixtures under the folder they were built
@@ -66,7 +75,11 @@ run() {
     fi
     local start=$SECONDS
     timeout 60 "$DIR/bin/whet" devices 2>&1 | tee "$out/devices.txt"
-    timeout 240 "$DIR/bin/whet" bench --repeats 5 --json "$out/bench.json" 2>&1 | tee "$out/bench.txt" | tail -40
+    # Kernels, then model steps: a timeout in one keeps the other's records.
+    timeout 150 "$DIR/bin/whet" bench --repeats 5 --only matmul,linear,bandwidth,softmax,conv,attention,dispatch \
+        --json "$out/bench_kernels.json" 2>&1 | tee "$out/bench_kernels.txt"
+    timeout 180 "$DIR/bin/whet" bench --repeats 5 --only _step_ --json "$out/bench_steps.json" 2>&1 |
+        tee "$out/bench_steps.txt"
     : >"$out/tests.txt"
     for t in $TESTS; do
         [ -x "$DIR/bin/$t" ] || continue
