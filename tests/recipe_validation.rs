@@ -128,6 +128,9 @@ fn regularisers_and_lora_are_checked() {
         ("lwf = { weight = -1.0 }", src, "train.lwf.weight", "-1"),
         ("ewc = { lambda = -5.0 }", src, "train.ewc.lambda", "-5"),
         ("ewc = { lambda = 5.0, items = 0 }", src, "train.ewc.items", "0"),
+        ("loss_scale = { init = 0.0 }", "", "train.loss_scale.init", "0"),
+        ("loss_scale = { growth_factor = 1.0 }", "", "train.loss_scale.growth_factor", "1"),
+        ("loss_scale = { backoff_factor = 1.5 }", "", "train.loss_scale.backoff_factor", "1.5"),
         ("", src, "source.limit", "0"),
     ] {
         refused(&recipe("", "", train, rest), key, value);

@@ -8,6 +8,8 @@ struct Params {
     // clip_scale: how many partial sums there are.
     count: u32,
     max_norm: f32,
+    // sumsq_partial, clip_scale: 1 / the loss scale the gradients carry (exact for a power of two).
+    inv_scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -27,7 +29,8 @@ fn sumsq_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let end = min(start + chunk, p.n);
     var s = 0.0;
     for (var i = start + lid.x; i < end; i = i + WG1) {
-        let v = x[i];
+        // Unscaled before squaring: the norm overflows only when the true gradients would.
+        let v = x[i] * p.inv_scale;
         s = s + v * v;
     }
     acc[lid.x] = s;
@@ -43,7 +46,8 @@ fn sumsq_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     }
 }
 
-// ---- clip_scale: out[0] = min(1, max_norm / (norm + 1e-6)) (torch clip_grad_norm_), out[1] = norm.
+// ---- clip_scale: out[0] = min(1, max_norm / (norm + 1e-6)) (torch clip_grad_norm_), out[1] = norm,
+// both of the unscaled gradients; out[0] also divides the loss scale out of the update.
 @group(0) @binding(1) var<storage, read> parts: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
@@ -63,7 +67,7 @@ fn clip_scale(@builtin(local_invocation_id) lid: vec3<u32>) {
     }
     if (lid.x == 0u) {
         let norm = sqrt(acc[0]);
-        out[0] = min(1.0, p.max_norm / (norm + 1e-6));
+        out[0] = min(1.0, p.max_norm / (norm + 1e-6)) * p.inv_scale;
         out[1] = norm;
     }
 }

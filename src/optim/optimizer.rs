@@ -146,6 +146,9 @@ pub(super) struct ArenaParams {
     pub base: u32,
     pub count: u32,
     pub max_norm: f32,
+    /// sumsq_partial, clip_scale: 1 / the loss scale the gradients carry (1 without one).
+    pub inv_scale: f32,
+    pub _pad: [u32; 3],
 }
 
 /// Partial sums per page of the norm reduction.
@@ -177,6 +180,8 @@ pub struct Optimizer {
     pub(super) bucket: Option<usize>,
     /// Host seconds in the all-reduce and its write-back ([`Optimizer::reduce_secs`]).
     pub(super) reduce_secs: f64,
+    /// 1 / the loss scale of the gathered gradients ([`Optimizer::set_grad_unscale`]).
+    unscale: f32,
 }
 
 impl Optimizer {
@@ -209,6 +214,7 @@ impl Optimizer {
             gathered: 0,
             bucket: None,
             reduce_secs: 0.0,
+            unscale: 1.0,
             norm_ready: false,
             partials: Tensor::zeros(engine, &[PARTIALS])?,
             clip: Tensor::from_slice(engine, &[1.0, 0.0], &[2])?,
@@ -366,6 +372,14 @@ impl Optimizer {
         self.apply()
     }
 
+    /// The gradients about to be gathered carry a loss scale: the norm, the clipping and the
+    /// update divide it out (`inv` = 1 / scale, folded into the clip factor the update already
+    /// multiplies by, so unscaling costs no pass). Set before [`Optimizer::gathered_grad_norm`].
+    pub fn set_grad_unscale(&mut self, inv: f32) {
+        self.unscale = inv;
+        self.norm_ready = false;
+    }
+
     /// Drop the gathered gradients without updating anything (a skipped step): parameters,
     /// moments and the step count stay as they were.
     pub fn discard(&mut self) {
@@ -384,7 +398,14 @@ impl Optimizer {
         }
         for (pi, p) in a.pages.iter().enumerate() {
             let groups = p.len.div_ceil(4096).clamp(1, PARTIALS);
-            let prm = ArenaParams { n: p.len as u32, base: (pi * PARTIALS) as u32, count: 0, max_norm };
+            let prm = ArenaParams {
+                n: p.len as u32,
+                base: (pi * PARTIALS) as u32,
+                count: 0,
+                max_norm,
+                inv_scale: self.unscale,
+                _pad: [0; 3],
+            };
             e.dispatch(
                 &Kernel::new(&shaders::ARENA, "sumsq_partial"),
                 bytemuck::bytes_of(&prm),
@@ -395,7 +416,8 @@ impl Optimizer {
                 [groups as u32, 1, 1],
             )?;
         }
-        let prm = ArenaParams { n: 0, base: 0, count: (a.pages.len() * PARTIALS) as u32, max_norm };
+        let count = (a.pages.len() * PARTIALS) as u32;
+        let prm = ArenaParams { n: 0, base: 0, count, max_norm, inv_scale: self.unscale, _pad: [0; 3] };
         e.dispatch(
             &Kernel::new(&shaders::ARENA, "clip_scale"),
             bytemuck::bytes_of(&prm),
@@ -413,14 +435,15 @@ impl Optimizer {
         if self.arena.is_none() {
             return Err(Error::arg("optimizer", "no gradients gathered: call accumulate first"));
         }
-        let gscale = match self.config.max_grad_norm {
-            Some(max_norm) => {
+        // The clip factor also divides out a loss scale; without either, the update reads 1.
+        let gscale = match (self.config.max_grad_norm, self.unscale != 1.0) {
+            (None, false) => &self.one,
+            (max_norm, _) => {
                 if !self.norm_ready {
-                    self.compute_norm(max_norm)?;
+                    self.compute_norm(max_norm.unwrap_or(f32::MAX))?;
                 }
                 &self.clip
             }
-            None => &self.one,
         };
         let a = self.arena.as_ref().expect("accumulate ran");
         for r in &a.ranges {

@@ -231,6 +231,9 @@ pub struct TrainSection {
     /// Data-parallel runs: batch norm normalises with the statistics of the global batch (summed
     /// over the ranks on the host, per layer and pass) instead of each rank's own.
     pub sync_batch_norm: bool,
+    /// Dynamic loss scaling (PyTorch's GradScaler): present, the loss is scaled before the
+    /// backward and an overflowing step is skipped with the scale halved.
+    pub loss_scale: Option<LossScaleSection>,
 }
 
 impl Default for TrainSection {
@@ -270,6 +273,7 @@ impl Default for TrainSection {
             max_bad_steps: 5,
             split_batches: true,
             sync_batch_norm: false,
+            loss_scale: None,
         }
     }
 }
@@ -304,6 +308,41 @@ pub struct LoraSection {
     pub alpha: f32,
     /// Which linear weights get adapters (glob / `re:`).
     pub targets: String,
+}
+
+/// `[train.loss_scale]`: every key optional (PyTorch's defaults); powers of two keep an f32
+/// run's steps exactly those of an unscaled one.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossScaleSection {
+    pub init: f32,
+    pub growth_factor: f32,
+    pub backoff_factor: f32,
+    /// Finite steps in a row before the scale grows (0: never).
+    pub growth_interval: u32,
+}
+
+impl Default for LossScaleSection {
+    fn default() -> Self {
+        let d = crate::train::loss_scale::LossScaleConfig::default();
+        LossScaleSection {
+            init: d.init,
+            growth_factor: d.growth_factor,
+            backoff_factor: d.backoff_factor,
+            growth_interval: d.growth_interval,
+        }
+    }
+}
+
+impl LossScaleSection {
+    pub fn config(&self) -> crate::train::loss_scale::LossScaleConfig {
+        crate::train::loss_scale::LossScaleConfig {
+            init: self.init,
+            growth_factor: self.growth_factor,
+            backoff_factor: self.backoff_factor,
+            growth_interval: self.growth_interval,
+        }
+    }
 }
 
 /// `[train.lwf]`: loss += weight · T² · KL(teacher ‖ student) over the source head's outputs

@@ -22,6 +22,10 @@ struct Interval {
 
 const NON_NEGATIVE: Interval = Interval { lo: 0.0, lo_open: false, hi: f64::INFINITY, hi_open: true };
 const POSITIVE: Interval = Interval { lo: 0.0, lo_open: true, hi: f64::INFINITY, hi_open: true };
+/// (1, ∞): growth factors.
+const ABOVE_ONE: Interval = Interval { lo: 1.0, lo_open: true, hi: f64::INFINITY, hi_open: true };
+/// (0, 1): backoff factors.
+const OPEN_UNIT: Interval = Interval { lo: 0.0, lo_open: true, hi: 1.0, hi_open: true };
 /// [0, 1): ratios and smoothing, where 1 would leave nothing.
 const FRACTION: Interval = Interval { lo: 0.0, lo_open: false, hi: 1.0, hi_open: true };
 const PROBABILITY: Interval = Interval { lo: 0.0, lo_open: false, hi: 1.0, hi_open: false };
@@ -224,6 +228,11 @@ impl Checker<'_> {
         if let Some(l) = &t.lora {
             self.at_least("train.lora.rank", l.rank, 1)?;
             self.real("train.lora.alpha", l.alpha, POSITIVE)?;
+        }
+        if let Some(l) = t.loss_scale {
+            self.real("train.loss_scale.init", l.init, POSITIVE)?;
+            self.real("train.loss_scale.growth_factor", l.growth_factor, ABOVE_ONE)?;
+            self.real("train.loss_scale.backoff_factor", l.backoff_factor, OPEN_UNIT)?;
         }
         if let Some(l) = t.lwf {
             self.real("train.lwf.weight", l.weight, NON_NEGATIVE)?;

@@ -85,6 +85,7 @@ pub fn driver_config(recipe: &Recipe, head: &Select, params: &Params, progress: 
     c.max_bad_steps = t.max_bad_steps;
     c.split_batches = t.split_batches;
     c.sync_batch_norm = t.sync_batch_norm;
+    c.loss_scale = t.loss_scale.map(|l| l.config());
     c.checkpoint_every = t.checkpoint_every;
     c.progress = progress;
     c.resume = if recipe.output.resume { Resume::IfSame } else { Resume::Fresh };

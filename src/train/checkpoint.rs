@@ -107,6 +107,9 @@ pub struct TrainState {
     /// checkpoints, which stay as they were before ranks existed).
     #[serde(default = "one_rank", skip_serializing_if = "is_one_rank")]
     pub ranks: usize,
+    /// The dynamic loss scale, when the run scales its loss (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<crate::train::loss_scale::LossScaleState>,
 }
 
 fn one_rank() -> usize {

@@ -65,6 +65,7 @@ use crate::train::checkpoint::{self, BestMark, TrainState};
 use crate::train::events::{self, Event, OnEvent, StepEvent};
 use crate::train::fingerprint::Fingerprint;
 use crate::train::log::{LogRow, RunLog};
+use crate::train::loss_scale::{LossScaleConfig, LossScaleState, ScaleVerdict};
 use crate::train::micro_batch::{self, Snapshot, Splitter};
 use crate::train::run_dir::{Opening, Resume, RunDir};
 use crate::train::stop::StopFlag;
@@ -180,6 +181,8 @@ pub struct DriverConfig {
     /// After every update, gather a checksum of each rank's trainable parameters and fail when
     /// they differ (a host readback per step: a check for tests and debugging).
     pub check_replicas: bool,
+    /// Dynamic loss scaling ([`loss_scale`](super::loss_scale)); `None`: the loss as it is.
+    pub loss_scale: Option<LossScaleConfig>,
 }
 
 impl DriverConfig {
@@ -209,6 +212,7 @@ impl DriverConfig {
             overlap_all_reduce: true,
             sync_batch_norm: false,
             check_replicas: false,
+            loss_scale: None,
         }
     }
 }
@@ -284,6 +288,8 @@ pub struct Driver {
     optimizer: Optimizer,
     /// `[loss, grad norm]`: the one readback of a step.
     readback: Tensor,
+    /// The loss scale of the step being gathered (1 without loss scaling).
+    scale_now: f32,
     /// Micro-batch size once a batch did not fit.
     split: Splitter,
     reduced: AllReduceStats,
@@ -374,6 +380,7 @@ fn fresh_state(n: usize, digest: &str, ranks: usize) -> TrainState {
         last_metrics: None,
         config_digest: digest.to_string(),
         ranks,
+        loss_scale: None,
     }
 }
 
@@ -419,6 +426,9 @@ impl Driver {
         if config.eval_every == Some(0) || config.checkpoint_every == Some(0) {
             return Err(Error::arg("driver", "eval_every and checkpoint_every must be >= 1 when set"));
         }
+        if let Some(ls) = &config.loss_scale {
+            ls.validate()?;
+        }
         if config.max_bad_steps == 0 || config.early_stop.as_ref().is_some_and(|e| e.patience == 0) {
             return Err(Error::arg("driver", "max_bad_steps and early-stopping patience must be >= 1"));
         }
@@ -430,6 +440,7 @@ impl Driver {
             engine: engine.clone(),
             optimizer,
             readback: Tensor::zeros(engine, &[2])?,
+            scale_now: 1.0,
             split: Splitter::default(),
             reduced: AllReduceStats::default(),
             config,
@@ -488,6 +499,7 @@ impl Driver {
             .set("driver.max_bad_steps", c.max_bad_steps.to_string())
             .set("driver.split_batches", c.split_batches.to_string())
             .set("driver.sync_batch_norm", c.sync_batch_norm.to_string())
+            .set("driver.loss_scale", format!("{:?}", c.loss_scale))
             // One key per setting: a field a later whet adds shows as a new key (tolerated
             // across versions), not as a changed one.
             .set("driver.optimizer.method", format!("{:?}", o.method))
@@ -582,6 +594,7 @@ impl Driver {
         let digest = self.digest(n);
         let (mut st, mut resumed_from, mut resumed_dir, mut pending_optim) =
             (fresh_state(n, &digest, self.config.cluster.size()), None, None, None);
+        st.loss_scale = self.config.loss_scale.as_ref().map(LossScaleState::new);
         if dir.resumes() {
             if let Some(ck) = checkpoint::load_latest(out)? {
                 if ck.state.config_digest != digest {
@@ -598,6 +611,12 @@ impl Driver {
                 restore_params(task.params_mut(), &ck)?;
                 st = ck.state;
                 st.ranks = self.config.cluster.size();
+                // A run that turns loss scaling on (or off) on resume starts (or drops) a scale.
+                match (&self.config.loss_scale, st.loss_scale) {
+                    (Some(c), None) => st.loss_scale = Some(LossScaleState::new(c)),
+                    (None, Some(_)) => st.loss_scale = None,
+                    _ => {}
+                }
                 resumed_from = Some(st.step);
                 resumed_dir = Some(ck.dir);
                 pending_optim = Some(ck.optim);
@@ -750,11 +769,29 @@ impl Driver {
             ));
         }
         let local = &items[mine.clone()];
+        self.scale_now = st.loss_scale.map_or(1.0, |l| l.scale);
+        self.optimizer.set_grad_unscale(1.0 / self.scale_now);
         let (loss, norm) = self.gather(task, local, st.attempts, mine.start, items.len())?;
         st.attempts += 1;
         st.cursor = end;
-        let ok = loss.is_finite() && norm.is_finite();
-        if ok {
+        let verdict = match (&self.config.loss_scale, &mut st.loss_scale) {
+            (Some(c), Some(ls)) => ls.after_step(c, loss, norm),
+            _ if loss.is_finite() && norm.is_finite() => ScaleVerdict::Take,
+            _ => ScaleVerdict::Bad,
+        };
+        let ok = verdict == ScaleVerdict::Take;
+        if verdict == ScaleVerdict::Overflow {
+            // The scale's doing, not the model's: skipped and logged, never fatal.
+            self.optimizer.discard();
+            st.skipped_steps += 1;
+            st.skipped_items.extend_from_slice(&items);
+            log::warn!(
+                "step {}: gradients overflowed at loss scale {}; skipped, the scale is now {}",
+                st.step,
+                self.scale_now,
+                st.loss_scale.map_or(1.0, |l| l.scale)
+            );
+        } else if ok {
             self.optimizer.update()?;
             if self.config.check_replicas {
                 self.check_replicas(task.params(), st.step)?;
@@ -837,6 +874,7 @@ impl Driver {
             grad_norm: finite(norm),
             secs: s.st.train_secs,
             skipped_items: if ok { Vec::new() } else { taken.items.clone() },
+            loss_scale: s.st.loss_scale.map(|_| self.scale_now as f64),
             metrics: metrics.as_ref().map(to_opt).unwrap_or_default(),
         };
         if let Some(log) = &mut s.log {
@@ -980,10 +1018,12 @@ impl Driver {
             // over all the step's items, whatever the split.
             let loss =
                 if chunk.len() == total { loss } else { loss.mul_scalar(chunk.len() as f32 / total as f32)? };
+            // The gradients carry the loss scale; the optimizer divides it out.
+            let scaled = if self.scale_now == 1.0 { loss.clone() } else { loss.mul_scalar(self.scale_now)? };
             if m + 1 == chunks && self.overlaps() {
-                reduced = Some(self.backward_reducing(task, &loss)?);
+                reduced = Some(self.backward_reducing(task, &scaled)?);
             } else {
-                let grads = loss.backward()?;
+                let grads = scaled.backward()?;
                 self.optimizer.accumulate(task.params_mut(), &grads)?;
             }
             let _g = self.engine.no_grad();

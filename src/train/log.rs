@@ -32,6 +32,9 @@ pub struct LogRow {
     /// The step's training items when it was skipped for a non-finite loss or gradient.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_items: Vec<usize>,
+    /// The loss scale the step ran with (runs with dynamic loss scaling only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<f64>,
     /// Evaluation metrics, when the driver evaluated after this step.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, Option<f64>>,

@@ -10,6 +10,7 @@ pub mod ewc;
 pub mod fingerprint;
 pub mod l2sp;
 pub mod log;
+pub mod loss_scale;
 pub mod lr_finder;
 pub mod micro_batch;
 pub mod run_dir;

@@ -72,6 +72,8 @@ pub struct DigitsTask {
     pub stop_at_call: Option<(usize, StopFlag, i32)>,
     /// Scripted evaluation results, used in order instead of the real ones while they last.
     pub script: Vec<Metrics>,
+    /// Multiplies the training loss (large gradients on demand).
+    pub loss_factor: f32,
     pub calls: Calls,
 }
 
@@ -108,6 +110,7 @@ impl DigitsTask {
             poison_from_call: None,
             stop_at_call: None,
             script: Vec::new(),
+            loss_factor: 1.0,
             calls: Calls::default(),
         }
     }
@@ -166,7 +169,11 @@ impl Task for DigitsTask {
         let nan = self.nan_items.clone();
         let train = self.train.clone();
         let (x, y) = self.batch(&rows, &|r| all || nan.iter().any(|&i| train[i] == r));
-        cross_entropy(&self.forward(&x, mode)?, &y, CrossEntropy::default())
+        let loss = cross_entropy(&self.forward(&x, mode)?, &y, CrossEntropy::default())?;
+        match self.loss_factor {
+            f if f == 1.0 => Ok(loss),
+            f => loss.mul_scalar(f),
+        }
     }
     fn evaluate(&mut self) -> whet::Result<Metrics> {
         self.calls.evaluations += 1;

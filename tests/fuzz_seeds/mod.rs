@@ -164,6 +164,7 @@ fn checkpoint() -> Vec<u8> {
         last_metrics: Some(BTreeMap::from([("loss".to_string(), Some(0.25))])),
         config_digest: "seed".into(),
         ranks: 1,
+        loss_scale: None,
     };
     let state = serde_json::to_vec(&state).unwrap();
     let zero = serde_json::json!({"size": 0, "crc32": 0});
