@@ -77,6 +77,7 @@ fn broken_wgsl_through_the_engine_is_a_shader_compile_error() {
         name: "test/broken_engine",
         source: "@compute @workgroup_size(WG1) fn main() { let y = 1.0 + ; }",
         specs: &[Spec { entry: "main", overrides: &[] }],
+        halves: false,
     };
     let Some(e) = engine("broken_wgsl_through_the_engine_is_a_shader_compile_error") else { return };
     match e.precompile(&Kernel::new(&BROKEN, "main"), &[]) {

@@ -7,20 +7,20 @@ use whet::engine::shaders::{self, ShaderFile, Spec};
 fn every_shader_and_specialisation_validates() {
     let mut checked = 0;
     for file in shaders::ALL {
-        // The module as written (override constants left open).
-        shaders::validate(file, &[]).unwrap_or_else(|e| panic!("{}: {e}", file.name));
-        for spec in file.specs {
-            let src = file.full_source();
-            assert!(
-                src.contains(&format!("fn {}(", spec.entry)),
-                "{}: no entry point {}",
-                file.name,
-                spec.entry
-            );
-            for constants in spec.expand() {
-                shaders::validate(file, &constants)
-                    .unwrap_or_else(|e| panic!("{}::{} {constants:?}: {e}", file.name, spec.entry));
-                checked += 1;
+        // Files written over `act` are checked as f32 and as f16 (`enable f16`).
+        let variants: &[bool] = if file.halves { &[false, true] } else { &[false] };
+        for &half in variants {
+            let name = format!("{}{}", file.name, if half { " (f16)" } else { "" });
+            // The module as written (override constants left open).
+            shaders::validate_variant(file, half, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for spec in file.specs {
+                let src = file.source_for(half);
+                assert!(src.contains(&format!("fn {}(", spec.entry)), "{name}: no entry point {}", spec.entry);
+                for constants in spec.expand() {
+                    shaders::validate_variant(file, half, &constants)
+                        .unwrap_or_else(|e| panic!("{name}::{} {constants:?}: {e}", spec.entry));
+                    checked += 1;
+                }
             }
         }
     }
@@ -57,6 +57,7 @@ fn broken_wgsl_is_a_readable_error() {
         name: "test/broken",
         source: "@compute @workgroup_size(WG1) fn main() { let x: f32 = undefined_name; }",
         specs: &[Spec { entry: "main", overrides: &[] }],
+        halves: false,
     };
     let err = shaders::validate(&BROKEN, &[]).unwrap_err();
     assert!(err.contains("undefined_name"), "naga's message should name the problem: {err}");

@@ -1,5 +1,6 @@
 // Elementwise binary ops with broadcasting. OP: 0 add, 1 sub, 2 mul, 3 div.
-// a, b broadcast to out: (N) = prod(shape); strides are 0 on broadcast dims.
+// a, b broadcast to out: (N) = prod(shape); strides are 0 on broadcast dims. Storage in `act`
+// (f32, or f16 in the half variant); arithmetic in f32.
 
 override OP: u32;
 
@@ -41,9 +42,9 @@ fn offsets(i: u32) -> vec2<u32> {
     return vec2<u32>(oa, ob);
 }
 
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<act>;
+@group(0) @binding(2) var<storage, read> b: array<act>;
+@group(0) @binding(3) var<storage, read_write> out: array<act>;
 
 // Same shapes: no index arithmetic.
 @compute @workgroup_size(WG1)
@@ -53,7 +54,7 @@ fn binary_same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     // address). On lavapipe a branch puts the loads under an execution mask, which makes
     // every lane load separately.
     let i = min(linear_index(wid, nwg, lid), p.n - 1u);
-    out[i] = f(a[i], b[i]);
+    out[i] = act(f(f32(a[i]), f32(b[i])));
 }
 
 // b matches a's trailing dims (a bias over rows): one modulo instead of a rank-long index walk
@@ -62,7 +63,7 @@ fn binary_same(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 fn binary_tail(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = min(linear_index(wid, nwg, lid), p.n - 1u);
-    out[i] = f(a[i], b[i % p.tail]);
+    out[i] = act(f(f32(a[i]), f32(b[i % p.tail])));
 }
 
 fn f4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
@@ -74,9 +75,9 @@ fn f4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
     }
 }
 
-@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> a4: array<vec4<act>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<act>>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<act>>;
 
 // binary_tail when the tail is a multiple of 4: vec4 columns over x, rows over y (folded into
 // z past the grid's limit), so no division at all; llvmpipe runs vector u32 division lane by
@@ -92,7 +93,7 @@ fn binary_rows4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     // Clamped, not branched (see binary_same).
     let c = min(wid.x * WG1 + lid.x, t4 - 1u);
     let i = row * t4 + c;
-    out4[i] = f4(a4[i], b4[c]);
+    out4[i] = vec4<act>(f4(vec4<f32>(a4[i]), vec4<f32>(b4[c])));
 }
 
 @compute @workgroup_size(WG1)
@@ -101,17 +102,17 @@ fn binary_broadcast(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let i = linear_index(wid, nwg, lid);
     if (i < p.n) {
         let o = offsets(i);
-        out[i] = f(a[o.x], b[o.y]);
+        out[i] = act(f(f32(a[o.x]), f32(b[o.y])));
     }
 }
 
 // Backward of mul and div in one pass, at the output's shape (the caller sums broadcast dims):
 // mul: ga = g*b, gb = g*a;  div: ga = g/b, gb = -g*a/b^2.
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read> a2: array<f32>;
-@group(0) @binding(3) var<storage, read> b2: array<f32>;
-@group(0) @binding(4) var<storage, read_write> ga: array<f32>;
-@group(0) @binding(5) var<storage, read_write> gb: array<f32>;
+@group(0) @binding(1) var<storage, read> g: array<act>;
+@group(0) @binding(2) var<storage, read> a2: array<act>;
+@group(0) @binding(3) var<storage, read> b2: array<act>;
+@group(0) @binding(4) var<storage, read_write> ga: array<act>;
+@group(0) @binding(5) var<storage, read_write> gb: array<act>;
 
 @compute @workgroup_size(WG1)
 fn binary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -119,16 +120,16 @@ fn binary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let i = linear_index(wid, nwg, lid);
     if (i < p.n) {
         let o = offsets(i);
-        let av = a2[o.x];
-        let bv = b2[o.y];
-        let gv = g[i];
+        let av = f32(a2[o.x]);
+        let bv = f32(b2[o.y]);
+        let gv = f32(g[i]);
         if (OP == 2u) {
-            ga[i] = gv * bv;
-            gb[i] = gv * av;
+            ga[i] = act(gv * bv);
+            gb[i] = act(gv * av);
         } else {
             let q = gv / bv;
-            ga[i] = q;
-            gb[i] = -q * av / bv;
+            ga[i] = act(q);
+            gb[i] = act(-q * av / bv);
         }
     }
 }

@@ -1,4 +1,5 @@
-// Elementwise unary ops, forward and backward. x, y, g, gx: (N)
+// Elementwise unary ops, forward and backward. x, y, g, gx: (N) in `act` (f32, or f16 in the
+// half variant); the function itself runs in f32.
 // OP selects the function (src/ops/elementwise.rs UnaryOp); alpha/beta are per-call scalars.
 
 override OP: u32;
@@ -91,28 +92,28 @@ fn df(x: f32) -> f32 {
     }
 }
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<act>;
+@group(0) @binding(2) var<storage, read_write> y: array<act>;
 
 @compute @workgroup_size(WG1)
 fn unary_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = linear_index(wid, nwg, lid);
     if (i < p.n) {
-        y[i] = f(x[i]);
+        y[i] = act(f(f32(x[i])));
     }
 }
 
 // gx = g * f'(x)
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read> xb: array<f32>;
-@group(0) @binding(3) var<storage, read_write> gx: array<f32>;
+@group(0) @binding(1) var<storage, read> g: array<act>;
+@group(0) @binding(2) var<storage, read> xb: array<act>;
+@group(0) @binding(3) var<storage, read_write> gx: array<act>;
 
 @compute @workgroup_size(WG1)
 fn unary_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = linear_index(wid, nwg, lid);
     if (i < p.n) {
-        gx[i] = g[i] * df(xb[i]);
+        gx[i] = act(f32(g[i]) * df(f32(xb[i])));
     }
 }

@@ -115,6 +115,8 @@ pub(crate) struct EngineInner {
     /// The fixed subgroup width when subgroup operations are enabled and every subgroup has the
     /// same size (lavapipe: 8); kernels that assume a width check this.
     subgroup_size: Option<u32>,
+    /// `SHADER_F16` is enabled: kernels may read and write f16 storage (`DType::F16`).
+    f16: bool,
     /// The backend contains out-of-bounds accesses itself (Vulkan robustBufferAccess, Metal,
     /// DX12), so wgpu's injected bounds checks can be skipped.
     driver_robust: bool,
@@ -146,6 +148,13 @@ impl Engine {
     /// The subgroup width, when subgroup operations are on and the width is fixed.
     pub fn subgroup_size(&self) -> Option<u32> {
         self.0.subgroup_size
+    }
+
+    /// Whether kernels can hold tensors in f16 (`wgpu::Features::SHADER_F16`: shaderFloat16
+    /// and 16-bit storage on Vulkan; lavapipe has both). Without it f16 tensors are refused
+    /// with a typed error and mixed precision keeps f32 activations.
+    pub fn has_f16(&self) -> bool {
+        self.0.f16
     }
 
     /// CPU rasteriser or real GPU.

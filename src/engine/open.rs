@@ -116,7 +116,8 @@ impl Engine {
         let caps = memory::caps(options, &mut limits)?;
         // Subgroup operations, where the adapter has them, let the CPU-adapter matmul share
         // one load between 8 lanes (see shaders/matmul/matmul_subgroup.wgsl).
-        let features = adapter.features() & wgpu::Features::SUBGROUP;
+        // f16 storage and arithmetic, where offered, for half-precision activations.
+        let features = adapter.features() & (wgpu::Features::SUBGROUP | wgpu::Features::SHADER_F16);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("whet"),
             required_features: features,
@@ -175,6 +176,7 @@ impl Engine {
             saved_bytes: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             subgroup_size,
+            f16: features.contains(wgpu::Features::SHADER_F16) && !f16_disabled(),
             driver_robust: matches!(
                 backend,
                 wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12
@@ -196,4 +198,10 @@ impl Engine {
             }
         }
     }
+}
+
+/// `WHET_F16=0` opens the device as if it had no `SHADER_F16` (to compare, and for drivers
+/// whose f16 is broken).
+fn f16_disabled() -> bool {
+    std::env::var("WHET_F16").is_ok_and(|v| v == "0")
 }

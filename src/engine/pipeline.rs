@@ -23,6 +23,8 @@ pub struct PipelineKey {
     /// Override constants as (name, f64 bits): the values change the compiled code.
     pub constants: Vec<(&'static str, u64)>,
     pub layout: LayoutKey,
+    /// The file's f16 variant (`act = f16`).
+    pub half: bool,
 }
 
 impl PipelineKey {
@@ -30,14 +32,16 @@ impl PipelineKey {
     pub fn label(&self) -> String {
         let c: Vec<String> =
             self.constants.iter().map(|(k, v)| format!("{k}={}", f64::from_bits(*v))).collect();
-        format!("{}::{}[{}]", self.shader, self.entry, c.join(","))
+        let half = if self.half { ":f16" } else { "" };
+        format!("{}{half}::{}[{}]", self.shader, self.entry, c.join(","))
     }
 }
 
 /// Caches of shader modules, bind-group layouts and pipelines.
 #[derive(Default)]
 pub struct PipelineCache {
-    pub modules: HashMap<&'static str, Arc<wgpu::ShaderModule>>,
+    /// By file and variant (f16 or not).
+    pub modules: HashMap<(&'static str, bool), Arc<wgpu::ShaderModule>>,
     pub layouts: HashMap<LayoutKey, (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>)>,
     pub pipelines: HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>,
     /// How many pipelines were compiled (a test asserts a warm training step compiles none).
@@ -50,12 +54,20 @@ pub struct Kernel {
     pub file: &'static ShaderFile,
     pub entry: &'static str,
     pub constants: Vec<(&'static str, f64)>,
+    /// Compiled with `act = f16` (the file must be written over `act`).
+    pub half: bool,
 }
 
 impl Kernel {
     /// A kernel without override constants.
     pub fn new(file: &'static ShaderFile, entry: &'static str) -> Self {
-        Kernel { file, entry, constants: Vec::new() }
+        Kernel { file, entry, constants: Vec::new(), half: false }
+    }
+
+    /// The f16 variant when `on` (activations in f16; see [`ShaderFile::halves`]).
+    pub fn half(mut self, on: bool) -> Self {
+        self.half = on;
+        self
     }
 
     /// Set an override constant (part of the pipeline key).
@@ -70,6 +82,7 @@ impl Kernel {
             entry: self.entry,
             constants: self.constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
             layout,
+            half: self.half,
         }
     }
 }
@@ -102,11 +115,12 @@ impl Engine {
         if let Some(p) = cache.pipelines.get(&key) {
             return Ok((p.clone(), bgl));
         }
-        let module = match cache.modules.get(kernel.file.name) {
+        let module_key = (kernel.file.name, kernel.half);
+        let module = match cache.modules.get(&module_key) {
             Some(m) => m.clone(),
             None => {
-                let m = Arc::new(self.compile_module(kernel.file)?);
-                cache.modules.insert(kernel.file.name, m.clone());
+                let m = Arc::new(self.compile_module(kernel.file, kernel.half)?);
+                cache.modules.insert(module_key, m.clone());
                 m
             }
         };
@@ -136,11 +150,18 @@ impl Engine {
         Ok((pipeline, bgl))
     }
 
-    fn compile_module(&self, file: &shaders::ShaderFile) -> Result<wgpu::ShaderModule> {
+    fn compile_module(&self, file: &shaders::ShaderFile, half: bool) -> Result<wgpu::ShaderModule> {
+        if half && !(file.halves && self.has_f16()) {
+            return Err(Error::DType {
+                op: file.name,
+                expected: "f32 (this kernel or adapter has no f16 variant)",
+                got: "f16",
+            });
+        }
         // naga first: its message names the line, which wgpu's wrapped error may not.
-        shaders::validate(file, &[])
+        shaders::validate_variant(file, half, &[])
             .map_err(|message| Error::ShaderCompile { shader: file.name.to_string(), message })?;
-        let source = file.full_source();
+        let source = file.source_for(half);
         if self.0.dump_shaders {
             eprintln!("whet: ---- {} ----\n{source}", file.name);
         }

@@ -14,6 +14,9 @@ pub struct ShaderFile {
     pub source: &'static str,
     /// Every entry point with every set of override constants the crate dispatches.
     pub specs: &'static [Spec],
+    /// The file is written over `act`, the activations' element type, and is also compiled
+    /// with `act = f16` (`Kernel::half`) on adapters with `SHADER_F16`.
+    pub halves: bool,
 }
 
 /// Specialisations of one entry point: the cartesian product of the listed values of each
@@ -51,10 +54,25 @@ const fn plain(entry: &'static str) -> Spec {
 /// Shared helpers prepended to every shader.
 pub const PRELUDE: &str = include_str!("../../shaders/common/prelude.wgsl");
 
+/// Declares `act`, the element type of activations: f32, or f16 in a file's half variant
+/// (WGSL has no generics; a type alias ahead of the prelude stands in for one).
+fn act_header(half: bool) -> &'static str {
+    if half {
+        "enable f16;\nalias act = f16;\n"
+    } else {
+        "alias act = f32;\n"
+    }
+}
+
 impl ShaderFile {
-    /// The text that is compiled: prelude followed by the file.
+    /// The text that is compiled: the `act` declaration, the prelude, then the file.
     pub fn full_source(&self) -> String {
-        format!("{PRELUDE}\n{}", self.source)
+        self.source_for(false)
+    }
+
+    /// The text of the f32 (`half = false`) or f16 variant.
+    pub fn source_for(&self, half: bool) -> String {
+        format!("{}{PRELUDE}\n{}", act_header(half), self.source)
     }
 }
 
@@ -65,6 +83,16 @@ macro_rules! shader {
             name: $path,
             source: include_str!(concat!("../../shaders/", $path, ".wgsl")),
             specs: &[$($spec),*],
+            halves: false,
+        };
+    };
+    ($const_name:ident, $path:literal, halves, [$($spec:expr),* $(,)?]) => {
+        #[doc = concat!("`shaders/", $path, ".wgsl`, also compiled with f16 activations")]
+        pub const $const_name: ShaderFile = ShaderFile {
+            name: $path,
+            source: include_str!(concat!("../../shaders/", $path, ".wgsl")),
+            specs: &[$($spec),*],
+            halves: true,
         };
     };
 }
@@ -77,6 +105,7 @@ const BINARY_OPS: &[f64] = &[0.0, 1.0, 2.0, 3.0];
 shader!(
     UNARY,
     "elementwise/unary",
+    halves,
     [
         Spec { entry: "unary_forward", overrides: &[("OP", UNARY_OPS)] },
         Spec { entry: "unary_backward", overrides: &[("OP", UNARY_OPS)] },
@@ -85,6 +114,7 @@ shader!(
 shader!(
     BINARY,
     "elementwise/binary",
+    halves,
     [
         Spec { entry: "binary_same", overrides: &[("OP", BINARY_OPS)] },
         Spec { entry: "binary_tail", overrides: &[("OP", BINARY_OPS)] },
@@ -93,6 +123,7 @@ shader!(
         Spec { entry: "binary_backward", overrides: &[("OP", &[2.0, 3.0])] },
     ]
 );
+shader!(CAST, "elementwise/cast", halves, [plain("cast_to_act"), plain("cast_from_act")]);
 shader!(FILL, "elementwise/fill", [plain("fill"), plain("copy"), plain("fill_u32")]);
 shader!(MATMUL_BLOCKED, "matmul/matmul_blocked", [plain("matmul_blocked")]);
 shader!(
@@ -232,6 +263,7 @@ shader!(
 pub const ALL: &[&ShaderFile] = &[
     &UNARY,
     &BINARY,
+    &CAST,
     &FILL,
     &MATMUL_BLOCKED,
     &MATMUL_SUBGROUP,
@@ -262,7 +294,12 @@ pub const ALL: &[&ShaderFile] = &[
 
 /// Parse and validate one specialisation with naga; the error text is naga's own.
 pub fn validate(file: &ShaderFile, constants: &[(&str, f64)]) -> Result<(), String> {
-    let src = file.full_source();
+    validate_variant(file, false, constants)
+}
+
+/// [`validate`] for the f32 (`half = false`) or f16 variant of a file.
+pub fn validate_variant(file: &ShaderFile, half: bool, constants: &[(&str, f64)]) -> Result<(), String> {
+    let src = file.source_for(half);
     let module = naga::front::wgsl::parse_str(&src).map_err(|e| e.emit_to_string(&src))?;
     let mut validator =
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());

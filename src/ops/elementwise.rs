@@ -82,16 +82,16 @@ struct UnaryParams {
     _pad: u32,
 }
 
-fn unary_kernel(entry: &'static str, op: UnaryOp) -> Kernel {
-    Kernel::new(&shaders::UNARY, entry).with("OP", op as u32)
+fn unary_kernel(entry: &'static str, op: UnaryOp, half: bool) -> Kernel {
+    Kernel::new(&shaders::UNARY, entry).with("OP", op as u32).half(half)
 }
 
 fn unary_raw(x: &Tensor, op: UnaryOp, alpha: f32, beta: f32) -> Result<Tensor> {
-    let out = Tensor::empty(x.engine(), x.shape())?;
+    let out = Tensor::empty_typed(x.engine(), x.shape(), x.dtype())?;
     let p = UnaryParams { n: x.numel() as u32, alpha, beta, _pad: 0 };
     launch_1d(
         x.engine(),
-        &unary_kernel("unary_forward", op),
+        &unary_kernel("unary_forward", op, x.is_half()),
         &p,
         &[Binding::read(x.storage(), x.nbytes()), Binding::write(out.storage(), out.nbytes())],
         x.numel(),
@@ -113,11 +113,14 @@ impl Backward for UnaryBackward {
             (_, UnaryOp::Neg) => unary_raw(g, UnaryOp::Affine, -1.0, 0.0)?,
             (_, UnaryOp::Affine) => unary_raw(g, UnaryOp::Affine, self.alpha, 0.0)?,
             (Some(x), op) => {
-                let out = Tensor::empty(g.engine(), g.shape())?;
+                if g.dtype() != x.dtype() {
+                    return Err(crate::Error::DType { op: op.name(), expected: x.dtype().name(), got: g.dtype().name() });
+                }
+                let out = Tensor::empty_typed(g.engine(), g.shape(), g.dtype())?;
                 let p = UnaryParams { n: g.numel() as u32, alpha: self.alpha, beta: self.beta, _pad: 0 };
                 launch_1d(
                     g.engine(),
-                    &unary_kernel("unary_backward", op),
+                    &unary_kernel("unary_backward", op, g.is_half()),
                     &p,
                     &[
                         Binding::read(g.storage(), g.nbytes()),
@@ -139,7 +142,7 @@ impl Backward for UnaryBackward {
 
 /// Apply a unary op (`alpha`, `beta` used by `Pow` and `Affine`).
 pub fn unary(x: &Tensor, op: UnaryOp, alpha: f32, beta: f32) -> Result<Tensor> {
-    x.expect_f32(op.name())?;
+    x.expect_float(op.name())?;
     let out = unary_raw(x, op, alpha, beta)?;
     record(op.name(), out, &[x], |_| {
         let keep = !matches!(op, UnaryOp::Neg | UnaryOp::Affine);
@@ -201,7 +204,8 @@ fn binary_params(a: &[usize], b: &[usize], out: &[usize]) -> Result<BinaryParams
 pub(crate) fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     let e = same_engine(op.name(), &[a, b])?;
     let out_shape = shape::broadcast(op.name(), a.shape(), b.shape())?;
-    let out = Tensor::empty(e, &out_shape)?;
+    let out = Tensor::empty_typed(e, &out_shape, same_float(op.name(), a, b)?)?;
+    let half = a.is_half();
     let mut p = binary_params(a.shape(), b.shape(), &out_shape)?;
     // b spans a's trailing dims (leading 1s aside) and a is already the output's shape.
     let b_core: &[usize] = {
@@ -218,10 +222,10 @@ pub(crate) fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor>
         Binding::write(out.storage(), out.nbytes()),
     ];
     if a.shape() == b.shape() {
-        return launch_1d(e, &kernel("binary_same", op), &p, &bindings, out.numel()).map(|_| out);
+        return launch_1d(e, &kernel("binary_same", op, half), &p, &bindings, out.numel()).map(|_| out);
     }
     if !tail {
-        return launch_1d(e, &kernel("binary_broadcast", op), &p, &bindings, out.numel()).map(|_| out);
+        return launch_1d(e, &kernel("binary_broadcast", op, half), &p, &bindings, out.numel()).map(|_| out);
     }
     p.tail = b.numel() as u32;
     // A tail of 4k elements takes the vec4 row kernel (no division) when its grid fits.
@@ -231,14 +235,24 @@ pub(crate) fn binary_raw(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor>
     if b.numel().is_multiple_of(4) && rows > 0 && gx <= max && gz <= max {
         p.rows = rows as u32;
         let groups = [gx as u32, gy as u32, gz as u32];
-        e.dispatch(&kernel("binary_rows4", op), bytemuck::bytes_of(&p), &bindings, groups)?;
+        e.dispatch(&kernel("binary_rows4", op, half), bytemuck::bytes_of(&p), &bindings, groups)?;
         return Ok(out);
     }
-    launch_1d(e, &kernel("binary_tail", op), &p, &bindings, out.numel()).map(|_| out)
+    launch_1d(e, &kernel("binary_tail", op, half), &p, &bindings, out.numel()).map(|_| out)
 }
 
-fn kernel(entry: &'static str, op: BinaryOp) -> Kernel {
-    Kernel::new(&shaders::BINARY, entry).with("OP", op as u32)
+fn kernel(entry: &'static str, op: BinaryOp, half: bool) -> Kernel {
+    Kernel::new(&shaders::BINARY, entry).with("OP", op as u32).half(half)
+}
+
+/// The dtype both operands share (f32 or f16); mixing them is a typed error: a cast says
+/// where the precision changes.
+fn same_float(op: &'static str, a: &Tensor, b: &Tensor) -> Result<crate::tensor::DType> {
+    a.expect_float(op)?;
+    if a.dtype() != b.dtype() {
+        return Err(crate::Error::DType { op, expected: a.dtype().name(), got: b.dtype().name() });
+    }
+    Ok(a.dtype())
 }
 
 struct BinaryBackward {
@@ -275,12 +289,13 @@ impl Backward for BinaryBackward {
                     if self.a.is_some() { self.a_shape.clone() } else { g.shape().to_vec() },
                     if self.b.is_some() { self.b_shape.clone() } else { g.shape().to_vec() },
                 );
-                let ga = Tensor::empty(e, g.shape())?;
-                let gb = Tensor::empty(e, g.shape())?;
+                let dt = same_float(self.op.name(), g, &a)?;
+                let ga = Tensor::empty_typed(e, g.shape(), dt)?;
+                let gb = Tensor::empty_typed(e, g.shape(), dt)?;
                 let p = binary_params(&sa, &sb, g.shape())?;
                 launch_1d(
                     e,
-                    &Kernel::new(&shaders::BINARY, "binary_backward").with("OP", self.op as u32),
+                    &kernel("binary_backward", self.op, g.is_half()),
                     &p,
                     &[
                         Binding::read(g.storage(), g.nbytes()),
@@ -304,8 +319,7 @@ impl Backward for BinaryBackward {
 
 /// `a (op) b` with broadcasting.
 pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
-    a.expect_f32(op.name())?;
-    b.expect_f32(op.name())?;
+    same_float(op.name(), a, b)?;
     let out = binary_raw(a, b, op)?;
     record(op.name(), out, &[a, b], |needs| {
         let (keep_a, keep_b) = match op {

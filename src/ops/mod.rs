@@ -7,6 +7,7 @@
 
 pub mod attention;
 pub mod batch_norm;
+pub mod cast;
 pub mod check;
 pub mod conv;
 pub mod dropout;

@@ -20,6 +20,9 @@ use crate::graph::Node;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DType {
     F32,
+    /// IEEE half: activations of a mixed-precision run, on adapters with `SHADER_F16`
+    /// (`Engine::has_f16`). Two to a word; a buffer is padded to whole words.
+    F16,
     U32,
     /// GGML blocks, read only by the kernels of `ops::quant` (a frozen weight).
     Quant(QuantType),
@@ -29,6 +32,7 @@ impl DType {
     pub fn name(self) -> &'static str {
         match self {
             DType::F32 => "f32",
+            DType::F16 => "f16",
             DType::U32 => "u32",
             DType::Quant(q) => q.name(),
         }
@@ -140,7 +144,11 @@ impl Tensor {
     #[track_caller]
     pub(crate) fn empty_typed(engine: &Engine, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let n = checked_numel(shape)?;
-        let storage = engine.alloc(n as u64 * 4, AllocFor::here(shape, dtype))?;
+        let bytes = match dtype {
+            DType::F16 => half_bytes(engine, n)?,
+            _ => n as u64 * 4,
+        };
+        let storage = engine.alloc(bytes, AllocFor::here(shape, dtype))?;
         Ok(Self::from_storage(engine, storage, shape.to_vec(), dtype))
     }
 
@@ -157,6 +165,24 @@ impl Tensor {
         let what = AllocFor::here(shape, DType::F32);
         let storage = engine.upload_new(bytemuck::cast_slice(data), n as u64 * 4, what)?;
         Ok(Self::from_storage(engine, storage, shape.to_vec(), DType::F32))
+    }
+
+    /// Upload f32 data as an f16 tensor (each value rounded to nearest even on the host).
+    #[track_caller]
+    pub fn from_slice_f16(engine: &Engine, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        let n = checked_numel(shape)?;
+        if n != data.len() {
+            return Err(Error::arg(
+                "from_slice_f16",
+                format!("{} values do not fill shape {:?} ({} elements)", data.len(), shape, n),
+            ));
+        }
+        let bytes = half_bytes(engine, n)?;
+        let mut halves: Vec<u16> = data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+        halves.resize(bytes as usize / 2, 0);
+        let what = AllocFor::here(shape, DType::F16);
+        let storage = engine.upload_new(bytemuck::cast_slice(&halves), bytes, what)?;
+        Ok(Self::from_storage(engine, storage, shape.to_vec(), DType::F16))
     }
 
     /// Upload u32 data (token ids, class labels) with the given shape.
@@ -260,8 +286,22 @@ impl Tensor {
     pub fn nbytes(&self) -> u64 {
         match self.0.dtype {
             DType::Quant(q) => q.device_bytes(self.numel()),
+            DType::F16 => (self.numel() as u64 * 2).next_multiple_of(4),
             _ => self.numel() as u64 * 4,
         }
+    }
+
+    /// f32 or f16 (kernels written over `act` take either), or a typed error naming `op`.
+    pub(crate) fn expect_float(&self, op: &'static str) -> Result<()> {
+        if !matches!(self.0.dtype, DType::F32 | DType::F16) {
+            return Err(Error::DType { op, expected: "f32 or f16", got: self.0.dtype.name() });
+        }
+        Ok(())
+    }
+
+    /// Whether the data is f16 (kernels then run their half variant).
+    pub(crate) fn is_half(&self) -> bool {
+        self.0.dtype == DType::F16
     }
 
     pub(crate) fn expect_f32(&self, op: &'static str) -> Result<()> {
@@ -276,6 +316,11 @@ impl Tensor {
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         if let DType::Quant(q) = self.0.dtype {
             return self.dequantized_on_host(q);
+        }
+        if self.0.dtype == DType::F16 {
+            let bytes = self.0.engine.download(self.storage(), self.nbytes())?;
+            let halves: Vec<u16> = bytemuck::pod_collect_to_vec(&bytes);
+            return Ok(halves[..self.numel()].iter().map(|&h| half::f16::from_bits(h).to_f32()).collect());
         }
         self.expect_f32("to_vec")?;
         let bytes = self.0.engine.download(self.storage(), self.nbytes())?;
@@ -320,6 +365,14 @@ impl Tensor {
         Arc::get_mut(&mut t.0).expect("fresh tensor").offset = self.0.offset;
         t
     }
+}
+
+/// Device bytes of `n` f16 values (whole words), or a typed error on an adapter without f16.
+fn half_bytes(engine: &Engine, n: usize) -> Result<u64> {
+    if !engine.has_f16() {
+        return Err(Error::DType { op: "f16 tensor", expected: "an adapter with SHADER_F16", got: "f16" });
+    }
+    Ok((n as u64 * 2).next_multiple_of(4))
 }
 
 fn checked_numel(shape: &[usize]) -> Result<usize> {

@@ -1,0 +1,154 @@
+//! f16 activations (`DType::F16`, the half variants of kernels written over `act`) against the
+//! CPU: a half kernel loads f16, computes in f32 and rounds once on the store, so its output
+//! must equal the f32 kernel's output on the same (f16-rounded) inputs, rounded to f16 on the
+//! host, bit for bit. Sizes are awkward: one element, odd counts (the last word half used),
+//! tails that are and are not multiples of 4, and broadcasts over a middle dimension.
+
+mod common;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use whet::ops::elementwise::{binary, unary, BinaryOp, UnaryOp};
+use whet::tensor::DType;
+use whet::{Engine, Tensor};
+
+fn gpu(test: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Engine)> {
+    let (g, e) = common::gpu("half_kernels", test)?;
+    if !e.has_f16() {
+        eprintln!("!!!!!!!! {test}: ADAPTER WITHOUT SHADER_F16, F16 CHECKS SKIPPED !!!!!!!!");
+        return None;
+    }
+    Some((g, e))
+}
+
+fn round16(v: f32) -> f32 {
+    half::f16::from_f32(v).to_f32()
+}
+
+/// Values in [-3, 3], already representable in f16.
+fn random16(n: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    (0..n).map(|_| round16(rng.random_range(-3.0f32..3.0))).collect()
+}
+
+/// Bitwise comparison that treats every NaN alike.
+fn assert_bits(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()), "{what}[{i}]: {g} vs {w}");
+    }
+}
+
+#[test]
+fn casts_round_to_nearest_even_and_overflow_to_infinity() {
+    let Some((_g, e)) = gpu("casts_round_to_nearest_even_and_overflow_to_infinity") else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for n in [1usize, 3, 1001] {
+        let mut v: Vec<f32> = (0..n).map(|_| rng.random_range(-70000.0f32..70000.0)).collect();
+        // Ties, subnormals, the largest finite half and just past it.
+        let specials = [1.0 + 1.0 / 2048.0, 3.0e-7, -6.0e-8, 65504.0, 65520.0, -1.0e6, 0.0, -0.0];
+        for (i, s) in specials.iter().enumerate().take(n) {
+            v[i] = *s;
+        }
+        let x = Tensor::from_slice(&e, &v, &[n]).unwrap();
+        let h = x.to_dtype(DType::F16).unwrap();
+        assert_eq!(h.dtype(), DType::F16);
+        assert_eq!(h.nbytes(), (n as u64 * 2).next_multiple_of(4));
+        let want: Vec<f32> = v.iter().map(|&a| round16(a)).collect();
+        assert_bits(&h.to_vec().unwrap(), &want, &format!("f32 -> f16, n = {n}"));
+        let back = h.to_dtype(DType::F32).unwrap();
+        assert_eq!(back.dtype(), DType::F32);
+        assert_bits(&back.to_vec().unwrap(), &want, &format!("f16 -> f32, n = {n}"));
+    }
+}
+
+#[test]
+fn unary_ops_in_f16_equal_the_f32_kernels_rounded() {
+    let Some((_g, e)) = gpu("unary_ops_in_f16_equal_the_f32_kernels_rounded") else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    for n in [1usize, 7, 777] {
+        let v = random16(n, &mut rng);
+        let gv = random16(n, &mut rng);
+        for op in UnaryOp::ALL {
+            let (alpha, beta) = if op == UnaryOp::Pow { (2.0, 0.0) } else { (0.75, 0.5) };
+            let x32 = Tensor::from_slice(&e, &v, &[n]).unwrap().requires_grad_(true);
+            let x16 = Tensor::from_slice_f16(&e, &v, &[n]).unwrap().requires_grad_(true);
+            let y32 = unary(&x32, op, alpha, beta).unwrap();
+            let y16 = unary(&x16, op, alpha, beta).unwrap();
+            assert_eq!(y16.dtype(), DType::F16);
+            let want: Vec<f32> = y32.to_vec().unwrap().iter().map(|&a| round16(a)).collect();
+            assert_bits(&y16.to_vec().unwrap(), &want, &format!("{} forward, n = {n}", op.name()));
+
+            // Backward with an f16 upstream gradient: g · f'(x), one rounding.
+            let g32 = Tensor::from_slice(&e, &gv, &[n]).unwrap();
+            let g16 = Tensor::from_slice_f16(&e, &gv, &[n]).unwrap();
+            let d32 = y32.mul(&g32).unwrap().sum_all().unwrap().backward().unwrap();
+            let d16 = y16.mul(&g16).unwrap().to_dtype(DType::F32).unwrap().sum_all().unwrap().backward().unwrap();
+            let dx16 = d16.get(&x16).unwrap();
+            assert_eq!(dx16.dtype(), DType::F16, "the gradient of an f16 tensor is f16");
+            // The f16 path rounds g·y's gradient (g) once more only where g is not exact; here
+            // g is f16 already, so the one rounding is the backward kernel's store.
+            let want: Vec<f32> = d32.get(&x32).unwrap().to_vec().unwrap().iter().map(|&a| round16(a)).collect();
+            let got = dx16.to_vec().unwrap();
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                let tol = 2.0 * f32::EPSILON.max(b.abs() * 1e-3);
+                assert!(a == b || (a - b).abs() <= tol || (a.is_nan() && b.is_nan()), "{} backward[{i}]: {a} vs {b}", op.name());
+            }
+        }
+    }
+}
+
+#[test]
+fn binary_ops_in_f16_equal_the_f32_kernels_rounded_for_every_broadcast() {
+    let Some((_g, e)) = gpu("binary_ops_in_f16_equal_the_f32_kernels_rounded") else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    // same shape, a tail of 4k (vec4 rows), an odd tail, a middle broadcast, a scalar.
+    let cases: [(&[usize], &[usize]); 5] =
+        [(&[5, 9], &[5, 9]), (&[3, 12], &[12]), (&[7, 5], &[5]), (&[4, 3, 6], &[4, 1, 6]), (&[11], &[1])];
+    for (sa, sb) in cases {
+        let na: usize = sa.iter().product();
+        let nb: usize = sb.iter().product();
+        let (va, vb) = (random16(na, &mut rng), random16(nb, &mut rng));
+        // Keep divisors away from zero.
+        let vb: Vec<f32> = vb.iter().map(|&b| if b.abs() < 0.25 { round16(b + 1.0) } else { b }).collect();
+        for op in BinaryOp::ALL {
+            let a32 = Tensor::from_slice(&e, &va, sa).unwrap();
+            let b32 = Tensor::from_slice(&e, &vb, sb).unwrap();
+            let a16 = Tensor::from_slice_f16(&e, &va, sa).unwrap();
+            let b16 = Tensor::from_slice_f16(&e, &vb, sb).unwrap();
+            let want: Vec<f32> =
+                binary(&a32, &b32, op).unwrap().to_vec().unwrap().iter().map(|&v| round16(v)).collect();
+            let got = binary(&a16, &b16, op).unwrap();
+            assert_eq!(got.dtype(), DType::F16);
+            assert_bits(&got.to_vec().unwrap(), &want, &format!("{} {sa:?} {sb:?}", op.name()));
+        }
+    }
+}
+
+#[test]
+fn mixing_f16_and_f32_operands_is_a_typed_error() {
+    let Some((_g, e)) = gpu("mixing_f16_and_f32_operands_is_a_typed_error") else { return };
+    let a = Tensor::from_slice(&e, &[1.0, 2.0], &[2]).unwrap();
+    let b = Tensor::from_slice_f16(&e, &[1.0, 2.0], &[2]).unwrap();
+    let err = a.add(&b).unwrap_err().to_string();
+    assert!(err.contains("f16") && err.contains("f32") && err.contains("add"), "{err}");
+}
+
+#[test]
+fn gradients_cross_casts_in_the_dtype_of_each_side() {
+    let Some((_g, e)) = gpu("gradients_cross_casts_in_the_dtype_of_each_side") else { return };
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let v = random16(300, &mut rng);
+    // An f32 master weight used through an f16 copy: its gradient comes back as f32.
+    let w = Tensor::from_slice(&e, &v, &[300]).unwrap().requires_grad_(true);
+    let y = w.to_dtype(DType::F16).unwrap().silu().unwrap().mul_scalar(0.5).unwrap();
+    let grads = y.to_dtype(DType::F32).unwrap().sum_all().unwrap().backward().unwrap();
+    let gw = grads.get(&w).unwrap();
+    assert_eq!(gw.dtype(), DType::F32);
+    let w32 = Tensor::from_slice(&e, &v, &[300]).unwrap().requires_grad_(true);
+    let want = w32.silu().unwrap().mul_scalar(0.5).unwrap().sum_all().unwrap().backward().unwrap();
+    let want = want.get(&w32).unwrap().to_vec().unwrap();
+    for (i, (a, b)) in gw.to_vec().unwrap().iter().zip(&want).enumerate() {
+        // Two f16 roundings (the scaled gradient, then silu's backward).
+        assert!((a - b).abs() <= 2e-3 * b.abs().max(1e-2), "[{i}] {a} vs {b}");
+    }
+}
