@@ -152,3 +152,115 @@ fn gradients_cross_casts_in_the_dtype_of_each_side() {
         assert!((a - b).abs() <= 2e-3 * b.abs().max(1e-2), "[{i}] {a} vs {b}");
     }
 }
+
+/// Runs `op` on f32 tensors and on f16 tensors of the same (f16-exact) values, then the
+/// backward with the same upstream gradient; the f16 outputs and input gradients must match
+/// the f32 ones within `rtol` of each tensor's largest magnitude (f16 keeps 11 bits; the half
+/// path rounds each stored intermediate once).
+fn matches_f32<F>(e: &Engine, shapes: &[&[usize]], rtol: f32, what: &str, op: F)
+where
+    F: Fn(&[Tensor]) -> whet::Result<Tensor>,
+{
+    let mut rng = ChaCha8Rng::seed_from_u64(what.len() as u64);
+    let values: Vec<Vec<f32>> = shapes.iter().map(|s| random16(s.iter().product(), &mut rng)).collect();
+    let run = |half: bool| {
+        let ins: Vec<Tensor> = values
+            .iter()
+            .zip(shapes)
+            .map(|(v, s)| {
+                let t = if half { Tensor::from_slice_f16(e, v, s) } else { Tensor::from_slice(e, v, s) };
+                t.unwrap().requires_grad_(true)
+            })
+            .collect();
+        let y = op(&ins).unwrap();
+        assert_eq!(y.dtype(), if half { DType::F16 } else { DType::F32 }, "{what}: output dtype");
+        let up = random16(y.numel(), &mut ChaCha8Rng::seed_from_u64(99));
+        let up = if half { Tensor::from_slice_f16(e, &up, y.shape()) } else { Tensor::from_slice(e, &up, y.shape()) };
+        let loss = y.mul(&up.unwrap()).unwrap().to_dtype(DType::F32).unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        let mut outs = vec![y.to_vec().unwrap()];
+        for t in &ins {
+            let g = grads.get(t).unwrap_or_else(|| panic!("{what}: no gradient"));
+            assert_eq!(g.dtype(), t.dtype(), "{what}: gradient dtype");
+            outs.push(g.to_vec().unwrap());
+        }
+        outs
+    };
+    let (want, got) = (run(false), run(true));
+    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+        let scale = w.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+        let worst = w.iter().zip(g).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let which = if i == 0 { "output".to_string() } else { format!("gradient {}", i - 1) };
+        assert!(worst <= rtol * scale, "{what} {which}: max |Δ| {worst} vs scale {scale}");
+    }
+}
+
+#[test]
+fn norms_rope_layout_and_attention_in_f16_match_f32() {
+    let Some((_g, e)) = gpu("norms_rope_layout_and_attention_in_f16_match_f32") else { return };
+    use whet::ops::attention::{attention_with, Attention, AttentionKernel};
+    use whet::ops::norm::rms_norm;
+    use whet::ops::rope::{rope, RopeTable};
+    let w = Tensor::from_slice(&e, &random16(37, &mut ChaCha8Rng::seed_from_u64(5)), &[37]).unwrap();
+    matches_f32(&e, &[&[6, 37]], 4e-3, "rms_norm", |x| rms_norm(&x[0], &w, 1e-6));
+    let table = RopeTable::new(&e, 8, 16, 10000.0).unwrap();
+    matches_f32(&e, &[&[2, 3, 5, 8]], 4e-3, "rope", |x| rope(&x[0], &table, 2));
+    // Permutes with and without the 16-byte row kernel, and a slice.
+    matches_f32(&e, &[&[2, 5, 3, 8]], 0.0, "permute rows", |x| x[0].permute(&[0, 2, 1, 3]));
+    matches_f32(&e, &[&[2, 5, 3, 6]], 0.0, "permute any", |x| x[0].permute(&[3, 1, 0, 2]));
+    matches_f32(&e, &[&[7, 5]], 0.0, "slice", |x| x[0].slice(0, 2, 4));
+    for (kernel, name) in [(AttentionKernel::Composite, "composite"), (AttentionKernel::Flash, "flash")] {
+        for causal in [false, true] {
+            let opts = Attention { scale: 0.35, causal, key_padding: None };
+            let what = format!("attention {name} causal {causal}");
+            matches_f32(&e, &[&[2, 4, 5, 8], &[2, 2, 5, 8], &[2, 2, 5, 8]], 1e-2, &what, |x| {
+                attention_with(&x[0], &x[1], &x[2], &opts, kernel)
+            });
+        }
+    }
+}
+
+#[test]
+fn products_and_the_loss_in_f16_match_f32() {
+    let Some((_g, e)) = gpu("products_and_the_loss_in_f16_match_f32") else { return };
+    use whet::ops::linear::linear;
+    use whet::ops::loss::{cross_entropy, CrossEntropy};
+    use whet::tensor::QuantType;
+    // Awkward sizes for the generic kernel, both transposes.
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let (a, b): (&[usize], &[usize]) = match (ta, tb) {
+            (false, false) => (&[7, 13], &[13, 5]),
+            (true, false) => (&[13, 7], &[13, 5]),
+            (false, true) => (&[7, 13], &[5, 13]),
+            (true, true) => (&[13, 7], &[5, 13]),
+        };
+        matches_f32(&e, &[a, b], 5e-3, &format!("matmul ta {ta} tb {tb}"), |x| whet::ops::matmul::matmul_t(&x[0], &x[1], ta, tb));
+    }
+    // An f32 master weight and bias under an f16 input: the weight's gradient comes back in f32.
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let w32 = Tensor::from_slice(&e, &random16(9 * 24, &mut rng), &[9, 24]).unwrap().requires_grad_(true);
+    let b32 = Tensor::from_slice(&e, &random16(9, &mut rng), &[9]).unwrap();
+    let y = linear(&Tensor::from_slice_f16(&e, &random16(5 * 24, &mut rng), &[5, 24]).unwrap(), &w32, Some(&b32), false)
+        .unwrap();
+    assert_eq!(y.dtype(), DType::F16);
+    let g = y.to_dtype(DType::F32).unwrap().sum_all().unwrap().backward().unwrap();
+    assert_eq!(g.get(&w32).unwrap().dtype(), DType::F32);
+    // Frozen quantized and 16-bit weights read by f16 activations (forward and input gradient).
+    for qt in [QuantType::Q8_0, QuantType::Q4_0, QuantType::F16] {
+        let k = 256;
+        let vals = random16(12 * k, &mut rng);
+        let blocks = whet::weights::quantize::quantize(qt.weight_dtype(), &vals).unwrap();
+        let wq = Tensor::from_quantized(&e, qt, &blocks, &[12, k]).unwrap();
+        for rows in [1usize, 33] {
+            matches_f32(&e, &[&[rows, k]], 5e-3, &format!("linear {} rows {rows}", qt.name()), |x| {
+                linear(&x[0], &wq, None, false)
+            });
+        }
+    }
+    let targets: Vec<u32> = (0..9).map(|i| (i * 7 % 11) as u32).collect();
+    matches_f32(&e, &[&[9, 11]], 5e-3, "cross_entropy", |x| {
+        let l = cross_entropy(&x[0], &targets, CrossEntropy { ignore_index: Some(3), label_smoothing: 0.1 })?;
+        // The loss is f32 whatever the logits; the harness wants the input's dtype back.
+        l.to_dtype(x[0].dtype())
+    });
+}

@@ -7,6 +7,8 @@
 // and, with a padding mask, kmask[b * Tk + j] != 0. Invisible keys are left out of the softmax
 // entirely (probability exactly 0, not exp(-large)); a row with no visible key has
 // probabilities 0, so its output and every gradient through it are 0, never NaN.
+//
+// Scores and probabilities are `act` (f16 in the half variant); the softmax runs in f32.
 
 struct Params {
     rows: u32,
@@ -37,9 +39,9 @@ fn key_limit(r: u32) -> u32 {
 
 // ---------------------------------------------------------------- forward
 
-@group(0) @binding(1) var<storage, read> s: array<f32>;
+@group(0) @binding(1) var<storage, read> s: array<act>;
 @group(0) @binding(2) var<storage, read> kmask: array<f32>;
-@group(0) @binding(3) var<storage, read_write> probs: array<f32>;
+@group(0) @binding(3) var<storage, read_write> probs: array<act>;
 
 fn visible(b: u32, j: u32) -> bool {
     if (p.has_mask == 0u) {
@@ -63,7 +65,7 @@ fn attn_softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     var seen = false;
     for (var j = 0u; j < lim; j++) {
         if (visible(b, j)) {
-            let v = s[base + j] * p.scale;
+            let v = f32(s[base + j]) * p.scale;
             if (!seen || v > m) {
                 m = v;
             }
@@ -73,7 +75,7 @@ fn attn_softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     var total = 0.0;
     for (var j = 0u; j < lim; j++) {
         if (visible(b, j)) {
-            total += exp(s[base + j] * p.scale - m);
+            total += exp(f32(s[base + j]) * p.scale - m);
         }
     }
     // total >= 1 when any key is visible (the max contributes exp(0)).
@@ -81,9 +83,9 @@ fn attn_softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     for (var j = 0u; j < p.tk; j++) {
         var y = 0.0;
         if (j < lim && visible(b, j)) {
-            y = exp(s[base + j] * p.scale - m) * inv;
+            y = exp(f32(s[base + j]) * p.scale - m) * inv;
         }
-        probs[base + j] = y;
+        probs[base + j] = act(y);
     }
 }
 
@@ -91,8 +93,8 @@ fn attn_softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
 
 // In place: ds = scale * probs * (dp - sum(dp * probs)) per row, the gradient w.r.t. the
 // unscaled scores. Invisible keys have probs 0, so their gradient is exactly 0.
-@group(0) @binding(1) var<storage, read> pb: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dp: array<f32>;
+@group(0) @binding(1) var<storage, read> pb: array<act>;
+@group(0) @binding(2) var<storage, read_write> dp: array<act>;
 
 @compute @workgroup_size(WG1)
 fn attn_softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -105,9 +107,9 @@ fn attn_softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
     let lim = key_limit(r);
     var acc = 0.0;
     for (var j = 0u; j < lim; j++) {
-        acc += dp[base + j] * pb[base + j];
+        acc += f32(dp[base + j]) * f32(pb[base + j]);
     }
     for (var j = 0u; j < p.tk; j++) {
-        dp[base + j] = p.scale * pb[base + j] * (dp[base + j] - acc);
+        dp[base + j] = act(p.scale * f32(pb[base + j]) * (f32(dp[base + j]) - acc));
     }
 }

@@ -36,11 +36,11 @@ fn key_limit(r: u32) -> u32 {
 
 // ---------------------------------------------------------------- forward
 
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(1) var<storage, read> q: array<act>;
+@group(0) @binding(2) var<storage, read> k: array<act>;
+@group(0) @binding(3) var<storage, read> v: array<act>;
 @group(0) @binding(4) var<storage, read> kmask: array<f32>;
-@group(0) @binding(5) var<storage, read_write> o: array<f32>;
+@group(0) @binding(5) var<storage, read_write> o: array<act>;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 
 fn visible(b: u32, j: u32) -> bool {
@@ -67,7 +67,7 @@ fn flash_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     var qv: array<f32, MAX_D>;
     var acc: array<f32, MAX_D>;
     for (var c = 0u; c < p.d; c++) {
-        qv[c] = q[qo + c];
+        qv[c] = f32(q[qo + c]);
         acc[c] = 0.0;
     }
     var m = 0.0;
@@ -80,7 +80,7 @@ fn flash_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         let ko = kb + j * p.d;
         var s = 0.0;
         for (var c = 0u; c < p.d; c++) {
-            s += qv[c] * k[ko + c];
+            s += qv[c] * f32(k[ko + c]);
         }
         s *= p.scale;
         if (!seen) {
@@ -92,13 +92,13 @@ fn flash_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         let pj = exp(s - mn);
         l = l * corr + pj;
         for (var c = 0u; c < p.d; c++) {
-            acc[c] = acc[c] * corr + pj * v[ko + c];
+            acc[c] = acc[c] * corr + pj * f32(v[ko + c]);
         }
         m = mn;
     }
     let inv = select(0.0, 1.0 / l, seen);
     for (var c = 0u; c < p.d; c++) {
-        o[qo + c] = acc[c] * inv;
+        o[qo + c] = act(acc[c] * inv);
     }
     lse[2u * r] = select(NO_KEYS, m, seen);
     lse[2u * r + 1u] = select(0.0, log(l), seen);
@@ -107,8 +107,8 @@ fn flash_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 // ---------------------------------------------------------------- backward
 
 // stats = (m, log l, delta) per row, delta_r = sum(go_r * o_r).
-@group(0) @binding(1) var<storage, read> go_s: array<f32>;
-@group(0) @binding(2) var<storage, read> o_s: array<f32>;
+@group(0) @binding(1) var<storage, read> go_s: array<act>;
+@group(0) @binding(2) var<storage, read> o_s: array<act>;
 @group(0) @binding(3) var<storage, read> lse_s: array<f32>;
 @group(0) @binding(4) var<storage, read_write> stats_w: array<f32>;
 
@@ -121,21 +121,21 @@ fn flash_backward_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     }
     var acc = 0.0;
     for (var c = 0u; c < p.d; c++) {
-        acc += go_s[r * p.d + c] * o_s[r * p.d + c];
+        acc += f32(go_s[r * p.d + c]) * f32(o_s[r * p.d + c]);
     }
     stats_w[3u * r] = lse_s[2u * r];
     stats_w[3u * r + 1u] = lse_s[2u * r + 1u];
     stats_w[3u * r + 2u] = acc;
 }
 
-@group(0) @binding(1) var<storage, read> qb: array<f32>;
-@group(0) @binding(2) var<storage, read> kb_: array<f32>;
-@group(0) @binding(3) var<storage, read> vb: array<f32>;
+@group(0) @binding(1) var<storage, read> qb: array<act>;
+@group(0) @binding(2) var<storage, read> kb_: array<act>;
+@group(0) @binding(3) var<storage, read> vb: array<act>;
 @group(0) @binding(4) var<storage, read> kmask_b: array<f32>;
 @group(0) @binding(5) var<storage, read> stats: array<f32>;
-@group(0) @binding(6) var<storage, read> gob: array<f32>;
-@group(0) @binding(7) var<storage, read_write> g0: array<f32>;
-@group(0) @binding(8) var<storage, read_write> g1: array<f32>;
+@group(0) @binding(6) var<storage, read> gob: array<act>;
+@group(0) @binding(7) var<storage, read_write> g0: array<act>;
+@group(0) @binding(8) var<storage, read_write> g1: array<act>;
 
 fn visible_b(b: u32, j: u32) -> bool {
     if (p.has_mask == 0u) {
@@ -165,8 +165,8 @@ fn flash_backward_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     var gv: array<f32, MAX_D>;
     var acc: array<f32, MAX_D>;
     for (var c = 0u; c < p.d; c++) {
-        qv[c] = qb[qo + c];
-        gv[c] = gob[qo + c];
+        qv[c] = f32(qb[qo + c]);
+        gv[c] = f32(gob[qo + c]);
         acc[c] = 0.0;
     }
     for (var j = 0u; j < lim; j++) {
@@ -177,17 +177,17 @@ fn flash_backward_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
         var s = 0.0;
         var dp = 0.0;
         for (var c = 0u; c < p.d; c++) {
-            s += qv[c] * kb_[ko + c];
-            dp += gv[c] * vb[ko + c];
+            s += qv[c] * f32(kb_[ko + c]);
+            dp += gv[c] * f32(vb[ko + c]);
         }
         let pj = exp((s * p.scale - m) - logl);
         let ds = pj * (dp - delta) * p.scale;
         for (var c = 0u; c < p.d; c++) {
-            acc[c] += ds * kb_[ko + c];
+            acc[c] += ds * f32(kb_[ko + c]);
         }
     }
     for (var c = 0u; c < p.d; c++) {
-        g0[qo + c] = acc[c];
+        g0[qo + c] = act(acc[c]);
     }
 }
 
@@ -210,8 +210,8 @@ fn flash_backward_kv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     var dk: array<f32, MAX_D>;
     var dv: array<f32, MAX_D>;
     for (var c = 0u; c < p.d; c++) {
-        kv[c] = kb_[ko + c];
-        vv[c] = vb[ko + c];
+        kv[c] = f32(kb_[ko + c]);
+        vv[c] = f32(vb[ko + c]);
         dk[c] = 0.0;
         dv[c] = 0.0;
     }
@@ -225,19 +225,19 @@ fn flash_backward_kv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
             var s = 0.0;
             var dp = 0.0;
             for (var c = 0u; c < p.d; c++) {
-                s += qb[qo + c] * kv[c];
-                dp += gob[qo + c] * vv[c];
+                s += f32(qb[qo + c]) * kv[c];
+                dp += f32(gob[qo + c]) * vv[c];
             }
             let pj = exp((s * p.scale - stats[3u * r]) - stats[3u * r + 1u]);
             let ds = pj * (dp - stats[3u * r + 2u]) * p.scale;
             for (var c = 0u; c < p.d; c++) {
-                dv[c] += pj * gob[qo + c];
-                dk[c] += ds * qb[qo + c];
+                dv[c] += pj * f32(gob[qo + c]);
+                dk[c] += ds * f32(qb[qo + c]);
             }
         }
     }
     for (var c = 0u; c < p.d; c++) {
-        g0[ko + c] = dk[c];
-        g1[ko + c] = dv[c];
+        g0[ko + c] = act(dk[c]);
+        g1[ko + c] = act(dv[c]);
     }
 }

@@ -16,8 +16,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+// Elements of `act` (f16 in the half variant), copied as they are.
+@group(0) @binding(1) var<storage, read> src: array<act>;
+@group(0) @binding(2) var<storage, read_write> dst: array<act>;
 
 @compute @workgroup_size(WG1)
 fn axis_read(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

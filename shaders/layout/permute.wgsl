@@ -1,5 +1,6 @@
 // Permuted copy. out: (N) elements of shape `shape`; `sx` are the input strides reordered to
-// the output's dims, so out[i] = x[sum_d coord_d(i) * sx[d]].
+// the output's dims, so out[i] = x[sum_d coord_d(i) * sx[d]]. Elements of `act` (u32 data is
+// copied bit for bit as f32; f16 takes the half variant).
 
 struct Params {
     n: u32,
@@ -11,8 +12,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<act>;
+@group(0) @binding(2) var<storage, read_write> out: array<act>;
 
 @compute @workgroup_size(WG1)
 fn permute(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -31,8 +32,8 @@ fn permute(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     out[i] = x[off];
 }
 
-// Permuted copy that keeps the last axis in place, in vec4 units (bit-exact for any 4-byte
-// dtype), for up to 4 collapsed dims: out (d0, d1, d2, d3v) with d0 = workgroup z, d1 =
+// Permuted copy that keeps the last axis in place, in 16-byte units (bit-exact for any dtype:
+// 4 elements of 4 bytes or 8 of f16), for up to 4 collapsed dims: out (d0, d1, d2, d3v) with d0 = workgroup z, d1 =
 // workgroup y, and d2 x d3v flattened over x. One integer division per vec4 instead of one
 // per dim and element (llvmpipe runs vector u32 division lane by lane, ~30x an add); the
 // head split/merge of attention ([B, T, H, D] <-> [B, H, T, D]) is the case it exists for.

@@ -16,7 +16,9 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
+// Logits and their gradient are `act` (f16 in the half variant); the softmax and the loss are
+// computed in f32.
+@group(0) @binding(1) var<storage, read> logits: array<act>;
 @group(0) @binding(2) var<storage, read> targets: array<u32>;
 @group(0) @binding(3) var<storage, read_write> loss_rows: array<f32>;
 
@@ -33,22 +35,22 @@ fn cross_entropy_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
         return;
     }
     let base = r * p.cols;
-    var m = logits[base];
+    var m = f32(logits[base]);
     for (var c = 1u; c < p.cols; c++) {
-        m = max(m, logits[base + c]);
+        m = max(m, f32(logits[base + c]));
     }
     // Everything relative to the max: log p[c] = (x[c] - m) - log(s). Forming lse = m + log(s)
     // first would round it to the spacing of |m| (~1e-3 for logits near 1e4).
     var s = 0.0;
     var sum_d = 0.0;
     for (var c = 0u; c < p.cols; c++) {
-        let d = logits[base + c] - m;
+        let d = f32(logits[base + c]) - m;
         s += exp(d);
         sum_d += d;
     }
     let ls = log(s);
     let n = f32(p.cols);
-    let logp_t = (logits[base + t] - m) - ls;
+    let logp_t = (f32(logits[base + t]) - m) - ls;
     let sum_logp = sum_d - n * ls;
     loss_rows[r] = -(1.0 - p.smoothing) * logp_t - p.smoothing / n * sum_logp;
 }
@@ -56,9 +58,9 @@ fn cross_entropy_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
 // gx[r, c] = g * scale * (softmax[c] - (1 - eps) [c == t] - eps / C); 0 on ignored rows.
 // g is the scalar upstream gradient, read on the device (no host round trip).
 @group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read> lg: array<f32>;
+@group(0) @binding(2) var<storage, read> lg: array<act>;
 @group(0) @binding(3) var<storage, read> tg: array<u32>;
-@group(0) @binding(4) var<storage, read_write> gx: array<f32>;
+@group(0) @binding(4) var<storage, read_write> gx: array<act>;
 
 @compute @workgroup_size(WG1)
 fn cross_entropy_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -71,23 +73,23 @@ fn cross_entropy_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
     let t = tg[r];
     if (t == p.ignore) {
         for (var c = 0u; c < p.cols; c++) {
-            gx[base + c] = 0.0;
+            gx[base + c] = act(0.0);
         }
         return;
     }
-    var m = lg[base];
+    var m = f32(lg[base]);
     for (var c = 1u; c < p.cols; c++) {
-        m = max(m, lg[base + c]);
+        m = max(m, f32(lg[base + c]));
     }
     var s = 0.0;
     for (var c = 0u; c < p.cols; c++) {
-        s += exp(lg[base + c] - m);
+        s += exp(f32(lg[base + c]) - m);
     }
     let k = g[0] * p.scale;
     let inv = 1.0 / s;
     let u = p.smoothing / f32(p.cols);
     for (var c = 0u; c < p.cols; c++) {
         let hit = select(0.0, 1.0 - p.smoothing, c == t);
-        gx[base + c] = k * (exp(lg[base + c] - m) * inv - hit - u);
+        gx[base + c] = act(k * (exp(f32(lg[base + c]) - m) * inv - hit - u));
     }
 }

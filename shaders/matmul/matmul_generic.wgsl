@@ -18,22 +18,23 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+// Operands and result in `act` (f16 in the half variant); sums in f32.
+@group(0) @binding(1) var<storage, read> a: array<act>;
+@group(0) @binding(2) var<storage, read> b: array<act>;
+@group(0) @binding(3) var<storage, read_write> c: array<act>;
 
 fn load_a(base: u32, m: u32, k: u32) -> f32 {
     if (TRANS_A) {
-        return a[base + k * p.m + m];
+        return f32(a[base + k * p.m + m]);
     }
-    return a[base + m * p.k + k];
+    return f32(a[base + m * p.k + k]);
 }
 
 fn load_b(base: u32, k: u32, n: u32) -> f32 {
     if (TRANS_B) {
-        return b[base + n * p.k + k];
+        return f32(b[base + n * p.k + k]);
     }
-    return b[base + k * p.n + n];
+    return f32(b[base + k * p.n + n]);
 }
 
 @compute @workgroup_size(8, 8, 1)
@@ -64,7 +65,7 @@ fn matmul_generic(@builtin(global_invocation_id) gid: vec3<u32>) {
         if (row + i < p.m) {
             for (var j = 0u; j < 4u; j++) {
                 if (col + j < p.n) {
-                    c[c0 + (row + i) * p.n + col + j] = acc[i][j];
+                    c[c0 + (row + i) * p.n + col + j] = act(acc[i][j]);
                 }
             }
         }

@@ -18,9 +18,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+// Operands and result in `act` (f16 in the half variant); tiles and sums in f32.
+@group(0) @binding(1) var<storage, read> a: array<act>;
+@group(0) @binding(2) var<storage, read> b: array<act>;
+@group(0) @binding(3) var<storage, read_write> c: array<act>;
 
 var<workgroup> ta: array<f32, 1024>; // TILE * KT, [row][k]
 var<workgroup> tb: array<f32, 1024>; // KT * TILE, [k][col]
@@ -41,12 +42,12 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             let ak = e % KT;
             let gr = row0 + ar;
             let gk = k0 + ak;
-            ta[e] = select(0.0, a[a0 + min(gr, p.m - 1u) * p.k + min(gk, p.k - 1u)], gr < p.m && gk < p.k);
+            ta[e] = select(0.0, f32(a[a0 + min(gr, p.m - 1u) * p.k + min(gk, p.k - 1u)]), gr < p.m && gk < p.k);
             let bk = e / TILE;
             let bc = e % TILE;
             let gk2 = k0 + bk;
             let gc = col0 + bc;
-            tb[e] = select(0.0, b[b0 + min(gk2, p.k - 1u) * p.n + min(gc, p.n - 1u)], gk2 < p.k && gc < p.n);
+            tb[e] = select(0.0, f32(b[b0 + min(gk2, p.k - 1u) * p.n + min(gc, p.n - 1u)]), gk2 < p.k && gc < p.n);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < KT; kk++) {
@@ -65,7 +66,7 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             for (var j = 0u; j < 4u; j++) {
                 let col = col0 + lid.x * 4u + j;
                 if (col < p.n) {
-                    c[c0 + r * p.n + col] = acc[i][j];
+                    c[c0 + r * p.n + col] = act(acc[i][j]);
                 }
             }
         }

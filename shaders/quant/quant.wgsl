@@ -104,8 +104,10 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-@group(0) @binding(2) var<storage, read> x4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+// Activations (x, y, g, dx, embedding rows) are `act`: f16 in the half variant, accumulated in
+// f32 all the same; weights are whatever QTYPE says, dequantized to f32 in registers.
+@group(0) @binding(2) var<storage, read> x4: array<vec4<act>>;
+@group(0) @binding(3) var<storage, read_write> y: array<act>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
 // Rows of x and weight rows per qmatmul_nt invocation. Lavapipe runs every storage load lane by
@@ -143,8 +145,8 @@ fn qmatmul_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         }
         for (var r = 0u; r < NT_ROWS; r++) {
             let at = min(m0 + r, p.m - 1u) * k4 + k / 4u;
-            let xa = x4[at];
-            let xb = x4[at + 1u];
+            let xa = vec4<f32>(x4[at]);
+            let xb = vec4<f32>(x4[at + 1u]);
             acc[2u * r] += xa * lo[0] + xb * lo[1];
             acc[2u * r + 1u] += xa * hi[0] + xb * hi[1];
         }
@@ -161,20 +163,20 @@ fn qmatmul_nt(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
                 if (p.has_bias != 0u) {
                     o += bias[col];
                 }
-                y[row * p.n + col] = o;
+                y[row * p.n + col] = act(o);
             }
         }
     }
 }
 
-@group(0) @binding(2) var<storage, read> g: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> g: array<act>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4<act>>;
 
 // Rows of g per qmatmul_nn invocation: per 4 weight rows, 4 dequantized chunks and 32 loads
 // of g (4 values each) feed 1024 multiply-adds (lavapipe runs every storage load lane by lane).
 const NN_ROWS: u32 = 32u;
 
-@group(0) @binding(2) var<storage, read> g4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> g4: array<vec4<act>>;
 
 // Four weight rows' chunks as the columns of two matrices: M · (g values) sums them.
 struct Chunk4 {
@@ -205,7 +207,7 @@ fn qmatmul_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     for (var j = 0u; j < n4; j++) {
         let w = chunk4(4u * j, k0);
         for (var r = 0u; r < NN_ROWS; r++) {
-            let gv = g4[min(m0 + r, p.m - 1u) * n4 + j];
+            let gv = vec4<f32>(g4[min(m0 + r, p.m - 1u) * n4 + j]);
             lo[r] += w.lo * gv;
             hi[r] += w.hi * gv;
         }
@@ -216,8 +218,8 @@ fn qmatmul_nn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
         if (row >= p.m) {
             break;
         }
-        out4[row * k4 + k0 / 4u] = lo[r];
-        out4[row * k4 + k0 / 4u + 1u] = hi[r];
+        out4[row * k4 + k0 / 4u] = vec4<act>(lo[r]);
+        out4[row * k4 + k0 / 4u + 1u] = vec4<act>(hi[r]);
     }
 }
 
@@ -234,7 +236,7 @@ fn qmatmul_nn_any(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
     for (var n = 0u; n < p.n; n++) {
         let w = deq8(n * p.k + k0);
         for (var r = 0u; r < 8u; r++) {
-            let gv = vec4<f32>(g[min(m0 + r, p.m - 1u) * p.n + n]);
+            let gv = vec4<f32>(f32(g[min(m0 + r, p.m - 1u) * p.n + n]));
             lo[r] = fma(gv, w[0], lo[r]);
             hi[r] = fma(gv, w[1], hi[r]);
         }
@@ -245,8 +247,8 @@ fn qmatmul_nn_any(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
         if (row >= p.m) {
             break;
         }
-        out4[row * k4 + k0 / 4u] = lo[r];
-        out4[row * k4 + k0 / 4u + 1u] = hi[r];
+        out4[row * k4 + k0 / 4u] = vec4<act>(lo[r]);
+        out4[row * k4 + k0 / 4u + 1u] = vec4<act>(hi[r]);
     }
 }
 
@@ -264,8 +266,8 @@ fn qembedding(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let t = j / chunks;
     let c = j % chunks;
     let w = deq8(ids[t] * p.k + c * 8u);
-    out4[t * (p.k / 4u) + c * 2u] = w[0];
-    out4[t * (p.k / 4u) + c * 2u + 1u] = w[1];
+    out4[t * (p.k / 4u) + c * 2u] = vec4<act>(w[0]);
+    out4[t * (p.k / 4u) + c * 2u + 1u] = vec4<act>(w[1]);
 }
 
 @group(0) @binding(2) var<storage, read_write> dq4: array<vec4<f32>>;

@@ -124,7 +124,7 @@ shader!(
     ]
 );
 shader!(CAST, "elementwise/cast", halves, [plain("cast_to_act"), plain("cast_from_act")]);
-shader!(FILL, "elementwise/fill", [plain("fill"), plain("copy"), plain("fill_u32")]);
+shader!(FILL, "elementwise/fill", halves, [plain("fill"), plain("copy"), plain("fill_u32")]);
 shader!(MATMUL_BLOCKED, "matmul/matmul_blocked", [plain("matmul_blocked")]);
 shader!(
     MATMUL_SUBGROUP,
@@ -138,10 +138,11 @@ shader!(
         plain("matmul_sg16_tn")
     ]
 );
-shader!(MATMUL_TILED, "matmul/matmul_tiled", [plain("matmul_tiled")]);
+shader!(MATMUL_TILED, "matmul/matmul_tiled", halves, [plain("matmul_tiled")]);
 shader!(
     MATMUL_GENERIC,
     "matmul/matmul_generic",
+    halves,
     [Spec { entry: "matmul_generic", overrides: &[("TRANS_A", &[0.0, 1.0]), ("TRANS_B", &[0.0, 1.0])] },]
 );
 shader!(
@@ -172,6 +173,7 @@ shader!(
 shader!(
     RMS_NORM,
     "norm/rms_norm",
+    halves,
     [plain("rms_norm_forward"), plain("rms_norm_backward_input"), plain("rms_norm_backward_weight"),]
 );
 shader!(
@@ -182,11 +184,12 @@ shader!(
 shader!(
     CROSS_ENTROPY,
     "loss/cross_entropy",
+    halves,
     [plain("cross_entropy_forward"), plain("cross_entropy_backward")]
 );
 shader!(MSE, "loss/mse", [plain("mse_forward"), plain("mse_backward")]);
-shader!(PERMUTE, "layout/permute", [plain("permute"), plain("permute_rows4")]);
-shader!(AXIS_COPY, "layout/axis_copy", [plain("axis_read"), plain("axis_write")]);
+shader!(PERMUTE, "layout/permute", halves, [plain("permute"), plain("permute_rows4")]);
+shader!(AXIS_COPY, "layout/axis_copy", halves, [plain("axis_read"), plain("axis_write")]);
 shader!(DROPOUT, "dropout/dropout", [plain("dropout_forward"), plain("dropout_backward")]);
 shader!(ADAMW, "optim/adamw", [plain("adamw_step")]);
 shader!(SGD, "optim/sgd", [plain("sgd_step")]);
@@ -233,11 +236,12 @@ shader!(
         plain("bn_backward_input"),
     ]
 );
-shader!(ATTENTION, "attention/attention", [plain("attn_softmax_forward"), plain("attn_softmax_backward")]);
-shader!(ROPE, "attention/rope", [plain("rope_apply")]);
+shader!(ATTENTION, "attention/attention", halves, [plain("attn_softmax_forward"), plain("attn_softmax_backward")]);
+shader!(ROPE, "attention/rope", halves, [plain("rope_apply")]);
 shader!(
     FLASH,
     "attention/flash",
+    halves,
     [
         plain("flash_forward"),
         plain("flash_backward_stats"),
@@ -250,6 +254,7 @@ const QTYPES: &[(&str, &[f64])] = &[("QTYPE", &[0.0, 1.0, 2.0, 3.0])];
 shader!(
     QUANT,
     "quant/quant",
+    halves,
     [
         Spec { entry: "qmatmul_nt", overrides: QTYPES },
         Spec { entry: "qmatmul_nn", overrides: QTYPES },

@@ -86,7 +86,10 @@ const OP: &str = "attention";
 
 fn check(q: &Tensor, k: &Tensor, v: &Tensor, opts: &Attention) -> Result<Geometry> {
     for t in [q, k, v] {
-        t.expect_f32(OP)?;
+        t.expect_float(OP)?;
+        if t.dtype() != q.dtype() {
+            return Err(Error::DType { op: OP, expected: q.dtype().name(), got: t.dtype().name() });
+        }
     }
     if q.rank() != 4 || k.rank() != 4 {
         return Err(Error::shape(OP, q.shape(), k.shape(), "q must be [B, Hq, Tq, D] and k [B, Hkv, Tk, D]"));
@@ -200,7 +203,7 @@ impl Backward for AttentionBackward {
             let ds = matmul_raw(&g3, v, false, true, auto)?;
             launch_1d(
                 e,
-                &Kernel::new(&shaders::ATTENTION, "attn_softmax_backward"),
+                &Kernel::new(&shaders::ATTENTION, "attn_softmax_backward").half(ds.is_half()),
                 &self.params,
                 &[
                     Binding::read(self.p.storage(), self.p.nbytes()),
@@ -317,13 +320,13 @@ fn composite(
     let v3 = v.view_as(&[z, geo.tk, geo.d]);
     let auto = MatmulKernel::Auto;
     let s = matmul_raw(&q3, &k3, false, true, auto)?;
-    let probs = Tensor::empty(e, &[z, rows, geo.tk])?;
+    let probs = Tensor::empty_typed(e, &[z, rows, geo.tk], q.dtype())?;
     let p = params(&geo, opts);
     // Without a mask the binding is unused; any other read-only buffer fills it.
     let mask = opts.key_padding.unwrap_or(k);
     launch_1d(
         e,
-        &Kernel::new(&shaders::ATTENTION, "attn_softmax_forward"),
+        &Kernel::new(&shaders::ATTENTION, "attn_softmax_forward").half(q.is_half()),
         &p,
         &[
             Binding::read(s.storage(), s.nbytes()),
@@ -388,7 +391,7 @@ impl Backward for FlashBackward {
         let stats = Tensor::empty(e, &[z * rows, 3])?;
         launch_1d(
             e,
-            &Kernel::new(&shaders::FLASH, "flash_backward_stats"),
+            &Kernel::new(&shaders::FLASH, "flash_backward_stats").half(go.is_half()),
             &self.p,
             &[
                 Binding::read(go.storage(), go.nbytes()),
@@ -403,21 +406,23 @@ impl Backward for FlashBackward {
         let reads =
             || -> Vec<Binding> { ins.iter().map(|t| Binding::read(t.storage(), t.nbytes())).collect() };
         let gq = if self.needs[0] {
-            let dq = Tensor::empty(e, &[geo.b, geo.hq, geo.tq, geo.d])?;
+            let dq = Tensor::empty_typed(e, &[geo.b, geo.hq, geo.tq, geo.d], self.q.dtype())?;
             let mut b = reads();
             b.push(Binding::write(dq.storage(), dq.nbytes()));
-            launch_1d(e, &Kernel::new(&shaders::FLASH, "flash_backward_q"), &self.p, &b, z * rows)?;
+            let kern = Kernel::new(&shaders::FLASH, "flash_backward_q").half(dq.is_half());
+            launch_1d(e, &kern, &self.p, &b, z * rows)?;
             Some(dq)
         } else {
             None
         };
         let (gk, gv) = if self.needs[1] || self.needs[2] {
-            let dk = Tensor::empty(e, &kv_shape)?;
-            let dv = Tensor::empty(e, &kv_shape)?;
+            let dk = Tensor::empty_typed(e, &kv_shape, self.q.dtype())?;
+            let dv = Tensor::empty_typed(e, &kv_shape, self.q.dtype())?;
             let mut b = reads();
             b.push(Binding::write(dk.storage(), dk.nbytes()));
             b.push(Binding::write(dv.storage(), dv.nbytes()));
-            launch_1d(e, &Kernel::new(&shaders::FLASH, "flash_backward_kv"), &self.p, &b, z * geo.tk)?;
+            let kern = Kernel::new(&shaders::FLASH, "flash_backward_kv").half(dk.is_half());
+            launch_1d(e, &kern, &self.p, &b, z * geo.tk)?;
             (self.needs[1].then_some(dk), self.needs[2].then_some(dv))
         } else {
             (None, None)
@@ -444,12 +449,12 @@ fn flash(e: &Engine, q: &Tensor, k: &Tensor, v: &Tensor, opts: &Attention, geo: 
         d: geo.d as u32,
         _pad: [0; 2],
     };
-    let o = Tensor::empty(e, &[z, rows, geo.d])?;
+    let o = Tensor::empty_typed(e, &[z, rows, geo.d], q.dtype())?;
     let lse = Tensor::empty(e, &[z * rows, 2])?;
     let mask = opts.key_padding.unwrap_or(k);
     launch_1d(
         e,
-        &Kernel::new(&shaders::FLASH, "flash_forward"),
+        &Kernel::new(&shaders::FLASH, "flash_forward").half(q.is_half()),
         &p,
         &[
             Binding::read(q.storage(), q.nbytes()),

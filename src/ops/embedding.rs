@@ -8,7 +8,7 @@ use crate::engine::{shaders, Binding, Kernel};
 use crate::error::{Error, Result};
 use crate::graph::{bytes_of, record, Backward};
 use crate::ops::launch_1d;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -54,6 +54,19 @@ impl Backward for EmbeddingBackward {
 
 /// Look up rows of `table` (V, D) for `ids` (any shape `S`); returns `S + [D]`.
 pub fn embedding(table: &Tensor, ids: &[u32], ids_shape: &[usize]) -> Result<Tensor> {
+    embedding_as(table, ids, ids_shape, DType::F32)
+}
+
+/// [`embedding`] with rows in `dtype`: f16 rows of a mixed-precision run come straight out of
+/// a quantized or 16-bit table's kernel; an f32 table's rows are cast (differentiably).
+pub fn embedding_as(table: &Tensor, ids: &[u32], ids_shape: &[usize], dtype: DType) -> Result<Tensor> {
+    if table.quant_type().is_some() {
+        return gather(table, ids, ids_shape, dtype);
+    }
+    gather(table, ids, ids_shape, DType::F32)?.to_dtype(dtype)
+}
+
+fn gather(table: &Tensor, ids: &[u32], ids_shape: &[usize], dtype: DType) -> Result<Tensor> {
     if table.quant_type().is_none() {
         table.expect_f32("embedding")?;
     }
@@ -75,7 +88,7 @@ pub fn embedding(table: &Tensor, ids: &[u32], ids_shape: &[usize]) -> Result<Ten
     let mut os = ids_shape.to_vec();
     os.push(dim);
     if table.quant_type().is_some() {
-        return quantized(table, &ids_t, &os);
+        return quantized(table, &ids_t, &os, dtype);
     }
     let out = Tensor::empty(e, &os)?;
     let p = Params { rows: ids.len() as u32, dim: dim as u32, _pad: [0; 2] };
@@ -111,14 +124,14 @@ pub fn embedding(table: &Tensor, ids: &[u32], ids_shape: &[usize]) -> Result<Ten
 }
 
 /// The gather from a quantized (frozen) table: no backward node, as the table takes no gradient.
-fn quantized(table: &Tensor, ids: &Tensor, out_shape: &[usize]) -> Result<Tensor> {
+fn quantized(table: &Tensor, ids: &Tensor, out_shape: &[usize], dtype: DType) -> Result<Tensor> {
     if table.requires_grad() && table.engine().grad_enabled() {
         return Err(Error::arg(
             "embedding",
             format!("the quantized table {:?} requires a gradient; expand it to f32 first", table.shape()),
         ));
     }
-    Ok(crate::ops::quant::qembedding(table, ids)?.view_as(out_shape))
+    Ok(crate::ops::quant::qembedding(table, ids, dtype)?.view_as(out_shape))
 }
 
 /// Group positions by id: (distinct ids, CSR offsets, positions in id-then-position order).

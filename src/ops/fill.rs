@@ -25,7 +25,7 @@ pub(crate) fn fill(t: &Tensor, value: f32) -> Result<()> {
     let entry = if t.dtype() == DType::U32 { "fill_u32" } else { "fill" };
     launch_1d(
         t.engine(),
-        &Kernel::new(&shaders::FILL, entry),
+        &Kernel::new(&shaders::FILL, entry).half(t.is_half()),
         &p,
         &[Binding::write(t.storage(), t.nbytes())],
         n,
@@ -39,7 +39,7 @@ pub(crate) fn copy(t: &Tensor) -> Result<Tensor> {
     let p = Params { n: n as u32, value: 0.0, value_u32: 0, _pad: 0 };
     launch_1d(
         t.engine(),
-        &Kernel::new(&shaders::FILL, "copy"),
+        &Kernel::new(&shaders::FILL, "copy").half(t.is_half()),
         &p,
         &[Binding::read(t.storage(), t.nbytes()), Binding::write(out.storage(), out.nbytes())],
         n,

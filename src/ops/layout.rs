@@ -90,12 +90,14 @@ fn collapse(shape: &[usize], perm: &[usize]) -> (Vec<usize>, Vec<usize>) {
     (in_shape, in_pos)
 }
 
-/// The vec4 kernel's launch when it applies: the last input dim stays last with a multiple
-/// of 4 elements, at most 4 dims after collapsing, and the outer two fit the grid.
+/// The vec4 kernel's launch when it applies: the last input dim stays last with a whole number
+/// of 16-byte units (4 elements of 4 bytes, 8 of f16), at most 4 dims after collapsing, and the
+/// outer two fit the grid.
 fn rows4_launch(x: &Tensor, perm: &[usize]) -> Option<(RowsParams, [u32; 3])> {
     let (cs, cp) = collapse(x.shape(), perm);
     let r = cs.len();
-    if !(2..=4).contains(&r) || cp[r - 1] != r - 1 || cs[r - 1] % 4 != 0 {
+    let per = if x.is_half() { 8 } else { 4 };
+    if !(2..=4).contains(&r) || cp[r - 1] != r - 1 || cs[r - 1] % per != 0 {
         return None;
     }
     // Pad to 4 dims with leading size-1 dims.
@@ -103,9 +105,9 @@ fn rows4_launch(x: &Tensor, perm: &[usize]) -> Option<(RowsParams, [u32; 3])> {
     let shape4: Vec<usize> = std::iter::repeat_n(1, pad).chain(cs.iter().cloned()).collect();
     let perm4: Vec<usize> = (0..pad).chain(cp.iter().map(|&p| p + pad)).collect();
     let mut in_strides = shape::strides(&shape4);
-    in_strides.iter_mut().for_each(|s| *s /= 4);
+    in_strides.iter_mut().for_each(|s| *s /= per);
     let out: Vec<usize> = perm4.iter().map(|&p| shape4[p]).collect();
-    let d3v = out[3] / 4;
+    let d3v = out[3] / per;
     let inner = out[2] * d3v;
     let max = x.engine().limits().max_compute_workgroups_per_dimension as usize;
     let gx = inner.div_ceil(crate::ops::WG1 as usize);
@@ -151,7 +153,7 @@ fn permute_raw(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     };
     launch_1d(
         x.engine(),
-        &Kernel::new(&shaders::PERMUTE, "permute"),
+        &Kernel::new(&shaders::PERMUTE, "permute").half(x.is_half()),
         &p,
         &[Binding::read(x.storage(), x.nbytes()), Binding::write(out.storage(), out.nbytes())],
         out.numel(),
@@ -215,7 +217,7 @@ fn axis_read(src: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tens
     let (outer, src_len, inner) = shape::split_at_axis(src.shape(), axis);
     let mut os = src.shape().to_vec();
     os[axis] = len;
-    let out = Tensor::empty(src.engine(), &os)?;
+    let out = Tensor::empty_typed(src.engine(), &os, src.dtype())?;
     let p = AxisParams {
         outer: outer as u32,
         len: len as u32,
@@ -227,7 +229,7 @@ fn axis_read(src: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tens
     };
     launch_1d(
         src.engine(),
-        &Kernel::new(&shaders::AXIS_COPY, "axis_read"),
+        &Kernel::new(&shaders::AXIS_COPY, "axis_read").half(src.is_half()),
         &p,
         &[Binding::read(src.storage(), src.nbytes()), Binding::write(out.storage(), out.nbytes())],
         out.numel(),
@@ -249,7 +251,7 @@ fn axis_write(dst: &Tensor, src: &Tensor, axis: usize, start: usize) -> Result<(
     };
     launch_1d(
         dst.engine(),
-        &Kernel::new(&shaders::AXIS_COPY, "axis_write"),
+        &Kernel::new(&shaders::AXIS_COPY, "axis_write").half(src.is_half()),
         &p,
         &[Binding::read(src.storage(), src.nbytes()), Binding::write(dst.storage(), dst.nbytes())],
         src.numel(),
@@ -264,7 +266,8 @@ struct SliceBackward {
 
 impl Backward for SliceBackward {
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        let gx = Tensor::zeros(g.engine(), &self.in_shape)?;
+        let gx = Tensor::empty_typed(g.engine(), &self.in_shape, g.dtype())?;
+        crate::ops::fill::fill(&gx, 0.0)?;
         axis_write(&gx, g, self.axis, self.start)?;
         Ok(vec![Some(gx)])
     }
@@ -275,7 +278,7 @@ impl Backward for SliceBackward {
 
 /// `x[..., start:start+len, ...]` along `axis`.
 pub fn slice(x: &Tensor, axis: isize, start: usize, len: usize) -> Result<Tensor> {
-    x.expect_f32("slice")?;
+    x.expect_float("slice")?;
     let axis = shape::axis("slice", axis, x.rank())?;
     let full = x.shape()[axis];
     if start.checked_add(len).is_none_or(|end| end > full) {
@@ -316,7 +319,10 @@ pub fn concat(xs: &[&Tensor], axis: isize) -> Result<Tensor> {
     let mut total = 0;
     let mut parts = Vec::with_capacity(xs.len());
     for x in xs {
-        x.expect_f32("concat")?;
+        x.expect_float("concat")?;
+        if x.dtype() != first.dtype() {
+            return Err(Error::DType { op: "concat", expected: first.dtype().name(), got: x.dtype().name() });
+        }
         let same_rank = x.rank() == first.rank();
         if !same_rank
             || x.shape().iter().zip(first.shape()).enumerate().any(|(d, (a, b))| d != axis && a != b)
@@ -333,7 +339,7 @@ pub fn concat(xs: &[&Tensor], axis: isize) -> Result<Tensor> {
     }
     let mut os = first.shape().to_vec();
     os[axis] = total;
-    let out = Tensor::empty(e, &os)?;
+    let out = Tensor::empty_typed(e, &os, first.dtype())?;
     for (x, &(start, _)) in xs.iter().zip(&parts) {
         axis_write(&out, x, axis, start)?;
     }

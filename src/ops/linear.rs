@@ -15,7 +15,8 @@ use crate::ops::matmul::{matmul_bias_raw, matmul_raw, MatmulKernel};
 use crate::ops::quant::{qmatmul_nn, qmatmul_nt};
 use crate::ops::reduce::sum_to_shape;
 use crate::ops::same_engine;
-use crate::tensor::Tensor;
+use crate::ops::cast::{cast, cast_raw};
+use crate::tensor::{DType, Tensor};
 
 const OP: &str = "linear";
 
@@ -58,7 +59,8 @@ impl Backward for LinearBackward {
             None
         };
         let gb = match self.needs.get(2) {
-            Some(true) => Some(sum_to_shape(&g2, &[self.out])?),
+            // The bias is f32: an f16 gradient is summed in f32.
+            Some(true) => Some(sum_to_shape(&cast_raw(&g2, DType::F32)?, &[self.out])?),
             _ => None,
         };
         Ok(vec![gx, gw, gb])
@@ -70,14 +72,28 @@ impl Backward for LinearBackward {
 
 /// `x·Wᵀ + b` over the last axis of `x` (`W` stored `[out, in]`), or `x·W + b` when
 /// `in_major` (`W` stored `[in, out]`). `bias`, when given, is `[out]`.
+///
+/// An f16 `x` (mixed precision) gives an f16 output: a quantized or 16-bit `W` is read as it
+/// is, an f32 `W` (a trainable master weight) takes part through an f16 copy whose gradient
+/// comes back to it in f32; the bias stays f32 and is added in f32.
 pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, in_major: bool) -> Result<Tensor> {
+    same_engine(OP, &[x, w])?;
+    x.expect_float(OP)?;
+    let w16;
+    let w = if x.is_half() && w.dtype() == DType::F32 {
+        w16 = cast(w, DType::F16)?;
+        &w16
+    } else {
+        w
+    };
     let mut inputs = vec![x, w];
     inputs.extend(bias);
     same_engine(OP, &inputs)?;
-    for t in &inputs {
-        if t.quant_type().is_none() || t.id() != w.id() {
-            t.expect_f32(OP)?;
-        }
+    if w.quant_type().is_none() && w.dtype() != x.dtype() {
+        return Err(Error::DType { op: OP, expected: x.dtype().name(), got: w.dtype().name() });
+    }
+    if let Some(b) = bias {
+        b.expect_f32(OP)?;
     }
     check_quantized(w, in_major)?;
     if w.rank() != 2 {

@@ -40,10 +40,11 @@ struct CeBackward {
 
 impl Backward for CeBackward {
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        let gx = Tensor::empty(g.engine(), self.logits.shape())?;
+        // The gradient has the logits' dtype (f16 logits of a mixed-precision run).
+        let gx = Tensor::empty_typed(g.engine(), self.logits.shape(), self.logits.dtype())?;
         launch_1d(
             g.engine(),
-            &Kernel::new(&shaders::CROSS_ENTROPY, "cross_entropy_backward"),
+            &Kernel::new(&shaders::CROSS_ENTROPY, "cross_entropy_backward").half(gx.is_half()),
             &self.p,
             &[
                 Binding::read(g.storage(), g.nbytes()),
@@ -64,7 +65,7 @@ impl Backward for CeBackward {
 /// are not ignored (0 when every row is ignored). Targets are checked on the host: a class id
 /// `>= C` is a typed error naming the row.
 pub fn cross_entropy(logits: &Tensor, targets: &[u32], opts: CrossEntropy) -> Result<Tensor> {
-    logits.expect_f32("cross_entropy")?;
+    logits.expect_float("cross_entropy")?;
     if logits.rank() != 2 {
         return Err(Error::arg("cross_entropy", format!("logits must be (N, C), got {:?}", logits.shape())));
     }
@@ -106,7 +107,7 @@ pub fn cross_entropy(logits: &Tensor, targets: &[u32], opts: CrossEntropy) -> Re
     };
     launch_1d(
         e,
-        &Kernel::new(&shaders::CROSS_ENTROPY, "cross_entropy_forward"),
+        &Kernel::new(&shaders::CROSS_ENTROPY, "cross_entropy_forward").half(logits.is_half()),
         &p,
         &[
             Binding::read(logits.storage(), logits.nbytes()),

@@ -103,8 +103,13 @@ pub(crate) fn matmul_bias_raw(
     let d = Dims::of(a, b, ta, tb)?;
     let mut out_shape = d.batch_dims.clone();
     out_shape.extend([d.m, d.n]);
-    let out = Tensor::empty(e, &out_shape)?;
-    let choice = choose(e, kernel, &d, ta, tb);
+    let half = half_operands(a, b)?;
+    let out = Tensor::empty_typed(e, &out_shape, a.dtype())?;
+    // f16 operands take the kernels written over `act` (the register-blocked ones are f32).
+    let choice = match choose(e, kernel, &d, ta, tb) {
+        MatmulKernel::Blocked | MatmulKernel::Subgroup if half => MatmulKernel::Generic,
+        c => c,
+    };
     if out.numel() == 0 {
         return Ok(out);
     }
@@ -127,10 +132,20 @@ pub(crate) fn matmul_bias_raw(
     };
     match bias {
         Some(bias) if !fused => {
-            crate::ops::elementwise::binary_raw(&out, bias, crate::ops::elementwise::BinaryOp::Add)
+            let bias = crate::ops::cast::cast_raw(bias, out.dtype())?;
+            crate::ops::elementwise::binary_raw(&out, &bias, crate::ops::elementwise::BinaryOp::Add)
         }
         _ => Ok(out),
     }
+}
+
+/// Whether both operands are f16 (the half kernels); one f16 and one f32 is a typed error.
+fn half_operands(a: &Tensor, b: &Tensor) -> Result<bool> {
+    a.expect_float("matmul")?;
+    if a.dtype() != b.dtype() {
+        return Err(Error::DType { op: "matmul", expected: a.dtype().name(), got: b.dtype().name() });
+    }
+    Ok(a.is_half())
 }
 
 /// The product's sizes, checked: `C[batch] (m x n) = op(A) (m x k) · op(B) (k x n)`.
@@ -308,14 +323,15 @@ fn workgroup_tiled(
     let p = d.params(false, false);
     let (kern, groups) = if choice == MatmulKernel::Tiled && !ta && !tb {
         (
-            Kernel::new(&shaders::MATMUL_TILED, "matmul_tiled"),
+            Kernel::new(&shaders::MATMUL_TILED, "matmul_tiled").half(a.is_half()),
             [d.n.div_ceil(64) as u32, d.m.div_ceil(64) as u32, d.batch as u32],
         )
     } else {
         (
             Kernel::new(&shaders::MATMUL_GENERIC, "matmul_generic")
                 .with("TRANS_A", ta as u32)
-                .with("TRANS_B", tb as u32),
+                .with("TRANS_B", tb as u32)
+                .half(a.is_half()),
             [d.n.div_ceil(4).div_ceil(8) as u32, d.m.div_ceil(4).div_ceil(8) as u32, d.batch as u32],
         )
     };
@@ -379,8 +395,7 @@ pub fn matmul_t(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Result<Tensor> {
 
 /// [`matmul_t`] with an explicit kernel choice (tests and benches).
 pub fn matmul_with(a: &Tensor, b: &Tensor, ta: bool, tb: bool, kernel: MatmulKernel) -> Result<Tensor> {
-    a.expect_f32("matmul")?;
-    b.expect_f32("matmul")?;
+    half_operands(a, b)?;
     // A stack of rows times one matrix is one big 2-D product: fold the batch into M.
     if a.rank() > 2 && b.rank() == 2 && !ta {
         let (k, lead) = (a.shape()[a.rank() - 1], &a.shape()[..a.rank() - 1]);

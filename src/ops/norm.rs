@@ -15,8 +15,14 @@ struct Params {
     _pad: u32,
 }
 
-fn check_affine(op: &'static str, x: &Tensor, ps: &[&Tensor]) -> Result<(usize, usize)> {
-    x.expect_f32(op)?;
+/// Rows and columns of `x` with per-column f32 `ps`; `x` may be f16 where the kernel has a
+/// half variant (`half_ok`).
+fn check_affine(op: &'static str, x: &Tensor, ps: &[&Tensor], half_ok: bool) -> Result<(usize, usize)> {
+    if half_ok {
+        x.expect_float(op)?;
+    } else {
+        x.expect_f32(op)?;
+    }
     let c = *x.shape().last().ok_or_else(|| Error::arg(op, "input needs at least one dim"))?;
     for p in ps {
         p.expect_f32(op)?;
@@ -91,7 +97,7 @@ impl Backward for LayerNormBackward {
 /// LayerNorm over the last axis with weight and bias of shape `[C]` (biased variance, as torch).
 pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f32) -> Result<Tensor> {
     let e = same_engine("layer_norm", &[x, w, b])?;
-    let (rows, cols) = check_affine("layer_norm", x, &[w, b])?;
+    let (rows, cols) = check_affine("layer_norm", x, &[w, b], false)?;
     let y = Tensor::empty(e, x.shape())?;
     let mean = Tensor::empty(e, &[rows])?;
     let rstd = Tensor::empty(e, &[rows])?;
@@ -126,11 +132,14 @@ struct RmsNormBackward {
 impl Backward for RmsNormBackward {
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let e = g.engine();
+        if g.dtype() != self.x.dtype() {
+            return Err(Error::DType { op: "rms_norm", expected: self.x.dtype().name(), got: g.dtype().name() });
+        }
         let gx = if self.needs[0] {
-            let gx = Tensor::empty(e, g.shape())?;
+            let gx = Tensor::empty_typed(e, g.shape(), g.dtype())?;
             launch_1d(
                 e,
-                &Kernel::new(&shaders::RMS_NORM, "rms_norm_backward_input"),
+                &Kernel::new(&shaders::RMS_NORM, "rms_norm_backward_input").half(g.is_half()),
                 &self.p,
                 &[
                     Binding::read(g.storage(), g.nbytes()),
@@ -149,7 +158,7 @@ impl Backward for RmsNormBackward {
             let gw = Tensor::empty(e, &[self.p.cols as usize])?;
             launch_1d(
                 e,
-                &Kernel::new(&shaders::RMS_NORM, "rms_norm_backward_weight"),
+                &Kernel::new(&shaders::RMS_NORM, "rms_norm_backward_weight").half(g.is_half()),
                 &self.p,
                 &[
                     Binding::read(g.storage(), g.nbytes()),
@@ -173,13 +182,13 @@ impl Backward for RmsNormBackward {
 /// RMSNorm over the last axis with weight `[C]` (Llama: `x * rsqrt(mean(x²) + eps) * w`).
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
     let e = same_engine("rms_norm", &[x, w])?;
-    let (rows, cols) = check_affine("rms_norm", x, &[w])?;
-    let y = Tensor::empty(e, x.shape())?;
+    let (rows, cols) = check_affine("rms_norm", x, &[w], true)?;
+    let y = Tensor::empty_typed(e, x.shape(), x.dtype())?;
     let rstd = Tensor::empty(e, &[rows])?;
     let p = Params { rows: rows as u32, cols: cols as u32, eps, _pad: 0 };
     launch_1d(
         e,
-        &Kernel::new(&shaders::RMS_NORM, "rms_norm_forward"),
+        &Kernel::new(&shaders::RMS_NORM, "rms_norm_forward").half(x.is_half()),
         &p,
         &[
             Binding::read(x.storage(), x.nbytes()),

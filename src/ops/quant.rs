@@ -58,7 +58,8 @@ pub(crate) fn qmatmul_nt(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Resul
     let n = w.shape()[0];
     check_u32("linear", n * k)?;
     let e = x.engine();
-    let y = Tensor::empty(e, &[m, n])?;
+    x.expect_float("linear")?;
+    let y = Tensor::empty_typed(e, &[m, n], x.dtype())?;
     if m == 0 || n == 0 {
         return Ok(y);
     }
@@ -73,7 +74,7 @@ pub(crate) fn qmatmul_nt(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Resul
     ];
     // 8 invocations of 8 weight rows x 32 rows.
     let g = tile_groups(n.div_ceil(8 * 8), m, 32)?;
-    e.dispatch(&kernel("qmatmul_nt", qt), bytemuck::bytes_of(&p), &bindings, g)?;
+    e.dispatch(&kernel("qmatmul_nt", qt).half(x.is_half()), bytemuck::bytes_of(&p), &bindings, g)?;
     Ok(y)
 }
 
@@ -84,7 +85,8 @@ pub(crate) fn qmatmul_nn(g: &Tensor, w: &Tensor) -> Result<Tensor> {
     let k = w.shape()[1];
     check_u32("linear", n * k)?;
     let e = g.engine();
-    let dx = Tensor::empty(e, &[m, k])?;
+    g.expect_float("linear")?;
+    let dx = Tensor::empty_typed(e, &[m, k], g.dtype())?;
     if m == 0 || k == 0 {
         return Ok(dx);
     }
@@ -101,25 +103,25 @@ pub(crate) fn qmatmul_nn(g: &Tensor, w: &Tensor) -> Result<Tensor> {
     // 8 invocations of one 8-column chunk each, 32 rows (8 when n is not a multiple of 4).
     let (entry, rows) = if n.is_multiple_of(4) { ("qmatmul_nn", 32) } else { ("qmatmul_nn_any", 8) };
     let g = tile_groups((k / 8).div_ceil(8), m, rows)?;
-    e.dispatch(&kernel(entry, qt), bytemuck::bytes_of(&p), &bindings, g)?;
+    e.dispatch(&kernel(entry, qt).half(dx.is_half()), bytemuck::bytes_of(&p), &bindings, g)?;
     Ok(dx)
 }
 
-/// Rows `ids` of a quantized table `(vocab, dim)`, as `(ids.len(), dim)` f32. The ids were
-/// checked against the vocabulary by the caller.
-pub(crate) fn qembedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
+/// Rows `ids` of a quantized table `(vocab, dim)`, as `(ids.len(), dim)` in `out` (f32, or f16
+/// for mixed precision). The ids were checked against the vocabulary by the caller.
+pub(crate) fn qembedding(table: &Tensor, ids: &Tensor, out: DType) -> Result<Tensor> {
     let qt = quant_of("embedding", table)?;
     let (rows, dim) = (ids.numel(), table.shape()[1]);
     check_u32("embedding", table.numel())?;
     let e = table.engine();
-    let out = Tensor::empty(e, &[rows, dim])?;
+    let out = Tensor::empty_typed(e, &[rows, dim], out)?;
     let p = Params { m: rows as u32, n: 0, k: dim as u32, has_bias: 0 };
     let bindings = [
         Binding::read(table.storage(), table.nbytes()),
         Binding::read(ids.storage(), ids.nbytes()),
         Binding::write(out.storage(), out.nbytes()),
     ];
-    launch_1d(e, &kernel("qembedding", qt), &p, &bindings, rows * dim / 8)?;
+    launch_1d(e, &kernel("qembedding", qt).half(out.is_half()), &p, &bindings, rows * dim / 8)?;
     Ok(out)
 }
 

@@ -102,10 +102,10 @@ struct Params {
 
 fn apply(x: &Tensor, table: &RopeTable, p: &Params) -> Result<Tensor> {
     let e = x.engine();
-    let y = Tensor::empty(e, x.shape())?;
+    let y = Tensor::empty_typed(e, x.shape(), x.dtype())?;
     launch_1d(
         e,
-        &Kernel::new(&shaders::ROPE, "rope_apply"),
+        &Kernel::new(&shaders::ROPE, "rope_apply").half(x.is_half()),
         p,
         &[
             Binding::read(x.storage(), x.nbytes()),
@@ -127,11 +127,11 @@ struct RopeBackward {
 impl Backward for RopeBackward {
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let e = g.engine();
-        let gx = Tensor::empty(e, g.shape())?;
+        let gx = Tensor::empty_typed(e, g.shape(), g.dtype())?;
         let p = Params { sign: -1.0, ..self.p };
         launch_1d(
             e,
-            &Kernel::new(&shaders::ROPE, "rope_apply"),
+            &Kernel::new(&shaders::ROPE, "rope_apply").half(g.is_half()),
             &p,
             &[
                 Binding::read(g.storage(), g.nbytes()),
@@ -152,7 +152,7 @@ impl Backward for RopeBackward {
 /// Rotate `x` `[B, H, T, D]` by the angles of positions `position_offset .. position_offset + T`.
 pub fn rope(x: &Tensor, table: &RopeTable, position_offset: usize) -> Result<Tensor> {
     same_engine("rope", &[x, &table.cos])?;
-    x.expect_f32("rope")?;
+    x.expect_float("rope")?;
     if x.rank() != 4 || x.shape()[3] != table.head_dim {
         return Err(Error::shape(
             "rope",
