@@ -18,10 +18,10 @@ use crate::nn::attention::sdpa;
 use crate::nn::init::Family;
 use crate::nn::rope::Rope;
 use crate::nn::{Binder, BindingReport, Init, Linear, Mode, ParamGetter, Params, Pid};
-use crate::ops::embedding::embedding;
+use crate::ops::embedding::embedding_as;
 use crate::ops::linear::linear;
 use crate::ops::norm::rms_norm;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 use crate::weights::WeightSource;
 
 /// Logit bytes of one chunk of the checkpointed loss: a few dozen rows of a large vocabulary,
@@ -144,6 +144,8 @@ pub struct Llama {
     /// Recompute each block in backward instead of keeping its activations
     /// (`train.activation_checkpointing`; see `graph::checkpoint`).
     pub activation_checkpointing: bool,
+    /// The activations' dtype: f32, or f16 under mixed precision ([`Model::set_mixed_precision`]).
+    act: DType,
 }
 
 impl Llama {
@@ -278,6 +280,7 @@ impl Llama {
                 engine: engine.clone(),
                 mode: Mode::EVAL,
                 activation_checkpointing: false,
+                act: DType::F32,
             },
             report,
         ))
@@ -296,7 +299,7 @@ impl Llama {
         }
         let past = cache.as_ref().map_or(0, |k| k.len());
         let p = &self.params;
-        let mut x = embedding(p.get(self.embed), ids, &[bsz, t])?;
+        let mut x = embedding_as(p.get(self.embed), ids, &[bsz, t], self.act)?;
         let ctx = BlockCtx { config: c.clone(), rope: self.rope.clone(), bsz, t, past };
         let checkpointing = self.activation_checkpointing && cache.is_none() && self.engine.grad_enabled();
         for (li, l) in self.layers.iter().enumerate() {
@@ -394,7 +397,8 @@ impl Llama {
 
 impl CausalLm for Llama {
     fn logits(&self, ids: &[u32], batch: usize, seq: usize, cache: Option<&mut KvCache>) -> Result<Tensor> {
-        self.forward(ids, batch, seq, cache)
+        // Callers (generation, evaluation) read f32 logits whatever the activations were.
+        self.forward(ids, batch, seq, cache)?.to_dtype(DType::F32)
     }
     /// The head and the loss a few rows at a time, so the `[B, T, V]` logits are never held
     /// whole (`lm_loss.rs`): without a tape (evaluation) that costs nothing, and with activation
@@ -466,6 +470,20 @@ impl Model for Llama {
     }
     fn set_activation_checkpointing(&mut self, on: bool) -> Result<()> {
         self.activation_checkpointing = on;
+        Ok(())
+    }
+    fn set_mixed_precision(&mut self, on: bool) -> Result<()> {
+        if on && !self.engine.has_f16() {
+            return Err(Error::arg(
+                "precision",
+                format!(
+                    "\"mixed\" keeps activations in f16, which {} does not offer (SHADER_F16); \
+                     use precision = \"f32\"",
+                    self.engine.adapter_name()
+                ),
+            ));
+        }
+        self.act = if on { DType::F16 } else { DType::F32 };
         Ok(())
     }
 }

@@ -127,6 +127,14 @@ pub trait Model: AsAny + Send {
         Err(self.cannot("activation_checkpointing", "a model with checkpointed blocks (the llama family)"))
     }
 
+    /// Activations in f16 (`train.precision = "mixed"`): every activation the model stores
+    /// between kernels is f16, every sum inside a kernel f32, and trainable weights stay f32
+    /// masters (used through f16 copies whose gradients return in f32). Needs an adapter with
+    /// `SHADER_F16`.
+    fn set_mixed_precision(&mut self, _on: bool) -> Result<()> {
+        Err(self.cannot("precision = \"mixed\"", "a model with f16 activations (the llama family)"))
+    }
+
     /// The typed refusal of the default methods.
     fn cannot(&self, what: &'static str, needs: &str) -> Error {
         Error::arg(what, format!("{} is not {needs}", self.architecture().name))

@@ -293,13 +293,19 @@ fn settle_storage(params: &mut Params, head: &Select, recipe: &Recipe) -> Result
         "bf16" => Some(QuantType::BF16),
         _ => None,
     };
+    let mixed = recipe.train.precision == "mixed" && recipe.model.quantize == "keep";
     // An f32 model kept as it is needs no decision, and its trainable flags stay untouched
     // until the driver applies the plan (an EWC estimate, say, still sees every parameter).
-    if to.is_none() && !params.entries().iter().any(|e| e.tensor.quant_type().is_some()) {
+    if to.is_none() && !mixed && !params.entries().iter().any(|e| e.tensor.quant_type().is_some()) {
         return Ok(());
     }
     let plan = super::settings::plan(&recipe.train, head.clone(), params);
     plan.apply(params, 0)?;
+    // Mixed precision keeps weights that never train in f16, where a plan says which they are.
+    let to = match to {
+        None if mixed && matches!(plan, Plan::LinearProbe { .. }) => Some(QuantType::F16),
+        to => to,
+    };
     if let Some(qt) = to {
         if !matches!(plan, Plan::LinearProbe { .. }) {
             return Err(Error::arg(
@@ -339,6 +345,9 @@ fn adapt(task: &mut TaskBox, head: &Select, recipe: &Recipe, kind: ModelKind) ->
     settle_storage(params, head, recipe)?;
     if t.activation_checkpointing {
         task.model_mut().set_activation_checkpointing(true)?;
+    }
+    if t.precision == "mixed" {
+        task.model_mut().set_mixed_precision(true)?;
     }
     if let Some([alpha, beta]) = t.l2sp {
         let r = L2Sp::new(task.as_task().params(), alpha, beta)?;

@@ -234,6 +234,10 @@ pub struct TrainSection {
     /// Dynamic loss scaling (PyTorch's GradScaler): present, the loss is scaled before the
     /// backward and an overflowing step is skipped with the scale halved.
     pub loss_scale: Option<LossScaleSection>,
+    /// "f32", or "mixed": activations and frozen weights in f16, trainable weights and their
+    /// optimizer state f32, every sum inside a kernel f32, dynamic loss scaling on unless
+    /// `[train.loss_scale]` says otherwise (needs an adapter with SHADER_F16).
+    pub precision: String,
 }
 
 impl Default for TrainSection {
@@ -274,6 +278,7 @@ impl Default for TrainSection {
             split_batches: true,
             sync_batch_norm: false,
             loss_scale: None,
+            precision: "f32".into(),
         }
     }
 }

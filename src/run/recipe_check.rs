@@ -303,8 +303,9 @@ impl Checker<'_> {
     /// Settings that name one of a fixed set.
     fn names(&self, r: &Recipe) -> Result<()> {
         let t = &r.train;
-        let choices: [(&str, &str, &[&str]); 8] = [
+        let choices: [(&str, &str, &[&str]); 9] = [
             ("train.optimizer", &t.optimizer, &["adamw", "adam", "sgd"]),
+            ("train.precision", &t.precision, &["f32", "mixed"]),
             (
                 "train.schedule",
                 &t.schedule,

@@ -85,7 +85,12 @@ pub fn driver_config(recipe: &Recipe, head: &Select, params: &Params, progress: 
     c.max_bad_steps = t.max_bad_steps;
     c.split_batches = t.split_batches;
     c.sync_batch_norm = t.sync_batch_norm;
-    c.loss_scale = t.loss_scale.map(|l| l.config());
+    // Mixed precision scales its loss unless told how: f16 gradients underflow without it.
+    c.loss_scale = match (t.loss_scale, t.precision.as_str()) {
+        (Some(l), _) => Some(l.config()),
+        (None, "mixed") => Some(crate::train::loss_scale::LossScaleConfig::default()),
+        (None, _) => None,
+    };
     c.checkpoint_every = t.checkpoint_every;
     c.progress = progress;
     c.resume = if recipe.output.resume { Resume::IfSame } else { Resume::Fresh };
