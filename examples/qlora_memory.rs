@@ -2,9 +2,11 @@
 //! kept in its quantized blocks or expanded to f32: the measurement behind issue 14's bars.
 //!
 //! ```text
-//! cargo run --example qlora_memory -- MODEL.gguf [--batch 4] [--len 256] [--steps 2] [--micro 2] [--f32] [--checkpointing]
+//! cargo run --example qlora_memory -- MODEL.gguf [--batch 4] [--len 256] [--steps 2] [--micro 2] [--f32] [--checkpointing] [--mixed]
 //! ```
 //!
+//! `--mixed` runs the activations in f16 (`train.precision = "mixed"`) with the loss scaled by
+//! 2^16 and divided out by the optimizer, as the driver's dynamic loss scaling starts.
 //! `--micro N` splits each batch into micro-batches of N sequences with accumulated gradients,
 //! as `whet train` does when the logits of a whole batch exceed one device binding.
 //! The tokens are seeded random ids (memory and time do not depend on them). LoRA r=8 on the
@@ -16,6 +18,7 @@ use std::time::Instant;
 
 use whet::models::decoder::CausalLm;
 use whet::models::llama::Llama;
+use whet::models::model::Model;
 use whet::nn::lora::{apply, LoraConfig};
 use whet::nn::Select;
 use whet::optim::{OptimConfig, Optimizer};
@@ -29,6 +32,7 @@ struct Args {
     micro: usize,
     f32: bool,
     checkpointing: bool,
+    mixed: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -40,6 +44,7 @@ fn args() -> Result<Args, String> {
         micro: 0,
         f32: false,
         checkpointing: false,
+        mixed: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(s) = it.next() {
@@ -53,6 +58,7 @@ fn args() -> Result<Args, String> {
             "--micro" => a.micro = num("--micro")?,
             "--f32" => a.f32 = true,
             "--checkpointing" => a.checkpointing = true,
+            "--mixed" => a.mixed = true,
             p if !p.starts_with("--") => a.path = p.to_string(),
             other => return Err(format!("unknown flag {other}")),
         }
@@ -97,7 +103,8 @@ fn main() -> whet::Result<()> {
     let m = steps(&engine, &a)?;
     let base = if a.f32 { "base expanded to f32" } else { "base kept quantized" };
     let ck = if a.checkpointing { ", activation checkpointing" } else { "" };
-    println!("model: {} ({base}{ck})", a.path);
+    let mx = if a.mixed { ", f16 activations" } else { "" };
+    println!("model: {} ({base}{ck}{mx})", a.path);
     for (dtype, b) in &m.weights {
         println!("  weights {dtype}: {}", gib(*b));
     }
@@ -129,8 +136,12 @@ fn steps(engine: &Engine, a: &Args) -> whet::Result<Measured> {
     apply(&mut m.params, &cfg)?;
     m.params.expand_trainable()?;
     m.activation_checkpointing = a.checkpointing;
+    m.set_mixed_precision(a.mixed)?;
     let weights = m.params.bytes_by_dtype();
     let mut opt = Optimizer::new(engine, OptimConfig::new(whet::optim::Method::ADAMW, 1e-3))?;
+    // The driver's first loss scale; the optimizer divides it out of the update.
+    let scale = if a.mixed { 65536.0 } else { 1.0 };
+    opt.set_grad_unscale(1.0 / scale);
     let vocab = m.config.vocab_size as u64;
     let ids: Vec<u32> =
         (0..(a.batch * a.len) as u64).map(|i| ((i * 2654435761 + 12345) % vocab) as u32).collect();
@@ -144,7 +155,7 @@ fn steps(engine: &Engine, a: &Args) -> whet::Result<Measured> {
         for part in ids.chunks(a.micro * a.len) {
             // The model's own loss: with checkpointing, the head and the loss run in chunks.
             let loss = m.loss(part, a.micro, a.len, None)?.mul_scalar(1.0 / parts as f32)?;
-            opt.accumulate(&mut m.params, &loss.backward()?)?;
+            opt.accumulate(&mut m.params, &loss.mul_scalar(scale)?.backward()?)?;
             l += loss.item()?;
         }
         opt.update()?;

@@ -1,6 +1,7 @@
 //! `train.precision = "mixed"` on the tiny Llama fixture: activations and frozen weights in
 //! f16, trainable weights and AdamW moments f32, dynamic loss scaling on. Its losses follow the
-//! f32 run's within 1e-2 relative over 10 steps (LoRA, and full fine-tuning), a mixed run
+//! f32 run's within 1e-2 relative over 10 steps (LoRA, full fine-tuning, LoRA with activation
+//! checkpointing), a mixed run
 //! resumes bit for bit with its loss scale, and its peak device memory is below the f32 run's.
 
 mod common;
@@ -100,10 +101,11 @@ fn mixed_losses_follow_the_f32_run_for_lora_and_full_fine_tuning() {
     let Some(fixture) = shared_fixture(FILE, "llama_tiny") else { return };
     let tmp = tempfile::tempdir().unwrap();
     let lora = "lora = { rank = 8, alpha = 16.0, targets = \"*self_attn.{q_proj,v_proj}.weight\" }";
-    for (what, train_body) in [("lora", lora), ("full", "")] {
-        let plain = train(&e, &recipe(tmp.path(), &fixture, train_body, &format!("{what}_f32")));
+    let ckpt = format!("{lora}\nactivation_checkpointing = true");
+    for (what, train_body) in [("lora", lora), ("full", ""), ("lora, checkpointed", ckpt.as_str())] {
+        let plain = train(&e, &recipe(tmp.path(), &fixture, train_body, &format!("{}_f32", what.replace(", ", "_"))));
         let body = format!("{train_body}\nprecision = \"mixed\"");
-        let mixed = train(&e, &recipe(tmp.path(), &fixture, &body, &format!("{what}_mixed")));
+        let mixed = train(&e, &recipe(tmp.path(), &fixture, &body, &format!("{}_mixed", what.replace(", ", "_"))));
         assert_follows(what, &mixed, &plain);
         assert!(mixed.peak < plain.peak, "{what}: mixed peak {} vs f32 {}", mixed.peak, plain.peak);
         eprintln!("{what}: peak f32 {} B, mixed {} B", plain.peak, mixed.peak);

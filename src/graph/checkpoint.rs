@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::{record, Backward};
 use crate::error::Result;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// A block's computation from its inputs: the block's input first, then every tensor of the
 /// block that may need a gradient (its trainable parameters), in a fixed order.
@@ -31,7 +31,8 @@ impl Backward for Recompute {
             let _on = engine.enable_grad();
             // d/d(inputs) of sum(out · g) is the block's vector-Jacobian product with g.
             let out = (self.block)(&self.inputs)?;
-            out.mul(&g.detach())?.sum_all()?
+            // The sum runs in f32 (an f16 block's product is cast; its gradient is g exactly).
+            out.mul(&g.detach())?.to_dtype(DType::F32)?.sum_all()?
         };
         let grads = out.backward()?;
         self.inputs
@@ -43,7 +44,11 @@ impl Backward for Recompute {
                 match grads.get(t) {
                     Some(g) => Ok(Some(g.clone())),
                     // The block did not use this input: its gradient is zero.
-                    None => Tensor::zeros(&engine, t.shape()).map(Some),
+                    None => {
+                        let z = Tensor::empty_typed(&engine, t.shape(), t.dtype())?;
+                        crate::ops::fill::fill(&z, 0.0)?;
+                        Ok(Some(z))
+                    }
                 }
             })
             .collect()

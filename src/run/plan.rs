@@ -55,6 +55,8 @@ pub struct MemoryPlan {
     /// Tokens per sequence (text, corpus) or the image side (images).
     pub length: Option<usize>,
     pub activation_checkpointing: bool,
+    /// `train.precision = "mixed"`: activations in f16.
+    pub mixed_precision: bool,
     pub trainable_params: u64,
     /// The model's parameters and buffers by dtype (`f32`, `q4_1`, …), as stored.
     pub weights: BTreeMap<String, u64>,
@@ -113,6 +115,7 @@ pub fn plan(options: &EngineOptions, recipe: &Recipe) -> Result<MemoryPlan> {
         micro_batch: m.micro_batch,
         length: length(recipe),
         activation_checkpointing: recipe.train.activation_checkpointing,
+        mixed_precision: recipe.train.precision == "mixed",
         trainable_params: m.trainable_params,
         other: m.held.saturating_sub(weights_sum + m.gradients + m.optimizer_state),
         weights: m.weights.clone(),
@@ -154,6 +157,9 @@ impl MemoryPlan {
         }
         if self.activation_checkpointing {
             shape.push_str(", activation checkpointing");
+        }
+        if self.mixed_precision {
+            shape.push_str(", f16 activations (mixed precision)");
         }
         let _ = writeln!(s, "  {shape}; {} trainable parameters", self.trainable_params);
         for (dtype, b) in &self.weights {
@@ -299,6 +305,15 @@ fn suggest(options: &EngineOptions, recipe: &Recipe, m: &Measured, limit: u64) -
         // Models without checkpointed blocks refuse the key: nothing to suggest then.
         if let Ok(c) = measure(options, &r) {
             let change = "train.activation_checkpointing = true".into();
+            out.push(Suggestion { change, total: c.total(), measured: true });
+        }
+    }
+    if recipe.train.precision != "mixed" {
+        let mut r = recipe.clone();
+        r.train.precision = "mixed".into();
+        // Models without f16 activations, and adapters without SHADER_F16, refuse it.
+        if let Ok(c) = measure(options, &r) {
+            let change = "train.precision = \"mixed\" (f16 activations)".into();
             out.push(Suggestion { change, total: c.total(), measured: true });
         }
     }
