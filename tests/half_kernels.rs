@@ -203,6 +203,10 @@ fn norms_rope_layout_and_attention_in_f16_match_f32() {
     use whet::ops::rope::{rope, RopeTable};
     let w = Tensor::from_slice(&e, &random16(37, &mut ChaCha8Rng::seed_from_u64(5)), &[37]).unwrap();
     matches_f32(&e, &[&[6, 37]], 4e-3, "rms_norm", |x| rms_norm(&x[0], &w, 1e-6));
+    let b = Tensor::from_slice(&e, &random16(37, &mut ChaCha8Rng::seed_from_u64(7)), &[37]).unwrap();
+    matches_f32(&e, &[&[6, 37]], 4e-3, "layer_norm", |x| whet::ops::norm::layer_norm(&x[0], &w, &b, 1e-5));
+    // The same seed keeps the same elements in either dtype.
+    matches_f32(&e, &[&[5, 33]], 2e-3, "dropout", |x| whet::ops::dropout::dropout(&x[0], 0.3, 17));
     let table = RopeTable::new(&e, 8, 16, 10000.0).unwrap();
     matches_f32(&e, &[&[2, 3, 5, 8]], 4e-3, "rope", |x| rope(&x[0], &table, 2));
     // Permutes with and without the 16-byte row kernel, and a slice.

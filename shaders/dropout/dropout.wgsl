@@ -39,26 +39,27 @@ fn keep(i: u32) -> bool {
     return h >= p.threshold;
 }
 
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+// x, y, g, gx in `act` (f16 in the half variant).
+@group(0) @binding(1) var<storage, read> x: array<act>;
+@group(0) @binding(2) var<storage, read_write> y: array<act>;
 
 @compute @workgroup_size(WG1)
 fn dropout_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = linear_index(wid, nwg, lid);
     if (i < p.n) {
-        y[i] = select(0.0, x[i] * p.scale, keep(i));
+        y[i] = act(select(0.0, f32(x[i]) * p.scale, keep(i)));
     }
 }
 
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> gx: array<f32>;
+@group(0) @binding(1) var<storage, read> g: array<act>;
+@group(0) @binding(2) var<storage, read_write> gx: array<act>;
 
 @compute @workgroup_size(WG1)
 fn dropout_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = linear_index(wid, nwg, lid);
     if (i < p.n) {
-        gx[i] = select(0.0, g[i] * p.scale, keep(i));
+        gx[i] = act(select(0.0, f32(g[i]) * p.scale, keep(i)));
     }
 }

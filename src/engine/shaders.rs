@@ -168,6 +168,7 @@ shader!(
 shader!(
     LAYER_NORM,
     "norm/layer_norm",
+    halves,
     [plain("layer_norm_forward"), plain("layer_norm_backward_input"), plain("layer_norm_backward_params"),]
 );
 shader!(
@@ -190,7 +191,7 @@ shader!(
 shader!(MSE, "loss/mse", [plain("mse_forward"), plain("mse_backward")]);
 shader!(PERMUTE, "layout/permute", halves, [plain("permute"), plain("permute_rows4")]);
 shader!(AXIS_COPY, "layout/axis_copy", halves, [plain("axis_read"), plain("axis_write")]);
-shader!(DROPOUT, "dropout/dropout", [plain("dropout_forward"), plain("dropout_backward")]);
+shader!(DROPOUT, "dropout/dropout", halves, [plain("dropout_forward"), plain("dropout_backward")]);
 shader!(ADAMW, "optim/adamw", [plain("adamw_step")]);
 shader!(SGD, "optim/sgd", [plain("sgd_step")]);
 shader!(ARENA, "optim/arena", [plain("sumsq_partial"), plain("clip_scale"), plain("accumulate")]);

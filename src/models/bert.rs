@@ -17,7 +17,7 @@ use crate::nn::init::Family;
 use crate::nn::{Binder, BindingReport, Init, Linear, Mode, Origin, ParamGetter, Params, Pid, Slot};
 use crate::ops::embedding::embedding;
 use crate::ops::norm::layer_norm;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 use crate::weights::WeightSource;
 
 /// The fields of a HF BERT `config.json` that shape the model.
@@ -148,6 +148,9 @@ pub struct Bert {
     layers: Vec<Layer>,
     pooler: Option<Linear>,
     head: Option<Linear>,
+    /// The encoder's activations: f32, or f16 under mixed precision (the embedding sum and its
+    /// LayerNorm stay f32; the outputs are handed back in f32).
+    act: DType,
 }
 
 impl Bert {
@@ -257,7 +260,19 @@ impl Bert {
         let (mut params, report) = b.finish()?;
         params.set_depths(|p| depth(p, config.num_hidden_layers));
         let model =
-            Bert { config, task, params: Params::new(), word, pos, typ, emb_ln, layers, pooler, head };
+            Bert {
+                config,
+                task,
+                params: Params::new(),
+                word,
+                pos,
+                typ,
+                emb_ln,
+                layers,
+                pooler,
+                head,
+                act: DType::F32,
+            };
         Ok((model, params, report))
     }
 
@@ -374,7 +389,7 @@ impl Bert {
         };
         let p = &self.params;
         let eps = c.layer_norm_eps as f32;
-        let mut x = layer_norm(&x, p.get(self.emb_ln.0), p.get(self.emb_ln.1), eps)?;
+        let mut x = layer_norm(&x, p.get(self.emb_ln.0), p.get(self.emb_ln.1), eps)?.to_dtype(self.act)?;
         x = mode.dropout_in(&x, c.hidden_dropout_prob, 0, !p.get(self.word).requires_grad())?;
         let nh = c.num_attention_heads;
         let dh = h / nh;
@@ -412,7 +427,13 @@ impl Bert {
             }
             _ => None,
         };
-        Ok(BertOutput { last_hidden: x, pooled, logits })
+        // Consumers (heads' losses, probabilities, attribution) read f32 whatever ran inside.
+        let f32 = |t: Tensor| t.to_dtype(DType::F32);
+        Ok(BertOutput {
+            last_hidden: f32(x)?,
+            pooled: pooled.map(f32).transpose()?,
+            logits: logits.map(f32).transpose()?,
+        })
     }
 }
 
@@ -488,6 +509,10 @@ impl Model for Bert {
     }
     fn replace_head(&mut self, classes: usize, seed: u64) -> Result<()> {
         Bert::replace_head(self, BertTask::SequenceClassification { num_labels: classes }, seed)
+    }
+    fn set_mixed_precision(&mut self, on: bool) -> Result<()> {
+        self.act = crate::models::model::activations_dtype(on, self.params.get(self.word).engine());
+        Ok(())
     }
 }
 

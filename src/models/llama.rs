@@ -473,17 +473,7 @@ impl Model for Llama {
         Ok(())
     }
     fn set_mixed_precision(&mut self, on: bool) -> Result<()> {
-        if on && !self.engine.has_f16() {
-            return Err(Error::arg(
-                "precision",
-                format!(
-                    "\"mixed\" keeps activations in f16, which {} does not offer (SHADER_F16); \
-                     use precision = \"f32\"",
-                    self.engine.adapter_name()
-                ),
-            ));
-        }
-        self.act = if on { DType::F16 } else { DType::F32 };
+        self.act = crate::models::model::activations_dtype(on, &self.engine);
         Ok(())
     }
 }

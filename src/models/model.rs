@@ -132,7 +132,7 @@ pub trait Model: AsAny + Send {
     /// masters (used through f16 copies whose gradients return in f32). Needs an adapter with
     /// `SHADER_F16`.
     fn set_mixed_precision(&mut self, _on: bool) -> Result<()> {
-        Err(self.cannot("precision = \"mixed\"", "a model with f16 activations (the llama family)"))
+        Err(self.cannot("precision = \"mixed\"", "a model with f16 activations (BERT and the llama family)"))
     }
 
     /// The typed refusal of the default methods.
@@ -203,5 +203,19 @@ impl dyn Model {
 
     pub fn downcast_mut<T: Model>(&mut self) -> Option<&mut T> {
         self.as_any_mut().downcast_mut()
+    }
+}
+
+/// The activations' dtype for `train.precision = "mixed"` (`on`) or f32. Without SHADER_F16
+/// the f32 kernels run unchanged (a warning says so): frozen matrices still sit in 16 bits,
+/// since their kernels convert without it, and the driver still scales the loss.
+pub(crate) fn activations_dtype(on: bool, engine: &crate::Engine) -> crate::tensor::DType {
+    if on && !engine.has_f16() {
+        log::warn!("precision = \"mixed\": {} has no SHADER_F16; activations stay f32", engine.adapter_name());
+    }
+    if on && engine.has_f16() {
+        crate::tensor::DType::F16
+    } else {
+        crate::tensor::DType::F32
     }
 }

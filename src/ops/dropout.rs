@@ -61,10 +61,10 @@ struct DropoutBackward {
 
 impl Backward for DropoutBackward {
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        let gx = Tensor::empty(g.engine(), g.shape())?;
+        let gx = Tensor::empty_typed(g.engine(), g.shape(), g.dtype())?;
         launch_1d(
             g.engine(),
-            &Kernel::new(&shaders::DROPOUT, "dropout_backward"),
+            &Kernel::new(&shaders::DROPOUT, "dropout_backward").half(g.is_half()),
             &self.p,
             &[Binding::read(g.storage(), g.nbytes()), Binding::write(gx.storage(), gx.nbytes())],
             g.numel(),
@@ -85,18 +85,18 @@ pub fn dropout(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
 /// [`dropout`] of a batch-major tensor whose samples are `keys` of the global batch: each
 /// sample's mask depends on its global index, not on its place in this tensor.
 pub fn dropout_keyed(x: &Tensor, p: f32, seed: u64, keys: SampleKeys) -> Result<Tensor> {
-    x.expect_f32("dropout")?;
+    x.expect_float("dropout")?;
     if !(0.0..=1.0).contains(&p) {
         return Err(Error::arg("dropout", format!("probability {p} is not in [0, 1]")));
     }
     if p == 0.0 {
         return Ok(x.clone());
     }
-    let y = Tensor::empty(x.engine(), x.shape())?;
+    let y = Tensor::empty_typed(x.engine(), x.shape(), x.dtype())?;
     let prm = params(x.numel(), p, seed, keys);
     launch_1d(
         x.engine(),
-        &Kernel::new(&shaders::DROPOUT, "dropout_forward"),
+        &Kernel::new(&shaders::DROPOUT, "dropout_forward").half(x.is_half()),
         &prm,
         &[Binding::read(x.storage(), x.nbytes()), Binding::write(y.storage(), y.nbytes())],
         x.numel(),

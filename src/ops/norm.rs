@@ -46,11 +46,14 @@ impl Backward for LayerNormBackward {
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let e = g.engine();
         let (rows, cols) = (self.p.rows as usize, self.p.cols as usize);
+        if g.dtype() != self.x.dtype() {
+            return Err(Error::DType { op: "layer_norm", expected: self.x.dtype().name(), got: g.dtype().name() });
+        }
         let gx = if self.needs[0] {
-            let gx = Tensor::empty(e, g.shape())?;
+            let gx = Tensor::empty_typed(e, g.shape(), g.dtype())?;
             launch_1d(
                 e,
-                &Kernel::new(&shaders::LAYER_NORM, "layer_norm_backward_input"),
+                &Kernel::new(&shaders::LAYER_NORM, "layer_norm_backward_input").half(g.is_half()),
                 &self.p,
                 &[
                     Binding::read(g.storage(), g.nbytes()),
@@ -71,7 +74,7 @@ impl Backward for LayerNormBackward {
             let gb = Tensor::empty(e, &[cols])?;
             launch_1d(
                 e,
-                &Kernel::new(&shaders::LAYER_NORM, "layer_norm_backward_params"),
+                &Kernel::new(&shaders::LAYER_NORM, "layer_norm_backward_params").half(g.is_half()),
                 &self.p,
                 &[
                     Binding::read(g.storage(), g.nbytes()),
@@ -97,14 +100,14 @@ impl Backward for LayerNormBackward {
 /// LayerNorm over the last axis with weight and bias of shape `[C]` (biased variance, as torch).
 pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f32) -> Result<Tensor> {
     let e = same_engine("layer_norm", &[x, w, b])?;
-    let (rows, cols) = check_affine("layer_norm", x, &[w, b], false)?;
-    let y = Tensor::empty(e, x.shape())?;
+    let (rows, cols) = check_affine("layer_norm", x, &[w, b], true)?;
+    let y = Tensor::empty_typed(e, x.shape(), x.dtype())?;
     let mean = Tensor::empty(e, &[rows])?;
     let rstd = Tensor::empty(e, &[rows])?;
     let p = Params { rows: rows as u32, cols: cols as u32, eps, _pad: 0 };
     launch_1d(
         e,
-        &Kernel::new(&shaders::LAYER_NORM, "layer_norm_forward"),
+        &Kernel::new(&shaders::LAYER_NORM, "layer_norm_forward").half(x.is_half()),
         &p,
         &[
             Binding::read(x.storage(), x.nbytes()),
