@@ -82,16 +82,22 @@ fn unary_ops_in_f16_equal_the_f32_kernels_rounded() {
             let g32 = Tensor::from_slice(&e, &gv, &[n]).unwrap();
             let g16 = Tensor::from_slice_f16(&e, &gv, &[n]).unwrap();
             let d32 = y32.mul(&g32).unwrap().sum_all().unwrap().backward().unwrap();
-            let d16 = y16.mul(&g16).unwrap().to_dtype(DType::F32).unwrap().sum_all().unwrap().backward().unwrap();
+            let d16 =
+                y16.mul(&g16).unwrap().to_dtype(DType::F32).unwrap().sum_all().unwrap().backward().unwrap();
             let dx16 = d16.get(&x16).unwrap();
             assert_eq!(dx16.dtype(), DType::F16, "the gradient of an f16 tensor is f16");
             // The f16 path rounds g·y's gradient (g) once more only where g is not exact; here
             // g is f16 already, so the one rounding is the backward kernel's store.
-            let want: Vec<f32> = d32.get(&x32).unwrap().to_vec().unwrap().iter().map(|&a| round16(a)).collect();
+            let want: Vec<f32> =
+                d32.get(&x32).unwrap().to_vec().unwrap().iter().map(|&a| round16(a)).collect();
             let got = dx16.to_vec().unwrap();
             for (i, (a, b)) in got.iter().zip(&want).enumerate() {
                 let tol = 2.0 * f32::EPSILON.max(b.abs() * 1e-3);
-                assert!(a == b || (a - b).abs() <= tol || (a.is_nan() && b.is_nan()), "{} backward[{i}]: {a} vs {b}", op.name());
+                assert!(
+                    a == b || (a - b).abs() <= tol || (a.is_nan() && b.is_nan()),
+                    "{} backward[{i}]: {a} vs {b}",
+                    op.name()
+                );
             }
         }
     }
@@ -175,7 +181,11 @@ where
         let y = op(&ins).unwrap();
         assert_eq!(y.dtype(), if half { DType::F16 } else { DType::F32 }, "{what}: output dtype");
         let up = random16(y.numel(), &mut ChaCha8Rng::seed_from_u64(99));
-        let up = if half { Tensor::from_slice_f16(e, &up, y.shape()) } else { Tensor::from_slice(e, &up, y.shape()) };
+        let up = if half {
+            Tensor::from_slice_f16(e, &up, y.shape())
+        } else {
+            Tensor::from_slice(e, &up, y.shape())
+        };
         let loss = y.mul(&up.unwrap()).unwrap().to_dtype(DType::F32).unwrap().sum_all().unwrap();
         let grads = loss.backward().unwrap();
         let mut outs = vec![y.to_vec().unwrap()];
@@ -238,14 +248,21 @@ fn products_and_the_loss_in_f16_match_f32() {
             (false, true) => (&[7, 13], &[5, 13]),
             (true, true) => (&[13, 7], &[5, 13]),
         };
-        matches_f32(&e, &[a, b], 5e-3, &format!("matmul ta {ta} tb {tb}"), |x| whet::ops::matmul::matmul_t(&x[0], &x[1], ta, tb));
+        matches_f32(&e, &[a, b], 5e-3, &format!("matmul ta {ta} tb {tb}"), |x| {
+            whet::ops::matmul::matmul_t(&x[0], &x[1], ta, tb)
+        });
     }
     // An f32 master weight and bias under an f16 input: the weight's gradient comes back in f32.
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let w32 = Tensor::from_slice(&e, &random16(9 * 24, &mut rng), &[9, 24]).unwrap().requires_grad_(true);
     let b32 = Tensor::from_slice(&e, &random16(9, &mut rng), &[9]).unwrap();
-    let y = linear(&Tensor::from_slice_f16(&e, &random16(5 * 24, &mut rng), &[5, 24]).unwrap(), &w32, Some(&b32), false)
-        .unwrap();
+    let y = linear(
+        &Tensor::from_slice_f16(&e, &random16(5 * 24, &mut rng), &[5, 24]).unwrap(),
+        &w32,
+        Some(&b32),
+        false,
+    )
+    .unwrap();
     assert_eq!(y.dtype(), DType::F16);
     let g = y.to_dtype(DType::F32).unwrap().sum_all().unwrap().backward().unwrap();
     assert_eq!(g.get(&w32).unwrap().dtype(), DType::F32);

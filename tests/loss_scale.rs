@@ -103,7 +103,7 @@ fn an_overflowing_scale_skips_its_steps_and_backs_off_without_ending_the_run() {
     for (i, row) in r.rows.iter().enumerate() {
         let want = f32::MAX as f64 * 0.5f64.powi(i.min(skipped) as i32);
         assert_eq!(scales[i], Some(want as f32 as f64), "row {i}: halved once per overflow");
-        let was_skipped = !row["skipped_items"].as_array().map_or(true, Vec::is_empty);
+        let was_skipped = row["skipped_items"].as_array().is_some_and(|v| !v.is_empty());
         assert_eq!(was_skipped, i < skipped, "row {i}");
         // The logged loss is the true one even when the scaled loss overflowed.
         assert!(row["loss"].as_f64().is_some_and(f64::is_finite), "row {i}: {row}");

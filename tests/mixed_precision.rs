@@ -101,9 +101,11 @@ fn mixed_losses_follow_the_f32_run_for_lora_and_full_fine_tuning() {
     let lora = "lora = { rank = 8, alpha = 16.0, targets = \"*self_attn.{q_proj,v_proj}.weight\" }";
     let ckpt = format!("{lora}\nactivation_checkpointing = true");
     for (what, train_body) in [("lora", lora), ("full", ""), ("lora, checkpointed", ckpt.as_str())] {
-        let plain = train(&e, &recipe(tmp.path(), &fixture, train_body, &format!("{}_f32", what.replace(", ", "_"))));
+        let plain =
+            train(&e, &recipe(tmp.path(), &fixture, train_body, &format!("{}_f32", what.replace(", ", "_"))));
         let body = format!("{train_body}\nprecision = \"mixed\"");
-        let mixed = train(&e, &recipe(tmp.path(), &fixture, &body, &format!("{}_mixed", what.replace(", ", "_"))));
+        let mixed =
+            train(&e, &recipe(tmp.path(), &fixture, &body, &format!("{}_mixed", what.replace(", ", "_"))));
         assert_follows(what, &mixed, &plain);
         // The runs learn the repeated sentence: the loss falls.
         assert!(mixed.losses[9] < mixed.losses[0], "{what}: {:?}", mixed.losses);
@@ -219,7 +221,8 @@ fn a_mixed_bert_classifier_follows_the_f32_run() {
     for (what, body) in [("full", ""), ("lora", lora)] {
         let plain = train(&e, &minilm_recipe(tmp.path(), &model, &data, body, &format!("bert_{what}_f32")));
         let mixed_body = format!("{body}\nprecision = \"mixed\"");
-        let mixed = train(&e, &minilm_recipe(tmp.path(), &model, &data, &mixed_body, &format!("bert_{what}_mixed")));
+        let mixed =
+            train(&e, &minilm_recipe(tmp.path(), &model, &data, &mixed_body, &format!("bert_{what}_mixed")));
         assert_follows(&format!("bert {what}"), &mixed, &plain);
         // Full fine-tuning at 8 × 32 tokens is weights, gradients and moments, all f32 in both.
         if what == "lora" {

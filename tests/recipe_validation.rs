@@ -134,7 +134,8 @@ fn regularisers_and_lora_are_checked() {
         ("", src, "source.limit", "0"),
     ] {
         refused(&recipe("", "", train, rest), key, value);
-    }    refused_at(&recipe("", "", "precision = \"half\"", ""), "train.precision", &["'half'", "mixed"]);
+    }
+    refused_at(&recipe("", "", "precision = \"half\"", ""), "train.precision", &["'half'", "mixed"]);
 }
 
 #[test]

@@ -15,7 +15,11 @@ fn every_shader_and_specialisation_validates() {
             shaders::validate_variant(file, half, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
             for spec in file.specs {
                 let src = file.source_for(half);
-                assert!(src.contains(&format!("fn {}(", spec.entry)), "{name}: no entry point {}", spec.entry);
+                assert!(
+                    src.contains(&format!("fn {}(", spec.entry)),
+                    "{name}: no entry point {}",
+                    spec.entry
+                );
                 for constants in spec.expand() {
                     shaders::validate_variant(file, half, &constants)
                         .unwrap_or_else(|e| panic!("{name}::{} {constants:?}: {e}", spec.entry));

@@ -16,7 +16,7 @@
 set -u
 cd "$(dirname "$0")/.."
 DIR=target/gpu_check
-TESTS="ops_vs_reference quant_kernels attention_vs_reference cnn_vs_reference gradcheck gradcheck_attention gradcheck_cnn shaders engine bind_groups"
+TESTS="ops_vs_reference half_kernels quant_kernels attention_vs_reference cnn_vs_reference gradcheck gradcheck_attention gradcheck_cnn shaders engine bind_groups"
 
 prepare() {
     set -e

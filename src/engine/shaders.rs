@@ -237,7 +237,12 @@ shader!(
         plain("bn_backward_input"),
     ]
 );
-shader!(ATTENTION, "attention/attention", halves, [plain("attn_softmax_forward"), plain("attn_softmax_backward")]);
+shader!(
+    ATTENTION,
+    "attention/attention",
+    halves,
+    [plain("attn_softmax_forward"), plain("attn_softmax_backward")]
+);
 shader!(ROPE, "attention/rope", halves, [plain("rope_apply")]);
 shader!(
     FLASH,

@@ -259,20 +259,19 @@ impl Bert {
         };
         let (mut params, report) = b.finish()?;
         params.set_depths(|p| depth(p, config.num_hidden_layers));
-        let model =
-            Bert {
-                config,
-                task,
-                params: Params::new(),
-                word,
-                pos,
-                typ,
-                emb_ln,
-                layers,
-                pooler,
-                head,
-                act: DType::F32,
-            };
+        let model = Bert {
+            config,
+            task,
+            params: Params::new(),
+            word,
+            pos,
+            typ,
+            emb_ln,
+            layers,
+            pooler,
+            head,
+            act: DType::F32,
+        };
         Ok((model, params, report))
     }
 

@@ -211,7 +211,10 @@ impl dyn Model {
 /// since their kernels convert without it, and the driver still scales the loss.
 pub(crate) fn activations_dtype(on: bool, engine: &crate::Engine) -> crate::tensor::DType {
     if on && !engine.has_f16() {
-        log::warn!("precision = \"mixed\": {} has no SHADER_F16; activations stay f32", engine.adapter_name());
+        log::warn!(
+            "precision = \"mixed\": {} has no SHADER_F16; activations stay f32",
+            engine.adapter_name()
+        );
     }
     if on && engine.has_f16() {
         crate::tensor::DType::F16

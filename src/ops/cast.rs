@@ -26,7 +26,11 @@ pub(crate) fn cast_raw(x: &Tensor, to: DType) -> Result<Tensor> {
         return Ok(x.clone());
     }
     if !is_float(from) || !is_float(to) {
-        return Err(Error::DType { op: "cast", expected: "f32 or f16", got: if is_float(from) { to.name() } else { from.name() } });
+        return Err(Error::DType {
+            op: "cast",
+            expected: "f32 or f16",
+            got: if is_float(from) { to.name() } else { from.name() },
+        });
     }
     let e = x.engine();
     let out = Tensor::empty_typed(e, x.shape(), to)?;

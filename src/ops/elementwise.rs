@@ -114,7 +114,11 @@ impl Backward for UnaryBackward {
             (_, UnaryOp::Affine) => unary_raw(g, UnaryOp::Affine, self.alpha, 0.0)?,
             (Some(x), op) => {
                 if g.dtype() != x.dtype() {
-                    return Err(crate::Error::DType { op: op.name(), expected: x.dtype().name(), got: g.dtype().name() });
+                    return Err(crate::Error::DType {
+                        op: op.name(),
+                        expected: x.dtype().name(),
+                        got: g.dtype().name(),
+                    });
                 }
                 let out = Tensor::empty_typed(g.engine(), g.shape(), g.dtype())?;
                 let p = UnaryParams { n: g.numel() as u32, alpha: self.alpha, beta: self.beta, _pad: 0 };

@@ -11,11 +11,11 @@
 
 use crate::error::{Error, Result};
 use crate::graph::{bytes_of, record, Backward, Needs};
+use crate::ops::cast::{cast, cast_raw};
 use crate::ops::matmul::{matmul_bias_raw, matmul_raw, MatmulKernel};
 use crate::ops::quant::{qmatmul_nn, qmatmul_nt};
 use crate::ops::reduce::sum_to_shape;
 use crate::ops::same_engine;
-use crate::ops::cast::{cast, cast_raw};
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "linear";

@@ -47,7 +47,11 @@ impl Backward for LayerNormBackward {
         let e = g.engine();
         let (rows, cols) = (self.p.rows as usize, self.p.cols as usize);
         if g.dtype() != self.x.dtype() {
-            return Err(Error::DType { op: "layer_norm", expected: self.x.dtype().name(), got: g.dtype().name() });
+            return Err(Error::DType {
+                op: "layer_norm",
+                expected: self.x.dtype().name(),
+                got: g.dtype().name(),
+            });
         }
         let gx = if self.needs[0] {
             let gx = Tensor::empty_typed(e, g.shape(), g.dtype())?;
@@ -136,7 +140,11 @@ impl Backward for RmsNormBackward {
     fn backward(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let e = g.engine();
         if g.dtype() != self.x.dtype() {
-            return Err(Error::DType { op: "rms_norm", expected: self.x.dtype().name(), got: g.dtype().name() });
+            return Err(Error::DType {
+                op: "rms_norm",
+                expected: self.x.dtype().name(),
+                got: g.dtype().name(),
+            });
         }
         let gx = if self.needs[0] {
             let gx = Tensor::empty_typed(e, g.shape(), g.dtype())?;

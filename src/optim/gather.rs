@@ -257,7 +257,8 @@ impl Optimizer {
         }
         let p = &self.arena_ref()?.pages[page];
         let s = self.gather_target(page)?;
-        let prm = ArenaParams { n: p.len as u32, base: 0, count: 0, max_norm: 0.0, inv_scale: 1.0, _pad: [0; 3] };
+        let prm =
+            ArenaParams { n: p.len as u32, base: 0, count: 0, max_norm: 0.0, inv_scale: 1.0, _pad: [0; 3] };
         launch_1d(
             &self.engine,
             &Kernel::new(&shaders::ARENA, "accumulate"),

@@ -47,7 +47,10 @@ impl LossScaleConfig {
     /// A typed error naming the first setting out of range.
     pub fn validate(&self) -> Result<()> {
         if !(self.init.is_finite() && self.init > 0.0) {
-            return Err(Error::arg("loss_scale", format!("init must be a positive finite number, got {}", self.init)));
+            return Err(Error::arg(
+                "loss_scale",
+                format!("init must be a positive finite number, got {}", self.init),
+            ));
         }
         if !(self.growth_factor.is_finite() && self.growth_factor > 1.0) {
             return Err(Error::arg(

@@ -170,9 +170,10 @@ impl Task for DigitsTask {
         let train = self.train.clone();
         let (x, y) = self.batch(&rows, &|r| all || nan.iter().any(|&i| train[i] == r));
         let loss = cross_entropy(&self.forward(&x, mode)?, &y, CrossEntropy::default())?;
-        match self.loss_factor {
-            f if f == 1.0 => Ok(loss),
-            f => loss.mul_scalar(f),
+        if self.loss_factor == 1.0 {
+            Ok(loss)
+        } else {
+            loss.mul_scalar(self.loss_factor)
         }
     }
     fn evaluate(&mut self) -> whet::Result<Metrics> {
