@@ -78,21 +78,18 @@ impl ShaderFile {
 
 macro_rules! shader {
     ($const_name:ident, $path:literal, [$($spec:expr),* $(,)?]) => {
-        #[doc = concat!("`shaders/", $path, ".wgsl`")]
-        pub const $const_name: ShaderFile = ShaderFile {
-            name: $path,
-            source: include_str!(concat!("../../shaders/", $path, ".wgsl")),
-            specs: &[$($spec),*],
-            halves: false,
-        };
+        shader!(@file $const_name, $path, false, "", [$($spec),*]);
     };
     ($const_name:ident, $path:literal, halves, [$($spec:expr),* $(,)?]) => {
-        #[doc = concat!("`shaders/", $path, ".wgsl`, also compiled with f16 activations")]
+        shader!(@file $const_name, $path, true, ", also compiled with f16 activations", [$($spec),*]);
+    };
+    (@file $const_name:ident, $path:literal, $halves:literal, $note:literal, [$($spec:expr),*]) => {
+        #[doc = concat!("`shaders/", $path, ".wgsl`", $note)]
         pub const $const_name: ShaderFile = ShaderFile {
             name: $path,
             source: include_str!(concat!("../../shaders/", $path, ".wgsl")),
             specs: &[$($spec),*],
-            halves: true,
+            halves: $halves,
         };
     };
 }

@@ -155,13 +155,7 @@ impl Tensor {
     /// Upload f32 data with the given shape.
     #[track_caller]
     pub fn from_slice(engine: &Engine, data: &[f32], shape: &[usize]) -> Result<Tensor> {
-        let n = checked_numel(shape)?;
-        if n != data.len() {
-            return Err(Error::arg(
-                "from_slice",
-                format!("{} values do not fill shape {:?} ({} elements)", data.len(), shape, n),
-            ));
-        }
+        let n = filled("from_slice", data.len(), shape)?;
         let what = AllocFor::here(shape, DType::F32);
         let storage = engine.upload_new(bytemuck::cast_slice(data), n as u64 * 4, what)?;
         Ok(Self::from_storage(engine, storage, shape.to_vec(), DType::F32))
@@ -170,13 +164,7 @@ impl Tensor {
     /// Upload f32 data as an f16 tensor (each value rounded to nearest even on the host).
     #[track_caller]
     pub fn from_slice_f16(engine: &Engine, data: &[f32], shape: &[usize]) -> Result<Tensor> {
-        let n = checked_numel(shape)?;
-        if n != data.len() {
-            return Err(Error::arg(
-                "from_slice_f16",
-                format!("{} values do not fill shape {:?} ({} elements)", data.len(), shape, n),
-            ));
-        }
+        let n = filled("from_slice_f16", data.len(), shape)?;
         let bytes = half_bytes(engine, n)?;
         let mut halves: Vec<u16> = data.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
         halves.resize(bytes as usize / 2, 0);
@@ -188,13 +176,7 @@ impl Tensor {
     /// Upload u32 data (token ids, class labels) with the given shape.
     #[track_caller]
     pub fn from_u32(engine: &Engine, data: &[u32], shape: &[usize]) -> Result<Tensor> {
-        let n = checked_numel(shape)?;
-        if n != data.len() {
-            return Err(Error::arg(
-                "from_u32",
-                format!("{} values do not fill shape {:?} ({} elements)", data.len(), shape, n),
-            ));
-        }
+        let n = filled("from_u32", data.len(), shape)?;
         let what = AllocFor::here(shape, DType::U32);
         let storage = engine.upload_new(bytemuck::cast_slice(data), n as u64 * 4, what)?;
         Ok(Self::from_storage(engine, storage, shape.to_vec(), DType::U32))
@@ -373,6 +355,15 @@ fn half_bytes(engine: &Engine, n: usize) -> Result<u64> {
         return Err(Error::DType { op: "f16 tensor", expected: "an adapter with SHADER_F16", got: "f16" });
     }
     Ok((n as u64 * 2).next_multiple_of(4))
+}
+
+/// The element count of `shape` when `len` values fill it exactly, or a typed error naming `op`.
+fn filled(op: &'static str, len: usize, shape: &[usize]) -> Result<usize> {
+    let n = checked_numel(shape)?;
+    if n != len {
+        return Err(Error::arg(op, format!("{len} values do not fill shape {shape:?} ({n} elements)")));
+    }
+    Ok(n)
 }
 
 fn checked_numel(shape: &[usize]) -> Result<usize> {
