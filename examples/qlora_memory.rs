@@ -22,6 +22,7 @@ use whet::models::model::Model;
 use whet::nn::lora::{apply, LoraConfig};
 use whet::nn::Select;
 use whet::optim::{OptimConfig, Optimizer};
+use whet::train::loss_scale::{LossScaleConfig, LossScaleState, ScaleVerdict};
 use whet::{Engine, EngineOptions};
 
 struct Args {
@@ -139,9 +140,10 @@ fn steps(engine: &Engine, a: &Args) -> whet::Result<Measured> {
     m.set_mixed_precision(a.mixed)?;
     let weights = m.params.bytes_by_dtype();
     let mut opt = Optimizer::new(engine, OptimConfig::new(whet::optim::Method::ADAMW, 1e-3))?;
-    // The driver's first loss scale; the optimizer divides it out of the update.
-    let scale = if a.mixed { 65536.0 } else { 1.0 };
-    opt.set_grad_unscale(1.0 / scale);
+    // Dynamic loss scaling as the driver does it: the optimizer divides the scale out, and a
+    // step whose gradients overflow is skipped with the scale halved.
+    let scaling = LossScaleConfig::default();
+    let mut scale = a.mixed.then(|| LossScaleState::new(&scaling));
     let vocab = m.config.vocab_size as u64;
     let ids: Vec<u32> =
         (0..(a.batch * a.len) as u64).map(|i| ((i * 2654435761 + 12345) % vocab) as u32).collect();
@@ -152,13 +154,22 @@ fn steps(engine: &Engine, a: &Args) -> whet::Result<Measured> {
         m.mode = whet::nn::Mode::train(step as u64);
         let mut l = 0.0;
         let parts = a.batch / a.micro;
+        let s = scale.map_or(1.0, |x| x.scale);
+        opt.set_grad_unscale(1.0 / s);
         for part in ids.chunks(a.micro * a.len) {
             // The model's own loss: with checkpointing, the head and the loss run in chunks.
             let loss = m.loss(part, a.micro, a.len, None)?.mul_scalar(1.0 / parts as f32)?;
-            opt.accumulate(&mut m.params, &loss.mul_scalar(scale)?.backward()?)?;
+            opt.accumulate(&mut m.params, &loss.mul_scalar(s)?.backward()?)?;
             l += loss.item()?;
         }
-        opt.update()?;
+        let norm = opt.gathered_grad_norm()?.to_vec()?[1];
+        match scale.as_mut().map(|x| x.after_step(&scaling, l, norm)) {
+            Some(ScaleVerdict::Take) | None => opt.update()?,
+            Some(verdict) => {
+                opt.discard();
+                println!("step {step}: {verdict:?} at loss scale {s} (gradient norm {norm}); skipped");
+            }
+        }
         times.push(t.elapsed().as_secs_f64());
         if !engine.is_dry() {
             println!("step {step}: loss {l:.4}, {:.1} s", times[step]);

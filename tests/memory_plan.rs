@@ -1,6 +1,6 @@
 //! `whet plan` (`run::plan`) against the truth. The plan's total is within 15% of the peak
 //! the same recipe's run records in `metrics.json` (`peak_device_bytes`), for a LoRA decoder
-//! over Q8_0 blocks with its blocks recomputed, the same over bf16 weights, a full fine-tune
+//! over Q8_0 blocks with its blocks recomputed, the same over bf16 weights and in mixed precision, a full fine-tune
 //! (gradients and AdamW state dominate) and a CNN. The dry engine under the plan computes nothing and holds no memory
 //! while counting exactly what a real engine counts. `whet train` refuses a run that does not
 //! fit before its folder exists, and `whet plan` says what to change.
@@ -156,6 +156,14 @@ activation_checkpointing = true"#;
     let (p, peak) = plan_and_run(&e, &llama_recipe(tmp.path(), &llama, "quantize = \"bf16\"", lora));
     assert_close("LoRA over bf16", &p, peak);
     assert!(p.weights.get("bf16").is_some_and(|&b| b > 0), "{}", p.report());
+    // Mixed precision: f16 activations over f16 frozen matrices, planned like any other run.
+    if e.has_f16() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mixed = format!("{lora}\nprecision = \"mixed\"");
+        let (p, peak) = plan_and_run(&e, &llama_recipe(tmp.path(), &llama, "", &mixed));
+        assert_close("mixed-precision LoRA", &p, peak);
+        assert!(p.mixed_precision && p.weights.get("f16").is_some_and(|&b| b > 0), "{}", p.report());
+    }
     // Full fine-tuning: every weight has a gradient and two AdamW moments.
     let tmp = tempfile::tempdir().unwrap();
     let full = "batch_size = 4\nlr = 1e-3";
