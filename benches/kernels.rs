@@ -171,6 +171,7 @@ fn attention(c: &mut Criterion) {
             scale: 1.0 / (d as f32).sqrt(),
             causal,
             key_padding: if padded { Some(&mask) } else { None },
+            window: None,
         };
         g.throughput(Throughput::Elements(4 * (b * hq * t * t * d) as u64));
         let (qp, kp, vp) =

@@ -4,7 +4,8 @@
 //! Gradients come from `loss.backward()` with `loss = sum(out * w)` for a random upstream `w`.
 //! Seeded shapes cover T = 1, 7, 63, 65, 130, D = 16, 32, 64, Tq < Tk with the causal offset
 //! (and a KV-cache decode step, Tq = 1), grouped-query heads 4/2 and 9/3, multi-query, padding
-//! masks with fully masked rows, and B = 1.
+//! masks with fully masked rows, and B = 1; causal sliding windows (1, shorter than T, T) with
+//! and without the offset.
 //!
 //! Tolerances, `|got - want| <= atol + rtol |want|`: forward atol 1e-5, rtol 1e-4; gradients
 //! atol 1e-4, rtol 1e-3 with atol scaled by the gradient tensor's max |g| clamped to [1e-2, 1]
@@ -147,57 +148,106 @@ fn attention_forward_and_backward_match_the_reference() {
     let Some((_g, e)) = gpu("attention_forward_and_backward_match_the_reference") else { return };
     let mut rep = Report::new("attention_forward_and_backward_match_the_reference");
     let mut r = ChaCha8Rng::seed_from_u64(7000);
-    for (&(b, hq, hkv, tq, tk, d, causal, pad), kern) in
+    for (c, kern) in
         CASES.iter().flat_map(|c| [AttentionKernel::Composite, AttentionKernel::Flash].map(|k| (c, k)))
     {
-        let (qs, ks) = ([b, hq, tq, d], [b, hkv, tk, d]);
-        let q = data(&mut r, qs.iter().product(), -2.0, 2.0);
-        let k = data(&mut r, ks.iter().product(), -2.0, 2.0);
-        let v = data(&mut r, ks.iter().product(), -2.0, 2.0);
-        let w = weights(&mut r, qs.iter().product());
-        let m = pad_mask(&mut r, pad, b, tk);
-        let scale = 1.0 / (d as f32).sqrt();
-        let name = format!("attention {kern:?} B{b} H{hq}/{hkv} Tq{tq} Tk{tk} D{d} causal={causal} {pad:?}");
-
-        let run = || -> whet::Result<(Vec<f32>, [Vec<f32>; 3])> {
-            let (qt, kt, vt) =
-                (Tensor::param(&e, &q, &qs)?, Tensor::param(&e, &k, &ks)?, Tensor::param(&e, &v, &ks)?);
-            let mt = m.as_ref().map(|m| Tensor::from_slice(&e, m, &[b, tk])).transpose()?;
-            let o =
-                attention_with(&qt, &kt, &vt, &Attention { scale, causal, key_padding: mt.as_ref() }, kern)?;
-            let loss = o.mul(&Tensor::from_slice(&e, &w, &qs)?)?.sum_all()?;
-            let gs = loss.backward()?;
-            let g = |t: &Tensor| gs.get(t).map(|g| g.to_vec()).unwrap_or(Ok(vec![f32::NAN; t.numel()]));
-            Ok((o.to_vec()?, [g(&qt)?, g(&kt)?, g(&vt)?]))
-        };
-        let (out, grads) = match run() {
-            Ok(x) => x,
-            Err(err) => {
-                rep.check(&format!("{name}: error {err}"), false);
-                continue;
-            }
-        };
-        let mr = m.as_ref().map(|m| RefTensor::from_f32(m, &[b, tk]));
-        let o = RefAttention { scale: scale as f64, causal, key_padding: mr.as_ref() };
-        let (qr, kr, vr) =
-            (RefTensor::from_f32(&q, &qs), RefTensor::from_f32(&k, &ks), RefTensor::from_f32(&v, &ks));
-        let want = ratt::attention(&qr, &kr, &vr, &o);
-        rep.close(&format!("{name} forward"), &out, &want, FWD);
-        let (gq, gk, gv) = ratt::attention_backward(&qr, &kr, &vr, &o, &RefTensor::from_f32(&w, &qs));
-        rep.grad(&format!("{name} grad q"), &grads[0], &gq);
-        rep.grad(&format!("{name} grad k"), &grads[1], &gk);
-        rep.grad(&format!("{name} grad v"), &grads[2], &gv);
-        rep.check(
-            &format!("{name}: non-finite output or gradient"),
-            out.iter().chain(grads.iter().flatten()).all(|x| x.is_finite()),
-        );
-        // Rows that see no key are exactly 0.
-        if pad == Pad::Holes {
-            let zero_rows = (0..hq).all(|h| out[h * tq * d..(h * tq + tq) * d].iter().all(|&x| x == 0.0));
-            rep.check(&format!("{name}: fully masked batch 0 is not exactly 0"), zero_rows);
-        }
+        check_case(&e, &mut rep, &mut r, c, None, kern);
     }
     rep.finish();
+}
+
+/// Causal cases with a sliding window (Mistral's, Qwen2's): windows shorter than the sequence,
+/// with a KV-cache offset (Tq < Tk) and a decode step, with padding holes, a window of 1 (each
+/// row sees itself) and one as long as the sequence (plain causal).
+const WINDOWED: &[(Case, usize)] = &[
+    ((2, 2, 2, 7, 7, 16, true, Pad::None), 3),
+    ((2, 4, 2, 63, 63, 32, true, Pad::Holes), 10),
+    ((2, 4, 2, 5, 130, 16, true, Pad::Right), 40),
+    ((2, 9, 3, 1, 65, 64, true, Pad::None), 16),
+    ((1, 2, 1, 65, 65, 32, true, Pad::None), 65),
+    ((1, 2, 2, 64, 64, 32, true, Pad::None), 1),
+];
+
+#[test]
+fn sliding_window_attention_matches_the_reference() {
+    let Some((_g, e)) = gpu("sliding_window_attention_matches_the_reference") else { return };
+    let mut rep = Report::new("sliding_window_attention_matches_the_reference");
+    let mut r = ChaCha8Rng::seed_from_u64(7002);
+    for ((c, w), kern) in
+        WINDOWED.iter().flat_map(|c| [AttentionKernel::Composite, AttentionKernel::Flash].map(|k| (c, k)))
+    {
+        check_case(&e, &mut rep, &mut r, c, Some(*w), kern);
+    }
+    // A window needs causal attention, and holds at least one key.
+    let t = Tensor::from_slice(&e, &[0.5; 8], &[1, 1, 2, 4]).unwrap();
+    for (causal, window) in [(false, Some(2)), (true, Some(0))] {
+        let opts = Attention { scale: 1.0, causal, key_padding: None, window };
+        let err = attention(&t, &t, &t, &opts).err();
+        rep.check(
+            &format!("causal={causal} window={window:?} is refused"),
+            matches!(err, Some(Error::InvalidArgument { .. })),
+        );
+    }
+    rep.finish();
+}
+
+/// One case on one kernel: forward and the three gradients against the f64 reference.
+fn check_case(
+    e: &Engine,
+    rep: &mut Report,
+    r: &mut ChaCha8Rng,
+    &(b, hq, hkv, tq, tk, d, causal, pad): &Case,
+    window: Option<usize>,
+    kern: AttentionKernel,
+) {
+    let (qs, ks) = ([b, hq, tq, d], [b, hkv, tk, d]);
+    let q = data(r, qs.iter().product(), -2.0, 2.0);
+    let k = data(r, ks.iter().product(), -2.0, 2.0);
+    let v = data(r, ks.iter().product(), -2.0, 2.0);
+    let w = weights(r, qs.iter().product());
+    let m = pad_mask(r, pad, b, tk);
+    let scale = 1.0 / (d as f32).sqrt();
+    let name = format!(
+        "attention {kern:?} B{b} H{hq}/{hkv} Tq{tq} Tk{tk} D{d} causal={causal} {pad:?} window={window:?}"
+    );
+
+    let run = || -> whet::Result<(Vec<f32>, [Vec<f32>; 3])> {
+        let (qt, kt, vt) =
+            (Tensor::param(e, &q, &qs)?, Tensor::param(e, &k, &ks)?, Tensor::param(e, &v, &ks)?);
+        let mt = m.as_ref().map(|m| Tensor::from_slice(e, m, &[b, tk])).transpose()?;
+        let opts = Attention { scale, causal, key_padding: mt.as_ref(), window };
+        let o = attention_with(&qt, &kt, &vt, &opts, kern)?;
+        let loss = o.mul(&Tensor::from_slice(e, &w, &qs)?)?.sum_all()?;
+        let gs = loss.backward()?;
+        let g = |t: &Tensor| gs.get(t).map(|g| g.to_vec()).unwrap_or(Ok(vec![f32::NAN; t.numel()]));
+        Ok((o.to_vec()?, [g(&qt)?, g(&kt)?, g(&vt)?]))
+    };
+    let (out, grads) = match run() {
+        Ok(x) => x,
+        Err(err) => {
+            rep.check(&format!("{name}: error {err}"), false);
+            return;
+        }
+    };
+    let mr = m.as_ref().map(|m| RefTensor::from_f32(m, &[b, tk]));
+    let o = RefAttention { scale: scale as f64, causal, key_padding: mr.as_ref(), window };
+    let (qr, kr, vr) =
+        (RefTensor::from_f32(&q, &qs), RefTensor::from_f32(&k, &ks), RefTensor::from_f32(&v, &ks));
+    let want = ratt::attention(&qr, &kr, &vr, &o);
+    rep.close(&format!("{name} forward"), &out, &want, FWD);
+    let (gq, gk, gv) = ratt::attention_backward(&qr, &kr, &vr, &o, &RefTensor::from_f32(&w, &qs));
+    rep.grad(&format!("{name} grad q"), &grads[0], &gq);
+    rep.grad(&format!("{name} grad k"), &grads[1], &gk);
+    rep.grad(&format!("{name} grad v"), &grads[2], &gv);
+    rep.check(
+        &format!("{name}: non-finite output or gradient"),
+        out.iter().chain(grads.iter().flatten()).all(|x| x.is_finite()),
+    );
+    // Rows that see no key are exactly 0.
+    if pad == Pad::Holes {
+        let zero_rows = (0..hq).all(|h| out[h * tq * d..(h * tq + tq) * d].iter().all(|&x| x == 0.0));
+        rep.check(&format!("{name}: fully masked batch 0 is not exactly 0"), zero_rows);
+    }
 }
 
 #[test]
@@ -209,8 +259,8 @@ fn attention_gradients_for_a_subset_of_inputs_and_determinism() {
     let q = data(&mut r, 2 * 4 * 9 * 16, -1.0, 1.0);
     let k = data(&mut r, 2 * 2 * 9 * 16, -1.0, 1.0);
     let v = data(&mut r, 2 * 2 * 9 * 16, -1.0, 1.0);
-    let opts = Attention { scale: 0.25, causal: true, key_padding: None };
-    let ro = RefAttention { scale: 0.25, causal: true, key_padding: None };
+    let opts = Attention { scale: 0.25, causal: true, key_padding: None, window: None };
+    let ro = RefAttention { scale: 0.25, causal: true, key_padding: None, window: None };
     let (qr, kr, vr) =
         (RefTensor::from_f32(&q, &qs), RefTensor::from_f32(&k, &ks), RefTensor::from_f32(&v, &ks));
     let (gq, gk, gv) = ratt::attention_backward(&qr, &kr, &vr, &ro, &RefTensor::full(&qs, 1.0));

@@ -445,7 +445,7 @@ fn attention_run(
         Tensor::param(e, v, &ks).unwrap(),
     ];
     let m = mask.map(|m| Tensor::from_slice(e, m, &[ks[0], ks[2]]).unwrap());
-    let opts = Attention { scale: 1.0, causal, key_padding: m.as_ref() };
+    let opts = Attention { scale: 1.0, causal, key_padding: m.as_ref(), window: None };
     let o = attention_with(&ts[0], &ts[1], &ts[2], &opts, kern).unwrap();
     let gs = o.mul(&Tensor::from_slice(e, w, &qs).unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
     (o.to_vec().unwrap(), ts.iter().map(|t| gs.get(t).unwrap().to_vec().unwrap()).collect())
@@ -495,7 +495,7 @@ fn attention_rows_with_every_key_masked_are_exactly_zero_with_zero_gradients() {
         let (qr, kr, vr) =
             (RefTensor::from_f32(&q, &qs), RefTensor::from_f32(&k, &ks), RefTensor::from_f32(&v, &ks));
         let mr = RefTensor::from_f32(&mask, &[b, t]);
-        let o = RefAttention { scale: 1.0, causal: true, key_padding: Some(&mr) };
+        let o = RefAttention { scale: 1.0, causal: true, key_padding: Some(&mr), window: None };
         assert_close("attention, masked rows", &out, &ratt::attention(&qr, &kr, &vr, &o), 1e-5, 1e-4);
         let (gq, gk, gv) = ratt::attention_backward(&qr, &kr, &vr, &o, &RefTensor::full(&qs, 1.0));
         for (name, got, want) in [("q", &grads[0], gq), ("k", &grads[1], gk), ("v", &grads[2], gv)] {
@@ -526,7 +526,7 @@ fn attention_scores_of_plus_minus_1e4_are_finite_and_right() {
     {
         let (out, grads) = attention_run(&e, (&q, &k, &v, &w), (qs, ks), causal, None, kern);
         assert!(all_finite(&out) && grads.iter().all(|g| all_finite(g)), "±1e4 causal={causal}");
-        let o = RefAttention { scale: 1.0, causal, key_padding: None };
+        let o = RefAttention { scale: 1.0, causal, key_padding: None, window: None };
         assert_close("attention(±1e4)", &out, &ratt::attention(&qr, &kr, &vr, &o), 1e-5, 1e-4);
         let (gq, gk, gv) = ratt::attention_backward(&qr, &kr, &vr, &o, &RefTensor::from_f32(&w, &qs));
         for (name, got, want) in [("q", &grads[0], gq), ("k", &grads[1], gk), ("v", &grads[2], gv)] {

@@ -48,7 +48,7 @@ fn attention_reference_gradients_match_central_differences() {
         }
         let mask = masked.then_some(&m);
         let scale = 1.0 / (d as f64).sqrt();
-        let o = RefAttention { scale, causal, key_padding: mask };
+        let o = RefAttention { scale, causal, key_padding: mask, window: None };
         let res = gradcheck(
             |xs| ratt::attention(&xs[0], &xs[1], &xs[2], &o),
             |xs, g| {
@@ -65,12 +65,35 @@ fn attention_reference_gradients_match_central_differences() {
 }
 
 #[test]
+fn windowed_reference_gradients_match_central_differences() {
+    let mut r = ChaCha8Rng::seed_from_u64(902);
+    // (B, Hq, Hkv, Tq, Tk, D, window): windows of 1, 2 and 3 keys, with a KV-cache offset.
+    for (b, hq, hkv, tq, tk, d, w) in [(1, 2, 1, 5, 5, 3, 2), (2, 2, 2, 4, 4, 2, 1), (1, 2, 1, 3, 6, 3, 3)] {
+        let q = uniform(&mut r, &[b, hq, tq, d], -1.5, 1.5);
+        let k = uniform(&mut r, &[b, hkv, tk, d], -1.5, 1.5);
+        let v = uniform(&mut r, &[b, hkv, tk, d], -1.5, 1.5);
+        let o = RefAttention { scale: 0.7, causal: true, key_padding: None, window: Some(w) };
+        let res = gradcheck(
+            |xs| ratt::attention(&xs[0], &xs[1], &xs[2], &o),
+            |xs, g| {
+                let (gq, gk, gv) = ratt::attention_backward(&xs[0], &xs[1], &xs[2], &o, g);
+                vec![Some(gq), Some(gk), Some(gv)]
+            },
+            &[q, k, v],
+        );
+        if let Err(e) = res {
+            panic!("windowed attention case {:?}: {e}", (b, hq, hkv, tq, tk, d, w));
+        }
+    }
+}
+
+#[test]
 fn reference_attention_matches_a_hand_computed_case_and_masks_exactly() {
     // One query, two keys with scores 0 and ln 3 (scale 1): weights 1/4 and 3/4.
     let q = RefTensor::new(vec![1.0], &[1, 1, 1, 1]);
     let k = RefTensor::new(vec![0.0, 3f64.ln()], &[1, 1, 2, 1]);
     let v = RefTensor::new(vec![4.0, 8.0], &[1, 1, 2, 1]);
-    let o = RefAttention { scale: 1.0, causal: false, key_padding: None };
+    let o = RefAttention { scale: 1.0, causal: false, key_padding: None, window: None };
     let y = ratt::attention(&q, &k, &v, &o);
     assert!((y.data[0] - 7.0).abs() < 1e-12, "{y:?}");
     // Masking the second key leaves the first with all the weight; masking both gives 0.
@@ -90,6 +113,9 @@ fn reference_attention_matches_a_hand_computed_case_and_masks_exactly() {
     let y = ratt::attention(&q2, &k, &v, &RefAttention { causal: true, ..o });
     assert_eq!(y.data[0], 4.0);
     assert!((y.data[1] - 7.0).abs() < 1e-12);
+    // A sliding window of one key: each query sees only its own position.
+    let y = ratt::attention(&q2, &k, &v, &RefAttention { causal: true, window: Some(1), ..o });
+    assert_eq!((y.data[0], y.data[1]), (4.0, 8.0));
 }
 
 #[test]

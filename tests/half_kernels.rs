@@ -225,7 +225,7 @@ fn norms_rope_layout_and_attention_in_f16_match_f32() {
     matches_f32(&e, &[&[7, 5]], 0.0, "slice", |x| x[0].slice(0, 2, 4));
     for (kernel, name) in [(AttentionKernel::Composite, "composite"), (AttentionKernel::Flash, "flash")] {
         for causal in [false, true] {
-            let opts = Attention { scale: 0.35, causal, key_padding: None };
+            let opts = Attention { scale: 0.35, causal, key_padding: None, window: None };
             let what = format!("attention {name} causal {causal}");
             matches_f32(&e, &[&[2, 4, 5, 8], &[2, 2, 5, 8], &[2, 2, 5, 8]], 1e-2, &what, |x| {
                 attention_with(&x[0], &x[1], &x[2], &opts, kernel)

@@ -3,8 +3,9 @@
 // is (Z, G*Tq, Tk) with Z = B*Hkv and G = Hq/Hkv; row r is query position r % Tq of batch
 // (r / (G*Tq)) / Hkv. One invocation per row.
 //
-// A key is visible to row r when it is below the causal limit (j <= i + Tk - Tq when CAUSAL)
-// and, with a padding mask, kmask[b * Tk + j] != 0. Invisible keys are left out of the softmax
+// A key is visible to row r when it is below the causal limit (j <= i + Tk - Tq when CAUSAL),
+// inside a sliding window when one is set (j > i + Tk - Tq - WINDOW: Mistral's, Qwen2's) and,
+// with a padding mask, kmask[b * Tk + j] != 0. Invisible keys are left out of the softmax
 // entirely (probability exactly 0, not exp(-large)); a row with no visible key has
 // probabilities 0, so its output and every gradient through it are 0, never NaN.
 //
@@ -22,7 +23,8 @@ struct Params {
     // Tk - Tq (the causal offset of a KV-cache step).
     shift: u32,
     scale: f32,
-    _pad0: u32,
+    // Keys a causal row sees at most (a sliding window); 0: unlimited.
+    window: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -35,6 +37,15 @@ fn key_limit(r: u32) -> u32 {
         return p.tk;
     }
     return min(p.tk, r % p.tq + p.shift + 1u);
+}
+
+// Keys below this are outside row r's sliding window (0 without one).
+fn key_start(r: u32) -> u32 {
+    let end = r % p.tq + p.shift + 1u;
+    if (p.causal == 0u || p.window == 0u || end <= p.window) {
+        return 0u;
+    }
+    return end - p.window;
 }
 
 // ---------------------------------------------------------------- forward
@@ -61,9 +72,10 @@ fn attn_softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     let base = r * p.tk;
     let b = (r / p.group_rows) / p.hkv;
     let lim = key_limit(r);
+    let start = key_start(r);
     var m = 0.0;
     var seen = false;
-    for (var j = 0u; j < lim; j++) {
+    for (var j = start; j < lim; j++) {
         if (visible(b, j)) {
             let v = f32(s[base + j]) * p.scale;
             if (!seen || v > m) {
@@ -73,7 +85,7 @@ fn attn_softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
         }
     }
     var total = 0.0;
-    for (var j = 0u; j < lim; j++) {
+    for (var j = start; j < lim; j++) {
         if (visible(b, j)) {
             total += exp(f32(s[base + j]) * p.scale - m);
         }
@@ -82,7 +94,7 @@ fn attn_softmax_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
     let inv = select(0.0, 1.0 / total, seen);
     for (var j = 0u; j < p.tk; j++) {
         var y = 0.0;
-        if (j < lim && visible(b, j)) {
+        if (j >= start && j < lim && visible(b, j)) {
             y = exp(f32(s[base + j]) * p.scale - m) * inv;
         }
         probs[base + j] = act(y);
@@ -106,7 +118,7 @@ fn attn_softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
     let base = r * p.tk;
     let lim = key_limit(r);
     var acc = 0.0;
-    for (var j = 0u; j < lim; j++) {
+    for (var j = key_start(r); j < lim; j++) {
         acc += f32(dp[base + j]) * f32(pb[base + j]);
     }
     for (var j = 0u; j < p.tk; j++) {

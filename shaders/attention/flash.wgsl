@@ -1,6 +1,7 @@
 // Flash-style fused attention (src/ops/attention.rs, `AttentionKernel::Flash`): one invocation
 // per query row (or, in `flash_backward_kv`, per key row), the scores recomputed from q and k
-// instead of stored. Same folded layout and masking rules as attention.wgsl: q, o, go are
+// instead of stored. Same folded layout and masking rules (sliding window included) as
+// attention.wgsl: q, o, go are
 // (Z, G*Tq, D), k, v, dk, dv are (Z, Tk, D) with Z = B*Hkv; row r is query position r % Tq of
 // batch (r / (G*Tq)) / Hkv. The forward saves only each row's softmax statistics (max m and
 // log of the sum l, kept apart: m + log l would round to the spacing of |m|, ~1e-3 at 1e4);
@@ -21,7 +22,8 @@ struct Params {
     shift: u32,
     scale: f32,
     d: u32,
-    _pad0: u32,
+    // Keys a causal row sees at most (a sliding window); 0: unlimited.
+    window: u32,
     _pad1: u32,
 }
 
@@ -32,6 +34,15 @@ fn key_limit(r: u32) -> u32 {
         return p.tk;
     }
     return min(p.tk, r % p.tq + p.shift + 1u);
+}
+
+// Keys below this are outside row r's sliding window (0 without one).
+fn key_start(r: u32) -> u32 {
+    let end = r % p.tq + p.shift + 1u;
+    if (p.causal == 0u || p.window == 0u || end <= p.window) {
+        return 0u;
+    }
+    return end - p.window;
 }
 
 // ---------------------------------------------------------------- forward
@@ -73,7 +84,7 @@ fn flash_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     var m = 0.0;
     var l = 0.0;
     var seen = false;
-    for (var j = 0u; j < lim; j++) {
+    for (var j = key_start(r); j < lim; j++) {
         if (!visible(b, j)) {
             continue;
         }
@@ -169,7 +180,7 @@ fn flash_backward_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
         gv[c] = f32(gob[qo + c]);
         acc[c] = 0.0;
     }
-    for (var j = 0u; j < lim; j++) {
+    for (var j = key_start(r); j < lim; j++) {
         if (!visible_b(b, j)) {
             continue;
         }
@@ -218,7 +229,7 @@ fn flash_backward_kv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     if (visible_b(b, j)) {
         for (var rr = 0u; rr < p.group_rows; rr++) {
             let r = z * p.group_rows + rr;
-            if (j >= key_limit(r)) {
+            if (j >= key_limit(r) || j < key_start(r)) {
                 continue;
             }
             let qo = r * p.d;

@@ -1,6 +1,8 @@
-//! Llama-family decoder (Llama 2/3, SmolLM2, TinyLlama, Mistral without sliding windows) with
-//! Hugging Face key names: RMSNorm, RoPE in the `rotate_half` layout, grouped-query attention,
-//! SwiGLU MLP, optionally tied embeddings.
+//! Llama-family decoder (Llama 2/3, SmolLM2, TinyLlama, Mistral, Qwen2/Qwen2.5) with Hugging
+//! Face key names: RMSNorm, RoPE in the `rotate_half` layout, grouped-query attention, SwiGLU
+//! MLP, optionally tied embeddings. The family's members differ in what their `config.json`
+//! says: Qwen2 adds biases to the q, k and v projections (not o); Mistral attends within a
+//! sliding window of keys, as Qwen2 does in the layers its `layer_types` name.
 //!
 //! GGUF checkpoints (llama.cpp) arrive through a weight source that renames their tensors to
 //! these keys and undoes the converter's q/k row permutation, so this file sees one layout.
@@ -14,10 +16,10 @@ use crate::error::{Error, Result};
 use crate::models::decoder::{causal_lm_loss, chunked_causal_lm_loss, CausalLm, KvCache};
 use crate::models::model::{model_basics, Model};
 use crate::models::registry::{Architecture, ExportLayout};
-use crate::nn::attention::sdpa;
 use crate::nn::init::Family;
 use crate::nn::rope::Rope;
 use crate::nn::{Binder, BindingReport, Init, Linear, Mode, ParamGetter, Params, Pid};
+use crate::ops::attention::{attention, Attention};
 use crate::ops::embedding::embedding_as;
 use crate::ops::linear::linear;
 use crate::ops::norm::rms_norm;
@@ -57,6 +59,20 @@ pub struct LlamaConfig {
     pub mlp_bias: bool,
     #[serde(default = "default_init_range")]
     pub initializer_range: f32,
+    /// `llama`, `mistral`, `qwen2`: which member of the family (biases, windows).
+    #[serde(default)]
+    pub model_type: Option<String>,
+    /// Keys an attention row sees at most, in the layers that slide (Mistral: every layer).
+    #[serde(default)]
+    pub sliding_window: Option<usize>,
+    /// Qwen2: windows apply only with this set, from layer `max_window_layers` on.
+    #[serde(default)]
+    pub use_sliding_window: bool,
+    #[serde(default)]
+    pub max_window_layers: Option<usize>,
+    /// Per layer `full_attention` or `sliding_attention` (transformers 5 writes it for Qwen2).
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
 }
 
 fn default_eps() -> f64 {
@@ -103,6 +119,30 @@ impl LlamaConfig {
         self.rope_theta.unwrap_or(10_000.0)
     }
 
+    fn is(&self, member: &str) -> bool {
+        self.model_type.as_deref() == Some(member)
+    }
+
+    /// Whether q, k and v carry biases: `attention_bias`, or Qwen2 (whose config does not say,
+    /// its modelling code always has them; o_proj has none).
+    pub fn qkv_bias(&self) -> bool {
+        self.attention_bias || self.is("qwen2")
+    }
+
+    /// The sliding window of layer `l`, as transformers decides it: `layer_types` when the
+    /// config lists them; else Mistral's `sliding_window` in every layer; else Qwen2's from
+    /// `max_window_layers` on when `use_sliding_window`; else none (Llama).
+    pub fn window(&self, l: usize) -> Option<usize> {
+        let w = self.sliding_window?;
+        if let Some(types) = &self.layer_types {
+            return (types.get(l).map(String::as_str) == Some("sliding_attention")).then_some(w);
+        }
+        if self.is("mistral") {
+            return Some(w);
+        }
+        (self.is("qwen2") && self.use_sliding_window && l >= self.max_window_layers.unwrap_or(0)).then_some(w)
+    }
+
     fn validate(&self) -> std::result::Result<(), String> {
         let (h, kv) = (self.num_attention_heads, self.kv_heads());
         if h == 0 || kv == 0 || h % kv != 0 {
@@ -112,6 +152,23 @@ impl LlamaConfig {
         }
         if !self.head_dim().is_multiple_of(2) {
             return Err(format!("head_dim {} must be even for RoPE", self.head_dim()));
+        }
+        if self.sliding_window == Some(0) {
+            return Err("sliding_window must be at least 1".into());
+        }
+        if let Some(types) = &self.layer_types {
+            if types.len() != self.num_hidden_layers {
+                return Err(format!(
+                    "layer_types lists {} layers, num_hidden_layers is {}",
+                    types.len(),
+                    self.num_hidden_layers
+                ));
+            }
+            if let Some(t) =
+                types.iter().find(|t| !matches!(t.as_str(), "full_attention" | "sliding_attention"))
+            {
+                return Err(format!("layer_types: unknown attention type '{t}'"));
+            }
         }
         Ok(())
     }
@@ -231,13 +288,13 @@ impl Llama {
         let mut layers = Vec::new();
         for l in 0..c.num_hidden_layers {
             let p = format!("model.layers.{l}");
-            let ab = c.attention_bias;
+            let (qkv_b, o_b) = (c.qkv_bias(), c.attention_bias);
             layers.push(Layer {
                 in_norm: get(&mut b, &format!("{p}.input_layernorm.weight"), &[h], Init::Ones)?,
-                q: lin(&mut b, &format!("{p}.self_attn.q_proj"), h, nh * hd, ab, &mut get)?,
-                k: lin(&mut b, &format!("{p}.self_attn.k_proj"), h, kv * hd, ab, &mut get)?,
-                v: lin(&mut b, &format!("{p}.self_attn.v_proj"), h, kv * hd, ab, &mut get)?,
-                o: lin(&mut b, &format!("{p}.self_attn.o_proj"), nh * hd, h, ab, &mut get)?,
+                q: lin(&mut b, &format!("{p}.self_attn.q_proj"), h, nh * hd, qkv_b, &mut get)?,
+                k: lin(&mut b, &format!("{p}.self_attn.k_proj"), h, kv * hd, qkv_b, &mut get)?,
+                v: lin(&mut b, &format!("{p}.self_attn.v_proj"), h, kv * hd, qkv_b, &mut get)?,
+                o: lin(&mut b, &format!("{p}.self_attn.o_proj"), nh * hd, h, o_b, &mut get)?,
                 post_norm: get(&mut b, &format!("{p}.post_attention_layernorm.weight"), &[h], Init::Ones)?,
                 gate: lin(
                     &mut b,
@@ -360,7 +417,8 @@ impl BlockCtx {
             Some(c) => c.extend(li, k, v)?,
             None => (k, v),
         };
-        let a = sdpa(&q, &k, &v, scale, true, None)?.permute(&[0, 2, 1, 3])?.reshape(&[bsz, t, nh * hd])?;
+        let opts = Attention { scale, causal: true, key_padding: None, window: c.window(li) };
+        let a = attention(&q, &k, &v, &opts)?.permute(&[0, 2, 1, 3])?.reshape(&[bsz, t, nh * hd])?;
         let x = x.add(&l.o.forward(p, &a)?)?;
         let h = rms_norm(&x, p.get(l.post_norm), eps)?;
         let g = crate::models::bert::activation(&c.hidden_act, &l.gate.forward(p, &h)?)?;
@@ -434,10 +492,10 @@ fn depth(path: &str, layers: usize) -> usize {
 }
 
 /// The Llama family's registry row: a GGUF file (SmolLM2 as llama.cpp ships it) or a Hugging
-/// Face directory.
+/// Face directory of a Llama, Mistral or Qwen2 model (its `model_type` says which).
 pub static ARCHITECTURE: Architecture = Architecture {
     name: "llama",
-    aliases: &["smollm2"],
+    aliases: &["smollm2", "mistral", "qwen2"],
     family: Family::Transformer,
     head: "lm_head.*",
     image_spec: None,
@@ -445,7 +503,7 @@ pub static ARCHITECTURE: Architecture = Architecture {
     hf_classifier: None,
     causal_lm: true,
     lora_targets: Some("*self_attn.{q_proj,v_proj}.weight"),
-    config_types: &["llama"],
+    config_types: &["llama", "mistral", "qwen2"],
     load: |s| {
         let (m, r) = if s.path.is_file() {
             Llama::from_gguf_keeping(s.engine, s.path, s.keep_quantized)?

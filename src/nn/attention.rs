@@ -24,5 +24,5 @@ pub fn sdpa(
         }
         None => None,
     };
-    attention(q, k, v, &Attention { scale, causal, key_padding: mask.as_ref() })
+    attention(q, k, v, &Attention { scale, causal, key_padding: mask.as_ref(), window: None })
 }

@@ -47,12 +47,15 @@ pub struct Attention<'a> {
     /// This is exactly HF's `attention_mask` converted to f32. A query row whose keys are all
     /// masked gets an output of 0 and zero gradients.
     pub key_padding: Option<&'a Tensor>,
+    /// A causal sliding window (Mistral's, Qwen2's `sliding_window`): query `i` also needs
+    /// `j > i + (Tk - Tq) - window`, so it sees its last `window` keys at most. Needs `causal`.
+    pub window: Option<usize>,
 }
 
 impl Attention<'_> {
     /// Unmasked attention with `scale = 1/sqrt(head_dim)`.
     pub fn new(head_dim: usize) -> Attention<'static> {
-        Attention { scale: 1.0 / (head_dim as f32).sqrt(), causal: false, key_padding: None }
+        Attention { scale: 1.0 / (head_dim as f32).sqrt(), causal: false, key_padding: None, window: None }
     }
 }
 
@@ -137,6 +140,16 @@ fn check(q: &Tensor, k: &Tensor, v: &Tensor, opts: &Attention) -> Result<Geometr
     if !opts.scale.is_finite() {
         return Err(Error::arg(OP, format!("scale must be finite, got {}", opts.scale)));
     }
+    match opts.window {
+        Some(0) => return Err(Error::arg(OP, "a sliding window must hold at least 1 key")),
+        Some(w) if !opts.causal => {
+            return Err(Error::arg(OP, format!("a sliding window ({w}) needs causal attention")))
+        }
+        Some(w) if w > u32::MAX as usize => {
+            return Err(Error::arg(OP, format!("sliding window {w} is over the kernels' u32 range")))
+        }
+        _ => {}
+    }
     Ok(g)
 }
 
@@ -153,7 +166,9 @@ struct Params {
     has_mask: u32,
     shift: u32,
     scale: f32,
-    _pad: [u32; 3],
+    /// 0: no sliding window.
+    window: u32,
+    _pad: [u32; 2],
 }
 
 fn params(g: &Geometry, opts: &Attention) -> Params {
@@ -167,7 +182,8 @@ fn params(g: &Geometry, opts: &Attention) -> Params {
         has_mask: opts.key_padding.is_some() as u32,
         shift: g.tk.saturating_sub(g.tq) as u32,
         scale: opts.scale,
-        _pad: [0; 3],
+        window: opts.window.unwrap_or(0) as u32,
+        _pad: [0; 2],
     }
 }
 
@@ -365,7 +381,9 @@ struct FlashParams {
     shift: u32,
     scale: f32,
     d: u32,
-    _pad: [u32; 2],
+    /// 0: no sliding window.
+    window: u32,
+    _pad: u32,
 }
 
 struct FlashBackward {
@@ -447,7 +465,8 @@ fn flash(e: &Engine, q: &Tensor, k: &Tensor, v: &Tensor, opts: &Attention, geo: 
         shift: geo.tk.saturating_sub(geo.tq) as u32,
         scale: opts.scale,
         d: geo.d as u32,
-        _pad: [0; 2],
+        window: opts.window.unwrap_or(0) as u32,
+        _pad: 0,
     };
     let o = Tensor::empty_typed(e, &[z, rows, geo.d], q.dtype())?;
     let lse = Tensor::empty(e, &[z * rows, 2])?;

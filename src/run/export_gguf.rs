@@ -46,6 +46,17 @@ fn file_type(dt: WeightDType) -> u32 {
 /// The `llama.*` hyperparameters llama.cpp reads, from the model's config as whet's Llama
 /// reads it (`rope_parameters` or `rope_theta`, defaults filled in).
 fn llama_metadata(c: &LlamaConfig) -> Result<Vec<(String, MetaValue)>> {
+    // llama.cpp's `llama` architecture has no q/k/v biases and no sliding window: a Qwen2 or
+    // windowed Mistral written under it would load and run differently there.
+    let windowed =
+        (0..c.num_hidden_layers).any(|l| c.window(l).is_some_and(|w| w < c.max_position_embeddings));
+    if c.qkv_bias() || windowed {
+        let member = c.model_type.as_deref().unwrap_or("llama");
+        return Err(Error::Unsupported(format!(
+            "output.gguf: a {member} model (q/k/v biases or a sliding window) has no GGUF writer yet; \
+             its Hugging Face export (model/) holds it"
+        )));
+    }
     let u = |k: &str, v: usize| {
         u32::try_from(v)
             .map(|v| (format!("llama.{k}"), MetaValue::U32(v)))

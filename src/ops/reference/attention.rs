@@ -12,6 +12,8 @@ pub struct RefAttention<'a> {
     pub scale: f64,
     pub causal: bool,
     pub key_padding: Option<&'a RefTensor>,
+    /// Causal sliding window: row `i` sees keys `j > i + Tk - Tq - window` only.
+    pub window: Option<usize>,
 }
 
 struct Dims {
@@ -43,6 +45,7 @@ fn dims(q: &RefTensor, k: &RefTensor, v: &RefTensor) -> Dims {
 fn visible(o: &RefAttention, d: &Dims, b: usize, i: usize) -> Vec<usize> {
     (0..d.tk)
         .filter(|&j| !o.causal || j + d.tq <= i + d.tk)
+        .filter(|&j| o.window.is_none_or(|w| j + d.tq + w > i + d.tk))
         .filter(|&j| o.key_padding.is_none_or(|m| m.data[b * d.tk + j] != 0.0))
         .collect()
 }

@@ -1,0 +1,197 @@
+//! The Llama family's other members as users have them: a Hugging Face directory whose
+//! `config.json` says `qwen2` or `mistral`, bound without `model.kind`, against transformers in
+//! float64 (tests/fixtures/families, made by tools/family_fixtures.py): logits at every
+//! position, the causal-LM loss and the listed gradients, on every input the fixture lists.
+//! Qwen2 brings q/k/v biases, tied embeddings and a sliding window from layer 1 on; Mistral a
+//! head_dim that is not hidden / heads, an untied head and a window in every layer. Also: the
+//! same weights without their windows miss the references (the windows are exercised),
+//! KV-cache generation slides its windows as recomputation does, and the export keeps the
+//! source's keys and reloads to the same logits.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::fixtures::{self as fx, Parity};
+use whet::models::decoder::{causal_lm_loss, generate, CausalLm, Generate, Sampling};
+use whet::models::llama::{Llama, LlamaConfig};
+use whet::models::zoo::{self, AnyModel, ModelKind};
+use whet::nn::{Mode, Params};
+use whet::run::export::export_safetensors;
+use whet::run::export_gguf::{export_gguf, GgufSpec};
+use whet::weights::safetensors::SafeTensorsFile;
+use whet::weights::{WeightDType, WeightSource};
+use whet::Engine;
+
+fn families_dir() -> PathBuf {
+    fx::local_dir().join("families")
+}
+
+/// The fixture's description and its tensors.
+fn fixture() -> (serde_json::Map<String, serde_json::Value>, SafeTensorsFile) {
+    let dir = families_dir();
+    let meta = fx::json(&dir, "families");
+    let models = meta["models"].as_object().expect("families.json: models").clone();
+    assert!(!models.is_empty(), "families.json lists no models");
+    (models, SafeTensorsFile::open(dir.join("families.safetensors")).unwrap())
+}
+
+/// The model at `path`, its kind read from its config.json as a recipe without `model.kind`.
+fn load(e: &Engine, path: &Path) -> AnyModel {
+    let kind = ModelKind::detect(path).unwrap().expect("config.json names its model_type");
+    let (m, report) = zoo::load(e, path, kind, None, 0).unwrap();
+    assert!(report.is_clean() && report.fresh.is_empty(), "{}: {report}", path.display());
+    m
+}
+
+/// `(key prefix, ids, batch, seq)` of every input the fixture lists for `spec`'s model.
+fn inputs(
+    io: &SafeTensorsFile,
+    name: &str,
+    spec: &serde_json::Value,
+) -> Vec<(String, Vec<u32>, usize, usize)> {
+    let list = spec["inputs"].as_array().expect("inputs");
+    assert!(!list.is_empty(), "no inputs for {name}");
+    list.iter()
+        .map(|i| {
+            let key = format!("{name}.{}.", i["name"].as_str().expect("input name"));
+            let (_, shape) = fx::f32s(io, &format!("{key}input_ids"));
+            assert_eq!(shape.len(), 2, "{key}input_ids must be (batch, seq)");
+            (key.clone(), fx::u32s(io, &format!("{key}input_ids")), shape[0], shape[1])
+        })
+        .collect()
+}
+
+/// A parameter by its HF name; a tied model's `lm_head.weight` is its embedding table.
+fn param<'a>(params: &'a Params, name: &str) -> &'a whet::Tensor {
+    let tied = || (name == "lm_head.weight").then(|| params.find("model.embed_tokens.weight")).flatten();
+    let id = params.find(name).or_else(tied).unwrap_or_else(|| panic!("no parameter {name}"));
+    params.get(id)
+}
+
+#[test]
+fn qwen2_and_mistral_match_pytorch() {
+    let case = "qwen2_and_mistral_match_pytorch";
+    let Some((_g, e)) = common::gpu("model_families", case) else { return };
+    let (models, io) = fixture();
+    let mut p = Parity::new("families");
+    for (name, spec) in &models {
+        let mut m = load(&e, &families_dir().join(name));
+        let params = m.params().clone();
+        let lm = m.as_causal_lm(Mode::EVAL).expect("a causal LM");
+        let grads: Vec<&str> =
+            spec["grads"].as_array().expect("grads").iter().filter_map(|g| g.as_str()).collect();
+        for (key, ids, batch, seq) in inputs(&io, name, spec) {
+            let logits = lm.logits(&ids, batch, seq, None).unwrap();
+            p.abs(
+                &format!("{key}logits"),
+                &logits.to_vec().unwrap(),
+                &fx::f32s(&io, &format!("{key}logits")).0,
+                1e-3,
+            );
+            let loss = causal_lm_loss(&logits, &ids, None).unwrap();
+            p.abs(
+                &format!("{key}loss"),
+                &[loss.item().unwrap()],
+                &fx::f32s(&io, &format!("{key}loss")).0,
+                1e-4,
+            );
+            let g = loss.backward().unwrap();
+            for n in &grads {
+                let got = g.get(param(&params, n)).unwrap_or_else(|| panic!("no gradient for {n}"));
+                p.rel(
+                    &format!("{key}grad.{n}"),
+                    &got.to_vec().unwrap(),
+                    &fx::f32s(&io, &format!("{key}grad.{n}")).0,
+                    1e-3,
+                );
+            }
+        }
+        cache_matches_recompute(&e, lm, &inputs(&io, name, spec)[0].1);
+    }
+    p.finish();
+}
+
+/// Greedy generation with the KV cache, past the windows, equals greedy decoding by full
+/// recomputation (the cached keys outside a window are masked, not dropped).
+fn cache_matches_recompute(e: &Engine, m: &dyn CausalLm, ids: &[u32]) {
+    let prompt = &ids[..3];
+    let opts = Generate { max_new_tokens: 9, sampling: Sampling::Greedy, seed: 0, eos: None };
+    let cached = generate(m, prompt, &opts).unwrap();
+    let _g = e.no_grad();
+    let mut seq = prompt.to_vec();
+    for _ in 0..9 {
+        let l = m.logits(&seq, 1, seq.len(), None).unwrap();
+        let v = l.shape()[2];
+        let row = l.slice(1, seq.len() - 1, 1).unwrap().reshape(&[v]).unwrap().to_vec().unwrap();
+        seq.push((0..v).fold(0, |b, i| if row[i] > row[b] { i } else { b }) as u32);
+    }
+    assert_eq!(cached, seq[prompt.len()..], "KV-cache generation differs from recomputation");
+}
+
+/// The same weights with the windows taken out of config.json miss the references: the
+/// fixture's sequences are longer than the windows, so a loader that ignored them would fail.
+#[test]
+fn without_their_windows_the_models_miss_the_references() {
+    let case = "without_their_windows_the_models_miss_the_references";
+    let Some((_g, e)) = common::gpu("model_families", case) else { return };
+    let (models, io) = fixture();
+    for (name, spec) in &models {
+        let dir = families_dir().join(name);
+        let cp = dir.join("config.json");
+        let mut cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+        let windowed = LlamaConfig::from_json(&cfg, name).unwrap();
+        assert!(
+            (0..windowed.num_hidden_layers).any(|l| windowed.window(l).is_some()),
+            "{name}: the fixture has no sliding window to exercise"
+        );
+        cfg["sliding_window"] = serde_json::Value::Null;
+        let st = SafeTensorsFile::open(dir.join("model.safetensors")).unwrap();
+        let (m, _) = Llama::load(&e, &st, name, LlamaConfig::from_json(&cfg, name).unwrap()).unwrap();
+        let (key, ids, batch, seq) = inputs(&io, name, spec).remove(0);
+        let got = m.logits(&ids, batch, seq, None).unwrap().to_vec().unwrap();
+        let (worst, _, _) = fx::max_diff(&got, &fx::f32s(&io, &format!("{key}logits")).0);
+        assert!(worst > 1e-2, "{name}: logits without the window within {worst} of the reference");
+    }
+}
+
+/// Exported under the source's key names (the q/k/v biases included, no separate head of a tied
+/// model), and the export reloads to the same logits; a GGUF export is refused by name.
+#[test]
+fn exports_keep_the_source_keys_and_reload() {
+    let case = "exports_keep_the_source_keys_and_reload";
+    let Some((_g, e)) = common::gpu("model_families", case) else { return };
+    let (models, io) = fixture();
+    for (name, spec) in &models {
+        let dir = families_dir().join(name);
+        let kind = ModelKind::detect(&dir).unwrap().unwrap();
+        let (mut m, report) = zoo::load(&e, &dir, kind, None, 0).unwrap();
+        let src = whet::weights::open(&dir).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        std::fs::copy(dir.join("config.json"), out.path().join("config.json")).unwrap();
+        let exported = export_safetensors(
+            m.params(),
+            &report,
+            Some(src.as_ref()),
+            &out.path().join("model.safetensors"),
+        )
+        .unwrap();
+        let keys: BTreeMap<String, Vec<usize>> =
+            src.tensors().into_iter().map(|t| (t.name, t.shape)).collect();
+        assert_eq!(exported.tensors, keys, "{name}: exported keys and shapes differ from the source's");
+        let (_, ids, batch, seq) = inputs(&io, name, spec).remove(0);
+        let before =
+            m.as_causal_lm(Mode::EVAL).unwrap().logits(&ids, batch, seq, None).unwrap().to_vec().unwrap();
+        let mut back = load(&e, out.path());
+        let after =
+            back.as_causal_lm(Mode::EVAL).unwrap().logits(&ids, batch, seq, None).unwrap().to_vec().unwrap();
+        assert_eq!(before, after, "{name}: the export reloads to other logits");
+        // llama.cpp's `llama` layout has no q/k/v biases or windows: GGUF export says so.
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+        let spec = GgufSpec { config: &cfg, source: None, tokenizer: Vec::new(), dtype: WeightDType::F16 };
+        let err = export_gguf(&[], &spec, &out.path().join("model.gguf")).unwrap_err().to_string();
+        assert!(err.contains("no GGUF writer") && err.contains(cfg["model_type"].as_str().unwrap()), "{err}");
+    }
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Tiny random-initialised members of the Llama family, and float64 references for them
+(tests/fixtures/families/, read by tests/model_families.rs).
+
+Each model is made by transformers from a small config, its weights perturbed so that nothing
+is at its initial constant (HF starts biases at 0 and norms at 1, which would hide a missing
+bias or a misread norm), saved as a Hugging Face directory (config.json + model.safetensors in
+float32), then run in float64 from those float32 values on seeded token ids:
+
+- qwen2_tiny: Qwen2ForCausalLM, q/k/v biases (none on o_proj), tied embeddings, grouped-query
+  attention, a sliding window of 4 keys from layer 1 on (use_sliding_window, max_window_layers
+  = 1, so layer 0 attends to every earlier key).
+- mistral_tiny: MistralForCausalLM, head_dim 12 with hidden 32 and 4 heads (head_dim is not
+  hidden / heads), untied lm_head, a sliding window of 5 keys in every layer.
+
+Sequences run longer than the windows, so the windows change the logits.
+
+Run with the torch environment, from the repository root:
+
+    python tools/family_fixtures.py        # writes tests/fixtures/families/
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from safetensors.numpy import save_file
+from transformers import AutoModelForCausalLM, MistralConfig, Qwen2Config
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "tests/fixtures/families"
+
+COMMON = dict(
+    vocab_size=96,
+    hidden_size=32,
+    intermediate_size=48,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=64,
+    rms_norm_eps=1e-6,
+    initializer_range=0.1,
+)
+
+MODELS = {
+    "qwen2_tiny": lambda: Qwen2Config(
+        **COMMON,
+        rope_theta=1e6,
+        tie_word_embeddings=True,
+        use_sliding_window=True,
+        sliding_window=4,
+        max_window_layers=1,
+    ),
+    "mistral_tiny": lambda: MistralConfig(
+        **COMMON, head_dim=12, rope_theta=1e4, tie_word_embeddings=False, sliding_window=5
+    ),
+}
+
+# (name, batch, seq): every one longer than the windows.
+INPUTS = [("b2_t9", 2, 9), ("b1_t13", 1, 13), ("b3_t6", 3, 6)]
+
+# The gradients checked: embeddings, a bias, projections of both layers, norms, the head.
+GRADS = [
+    "model.embed_tokens.weight",
+    "model.layers.0.self_attn.q_proj.weight",
+    "model.layers.1.self_attn.k_proj.weight",
+    "model.layers.1.self_attn.v_proj.weight",
+    "model.layers.1.self_attn.o_proj.weight",
+    "model.layers.0.mlp.down_proj.weight",
+    "model.layers.1.input_layernorm.weight",
+    "model.norm.weight",
+    "lm_head.weight",
+]
+BIAS_GRADS = ["model.layers.0.self_attn.q_proj.bias", "model.layers.1.self_attn.v_proj.bias"]
+
+
+def f32(t):
+    return np.ascontiguousarray(t.detach().numpy().astype(np.float32))
+
+
+def perturbed(config, seed):
+    """A float32 model whose every parameter differs from its initial constant."""
+    torch.manual_seed(seed)
+    m = AutoModelForCausalLM.from_config(config, attn_implementation="eager").float()
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+            elif name.endswith(".bias"):
+                p.copy_(0.3 * torch.randn(p.shape, generator=g))
+    return m.eval()
+
+
+def main():
+    if OUT.exists():
+        shutil.rmtree(OUT)
+    OUT.mkdir(parents=True)
+    rng = np.random.default_rng(29)
+    tensors, models = {}, {}
+    for i, (name, make) in enumerate(MODELS.items()):
+        m32 = perturbed(make(), 100 + i)
+        m32.save_pretrained(str(OUT / name), safe_serialization=True)
+        for extra in ["generation_config.json"]:
+            (OUT / name / extra).unlink(missing_ok=True)
+        m = AutoModelForCausalLM.from_pretrained(
+            str(OUT / name), dtype=torch.float64, attn_implementation="eager"
+        ).eval()
+        params = dict(m.named_parameters())
+        if m.config.tie_word_embeddings:
+            params["lm_head.weight"] = m.get_output_embeddings().weight
+        grads = [k for k in GRADS + BIAS_GRADS if k in params]
+        windows = [getattr(layer.self_attn, "sliding_window", None) for layer in m.model.layers]
+        inputs = []
+        for iname, b, t in INPUTS:
+            ids = torch.from_numpy(rng.integers(0, m.config.vocab_size, size=(b, t), dtype=np.int64))
+            m.zero_grad()
+            out = m(input_ids=ids, labels=ids)  # HF causal-LM loss: logits[:, :-1] vs ids[:, 1:]
+            out.loss.backward()
+            key = f"{name}.{iname}"
+            tensors[f"{key}.input_ids"] = ids.numpy()
+            tensors[f"{key}.logits"] = f32(out.logits)
+            tensors[f"{key}.loss"] = f32(out.loss.reshape(1))
+            for k in grads:
+                tensors[f"{key}.grad.{k}"] = f32(params[k].grad)
+            inputs.append({"name": iname, "batch": b, "seq": t})
+            print(f"{key}: loss {out.loss.item():.6f}")
+        models[name] = {
+            "weights": f"families/{name}/",
+            "model": type(m).__name__,
+            "windows_per_layer": windows,
+            "tied_embeddings": bool(m.config.tie_word_embeddings),
+            "inputs": inputs,
+            "grads": grads,
+        }
+    save_file(tensors, str(OUT / "families.safetensors"))
+    meta = {
+        "generated_by": "tools/family_fixtures.py",
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__},
+        "models": models,
+        "per_input": {
+            "MODEL.INPUT.input_ids": "(batch, seq) int64, uniform over the vocabulary (numpy default_rng(29))",
+            "MODEL.INPUT.logits": "(batch, seq, vocab)",
+            "MODEL.INPUT.loss": "(1,) HF causal-LM loss, logits[:, :-1] vs ids[:, 1:], mean",
+            "MODEL.INPUT.grad.NAME": "gradient of the loss w.r.t. the parameter NAME (HF names; "
+            "lm_head.weight of a tied model is the embedding's)",
+        },
+        "computed_in": "float64 from the float32 weights saved (eager attention, dropout off), stored as float32",
+    }
+    (OUT / "families.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
