@@ -5,8 +5,9 @@
 //! cargo run --example qlora_memory -- MODEL.gguf [--batch 4] [--len 256] [--steps 2] [--micro 2] [--f32] [--checkpointing] [--mixed]
 //! ```
 //!
-//! `--mixed` runs the activations in f16 (`train.precision = "mixed"`) with the loss scaled by
-//! 2^16 and divided out by the optimizer, as the driver's dynamic loss scaling starts.
+//! `--mixed` runs the activations in f16 (`train.precision = "mixed"`) with the driver's dynamic
+//! loss scaling (its defaults: the loss scaled by 2^12 at first and divided out by the optimizer;
+//! an overflowing step skipped and the scale halved).
 //! `--micro N` splits each batch into micro-batches of N sequences with accumulated gradients,
 //! as `whet train` does when the logits of a whole batch exceed one device binding.
 //! The tokens are seeded random ids (memory and time do not depend on them). LoRA r=8 on the

@@ -89,7 +89,8 @@ fn assert_follows(what: &str, mixed: &Ran, f32_run: &Ran) {
         let rel = (m - f).abs() / f.abs();
         assert!(rel <= 1e-2, "{what} step {}: mixed {m} vs f32 {f} ({rel:.2e} apart)", i + 1);
     }
-    assert!(mixed.scales.iter().all(|s| *s == Some(65536.0)), "{what}: scales {:?}", mixed.scales);
+    let init = whet::train::loss_scale::LossScaleConfig::default().init;
+    assert!(mixed.scales.iter().all(|s| *s == Some(init)), "{what}: scales {:?}", mixed.scales);
     assert!(f32_run.scales.iter().all(Option::is_none));
 }
 
@@ -166,7 +167,8 @@ fn without_shader_f16_mixed_keeps_f32_activations_and_says_so() {
     assert!(err.contains("no SHADER_F16; activations stay f32"), "{err}");
     // The loss is still scaled (the driver's side of mixed precision does not need f16).
     let log = std::fs::read_to_string(tmp.path().join("no_f16").join("log.jsonl")).unwrap();
-    assert!(log.lines().all(|l| l.contains("\"loss_scale\":65536")), "{log}");
+    let init = whet::train::loss_scale::LossScaleConfig::default().init;
+    assert!(log.lines().all(|l| l.contains(&format!("\"loss_scale\":{init}"))), "{log}");
 }
 
 /// Real all-MiniLM-L6-v2 on SST-2 sentences, 10 steps; `train` after the defaults.

@@ -21,7 +21,7 @@ use whet::nn::{Mode, Params};
 use whet::run::export::export_safetensors;
 use whet::run::export_gguf::{export_gguf, GgufSpec};
 use whet::weights::safetensors::SafeTensorsFile;
-use whet::weights::{WeightDType, WeightSource};
+use whet::weights::WeightDType;
 use whet::Engine;
 
 fn families_dir() -> PathBuf {

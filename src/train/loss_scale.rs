@@ -14,7 +14,15 @@
 //! toward `train.max_bad_steps` while `S > 1`: it is the scale's doing, and the next step runs
 //! with half of it. At `S ≤ 1` a non-finite gradient is the model's, and counts.
 //!
-//! With powers of two (the defaults: 2^16, ×2, ×0.5) scaling and unscaling are exact in binary
+//! The first scale is 2^12, not PyTorch's 2^16. Under autocast rules a trainable weight's
+//! gradient is produced in f16 (as the gradient of its f16 copy) and sums over every token of
+//! the micro-batch, so it is the first thing to overflow: LoRA on SmolLM2-135M (4 × 256 tokens)
+//! overflowed at 2^16, 2^15 and 2^14 in steps 4–6 and trained on at 2^13, losing three of its
+//! first ten steps to the search. Starting lower costs nothing the scale cannot win back: a
+//! gradient underflows only below 6e-8 / 2^12 ≈ 1.5e-11, and the scale still grows after
+//! `growth_interval` good steps.
+//!
+//! With powers of two (the defaults: 2^12, ×2, ×0.5) scaling and unscaling are exact in binary
 //! floating point, so an f32 run with loss scaling takes the same steps as one without, bit for
 //! bit, until a gradient would overflow (`tests/loss_scale.rs`). The scale and its count of good
 //! steps are part of the checkpoint, so a resumed run continues with the same scale.
@@ -26,7 +34,7 @@ use crate::error::{Error, Result};
 /// How the scale starts and moves.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LossScaleConfig {
-    /// The first step's scale (PyTorch: 2^16).
+    /// The first step's scale (2^12; PyTorch's GradScaler starts at 2^16, see above).
     pub init: f32,
     /// Multiplies the scale after `growth_interval` finite steps in a row (> 1).
     pub growth_factor: f32,
@@ -39,7 +47,7 @@ pub struct LossScaleConfig {
 
 impl Default for LossScaleConfig {
     fn default() -> Self {
-        LossScaleConfig { init: 65536.0, growth_factor: 2.0, backoff_factor: 0.5, growth_interval: 2000 }
+        LossScaleConfig { init: 4096.0, growth_factor: 2.0, backoff_factor: 0.5, growth_interval: 2000 }
     }
 }
 
@@ -131,11 +139,11 @@ mod tests {
         for _ in 0..2 {
             assert_eq!(s.after_step(&c, 1.0, 1.0), ScaleVerdict::Take);
         }
-        assert_eq!(s.scale, 65536.0);
+        assert_eq!(s.scale, 4096.0);
         assert_eq!(s.after_step(&c, 1.0, 1.0), ScaleVerdict::Take);
-        assert_eq!(s.scale, 131072.0);
+        assert_eq!(s.scale, 8192.0);
         assert_eq!(s.after_step(&c, 1.0, f32::INFINITY), ScaleVerdict::Overflow);
-        assert_eq!((s.scale, s.good_steps, s.overflows), (65536.0, 0, 1));
+        assert_eq!((s.scale, s.good_steps, s.overflows), (4096.0, 0, 1));
         assert_eq!(s.after_step(&c, f32::NAN, 1.0), ScaleVerdict::Bad);
     }
 
