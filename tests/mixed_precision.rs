@@ -90,7 +90,7 @@ fn assert_follows(what: &str, mixed: &Ran, f32_run: &Ran) {
         assert!(rel <= 1e-2, "{what} step {}: mixed {m} vs f32 {f} ({rel:.2e} apart)", i + 1);
     }
     let init = whet::train::loss_scale::LossScaleConfig::default().init;
-    assert!(mixed.scales.iter().all(|s| *s == Some(init)), "{what}: scales {:?}", mixed.scales);
+    assert!(mixed.scales.iter().all(|s| *s == Some(f64::from(init))), "{what}: scales {:?}", mixed.scales);
     assert!(f32_run.scales.iter().all(Option::is_none));
 }
 
