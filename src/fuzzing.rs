@@ -89,7 +89,8 @@ pub fn gguf(data: &[u8]) -> Result<()> {
         let ids = tok.encode("Hello world, 123!", true)?;
         tok.decode(&ids, false)?;
     }
-    if g.get_str("general.architecture").is_ok_and(|a| a == "llama") {
+    if g.get_str("general.architecture").is_ok_and(|a| crate::weights::gguf_llama::ARCHITECTURES.contains(&a))
+    {
         read_all(&GgufLlama::new(g)?)?;
     }
     Ok(())

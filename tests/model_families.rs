@@ -5,8 +5,9 @@
 //! Qwen2 brings q/k/v biases, tied embeddings and a sliding window from layer 1 on; Mistral a
 //! head_dim that is not hidden / heads, an untied head and a window in every layer. Also: the
 //! same weights without their windows miss the references (the windows are exercised),
-//! KV-cache generation slides its windows as recomputation does, and the export keeps the
-//! source's keys and reloads to the same logits.
+//! KV-cache generation slides its windows as recomputation does, the export keeps the
+//! source's keys and reloads to the same logits, and a Qwen2 GGUF file (as llama.cpp's converter
+//! writes one) binds and matches transformers too.
 
 mod common;
 
@@ -128,6 +129,40 @@ fn cache_matches_recompute(e: &Engine, m: &dyn CausalLm, ids: &[u32]) {
         seq.push((0..v).fold(0, |b, i| if row[i] > row[b] { i } else { b }) as u32);
     }
     assert_eq!(cached, seq[prompt.len()..], "KV-cache generation differs from recomputation");
+}
+
+/// `qwen2_tiny.gguf`: architecture `qwen2`, llama.cpp's tensor names, q/k rows as HF has them
+/// (llama.cpp runs Qwen2 with rotate-half RoPE, so its converter does not permute them), biases
+/// by name. Bound without `model.kind`, it matches transformers' float64 logits of the same
+/// weights without the sliding window (GGUF has no key for one).
+#[test]
+fn a_qwen2_gguf_file_matches_pytorch() {
+    let case = "a_qwen2_gguf_file_matches_pytorch";
+    let Some((_g, e)) = common::gpu("model_families", case) else { return };
+    let (models, io) = fixture();
+    let meta = fx::json(&families_dir(), "families");
+    let gguf = &meta["gguf"];
+    let of = gguf["weights_of"].as_str().expect("gguf.weights_of");
+    let wanted: Vec<&str> =
+        gguf["inputs"].as_array().expect("gguf.inputs").iter().filter_map(|i| i.as_str()).collect();
+    assert!(!wanted.is_empty(), "the GGUF case lists no inputs");
+    let mut m = load(&e, &families_dir().join(gguf["file"].as_str().expect("gguf.file")));
+    let lm = m.as_causal_lm(Mode::EVAL).expect("a causal LM");
+    let mut p = Parity::new("families_gguf");
+    for (key, ids, batch, seq) in inputs(&io, of, &models[of]) {
+        let name = key.trim_start_matches(&format!("{of}.")).trim_end_matches('.');
+        if !wanted.contains(&name) {
+            continue;
+        }
+        let want = fx::f32s(&io, &format!("{of}_gguf.{name}.logits")).0;
+        p.abs(
+            &format!("{of}_gguf.{name}.logits"),
+            &lm.logits(&ids, batch, seq, None).unwrap().to_vec().unwrap(),
+            &want,
+            1e-3,
+        );
+    }
+    p.finish();
 }
 
 /// The same weights with the windows taken out of config.json miss the references: the

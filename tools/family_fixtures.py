@@ -15,6 +15,11 @@ float32), then run in float64 from those float32 values on seeded token ids:
 
 Sequences run longer than the windows, so the windows change the logits.
 
+qwen2_tiny is also written as llama.cpp's converter writes a Qwen2 GGUF (`qwen2_tiny.gguf`:
+architecture `qwen2`, its `qwen2.*` keys, tensor names from the `gguf` package's own name map, q/k
+rows not permuted, no sliding window: GGUF has no key for it), with float64 logits of the same
+weights without the window (`qwen2_tiny_gguf.INPUT.logits`).
+
 Run with the torch environment, from the repository root:
 
     python tools/family_fixtures.py        # writes tests/fixtures/families/
@@ -28,7 +33,7 @@ import numpy as np
 import torch
 import transformers
 from safetensors.numpy import save_file
-from transformers import AutoModelForCausalLM, MistralConfig, Qwen2Config
+from transformers import AutoConfig, AutoModelForCausalLM, MistralConfig, Qwen2Config
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests/fixtures/families"
@@ -95,6 +100,43 @@ def perturbed(config, seed):
     return m.eval()
 
 
+def write_qwen2_gguf(hf_dir, path):
+    """The HF directory as convert_hf_to_gguf.py writes a Qwen2 model (float32 tensors)."""
+    import gguf
+    from safetensors.numpy import load_file
+
+    cfg = json.loads((hf_dir / "config.json").read_text())
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.QWEN2, cfg["num_hidden_layers"])
+    w = gguf.GGUFWriter(str(path), "qwen2")
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(cfg["num_attention_heads"])
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_rope_freq_base(cfg["rope_parameters"]["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    for name, t in sorted(load_file(str(hf_dir / "model.safetensors")).items()):
+        base, suffix = name.rsplit(".", 1)
+        w.add_tensor(f"{names.get_name(base)}.{suffix}", np.ascontiguousarray(t, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def without_window(hf_dir):
+    """The HF model in float64 with every layer attending to all earlier keys."""
+    cfg = AutoConfig.from_pretrained(str(hf_dir))
+    cfg.use_sliding_window, cfg.sliding_window = False, None
+    cfg.layer_types = ["full_attention"] * cfg.num_hidden_layers
+    m = AutoModelForCausalLM.from_pretrained(
+        str(hf_dir), config=cfg, dtype=torch.float64, attn_implementation="eager"
+    ).eval()
+    assert all(getattr(l.self_attn, "sliding_window", None) is None for l in m.model.layers)
+    return m
+
+
 def main():
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -136,17 +178,29 @@ def main():
             "inputs": inputs,
             "grads": grads,
         }
+    gguf_path = OUT / "qwen2_tiny.gguf"
+    write_qwen2_gguf(OUT / "qwen2_tiny", gguf_path)
+    plain = without_window(OUT / "qwen2_tiny")
+    gguf_inputs = []
+    for i in models["qwen2_tiny"]["inputs"]:
+        ids = torch.from_numpy(tensors[f"qwen2_tiny.{i['name']}.input_ids"])
+        with torch.no_grad():
+            tensors[f"qwen2_tiny_gguf.{i['name']}.logits"] = f32(plain(input_ids=ids).logits)
+        gguf_inputs.append(i["name"])
+    gguf_case = {"file": gguf_path.name, "weights_of": "qwen2_tiny", "inputs": gguf_inputs}
     save_file(tensors, str(OUT / "families.safetensors"))
     meta = {
         "generated_by": "tools/family_fixtures.py",
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__},
         "models": models,
+        "gguf": gguf_case,
         "per_input": {
             "MODEL.INPUT.input_ids": "(batch, seq) int64, uniform over the vocabulary (numpy default_rng(29))",
             "MODEL.INPUT.logits": "(batch, seq, vocab)",
             "MODEL.INPUT.loss": "(1,) HF causal-LM loss, logits[:, :-1] vs ids[:, 1:], mean",
             "MODEL.INPUT.grad.NAME": "gradient of the loss w.r.t. the parameter NAME (HF names; "
             "lm_head.weight of a tied model is the embedding's)",
+            "qwen2_tiny_gguf.INPUT.logits": "qwen2_tiny's weights without its sliding window, on qwen2_tiny.INPUT.input_ids",
         },
         "computed_in": "float64 from the float32 weights saved (eager attention, dropout off), stored as float32",
     }

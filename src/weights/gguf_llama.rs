@@ -1,12 +1,13 @@
-//! A llama-architecture GGUF seen as a Hugging Face Llama checkpoint: HF tensor names, HF row
-//! order for q/k, and the HF config values, so the Llama model loads a GGUF exactly as it loads
-//! a `model.safetensors`.
+//! A llama- or qwen2-architecture GGUF seen as a Hugging Face Llama / Qwen2 checkpoint: HF
+//! tensor names, HF row order for q/k, and the HF config values, so the Llama model loads a
+//! GGUF exactly as it loads a `model.safetensors`.
 //!
-//! llama.cpp's HF→GGUF converter permutes the rows of `q_proj` and `k_proj` (weights and biases)
-//! from HF's rotate-half RoPE layout to ggml's interleaved-pairs layout: within each head of
-//! `hd` rows, HF row `p·hd/2 + i` (half p ∈ {0,1}, i < hd/2) is stored as GGUF row `2i + p`.
-//! [`GgufLlama`] undoes that with the head counts from the metadata (q uses
-//! `attention.head_count`, k `attention.head_count_kv`).
+//! For `llama`, llama.cpp's HF→GGUF converter permutes the rows of `q_proj` and `k_proj`
+//! (weights and biases) from HF's rotate-half RoPE layout to ggml's interleaved-pairs layout:
+//! within each head of `hd` rows, HF row `p·hd/2 + i` (half p ∈ {0,1}, i < hd/2) is stored as
+//! GGUF row `2i + p`. [`GgufLlama`] undoes that with the head counts from the metadata (q uses
+//! `attention.head_count`, k `attention.head_count_kv`). A `qwen2` file is not permuted: llama.cpp
+//! runs Qwen2 with the NeoX (rotate-half) RoPE, HF's own layout; its q/k/v biases map by name.
 //!
 //! A tensor with fewer dimensions than the architecture gives it (a 1-D `token_embd.weight`, a
 //! scalar norm) is refused when the file is wrapped, naming the tensor and both ranks, so no
@@ -22,6 +23,8 @@ use crate::error::{Error, Result};
 /// HF-style Llama hyperparameters read from GGUF metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
+    /// `general.architecture`: `llama` or `qwen2` (HF's `model_type`).
+    pub arch: String,
     pub hidden_size: usize,
     pub num_hidden_layers: usize,
     pub num_attention_heads: usize,
@@ -38,9 +41,10 @@ pub struct LlamaConfig {
 impl LlamaConfig {
     /// The values under HF `config.json` key names.
     pub fn to_json(&self) -> serde_json::Value {
+        let class = if self.arch == "qwen2" { "Qwen2ForCausalLM" } else { "LlamaForCausalLM" };
         serde_json::json!({
-            "model_type": "llama",
-            "architectures": ["LlamaForCausalLM"],
+            "model_type": self.arch,
+            "architectures": [class],
             "hidden_size": self.hidden_size,
             "num_hidden_layers": self.num_hidden_layers,
             "num_attention_heads": self.num_attention_heads,
@@ -56,24 +60,29 @@ impl LlamaConfig {
     }
 }
 
-/// The HF config of a llama GGUF (`general.architecture` must be `llama`).
+/// The architectures whose GGUF files map onto HF Llama-family checkpoints.
+pub const ARCHITECTURES: [&str; 2] = ["llama", "qwen2"];
+
+/// The HF config of a llama or qwen2 GGUF (other `general.architecture`s are refused).
 pub fn hf_llama_config(g: &GgufFile) -> Result<LlamaConfig> {
     let arch = g.get_str("general.architecture")?;
-    if arch != "llama" {
+    if !ARCHITECTURES.contains(&arch) {
         return Err(Error::Unsupported(format!(
-            "{}: GGUF architecture '{arch}' (only llama maps to HF Llama)",
-            g.path().display()
+            "{}: GGUF architecture '{arch}' (whet maps {} to the HF Llama family)",
+            g.path().display(),
+            ARCHITECTURES.join(" and ")
         )));
     }
-    let u = |k: &str| g.get_u32(&format!("llama.{k}")).map(|v| v as usize);
+    let key = |k: &str| format!("{arch}.{k}");
+    let u = |k: &str| g.get_u32(&key(k)).map(|v| v as usize);
     let heads = u("attention.head_count")?;
-    let kv_heads = match g.get("llama.attention.head_count_kv") {
+    let kv_heads = match g.get(&key("attention.head_count_kv")) {
         Some(_) => u("attention.head_count_kv")?,
         None => heads,
     };
     let tensors = g.tensors();
     let has = |n: &str| tensors.iter().any(|t| t.name == n);
-    let vocab_size = match g.get("llama.vocab_size") {
+    let vocab_size = match g.get(&key("vocab_size")) {
         Some(_) => u("vocab_size")?,
         None => match g.get_array("tokenizer.ggml.tokens") {
             Ok(a) => a.len(),
@@ -84,17 +93,18 @@ pub fn hf_llama_config(g: &GgufFile) -> Result<LlamaConfig> {
                 .unwrap_or(0),
         },
     };
-    let rope_theta = match g.get("llama.rope.freq_base") {
-        Some(_) => g.get_f32("llama.rope.freq_base")?,
+    let rope_theta = match g.get(&key("rope.freq_base")) {
+        Some(_) => g.get_f32(&key("rope.freq_base"))?,
         None => 10000.0, // llama.cpp's default when the key is absent
     };
     Ok(LlamaConfig {
+        arch: arch.to_string(),
         hidden_size: u("embedding_length")?,
         num_hidden_layers: u("block_count")?,
         num_attention_heads: heads,
         num_key_value_heads: kv_heads,
         intermediate_size: u("feed_forward_length")?,
-        rms_norm_eps: g.get_f32("llama.attention.layer_norm_rms_epsilon")?,
+        rms_norm_eps: g.get_f32(&key("attention.layer_norm_rms_epsilon"))?,
         rope_theta,
         vocab_size,
         max_position_embeddings: u("context_length")?,
@@ -119,7 +129,7 @@ enum Perm {
     Heads(usize),
 }
 
-/// A llama GGUF presented under HF Llama names and layout.
+/// A llama or qwen2 GGUF presented under HF names and layout.
 pub struct GgufLlama {
     file: GgufFile,
     config: LlamaConfig,
@@ -144,9 +154,11 @@ fn hf_name(gguf: &str, c: &LlamaConfig) -> Option<(String, Perm)> {
     let (layer, rest) = rest.split_once('.')?;
     let layer: usize = layer.parse().ok()?;
     let (part, suffix) = rest.rsplit_once('.')?;
+    // Only the llama converter permutes q/k (see the module comment).
+    let heads = |n: usize| if c.arch == "llama" { Perm::Heads(n) } else { Perm::None };
     let (hf, perm) = match part {
-        "attn_q" => ("self_attn.q_proj", Perm::Heads(c.num_attention_heads)),
-        "attn_k" => ("self_attn.k_proj", Perm::Heads(c.num_key_value_heads)),
+        "attn_q" => ("self_attn.q_proj", heads(c.num_attention_heads)),
+        "attn_k" => ("self_attn.k_proj", heads(c.num_key_value_heads)),
         "attn_v" => ("self_attn.v_proj", Perm::None),
         "attn_output" => ("self_attn.o_proj", Perm::None),
         "ffn_gate" => ("mlp.gate_proj", Perm::None),
