@@ -109,20 +109,23 @@ fn qwen2_and_mistral_match_pytorch() {
                 );
             }
         }
-        cache_matches_recompute(&e, lm, &inputs(&io, name, spec)[0].1);
+        // Generate past the widest window, so the cached keys it leaves out matter.
+        let widest = spec["windows_per_layer"].as_array().expect("windows_per_layer");
+        let widest = widest.iter().filter_map(|w| w.as_u64()).max().unwrap_or(0) as usize;
+        cache_matches_recompute(&e, lm, &inputs(&io, name, spec)[0].1, widest + 4);
     }
     p.finish();
 }
 
 /// Greedy generation with the KV cache, past the windows, equals greedy decoding by full
 /// recomputation (the cached keys outside a window are masked, not dropped).
-fn cache_matches_recompute(e: &Engine, m: &dyn CausalLm, ids: &[u32]) {
-    let prompt = &ids[..3];
-    let opts = Generate { max_new_tokens: 9, sampling: Sampling::Greedy, seed: 0, eos: None };
+fn cache_matches_recompute(e: &Engine, m: &dyn CausalLm, ids: &[u32], new: usize) {
+    let prompt = &ids[..ids.len().min(3)];
+    let opts = Generate { max_new_tokens: new, sampling: Sampling::Greedy, seed: 0, eos: None };
     let cached = generate(m, prompt, &opts).unwrap();
     let _g = e.no_grad();
     let mut seq = prompt.to_vec();
-    for _ in 0..9 {
+    for _ in 0..new {
         let l = m.logits(&seq, 1, seq.len(), None).unwrap();
         let v = l.shape()[2];
         let row = l.slice(1, seq.len() - 1, 1).unwrap().reshape(&[v]).unwrap().to_vec().unwrap();
