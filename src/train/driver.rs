@@ -36,8 +36,8 @@
 //! reduced last page first (the optimizer's `gather` module). Each rank evaluates its share
 //! of the validation items and the outputs are gathered ([`Task::val_outputs`]), so every rank
 //! sees the same metrics. Only rank 0 writes logs and checkpoints; the others resume from its
-//! folder. A run may resume on another number of ranks, except mid-epoch with per-rank batch
-//! norm statistics.
+//! folder. A run may resume on another number of ranks at an epoch boundary, not mid-epoch
+//! (`Driver::check_ranks` says why).
 //!
 //! A run folder belongs to one run (check T6): [`Driver::run`] claims `out_dir` with a
 //! [`Fingerprint`] of the driver's settings, the host's own keys ([`DriverConfig::fingerprint`])
@@ -553,25 +553,31 @@ impl Driver {
         self.finish(task, s, stopped, extended)
     }
 
-    /// A run resumed on another number of ranks trains as it would have on the first: each
-    /// step's samples, dropout masks and summed gradients do not depend on it. Batch norm's
-    /// per-rank statistics do, so a run with them is only moved at an epoch boundary (the rest
-    /// of an epoch would otherwise normalise over other shares than its start).
+    /// A run moves to another number of ranks only at an epoch boundary. Mid-epoch, the rest
+    /// of the epoch would sum its gradients in another order than the run began with (so the
+    /// resume is no longer the exact continuation a checkpoint promises), and with per-rank
+    /// batch norm it would normalise over other shares than the epoch's first steps did. At a
+    /// boundary the next epoch starts afresh from the checkpoint's permutation seed on any N.
     fn check_ranks(&self, saved: &TrainState, task: &dyn Task) -> Result<()> {
         let now = self.config.cluster.size();
         if saved.ranks == now {
             return Ok(());
         }
-        let per_rank_bn = !self.config.sync_batch_norm
-            && task.params().entries().iter().any(|e| e.path.ends_with("running_mean"));
-        if per_rank_bn && saved.cursor != 0 {
+        if saved.cursor != 0 {
+            let per_rank_bn = !self.config.sync_batch_norm
+                && task.params().entries().iter().any(|e| e.path.ends_with("running_mean"));
+            let why = if per_rank_bn {
+                "batch norm normalises over each rank's share of a batch, so the rest of the epoch \
+                 would train on other statistics"
+            } else {
+                "the rest of the epoch would sum its gradients in another order, so the run would \
+                 no longer continue exactly"
+            };
             return Err(Error::RunMismatch {
                 dir: self.config.out_dir.display().to_string(),
                 changes: vec![format!(
-                    "ranks: {} → {now}, at step {} in the middle of epoch {} ({} of {} items): batch \
-                     norm normalises over each rank's share of a batch, so the rest of the epoch would \
-                     train on other statistics. Resume it on {} rank(s) (runs with \
-                     train.sync_batch_norm = true may change their rank count anywhere)",
+                    "ranks: {} → {now}, at step {} in the middle of epoch {} ({} of {} items): {why}. \
+                     Resume it on {} rank(s); the rank count may change once the epoch has ended",
                     saved.ranks,
                     saved.step,
                     saved.epoch + 1,
@@ -582,8 +588,10 @@ impl Driver {
             });
         }
         log::info!(
-            "resuming a run of {} rank(s) on {now}: its steps do not depend on the rank count",
-            saved.ranks
+            "resuming a run of {} rank(s) on {now} at the start of epoch {}: a step's samples, \
+             dropout masks and summed gradients do not depend on the rank count",
+            saved.ranks,
+            saved.epoch + 1
         );
         Ok(())
     }
