@@ -398,7 +398,9 @@ fn sync_batch_norm_normalises_over_the_global_batch() {
 #[test]
 fn a_run_changes_its_rank_count_only_at_an_epoch_boundary() {
     let Some((tmp, r)) = minilm_recipe() else { return };
-    let text = std::fs::read_to_string(&r).unwrap().replace("epochs = 1\nmax_steps = 4", "epochs = 2\nmax_steps = 8");
+    let text = std::fs::read_to_string(&r)
+        .unwrap()
+        .replace("epochs = 1\nmax_steps = 4", "epochs = 2\nmax_steps = 8");
     std::fs::write(&r, text).unwrap();
     let run = tmp.path().join("run");
     ok("two ranks, one step", &train_two(&r, &run, &["--max-steps", "1"]));

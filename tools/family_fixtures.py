@@ -20,6 +20,13 @@ architecture `qwen2`, its `qwen2.*` keys, tensor names from the `gguf` package's
 rows not permuted, no sliding window: GGUF has no key for it), with float64 logits of the same
 weights without the window (`qwen2_tiny_gguf.INPUT.logits`).
 
+Sequence classification (`seqcls.json`, `seqcls.safetensors`): each model above becomes a
+`*ForSequenceClassification` of 3 labels (`qwen2_tiny_cls/`, `mistral_tiny_cls/`: the same
+decoder, a seeded `score`, no lm_head), run in float64 on a right-padded batch of seeded
+lengths with its attention mask; logits, the cross-entropy loss of seeded labels, and
+gradients. The pad id is `pad_token_id` of the saved config, and no real token uses it, so
+transformers' last-non-pad rule (it is given no mask) and whet's mask agree.
+
 Run with the torch environment, from the repository root:
 
     python tools/family_fixtures.py        # writes tests/fixtures/families/
@@ -33,7 +40,13 @@ import numpy as np
 import torch
 import transformers
 from safetensors.numpy import save_file
-from transformers import AutoConfig, AutoModelForCausalLM, MistralConfig, Qwen2Config
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    MistralConfig,
+    Qwen2Config,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests/fixtures/families"
@@ -80,6 +93,16 @@ GRADS = [
     "lm_head.weight",
 ]
 BIAS_GRADS = ["model.layers.0.self_attn.q_proj.bias", "model.layers.1.self_attn.v_proj.bias"]
+
+# Sequence classification: labels, the pad id, (batch, seq) of the padded batch.
+CLS_LABELS, CLS_PAD, CLS_BATCH, CLS_SEQ = 3, 0, 4, 11
+CLS_GRADS = [
+    "score.weight",
+    "model.norm.weight",
+    "model.layers.1.self_attn.q_proj.weight",
+    "model.layers.0.mlp.up_proj.weight",
+    "model.embed_tokens.weight",
+]
 
 
 def f32(t):
@@ -205,6 +228,67 @@ def main():
         "computed_in": "float64 from the float32 weights saved (eager attention, dropout off), stored as float32",
     }
     (OUT / "families.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_seqcls(list(MODELS), rng)
+
+
+def write_seqcls(names, rng):
+    """`*ForSequenceClassification` of each family model, on a right-padded batch."""
+    tensors, models = {}, {}
+    for i, name in enumerate(names):
+        torch.manual_seed(300 + i)
+        m32 = AutoModelForSequenceClassification.from_pretrained(
+            str(OUT / name), num_labels=CLS_LABELS, pad_token_id=CLS_PAD, dtype=torch.float32
+        )
+        cls_name = f"{name}_cls"
+        m32.save_pretrained(str(OUT / cls_name), safe_serialization=True)
+        (OUT / cls_name / "generation_config.json").unlink(missing_ok=True)
+        m = AutoModelForSequenceClassification.from_pretrained(
+            str(OUT / cls_name), dtype=torch.float64, attn_implementation="eager"
+        ).eval()
+        lengths = rng.integers(2, CLS_SEQ + 1, size=CLS_BATCH)
+        lengths[0] = CLS_SEQ  # one row fills the batch, so padding is never all there is
+        mask = (np.arange(CLS_SEQ)[None, :] < lengths[:, None]).astype(np.int64)
+        ids = rng.integers(1, m.config.vocab_size, size=(CLS_BATCH, CLS_SEQ), dtype=np.int64)
+        ids = np.where(mask == 1, ids, CLS_PAD)
+        labels = rng.integers(0, CLS_LABELS, size=CLS_BATCH, dtype=np.int64)
+        m.zero_grad()
+        # No attention mask: with right padding a causal model's real tokens never see a pad,
+        # and transformers finds each row's last real token from pad_token_id. (With the mask,
+        # eager attention turns a pad query whose whole window is padding into NaN, which
+        # then reaches the real tokens of the next layer through 0 × NaN.)
+        out = m(input_ids=torch.from_numpy(ids), labels=torch.from_numpy(labels))
+        out.loss.backward()
+        params = dict(m.named_parameters())
+        tensors[f"{cls_name}.input_ids"] = ids
+        tensors[f"{cls_name}.attention_mask"] = mask
+        tensors[f"{cls_name}.labels"] = labels
+        tensors[f"{cls_name}.logits"] = f32(out.logits)
+        tensors[f"{cls_name}.loss"] = f32(out.loss.reshape(1))
+        for k in CLS_GRADS:
+            tensors[f"{cls_name}.grad.{k}"] = f32(params[k].grad)
+        models[cls_name] = {
+            "weights": f"families/{cls_name}/",
+            "model": type(m).__name__,
+            "decoder_of": name,
+            "grads": CLS_GRADS,
+        }
+        print(f"{cls_name}: lengths {lengths.tolist()}, loss {out.loss.item():.6f}")
+    save_file(tensors, str(OUT / "seqcls.safetensors"))
+    meta = {
+        "generated_by": "tools/family_fixtures.py",
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "models": models,
+        "per_model": {
+            "NAME.input_ids": "(batch, seq) int64, right-padded with config.pad_token_id",
+            "NAME.attention_mask": "(batch, seq) int64, 1 for real tokens",
+            "NAME.labels": "(batch,) int64",
+            "NAME.logits": "(batch, num_labels) at each row's last real token",
+            "NAME.loss": "(1,) cross-entropy of the logits and labels, mean",
+            "NAME.grad.P": "gradient of the loss w.r.t. the parameter P",
+        },
+        "computed_in": "float64 from the float32 weights saved (eager attention), stored as float32",
+    }
+    (OUT / "seqcls.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,11 @@ use serde::Deserialize;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::models::bert::{BertInput, BertOutput};
 use crate::models::decoder::{causal_lm_loss, chunked_causal_lm_loss, CausalLm, KvCache};
-use crate::models::model::{model_basics, Model};
+use crate::models::model::{model_basics, Model, TextEncoder};
 use crate::models::registry::{Architecture, ExportLayout};
+use crate::models::seq_head;
 use crate::nn::init::Family;
 use crate::nn::rope::Rope;
 use crate::nn::{Binder, BindingReport, Init, Linear, Mode, ParamGetter, Params, Pid};
@@ -195,6 +197,9 @@ pub struct Llama {
     layers: Vec<Layer>,
     norm: Pid,
     lm_head: Option<Pid>,
+    /// `score.weight` `[classes, H]` of a sequence classifier (`seq_head`); such a model has no
+    /// language-model head of its own.
+    score: Option<Pid>,
     rope: Arc<Rope>,
     engine: Engine,
     pub mode: Mode,
@@ -225,11 +230,24 @@ impl Llama {
         config: LlamaConfig,
         keep: bool,
     ) -> Result<(Llama, BindingReport)> {
+        Self::bind(engine, source, name, config, keep, None)
+    }
+
+    /// [`Self::load_keeping`] as a sequence classifier of `classes` outputs when `Some`
+    /// (`*ForSequenceClassification`: `score.weight` bound, or fresh; `lm_head` left unread).
+    pub fn bind(
+        engine: &Engine,
+        source: &dyn WeightSource,
+        name: &str,
+        config: LlamaConfig,
+        keep: bool,
+        classes: Option<usize>,
+    ) -> Result<(Llama, BindingReport)> {
         config.validate().map_err(|m| Error::arg("llama", m))?;
         let b = Binder::new(engine, Some(source), name, "llama")
             .ignore_suffix("rotary_emb.inv_freq")
             .keep_quantized(keep);
-        Self::build(engine, b, config, false)
+        Self::build(engine, b, config, false, classes)
     }
 
     /// Load a llama.cpp GGUF file (e.g. SmolLM2): tensors renamed to HF keys, q/k rows
@@ -245,18 +263,26 @@ impl Llama {
         path: impl AsRef<std::path::Path>,
         keep: bool,
     ) -> Result<(Llama, BindingReport)> {
-        let path = path.as_ref();
+        Self::gguf(engine, path.as_ref(), keep, None)
+    }
+
+    fn gguf(
+        engine: &Engine,
+        path: &std::path::Path,
+        keep: bool,
+        classes: Option<usize>,
+    ) -> Result<(Llama, BindingReport)> {
         let src = crate::weights::gguf_llama::GgufLlama::open(path)?;
         let name = path.display().to_string();
         let config = LlamaConfig::from_json(&src.config().to_json(), &name)?;
-        Self::load_keeping(engine, &src, &name, config, keep)
+        Self::bind(engine, &src, &name, config, keep, classes)
     }
 
     /// A randomly initialised model (HF init: N(0, 0.02²), norms 1).
     pub fn scratch(engine: &Engine, config: LlamaConfig, seed: u64) -> Result<Llama> {
         config.validate().map_err(|m| Error::arg("llama", m))?;
         let b = Binder::new(engine, None, "(scratch)", "llama").seed(seed);
-        Ok(Self::build(engine, b, config, true)?.0)
+        Ok(Self::build(engine, b, config, true, None)?.0)
     }
 
     fn build(
@@ -264,6 +290,7 @@ impl Llama {
         mut b: Binder,
         config: LlamaConfig,
         scratch: bool,
+        classes: Option<usize>,
     ) -> Result<(Llama, BindingReport)> {
         let c = &config;
         let (h, hd, nh, kv) = (c.hidden_size, c.head_dim(), c.num_attention_heads, c.kv_heads());
@@ -316,7 +343,14 @@ impl Llama {
             });
         }
         let norm = get(&mut b, "model.norm.weight", &[h], Init::Ones)?;
-        let lm_head = if c.tie_word_embeddings {
+        let score = match classes {
+            Some(n) => Some(seq_head::bind_score(&mut b, n, h, c.initializer_range, scratch)?),
+            None => None,
+        };
+        let lm_head = if score.is_some() {
+            b.discard("lm_head.weight");
+            None
+        } else if c.tie_word_embeddings {
             b.consume("lm_head.weight");
             None
         } else {
@@ -333,6 +367,7 @@ impl Llama {
                 layers,
                 norm,
                 lm_head,
+                score,
                 rope: Arc::new(rope),
                 engine: engine.clone(),
                 mode: Mode::EVAL,
@@ -349,7 +384,19 @@ impl Llama {
     }
 
     /// The final norm's output `[B, T, H]`, before the head.
-    fn hidden(&self, ids: &[u32], bsz: usize, t: usize, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
+    fn hidden(&self, ids: &[u32], bsz: usize, t: usize, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        self.hidden_offset(ids, bsz, t, cache, None)
+    }
+
+    /// [`Self::hidden`] with `offset` `[B, T, H]` added to the token embeddings (attribution).
+    fn hidden_offset(
+        &self,
+        ids: &[u32],
+        bsz: usize,
+        t: usize,
+        mut cache: Option<&mut KvCache>,
+        offset: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let c = &self.config;
         if ids.len() != bsz * t {
             return Err(Error::arg("llama", format!("{} ids for batch {bsz} x seq {t}", ids.len())));
@@ -357,6 +404,10 @@ impl Llama {
         let past = cache.as_ref().map_or(0, |k| k.len());
         let p = &self.params;
         let mut x = embedding_as(p.get(self.embed), ids, &[bsz, t], self.act)?;
+        if let Some(off) = offset {
+            check_offset(off, [bsz, t, c.hidden_size])?;
+            x = x.add(&off.to_dtype(self.act)?)?;
+        }
         let ctx = BlockCtx { config: c.clone(), rope: self.rope.clone(), bsz, t, past };
         let checkpointing = self.activation_checkpointing && cache.is_none() && self.engine.grad_enabled();
         for (li, l) in self.layers.iter().enumerate() {
@@ -497,7 +548,7 @@ pub static ARCHITECTURE: Architecture = Architecture {
     name: "llama",
     aliases: &["smollm2", "mistral", "qwen2"],
     family: Family::Transformer,
-    head: "lm_head.*",
+    head: "{lm_head,score}.*",
     image_spec: None,
     export: ExportLayout::HfDir,
     hf_classifier: None,
@@ -506,12 +557,12 @@ pub static ARCHITECTURE: Architecture = Architecture {
     config_types: &["llama", "mistral", "qwen2"],
     load: |s| {
         let (m, r) = if s.path.is_file() {
-            Llama::from_gguf_keeping(s.engine, s.path, s.keep_quantized)?
+            Llama::gguf(s.engine, s.path, s.keep_quantized, s.classes)?
         } else {
             let (cfg, cfg_name) = s.hf_config()?;
             let config = LlamaConfig::from_json(&cfg, &cfg_name)?;
             let source = crate::weights::open(s.path)?;
-            Llama::load_keeping(s.engine, source.as_ref(), &s.name(), config, s.keep_quantized)?
+            Llama::bind(s.engine, source.as_ref(), &s.name(), config, s.keep_quantized, s.classes)?
         };
         Ok((Box::new(m), r))
     },
@@ -524,7 +575,18 @@ impl Model for Llama {
     }
     fn as_causal_lm(&mut self, mode: Mode) -> Option<&dyn CausalLm> {
         self.mode = mode;
+        // A classifier bound without its checkpoint's lm_head is no language model.
+        self.score.is_none().then_some(self as &dyn CausalLm)
+    }
+    fn text_encoder(&self) -> Option<&dyn TextEncoder> {
         Some(self)
+    }
+    fn replace_head(&mut self, classes: usize, seed: u64) -> Result<()> {
+        let (h, std) = (self.config.hidden_size, self.config.initializer_range);
+        self.score = Some(seq_head::replace_score(&mut self.params, self.score, classes, h, std, seed)?);
+        let layers = self.config.num_hidden_layers;
+        self.params.set_depths(|p| depth(p, layers));
+        Ok(())
     }
     fn set_activation_checkpointing(&mut self, on: bool) -> Result<()> {
         self.activation_checkpointing = on;
@@ -534,4 +596,30 @@ impl Model for Llama {
         self.act = crate::models::model::activations_dtype(on, &self.engine);
         Ok(())
     }
+}
+
+/// The text-classification hooks: the final hidden states, and `score` at the last real token.
+impl TextEncoder for Llama {
+    fn hidden_size(&self) -> usize {
+        self.config.hidden_size
+    }
+    fn encode(&self, input: &BertInput, _mode: Mode) -> Result<BertOutput> {
+        let hidden = self.hidden_offset(input.ids, input.batch, input.seq, None, input.embed_offset)?;
+        let logits = match self.score {
+            Some(s) => Some(seq_head::classify_last(&hidden, self.params.get(s), input)?),
+            None => None,
+        };
+        Ok(BertOutput { last_hidden: hidden.to_dtype(DType::F32)?, pooled: None, logits })
+    }
+    fn word_embeddings(&self, input: &BertInput) -> Result<Tensor> {
+        embedding_as(self.params.get(self.embed), input.ids, &[input.batch, input.seq], DType::F32)
+    }
+}
+
+/// An embedding offset must have the embeddings' shape.
+fn check_offset(off: &Tensor, want: [usize; 3]) -> Result<()> {
+    if off.shape() != want {
+        return Err(Error::arg("embed_offset", format!("shape {:?}, expected {want:?}", off.shape())));
+    }
+    Ok(())
 }

@@ -11,5 +11,6 @@ pub mod lm_loss;
 pub mod model;
 pub mod registry;
 pub mod resnet;
+pub mod seq_head;
 pub mod vgg;
 pub mod zoo;

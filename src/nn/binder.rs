@@ -217,6 +217,14 @@ impl<'a> Binder<'a> {
         }
     }
 
+    /// Leave a checkpoint key out on purpose: neither loaded nor written back by the export
+    /// (a language-model head under a classifier's `score`).
+    pub fn discard(&mut self, path: &str) {
+        if let Some(k) = self.key_for(path).map(|i| i.name.clone()) {
+            self.used.insert(k);
+        }
+    }
+
     /// A parameter loaded from the checkpoint (missing or damaged → recorded, and a one-element
     /// stand-in is registered so the rest of the model can still be checked).
     pub fn param(&mut self, path: &str, shape: &[usize]) -> Result<Pid> {

@@ -206,7 +206,8 @@ impl Prepared {
         } else {
             merged_tensors(self.task.as_task().params(), &self.report)?
         };
-        let config = config_json(&self.model_path, self.labels.as_ref(), self.kind)?;
+        let pad = self.tokenizer.as_ref().map(|t| t.pad_id());
+        let config = config_json(&self.model_path, self.labels.as_ref(), self.kind, pad)?;
         let exported = if out.adapter_only {
             remove_stale(dir, &["model.safetensors", "config.json"])?;
             self.export_adapter(dir, dtype)?
@@ -337,11 +338,14 @@ fn tokenizer_config(model_path: &Path) -> Result<Option<serde_json::Value>> {
 }
 
 /// config.json of the exported model: the source's (classifier labels added), or one derived
-/// from a GGUF file; `None` when the source has none.
+/// from a GGUF file; `None` when the source has none. A decoder turned classifier is named
+/// as transformers' `*ForSequenceClassification` and given the run's pad id, which transformers
+/// needs to find each row's last token in a batch.
 fn config_json(
     model_path: &Path,
     labels: Option<&LabelMap>,
     kind: ModelKind,
+    pad: Option<u32>,
 ) -> Result<Option<serde_json::Value>> {
     let config = if model_path.extension().is_some_and(|e| e == "gguf") {
         Some(crate::weights::gguf_llama::GgufLlama::open(model_path)?.config().to_json())
@@ -366,14 +370,38 @@ fn config_json(
         obj.insert("label2id".into(), label2id.into());
         if let Some(class) = kind.architecture().hf_classifier {
             obj.insert("architectures".into(), serde_json::json!([class]));
+        } else if kind.architecture().causal_lm {
+            if let Some(class) = decoder_classifier(obj) {
+                obj.insert("architectures".into(), serde_json::json!([class]));
+            }
+            if obj.get("pad_token_id").is_none_or(|v| v.is_null()) {
+                obj.insert("pad_token_id".into(), pad.into());
+            }
         }
     }
     Ok(Some(cfg))
 }
 
+/// The sequence-classification class of a causal LM's config: `LlamaForCausalLM` →
+/// `LlamaForSequenceClassification`, `GPT2LMHeadModel` → `GPT2ForSequenceClassification`.
+fn decoder_classifier(cfg: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let lm = cfg.get("architectures")?.as_array()?.first()?.as_str()?;
+    let stem = lm.strip_suffix("ForCausalLM").or_else(|| lm.strip_suffix("LMHeadModel"))?;
+    Some(format!("{stem}ForSequenceClassification"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decoder_classifier_is_named_as_transformers_names_it() {
+        let cls =
+            |a: &str| decoder_classifier(serde_json::json!({"architectures": [a]}).as_object().unwrap());
+        assert_eq!(cls("Qwen2ForCausalLM").as_deref(), Some("Qwen2ForSequenceClassification"));
+        assert_eq!(cls("GPT2LMHeadModel").as_deref(), Some("GPT2ForSequenceClassification"));
+        assert_eq!(cls("BertModel"), None);
+    }
 
     #[test]
     fn the_chat_template_travels_with_the_export() {

@@ -41,7 +41,9 @@ impl PeftTask {
     pub fn of(kind: ModelKind, classifier: bool) -> PeftTask {
         let arch = kind.architecture();
         match (arch.causal_lm, arch.hf_classifier, classifier) {
-            (true, _, _) => PeftTask::CausalLm,
+            (true, _, false) => PeftTask::CausalLm,
+            // A decoder with a `score` head (`*ForSequenceClassification`).
+            (true, _, true) => PeftTask::SeqCls,
             (false, Some(_), true) => PeftTask::SeqCls,
             (false, Some(_), false) => PeftTask::FeatureExtraction,
             (false, None, _) => PeftTask::Custom,

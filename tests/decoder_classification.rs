@@ -1,0 +1,168 @@
+//! Sequence classification with decoders, as transformers' `*ForSequenceClassification` does it
+//! (tests/fixtures/families/seqcls.*, made by tools/family_fixtures.py): a bias-free `score` of
+//! the final hidden state at each row's last real token. Against float64 PyTorch on a
+//! right-padded batch: the logits, the cross-entropy loss and the listed gradients. Also: every
+//! row alone gets its batched logits (padding changes nothing), a causal-LM checkpoint gets a
+//! fresh `score` in place of its head, and the export is a transformers classifier that reloads
+//! to the same logits.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::fixtures::{self as fx, Parity};
+use whet::models::bert::BertInput;
+use whet::models::zoo::{self, AnyModel, ModelKind};
+use whet::nn::{BindingReport, Mode};
+use whet::ops::loss::{cross_entropy, CrossEntropy};
+use whet::weights::safetensors::SafeTensorsFile;
+use whet::Engine;
+
+fn families_dir() -> PathBuf {
+    fx::local_dir().join("families")
+}
+
+/// One classifier of the fixture: its name, description, padded batch and labels.
+struct Case {
+    name: String,
+    spec: serde_json::Value,
+    ids: Vec<u32>,
+    mask: Vec<u32>,
+    labels: Vec<u32>,
+    batch: usize,
+    seq: usize,
+    classes: usize,
+}
+
+impl Case {
+    fn input(&self) -> BertInput<'_> {
+        BertInput {
+            ids: &self.ids,
+            type_ids: None,
+            attention_mask: Some(&self.mask),
+            batch: self.batch,
+            seq: self.seq,
+            embed_offset: None,
+        }
+    }
+
+    fn key(&self, what: &str) -> String {
+        format!("{}.{what}", self.name)
+    }
+}
+
+fn cases() -> (Vec<Case>, SafeTensorsFile) {
+    let dir = families_dir();
+    let meta = fx::json(&dir, "seqcls");
+    let io = SafeTensorsFile::open(dir.join("seqcls.safetensors")).unwrap();
+    let models = meta["models"].as_object().expect("seqcls.json: models");
+    assert!(!models.is_empty(), "seqcls.json lists no models");
+    let cases = models
+        .iter()
+        .map(|(name, spec)| {
+            let (_, shape) = fx::f32s(&io, &format!("{name}.input_ids"));
+            let (_, logits) = fx::f32s(&io, &format!("{name}.logits"));
+            assert_eq!(shape.len(), 2, "{name}.input_ids must be (batch, seq)");
+            Case {
+                name: name.clone(),
+                spec: spec.clone(),
+                ids: fx::u32s(&io, &format!("{name}.input_ids")),
+                mask: fx::u32s(&io, &format!("{name}.attention_mask")),
+                labels: fx::u32s(&io, &format!("{name}.labels")),
+                batch: shape[0],
+                seq: shape[1],
+                classes: logits[1],
+            }
+        })
+        .collect();
+    (cases, io)
+}
+
+/// The classifier at `dir` with `classes` outputs, its kind read from config.json.
+fn load(e: &Engine, dir: &std::path::Path, classes: usize) -> (AnyModel, BindingReport) {
+    let kind = ModelKind::detect(dir).unwrap().expect("config.json names its model_type");
+    zoo::load(e, dir, kind, Some(classes), 0).unwrap()
+}
+
+#[test]
+fn decoders_classify_as_transformers_does() {
+    let case = "decoders_classify_as_transformers_does";
+    let Some((_g, e)) = common::gpu("decoder_classification", case) else { return };
+    let (cases, io) = cases();
+    let mut p = Parity::new("seqcls");
+    for c in &cases {
+        let (m, report) = load(&e, &families_dir().join(&c.name), c.classes);
+        assert!(report.is_clean() && report.fresh.is_empty(), "{}: {report}", c.name);
+        // A bound score (not fresh) is still the head a linear probe trains.
+        assert!(m.head_select().compile().unwrap().matches("score.weight", 0), "{}", c.name);
+        let logits = m.classify_text(&c.input(), Mode::EVAL).unwrap();
+        assert_eq!(logits.shape(), [c.batch, c.classes]);
+        p.abs(&c.key("logits"), &logits.to_vec().unwrap(), &fx::f32s(&io, &c.key("logits")).0, 1e-3);
+        let loss = cross_entropy(&logits, &c.labels, CrossEntropy::default()).unwrap();
+        p.abs(&c.key("loss"), &[loss.item().unwrap()], &fx::f32s(&io, &c.key("loss")).0, 1e-4);
+        let g = loss.backward().unwrap();
+        let grads = c.spec["grads"].as_array().expect("grads");
+        assert!(grads.iter().any(|n| n == "score.weight"), "{}: the head's gradient is not checked", c.name);
+        for n in grads.iter().filter_map(|n| n.as_str()) {
+            let t = m.params().by_path(n).unwrap();
+            let got = g.get(t).unwrap_or_else(|| panic!("{}: no gradient for {n}", c.name));
+            let want = fx::f32s(&io, &c.key(&format!("grad.{n}"))).0;
+            p.rel(&c.key(&format!("grad.{n}")), &got.to_vec().unwrap(), &want, 1e-3);
+        }
+    }
+    p.finish();
+}
+
+/// Each row run alone, without padding, gets the logits it has in the padded batch; and the
+/// fixture pads at least one row, so the check means something.
+#[test]
+fn padding_changes_no_row() {
+    let case = "padding_changes_no_row";
+    let Some((_g, e)) = common::gpu("decoder_classification", case) else { return };
+    let (cases, _) = cases();
+    let _ng = e.no_grad();
+    for c in &cases {
+        assert!(c.mask.contains(&0), "{}: the fixture's batch has no padding", c.name);
+        let (m, _) = load(&e, &families_dir().join(&c.name), c.classes);
+        let batched = m.classify_text(&c.input(), Mode::EVAL).unwrap().to_vec().unwrap();
+        for r in 0..c.batch {
+            let len = c.mask[r * c.seq..(r + 1) * c.seq].iter().filter(|&&v| v != 0).count();
+            let ids = &c.ids[r * c.seq..r * c.seq + len];
+            let alone = BertInput {
+                ids,
+                type_ids: None,
+                attention_mask: None,
+                batch: 1,
+                seq: len,
+                embed_offset: None,
+            };
+            let got = m.classify_text(&alone, Mode::EVAL).unwrap().to_vec().unwrap();
+            let want = &batched[r * c.classes..(r + 1) * c.classes];
+            let (worst, _, _) = fx::max_diff(&got, want);
+            assert!(worst < 1e-4, "{} row {r} ({len} tokens): alone {got:?}, batched {want:?}", c.name);
+        }
+    }
+}
+
+/// The causal LM the classifier was made from binds with a fresh `score` (its lm_head left out,
+/// not written back), and is no longer offered as a language model.
+#[test]
+fn a_causal_lm_checkpoint_gets_a_fresh_score() {
+    let case = "a_causal_lm_checkpoint_gets_a_fresh_score";
+    let Some((_g, e)) = common::gpu("decoder_classification", case) else { return };
+    let (cases, _) = cases();
+    for c in &cases {
+        let of = c.spec["decoder_of"].as_str().expect("decoder_of");
+        let (mut m, report) = load(&e, &families_dir().join(of), c.classes);
+        let fresh: Vec<&str> = report.fresh.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(fresh, ["score.weight"], "{of}: {report}");
+        assert!(report.ignored.iter().all(|k| k != "lm_head.weight"), "{of}: lm_head would be exported");
+        let hidden = m.text("score").unwrap().hidden_size();
+        assert_eq!(m.params().by_path("score.weight").unwrap().shape(), [c.classes, hidden]);
+        assert!(m.as_causal_lm(Mode::EVAL).is_none(), "{of}: a classifier is offered as a language model");
+        // The same checkpoint as a language model still has its head.
+        let dir = families_dir().join(of);
+        let (mut lm, _) = zoo::load(&e, &dir, ModelKind::detect(&dir).unwrap().unwrap(), None, 0).unwrap();
+        assert!(lm.as_causal_lm(Mode::EVAL).is_some(), "{of}: not a language model without classes");
+    }
+}
