@@ -10,6 +10,7 @@ float32), then run in float64 from those float32 values on seeded token ids:
 - qwen2_tiny: Qwen2ForCausalLM, q/k/v biases (none on o_proj), tied embeddings, grouped-query
   attention, a sliding window of 4 keys from layer 1 on (use_sliding_window, max_window_layers
   = 1, so layer 0 attends to every earlier key).
+- gpt2_tiny_lm (for sequence classification only, below): GPT2LMHeadModel, tied embeddings.
 - mistral_tiny: MistralForCausalLM, head_dim 12 with hidden 32 and 4 heads (head_dim is not
   hidden / heads), untied lm_head, a sliding window of 5 keys in every layer.
 
@@ -21,11 +22,12 @@ rows not permuted, no sliding window: GGUF has no key for it), with float64 logi
 weights without the window (`qwen2_tiny_gguf.INPUT.logits`).
 
 Sequence classification (`seqcls.json`, `seqcls.safetensors`): each model above becomes a
-`*ForSequenceClassification` of 3 labels (`qwen2_tiny_cls/`, `mistral_tiny_cls/`: the same
-decoder, a seeded `score`, no lm_head), run in float64 on a right-padded batch of seeded
-lengths with its attention mask; logits, the cross-entropy loss of seeded labels, and
-gradients. The pad id is `pad_token_id` of the saved config, and no real token uses it, so
-transformers' last-non-pad rule (it is given no mask) and whet's mask agree.
+`*ForSequenceClassification` of 3 labels (`qwen2_tiny_cls/`, `mistral_tiny_cls/`, and
+`gpt2_tiny_lm_cls/` from gpt2_tiny_lm: the same decoder, a seeded `score`, no lm_head), run in
+float64 on a right-padded batch of seeded lengths; logits, the cross-entropy loss of seeded
+labels, and gradients. The pad id is `pad_token_id` of the saved config and no real token uses
+it, so transformers' last-non-pad rule (it is given no mask) and whet's mask (stored beside the
+ids) agree.
 
 Run with the torch environment, from the repository root:
 
@@ -44,6 +46,7 @@ from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
+    GPT2Config,
     MistralConfig,
     Qwen2Config,
 )
@@ -103,6 +106,14 @@ CLS_GRADS = [
     "model.layers.0.mlp.up_proj.weight",
     "model.embed_tokens.weight",
 ]
+GPT2_CLS_GRADS = [
+    "score.weight",
+    "transformer.ln_f.weight",
+    "transformer.h.1.attn.c_attn.weight",
+    "transformer.h.0.mlp.c_fc.bias",
+    "transformer.wte.weight",
+    "transformer.wpe.weight",
+]
 
 
 def f32(t):
@@ -110,13 +121,14 @@ def f32(t):
 
 
 def perturbed(config, seed):
-    """A float32 model whose every parameter differs from its initial constant."""
+    """A float32 model whose every parameter differs from its initial constant (GPT-2's
+    LayerNorms are `ln_*`)."""
     torch.manual_seed(seed)
     m = AutoModelForCausalLM.from_config(config, attn_implementation="eager").float()
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for name, p in m.named_parameters():
-            if name.endswith("norm.weight"):
+            if name.endswith("norm.weight") or (".ln_" in name and name.endswith(".weight")):
                 p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
             elif name.endswith(".bias"):
                 p.copy_(0.3 * torch.randn(p.shape, generator=g))
@@ -228,7 +240,15 @@ def main():
         "computed_in": "float64 from the float32 weights saved (eager attention, dropout off), stored as float32",
     }
     (OUT / "families.json").write_text(json.dumps(meta, indent=1) + "\n")
-    write_seqcls(list(MODELS), rng)
+    write_gpt2_lm("gpt2_tiny_lm", 200)
+    write_seqcls(list(MODELS) + ["gpt2_tiny_lm"], rng)
+
+
+def write_gpt2_lm(name, seed):
+    """A tiny perturbed GPT2LMHeadModel directory (the source of gpt2_tiny_lm_cls)."""
+    config = GPT2Config(vocab_size=96, n_embd=32, n_layer=2, n_head=4, n_positions=64, initializer_range=0.1)
+    perturbed(config, seed).save_pretrained(str(OUT / name), safe_serialization=True)
+    (OUT / name / "generation_config.json").unlink(missing_ok=True)
 
 
 def write_seqcls(names, rng):
@@ -236,6 +256,7 @@ def write_seqcls(names, rng):
     tensors, models = {}, {}
     for i, name in enumerate(names):
         torch.manual_seed(300 + i)
+        prefix = "transformer" if name.startswith("gpt2") else "model"
         m32 = AutoModelForSequenceClassification.from_pretrained(
             str(OUT / name), num_labels=CLS_LABELS, pad_token_id=CLS_PAD, dtype=torch.float32
         )
@@ -264,13 +285,14 @@ def write_seqcls(names, rng):
         tensors[f"{cls_name}.labels"] = labels
         tensors[f"{cls_name}.logits"] = f32(out.logits)
         tensors[f"{cls_name}.loss"] = f32(out.loss.reshape(1))
-        for k in CLS_GRADS:
+        grads = [k.replace("model.", f"{prefix}.", 1) for k in CLS_GRADS] if prefix == "model" else GPT2_CLS_GRADS
+        for k in grads:
             tensors[f"{cls_name}.grad.{k}"] = f32(params[k].grad)
         models[cls_name] = {
             "weights": f"families/{cls_name}/",
             "model": type(m).__name__,
             "decoder_of": name,
-            "grads": CLS_GRADS,
+            "grads": grads,
         }
         print(f"{cls_name}: lengths {lengths.tolist()}, loss {out.loss.item():.6f}")
     save_file(tensors, str(OUT / "seqcls.safetensors"))

@@ -10,9 +10,11 @@ use serde::Deserialize;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::models::bert::activation;
+use crate::models::bert::{BertInput, BertOutput};
 use crate::models::decoder::{CausalLm, KvCache};
-use crate::models::model::{model_basics, Model};
+use crate::models::model::{model_basics, Model, TextEncoder};
 use crate::models::registry::{Architecture, ExportLayout};
+use crate::models::seq_head;
 use crate::nn::attention::sdpa;
 use crate::nn::init::Family;
 use crate::nn::{Binder, BindingReport, Init, Linear, Mode, ParamGetter, Params, Pid};
@@ -101,6 +103,9 @@ pub struct Gpt2 {
     ln_f: (Pid, Pid),
     /// Untied head (`lm_head.weight` `[V, E]`), when `tie_word_embeddings` is false.
     lm_head: Option<Pid>,
+    /// `score.weight` `[classes, E]` of a sequence classifier (`seq_head`), which has no
+    /// language-model head of its own.
+    score: Option<Pid>,
     engine: Engine,
     /// Training or evaluation behaviour of [`CausalLm::logits`] (dropout).
     pub mode: Mode,
@@ -114,17 +119,29 @@ impl Gpt2 {
         name: &str,
         config: Gpt2Config,
     ) -> Result<(Gpt2, BindingReport)> {
+        Self::bind(engine, source, name, config, None)
+    }
+
+    /// [`Self::load`] as a sequence classifier of `classes` outputs when `Some`
+    /// (`GPT2ForSequenceClassification`: `score.weight` bound, or fresh; `lm_head` left unread).
+    pub fn bind(
+        engine: &Engine,
+        source: &dyn WeightSource,
+        name: &str,
+        config: Gpt2Config,
+        classes: Option<usize>,
+    ) -> Result<(Gpt2, BindingReport)> {
         let b = Binder::new(engine, Some(source), name, "gpt2")
             .strip_prefix("transformer.")
             .ignore_suffix(".attn.bias")
             .ignore_suffix(".attn.masked_bias");
-        Self::build(engine, b, config, false)
+        Self::build(engine, b, config, false, classes)
     }
 
     /// A randomly initialised model (HF init: N(0, 0.02²), LayerNorm 1/0, biases 0).
     pub fn scratch(engine: &Engine, config: Gpt2Config, seed: u64) -> Result<Gpt2> {
         let b = Binder::new(engine, None, "(scratch)", "gpt2").seed(seed);
-        Ok(Self::build(engine, b, config, true)?.0)
+        Ok(Self::build(engine, b, config, true, None)?.0)
     }
 
     fn build(
@@ -132,6 +149,7 @@ impl Gpt2 {
         mut b: Binder,
         config: Gpt2Config,
         scratch: bool,
+        classes: Option<usize>,
     ) -> Result<(Gpt2, BindingReport)> {
         let c = &config;
         let (e, inner) = (c.n_embd, c.n_inner.unwrap_or(4 * c.n_embd));
@@ -173,7 +191,14 @@ impl Gpt2 {
             });
         }
         let ln_f = ln(&mut b, "transformer.ln_f", &mut get)?;
-        let lm_head = if c.tie_word_embeddings {
+        let score = match classes {
+            Some(n) => Some(seq_head::bind_score(&mut b, n, e, c.initializer_range, scratch)?),
+            None => None,
+        };
+        let lm_head = if score.is_some() {
+            b.discard("lm_head.weight");
+            None
+        } else if c.tie_word_embeddings {
             b.consume("lm_head.weight");
             None
         } else {
@@ -195,6 +220,7 @@ impl Gpt2 {
                 blocks,
                 ln_f,
                 lm_head,
+                score,
                 engine: engine.clone(),
                 mode: Mode::EVAL,
             },
@@ -207,7 +233,24 @@ impl Gpt2 {
         depth(path, self.config.n_layer)
     }
 
-    fn forward(&self, ids: &[u32], bsz: usize, t: usize, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
+    fn forward(&self, ids: &[u32], bsz: usize, t: usize, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let x = self.hidden(ids, bsz, t, cache, self.mode, None)?;
+        let head = self.params.get(self.lm_head.unwrap_or(self.wte));
+        // As a linear layer, so a quantized (tied) table is read by the quantized kernels.
+        linear(&x, head, None, false)
+    }
+
+    /// The final LayerNorm's output `[B, T, E]`, with `offset` `[B, T, E]` added to the token
+    /// embeddings when given (attribution).
+    fn hidden(
+        &self,
+        ids: &[u32],
+        bsz: usize,
+        t: usize,
+        mut cache: Option<&mut KvCache>,
+        mode: Mode,
+        offset: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let c = &self.config;
         if ids.len() != bsz * t {
             return Err(Error::arg("gpt2", format!("{} ids for batch {bsz} x seq {t}", ids.len())));
@@ -219,13 +262,20 @@ impl Gpt2 {
                 format!("position {} exceeds n_positions {}", past + t, c.n_positions),
             ));
         }
-        let (p, mode, e) = (&self.params, self.mode, c.n_embd);
+        let (p, e) = (&self.params, c.n_embd);
         let positions: Vec<u32> = (0..bsz * t).map(|i| (past + i % t) as u32).collect();
-        let x = embedding(p.get(self.wte), ids, &[bsz, t])?.add(&embedding(
+        let mut x = embedding(p.get(self.wte), ids, &[bsz, t])?.add(&embedding(
             p.get(self.wpe),
             &positions,
             &[bsz, t],
         )?)?;
+        if let Some(off) = offset {
+            if off.shape() != [bsz, t, e] {
+                let msg = format!("shape {:?}, expected [{bsz}, {t}, {e}]", off.shape());
+                return Err(Error::arg("embed_offset", msg));
+            }
+            x = x.add(off)?;
+        }
         let mut x = mode.dropout_in(&x, c.embd_pdrop, 0, !p.get(self.wte).requires_grad())?;
         let (nh, eps) = (c.n_head, c.layer_norm_epsilon as f32);
         let dh = e / nh;
@@ -252,10 +302,7 @@ impl Gpt2 {
         if let Some(kv) = cache {
             kv.advance(t);
         }
-        let x = layer_norm(&x, p.get(self.ln_f.0), p.get(self.ln_f.1), eps)?;
-        let head = p.get(self.lm_head.unwrap_or(self.wte));
-        // As a linear layer, so a quantized (tied) table is read by the quantized kernels.
-        linear(&x, head, None, false)
+        layer_norm(&x, p.get(self.ln_f.0), p.get(self.ln_f.1), eps)
     }
 }
 
@@ -290,7 +337,7 @@ pub static ARCHITECTURE: Architecture = Architecture {
     name: "gpt2",
     aliases: &[],
     family: Family::Transformer,
-    head: "lm_head.*",
+    head: "{lm_head,score}.*",
     image_spec: None,
     export: ExportLayout::HfDir,
     hf_classifier: None,
@@ -300,7 +347,8 @@ pub static ARCHITECTURE: Architecture = Architecture {
     load: |s| {
         let (cfg, cfg_name) = s.hf_config()?;
         let config = Gpt2Config::from_json(&cfg, &cfg_name)?;
-        let (m, r) = Gpt2::load(s.engine, crate::weights::open(s.path)?.as_ref(), &s.name(), config)?;
+        let (m, r) =
+            Gpt2::bind(s.engine, crate::weights::open(s.path)?.as_ref(), &s.name(), config, s.classes)?;
         Ok((Box::new(m), r))
     },
 };
@@ -312,6 +360,35 @@ impl Model for Gpt2 {
     }
     fn as_causal_lm(&mut self, mode: Mode) -> Option<&dyn CausalLm> {
         self.mode = mode;
+        // A classifier bound without its checkpoint's lm_head is no language model.
+        self.score.is_none().then_some(self as &dyn CausalLm)
+    }
+    fn text_encoder(&self) -> Option<&dyn TextEncoder> {
         Some(self)
+    }
+    fn replace_head(&mut self, classes: usize, seed: u64) -> Result<()> {
+        let (e, std) = (self.config.n_embd, self.config.initializer_range);
+        self.score = Some(seq_head::replace_score(&mut self.params, self.score, classes, e, std, seed)?);
+        let layers = self.config.n_layer;
+        self.params.set_depths(|p| depth(p, layers));
+        Ok(())
+    }
+}
+
+/// The text-classification hooks: the final hidden states, and `score` at the last real token.
+impl TextEncoder for Gpt2 {
+    fn hidden_size(&self) -> usize {
+        self.config.n_embd
+    }
+    fn encode(&self, input: &BertInput, mode: Mode) -> Result<BertOutput> {
+        let hidden = self.hidden(input.ids, input.batch, input.seq, None, mode, input.embed_offset)?;
+        let logits = match self.score {
+            Some(s) => Some(seq_head::classify_last(&hidden, self.params.get(s), input)?),
+            None => None,
+        };
+        Ok(BertOutput { last_hidden: hidden, pooled: None, logits })
+    }
+    fn word_embeddings(&self, input: &BertInput) -> Result<Tensor> {
+        embedding(self.params.get(self.wte), input.ids, &[input.batch, input.seq])
     }
 }

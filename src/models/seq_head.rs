@@ -75,11 +75,11 @@ pub fn last_tokens(input: &BertInput) -> Result<Vec<u32>> {
     (0..bsz)
         .map(|r| {
             let row = &mask[r * t..(r + 1) * t];
-            let real = row.iter().take_while(|&&m| m != 0).count();
+            let real = row.iter().filter(|&&m| m != 0).count();
             if real == 0 {
                 return Err(Error::arg("score", format!("row {r} of the batch holds no token")));
             }
-            if row[real..].iter().any(|&m| m != 0) {
+            if row[..real].contains(&0) {
                 return Err(Error::arg(
                     "score",
                     format!("row {r} is not right-padded: a decoder classifies at the last real token"),
