@@ -46,9 +46,11 @@ from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
+    DistilBertConfig,
     GPT2Config,
     MistralConfig,
     Qwen2Config,
+    RobertaConfig,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -242,6 +244,105 @@ def main():
     (OUT / "families.json").write_text(json.dumps(meta, indent=1) + "\n")
     write_gpt2_lm("gpt2_tiny_lm", 200)
     write_seqcls(list(MODELS) + ["gpt2_tiny_lm"], rng)
+    write_encoders(rng)
+
+
+# The encoders: (name, config, pad id). Positions of RoBERTa start past its pad id.
+ENCODERS = [
+    (
+        "roberta_tiny_cls",
+        lambda: RobertaConfig(
+            vocab_size=96, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=48, max_position_embeddings=40, type_vocab_size=1,
+            initializer_range=0.1, pad_token_id=1, num_labels=3,
+        ),
+        1,
+    ),
+    (
+        "distilbert_tiny_cls",
+        lambda: DistilBertConfig(
+            vocab_size=96, dim=32, n_layers=2, n_heads=4, hidden_dim=48,
+            max_position_embeddings=40, initializer_range=0.1, pad_token_id=0, num_labels=3,
+        ),
+        0,
+    ),
+]
+ENC_GRADS = {
+    "roberta_tiny_cls": [
+        "classifier.out_proj.weight",
+        "classifier.dense.weight",
+        "roberta.encoder.layer.1.attention.self.query.weight",
+        "roberta.encoder.layer.0.output.LayerNorm.weight",
+        "roberta.embeddings.word_embeddings.weight",
+        "roberta.embeddings.position_embeddings.weight",
+    ],
+    "distilbert_tiny_cls": [
+        "classifier.weight",
+        "pre_classifier.weight",
+        "distilbert.transformer.layer.1.attention.q_lin.weight",
+        "distilbert.transformer.layer.0.sa_layer_norm.weight",
+        "distilbert.transformer.layer.0.ffn.lin1.bias",
+        "distilbert.embeddings.word_embeddings.weight",
+        "distilbert.embeddings.position_embeddings.weight",
+    ],
+}
+
+
+def write_encoders(rng):
+    """RoBERTa and DistilBERT sequence classifiers on a right-padded batch with its mask."""
+    tensors, models = {}, {}
+    for i, (name, make, pad) in enumerate(ENCODERS):
+        torch.manual_seed(400 + i)
+        m32 = AutoModelForSequenceClassification.from_config(make(), attn_implementation="eager").float()
+        g = torch.Generator().manual_seed(401 + i)
+        with torch.no_grad():
+            for pname, p in m32.named_parameters():
+                if pname.lower().endswith("norm.weight"):
+                    p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+                elif pname.endswith(".bias"):
+                    p.copy_(0.3 * torch.randn(p.shape, generator=g))
+        m32.save_pretrained(str(OUT / name), safe_serialization=True)
+        m = AutoModelForSequenceClassification.from_pretrained(
+            str(OUT / name), dtype=torch.float64, attn_implementation="eager"
+        ).eval()
+        lengths = rng.integers(2, CLS_SEQ + 1, size=CLS_BATCH)
+        lengths[0] = CLS_SEQ
+        mask = (np.arange(CLS_SEQ)[None, :] < lengths[:, None]).astype(np.int64)
+        ids = rng.integers(3, m.config.vocab_size, size=(CLS_BATCH, CLS_SEQ), dtype=np.int64)
+        ids = np.where(mask == 1, ids, pad)
+        labels = rng.integers(0, CLS_LABELS, size=CLS_BATCH, dtype=np.int64)
+        m.zero_grad()
+        out = m(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            labels=torch.from_numpy(labels),
+        )
+        out.loss.backward()
+        params = dict(m.named_parameters())
+        for k, v in [("input_ids", ids), ("attention_mask", mask), ("labels", labels)]:
+            tensors[f"{name}.{k}"] = v
+        tensors[f"{name}.logits"] = f32(out.logits)
+        tensors[f"{name}.loss"] = f32(out.loss.reshape(1))
+        for k in ENC_GRADS[name]:
+            tensors[f"{name}.grad.{k}"] = f32(params[k].grad)
+        models[name] = {"weights": f"families/{name}/", "model": type(m).__name__, "grads": ENC_GRADS[name]}
+        print(f"{name}: lengths {lengths.tolist()}, loss {out.loss.item():.6f}")
+    save_file(tensors, str(OUT / "encoders.safetensors"))
+    meta = {
+        "generated_by": "tools/family_fixtures.py",
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "models": models,
+        "per_model": {
+            "NAME.input_ids": "(batch, seq) int64, right-padded with config.pad_token_id",
+            "NAME.attention_mask": "(batch, seq) int64, 1 for real tokens (given to the model)",
+            "NAME.labels": "(batch,) int64",
+            "NAME.logits": "(batch, num_labels)",
+            "NAME.loss": "(1,) cross-entropy of the logits and labels, mean",
+            "NAME.grad.P": "gradient of the loss w.r.t. the parameter P",
+        },
+        "computed_in": "float64 from the float32 weights saved (eager attention, dropout off), stored as float32",
+    }
+    (OUT / "encoders.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
 def write_gpt2_lm(name, seed):

@@ -10,7 +10,8 @@ use serde::Deserialize;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::models::model::{model_basics, Model, TextEncoder};
+use crate::models::bert_flavor::{bert_json, roberta_positions, Flavor};
+use crate::models::model::{Model, TextEncoder};
 use crate::models::registry::{Architecture, ExportLayout};
 use crate::nn::attention::sdpa;
 use crate::nn::init::Family;
@@ -45,6 +46,12 @@ pub struct BertConfig {
     /// `classifier_dropout` (falls back to `hidden_dropout_prob`, as in HF).
     #[serde(default)]
     pub classifier_dropout: Option<f32>,
+    /// RoBERTa's positions start past it (1 in its checkpoints).
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
+    /// BERT, RoBERTa or DistilBERT (`model_type`).
+    #[serde(skip)]
+    pub flavor: Flavor,
 }
 
 fn default_act() -> String {
@@ -69,11 +76,11 @@ fn default_init_range() -> f32 {
 impl BertConfig {
     /// Parse a `config.json` value, naming the file in errors.
     pub fn from_json(v: &serde_json::Value, path: &str) -> Result<Self> {
-        let c: BertConfig = serde_json::from_value(v.clone()).map_err(|e| Error::Format {
-            path: path.into(),
-            line: None,
-            message: format!("BERT config: {e}"),
+        let flavor = Flavor::of(v);
+        let mut c: BertConfig = serde_json::from_value(bert_json(v, flavor, path)?).map_err(|e| {
+            Error::Format { path: path.into(), line: None, message: format!("BERT config: {e}") }
         })?;
+        c.flavor = flavor;
         if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
             return Err(Error::Format {
                 path: path.into(),
@@ -143,7 +150,8 @@ pub struct Bert {
     pub params: Params,
     word: Pid,
     pos: Pid,
-    typ: Pid,
+    /// Token-type embeddings (none in DistilBERT).
+    typ: Option<Pid>,
     emb_ln: (Pid, Pid),
     layers: Vec<Layer>,
     pooler: Option<Linear>,
@@ -165,8 +173,9 @@ impl Bert {
         task: BertTask,
         seed: u64,
     ) -> Result<(Bert, BindingReport)> {
-        let b = Binder::new(engine, Some(source), source_name, "bert")
-            .strip_prefix("bert.")
+        let root = config.flavor.keys().root;
+        let b = Binder::new(engine, Some(source), source_name, root)
+            .strip_prefix(&format!("{root}."))
             .ignore_suffix("embeddings.position_ids")
             .seed(seed);
         let (model, params, report) = Self::build(b, config, task)?;
@@ -188,7 +197,9 @@ impl Bert {
     fn build(mut b: Binder, config: BertConfig, task: BertTask) -> Result<(Bert, Params, BindingReport)> {
         let c = &config;
         let h = c.hidden_size;
-        let scratch = !b.has("bert.embeddings.word_embeddings.weight");
+        let keys = c.flavor.keys();
+        let root = keys.root;
+        let scratch = !b.has(&format!("{root}.embeddings.word_embeddings.weight"));
         let normal = Init::Normal { std: c.initializer_range };
         // From scratch every tensor is fresh; otherwise everything but the head must load.
         let mut get = |b: &mut Binder, path: &str, shape: &[usize], init: Init| {
@@ -198,22 +209,21 @@ impl Bert {
                 b.param(path, shape)
             }
         };
-        let word = get(&mut b, "bert.embeddings.word_embeddings.weight", &[c.vocab_size, h], normal)?;
-        let pos = get(
-            &mut b,
-            "bert.embeddings.position_embeddings.weight",
-            &[c.max_position_embeddings, h],
-            normal,
-        )?;
-        let typ =
-            get(&mut b, "bert.embeddings.token_type_embeddings.weight", &[c.type_vocab_size, h], normal)?;
+        let emb = |part: &str| format!("{root}.embeddings.{part}");
+        let word = get(&mut b, &emb("word_embeddings.weight"), &[c.vocab_size, h], normal)?;
+        let pos = get(&mut b, &emb("position_embeddings.weight"), &[c.max_position_embeddings, h], normal)?;
+        let typ = if c.flavor.has_token_types() {
+            Some(get(&mut b, &emb("token_type_embeddings.weight"), &[c.type_vocab_size, h], normal)?)
+        } else {
+            None
+        };
         let ln = |b: &mut Binder, path: &str, get: &mut ParamGetter| {
             Ok::<_, Error>((
                 get(b, &format!("{path}.weight"), &[h], Init::Ones)?,
                 get(b, &format!("{path}.bias"), &[h], Init::Zeros)?,
             ))
         };
-        let emb_ln = ln(&mut b, "bert.embeddings.LayerNorm", &mut get)?;
+        let emb_ln = ln(&mut b, &emb("LayerNorm"), &mut get)?;
         let lin = |b: &mut Binder, path: &str, i: usize, o: usize, get: &mut ParamGetter| {
             Ok::<_, Error>(Linear {
                 weight: get(b, &format!("{path}.weight"), &[o, i], normal)?,
@@ -225,35 +235,44 @@ impl Bert {
         };
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for l in 0..c.num_hidden_layers {
-            let p = format!("bert.encoder.layer.{l}");
+            let p = |part: &str| format!("{root}.{}.{l}.{part}", keys.layers);
             layers.push(Layer {
-                q: lin(&mut b, &format!("{p}.attention.self.query"), h, h, &mut get)?,
-                k: lin(&mut b, &format!("{p}.attention.self.key"), h, h, &mut get)?,
-                v: lin(&mut b, &format!("{p}.attention.self.value"), h, h, &mut get)?,
-                attn_out: lin(&mut b, &format!("{p}.attention.output.dense"), h, h, &mut get)?,
-                ln1: ln(&mut b, &format!("{p}.attention.output.LayerNorm"), &mut get)?,
-                inter: lin(&mut b, &format!("{p}.intermediate.dense"), h, c.intermediate_size, &mut get)?,
-                out: lin(&mut b, &format!("{p}.output.dense"), c.intermediate_size, h, &mut get)?,
-                ln2: ln(&mut b, &format!("{p}.output.LayerNorm"), &mut get)?,
+                q: lin(&mut b, &p(keys.q), h, h, &mut get)?,
+                k: lin(&mut b, &p(keys.k), h, h, &mut get)?,
+                v: lin(&mut b, &p(keys.v), h, h, &mut get)?,
+                attn_out: lin(&mut b, &p(keys.attn_out), h, h, &mut get)?,
+                ln1: ln(&mut b, &p(keys.ln1), &mut get)?,
+                inter: lin(&mut b, &p(keys.inter), h, c.intermediate_size, &mut get)?,
+                out: lin(&mut b, &p(keys.out), c.intermediate_size, h, &mut get)?,
+                ln2: ln(&mut b, &p(keys.ln2), &mut get)?,
             });
         }
         let wants_pooler = matches!(task, BertTask::SequenceClassification { .. });
-        let pooler = if scratch && wants_pooler || !scratch && b.has("bert.pooler.dense.weight") {
-            Some(lin(&mut b, "bert.pooler.dense", h, h, &mut get)?)
+        let pre = keys.pre_head;
+        let pooler = if scratch && wants_pooler || !scratch && b.has(&format!("{pre}.weight")) {
+            Some(lin(&mut b, pre, h, h, &mut get)?)
         } else if wants_pooler {
-            // A checkpoint without a pooler (some sentence encoders): a fresh one, reported.
-            Some(Linear::fresh(&mut b, "bert.pooler.dense", h, h, normal, Some(Init::Zeros))?)
+            // A checkpoint without a pooler (some sentence encoders, a pretrained RoBERTa or
+            // DistilBERT before its classifier exists): a fresh one, reported.
+            Some(Linear::fresh(&mut b, pre, h, h, normal, Some(Init::Zeros))?)
         } else {
             None
         };
+        if c.flavor == Flavor::Roberta {
+            // RoBERTa's classifier has no pooler; a checkpoint's travels with the export.
+            b.consume("roberta.pooler.dense.weight");
+            b.consume("roberta.pooler.dense.bias");
+        }
         let head = match task {
             BertTask::Encoder => None,
             BertTask::SequenceClassification { num_labels }
             | BertTask::TokenClassification { num_labels } => {
-                if !scratch && b.shape_of("classifier.weight").as_deref() == Some(&[num_labels, h][..]) {
-                    Some(Linear::load(&mut b, "classifier", h, num_labels, true)?)
+                let name = keys.head;
+                if !scratch && b.shape_of(&format!("{name}.weight")).as_deref() == Some(&[num_labels, h][..])
+                {
+                    Some(Linear::load(&mut b, name, h, num_labels, true)?)
                 } else {
-                    Some(Linear::fresh(&mut b, "classifier", h, num_labels, normal, Some(Init::Zeros))?)
+                    Some(Linear::fresh(&mut b, name, h, num_labels, normal, Some(Init::Zeros))?)
                 }
             }
         };
@@ -289,6 +308,7 @@ impl Bert {
             BertTask::SequenceClassification { num_labels }
             | BertTask::TokenClassification { num_labels } => num_labels,
         };
+        let head = self.config.flavor.keys().head;
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
         let w = Init::Normal { std: self.config.initializer_range }.sample(n * h, &mut rng)?;
         let wt = Tensor::from_slice(&e, &w, &[n, h])?;
@@ -301,8 +321,8 @@ impl Bert {
                 Linear { out_features: n, ..old }
             }
             None => Linear {
-                weight: self.params.push("classifier.weight", wt, Slot::Param, Origin::Fresh)?,
-                bias: Some(self.params.push("classifier.bias", bt, Slot::Param, Origin::Fresh)?),
+                weight: self.params.push(&format!("{head}.weight"), wt, Slot::Param, Origin::Fresh)?,
+                bias: Some(self.params.push(&format!("{head}.bias"), bt, Slot::Param, Origin::Fresh)?),
                 in_features: h,
                 out_features: n,
                 in_major: false,
@@ -358,10 +378,19 @@ impl Bert {
             }
         };
         let p = &self.params;
-        let positions: Vec<u32> = (0..n).map(|i| (i % t) as u32).collect();
-        embedding(p.get(self.word), input.ids, &[bsz, t])?
-            .add(&embedding(p.get(self.typ), type_ids, &[bsz, t])?)?
-            .add(&embedding(p.get(self.pos), &positions, &[bsz, t])?)
+        let positions: Vec<u32> = match c.flavor {
+            Flavor::Roberta => roberta_positions(input.ids, t, c.pad_token_id.unwrap_or(1)),
+            _ => (0..n).map(|i| (i % t) as u32).collect(),
+        };
+        let x = embedding(p.get(self.word), input.ids, &[bsz, t])?.add(&embedding(
+            p.get(self.pos),
+            &positions,
+            &[bsz, t],
+        )?)?;
+        match self.typ {
+            Some(typ) => x.add(&embedding(p.get(typ), type_ids, &[bsz, t])?),
+            None => Ok(x),
+        }
     }
 
     /// The forward pass.
@@ -410,12 +439,19 @@ impl Bert {
             let f = mode.dropout_in(&l.out.forward(p, &f)?, c.hidden_dropout_prob, site + 1, frozen)?;
             x = layer_norm(&f.add(&x)?, p.get(l.ln2.0), p.get(l.ln2.1), eps)?;
         }
-        let pooled = match &self.pooler {
-            Some(pl) => Some(pl.forward(p, &x.slice(1, 0, 1)?.reshape(&[bsz, h])?)?.tanh()?),
-            None => None,
-        };
         let drop = c.classifier_dropout.unwrap_or(c.hidden_dropout_prob);
         let site = 1 + 3 * self.layers.len() as u64;
+        let pooled = match &self.pooler {
+            Some(pl) => {
+                let mut first = x.slice(1, 0, 1)?.reshape(&[bsz, h])?;
+                if c.flavor.drops_before_pre_head() {
+                    first = mode.dropout(&first, drop, site + 1)?;
+                }
+                let d = pl.forward(p, &first)?;
+                Some(if c.flavor.pre_head_tanh() { d.tanh()? } else { d.relu()? })
+            }
+            None => None,
+        };
         let logits = match (&self.head, self.task) {
             (Some(hd), BertTask::SequenceClassification { .. }) => {
                 let pooled = pooled.as_ref().ok_or_else(|| Error::arg("bert", "no pooler"))?;
@@ -465,7 +501,9 @@ pub(crate) fn activation(name: &str, x: &Tensor) -> Result<Tensor> {
 fn depth(path: &str, layers: usize) -> usize {
     if path.contains("embeddings.") {
         0
-    } else if let Some(rest) = path.split("encoder.layer.").nth(1) {
+    } else if let Some(rest) =
+        path.split("encoder.layer.").nth(1).or_else(|| path.split("transformer.layer.").nth(1))
+    {
         rest.split('.').next().and_then(|s| s.parse::<usize>().ok()).map_or(0, |l| l + 1)
     } else {
         layers + 1
@@ -499,7 +537,20 @@ pub static ARCHITECTURE: Architecture = Architecture {
 };
 
 impl Model for Bert {
-    model_basics!(ARCHITECTURE);
+    /// The row of the config's flavor: its head, export class and LoRA targets.
+    fn architecture(&self) -> &'static Architecture {
+        match self.config.flavor {
+            Flavor::Bert => &ARCHITECTURE,
+            Flavor::Roberta => &crate::models::bert_flavor::ROBERTA_ARCHITECTURE,
+            Flavor::DistilBert => &crate::models::bert_flavor::DISTILBERT_ARCHITECTURE,
+        }
+    }
+    fn params(&self) -> &Params {
+        &self.params
+    }
+    fn params_mut(&mut self) -> &mut Params {
+        &mut self.params
+    }
     fn vocab_size(&self) -> Option<usize> {
         Some(self.config.vocab_size)
     }

@@ -3,6 +3,7 @@
 //! named parameter paths that freezing and learning-rate groups select on.
 
 pub mod bert;
+pub mod bert_flavor;
 pub mod decoder;
 pub mod efficientnet;
 pub mod gpt2;

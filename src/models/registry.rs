@@ -19,7 +19,7 @@ use std::sync::RwLock;
 use crate::data::image::ImageSpec;
 use crate::error::{Error, Result};
 use crate::models::model::{LoadSpec, Loaded};
-use crate::models::{bert, efficientnet, gpt2, llama, resnet, vgg};
+use crate::models::{bert, bert_flavor, efficientnet, gpt2, llama, resnet, vgg};
 use crate::nn::init::Family;
 
 /// How a run folder holds its exported model.
@@ -60,11 +60,13 @@ pub struct Architecture {
 }
 
 /// The architectures whet ships, one line each.
-static BUILTIN: [&Architecture; 6] = [
+static BUILTIN: [&Architecture; 8] = [
     &resnet::ARCHITECTURE,
     &vgg::ARCHITECTURE,
     &efficientnet::ARCHITECTURE,
     &bert::ARCHITECTURE,
+    &bert_flavor::ROBERTA_ARCHITECTURE,
+    &bert_flavor::DISTILBERT_ARCHITECTURE,
     &gpt2::ARCHITECTURE,
     &llama::ARCHITECTURE,
 ];

@@ -1,13 +1,19 @@
-//! Sequence classification with decoders, as transformers' `*ForSequenceClassification` does it
-//! (tests/fixtures/families/seqcls.*, made by tools/family_fixtures.py): a bias-free `score` of
-//! the final hidden state at each row's last real token. Against float64 PyTorch on a
-//! right-padded batch: the logits, the cross-entropy loss and the listed gradients. Also: every
-//! row alone gets its batched logits (padding changes nothing), a causal-LM checkpoint gets a
-//! fresh `score` in place of its head, and the export is a transformers classifier that reloads
-//! to the same logits.
+//! Sequence classification as transformers' `*ForSequenceClassification` does it, against
+//! float64 PyTorch on a right-padded batch (tests/fixtures/families, made by
+//! tools/family_fixtures.py): the logits, the cross-entropy loss and the listed gradients.
+//!
+//! - Decoders (`seqcls.*`: Qwen2, Mistral, GPT-2): a bias-free `score` of the final hidden state
+//!   at each row's last real token; a causal-LM checkpoint gets a fresh `score` in place of its
+//!   head.
+//! - Encoders (`encoders.*`: RoBERTa, DistilBERT): their own key names, RoBERTa's positions
+//!   past the pad id and its `classifier.dense`/`out_proj` head, DistilBERT's `pre_classifier`;
+//!   kinds read from config.json; the export keeps the source's keys and reloads.
+//!
+//! In both, every row alone gets its batched logits (padding changes nothing).
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::fixtures::{self as fx, Parity};
@@ -15,6 +21,7 @@ use whet::models::bert::BertInput;
 use whet::models::zoo::{self, AnyModel, ModelKind};
 use whet::nn::{BindingReport, Mode};
 use whet::ops::loss::{cross_entropy, CrossEntropy};
+use whet::run::export::export_safetensors;
 use whet::weights::safetensors::SafeTensorsFile;
 use whet::Engine;
 
@@ -51,12 +58,15 @@ impl Case {
     }
 }
 
-fn cases() -> (Vec<Case>, SafeTensorsFile) {
+/// The fixtures: decoders (`seqcls`) and encoders (`encoders`).
+const FIXTURES: [&str; 2] = ["seqcls", "encoders"];
+
+fn cases(fixture: &str) -> (Vec<Case>, SafeTensorsFile) {
     let dir = families_dir();
-    let meta = fx::json(&dir, "seqcls");
-    let io = SafeTensorsFile::open(dir.join("seqcls.safetensors")).unwrap();
-    let models = meta["models"].as_object().expect("seqcls.json: models");
-    assert!(!models.is_empty(), "seqcls.json lists no models");
+    let meta = fx::json(&dir, fixture);
+    let io = SafeTensorsFile::open(dir.join(format!("{fixture}.safetensors"))).unwrap();
+    let models = meta["models"].as_object().unwrap_or_else(|| panic!("{fixture}.json: models"));
+    assert!(!models.is_empty(), "{fixture}.json lists no models");
     let cases = models
         .iter()
         .map(|(name, spec)| {
@@ -85,16 +95,23 @@ fn load(e: &Engine, dir: &std::path::Path, classes: usize) -> (AnyModel, Binding
 }
 
 #[test]
-fn decoders_classify_as_transformers_does() {
-    let case = "decoders_classify_as_transformers_does";
-    let Some((_g, e)) = common::gpu("decoder_classification", case) else { return };
-    let (cases, io) = cases();
-    let mut p = Parity::new("seqcls");
+fn classifiers_match_transformers() {
+    let case = "classifiers_match_transformers";
+    let Some((_g, e)) = common::gpu("sequence_classification", case) else { return };
+    for fixture in FIXTURES {
+        check_fixture(&e, fixture);
+    }
+}
+
+fn check_fixture(e: &Engine, fixture: &'static str) {
+    let (cases, io) = cases(fixture);
+    let mut p = Parity::new(fixture);
     for c in &cases {
-        let (m, report) = load(&e, &families_dir().join(&c.name), c.classes);
+        let (m, report) = load(e, &families_dir().join(&c.name), c.classes);
         assert!(report.is_clean() && report.fresh.is_empty(), "{}: {report}", c.name);
-        // A bound score (not fresh) is still the head a linear probe trains.
-        assert!(m.head_select().compile().unwrap().matches("score.weight", 0), "{}", c.name);
+        // A bound classifier (not fresh) is still the head a linear probe trains.
+        let head = c.spec["grads"][0].as_str().expect("the head's gradient comes first");
+        assert!(m.head_select().compile().unwrap().matches(head, 0), "{}: {head} is not the head", c.name);
         let logits = m.classify_text(&c.input(), Mode::EVAL).unwrap();
         assert_eq!(logits.shape(), [c.batch, c.classes]);
         p.abs(&c.key("logits"), &logits.to_vec().unwrap(), &fx::f32s(&io, &c.key("logits")).0, 1e-3);
@@ -102,7 +119,6 @@ fn decoders_classify_as_transformers_does() {
         p.abs(&c.key("loss"), &[loss.item().unwrap()], &fx::f32s(&io, &c.key("loss")).0, 1e-4);
         let g = loss.backward().unwrap();
         let grads = c.spec["grads"].as_array().expect("grads");
-        assert!(grads.iter().any(|n| n == "score.weight"), "{}: the head's gradient is not checked", c.name);
         for n in grads.iter().filter_map(|n| n.as_str()) {
             let t = m.params().by_path(n).unwrap();
             let got = g.get(t).unwrap_or_else(|| panic!("{}: no gradient for {n}", c.name));
@@ -118,10 +134,9 @@ fn decoders_classify_as_transformers_does() {
 #[test]
 fn padding_changes_no_row() {
     let case = "padding_changes_no_row";
-    let Some((_g, e)) = common::gpu("decoder_classification", case) else { return };
-    let (cases, _) = cases();
+    let Some((_g, e)) = common::gpu("sequence_classification", case) else { return };
     let _ng = e.no_grad();
-    for c in &cases {
+    for c in FIXTURES.iter().flat_map(|f| cases(f).0) {
         assert!(c.mask.contains(&0), "{}: the fixture's batch has no padding", c.name);
         let (m, _) = load(&e, &families_dir().join(&c.name), c.classes);
         let batched = m.classify_text(&c.input(), Mode::EVAL).unwrap().to_vec().unwrap();
@@ -149,8 +164,8 @@ fn padding_changes_no_row() {
 #[test]
 fn a_causal_lm_checkpoint_gets_a_fresh_score() {
     let case = "a_causal_lm_checkpoint_gets_a_fresh_score";
-    let Some((_g, e)) = common::gpu("decoder_classification", case) else { return };
-    let (cases, _) = cases();
+    let Some((_g, e)) = common::gpu("sequence_classification", case) else { return };
+    let (cases, _) = cases("seqcls");
     for c in &cases {
         let of = c.spec["decoder_of"].as_str().expect("decoder_of");
         let (mut m, report) = load(&e, &families_dir().join(of), c.classes);
@@ -164,5 +179,45 @@ fn a_causal_lm_checkpoint_gets_a_fresh_score() {
         let dir = families_dir().join(of);
         let (mut lm, _) = zoo::load(&e, &dir, ModelKind::detect(&dir).unwrap().unwrap(), None, 0).unwrap();
         assert!(lm.as_causal_lm(Mode::EVAL).is_some(), "{of}: not a language model without classes");
+    }
+}
+
+/// RoBERTa and DistilBERT are recognised from config.json, export under the source's keys and
+/// a transformers class, and reload to the same logits.
+#[test]
+fn encoders_export_their_source_keys_and_reload() {
+    let case = "encoders_export_their_source_keys_and_reload";
+    let Some((_g, e)) = common::gpu("sequence_classification", case) else { return };
+    let _ng = e.no_grad();
+    let (cases, _) = cases("encoders");
+    for c in &cases {
+        let dir = families_dir().join(&c.name);
+        let cfg = fx::json(&dir, "config");
+        let kind = ModelKind::detect(&dir).unwrap().unwrap();
+        assert_eq!(kind.architecture().name, cfg["model_type"].as_str().unwrap(), "{}", c.name);
+        let want_class = cfg["architectures"][0].as_str().unwrap();
+        assert_eq!(kind.architecture().hf_classifier, Some(want_class), "{}", c.name);
+        let (m, report) = load(&e, &dir, c.classes);
+        let src = whet::weights::open(&dir).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        std::fs::copy(dir.join("config.json"), out.path().join("config.json")).unwrap();
+        let exported = export_safetensors(
+            m.params(),
+            &report,
+            Some(src.as_ref()),
+            &out.path().join("model.safetensors"),
+        )
+        .unwrap();
+        let keys: BTreeMap<String, Vec<usize>> =
+            src.tensors().into_iter().map(|t| (t.name, t.shape)).collect();
+        assert_eq!(exported.tensors, keys, "{}: exported keys and shapes differ from the source's", c.name);
+        let before = m.classify_text(&c.input(), Mode::EVAL).unwrap().to_vec().unwrap();
+        let (back, _) = load(&e, out.path(), c.classes);
+        assert_eq!(
+            before,
+            back.classify_text(&c.input(), Mode::EVAL).unwrap().to_vec().unwrap(),
+            "{}",
+            c.name
+        );
     }
 }
