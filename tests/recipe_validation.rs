@@ -199,6 +199,9 @@ fn export_settings_are_checked_against_the_model_and_training() {
     .replace("kind = \"text\"", "kind = \"corpus\"");
     let r = parse(&llama).unwrap();
     assert!(r.output.adapter_only && r.output.dtype == "bf16" && r.output.gguf.as_deref() == Some("q8_0"));
+    // The same decoder as a text classifier ends in `score`, which GGUF has no name for.
+    let classifier = llama.replace("kind = \"corpus\"", "kind = \"text\"");
+    refused_at(&classifier, "output.gguf", &["llama classifier", "Hugging Face directory"]);
     let defaults = parse(&recipe("", "", "", "")).unwrap().output;
     assert!(!defaults.adapter_only && defaults.dtype == "f32" && defaults.gguf.is_none());
 }

@@ -45,12 +45,14 @@ from safetensors.numpy import save_file
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
+    AutoModelForImageClassification,
     AutoModelForSequenceClassification,
     DistilBertConfig,
     GPT2Config,
     MistralConfig,
     Qwen2Config,
     RobertaConfig,
+    ViTConfig,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,6 +247,94 @@ def main():
     write_gpt2_lm("gpt2_tiny_lm", 200)
     write_seqcls(list(MODELS) + ["gpt2_tiny_lm"], rng)
     write_encoders(rng)
+    write_vit(rng)
+
+
+# ViT: (name, image height, width); 32 × 32 is the checkpoint's size, the others interpolate
+# the position embeddings (a larger square grid, and a non-square one).
+VIT_INPUTS = [("s32", 32, 32), ("s48", 48, 48), ("h40w24", 40, 24)]
+VIT_GRADS = [
+    "classifier.weight",
+    "vit.layernorm.weight",
+    "vit.encoder.layer.1.attention.attention.query.weight",
+    "vit.encoder.layer.0.layernorm_before.weight",
+    "vit.embeddings.patch_embeddings.projection.weight",
+    "vit.embeddings.cls_token",
+    "vit.embeddings.position_embeddings",
+]
+
+
+def write_vit(rng):
+    """A tiny ViTForImageClassification on random images at three sizes."""
+    config = ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=48, initializer_range=0.1, num_labels=3,
+    )
+    torch.manual_seed(500)
+    m32 = AutoModelForImageClassification.from_config(config, attn_implementation="eager").float()
+    g = torch.Generator().manual_seed(501)
+    with torch.no_grad():
+        for pname, p in m32.named_parameters():
+            if "layernorm" in pname and pname.endswith(".weight"):
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
+            elif pname.endswith(".bias"):
+                p.copy_(0.3 * torch.randn(p.shape, generator=g))
+    name = "vit_tiny_cls"
+    m32.save_pretrained(str(OUT / name), safe_serialization=True)
+    m = AutoModelForImageClassification.from_pretrained(
+        str(OUT / name), dtype=torch.float64, attn_implementation="eager"
+    ).eval()
+    # transformers 5 names ViT's modules its own way inside (vit.layers.0.attention.q_proj) and
+    # writes the checkpoint names users have (vit.encoder.layer.0.attention.attention.query):
+    # each checkpoint name is matched to its parameter by value.
+    from safetensors.numpy import load_file
+
+    saved = load_file(str(OUT / name / "model.safetensors"))
+    inner = dict(m.named_parameters())
+    params = {}
+    for k in VIT_GRADS:
+        hits = [n for n, p in inner.items() if p.shape == saved[k].shape
+                and np.array_equal(p.detach().numpy().astype(np.float32), saved[k])]
+        assert len(hits) == 1, (k, hits)
+        params[k] = inner[hits[0]]
+    tensors, inputs = {}, []
+    for iname, h, w in VIT_INPUTS:
+        pixels = rng.standard_normal((2, 3, h, w))
+        labels = rng.integers(0, 3, size=2, dtype=np.int64)
+        m.zero_grad()
+        out = m(
+            pixel_values=torch.from_numpy(pixels),
+            labels=torch.from_numpy(labels),
+            interpolate_pos_encoding=(h, w) != (32, 32),
+        )
+        out.loss.backward()
+        key = f"{name}.{iname}"
+        tensors[f"{key}.pixels"] = pixels.astype(np.float32)
+        tensors[f"{key}.labels"] = labels
+        tensors[f"{key}.logits"] = f32(out.logits)
+        tensors[f"{key}.loss"] = f32(out.loss.reshape(1))
+        for k in VIT_GRADS:
+            tensors[f"{key}.grad.{k}"] = f32(params[k].grad)
+        inputs.append({"name": iname, "height": h, "width": w})
+        print(f"{key}: loss {out.loss.item():.6f}")
+    save_file(tensors, str(OUT / "vit.safetensors"))
+    meta = {
+        "generated_by": "tools/family_fixtures.py",
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "model": name,
+        "weights": f"families/{name}/",
+        "inputs": inputs,
+        "grads": VIT_GRADS,
+        "per_input": {
+            "M.I.pixels": "(2, 3, H, W) float32 standard normal (the model's input as it is)",
+            "M.I.labels": "(2,) int64",
+            "M.I.logits": "(2, 3); sizes other than config.image_size with interpolate_pos_encoding",
+            "M.I.loss": "(1,) cross-entropy, mean",
+            "M.I.grad.P": "gradient of the loss w.r.t. the parameter P",
+        },
+        "computed_in": "float64 from the float32 weights saved (eager attention, dropout off), stored as float32",
+    }
+    (OUT / "vit.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
 # The encoders: (name, config, pad id). Positions of RoBERTa start past its pad id.

@@ -14,4 +14,5 @@ pub mod registry;
 pub mod resnet;
 pub mod seq_head;
 pub mod vgg;
+pub mod vit;
 pub mod zoo;

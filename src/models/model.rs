@@ -107,6 +107,12 @@ pub trait Model: AsAny + Send {
         Err(self.cannot("classify_images", "an image model"))
     }
 
+    /// How images are prepared for this model (`None` for text models): its registry row's,
+    /// unless the checkpoint says otherwise (a ViT's `image_size`).
+    fn own_image_spec(&self) -> Option<ImageSpec> {
+        self.architecture().image_spec.clone()
+    }
+
     /// The text encoder inside, for text classification, source-task heads and attribution.
     fn text_encoder(&self) -> Option<&dyn TextEncoder> {
         None
@@ -155,7 +161,7 @@ impl dyn Model {
     /// How images are prepared for this model: input size and the normalisation its pretrained
     /// weights were trained with (`None` for text models).
     pub fn image_spec(&self) -> Option<ImageSpec> {
-        self.architecture().image_spec.clone()
+        self.own_image_spec()
     }
 
     /// The task head: what a linear probe trains. Freshly initialised parameters count as head

@@ -19,7 +19,7 @@ use std::sync::RwLock;
 use crate::data::image::ImageSpec;
 use crate::error::{Error, Result};
 use crate::models::model::{LoadSpec, Loaded};
-use crate::models::{bert, bert_flavor, efficientnet, gpt2, llama, resnet, vgg};
+use crate::models::{bert, bert_flavor, efficientnet, gpt2, llama, resnet, vgg, vit};
 use crate::nn::init::Family;
 
 /// How a run folder holds its exported model.
@@ -60,7 +60,7 @@ pub struct Architecture {
 }
 
 /// The architectures whet ships, one line each.
-static BUILTIN: [&Architecture; 8] = [
+static BUILTIN: [&Architecture; 9] = [
     &resnet::ARCHITECTURE,
     &vgg::ARCHITECTURE,
     &efficientnet::ARCHITECTURE,
@@ -69,6 +69,7 @@ static BUILTIN: [&Architecture; 8] = [
     &bert_flavor::DISTILBERT_ARCHITECTURE,
     &gpt2::ARCHITECTURE,
     &llama::ARCHITECTURE,
+    &vit::ARCHITECTURE,
 ];
 
 /// Rows a host program added with [`register`]. Rows are leaked: an architecture, once known,

@@ -341,5 +341,14 @@ pub(super) fn check_export(r: &Recipe, keys: &KeyLines) -> Result<()> {
         );
         return Err(keys.error("output.gguf", message));
     }
+    if r.data.kind == super::recipe::DataKind::Text {
+        // A decoder turned classifier ends in `score`, which llama.cpp's layout has no name for.
+        let message = format!(
+            " = \"{g}\": GGUF holds language models; a {} classifier (data.kind = \"text\") exports \
+             as a Hugging Face directory only",
+            arch.name
+        );
+        return Err(keys.error("output.gguf", message));
+    }
     Ok(())
 }
