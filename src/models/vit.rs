@@ -213,7 +213,12 @@ impl Vit {
         let c = &self.config;
         let (p, ps, hd) = (&self.params, c.patch_size, c.hidden_size);
         let shape = x.shape().to_vec();
-        if shape.len() != 4 || shape[1] != 3 || shape[2] % ps != 0 || shape[3] % ps != 0 || shape[2] == 0 {
+        if shape.len() != 4
+            || shape[1] != 3
+            || !shape[2].is_multiple_of(ps)
+            || !shape[3].is_multiple_of(ps)
+            || shape[2] == 0
+        {
             return Err(Error::arg(
                 "vit",
                 format!(
