@@ -33,6 +33,8 @@ test: assets
 	set -o pipefail; $(CARGO) test --lib --no-default-features 2>&1 | tee -a target/test.log
 	set -o pipefail; $(MAKE) --no-print-directory capi-test 2>&1 | tee -a target/test.log
 	set -o pipefail; $(MAKE) --no-print-directory mpi-test 2>&1 | tee -a target/test.log
+	@# The `hub` feature downloads into the Hugging Face cache, here from a fake Hub on a local port.
+	set -o pipefail; $(CARGO) test --features hub --test hub_download 2>&1 | tee -a target/test.log
 	$(CARGO) build --release --benches
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 

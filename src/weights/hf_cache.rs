@@ -8,6 +8,10 @@
 //!
 //! The library reads no environment variable: [`HfCache::from_env`] is for the CLI (and any host
 //! that wants the same rules), the others pass a folder.
+//!
+//! With the `hub` feature, an id absent from the cache is downloaded into it
+//! ([`HfCache::online`], `weights::hub`) unless `HF_HUB_OFFLINE` is set; without it, the error
+//! says how to fetch the model.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +21,9 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HfCache {
     pub root: PathBuf,
+    /// Download what the cache lacks from this endpoint (the `hub` feature; `None`: offline).
+    /// `Some("")` is hf-hub's default endpoint.
+    pub online: Option<String>,
 }
 
 /// A parsed model id.
@@ -65,7 +72,7 @@ impl std::fmt::Display for HfId {
 
 impl HfCache {
     pub fn new(root: impl Into<PathBuf>) -> HfCache {
-        HfCache { root: root.into() }
+        HfCache { root: root.into(), online: None }
     }
 
     /// `huggingface_hub`'s rules: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
@@ -75,11 +82,33 @@ impl HfCache {
         let root = var("HF_HUB_CACHE")
             .or_else(|| var("HF_HOME").map(|h| h.join("hub")))
             .or_else(|| var("HOME").map(|h| h.join(".cache/huggingface/hub")))?;
-        Some(HfCache::new(root))
+        let offline = var("HF_HUB_OFFLINE").is_some_and(|v| v.as_os_str() != "0");
+        let endpoint = var("HF_ENDPOINT").map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+        let online = (cfg!(feature = "hub") && !offline).then_some(endpoint);
+        Some(HfCache { root, online })
     }
 
-    /// The snapshot folder of `id`, or an error that lists every place looked in.
+    /// This cache, downloading what it lacks from `endpoint` (`""`: the Hub itself).
+    pub fn online(self, endpoint: impl Into<String>) -> HfCache {
+        HfCache { online: Some(endpoint.into()), ..self }
+    }
+
+    /// The snapshot folder of `id`: in the cache, else downloaded into it when the cache is
+    /// [online](HfCache::online) and whet has the `hub` feature; otherwise an error that lists
+    /// every place looked in.
     pub fn resolve(&self, id: &HfId) -> Result<PathBuf> {
+        match (self.offline_resolve(id), &self.online) {
+            (Ok(p), _) => Ok(p),
+            #[cfg(feature = "hub")]
+            (Err(_), Some(endpoint)) => {
+                crate::weights::hub::download(self, id, endpoint)?;
+                self.offline_resolve(id)
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    fn offline_resolve(&self, id: &HfId) -> Result<PathBuf> {
         let repo = self.root.join(id.folder());
         let reference = repo.join("refs").join(&id.revision);
         let mut looked = vec![reference.display().to_string()];
@@ -100,7 +129,8 @@ impl HfCache {
             "model.path",
             format!(
                 "{id} is not in the Hugging Face cache {} (looked for {}); download it with \
-                 `huggingface-cli download {}/{}` or give a local path",
+                 `huggingface-cli download {}/{}`, build whet with the `hub` feature, or give a \
+                 local path",
                 self.root.display(),
                 looked.join(" and "),
                 id.org,

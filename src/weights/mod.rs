@@ -7,6 +7,8 @@ pub mod gguf_llama;
 mod gguf_meta;
 pub mod hf_cache;
 pub mod hf_dir;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod llama_to_gguf;
 mod open;
 pub mod pickle;
