@@ -124,6 +124,28 @@ def f32(t):
     return np.ascontiguousarray(t.detach().numpy().astype(np.float32))
 
 
+def write_fixture(stem, tensors, fields):
+    """`stem.safetensors` and `stem.json` (`fields` between the versions and how it was computed)."""
+    save_file(tensors, str(OUT / f"{stem}.safetensors"))
+    meta = {
+        "generated_by": "tools/family_fixtures.py",
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        **fields,
+        "computed_in": "float64 from the float32 weights saved (eager attention, dropout off), stored as float32",
+    }
+    (OUT / f"{stem}.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def record_batch(tensors, name, batch, out, params, grads):
+    """A classifier's padded batch (ids, mask, labels), its logits, loss and `grads`."""
+    for k, v in zip(["input_ids", "attention_mask", "labels"], batch):
+        tensors[f"{name}.{k}"] = v
+    tensors[f"{name}.logits"] = f32(out.logits)
+    tensors[f"{name}.loss"] = f32(out.loss.reshape(1))
+    for k in grads:
+        tensors[f"{name}.grad.{k}"] = f32(params[k].grad)
+
+
 def perturbed(config, seed):
     """A float32 model whose every parameter differs from its initial constant (GPT-2's
     LayerNorms are `ln_*`)."""
@@ -317,10 +339,10 @@ def write_vit(rng):
             tensors[f"{key}.grad.{k}"] = f32(params[k].grad)
         inputs.append({"name": iname, "height": h, "width": w})
         print(f"{key}: loss {out.loss.item():.6f}")
-    save_file(tensors, str(OUT / "vit.safetensors"))
-    meta = {
-        "generated_by": "tools/family_fixtures.py",
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    write_fixture(
+        "vit",
+        tensors,
+        {
         "model": name,
         "weights": f"families/{name}/",
         "inputs": inputs,
@@ -332,9 +354,8 @@ def write_vit(rng):
             "M.I.loss": "(1,) cross-entropy, mean",
             "M.I.grad.P": "gradient of the loss w.r.t. the parameter P",
         },
-        "computed_in": "float64 from the float32 weights saved (eager attention, dropout off), stored as float32",
-    }
-    (OUT / "vit.json").write_text(json.dumps(meta, indent=1) + "\n")
+        },
+    )
 
 
 # The encoders: (name, config, pad id). Positions of RoBERTa start past its pad id.
@@ -408,19 +429,13 @@ def write_encoders(rng):
             labels=torch.from_numpy(labels),
         )
         out.loss.backward()
-        params = dict(m.named_parameters())
-        for k, v in [("input_ids", ids), ("attention_mask", mask), ("labels", labels)]:
-            tensors[f"{name}.{k}"] = v
-        tensors[f"{name}.logits"] = f32(out.logits)
-        tensors[f"{name}.loss"] = f32(out.loss.reshape(1))
-        for k in ENC_GRADS[name]:
-            tensors[f"{name}.grad.{k}"] = f32(params[k].grad)
+        record_batch(tensors, name, (ids, mask, labels), out, dict(m.named_parameters()), ENC_GRADS[name])
         models[name] = {"weights": f"families/{name}/", "model": type(m).__name__, "grads": ENC_GRADS[name]}
         print(f"{name}: lengths {lengths.tolist()}, loss {out.loss.item():.6f}")
-    save_file(tensors, str(OUT / "encoders.safetensors"))
-    meta = {
-        "generated_by": "tools/family_fixtures.py",
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    write_fixture(
+        "encoders",
+        tensors,
+        {
         "models": models,
         "per_model": {
             "NAME.input_ids": "(batch, seq) int64, right-padded with config.pad_token_id",
@@ -430,9 +445,8 @@ def write_encoders(rng):
             "NAME.loss": "(1,) cross-entropy of the logits and labels, mean",
             "NAME.grad.P": "gradient of the loss w.r.t. the parameter P",
         },
-        "computed_in": "float64 from the float32 weights saved (eager attention, dropout off), stored as float32",
-    }
-    (OUT / "encoders.json").write_text(json.dumps(meta, indent=1) + "\n")
+        },
+    )
 
 
 def write_gpt2_lm(name, seed):
@@ -447,7 +461,6 @@ def write_seqcls(names, rng):
     tensors, models = {}, {}
     for i, name in enumerate(names):
         torch.manual_seed(300 + i)
-        prefix = "transformer" if name.startswith("gpt2") else "model"
         m32 = AutoModelForSequenceClassification.from_pretrained(
             str(OUT / name), num_labels=CLS_LABELS, pad_token_id=CLS_PAD, dtype=torch.float32
         )
@@ -470,15 +483,8 @@ def write_seqcls(names, rng):
         # then reaches the real tokens of the next layer through 0 × NaN.)
         out = m(input_ids=torch.from_numpy(ids), labels=torch.from_numpy(labels))
         out.loss.backward()
-        params = dict(m.named_parameters())
-        tensors[f"{cls_name}.input_ids"] = ids
-        tensors[f"{cls_name}.attention_mask"] = mask
-        tensors[f"{cls_name}.labels"] = labels
-        tensors[f"{cls_name}.logits"] = f32(out.logits)
-        tensors[f"{cls_name}.loss"] = f32(out.loss.reshape(1))
-        grads = [k.replace("model.", f"{prefix}.", 1) for k in CLS_GRADS] if prefix == "model" else GPT2_CLS_GRADS
-        for k in grads:
-            tensors[f"{cls_name}.grad.{k}"] = f32(params[k].grad)
+        grads = GPT2_CLS_GRADS if name.startswith("gpt2") else CLS_GRADS
+        record_batch(tensors, cls_name, (ids, mask, labels), out, dict(m.named_parameters()), grads)
         models[cls_name] = {
             "weights": f"families/{cls_name}/",
             "model": type(m).__name__,
@@ -486,10 +492,10 @@ def write_seqcls(names, rng):
             "grads": grads,
         }
         print(f"{cls_name}: lengths {lengths.tolist()}, loss {out.loss.item():.6f}")
-    save_file(tensors, str(OUT / "seqcls.safetensors"))
-    meta = {
-        "generated_by": "tools/family_fixtures.py",
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+    write_fixture(
+        "seqcls",
+        tensors,
+        {
         "models": models,
         "per_model": {
             "NAME.input_ids": "(batch, seq) int64, right-padded with config.pad_token_id",
@@ -499,9 +505,8 @@ def write_seqcls(names, rng):
             "NAME.loss": "(1,) cross-entropy of the logits and labels, mean",
             "NAME.grad.P": "gradient of the loss w.r.t. the parameter P",
         },
-        "computed_in": "float64 from the float32 weights saved (eager attention), stored as float32",
-    }
-    (OUT / "seqcls.json").write_text(json.dumps(meta, indent=1) + "\n")
+        },
+    )
 
 
 if __name__ == "__main__":

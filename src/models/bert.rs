@@ -523,17 +523,7 @@ pub static ARCHITECTURE: Architecture = Architecture {
     causal_lm: false,
     lora_targets: Some("*.attention.self.{query,value}.weight"),
     config_types: &["bert"],
-    load: |s| {
-        let (cfg, cfg_name) = s.hf_config()?;
-        let task = match s.classes {
-            Some(n) => BertTask::SequenceClassification { num_labels: n },
-            None => BertTask::Encoder,
-        };
-        let config = BertConfig::from_json(&cfg, &cfg_name)?;
-        let src = crate::weights::open(s.path)?;
-        let (m, r) = Bert::load(s.engine, src.as_ref(), &s.name(), config, task, s.seed)?;
-        Ok((Box::new(m), r))
-    },
+    load: crate::models::bert_flavor::load,
 };
 
 impl Model for Bert {

@@ -161,8 +161,10 @@ pub fn roberta_positions(ids: &[u32], t: usize, pad: u32) -> Vec<u32> {
     out
 }
 
-/// Binds a RoBERTa or DistilBERT checkpoint (the row's flavor is its config's `model_type`).
-fn load(s: &crate::models::model::LoadSpec) -> Result<crate::models::model::Loaded> {
+/// Binds a BERT, RoBERTa or DistilBERT checkpoint (the flavor is its config's `model_type`),
+/// with a sequence-classification head when the task has classes (the checkpoint's own when its
+/// shape fits), else the bare encoder.
+pub(crate) fn load(s: &crate::models::model::LoadSpec) -> Result<crate::models::model::Loaded> {
     let (cfg, cfg_name) = s.hf_config()?;
     let task = match s.classes {
         Some(n) => BertTask::SequenceClassification { num_labels: n },
