@@ -267,7 +267,7 @@ impl Bert {
             BertTask::Encoder => None,
             BertTask::SequenceClassification { num_labels }
             | BertTask::TokenClassification { num_labels } => {
-                let name = keys.head;
+                let name = keys.head_for(task);
                 if !scratch && b.shape_of(&format!("{name}.weight")).as_deref() == Some(&[num_labels, h][..])
                 {
                     Some(Linear::load(&mut b, name, h, num_labels, true)?)
@@ -308,7 +308,7 @@ impl Bert {
             BertTask::SequenceClassification { num_labels }
             | BertTask::TokenClassification { num_labels } => num_labels,
         };
-        let head = self.config.flavor.keys().head;
+        let head = self.config.flavor.keys().head_for(task);
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
         let w = Init::Normal { std: self.config.initializer_range }.sample(n * h, &mut rng)?;
         let wt = Tensor::from_slice(&e, &w, &[n, h])?;
@@ -360,10 +360,14 @@ impl Bert {
         let (bsz, t) = (input.batch, input.seq);
         let n = bsz * t;
         check_len("input ids", input.ids.len(), n)?;
-        if t > c.max_position_embeddings {
+        let longest = c.flavor.longest(c.max_position_embeddings, c.pad_token_id);
+        if t > longest {
             return Err(Error::arg(
                 "bert",
-                format!("sequence length {t} exceeds max_position_embeddings {}", c.max_position_embeddings),
+                format!(
+                    "sequence length {t} exceeds the {longest} positions of max_position_embeddings {}",
+                    c.max_position_embeddings
+                ),
             ));
         }
         let zeros;
@@ -379,7 +383,7 @@ impl Bert {
         };
         let p = &self.params;
         let positions: Vec<u32> = match c.flavor {
-            Flavor::Roberta => roberta_positions(input.ids, t, c.pad_token_id.unwrap_or(1)),
+            Flavor::Roberta => roberta_positions(input.ids, t, c.flavor.pad(c.pad_token_id)),
             _ => (0..n).map(|i| (i % t) as u32).collect(),
         };
         let x = embedding(p.get(self.word), input.ids, &[bsz, t])?.add(&embedding(

@@ -41,8 +41,19 @@ pub struct Keys {
     /// The dense layer before the classifier: BERT's pooler, RoBERTa's `classifier.dense`,
     /// DistilBERT's `pre_classifier`.
     pub pre_head: &'static str,
-    /// The classifier's output layer.
+    /// The sequence classifier's output layer (token classifiers use `classifier`).
     pub head: &'static str,
+}
+
+impl Keys {
+    /// The output layer of `task`'s head: RoBERTa's sequence head is `classifier.out_proj`, its
+    /// token head (`RobertaForTokenClassification`) a plain `classifier`, like every other.
+    pub fn head_for(&self, task: BertTask) -> &'static str {
+        match task {
+            BertTask::TokenClassification { .. } => "classifier",
+            _ => self.head,
+        }
+    }
 }
 
 const BERT: Keys = Keys {
@@ -93,6 +104,20 @@ impl Flavor {
             Flavor::Bert => &BERT,
             Flavor::Roberta => &ROBERTA,
             Flavor::DistilBert => &DISTILBERT,
+        }
+    }
+
+    /// RoBERTa's pad id (its positions start past it; 1 unless the config says otherwise).
+    pub fn pad(self, pad_token_id: Option<u32>) -> u32 {
+        pad_token_id.unwrap_or(1)
+    }
+
+    /// The longest sequence `max_position_embeddings` rows hold: RoBERTa's first
+    /// `pad + 1` rows are never a real token's (514 rows → 512 tokens).
+    pub fn longest(self, max_positions: usize, pad_token_id: Option<u32>) -> usize {
+        match self {
+            Flavor::Roberta => max_positions.saturating_sub(self.pad(pad_token_id) as usize + 1),
+            _ => max_positions,
         }
     }
 
@@ -214,6 +239,18 @@ mod tests {
     fn roberta_positions_count_real_tokens_from_past_the_pad() {
         // Two rows of 4 with pad 1: the second row ends in two pads.
         assert_eq!(roberta_positions(&[0, 5, 6, 2, 0, 7, 1, 1], 4, 1), vec![2, 3, 4, 5, 2, 3, 1, 1]);
+    }
+
+    #[test]
+    fn roberta_holds_two_positions_fewer_than_its_table() {
+        assert_eq!(Flavor::Roberta.longest(514, Some(1)), 512);
+        assert_eq!(Flavor::Roberta.longest(514, None), 512);
+        assert_eq!(Flavor::Bert.longest(512, Some(0)), 512);
+        assert_eq!(ROBERTA.head_for(BertTask::TokenClassification { num_labels: 3 }), "classifier");
+        assert_eq!(
+            ROBERTA.head_for(BertTask::SequenceClassification { num_labels: 3 }),
+            "classifier.out_proj"
+        );
     }
 
     #[test]
