@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::fixtures::{self as fx, Parity};
@@ -19,7 +18,6 @@ use whet::models::decoder::{causal_lm_loss, generate, CausalLm, Generate, Sampli
 use whet::models::llama::{Llama, LlamaConfig};
 use whet::models::zoo::{self, AnyModel, ModelKind};
 use whet::nn::{Mode, Params};
-use whet::run::export::export_safetensors;
 use whet::run::export_gguf::{export_gguf, GgufSpec};
 use whet::weights::safetensors::SafeTensorsFile;
 use whet::weights::WeightDType;
@@ -205,19 +203,7 @@ fn exports_keep_the_source_keys_and_reload() {
         let dir = families_dir().join(name);
         let kind = ModelKind::detect(&dir).unwrap().unwrap();
         let (mut m, report) = zoo::load(&e, &dir, kind, None, 0).unwrap();
-        let src = whet::weights::open(&dir).unwrap();
-        let out = tempfile::tempdir().unwrap();
-        std::fs::copy(dir.join("config.json"), out.path().join("config.json")).unwrap();
-        let exported = export_safetensors(
-            m.params(),
-            &report,
-            Some(src.as_ref()),
-            &out.path().join("model.safetensors"),
-        )
-        .unwrap();
-        let keys: BTreeMap<String, Vec<usize>> =
-            src.tensors().into_iter().map(|t| (t.name, t.shape)).collect();
-        assert_eq!(exported.tensors, keys, "{name}: exported keys and shapes differ from the source's");
+        let out = common::export::exported_like_source(m.params(), &report, &dir, name);
         let (_, ids, batch, seq) = inputs(&io, name, spec).remove(0);
         let before =
             m.as_causal_lm(Mode::EVAL).unwrap().logits(&ids, batch, seq, None).unwrap().to_vec().unwrap();

@@ -7,13 +7,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::fixtures::{self as fx, Parity};
 use whet::models::zoo::{self, AnyModel, ModelKind};
 use whet::nn::{BindingReport, Mode};
 use whet::ops::loss::{cross_entropy, CrossEntropy};
-use whet::run::export::export_safetensors;
 use whet::weights::safetensors::SafeTensorsFile;
 use whet::{Engine, Tensor};
 
@@ -98,14 +95,7 @@ fn vit_reads_its_image_size_exports_and_refuses_partial_patches() {
     assert_eq!(spec.size as u64, cfg["image_size"].as_u64().unwrap());
     assert_eq!(spec.mean, [0.5; 3]);
     let _ng = e.no_grad();
-    let src = whet::weights::open(&dir).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    std::fs::copy(dir.join("config.json"), out.path().join("config.json")).unwrap();
-    let exported =
-        export_safetensors(m.params(), &report, Some(src.as_ref()), &out.path().join("model.safetensors"))
-            .unwrap();
-    let keys: BTreeMap<String, Vec<usize>> = src.tensors().into_iter().map(|t| (t.name, t.shape)).collect();
-    assert_eq!(exported.tensors, keys);
+    let out = common::export::exported_like_source(m.params(), &report, &dir, "vit");
     let (back, _) = load(&e, out.path(), classes);
     let before = m.classify_images(&x, Mode::EVAL).unwrap().to_vec().unwrap();
     assert_eq!(before, back.classify_images(&x, Mode::EVAL).unwrap().to_vec().unwrap());

@@ -13,7 +13,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::fixtures::{self as fx, Parity};
@@ -21,7 +20,6 @@ use whet::models::bert::BertInput;
 use whet::models::zoo::{self, AnyModel, ModelKind};
 use whet::nn::{BindingReport, Mode};
 use whet::ops::loss::{cross_entropy, CrossEntropy};
-use whet::run::export::export_safetensors;
 use whet::weights::safetensors::SafeTensorsFile;
 use whet::Engine;
 
@@ -198,19 +196,7 @@ fn encoders_export_their_source_keys_and_reload() {
         let want_class = cfg["architectures"][0].as_str().unwrap();
         assert_eq!(kind.architecture().hf_classifier, Some(want_class), "{}", c.name);
         let (m, report) = load(&e, &dir, c.classes);
-        let src = whet::weights::open(&dir).unwrap();
-        let out = tempfile::tempdir().unwrap();
-        std::fs::copy(dir.join("config.json"), out.path().join("config.json")).unwrap();
-        let exported = export_safetensors(
-            m.params(),
-            &report,
-            Some(src.as_ref()),
-            &out.path().join("model.safetensors"),
-        )
-        .unwrap();
-        let keys: BTreeMap<String, Vec<usize>> =
-            src.tensors().into_iter().map(|t| (t.name, t.shape)).collect();
-        assert_eq!(exported.tensors, keys, "{}: exported keys and shapes differ from the source's", c.name);
+        let out = common::export::exported_like_source(m.params(), &report, &dir, &c.name);
         let before = m.classify_text(&c.input(), Mode::EVAL).unwrap().to_vec().unwrap();
         // RoBERTa's first pad + 1 position rows are no real token's: one more token is refused.
         if cfg["model_type"] == "roberta" {

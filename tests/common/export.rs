@@ -108,3 +108,27 @@ pub fn run_python(script: &str, args: &[&Path], pythonpath: Option<&Path>) -> St
     assert!(out.status.success(), "python3 {script} failed:\n{text}");
     text
 }
+
+/// The model bound from the Hugging Face directory `dir` exported as one: `dir`'s config.json
+/// and `model.safetensors` in a fresh folder, whose keys and shapes must be the source's.
+pub fn exported_like_source(
+    params: &Params,
+    report: &whet::nn::BindingReport,
+    dir: &Path,
+    what: &str,
+) -> tempfile::TempDir {
+    let src = whet::weights::open(dir).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.join("config.json"), out.path().join("config.json")).unwrap();
+    let exported = whet::run::export::export_safetensors(
+        params,
+        report,
+        Some(src.as_ref()),
+        &out.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let keys: std::collections::BTreeMap<String, Vec<usize>> =
+        src.tensors().into_iter().map(|t| (t.name, t.shape)).collect();
+    assert_eq!(exported.tensors, keys, "{what}: exported keys and shapes differ from the source's");
+    out
+}
