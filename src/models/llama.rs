@@ -604,12 +604,15 @@ impl TextEncoder for Llama {
         self.config.hidden_size
     }
     fn encode(&self, input: &BertInput, _mode: Mode) -> Result<BertOutput> {
-        let hidden = self.hidden_offset(input.ids, input.batch, input.seq, None, input.embed_offset)?;
+        // Consumers read f32 whatever the activations were (one cast, shared with the head).
+        let hidden = self
+            .hidden_offset(input.ids, input.batch, input.seq, None, input.embed_offset)?
+            .to_dtype(DType::F32)?;
         let logits = match self.score {
             Some(s) => Some(seq_head::classify_last(&hidden, self.params.get(s), input)?),
             None => None,
         };
-        Ok(BertOutput { last_hidden: hidden.to_dtype(DType::F32)?, pooled: None, logits })
+        Ok(BertOutput { last_hidden: hidden, pooled: None, logits })
     }
     fn word_embeddings(&self, input: &BertInput) -> Result<Tensor> {
         embedding_as(self.params.get(self.embed), input.ids, &[input.batch, input.seq], DType::F32)
