@@ -223,3 +223,33 @@ fn encoders_export_their_source_keys_and_reload() {
         );
     }
 }
+
+/// Under mixed precision (f16 activations) a llama-family classifier gives its f32 logits within
+/// f16's rounding, and its head still receives a gradient.
+#[test]
+fn decoder_classifiers_run_in_mixed_precision() {
+    let case = "decoder_classifiers_run_in_mixed_precision";
+    let Some((_g, e)) = common::gpu("sequence_classification", case) else { return };
+    if !e.has_f16() {
+        eprintln!("!!!!!!!! {case}: ADAPTER WITHOUT SHADER_F16, SKIPPED !!!!!!!!");
+        return;
+    }
+    let (cases, _) = cases("seqcls");
+    for c in &cases {
+        let (mut m, _) = load(&e, &families_dir().join(&c.name), c.classes);
+        let f32_logits = m.classify_text(&c.input(), Mode::EVAL).unwrap().to_vec().unwrap();
+        // The llama family has f16 activations; GPT-2 refuses by name.
+        if let Err(err) = m.set_mixed_precision(true) {
+            assert_ne!(m.kind().architecture().name, "llama", "{}: {err}", c.name);
+            assert!(err.to_string().contains("is not a model with f16 activations"), "{err}");
+            continue;
+        }
+        let logits = m.classify_text(&c.input(), Mode::EVAL).unwrap();
+        let (worst, _, _) = fx::max_diff(&logits.to_vec().unwrap(), &f32_logits);
+        assert!(worst < 2e-2, "{}: mixed logits {worst} from f32", c.name);
+        let loss = cross_entropy(&logits, &c.labels, CrossEntropy::default()).unwrap();
+        let g = loss.backward().unwrap();
+        let head = c.spec["grads"][0].as_str().unwrap();
+        assert!(g.get(m.params().by_path(head).unwrap()).is_some(), "{}: no gradient for {head}", c.name);
+    }
+}
